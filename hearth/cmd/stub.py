@@ -1,0 +1,127 @@
+"""``hearth stub``: run the CPU fake of a vLLM server."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import click
+
+from hearth.cmd import params
+from hearth.common import durations, logs, netaddr
+from hearth.stub import server, vllm_args
+from hearth.stub.settings import StubSettings
+
+log = logging.getLogger(__name__)
+
+
+@click.command(
+    "stub",
+    context_settings={"ignore_unknown_options": True},
+    short_help="Run a CPU fake of a vLLM OpenAI-compatible server.",
+)
+@click.option(
+    "--listen",
+    type=params.LISTEN_ADDRESS,
+    default=":8000",
+    show_default=True,
+    envvar="STUB_LISTEN_ADDR",
+    show_envvar=True,
+    help="Listen address in Go form; vLLM's --host/--port, when given, override its parts.",
+)
+@click.option(
+    "--startup-delay",
+    type=params.GO_DURATION,
+    default="0s",
+    show_default=True,
+    envvar="STUB_STARTUP_DELAY",
+    show_envvar=True,
+    help="/health answers 503 until this long after start, like a model loading.",
+)
+@click.option(
+    "--token-count",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    envvar="STUB_TOKEN_COUNT",
+    show_envvar=True,
+    help="Tokens per answer when the request has no ?tokens=N.",
+)
+@click.option(
+    "--token-delay",
+    type=params.GO_DURATION,
+    default="50ms",
+    show_default=True,
+    envvar="STUB_TOKEN_DELAY",
+    show_envvar=True,
+    help="Pause after each streamed token.",
+)
+@click.option(
+    "--ready-gates-serving/--no-ready-gates-serving",
+    default=False,
+    show_default=True,
+    envvar="STUB_READY_GATES_SERVING",
+    show_envvar=True,
+    help="Answer completions with 503 until the startup delay has passed.",
+)
+@click.option(
+    "--shutdown-timeout",
+    type=params.GO_DURATION,
+    default="30s",
+    show_default=True,
+    envvar="STUB_SHUTDOWN_TIMEOUT",
+    show_envvar=True,
+    help="On SIGTERM, how long requests in flight may take to finish.",
+)
+@params.logging_options
+@click.argument("vllm_argv", nargs=-1, type=click.UNPROCESSED, metavar="[VLLM ARGS]...")
+def command(vllm_argv: tuple[str, ...], **options: Any) -> None:
+    """Run a CPU fake of a vLLM OpenAI-compatible server, for tests and demos.
+
+    It serves /health, /v1/chat/completions, /v1/completions (streamed or whole), /v1/models, /metrics
+    (vllm:num_requests_waiting, vllm:num_requests_running, vllm:kv_cache_usage_perc) and /control
+    (POST {"waiting":n,"running":n,"kv_cache":n} overrides the gauges; DELETE restores live values).
+    A request may ask for N tokens with ?tokens=N.
+
+    VLLM ARGS are the arguments a vLLM InferenceRuntime passes, so the stub can stand in for vLLM:
+    [vllm serve] [MODEL] [--model M] [--served-model-name NAME...] [--host H] [--port P]. Other vLLM
+    flags are accepted and ignored.
+    """
+    logs.configure(level=options["log_level"], fmt=options["log_format"])
+    try:
+        parsed = vllm_args.parse(vllm_argv)
+        settings = build_settings(vllm=parsed, **options)
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+    if parsed.ignored:
+        log.info("ignoring vLLM options the stub does not model", extra=logs.fields(options=" ".join(parsed.ignored)))
+    server.run(settings)
+
+
+def build_settings(
+    *,
+    vllm: vllm_args.VllmArgs,
+    listen: netaddr.ListenAddress,
+    startup_delay: durations.Duration,
+    token_count: int,
+    token_delay: durations.Duration,
+    ready_gates_serving: bool,
+    shutdown_timeout: durations.Duration,
+    **_: Any,
+) -> StubSettings:
+    """Merge flags, environment and vLLM arguments into one validated settings object."""
+    if vllm.host is not None:
+        listen = listen.with_host(vllm.host)
+    if vllm.port is not None:
+        listen = listen.with_port(vllm.port)
+    model = vllm.model or StubSettings.model
+    return StubSettings(
+        listen=listen,
+        startup_delay=startup_delay,
+        token_count=token_count,
+        token_delay=token_delay,
+        ready_gates_serving=ready_gates_serving,
+        model=model,
+        served_model_names=vllm.served_model_names or (model,),
+        shutdown_timeout=shutdown_timeout,
+    )

@@ -1,0 +1,40 @@
+"""``hearth version``: what this build is and what it carries."""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+
+import click
+
+import hearth
+from hearth.common import bundle
+
+
+def build_info() -> dict[str, object]:
+    """Facts a bug report needs: version, interpreter, frozen or not, C speedups, bundled data."""
+    from aiohttp import http_parser  # imported here: only this command needs to inspect it
+
+    c_parser = http_parser.HttpRequestParser.__module__ == "aiohttp._http_parser"
+    return {
+        "version": hearth.__version__,
+        "python": platform.python_version(),
+        "platform": f"{sys.platform}-{platform.machine()}",
+        "frozen": bool(getattr(sys, "frozen", False)),
+        "aiohttp_c_parser": c_parser,
+        "bundled": {kind: bundle.names(kind) for kind in bundle.KINDS},
+    }
+
+
+@click.command("version", short_help="Print the version (and build details with -o json).")
+@click.option(
+    "-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True,
+    help="text: just the version; json: version, interpreter, frozen, C speedups and bundled data.",
+)
+def command(output: str) -> None:
+    """Print the Hearth version; with -o json, the build details too."""
+    if output == "json":
+        click.echo(json.dumps(build_info(), indent=2))
+    else:
+        click.echo(f"hearth {hearth.__version__}")

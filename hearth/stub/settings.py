@@ -1,0 +1,38 @@
+"""The stub's settings: one typed object built from flags, ``STUB_*`` variables and vLLM arguments."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from hearth.common import durations, netaddr
+
+DEFAULT_MODEL = "hearth-stub"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StubSettings:
+    """Everything that shapes the stub's behaviour, validated before the server starts."""
+
+    #: Where to listen (``STUB_LISTEN_ADDR``, default ``:8000``; vLLM's ``--host``/``--port`` override it).
+    listen: netaddr.ListenAddress = netaddr.ListenAddress(host=None, port=8000)
+    #: ``/health`` answers 503 until this long after start (``STUB_STARTUP_DELAY``), like a model loading.
+    startup_delay: durations.Duration = durations.Duration(0)
+    #: Tokens per answer unless the request asks ``?tokens=N`` (``STUB_TOKEN_COUNT``).
+    token_count: int = 1
+    #: Pause after each streamed token (``STUB_TOKEN_DELAY``).
+    token_delay: durations.Duration = durations.Duration(50 * durations.MILLISECOND)
+    #: Refuse completions with 503 before the startup delay (``STUB_READY_GATES_SERVING``); the reference
+    #: stub serves them at once.
+    ready_gates_serving: bool = False
+    #: The model path (vLLM's positional model or ``--model``), shown as ``root`` in ``/v1/models``.
+    model: str = DEFAULT_MODEL
+    #: Names clients use (vLLM's ``--served-model-name``); the model path when none are given.
+    served_model_names: tuple[str, ...] = (DEFAULT_MODEL,)
+    #: How long SIGTERM waits for requests in flight before the process exits.
+    shutdown_timeout: durations.Duration = durations.Duration(30 * durations.SECOND)
+
+    def __post_init__(self) -> None:
+        if self.token_count < 1:
+            raise ValueError("token_count must be at least 1")
+        if not self.served_model_names:
+            raise ValueError("at least one served model name is required")

@@ -8,7 +8,7 @@ import hearth
 from hearth.cmd import stub, unavailable, version
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group("hearth", context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(hearth.__version__, "--version", prog_name="hearth", message="%(prog)s %(version)s")
 def cli() -> None:
     """Hearth serves open LLMs on Kubernetes declaratively and scales them to zero when idle.

@@ -16,10 +16,12 @@ from hearth.common import durations, logs, netaddr
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class GoDurationType(click.ParamType):
+class GoDurationType(click.ParamType[durations.Duration, Any]):
     name = "duration"
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> durations.Duration:
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> durations.Duration:
         if isinstance(value, durations.Duration):
             return value
         try:
@@ -28,7 +30,7 @@ class GoDurationType(click.ParamType):
             self.fail(str(error), param, ctx)
 
 
-class ListenAddressType(click.ParamType):
+class ListenAddressType(click.ParamType[netaddr.ListenAddress, Any]):
     name = "[host]:port"
 
     def convert(
@@ -57,7 +59,7 @@ def logging_options(function: F) -> F:
         show_envvar=True,
         help="Log line format: logfmt-style text, or one JSON object per line.",
     )(function)
-    function = click.option(
+    return click.option(
         "--log-level",
         type=click.Choice(logs.LOG_LEVELS, case_sensitive=False),
         default="info",
@@ -66,4 +68,3 @@ def logging_options(function: F) -> F:
         show_envvar=True,
         help="Least severe level logged.",
     )(function)
-    return function

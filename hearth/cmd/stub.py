@@ -10,7 +10,7 @@ import click
 from hearth.cmd import params
 from hearth.common import durations, logs, netaddr
 from hearth.stub import server, vllm_args
-from hearth.stub.settings import StubSettings
+from hearth.stub.settings import DEFAULT_MODEL, StubSettings
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,10 @@ def command(vllm_argv: tuple[str, ...], **options: Any) -> None:
     except ValueError as error:
         raise click.UsageError(str(error)) from None
     if parsed.ignored:
-        log.info("ignoring vLLM options the stub does not model", extra=logs.fields(options=" ".join(parsed.ignored)))
+        log.info(
+            "ignoring vLLM options the stub does not model",
+            extra=logs.fields(options=" ".join(parsed.ignored)),
+        )
     server.run(settings)
 
 
@@ -114,7 +117,7 @@ def build_settings(
         listen = listen.with_host(vllm.host)
     if vllm.port is not None:
         listen = listen.with_port(vllm.port)
-    model = vllm.model or StubSettings.model
+    model = vllm.model or DEFAULT_MODEL
     return StubSettings(
         listen=listen,
         startup_delay=startup_delay,

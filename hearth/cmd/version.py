@@ -29,7 +29,11 @@ def build_info() -> dict[str, object]:
 
 @click.command("version", short_help="Print the version (and build details with -o json).")
 @click.option(
-    "-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True,
+    "-o",
+    "--output",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
     help="text: just the version; json: version, interpreter, frozen, C speedups and bundled data.",
 )
 def command(output: str) -> None:

@@ -29,6 +29,8 @@ _UNITS: dict[str, int] = {
     "h": HOUR,
 }
 
+_VALID_UNITS = "valid units: ns, us, \u00b5s, ms, s, m, h"
+
 # Go durations are int64 nanoseconds; anything beyond is an overflow error there, so it is here too.
 _MAX_NANOS = 2**63 - 1
 
@@ -113,18 +115,28 @@ def parse_nanoseconds(text: str) -> int:
         if not unit:
             raise DurationError(f'invalid Go duration "{text}": missing unit (e.g. 10s or 500ms)')
         if unit not in _UNITS:
-            raise DurationError(
-                f'invalid Go duration "{text}": unknown unit "{unit}" (valid units: ns, us, \u00b5s, ms, s, m, h)'
-            )
+            raise DurationError(f'invalid Go duration "{text}": unknown unit "{unit}" ({_VALID_UNITS})')
         scale = _UNITS[unit]
         value = int(whole or "0") * scale
         if dot and fraction:
-            # Exact integer arithmetic: Go truncates fractional nanoseconds, and so do we.
-            value += int(fraction) * scale // (10 ** len(fraction))
+            value += _fraction_nanoseconds(fraction, scale)
         total += value
         if total > _MAX_NANOS + (1 if negative else 0):
             raise DurationError(f'invalid Go duration "{text}": out of range (more than about 292 years)')
     return -total if negative else total
+
+
+def _fraction_nanoseconds(fraction: str, scale: int) -> int:
+    """Nanoseconds of ``0.<fraction>`` units, computed as Go does (digits past int64 precision dropped, then
+    one float64 multiplication), so edge cases such as ``0.3333333333333333333h`` give Go's exact answer."""
+    digits = 0
+    divisor = 1.0
+    for char in fraction:
+        if digits > (2**63 - 1) // 10:
+            break
+        digits = digits * 10 + int(char)
+        divisor *= 10
+    return int(float(digits) * (float(scale) / divisor))
 
 
 def format_nanoseconds(nanos: int) -> str:

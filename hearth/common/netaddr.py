@@ -30,7 +30,9 @@ class ListenAddress:
                 raise AddressError(f'invalid listen address "{text}": unterminated IPv6 bracket')
             host = host[1:-1]
         elif ":" in host:
-            raise AddressError(f'invalid listen address "{text}": put an IPv6 host in brackets, e.g. "[::1]:8000"')
+            raise AddressError(
+                f'invalid listen address "{text}": put an IPv6 host in brackets, e.g. "[::1]:8000"'
+            )
         if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
             raise AddressError(f'invalid listen address "{text}": port must be a number from 0 to 65535')
         return cls(host=host or None, port=int(port_text))

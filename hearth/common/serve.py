@@ -48,8 +48,9 @@ async def serve(
         await stop_event.wait()
         log.info(
             "shutting down: refusing new connections, draining requests in flight",
-            extra=logs.fields(component=name, signal=signal_received.get("name", "none"),
-                              timeout_s=shutdown_timeout),
+            extra=logs.fields(
+                component=name, signal=signal_received.get("name", "none"), timeout_s=shutdown_timeout
+            ),
         )
     finally:
         await runner.cleanup()

@@ -68,7 +68,9 @@ def _count_prompt_tokens(data: dict[str, Any]) -> int:
                 texts.append(content)
             elif isinstance(content, list):
                 texts.extend(
-                    part["text"] for part in content if isinstance(part, dict) and isinstance(part.get("text"), str)
+                    part["text"]
+                    for part in content
+                    if isinstance(part, dict) and isinstance(part.get("text"), str)
                 )
     return sum(len(text.split()) for text in texts)
 
@@ -98,9 +100,7 @@ class Plan:
         }
 
 
-def plan(
-    *, kind: Kind, request: Request, requested_tokens: int, served_model: str, created: int
-) -> Plan:
+def plan(*, kind: Kind, request: Request, requested_tokens: int, served_model: str, created: int) -> Plan:
     """Decide the answer: ``requested_tokens`` capped by the request's ``max_tokens``, as vLLM does."""
     tokens = requested_tokens
     finish_reason = "stop"
@@ -161,7 +161,9 @@ def usage_event(answer: Plan) -> bytes:
     return _sse(_envelope(answer, object_name=object_name, choices=[], usage=True))
 
 
-def _envelope(answer: Plan, *, object_name: str, choices: list[dict[str, Any]], usage: bool) -> dict[str, Any]:
+def _envelope(
+    answer: Plan, *, object_name: str, choices: list[dict[str, Any]], usage: bool
+) -> dict[str, Any]:
     document: dict[str, Any] = {
         "choices": choices,
         "created": answer.created,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import decimal
 import json
+import math
 
 WAITING = "vllm:num_requests_waiting"
 RUNNING = "vllm:num_requests_running"
@@ -61,13 +62,13 @@ class Gauges:
 
 def format_go_g(value: float) -> str:
     """Format like Go's ``%g`` (shortest round-trip digits; exponent form below 1e-4 or from 1e6 on)."""
-    if value != value:  # NaN
+    if math.isnan(value):
         return "NaN"
-    if value in (float("inf"), float("-inf")):
+    if math.isinf(value):
         return "+Inf" if value > 0 else "-Inf"
+    sign = "-" if math.copysign(1.0, value) < 0 else ""
     if value == 0:
-        return "-0" if str(value).startswith("-") else "0"
-    sign = "-" if value < 0 else ""
+        return f"{sign}0"
     parts = decimal.Decimal(repr(abs(value))).normalize().as_tuple()
     digits = "".join(str(d) for d in parts.digits)
     assert isinstance(parts.exponent, int)
@@ -77,7 +78,9 @@ def format_go_g(value: float) -> str:
         mantissa = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
         return f"{sign}{mantissa}e{'-' if exponent < 0 else '+'}{abs(exponent):02d}"
     if point <= 0:
-        return f"{sign}0.{'0' * -point}{digits}"
-    if point >= len(digits):
-        return f"{sign}{digits}{'0' * (point - len(digits))}"
-    return f"{sign}{digits[:point]}.{digits[point:]}"
+        fixed = f"0.{'0' * -point}{digits}"
+    elif point >= len(digits):
+        fixed = digits + "0" * (point - len(digits))
+    else:
+        fixed = f"{digits[:point]}.{digits[point:]}"
+    return sign + fixed

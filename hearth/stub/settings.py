@@ -7,6 +7,10 @@ import dataclasses
 from hearth.common import durations, netaddr
 
 DEFAULT_MODEL = "hearth-stub"
+_DEFAULT_LISTEN = netaddr.ListenAddress(host=None, port=8000)
+_NO_DELAY = durations.Duration(0)
+_DEFAULT_TOKEN_DELAY = durations.Duration(50 * durations.MILLISECOND)
+_DEFAULT_SHUTDOWN_TIMEOUT = durations.Duration(30 * durations.SECOND)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -14,13 +18,13 @@ class StubSettings:
     """Everything that shapes the stub's behaviour, validated before the server starts."""
 
     #: Where to listen (``STUB_LISTEN_ADDR``, default ``:8000``; vLLM's ``--host``/``--port`` override it).
-    listen: netaddr.ListenAddress = netaddr.ListenAddress(host=None, port=8000)
+    listen: netaddr.ListenAddress = _DEFAULT_LISTEN
     #: ``/health`` answers 503 until this long after start (``STUB_STARTUP_DELAY``), like a model loading.
-    startup_delay: durations.Duration = durations.Duration(0)
+    startup_delay: durations.Duration = _NO_DELAY
     #: Tokens per answer unless the request asks ``?tokens=N`` (``STUB_TOKEN_COUNT``).
     token_count: int = 1
     #: Pause after each streamed token (``STUB_TOKEN_DELAY``).
-    token_delay: durations.Duration = durations.Duration(50 * durations.MILLISECOND)
+    token_delay: durations.Duration = _DEFAULT_TOKEN_DELAY
     #: Refuse completions with 503 before the startup delay (``STUB_READY_GATES_SERVING``); the reference
     #: stub serves them at once.
     ready_gates_serving: bool = False
@@ -29,7 +33,7 @@ class StubSettings:
     #: Names clients use (vLLM's ``--served-model-name``); the model path when none are given.
     served_model_names: tuple[str, ...] = (DEFAULT_MODEL,)
     #: How long SIGTERM waits for requests in flight before the process exits.
-    shutdown_timeout: durations.Duration = durations.Duration(30 * durations.SECOND)
+    shutdown_timeout: durations.Duration = _DEFAULT_SHUTDOWN_TIMEOUT
 
     def __post_init__(self) -> None:
         if self.token_count < 1:

@@ -8,8 +8,9 @@ client sees (model names, host and port) and accepts every other vLLM flag witho
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 
-# vLLM flags whose value is what the stub needs; every other flag is recognised only to be skipped.
+# vLLM flags whose value the stub uses; every other flag is recognised only to be skipped.
 _VALUE_FLAGS = ("--model", "--served-model-name", "--host", "--port")
 
 
@@ -27,7 +28,7 @@ class VllmArgs:
 
 
 def parse(argv: tuple[str, ...] | list[str]) -> VllmArgs:
-    """Parse ``[vllm serve] [MODEL] [--flag value | --flag=value | --switch]…``.
+    """Parse ``[vllm serve] [MODEL] [--flag value… | --flag=value | --switch]…``.
 
     A positional model is recognised only first (after an optional ``vllm serve`` prefix, as the Ascend
     profiles pass it), as in ``vllm serve``. ``--served-model-name`` takes one or more names, as in vLLM.
@@ -35,31 +36,12 @@ def parse(argv: tuple[str, ...] | list[str]) -> VllmArgs:
     args = list(argv)
     if args[:2] == ["vllm", "serve"]:
         args = args[2:]
-    model: str | None = None
-    if args and not args[0].startswith("-"):
-        model = args.pop(0)
+    model = args.pop(0) if args and not args[0].startswith("-") else None
     names: list[str] = []
     host: str | None = None
     port: int | None = None
     ignored: list[str] = []
-    index = 0
-    while index < len(args):
-        token = args[index]
-        if not token.startswith("--"):
-            raise VllmArgsError(
-                f'unexpected argument "{token}": the model may only be given first or with --model'
-            )
-        flag, has_inline, inline = token.partition("=")
-        values: list[str]
-        if has_inline:
-            values = [inline]
-            index += 1
-        else:
-            index += 1
-            values = []
-            while index < len(args) and not args[index].startswith("--"):
-                values.append(args[index])
-                index += 1
+    for flag, values, original in _options(args):
         if flag in _VALUE_FLAGS and not values:
             raise VllmArgsError(f"{flag} needs a value")
         if flag == "--model":
@@ -69,14 +51,36 @@ def parse(argv: tuple[str, ...] | list[str]) -> VllmArgs:
         elif flag == "--host":
             host = values[-1]
         elif flag == "--port":
-            try:
-                port = int(values[-1])
-            except ValueError:
-                raise VllmArgsError(f'--port must be a number, got "{values[-1]}"') from None
-            if not 0 <= port <= 65535:
-                raise VllmArgsError(f"--port must be from 0 to 65535, got {port}")
+            port = _port(values[-1])
         else:
-            ignored.append(token if has_inline or not values else f"{token} {' '.join(values)}")
+            ignored.append(original)
     return VllmArgs(
         model=model, served_model_names=tuple(names), host=host, port=port, ignored=tuple(ignored)
     )
+
+
+def _options(args: list[str]) -> Iterator[tuple[str, list[str], str]]:
+    """Yield ``(flag, values, original text)`` for each ``--flag=value`` or ``--flag value…`` group."""
+    index = 0
+    while index < len(args):
+        token = args[index]
+        if not token.startswith("--"):
+            raise VllmArgsError(
+                f'unexpected argument "{token}": the model may only be given first or with --model'
+            )
+        index += 1
+        flag, has_inline, inline = token.partition("=")
+        if has_inline:
+            yield flag, [inline], token
+            continue
+        values: list[str] = []
+        while index < len(args) and not args[index].startswith("--"):
+            values.append(args[index])
+            index += 1
+        yield flag, values, " ".join([token, *values])
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 <= int(text) <= 65535:
+        raise VllmArgsError(f'--port must be a number from 0 to 65535, got "{text}"')
+    return int(text)

@@ -17,7 +17,13 @@ stamp=.venv/.hearth-deps
 want=$(cat constraints.txt pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     echo "bootstrap: installing pinned dependencies (constraints.txt)"
-    .venv/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+    # pip's build backend prints pages of warnings for editable installs; keep them unless the install fails.
+    if ! .venv/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]' \
+        > .venv/pip-install.log 2>&1; then
+        cat .venv/pip-install.log >&2
+        echo "bootstrap: pip install failed (log above)" >&2
+        exit 1
+    fi
     echo "$want" > "$stamp"
 fi
 echo "bootstrap: ready ($(.venv/bin/hearth --version))"

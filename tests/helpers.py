@@ -31,6 +31,18 @@ class HearthProcess:
         async for line in self.process.stderr:
             self.log.append(line.decode(errors="replace"))
 
+    async def stop(self) -> None:
+        """SIGTERM first: a PyInstaller onefile bootloader forwards it to its Python child, whereas SIGKILL
+        would orphan the child (and leave our stderr pipe open)."""
+        if self.process.returncode is None:
+            self.process.terminate()
+            try:
+                await self.wait(within_s=15)
+                return
+            except TimeoutError:
+                self.process.kill()
+        await self.wait()
+
     async def wait(self, within_s: float = 30) -> int:
         code = await asyncio.wait_for(self.process.wait(), within_s)
         await self._drain
@@ -62,9 +74,7 @@ async def running_hearth(
     try:
         yield running
     finally:
-        if process.returncode is None:
-            process.kill()
-        await running.wait()
+        await running.stop()
 
 
 async def _await_listening(stream: asyncio.StreamReader, log: list[str]) -> str:

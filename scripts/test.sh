@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The project's test command (README, .ci/run): set everything up, build the frozen binary, run every test.
+# Extra arguments go to pytest, e.g. `scripts/test.sh -k stub` or `scripts/test.sh -m "not frozen"`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+started=$(date +%s)
+bash scripts/system-deps.sh
+bash scripts/bootstrap.sh
+bash scripts/build-binary.sh
+echo "test: setup done in $(( $(date +%s) - started ))s; running pytest"
+exec .venv/bin/pytest -ra "$@"

@@ -1,0 +1,65 @@
+"""Smoke tests of the PyInstaller-frozen executable, dist/hearth (built by scripts/build-binary.sh)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import openai
+import pytest
+
+from tests.helpers import FROZEN_BINARY, running_hearth
+
+pytestmark = pytest.mark.frozen
+
+
+@pytest.fixture(scope="module")
+def binary() -> str:
+    if not FROZEN_BINARY.is_file():
+        pytest.fail(f"{FROZEN_BINARY} is missing: build it with scripts/build-binary.sh")
+    return str(FROZEN_BINARY)
+
+
+def test_frozen_binary_reports_its_build(binary: str) -> None:
+    result = subprocess.run(
+        [binary, "version", "-o", "json"], capture_output=True, text=True, timeout=60, check=True
+    )
+    info = json.loads(result.stdout)
+    assert info["frozen"] is True
+    assert info["aiohttp_c_parser"] is True, "the binary must carry aiohttp's C HTTP parser"
+    version = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=60, check=True)
+    assert version.stdout == f"hearth {info['version']}\n"
+
+
+def test_frozen_binary_bundles_the_package_data(binary: str) -> None:
+    from hearth.common import bundle
+
+    result = subprocess.run(
+        [binary, "version", "-o", "json"], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert json.loads(result.stdout)["bundled"] == {kind: bundle.names(kind) for kind in bundle.KINDS}
+
+
+async def test_frozen_stub_serves_a_streamed_chat_completion(binary: str) -> None:
+    env = {"STUB_LISTEN_ADDR": "127.0.0.1:0", "STUB_TOKEN_COUNT": "3", "STUB_TOKEN_DELAY": "1ms"}
+    async with running_hearth(["stub", "--served-model-name", "qwen"], executable=[binary], env=env) as stub:
+        async with openai.AsyncOpenAI(base_url=f"{stub.url}/v1", api_key="unused", max_retries=0) as client:
+            stream = await client.chat.completions.create(
+                model="qwen", messages=[{"role": "user", "content": "hi"}], stream=True
+            )
+            text = "".join([chunk.choices[0].delta.content or "" async for chunk in stream if chunk.choices])
+    assert text == "tok0 tok1 tok2 "
+
+
+def test_frozen_binary_rejects_bad_settings_cleanly(binary: str) -> None:
+    result = subprocess.run(
+        [binary, "stub"],
+        env={"STUB_TOKEN_DELAY": "5x"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "STUB_TOKEN_DELAY" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Install the Debian packages the tests and image builds need (root only; skipped when already present).
 #   busybox-static: /bin/sh and sleep inside the hearth container image (preStop drain hooks need a shell).
+#   etcd-server:    the datastore of the throwaway kube-apiserver the integration tests start.
+#   openssl:        the service-account key pair of that apiserver.
 set -euo pipefail
-packages=(busybox-static)
+packages=(busybox-static etcd-server openssl)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.resources
 from importlib.resources.abc import Traversable
+from pathlib import Path
 
 _PACKAGE = "hearth.bundled"
 KINDS = ("crds", "runtimes")
@@ -28,3 +29,9 @@ def read_text(kind: str, name: str) -> str:
     if name not in names(kind):
         raise FileNotFoundError(f"no bundled {kind} file named {name!r}")
     return _folder(kind).joinpath(name).read_text(encoding="utf-8")
+
+
+def source_folder(kind: str) -> Path:
+    """The folder of one kind in a source checkout (for generators that write bundled files)."""
+    _folder(kind)  # validates the kind
+    return Path(__file__).resolve().parent.parent / "bundled" / kind

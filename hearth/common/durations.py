@@ -35,7 +35,8 @@ _VALID_UNITS = "valid units: ns, us, \u00b5s, ms, s, m, h"
 _MAX_NANOS = 2**63 - 1
 
 #: A regular expression accepting exactly what :func:`parse` accepts (used as a CRD ``pattern``).
-PATTERN = r"^[-+]?(0|(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|\u00b5s|\u03bcs|ms|s|m|h))+)$"
+# The micro signs are literal characters: the API server checks CRD patterns with Go's RE2 (no \u escape).
+PATTERN = "^[-+]?(0|(([0-9]+(\\.[0-9]*)?|\\.[0-9]+)(ns|us|\u00b5s|\u03bcs|ms|s|m|h))+)$"
 _PATTERN_RE = re.compile(PATTERN)
 
 

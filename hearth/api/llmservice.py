@@ -1,0 +1,267 @@
+"""``LLMService``: one open model served on Kubernetes, scaled to zero when idle (namespaced)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import pydantic
+
+from hearth.api.base import ApiModel, GoDuration, Int32, Int64, Quantity, nested
+from hearth.api.core import Condition, LocalObjectReference
+from hearth.api.meta import ObjectMeta
+from hearth.common import durations
+
+KIND = "LLMService"
+PLURAL = "llmservices"
+
+ScalingMetric = Literal["queueDepth", "kvCacheUtil"]
+CacheStrategy = Literal["NodeLocalPVC", "HostPath", "SharedPVC", "BakedImage", "None"]
+ColdStartMode = Literal["keepalive", "reject"]
+Phase = Literal["Pending", "Loading", "Ready", "ScaledToZero", "Degraded"]
+
+#: The longest LLMService name whose derived object names (``<name>-backend``, ``-gateway``, ``-prewarm``)
+#: are still valid 63-character DNS labels.
+MAX_NAME_LENGTH = 55
+NAME_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+MAX_STABILIZATION = durations.HOUR
+
+
+def _cel(rule: str, message: str, field_path: str | None = None, reason: str | None = None) -> dict[str, Any]:
+    validation: dict[str, Any] = {"rule": rule, "message": message}
+    if field_path:
+        validation["fieldPath"] = field_path
+    if reason:
+        validation["reason"] = reason
+    return validation
+
+
+class ModelSource(ApiModel):
+    """Where the weights come from."""
+
+    uri: str = pydantic.Field(min_length=1)
+    """hf://<repo> (alias huggingface://), modelscope://<repo>, or pvc://<claim>[/<subpath>]. Other schemes
+    are refused when the service is reconciled (reason ModelResolution)."""
+    secret_ref: LocalObjectReference | None = None
+    """Reserved for private sources: setting it fails reconcile (reason ModelResolution)."""
+
+
+class ModelSpec(ApiModel):
+    """What to serve."""
+
+    catalog_ref: str | None = None
+    """Reserved: catalog lookup is not implemented; without source.uri reconcile fails (ModelResolution)."""
+    source: ModelSource | None = None
+    """Inline model source."""
+
+
+class RuntimeSelector(ApiModel):
+    """How to pick an InferenceRuntime automatically."""
+
+    vendor: list[str] | None = None
+    """Vendors in order of preference (e.g. [ascend, nvidia]); within a vendor the highest priority wins,
+    and a tie is an error asking for spec.runtime.name."""
+
+
+class RuntimeSpec(ApiModel):
+    """Which cluster-scoped InferenceRuntime serves the model."""
+
+    name: str | None = None
+    """Pins an InferenceRuntime by name; takes precedence over selector."""
+    selector: RuntimeSelector | None = None
+    """Automatic selection by vendor preference."""
+    args_override: list[str] | None = None
+    """Arguments appended after the runtime's container.args; Go-template fields are rendered in them."""
+
+
+class Fraction(ApiModel):
+    """Reserved: fractional accelerators are not supported; setting this fails reconcile (Render)."""
+
+    memory: Quantity | None = None
+    """Accelerator memory per replica."""
+    cores: Int32 | None = None
+    """Accelerator cores per replica."""
+
+
+class Resources(ApiModel):
+    """Compute per backend replica."""
+
+    accelerators: Int32 = pydantic.Field(default=1, ge=1)
+    """Whole devices of the runtime's accelerator resource per replica."""
+    fraction: Fraction | None = None
+    """Reserved: setting it fails reconcile (Render)."""
+    cpu: Quantity | None = None
+    """CPU request of the serving container (no limit is set)."""
+    memory: Quantity | None = None
+    """Memory request and limit of the serving container."""
+
+
+class Scaling(ApiModel):
+    """Replica bounds and the demand signal that drives them."""
+
+    model_config = pydantic.ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                # has() guards: the API server also checks rules against the bare `default: {}`.
+                _cel(
+                    "!has(self.min) || !has(self.max) || self.min <= self.max",
+                    "min must not exceed max",
+                    reason="FieldValueInvalid",
+                ),
+                _cel(
+                    "!has(self.scaleDownStabilization) || "
+                    "(duration(self.scaleDownStabilization) >= duration('0s') && "
+                    "duration(self.scaleDownStabilization) <= duration('1h'))",
+                    "scaleDownStabilization must be between 0s and 1h",
+                    field_path=".scaleDownStabilization",
+                    reason="FieldValueInvalid",
+                ),
+            ]
+        }
+    )
+
+    min: Int32 = pydantic.Field(default=0, ge=0)
+    """Fewest backend replicas; 0 enables scale-to-zero."""
+    max: Int32 = pydantic.Field(default=1, ge=1)
+    """Most backend replicas."""
+    metric: ScalingMetric = "queueDepth"
+    """Demand metric; only queueDepth (requests waiting or in flight at the gateway) is supported."""
+    target: Int32 = pydantic.Field(default=10, ge=1)
+    """Demand per replica to aim for: concurrent requests per replica."""
+    activation_timeout: GoDuration = "5m"
+    """How long a cold request is held (keepalive mode) and how long a cold request keeps demand alive."""
+    scale_down_stabilization: GoDuration = "5m"
+    """How long demand must stay lower before scaling down (and at zero before scaling to zero); whole
+    seconds from 0s to 1h."""
+    drain_timeout: GoDuration = "2m"
+    """preStop sleep that lets streams finish when a backend pod stops (runtimes with preStopDrain)."""
+
+    @pydantic.model_validator(mode="after")
+    def _check_bounds(self) -> Scaling:
+        if self.min > self.max:
+            raise ValueError(f"min must not exceed max (min={self.min}, max={self.max})")
+        stabilization = durations.parse_nanoseconds(self.scale_down_stabilization)
+        if not 0 <= stabilization <= MAX_STABILIZATION:
+            raise ValueError(
+                f"scaleDownStabilization must be between 0s and 1h, got {self.scale_down_stabilization}"
+            )
+        return self
+
+
+class Cache(ApiModel):
+    """Where downloaded weights are kept between cold starts."""
+
+    strategy: CacheStrategy = "NodeLocalPVC"
+    """NodeLocalPVC (a PVC <name>-cache), HostPath (/var/lib/hearth/cache/<ns>-<name>) or None. SharedPVC
+    and BakedImage are reserved and fail reconcile (Render)."""
+    size: Quantity | None = None
+    """Size of the NodeLocalPVC (default 50Gi)."""
+    storage_class_name: str | None = None
+    """StorageClass of the NodeLocalPVC; the cluster default when empty."""
+    prewarm: bool | None = None
+    """Download the weights ahead of the first request with a one-shot Job (hf and modelscope sources)."""
+
+
+class ColdStart(ApiModel):
+    """What the gateway does with a request while the backend is at zero or loading."""
+
+    mode: ColdStartMode = "keepalive"
+    """keepalive: hold the request (SSE heartbeats for streams) until the backend is ready; reject: answer
+    503 with Retry-After at once, while still waking the backend."""
+    heartbeat_interval: GoDuration = "10s"
+    """Interval between SSE comment heartbeats sent to held streaming requests."""
+
+
+class Endpoint(ApiModel):
+    """The client-facing endpoint."""
+
+    open_ai_compatible: bool = pydantic.Field(default=True, alias="openAICompatible")
+    """Informational: the gateway always speaks the OpenAI API."""
+    cold_start: ColdStart = nested(ColdStart)
+    """Cold-request handling."""
+
+
+class LLMServiceSpec(ApiModel):
+    """The desired state of an LLMService."""
+
+    model_config = pydantic.ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(
+                    "has(self.runtime) && ((has(self.runtime.name) && self.runtime.name != '') || "
+                    "(has(self.runtime.selector) && has(self.runtime.selector.vendor) && "
+                    "size(self.runtime.selector.vendor) > 0))",
+                    "set runtime.name or runtime.selector.vendor",
+                    field_path=".runtime",
+                    reason="FieldValueRequired",
+                )
+            ]
+        }
+    )
+
+    model: ModelSpec
+    """What to serve."""
+    runtime: RuntimeSpec | None = None
+    """Which InferenceRuntime serves it: by name, or by vendor preference."""
+    resources: Resources = nested(Resources)
+    """Accelerators, CPU and memory per backend replica."""
+    scaling: Scaling = nested(Scaling)
+    """Replica bounds, demand target and timing."""
+    cache: Cache = nested(Cache)
+    """Weight cache and prewarming."""
+    endpoint: Endpoint = nested(Endpoint)
+    """Client endpoint and cold-start behaviour."""
+    image_pull_secrets: list[LocalObjectReference] | None = None
+    """Pull secrets for the backend, gateway and prewarm pods."""
+
+    @pydantic.model_validator(mode="after")
+    def _check_runtime(self) -> LLMServiceSpec:
+        runtime = self.runtime
+        if runtime is None or not (runtime.name or (runtime.selector and runtime.selector.vendor)):
+            raise ValueError("set runtime.name or runtime.selector.vendor")
+        return self
+
+
+class LLMServiceStatus(ApiModel):
+    """The observed state of an LLMService."""
+
+    model_config = pydantic.ConfigDict(extra="ignore")
+
+    phase: Phase | None = None
+    """Pending, Loading, Ready, ScaledToZero or Degraded."""
+    resolved_runtime: str | None = None
+    """The InferenceRuntime chosen."""
+    replicas: Int32 | None = None
+    """Ready backend replicas (gateway pods are not counted)."""
+    desired_replicas: Int32 | None = None
+    """Backend replicas the autoscaler last asked for."""
+    endpoint_url: str | None = pydantic.Field(default=None, alias="endpointURL")
+    """OpenAI base URL of the gateway: http://<name>.<namespace>.svc/v1."""
+    observed_generation: Int64 | None = None
+    """The metadata.generation this status describes."""
+    last_scale_time: str | None = pydantic.Field(default=None, json_schema_extra={"format": "date-time"})
+    """When the backend was last scaled."""
+    last_scale_reason: str | None = None
+    """Why the backend was last scaled."""
+    last_activation_time: str | None = pydantic.Field(default=None, json_schema_extra={"format": "date-time"})
+    """When a request last woke the backend from zero."""
+    last_cold_start_duration: str | None = None
+    """How long the last wake from zero took until a backend was ready (Go duration)."""
+    conditions: list[Condition] | None = pydantic.Field(
+        default=None,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
+    """Ready, plus RuntimeResolved, ModelResolved and Scaling."""
+
+
+class LLMService(pydantic.BaseModel):
+    """An open LLM served through an OpenAI-compatible gateway and scaled to zero when idle."""
+
+    model_config = pydantic.ConfigDict(populate_by_name=True, extra="ignore", frozen=True)
+
+    api_version: Literal["serving.hearth.dev/v1alpha1"] = pydantic.Field(
+        default="serving.hearth.dev/v1alpha1", alias="apiVersion"
+    )
+    kind: Literal["LLMService"] = "LLMService"
+    metadata: ObjectMeta = pydantic.Field(default_factory=ObjectMeta)
+    spec: LLMServiceSpec
+    status: LLMServiceStatus = pydantic.Field(default_factory=LLMServiceStatus)

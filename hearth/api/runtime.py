@@ -1,0 +1,177 @@
+"""``InferenceRuntime``: a cluster-scoped serving profile (image, args, device resource, probes, drain)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import pydantic
+
+from hearth.api.base import ApiModel, Int32, Int64, nested
+from hearth.api.core import Condition, EnvVar, Probe, Toleration
+from hearth.api.meta import ObjectMeta
+
+KIND = "InferenceRuntime"
+PLURAL = "inferenceruntimes"
+
+#: nvidia and ascend as in the reference; generic is any other device plugin (no vendor-specific mounts).
+Vendor = Literal["nvidia", "ascend", "generic"]
+VENDORS: tuple[str, ...] = ("nvidia", "ascend", "generic")
+Family = Literal["vllm"]
+
+
+class Port(ApiModel):
+    """The named TCP port of the serving API."""
+
+    name: str = "http"
+    """Port name: the backend Service targets it and default probes use it."""
+    container_port: Int32 = pydantic.Field(default=8000, ge=1, le=65535)
+    """Container port number."""
+
+
+class Container(ApiModel):
+    """The serving container."""
+
+    image: str = pydantic.Field(min_length=1)
+    """Serving image; it must serve the OpenAI API and GET /health."""
+    args: list[str] | None = None
+    """Arguments; Go-template fields {{ .Model.Path }}, {{ .Service.Name }} and {{ .Service.Namespace }}
+    are rendered, and an unknown field fails reconcile (Render)."""
+    env: list[EnvVar] | None = None
+    """Environment; literal values are template-rendered, valueFrom is passed through."""
+    port: Port = nested(Port)
+    """Serving port (default http/8000)."""
+
+
+class Sharing(ApiModel):
+    """Declarative only: fractional sharing is not supported."""
+
+    supported: bool | None = None
+    """Whether the device can be shared (ignored)."""
+
+
+class Scheduler(ApiModel):
+    """Pod scheduler for backend and prewarm pods."""
+
+    model_config = pydantic.ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.queue) || self.queue == '' || "
+                    "(has(self.name) && self.name == 'volcano')",
+                    "message": "queue requires scheduler name volcano",
+                    "fieldPath": ".queue",
+                    "reason": "FieldValueInvalid",
+                }
+            ]
+        }
+    )
+
+    name: str | None = None
+    """schedulerName of the pods; empty means the default scheduler."""
+    queue: str | None = None
+    """Volcano queue (scheduling.volcano.sh/queue-name); only with name volcano."""
+
+    @pydantic.model_validator(mode="after")
+    def _check_queue(self) -> Scheduler:
+        if self.queue and self.name != "volcano":
+            raise ValueError("queue requires scheduler name volcano")
+        return self
+
+
+class Accelerator(ApiModel):
+    """The device request and where such devices are."""
+
+    resource_name: str = pydantic.Field(min_length=1)
+    """Extended resource of the device plugin, e.g. nvidia.com/gpu, huawei.com/Ascend910."""
+    sharing: Sharing | None = None
+    """Declarative only (ignored)."""
+    node_selector: dict[str, str] | None = None
+    """Merged into the backend and prewarm pods' nodeSelector."""
+    tolerations: list[Toleration] | None = None
+    """Appended to the backend and prewarm pods."""
+    scheduler: Scheduler | None = None
+    """Custom scheduler and queue."""
+
+
+class Health(ApiModel):
+    """Backend probes; by default readiness and startup GET /health on the named port."""
+
+    readiness: Probe | None = None
+    """Readiness probe (default GET /health): a pod joins the backend only once the model is loaded."""
+    liveness: Probe | None = None
+    """Liveness probe (default none)."""
+    startup: Probe | None = None
+    """Startup probe (default GET /health every 10s, 60 failures allowed: about 10 minutes to load)."""
+
+
+class Lifecycle(ApiModel):
+    """Termination behaviour of backend pods."""
+
+    termination_grace_period_seconds: Int64 | None = pydantic.Field(default=None, ge=1)
+    """Base grace period; a drain widens it to drainTimeout + 10s."""
+    pre_stop_drain: bool | None = None
+    """Sleep scaling.drainTimeout in preStop so in-flight streams finish (needs /bin/sh in the image)."""
+
+
+class Metrics(ApiModel):
+    """Metadata about the engine's Prometheus metrics (informational; scaling uses gateway demand)."""
+
+    path: str = "/metrics"
+    """Metrics path."""
+    port: str = "http"
+    """Metrics port name."""
+    queue_depth: str
+    """Queue depth metric, e.g. vllm:num_requests_waiting."""
+    kv_cache_util: str | None = None
+    """KV-cache utilisation metric, e.g. vllm:kv_cache_usage_perc."""
+    running: str | None = None
+    """Running requests metric, e.g. vllm:num_requests_running."""
+    ttft: str | None = None
+    """Time-to-first-token histogram, e.g. vllm:time_to_first_token_seconds."""
+
+
+class InferenceRuntimeSpec(ApiModel):
+    """A reusable serving profile for one engine on one kind of accelerator."""
+
+    family: Family = "vllm"
+    """Engine family (only vllm)."""
+    vendor: Vendor
+    """Accelerator vendor: nvidia, ascend, or generic (any other device plugin)."""
+    priority: Int32 = 0
+    """Tie-breaker within one vendor; higher wins."""
+    container: Container
+    """The serving container."""
+    accelerator: Accelerator
+    """Device request and scheduling."""
+    health: Health | None = None
+    """Backend probes."""
+    lifecycle: Lifecycle | None = None
+    """Grace period and drain."""
+    metrics: Metrics | None = None
+    """Engine metrics metadata."""
+
+
+class InferenceRuntimeStatus(ApiModel):
+    """Observed state (not populated)."""
+
+    model_config = pydantic.ConfigDict(extra="ignore")
+
+    conditions: list[Condition] | None = pydantic.Field(
+        default=None,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
+    """Conditions of the runtime."""
+
+
+class InferenceRuntime(pydantic.BaseModel):
+    """A cluster-scoped serving profile that LLMServices select by name or vendor."""
+
+    model_config = pydantic.ConfigDict(populate_by_name=True, extra="ignore", frozen=True)
+
+    api_version: Literal["serving.hearth.dev/v1alpha1"] = pydantic.Field(
+        default="serving.hearth.dev/v1alpha1", alias="apiVersion"
+    )
+    kind: Literal["InferenceRuntime"] = "InferenceRuntime"
+    metadata: ObjectMeta = pydantic.Field(default_factory=ObjectMeta)
+    spec: InferenceRuntimeSpec
+    status: InferenceRuntimeStatus = pydantic.Field(default_factory=InferenceRuntimeStatus)

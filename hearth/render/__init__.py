@@ -1,0 +1,1 @@
+"""Pure functions from (LLMService, InferenceRuntime, operator config) to Kubernetes manifests: no I/O."""

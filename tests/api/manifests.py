@@ -1,0 +1,128 @@
+"""Manifests used across the API tests: one LLMService using every SPEC §1.1 field, and one
+InferenceRuntime using every SPEC §1.2 field, as a reference-Hearth user would write them."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+FULL_LLMSERVICE: dict[str, Any] = {
+    "apiVersion": "serving.hearth.dev/v1alpha1",
+    "kind": "LLMService",
+    "metadata": {"name": "qwen3-8b", "namespace": "default"},
+    "spec": {
+        "model": {
+            "catalogRef": "qwen3-8b",
+            "source": {"uri": "hf://Qwen/Qwen3-8B", "secretRef": {"name": "hf-token"}},
+        },
+        "runtime": {
+            "name": "vllm-nvidia",
+            "selector": {"vendor": ["ascend", "nvidia"]},
+            "argsOverride": ["--max-model-len=8192", "--served-model-name={{ .Service.Name }}"],
+        },
+        "resources": {
+            "accelerators": 2,
+            "fraction": {"memory": "20Gi", "cores": 30},
+            "cpu": "4",
+            "memory": "32Gi",
+        },
+        "scaling": {
+            "min": 0,
+            "max": 3,
+            "metric": "queueDepth",
+            "target": 4,
+            "activationTimeout": "10m",
+            "scaleDownStabilization": "2m30s",
+            "drainTimeout": "90s",
+        },
+        "cache": {"strategy": "HostPath", "size": "100Gi", "storageClassName": "local-path", "prewarm": True},
+        "endpoint": {"openAICompatible": True, "coldStart": {"mode": "reject", "heartbeatInterval": "5s"}},
+        "imagePullSecrets": [{"name": "registry"}],
+    },
+}
+
+FULL_RUNTIME: dict[str, Any] = {
+    "apiVersion": "serving.hearth.dev/v1alpha1",
+    "kind": "InferenceRuntime",
+    "metadata": {"name": "vllm-a10"},
+    "spec": {
+        "family": "vllm",
+        "vendor": "nvidia",
+        "priority": 100,
+        "container": {
+            "image": "vllm/vllm-openai:v0.25.1",
+            "args": ["{{ .Model.Path }}", "--served-model-name={{.Service.Name}}"],
+            "env": [
+                {"name": "NS", "value": "{{ .Service.Namespace }}"},
+                {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+                {
+                    "name": "TOKEN",
+                    "valueFrom": {"secretKeyRef": {"name": "hf", "key": "token", "optional": True}},
+                },
+            ],
+            "port": {"name": "http", "containerPort": 8000},
+        },
+        "accelerator": {
+            "resourceName": "nvidia.com/gpu",
+            "sharing": {"supported": False},
+            "nodeSelector": {"nvidia.com/gpu.product": "NVIDIA-A10"},
+            "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+            "scheduler": {"name": "volcano", "queue": "llm"},
+        },
+        "health": {
+            "readiness": {"httpGet": {"path": "/health", "port": "http"}, "periodSeconds": 5},
+            "liveness": {"tcpSocket": {"port": 8000}, "failureThreshold": 3},
+            "startup": {
+                "httpGet": {"path": "/health", "port": 8000},
+                "periodSeconds": 10,
+                "failureThreshold": 60,
+            },
+        },
+        "lifecycle": {"terminationGracePeriodSeconds": 30, "preStopDrain": True},
+        "metrics": {
+            "path": "/metrics",
+            "port": "http",
+            "queueDepth": "vllm:num_requests_waiting",
+            "kvCacheUtil": "vllm:kv_cache_usage_perc",
+            "running": "vllm:num_requests_running",
+            "ttft": "vllm:time_to_first_token_seconds",
+        },
+    },
+}
+
+MINIMAL_LLMSERVICE: dict[str, Any] = {
+    "apiVersion": "serving.hearth.dev/v1alpha1",
+    "kind": "LLMService",
+    "metadata": {"name": "minimal", "namespace": "default"},
+    "spec": {"model": {"source": {"uri": "hf://Qwen/Qwen3-0.6B"}}, "runtime": {"name": "vllm-nvidia"}},
+}
+
+#: The defaults SPEC §1.1 lists (with parents defaulted, DESIGN improvement 7).
+DEFAULTED_SPEC_PARTS: dict[str, Any] = {
+    "resources": {"accelerators": 1},
+    "scaling": {
+        "min": 0,
+        "max": 1,
+        "metric": "queueDepth",
+        "target": 10,
+        "activationTimeout": "5m",
+        "scaleDownStabilization": "5m",
+        "drainTimeout": "2m",
+    },
+    "cache": {"strategy": "NodeLocalPVC"},
+    "endpoint": {"openAICompatible": True, "coldStart": {"mode": "keepalive", "heartbeatInterval": "10s"}},
+}
+
+
+def with_changes(document: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    """A deep copy of *document* with the dotted *path* set to *value* (``None`` deletes it)."""
+    result = copy.deepcopy(document)
+    *parents, leaf = path.split(".")
+    node = result
+    for key in parents:
+        node = node.setdefault(key, {})
+    if value is None:
+        node.pop(leaf, None)
+    else:
+        node[leaf] = value
+    return result

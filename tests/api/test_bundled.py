@@ -1,0 +1,59 @@
+"""The bundled data: generated CRDs match the models, and every bundled runtime is valid and renderable."""
+
+from __future__ import annotations
+
+import pytest
+
+from hearth.api import crd, loading, modeluri
+from hearth.api.runtime import InferenceRuntime
+from hearth.common import bundle
+from hearth.render import gotemplate
+
+
+def test_bundled_crds_match_the_models() -> None:
+    generated = crd.generated_files()
+    assert bundle.names("crds") == sorted(generated)
+    for name, text in generated.items():
+        assert bundle.read_text("crds", name) == text, f"{name} is stale: run python -m hearth.api.crd"
+
+
+def test_crd_generator_check_mode_reports_drift(tmp_path: pytest.TempPathFactory) -> None:
+    out = tmp_path
+    assert crd.main(["--out", str(out)]) == 0
+    assert crd.main(["--check", "--out", str(out)]) == 0
+    (out / "llmservices.serving.hearth.dev.yaml").write_text("stale")  # type: ignore[operator]
+    assert crd.main(["--check", "--out", str(out)]) == 1
+
+
+EXPECTED_RUNTIMES = {
+    "vllm-nvidia.yaml": ("nvidia", "nvidia.com/gpu"),
+    "vllm-ascend-910b.yaml": ("ascend", "huawei.com/Ascend910"),
+    "vllm-ascend-310p.yaml": ("ascend", "huawei.com/Ascend310P"),
+    "vllm-stub.yaml": ("generic", "hearth.dev/fake-accelerator"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_RUNTIMES))
+def test_bundled_runtime_is_valid_and_its_templates_render(name: str) -> None:
+    (runtime,) = loading.load_all(bundle.read_text("runtimes", name), source=name)
+    assert isinstance(runtime, InferenceRuntime)
+    assert (runtime.spec.vendor, runtime.spec.accelerator.resource_name) == EXPECTED_RUNTIMES[name]
+    context = gotemplate.service_context(
+        model_path=modeluri.resolve_uri("hf://Qwen/Qwen3-8B").path,
+        service_name="qwen",
+        service_namespace="ml",
+    )
+    args = [gotemplate.render(arg, context) for arg in runtime.spec.container.args or []]
+    assert "Qwen/Qwen3-8B" in args
+    assert "--served-model-name=qwen" in args
+    assert not any("{{" in arg for arg in args)
+    for env in runtime.spec.container.env or []:
+        if env.value is not None:
+            gotemplate.render(env.value, context)
+
+
+def test_ascend_profiles_pass_vllm_serve_explicitly() -> None:
+    for name in ("vllm-ascend-910b.yaml", "vllm-ascend-310p.yaml"):
+        (runtime,) = loading.load_all(bundle.read_text("runtimes", name), source=name)
+        assert isinstance(runtime, InferenceRuntime)
+        assert (runtime.spec.container.args or [])[:3] == ["vllm", "serve", "{{ .Model.Path }}"]

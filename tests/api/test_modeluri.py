@@ -1,0 +1,75 @@
+"""SPEC §5.1: model URI resolution and its error cases."""
+
+from __future__ import annotations
+
+import pytest
+
+from hearth.api import modeluri
+from hearth.api.llmservice import ModelSource, ModelSpec
+from hearth.api.modeluri import ModelResolutionError
+
+
+@pytest.mark.parametrize(
+    ("uri", "hub", "path", "env", "claim"),
+    [
+        ("hf://Qwen/Qwen3-8B", "huggingface", "Qwen/Qwen3-8B", (), None),
+        ("huggingface://deepseek-ai/DeepSeek-R1", "huggingface", "deepseek-ai/DeepSeek-R1", (), None),
+        (
+            "modelscope://ZhipuAI/glm-4-9b",
+            "modelscope",
+            "ZhipuAI/glm-4-9b",
+            (("VLLM_USE_MODELSCOPE", "true"),),
+            None,
+        ),
+        ("pvc://models", "pvc", "/models", (), "models"),
+        ("pvc://models/qwen/8b", "pvc", "/models/qwen/8b", (), "models"),
+        ("pvc://shared.store/q", "pvc", "/models/q", (), "shared.store"),
+    ],
+)
+def test_resolves_supported_schemes(
+    uri: str, hub: str, path: str, env: tuple[tuple[str, str], ...], claim: str | None
+) -> None:
+    resolved = modeluri.resolve_uri(uri)
+    assert (resolved.hub, resolved.path, resolved.env, resolved.claim) == (hub, path, env, claim)
+    assert resolved.prewarmable is (hub != "pvc")
+
+
+@pytest.mark.parametrize(
+    ("uri", "message"),
+    [
+        ("Qwen/Qwen3-8B", "is not a URI"),
+        ("://x", "is not a URI"),
+        ("hf://", 'has nothing after "hf://"'),
+        ("s3://bucket/model", 'scheme "s3://" is not supported yet'),
+        ("oci://registry/model", 'scheme "oci://" is not supported yet'),
+        ("pvc://Models", "not a valid PersistentVolumeClaim name"),
+        ("pvc://bad_claim/x", "not a valid PersistentVolumeClaim name"),
+        ("pvc://models//x", "must be relative and already clean"),
+        ("pvc://models/a/../b", "must be relative and already clean"),
+        ("pvc://models/a/", "must be relative and already clean"),
+        ("pvc://models/..", "must stay inside the claim"),
+        ("pvc://models/../etc", "must stay inside the claim"),
+    ],
+)
+def test_refuses_bad_uris_naming_them(uri: str, message: str) -> None:
+    with pytest.raises(ModelResolutionError, match=message) as caught:
+        modeluri.resolve_uri(uri)
+    assert f'"{uri}"' in str(caught.value)
+
+
+def test_catalog_ref_without_source_explains_it_is_not_implemented() -> None:
+    with pytest.raises(ModelResolutionError, match="catalog lookup is not implemented"):
+        modeluri.resolve(ModelSpec(catalog_ref="qwen3"))
+    with pytest.raises(ModelResolutionError, match=r"model.source.uri is required"):
+        modeluri.resolve(ModelSpec())
+
+
+def test_secret_ref_is_refused() -> None:
+    spec = ModelSpec.model_validate({"source": {"uri": "hf://a/b", "secretRef": {"name": "token"}}})
+    with pytest.raises(ModelResolutionError, match="secretRef is not supported yet"):
+        modeluri.resolve(spec)
+
+
+def test_source_wins_over_catalog_ref() -> None:
+    spec = ModelSpec(catalog_ref="ignored", source=ModelSource(uri="hf://a/b"))
+    assert modeluri.resolve(spec).path == "a/b"

@@ -3,12 +3,12 @@ annotated scalar types (Go durations, quantities, int32) with the schema markers
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any
 
 import pydantic
 from pydantic import alias_generators
 
+from hearth.api import quantity
 from hearth.common import durations
 
 
@@ -47,17 +47,9 @@ GoDuration = Annotated[
     ),
 ]
 
-# Kubernetes resource.Quantity: an integer or a decimal/binary-suffixed string ("500m", "16Gi", "1e3").
-QUANTITY_PATTERN = (
-    r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
-    r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
-)
-_QUANTITY_RE = re.compile(QUANTITY_PATTERN)
-
 
 def _check_quantity(value: int | str) -> int | str:
-    if isinstance(value, str) and not _QUANTITY_RE.match(value):
-        raise ValueError(f'"{value}" is not a Kubernetes quantity (e.g. 500m, 8, 16Gi, 50G)')
+    quantity.parse(value)  # raises QuantityError (a ValueError) naming the value
     return value
 
 
@@ -67,7 +59,7 @@ Quantity = Annotated[
     pydantic.WithJsonSchema(
         {
             "anyOf": [{"type": "integer"}, {"type": "string"}],
-            "pattern": QUANTITY_PATTERN,
+            "pattern": quantity.PATTERN,
             "x-kubernetes-int-or-string": True,
         },
         mode="validation",

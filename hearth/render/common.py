@@ -1,0 +1,50 @@
+"""Pieces every rendered object shares: metadata with the controller owner reference, and env vars."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hearth.api.core import EnvVar
+from hearth.api.llmservice import LLMService
+
+
+def owner_reference(service: LLMService) -> dict[str, Any]:
+    """The controller reference that makes Kubernetes garbage-collect a child with its LLMService."""
+    return {
+        "apiVersion": service.api_version,
+        "kind": service.kind,
+        "name": service.metadata.name,
+        "uid": service.metadata.uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def metadata(service: LLMService, name: str, labels: dict[str, str]) -> dict[str, Any]:
+    """Child metadata; the owner reference needs the LLMService's uid, so offline renders (no uid) omit it."""
+    result: dict[str, Any] = {
+        "name": name,
+        "namespace": service.metadata.namespace or "default",
+        "labels": labels,
+    }
+    if service.metadata.uid:
+        result["ownerReferences"] = [owner_reference(service)]
+    return result
+
+
+def env_entry(name: str, value: str) -> dict[str, Any]:
+    return {"name": name, "value": value}
+
+
+def env_var(env: EnvVar, value: str | None) -> dict[str, Any]:
+    """An env var as written to a container; *value* is the rendered literal value, if any."""
+    entry: dict[str, Any] = {"name": env.name}
+    if value is not None:
+        entry["value"] = value
+    if env.value_from is not None:
+        entry["valueFrom"] = env.value_from.to_wire()
+    return entry
+
+
+def pull_secrets(service: LLMService) -> list[dict[str, Any]]:
+    return [secret.to_wire() for secret in service.spec.image_pull_secrets or []]

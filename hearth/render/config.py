@@ -1,0 +1,37 @@
+"""Operator-wide settings that shape rendered objects (SPEC §2.10 flags)."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+
+
+class ScalerMode(enum.StrEnum):
+    """How backend replicas are driven.
+
+    metrics-api and external-push render a KEDA ScaledObject (SPEC §2.3); builtin scales without KEDA: the
+    gateway patches its backend's scale subresource 0→1 and the operator's autoscaler does 1→N→0.
+    """
+
+    METRICS_API = "metrics-api"
+    EXTERNAL_PUSH = "external-push"
+    BUILTIN = "builtin"
+
+
+DEFAULT_GATEWAY_IMAGE = "ghcr.io/hearth-project/hearth-gateway:latest"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class OperatorConfig:
+    """What rendering needs from the operator's flags."""
+
+    gateway_image: str = DEFAULT_GATEWAY_IMAGE
+    gateway_replicas: int = 1
+    scaler_mode: ScalerMode = ScalerMode.METRICS_API
+    #: Command of the gateway container. The reference image's entrypoint is the gateway itself; with the
+    #: single hearth image the gateway role is a subcommand, so the operator passes it.
+    gateway_args: tuple[str, ...] = ()
+
+    @property
+    def effective_gateway_replicas(self) -> int:
+        return self.gateway_replicas if self.gateway_replicas > 0 else 1

@@ -1,0 +1,175 @@
+"""The gateway of an LLMService: Deployment ``<svc>-gateway``, Service ``<svc>``, the gRPC scaler Service
+``<svc>-scaler`` (external-push), and the ServiceAccount + Role the gateway needs (SPEC §2.3, DESIGN 1-3).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hearth.api.llmservice import LLMService
+from hearth.common import durations
+from hearth.render import common, names
+from hearth.render.config import OperatorConfig, ScalerMode
+
+CONTAINER_NAME = "gateway"
+HTTP_PORT = 8080
+GRPC_PORT = 9090
+SERVICE_PORT = 80
+
+
+def _reference_env(service: LLMService, config: OperatorConfig) -> list[dict[str, Any]]:
+    """The reference's env, in its order, with its omissions (SPEC §2.3)."""
+    name, namespace = service.metadata.name, service.metadata.namespace or "default"
+    env = [
+        common.env_entry("HEARTH_BACKEND_URL", f"http://{names.backend_service(name)}.{namespace}.svc:80"),
+        common.env_entry("HEARTH_LISTEN_ADDR", f":{HTTP_PORT}"),
+    ]
+    if config.scaler_mode is ScalerMode.EXTERNAL_PUSH:
+        env.append(common.env_entry("HEARTH_SCALER_LISTEN_ADDR", f":{GRPC_PORT}"))
+    activation = durations.Duration.parse(service.spec.scaling.activation_timeout)
+    if activation.nanoseconds > 0:
+        env.append(common.env_entry("HEARTH_ACTIVATION_TIMEOUT", str(activation)))
+    cold_start = service.spec.endpoint.cold_start
+    if cold_start.mode:
+        env.append(common.env_entry("HEARTH_COLDSTART_MODE", cold_start.mode))
+        heartbeat = durations.Duration.parse(cold_start.heartbeat_interval)
+        if heartbeat.nanoseconds > 0:
+            env.append(common.env_entry("HEARTH_HEARTBEAT_INTERVAL", str(heartbeat)))
+    return env
+
+
+def _discovery_env(service: LLMService, config: OperatorConfig) -> list[dict[str, Any]]:
+    """What Hearth's gateway adds: where to watch backend readiness and which Deployment to wake."""
+    name = service.metadata.name
+    return [
+        {"name": "HEARTH_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+        common.env_entry("HEARTH_BACKEND_SERVICE", names.backend_service(name)),
+        common.env_entry("HEARTH_BACKEND_DEPLOYMENT", names.backend(name)),
+        common.env_entry("HEARTH_SCALER_MODE", str(config.scaler_mode)),
+    ]
+
+
+def deployment(service: LLMService, config: OperatorConfig) -> dict[str, Any]:
+    name = service.metadata.name
+    selector = names.gateway_selector(name)
+    ports = [{"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"}]
+    if config.scaler_mode is ScalerMode.EXTERNAL_PUSH:
+        ports.append({"name": "grpc", "containerPort": GRPC_PORT, "protocol": "TCP"})
+    probe = {"httpGet": {"path": "/healthz", "port": HTTP_PORT}}
+    container: dict[str, Any] = {
+        "name": CONTAINER_NAME,
+        "image": config.gateway_image,
+        "env": _reference_env(service, config) + _discovery_env(service, config),
+        "ports": ports,
+        "readinessProbe": probe,
+        "livenessProbe": probe,
+        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}},
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        # A writable /tmp on a read-only root filesystem (the single-file hearth binary unpacks there).
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+    }
+    if config.gateway_args:
+        container["args"] = list(config.gateway_args)
+    pod: dict[str, Any] = {
+        "serviceAccountName": names.gateway(name),
+        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+        "containers": [container],
+        "volumes": [{"name": "tmp", "emptyDir": {}}],
+    }
+    if service.spec.image_pull_secrets:
+        pod["imagePullSecrets"] = common.pull_secrets(service)
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": common.metadata(service, names.gateway(name), selector),
+        "spec": {
+            "replicas": config.effective_gateway_replicas,
+            "selector": {"matchLabels": selector},
+            "template": {"metadata": {"labels": selector}, "spec": pod},
+        },
+    }
+
+
+def service_manifest(service: LLMService) -> dict[str, Any]:
+    """``<svc>``: the client endpoint (and the metrics-api scrape URL), port ``http`` 80 → 8080."""
+    name = service.metadata.name
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": common.metadata(service, names.gateway_service(name), names.gateway_service_labels(name)),
+        "spec": {
+            "selector": names.gateway_selector(name),
+            "ports": [{"name": "http", "port": SERVICE_PORT, "targetPort": HTTP_PORT, "protocol": "TCP"}],
+        },
+    }
+
+
+def scaler_service(service: LLMService) -> dict[str, Any]:
+    """``<svc>-scaler``: KEDA's plaintext gRPC ExternalScaler endpoint (external-push only)."""
+    name = service.metadata.name
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": common.metadata(service, names.scaler_service(name), names.gateway_service_labels(name)),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": names.gateway_selector(name),
+            "ports": [{"name": "grpc", "port": GRPC_PORT, "targetPort": GRPC_PORT, "protocol": "TCP"}],
+        },
+    }
+
+
+def rbac(service: LLMService, config: OperatorConfig) -> list[dict[str, Any]]:
+    """The gateway's ServiceAccount and the least Role it needs: read EndpointSlices (backend readiness) and
+    its own backend Deployment, and in built-in mode patch that Deployment's scale (wake 0→1)."""
+    name = service.metadata.name
+    labels = names.gateway_selector(name)
+    rules: list[dict[str, Any]] = [
+        {
+            "apiGroups": ["discovery.k8s.io"],
+            "resources": ["endpointslices"],
+            "verbs": ["get", "list", "watch"],
+        },
+        {
+            "apiGroups": ["apps"],
+            "resources": ["deployments"],
+            "resourceNames": [names.backend(name)],
+            "verbs": ["get"],
+        },
+    ]
+    if config.scaler_mode is ScalerMode.BUILTIN:
+        rules.append(
+            {
+                "apiGroups": ["apps"],
+                "resources": ["deployments/scale"],
+                "resourceNames": [names.backend(name)],
+                "verbs": ["get", "patch", "update"],
+            }
+        )
+    account = names.gateway(name)
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": common.metadata(service, account, labels)},
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": common.metadata(service, account, labels),
+            "rules": rules,
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": common.metadata(service, account, labels),
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": account},
+            "subjects": [
+                {
+                    "kind": "ServiceAccount",
+                    "name": account,
+                    "namespace": service.metadata.namespace or "default",
+                }
+            ],
+        },
+    ]

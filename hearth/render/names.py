@@ -1,0 +1,69 @@
+"""Object names and label sets of an LLMService's children (SPEC §2.3); these are the compatibility
+contract for label queries, metrics discovery and scripts written against the reference."""
+
+from __future__ import annotations
+
+MANAGED_BY = "hearth"
+FIELD_MANAGER = "hearth-operator"
+
+LABEL_NAME = "app.kubernetes.io/name"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+LABEL_LLMSERVICE = "serving.hearth.dev/llmservice"
+LABEL_GATEWAY = "serving.hearth.dev/gateway"
+LABEL_RUNTIME = "serving.hearth.dev/runtime"
+VOLCANO_QUEUE_ANNOTATION = "scheduling.volcano.sh/queue-name"
+
+
+def backend(service: str) -> str:
+    return service
+
+
+def backend_service(service: str) -> str:
+    return f"{service}-backend"
+
+
+def gateway(service: str) -> str:
+    return f"{service}-gateway"
+
+
+def gateway_service(service: str) -> str:
+    return service
+
+
+def scaler_service(service: str) -> str:
+    return f"{service}-scaler"
+
+
+def cache_claim(service: str) -> str:
+    return f"{service}-cache"
+
+
+def prewarm_job(service: str) -> str:
+    return f"{service}-prewarm"
+
+
+def scaled_object(service: str) -> str:
+    return service
+
+
+def backend_selector(service: str) -> dict[str, str]:
+    """``S``: the backend's selector labels."""
+    return {LABEL_NAME: service, LABEL_MANAGED_BY: MANAGED_BY, LABEL_LLMSERVICE: service}
+
+
+def backend_pod_labels(service: str, runtime: str) -> dict[str, str]:
+    return {**backend_selector(service), LABEL_RUNTIME: runtime}
+
+
+def gateway_selector(service: str) -> dict[str, str]:
+    """``G``: the gateway's selector labels."""
+    return {LABEL_NAME: gateway(service), LABEL_MANAGED_BY: MANAGED_BY, LABEL_GATEWAY: service}
+
+
+def gateway_service_labels(service: str) -> dict[str, str]:
+    """``G`` plus the llmservice label: the metrics-discovery contract shared with the backend Service."""
+    return {**gateway_selector(service), LABEL_LLMSERVICE: service}
+
+
+def endpoint_url(service: str, namespace: str) -> str:
+    return f"http://{gateway_service(service)}.{namespace}.svc/v1"

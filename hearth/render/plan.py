@@ -1,0 +1,116 @@
+"""The whole desired state of one LLMService as an ordered plan of steps, computed before anything is
+applied: a bad manifest fails here (with its SPEC reason) instead of half-way through applying."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Iterable
+from typing import Any
+
+from hearth.api import modeluri
+from hearth.api.llmservice import LLMService
+from hearth.api.runtime import InferenceRuntime
+from hearth.render import backend, cache, gateway, names, scaledobject, selection, vendors
+from hearth.render.config import OperatorConfig, ScalerMode
+from hearth.render.errors import Reason, ReconcileError
+
+
+class Mode(enum.Enum):
+    """How a step reaches the cluster."""
+
+    #: Server-side apply with field manager hearth-operator, forcing ownership.
+    APPLY = "apply"
+    #: Create if missing, never update (the cache PVC and the prewarm Job).
+    CREATE = "create"
+    #: Delete if it exists and this LLMService controls it (leftovers of another scaler mode).
+    DELETE = "delete"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Step:
+    """One child object and what to do with it; *reason* names the step if it fails."""
+
+    reason: Reason
+    mode: Mode
+    manifest: dict[str, Any]
+    #: Skip the step without error when the cluster lacks this CRD (the ScaledObject without KEDA).
+    requires_crd: str | None = None
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """(apiVersion, kind, name): what identifies the child."""
+        return (self.manifest["apiVersion"], self.manifest["kind"], self.manifest["metadata"]["name"])
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Plan:
+    runtime: InferenceRuntime
+    steps: tuple[Step, ...]
+
+    def manifests(self, mode: Mode | None = None) -> list[dict[str, Any]]:
+        return [step.manifest for step in self.steps if mode is None or step.mode is mode]
+
+
+SCALED_OBJECT_CRD = "scaledobjects.keda.sh"
+
+
+def _reference(service: LLMService, api_version: str, kind: str, name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": api_version,
+        "kind": kind,
+        "metadata": {"name": name, "namespace": service.metadata.namespace or "default"},
+    }
+
+
+def build(service: LLMService, runtimes: Iterable[InferenceRuntime], config: OperatorConfig) -> Plan:
+    """Every child of *service* in SPEC order; raises :class:`ReconcileError` naming the failing step."""
+    runtime = selection.select(service.spec.runtime, runtimes)
+    vendor = vendors.adapter(runtime.spec.vendor)
+    if vendor is None:
+        raise ReconcileError(
+            Reason.UNSUPPORTED_VENDOR, f'no backend adapter for vendor "{runtime.spec.vendor}"'
+        )
+    try:
+        model = modeluri.resolve(service.spec.model)
+    except modeluri.ModelResolutionError as error:
+        raise ReconcileError(Reason.MODEL_RESOLUTION, str(error)) from None
+    cache_plan = cache.plan(service)
+    name = service.metadata.name
+    steps = [
+        Step(
+            Reason.APPLY_DEPLOYMENT,
+            Mode.APPLY,
+            backend.deployment(service, runtime, model, cache_plan, vendor),
+        ),
+        Step(Reason.APPLY_BACKEND_SERVICE, Mode.APPLY, backend.service_manifest(service, runtime)),
+        *(Step(Reason.APPLY_GATEWAY_RBAC, Mode.APPLY, item) for item in gateway.rbac(service, config)),
+        Step(Reason.APPLY_GATEWAY, Mode.APPLY, gateway.deployment(service, config)),
+        Step(Reason.APPLY_GATEWAY_SERVICE, Mode.APPLY, gateway.service_manifest(service)),
+    ]
+    if config.scaler_mode is ScalerMode.EXTERNAL_PUSH:
+        steps.append(Step(Reason.APPLY_GATEWAY_SCALER_SERVICE, Mode.APPLY, gateway.scaler_service(service)))
+    else:
+        scaler = _reference(service, "v1", "Service", names.scaler_service(name))
+        steps.append(Step(Reason.APPLY_GATEWAY_SCALER_SERVICE, Mode.DELETE, scaler))
+    if cache_plan.claim is not None:
+        steps.append(Step(Reason.APPLY_CACHE_PVC, Mode.CREATE, cache_plan.claim))
+    job = cache.prewarm_job(service, runtime, model, cache_plan)
+    if job is not None:
+        steps.append(Step(Reason.APPLY_PREWARM_JOB, Mode.CREATE, job))
+    if config.scaler_mode is ScalerMode.BUILTIN:
+        # The metric and stabilization still drive the built-in autoscaler, so they are checked all the same.
+        scaledobject.check_metric(service)
+        scaledobject.stabilization_seconds(service)
+        leftover = _reference(service, scaledobject.API_VERSION, scaledobject.KIND, names.scaled_object(name))
+        steps.append(Step(Reason.APPLY_SCALED_OBJECT, Mode.DELETE, leftover, requires_crd=SCALED_OBJECT_CRD))
+    else:
+        steps.append(
+            Step(
+                Reason.APPLY_SCALED_OBJECT,
+                Mode.APPLY,
+                scaledobject.manifest(service, config.scaler_mode),
+                requires_crd=SCALED_OBJECT_CRD,
+            )
+        )
+    return Plan(runtime=runtime, steps=tuple(steps))

@@ -1,0 +1,245 @@
+"""The rendered children of an LLMService: golden YAML for every bundled runtime x cache strategy x scaler
+mode, and every reconcile-time validation of SPEC §2.9 with its reason."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from hearth.api import loading
+from hearth.api.llmservice import LLMService
+from hearth.api.runtime import InferenceRuntime
+from hearth.common import bundle
+from hearth.render import plan
+from hearth.render.config import OperatorConfig, ScalerMode
+from hearth.render.errors import Reason, ReconcileError
+from tests.api.manifests import FULL_RUNTIME, with_changes
+
+GOLDEN = Path(__file__).parent / "golden"
+UPDATE = os.environ.get("HEARTH_UPDATE_GOLDEN") == "1"
+RUNTIMES: list[InferenceRuntime] = [
+    runtime
+    for name in bundle.names("runtimes")
+    for runtime in loading.load_all(bundle.read_text("runtimes", name), source=name)
+    if isinstance(runtime, InferenceRuntime)
+]
+CONFIG = OperatorConfig(gateway_image="hearth.dev/hearth:test", gateway_args=("gateway",))
+
+
+def _service(spec: dict[str, Any], name: str = "qwen", namespace: str = "ml") -> LLMService:
+    document = {
+        "apiVersion": "serving.hearth.dev/v1alpha1",
+        "kind": "LLMService",
+        "metadata": {"name": name, "namespace": namespace, "uid": "0b5e7c1e-7b61-4b4b-9d4e-0a6f3c1d2e3f"},
+        "spec": spec,
+    }
+    service = loading.parse_object(document, source="test")
+    assert isinstance(service, LLMService)
+    return service
+
+
+def _base_spec(runtime: str, strategy: str) -> dict[str, Any]:
+    return {
+        "model": {"source": {"uri": "hf://Qwen/Qwen3-8B"}},
+        "runtime": {"name": runtime, "argsOverride": ["--max-model-len=8192"]},
+        "resources": {"accelerators": 2, "cpu": "4", "memory": "32Gi"},
+        "scaling": {"min": 0, "max": 3, "target": 4},
+        "cache": {"strategy": strategy, "prewarm": True, "size": "80Gi"},
+        "imagePullSecrets": [{"name": "registry"}],
+    }
+
+
+def _render(service: LLMService, config: OperatorConfig = CONFIG) -> str:
+    built = plan.build(service, RUNTIMES, config)
+    documents = [
+        {"step": step.reason.value, "mode": step.mode.value, **step.manifest} for step in built.steps
+    ]
+    return yaml.safe_dump_all(documents, sort_keys=False)
+
+
+@pytest.mark.parametrize("mode", list(ScalerMode), ids=str)
+@pytest.mark.parametrize("strategy", ["NodeLocalPVC", "HostPath", "None"])
+@pytest.mark.parametrize("runtime", sorted(runtime.metadata.name for runtime in RUNTIMES))
+def test_golden(runtime: str, strategy: str, mode: ScalerMode) -> None:
+    config = OperatorConfig(
+        gateway_image=CONFIG.gateway_image, gateway_args=CONFIG.gateway_args, scaler_mode=mode
+    )
+    rendered = _render(_service(_base_spec(runtime, strategy)), config)
+    golden = GOLDEN / f"{runtime}.{strategy}.{mode}.yaml"
+    if UPDATE:
+        golden.parent.mkdir(exist_ok=True)
+        golden.write_text(rendered)
+    assert golden.exists(), f"no golden file {golden.name}: run with HEARTH_UPDATE_GOLDEN=1"
+    assert rendered == golden.read_text(), f"{golden.name} differs: review, then HEARTH_UPDATE_GOLDEN=1"
+
+
+def _steps(service: LLMService, config: OperatorConfig = CONFIG) -> dict[tuple[str, str], plan.Step]:
+    return {
+        (step.manifest["kind"], step.manifest["metadata"]["name"]): step
+        for step in plan.build(service, RUNTIMES, config).steps
+    }
+
+
+def test_spec_names_labels_and_ports() -> None:
+    steps = _steps(_service(_base_spec("vllm-nvidia", "NodeLocalPVC")))
+    backend = steps[("Deployment", "qwen")].manifest
+    assert "replicas" not in backend["spec"], "the backend's replicas belong to the autoscaler"
+    assert backend["spec"]["selector"]["matchLabels"] == {
+        "app.kubernetes.io/name": "qwen",
+        "app.kubernetes.io/managed-by": "hearth",
+        "serving.hearth.dev/llmservice": "qwen",
+    }
+    assert backend["spec"]["template"]["metadata"]["labels"]["serving.hearth.dev/runtime"] == "vllm-nvidia"
+    gateway = steps[("Deployment", "qwen-gateway")].manifest
+    assert gateway["spec"]["replicas"] == 1
+    env = {
+        entry["name"]: entry.get("value")
+        for entry in gateway["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["HEARTH_BACKEND_URL"] == "http://qwen-backend.ml.svc:80"
+    assert env["HEARTH_ACTIVATION_TIMEOUT"] == "5m0s"
+    assert env["HEARTH_HEARTBEAT_INTERVAL"] == "10s"
+    assert env["HEARTH_COLDSTART_MODE"] == "keepalive"
+    public = steps[("Service", "qwen")].manifest
+    assert public["spec"]["ports"] == [{"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"}]
+    assert public["metadata"]["labels"]["serving.hearth.dev/llmservice"] == "qwen"
+    backend_service = steps[("Service", "qwen-backend")].manifest
+    assert backend_service["spec"]["ports"] == [
+        {"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}
+    ]
+    for step in steps.values():
+        if step.mode is not plan.Mode.DELETE:
+            (owner,) = step.manifest["metadata"]["ownerReferences"]
+            assert owner["controller"] is True
+            assert owner["blockOwnerDeletion"] is True
+            assert owner["kind"] == "LLMService"
+
+
+def test_env_values_use_go_duration_formatting_and_omit_non_positive() -> None:
+    spec = _base_spec("vllm-nvidia", "None")
+    spec["scaling"] = {"activationTimeout": "90s", "drainTimeout": "0s"}
+    spec["endpoint"] = {"coldStart": {"mode": "reject", "heartbeatInterval": "0s"}}
+    steps = _steps(_service(spec))
+    env = [
+        entry["name"]
+        for entry in steps[("Deployment", "qwen-gateway")].manifest["spec"]["template"]["spec"]["containers"][
+            0
+        ]["env"]
+    ]
+    values = {
+        entry["name"]: entry.get("value")
+        for entry in steps[("Deployment", "qwen-gateway")].manifest["spec"]["template"]["spec"]["containers"][
+            0
+        ]["env"]
+    }
+    assert values["HEARTH_ACTIVATION_TIMEOUT"] == "1m30s"
+    assert values["HEARTH_COLDSTART_MODE"] == "reject"
+    assert "HEARTH_HEARTBEAT_INTERVAL" not in env
+    backend_container = steps[("Deployment", "qwen")].manifest["spec"]["template"]["spec"]["containers"][0]
+    assert "lifecycle" not in backend_container, "drainTimeout 0 means no preStop drain"
+
+
+def test_drain_widens_the_grace_period() -> None:
+    spec = _base_spec("vllm-stub", "None")
+    spec["scaling"] = {"drainTimeout": "45.9s"}
+    pod = _steps(_service(spec))[("Deployment", "qwen")].manifest["spec"]["template"]["spec"]
+    assert pod["containers"][0]["lifecycle"]["preStop"]["exec"]["command"] == ["/bin/sh", "-c", "sleep 45"]
+    assert pod["terminationGracePeriodSeconds"] == 55
+
+
+def test_pvc_source_mounts_the_claim_and_skips_prewarm() -> None:
+    spec = _base_spec("vllm-nvidia", "NodeLocalPVC")
+    spec["model"] = {"source": {"uri": "pvc://weights/qwen/8b"}}
+    steps = _steps(_service(spec))
+    assert ("Job", "qwen-prewarm") not in steps
+    pod = steps[("Deployment", "qwen")].manifest["spec"]["template"]["spec"]
+    assert {
+        "name": "model-store",
+        "persistentVolumeClaim": {"claimName": "weights", "readOnly": True},
+    } in pod["volumes"]
+    assert "/models/qwen/8b" in pod["containers"][0]["args"]
+
+
+def test_volcano_queue_is_annotated_on_backend_and_prewarm() -> None:
+    runtime = InferenceRuntime.model_validate(with_changes(FULL_RUNTIME, "metadata.name", "volcano-rt"))
+    service = _service({**_base_spec("volcano-rt", "HostPath")})
+    built = plan.build(service, [*RUNTIMES, runtime], CONFIG)
+    by_key = {
+        (step.manifest["kind"], step.manifest["metadata"]["name"]): step.manifest for step in built.steps
+    }
+    for key in (("Deployment", "qwen"), ("Job", "qwen-prewarm")):
+        template = by_key[key]["spec"]["template"]
+        assert template["metadata"]["annotations"] == {"scheduling.volcano.sh/queue-name": "llm"}
+        assert template["spec"]["schedulerName"] == "volcano"
+
+
+@pytest.mark.parametrize(
+    ("change", "reason", "message"),
+    [
+        (
+            {"runtime": {"name": "missing"}},
+            Reason.RUNTIME_RESOLUTION,
+            'get InferenceRuntime "missing": not found',
+        ),
+        (
+            {"runtime": {"selector": {"vendor": ["ascend"]}}},
+            Reason.RUNTIME_RESOLUTION,
+            'ambiguous InferenceRuntime for vendor "ascend": '
+            "vllm-ascend-310p, vllm-ascend-910b share priority 100",
+        ),
+        (
+            {"runtime": {"selector": {"vendor": ["intel"]}}},
+            Reason.RUNTIME_RESOLUTION,
+            "no InferenceRuntime matches vendors [intel]",
+        ),
+        ({"model": {"catalogRef": "qwen"}}, Reason.MODEL_RESOLUTION, "catalog lookup is not implemented"),
+        (
+            {"model": {"source": {"uri": "hf://a/b", "secretRef": {"name": "t"}}}},
+            Reason.MODEL_RESOLUTION,
+            "secretRef",
+        ),
+        ({"model": {"source": {"uri": "s3://bucket/m"}}}, Reason.MODEL_RESOLUTION, "not supported yet"),
+        (
+            {"model": {"source": {"uri": "pvc://Bad/x"}}},
+            Reason.MODEL_RESOLUTION,
+            "not a valid PersistentVolumeClaim",
+        ),
+        (
+            {"runtime": {"name": "vllm-nvidia", "argsOverride": ["{{ .Nope }}"]}},
+            Reason.RENDER,
+            'unknown field ".Nope"',
+        ),
+        ({"resources": {"fraction": {"cores": 10}}}, Reason.RENDER, "resources.fraction is not supported"),
+        ({"cache": {"strategy": "SharedPVC"}}, Reason.RENDER, "SharedPVC is not supported"),
+        ({"cache": {"strategy": "BakedImage"}}, Reason.RENDER, "BakedImage is not supported yet"),
+        ({"scaling": {"metric": "kvCacheUtil"}}, Reason.SCALED_OBJECT, "kvCacheUtil is not supported yet"),
+        ({"scaling": {"scaleDownStabilization": "1.5s"}}, Reason.SCALED_OBJECT, "whole number of seconds"),
+    ],
+)
+def test_reconcile_time_validations(change: dict[str, Any], reason: Reason, message: str) -> None:
+    spec = {**_base_spec("vllm-nvidia", "NodeLocalPVC"), **change}
+    with pytest.raises(ReconcileError) as caught:
+        plan.build(_service(spec), RUNTIMES, CONFIG)
+    assert caught.value.reason is reason
+    assert message in caught.value.message
+
+
+def test_vendor_order_beats_priority() -> None:
+    nvidia = InferenceRuntime.model_validate(
+        with_changes(with_changes(FULL_RUNTIME, "metadata.name", "nv"), "spec.priority", 1000)
+    )
+    ascend = InferenceRuntime.model_validate(
+        with_changes(
+            with_changes(with_changes(FULL_RUNTIME, "metadata.name", "asc"), "spec.vendor", "ascend"),
+            "spec.priority",
+            10,
+        )
+    )
+    spec = {**_base_spec("x", "None"), "runtime": {"selector": {"vendor": ["ascend", "nvidia"]}}}
+    assert plan.build(_service(spec), [nvidia, ascend], CONFIG).runtime.metadata.name == "asc"
+    spec["runtime"] = {"selector": {"vendor": ["intel", "nvidia"]}}
+    assert plan.build(_service(spec), [nvidia, ascend], CONFIG).runtime.metadata.name == "nv"

@@ -32,5 +32,4 @@ COMMANDS = [
     _unavailable("install", "Install CRDs, runtimes, RBAC and the operator into the current kube-context"),
     _unavailable("uninstall", "Remove what 'hearth install' created"),
     _unavailable("e2e", "Drive the 0->1->N->0 loop against the current kube-context"),
-    _unavailable("render", "Print the objects an LLMService becomes, with no cluster"),
 ]

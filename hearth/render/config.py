@@ -28,9 +28,9 @@ class OperatorConfig:
     gateway_image: str = DEFAULT_GATEWAY_IMAGE
     gateway_replicas: int = 1
     scaler_mode: ScalerMode = ScalerMode.METRICS_API
-    #: Command of the gateway container. The reference image's entrypoint is the gateway itself; with the
-    #: single hearth image the gateway role is a subcommand, so the operator passes it.
-    gateway_args: tuple[str, ...] = ()
+    #: Arguments of the gateway container: the single hearth image runs the gateway role as a subcommand.
+    #: (The reference gateway image ignores positional arguments, so the default is safe with it too.)
+    gateway_args: tuple[str, ...] = ("gateway",)
 
     @property
     def effective_gateway_replicas(self) -> int:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
 import hearth
 from hearth.cmd import main, unavailable
+from hearth.common import bundle
 
 ALL_COMMANDS = ["operator", "gateway", "stub", "install", "uninstall", "e2e", "render", "version"]
 
@@ -63,3 +66,76 @@ def test_stub_help_names_every_setting_variable() -> None:
         "HEARTH_LOG_FORMAT",
     ):
         assert variable in output
+
+
+RENDER_INPUT = """\
+apiVersion: serving.hearth.dev/v1alpha1
+kind: LLMService
+metadata: {name: qwen}
+spec:
+  model: {source: {uri: hf://Qwen/Qwen3-0.6B}}
+  runtime: {selector: {vendor: [generic]}}
+"""
+
+
+def test_render_prints_every_child_in_apply_order(tmp_path: Path) -> None:
+    manifest = tmp_path / "svc.yaml"
+    manifest.write_text(RENDER_INPUT)
+    result = CliRunner().invoke(
+        main.cli, ["render", "-f", str(manifest), "-n", "ml", "--scaler-mode", "builtin"]
+    )
+    assert result.exit_code == 0, result.output
+    documents = list(yaml.safe_load_all(result.output))
+    assert [(doc["kind"], doc["metadata"]["name"]) for doc in documents] == [
+        ("Deployment", "qwen"),
+        ("Service", "qwen-backend"),
+        ("ServiceAccount", "qwen-gateway"),
+        ("Role", "qwen-gateway"),
+        ("RoleBinding", "qwen-gateway"),
+        ("Deployment", "qwen-gateway"),
+        ("Service", "qwen"),
+        ("PersistentVolumeClaim", "qwen-cache"),
+    ]
+    assert all(doc["metadata"]["namespace"] == "ml" for doc in documents)
+    assert documents[0]["spec"]["template"]["spec"]["containers"][0]["image"] == "hearth.dev/vllm-stub:e2e"
+
+
+def test_render_json_and_explicit_runtime_file(tmp_path: Path) -> None:
+    manifest = tmp_path / "svc.yaml"
+    manifest.write_text(RENDER_INPUT.replace("selector: {vendor: [generic]}", "name: vllm-nvidia"))
+    runtime = tmp_path / "rt.yaml"
+    runtime.write_text(bundle.read_text("runtimes", "vllm-nvidia.yaml"))
+    result = CliRunner().invoke(main.cli, ["render", "-f", str(manifest), "-r", str(runtime), "-o", "json"])
+    assert result.exit_code == 0, result.output
+    items = json.loads(result.output)["items"]
+    assert items[-1]["kind"] == "ScaledObject"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            RENDER_INPUT.replace("hf://Qwen/Qwen3-0.6B", "s3://bucket/m"),
+            "LLMService default/qwen: ModelResolution:",
+        ),
+        (
+            RENDER_INPUT.replace("runtime: {selector: {vendor: [generic]}}", "runtime: {name: nope}"),
+            'RuntimeResolution: get InferenceRuntime "nope": not found',
+        ),
+        (RENDER_INPUT.replace("model:", "modell:"), "spec.modell: Extra inputs are not permitted"),
+        ("kind: Pod\nmetadata: {name: x}\n", "kind 'Pod' is not a Hearth kind"),
+    ],
+)
+def test_render_errors_name_the_object_and_reason(tmp_path: Path, text: str, message: str) -> None:
+    manifest = tmp_path / "svc.yaml"
+    manifest.write_text(text)
+    result = CliRunner().invoke(main.cli, ["render", "-f", str(manifest)])
+    assert result.exit_code == 1
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_render_missing_file_is_a_usage_error() -> None:
+    result = CliRunner().invoke(main.cli, ["render", "-f", "/nonexistent.yaml"])
+    assert result.exit_code == 2
+    assert "cannot read /nonexistent.yaml" in result.output

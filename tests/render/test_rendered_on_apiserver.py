@@ -1,0 +1,39 @@
+"""Every rendered manifest is a valid Kubernetes object: a server-side dry run on a real kube-apiserver."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from hearth.render.config import ScalerMode
+from tests.cluster.controlplane import ControlPlane
+from tests.render.test_plan import RUNTIMES, _base_spec, _render, _service
+
+KEDA_KINDS = {"ScaledObject"}
+
+
+@pytest.fixture(scope="module")
+def namespace(control_plane: ControlPlane) -> str:
+    control_plane.kubectl("create", "namespace", "render-check", check=False)
+    return "render-check"
+
+
+@pytest.mark.parametrize("runtime", sorted(runtime.metadata.name for runtime in RUNTIMES))
+@pytest.mark.parametrize("mode", list(ScalerMode), ids=str)
+def test_rendered_objects_pass_server_validation(
+    control_plane: ControlPlane, namespace: str, runtime: str, mode: ScalerMode
+) -> None:
+    from hearth.render.config import OperatorConfig
+
+    service = _service(_base_spec(runtime, "HostPath"), namespace=namespace)
+    service = service.model_copy(update={"metadata": service.metadata.model_copy(update={"uid": None})})
+    documents = [doc for doc in yaml.safe_load_all(_render(service, OperatorConfig(scaler_mode=mode))) if doc]
+    for document in documents:
+        document.pop("step")
+        mode_name = document.pop("mode")
+        if mode_name == "delete" or document["kind"] in KEDA_KINDS:
+            continue
+        result = control_plane.kubectl(
+            "create", "--dry-run=server", "-o", "name", "-f", "-", stdin=yaml.safe_dump(document), check=False
+        )
+        assert result.returncode == 0, f"{document['kind']} {document['metadata']['name']}: {result.stderr}"

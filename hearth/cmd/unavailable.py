@@ -27,7 +27,6 @@ def _unavailable(name: str, summary: str) -> click.Command:
 
 
 COMMANDS = [
-    _unavailable("operator", "Run the control loop that turns LLMServices into workloads"),
     _unavailable("gateway", "Run the scale-to-zero OpenAI-compatible gateway of one LLMService"),
     _unavailable("install", "Install CRDs, runtimes, RBAC and the operator into the current kube-context"),
     _unavailable("uninstall", "Remove what 'hearth install' created"),

@@ -24,14 +24,7 @@ from tests.cluster.controlplane import ControlPlane
 def cluster(control_plane: ControlPlane) -> ControlPlane:
     """The control plane with Hearth's CRDs established and the bundled runtimes applied."""
     crds = "---\n".join(bundle.read_text("crds", name) for name in bundle.names("crds"))
-    control_plane.kubectl("apply", "--server-side", "--field-manager=hearth-test", "-f", "-", stdin=crds)
-    control_plane.kubectl(
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
-        "crd/llmservices.serving.hearth.dev",
-        "crd/inferenceruntimes.serving.hearth.dev",
-    )
+    control_plane.apply_crds(crds, "llmservices.serving.hearth.dev", "inferenceruntimes.serving.hearth.dev")
     runtimes = "---\n".join(bundle.read_text("runtimes", name) for name in bundle.names("runtimes"))
     control_plane.kubectl("apply", "-f", "-", stdin=runtimes)
     return control_plane

@@ -70,6 +70,20 @@ class ControlPlane:
             raise AssertionError(f"kubectl {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
         return result
 
+    def apply_crds(self, yaml_text: str, *names: str, timeout: float = 60) -> None:
+        """Apply CRDs and wait until each is Established (polling: `kubectl wait` fails on a CRD that has
+        no status conditions yet)."""
+        self.kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", stdin=yaml_text)
+        deadline = time.monotonic() + timeout
+        for name in names:
+            jsonpath = '{.status.conditions[?(@.type=="Established")].status}'
+            while (
+                self.kubectl("get", "crd", name, "-o", f"jsonpath={jsonpath}", check=False).stdout != "True"
+            ):
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"CRD {name} not Established after {timeout}s")
+                time.sleep(0.2)
+
     def log_tail(self, name: str, lines: int = 40) -> str:
         path = self.root / f"{name}.log"
         if not path.exists():

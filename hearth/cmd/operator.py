@@ -1,0 +1,170 @@
+"""``hearth operator``: the control loop (SPEC §2.10 flags, plus Hearth's own)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import click
+
+import hearth
+from hearth.cmd import params
+from hearth.common import logs, netaddr
+from hearth.operator import app
+from hearth.operator.settings import LEADER_ELECTION_ID, OperatorSettings, ScalerChoice
+from hearth.render.config import DEFAULT_GATEWAY_IMAGE
+
+_SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+
+def _address(value: str, flag: str) -> netaddr.ListenAddress | None:
+    """Go-style bind addresses; "0" (the reference's spelling) disables the endpoint."""
+    if value in ("0", ""):
+        return None
+    try:
+        return netaddr.ListenAddress.parse(value)
+    except netaddr.AddressError as error:
+        raise click.BadParameter(str(error), param_hint=flag) from None
+
+
+def _default_namespace() -> str:
+    if os.environ.get("POD_NAMESPACE"):
+        return os.environ["POD_NAMESPACE"]
+    if _SERVICE_ACCOUNT_NAMESPACE.exists():
+        return _SERVICE_ACCOUNT_NAMESPACE.read_text().strip()
+    return "default"
+
+
+@click.command("operator", short_help="Run the control loop that turns LLMServices into workloads.")
+@click.option("--version", "show_version", is_flag=True, help="Print the version and exit.")
+@click.option(
+    "--health-probe-bind-address",
+    default=":8081",
+    show_default=True,
+    help="Address of /healthz and /readyz; 0 disables them.",
+)
+@click.option(
+    "--metrics-bind-address",
+    default="0",
+    show_default=True,
+    help="Address of /metrics (plain HTTP); 0 disables it. May equal the health address.",
+)
+@click.option(
+    "--metrics-secure/--no-metrics-secure",
+    default=True,
+    show_default=True,
+    help="Serve metrics over HTTPS with TokenReview authentication (not available yet).",
+)
+@click.option("--metrics-cert-path", default="", hidden=True)
+@click.option("--metrics-cert-name", default="tls.crt", hidden=True)
+@click.option("--metrics-cert-key", default="tls.key", hidden=True)
+@click.option("--enable-http2", is_flag=True, hidden=True, help="Accepted for compatibility; ignored.")
+@click.option(
+    "--leader-elect/--no-leader-elect",
+    default=False,
+    show_default=True,
+    help="Hold a Lease so only one replica reconciles.",
+)
+@click.option(
+    "--leader-election-id", default=LEADER_ELECTION_ID, show_default=True, help="Name of the Lease."
+)
+@click.option(
+    "--leader-election-namespace",
+    default=None,
+    help="Namespace of the Lease [default: POD_NAMESPACE, else the pod's own namespace, else default].",
+)
+@click.option(
+    "--gateway-image",
+    default=DEFAULT_GATEWAY_IMAGE,
+    show_default=True,
+    envvar="HEARTH_GATEWAY_IMAGE",
+    show_envvar=True,
+    help="Image of every LLMService's gateway.",
+)
+@click.option(
+    "--gateway-replicas",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Gateway replicas per LLMService (external-push requires 1).",
+)
+@click.option(
+    "--scaler-mode",
+    type=click.Choice([choice.value for choice in ScalerChoice]),
+    default="auto",
+    show_default=True,
+    help="auto: KEDA metrics-api when KEDA is installed, else builtin. metrics-api/external-push: KEDA "
+    "ScaledObjects. builtin: Hearth scales the backends itself.",
+)
+@click.option(
+    "--concurrent-reconciles",
+    type=click.IntRange(min=1),
+    default=4,
+    show_default=True,
+    help="LLMServices reconciled in parallel.",
+)
+@click.option(
+    "--kubeconfig",
+    type=click.Path(dir_okay=False),
+    default=None,
+    envvar="KUBECONFIG",
+    help="Kubeconfig to use outside a cluster [default: in-cluster, else ~/.kube/config].",
+)
+@click.option("--context", default=None, help="Kubeconfig context.")
+@click.option("--zap-log-level", "zap_level", default=None, hidden=True, help="Alias of --log-level.")
+@click.option(
+    "--zap-encoder", "zap_encoder", type=click.Choice(["json", "console"]), default=None, hidden=True
+)
+@click.option("--zap-devel/--no-zap-devel", default=True, hidden=True, help="Accepted for compatibility.")
+@params.logging_options
+def command(
+    *,
+    show_version: bool,
+    health_probe_bind_address: str,
+    metrics_bind_address: str,
+    metrics_secure: bool,
+    leader_elect: bool,
+    leader_election_id: str,
+    leader_election_namespace: str | None,
+    gateway_image: str,
+    gateway_replicas: int,
+    scaler_mode: str,
+    concurrent_reconciles: int,
+    kubeconfig: str | None,
+    context: str | None,
+    zap_level: str | None,
+    zap_encoder: str | None,
+    log_level: str,
+    log_format: logs.LogFormat,
+    **_: object,
+) -> None:
+    """Run the control loop: reconcile every LLMService into its backend, gateway, cache and scaler."""
+    if show_version:
+        click.echo(f"hearth {hearth.__version__}")
+        return
+    metrics_address = _address(metrics_bind_address, "--metrics-bind-address")
+    if metrics_address is not None and metrics_secure:
+        raise click.UsageError(
+            "--metrics-secure (HTTPS with TokenReview authentication) is not available yet; "
+            "serve metrics with --no-metrics-secure behind a NetworkPolicy"
+        )
+    level = zap_level if zap_level in logs.LOG_LEVELS else log_level
+    logs.configure(level=level, fmt="json" if zap_encoder == "json" else log_format)
+    try:
+        settings = OperatorSettings(
+            health_address=_address(health_probe_bind_address, "--health-probe-bind-address"),
+            metrics_address=metrics_address,
+            leader_elect=leader_elect,
+            leader_election_id=leader_election_id,
+            leader_election_namespace=leader_election_namespace or _default_namespace(),
+            gateway_image=gateway_image,
+            gateway_replicas=gateway_replicas,
+            scaler=ScalerChoice(scaler_mode),
+            concurrent_reconciles=concurrent_reconciles,
+            kubeconfig=kubeconfig,
+            context=context,
+        )
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+    raise SystemExit(asyncio.run(app.run(settings)))

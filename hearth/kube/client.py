@@ -1,0 +1,256 @@
+"""A small asynchronous REST client over ``kubernetes_asyncio``: get, list, watch, server-side apply,
+create, delete, status updates. Objects are plain dicts (manifests), validated by the layers above."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+from kubernetes_asyncio import client as k8s_client
+from kubernetes_asyncio import config as k8s_config
+
+from hearth.kube import resources
+from hearth.kube.errors import ApiError, ApiUnreachableError
+from hearth.kube.resources import ResourceType
+
+log = logging.getLogger(__name__)
+
+FIELD_MANAGER = "hearth-operator"
+APPLY_PATCH = "application/apply-patch+yaml"
+MERGE_PATCH = "application/merge-patch+json"
+REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=30)
+
+
+class KubeClient:
+    """One connection pool to one API server; counts writes so callers can prove idleness."""
+
+    def __init__(self, api: k8s_client.ApiClient) -> None:
+        self._api = api
+        self.writes = 0
+
+    @classmethod
+    async def connect(cls, *, kubeconfig: str | None = None, context: str | None = None) -> KubeClient:
+        """In-cluster credentials when running in a pod (and no kubeconfig is given), else the kubeconfig."""
+        configuration = k8s_client.Configuration()
+        if kubeconfig is None and _in_cluster():
+            # The library leaves this function unannotated.
+            k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        else:
+            await k8s_config.load_kube_config(
+                config_file=kubeconfig, context=context, client_configuration=configuration
+            )
+        return cls(k8s_client.ApiClient(configuration=configuration))
+
+    async def close(self) -> None:
+        await self._api.close()
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: list[tuple[str, str]] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+        limits: aiohttp.ClientTimeout = REQUEST_TIMEOUT,
+    ) -> aiohttp.ClientResponse:
+        if method != "GET":
+            self.writes += 1
+        try:
+            response: aiohttp.ClientResponse = await self._api.call_api(
+                path,
+                method,
+                query_params=query or [],
+                header_params={"Accept": "application/json", "Content-Type": content_type},
+                body=body,
+                auth_settings=["BearerToken"],
+                _preload_content=False,
+                _request_timeout=limits,
+            )
+        except (aiohttp.ClientConnectionError, TimeoutError) as error:
+            raise ApiUnreachableError(f"{method} {path}: {error}") from error
+        if response.status >= 300:
+            raise await _api_error(response)
+        return response
+
+    async def _json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        response = await self._request(method, path, **kwargs)
+        async with response:
+            result: dict[str, Any] = await response.json(content_type=None)
+        return result
+
+    async def get(self, rt: ResourceType, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+        """The object, or ``None`` if it does not exist."""
+        try:
+            return await self._json("GET", rt.path(namespace=namespace, name=name))
+        except ApiError as error:
+            if error.not_found:
+                return None
+            raise
+
+    async def list(
+        self, rt: ResourceType, *, namespace: str | None = None, label_selector: str | None = None
+    ) -> tuple[list[dict[str, Any]], str]:
+        """Every object (paginated under the hood) and the list's resourceVersion."""
+        items: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            query = [("limit", "500")]
+            if label_selector:
+                query.append(("labelSelector", label_selector))
+            if token:
+                query.append(("continue", token))
+            page = await self._json("GET", rt.path(namespace=namespace), query=query)
+            for item in page.get("items", []):
+                item.setdefault("apiVersion", rt.api_version)
+                item.setdefault("kind", rt.kind)
+            items.extend(page.get("items", []))
+            token = page.get("metadata", {}).get("continue")
+            if not token:
+                return items, str(page.get("metadata", {}).get("resourceVersion", ""))
+
+    async def watch(
+        self,
+        rt: ResourceType,
+        *,
+        resource_version: str,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        timeout_seconds: int = 300,
+    ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        """Yield ``(type, object)`` events until the server closes the watch. A 410 raises ApiError(gone)."""
+        query = [
+            ("watch", "true"),
+            ("resourceVersion", resource_version),
+            ("allowWatchBookmarks", "true"),
+            ("timeoutSeconds", str(timeout_seconds)),
+        ]
+        if label_selector:
+            query.append(("labelSelector", label_selector))
+        limits = aiohttp.ClientTimeout(total=timeout_seconds + 30, sock_connect=10)
+        response = await self._request("GET", rt.path(namespace=namespace), query=query, limits=limits)
+        async with response:
+            while True:
+                line = await response.content.readline()
+                if not line:
+                    return
+                event = json.loads(line)
+                if event.get("type") == "ERROR":
+                    status = event.get("object", {})
+                    raise ApiError(
+                        status=int(status.get("code", 500)),
+                        reason=str(status.get("reason", "")),
+                        message=str(status.get("message", "")),
+                    )
+                yield str(event["type"]), event["object"]
+
+    async def apply(self, manifest: dict[str, Any], *, field_manager: str = FIELD_MANAGER) -> dict[str, Any]:
+        """Server-side apply, forcing ownership of the fields in *manifest*."""
+        rt = resources.of(manifest)
+        metadata = manifest["metadata"]
+        path = rt.path(namespace=metadata.get("namespace"), name=metadata["name"])
+        query = [("fieldManager", field_manager), ("force", "true")]
+        return await self._json("PATCH", path, query=query, body=manifest, content_type=APPLY_PATCH)
+
+    async def create(self, manifest: dict[str, Any]) -> dict[str, Any] | None:
+        """Create; ``None`` if it already exists (create-once objects are never updated)."""
+        rt = resources.of(manifest)
+        try:
+            return await self._json(
+                "POST", rt.path(namespace=manifest["metadata"].get("namespace")), body=manifest
+            )
+        except ApiError as error:
+            if error.already_exists:
+                return None
+            raise
+
+    async def delete(
+        self, rt: ResourceType, name: str, namespace: str | None = None, *, uid: str | None = None
+    ) -> bool:
+        """Delete (background propagation); with *uid*, only that exact object. False if it was gone."""
+        body: dict[str, Any] = {
+            "apiVersion": "v1",
+            "kind": "DeleteOptions",
+            "propagationPolicy": "Background",
+        }
+        if uid:
+            body["preconditions"] = {"uid": uid}
+        try:
+            await self._json("DELETE", rt.path(namespace=namespace, name=name), body=body)
+        except ApiError as error:
+            if error.not_found:
+                return False
+            raise
+        return True
+
+    async def update_status(self, rt: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
+        """PUT the status subresource (optimistic concurrency on resourceVersion)."""
+        metadata = obj["metadata"]
+        path = rt.path(namespace=metadata.get("namespace"), name=metadata["name"], subresource="status")
+        return await self._json("PUT", path, body=obj)
+
+    async def merge_patch(
+        self,
+        rt: ResourceType,
+        name: str,
+        patch: dict[str, Any],
+        *,
+        namespace: str | None = None,
+        subresource: str | None = None,
+    ) -> dict[str, Any]:
+        path = rt.path(namespace=namespace, name=name, subresource=subresource)
+        return await self._json("PATCH", path, body=patch, content_type=MERGE_PATCH)
+
+    async def post(
+        self, rt: ResourceType, manifest: dict[str, Any], *, namespace: str | None = None
+    ) -> dict[str, Any]:
+        return await self._json("POST", rt.path(namespace=namespace), body=manifest)
+
+    async def put(self, rt: ResourceType, manifest: dict[str, Any]) -> dict[str, Any]:
+        metadata = manifest["metadata"]
+        return await self._json(
+            "PUT", rt.path(namespace=metadata.get("namespace"), name=metadata["name"]), body=manifest
+        )
+
+    async def group_version_exists(self, api_version: str) -> bool:
+        """Whether the API server serves *api_version* (discovery; allowed for every authenticated user)."""
+        try:
+            await self._json("GET", f"/apis/{api_version}")
+        except ApiError as error:
+            if error.not_found:
+                return False
+            raise
+        return True
+
+
+async def _api_error(response: aiohttp.ClientResponse) -> ApiError:
+    async with response:
+        text = await response.text()
+    try:
+        status = json.loads(text)
+    except ValueError:
+        status = {}
+    if not isinstance(status, dict):
+        status = {}
+    return ApiError(
+        status=response.status,
+        reason=str(status.get("reason") or response.reason or ""),
+        message=str(status.get("message") or text[:500]),
+        details=status.get("details") if isinstance(status.get("details"), dict) else None,
+    )
+
+
+def _in_cluster() -> bool:
+    import os
+
+    return bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and os.path.exists(
+        "/var/run/secrets/kubernetes.io/serviceaccount/token"
+    )
+
+
+async def sleep_backoff(attempt: int, *, base: float = 0.5, cap: float = 30.0) -> None:
+    await asyncio.sleep(min(cap, base * 2**attempt))

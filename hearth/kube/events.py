@@ -1,0 +1,60 @@
+"""Kubernetes Events about Hearth objects (``kubectl describe`` shows them)."""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import os
+from typing import Any, Literal
+
+from hearth.common import logs
+from hearth.kube import resources
+from hearth.kube.client import KubeClient
+from hearth.kube.errors import ApiError, ApiUnreachableError
+
+log = logging.getLogger(__name__)
+
+COMPONENT = "hearth-operator"
+
+
+class EventRecorder:
+    def __init__(self, client: KubeClient, *, instance: str | None = None) -> None:
+        self._client = client
+        self._instance = instance or os.environ.get("POD_NAME") or os.uname().nodename
+
+    async def record(
+        self, obj: dict[str, Any], *, kind: Literal["Normal", "Warning"], reason: str, message: str
+    ) -> None:
+        """Best effort: an event that cannot be written is logged, never fails the caller."""
+        metadata = obj["metadata"]
+        namespace = metadata.get("namespace") or "default"
+        now = datetime.datetime.now(tz=datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {
+                "generateName": f"{metadata['name']}.",
+                "namespace": namespace,
+            },
+            "involvedObject": {
+                "apiVersion": obj.get("apiVersion"),
+                "kind": obj.get("kind"),
+                "name": metadata["name"],
+                "namespace": metadata.get("namespace"),
+                "uid": metadata.get("uid"),
+                "resourceVersion": metadata.get("resourceVersion"),
+            },
+            "reason": reason,
+            "message": message[:1024],
+            "type": kind,
+            "source": {"component": COMPONENT},
+            "reportingComponent": COMPONENT,
+            "reportingInstance": self._instance,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        try:
+            await self._client.post(resources.EVENT, event, namespace=namespace)
+        except (ApiError, ApiUnreachableError) as error:
+            log.warning("could not record event", extra=logs.fields(reason=reason, error=str(error)))

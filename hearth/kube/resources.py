@@ -1,0 +1,81 @@
+"""The resource types Hearth reads or writes, with their REST paths (no discovery round trips)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ResourceType:
+    api_version: str
+    kind: str
+    plural: str
+    namespaced: bool
+
+    @property
+    def group(self) -> str:
+        return self.api_version.rpartition("/")[0]
+
+    def path(
+        self, *, namespace: str | None = None, name: str | None = None, subresource: str | None = None
+    ) -> str:
+        base = f"/api/{self.api_version}" if "/" not in self.api_version else f"/apis/{self.api_version}"
+        if self.namespaced and namespace is not None:
+            base += f"/namespaces/{namespace}"
+        base += f"/{self.plural}"
+        if name is not None:
+            base += f"/{name}"
+            if subresource is not None:
+                base += f"/{subresource}"
+        return base
+
+
+DEPLOYMENT = ResourceType("apps/v1", "Deployment", "deployments", True)
+SERVICE = ResourceType("v1", "Service", "services", True)
+SERVICE_ACCOUNT = ResourceType("v1", "ServiceAccount", "serviceaccounts", True)
+CLAIM = ResourceType("v1", "PersistentVolumeClaim", "persistentvolumeclaims", True)
+EVENT = ResourceType("v1", "Event", "events", True)
+NAMESPACE = ResourceType("v1", "Namespace", "namespaces", False)
+POD = ResourceType("v1", "Pod", "pods", True)
+JOB = ResourceType("batch/v1", "Job", "jobs", True)
+ROLE = ResourceType("rbac.authorization.k8s.io/v1", "Role", "roles", True)
+ROLE_BINDING = ResourceType("rbac.authorization.k8s.io/v1", "RoleBinding", "rolebindings", True)
+LEASE = ResourceType("coordination.k8s.io/v1", "Lease", "leases", True)
+ENDPOINT_SLICE = ResourceType("discovery.k8s.io/v1", "EndpointSlice", "endpointslices", True)
+CRD = ResourceType("apiextensions.k8s.io/v1", "CustomResourceDefinition", "customresourcedefinitions", False)
+SCALED_OBJECT = ResourceType("keda.sh/v1alpha1", "ScaledObject", "scaledobjects", True)
+LLMSERVICE = ResourceType("serving.hearth.dev/v1alpha1", "LLMService", "llmservices", True)
+INFERENCE_RUNTIME = ResourceType(
+    "serving.hearth.dev/v1alpha1", "InferenceRuntime", "inferenceruntimes", False
+)
+
+_BY_KIND = {
+    (rt.api_version, rt.kind): rt
+    for rt in (
+        DEPLOYMENT,
+        SERVICE,
+        SERVICE_ACCOUNT,
+        CLAIM,
+        EVENT,
+        NAMESPACE,
+        POD,
+        JOB,
+        ROLE,
+        ROLE_BINDING,
+        LEASE,
+        ENDPOINT_SLICE,
+        CRD,
+        SCALED_OBJECT,
+        LLMSERVICE,
+        INFERENCE_RUNTIME,
+    )
+}
+
+
+def of(manifest: dict[str, object]) -> ResourceType:
+    """The resource type of a manifest, by its apiVersion and kind."""
+    key = (str(manifest.get("apiVersion")), str(manifest.get("kind")))
+    try:
+        return _BY_KIND[key]
+    except KeyError:
+        raise ValueError(f"unknown resource type {key[0]} {key[1]}") from None

@@ -1,0 +1,1 @@
+"""The control loop: LLMService + InferenceRuntime → workloads, status and events."""

@@ -1,0 +1,330 @@
+"""The LLMService controller: informers feed a work queue; workers reconcile one service at a time.
+
+Reconcile is level-based and idempotent: select the runtime, render the plan (no I/O), bring each child
+to its desired state (skipping children already in sync, so a steady state makes no API writes), then
+write status only if it changed and record an Event on every phase change or new failure reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import pydantic
+
+from hearth.api.llmservice import LLMService
+from hearth.api.runtime import InferenceRuntime
+from hearth.common import logs
+from hearth.kube import resources
+from hearth.kube.client import KubeClient
+from hearth.kube.errors import ApiError, ApiUnreachableError
+from hearth.kube.events import EventRecorder
+from hearth.kube.informer import Informer
+from hearth.kube.resources import ResourceType
+from hearth.operator import drift, status
+from hearth.operator.metrics import OperatorMetrics
+from hearth.operator.settings import OperatorSettings
+from hearth.operator.workqueue import WorkQueue
+from hearth.render import plan
+from hearth.render.config import OperatorConfig, ScalerMode
+from hearth.render.errors import Reason, ReconcileError
+
+log = logging.getLogger(__name__)
+
+Key = tuple[str, str]
+MANAGED = "app.kubernetes.io/managed-by=hearth"
+CHILD_TYPES = (
+    resources.DEPLOYMENT,
+    resources.SERVICE,
+    resources.SERVICE_ACCOUNT,
+    resources.ROLE,
+    resources.ROLE_BINDING,
+    resources.CLAIM,
+    resources.JOB,
+)
+KEDA_API = "keda.sh/v1alpha1"
+KEDA_CHECK_SECONDS = 10.0
+
+
+class Controller:
+    def __init__(
+        self,
+        client: KubeClient,
+        settings: OperatorSettings,
+        *,
+        metrics: OperatorMetrics,
+        recorder: EventRecorder,
+    ) -> None:
+        self._client = client
+        self._settings = settings
+        self._metrics = metrics
+        self._recorder = recorder
+        self.queue: WorkQueue[Key] = WorkQueue()
+        resync = settings.resync_seconds
+        self.services = Informer(
+            client, resources.LLMSERVICE, handler=self._on_service, resync_seconds=resync
+        )
+        self.runtimes = Informer(
+            client, resources.INFERENCE_RUNTIME, handler=self._on_runtime, resync_seconds=resync
+        )
+        self.children: dict[ResourceType, Informer] = {
+            rt: Informer(client, rt, handler=self._on_child, label_selector=MANAGED, resync_seconds=resync)
+            for rt in CHILD_TYPES
+        }
+        self.keda_installed = False
+        self._parsed_runtimes: dict[str, tuple[str, InferenceRuntime | None]] = {}
+        metrics.queue_depth.set_function(lambda: len(self.queue))
+
+    # ---- event handlers: map every change to the LLMService keys it affects --------------------------
+    def _on_service(self, _kind: str, obj: dict[str, Any]) -> None:
+        metadata = obj["metadata"]
+        self.queue.add((metadata.get("namespace") or "default", metadata["name"]))
+
+    def _on_runtime(self, _kind: str, obj: dict[str, Any]) -> None:
+        name, vendor = obj["metadata"]["name"], obj.get("spec", {}).get("vendor")
+        for service in self.services.items():
+            spec = service.get("spec", {}).get("runtime") or {}
+            vendors = (spec.get("selector") or {}).get("vendor") or []
+            resolved = service.get("status", {}).get("resolvedRuntime")
+            if spec.get("name") == name or vendor in vendors or resolved == name:
+                self._on_service("MODIFIED", service)
+
+    def _on_child(self, _kind: str, obj: dict[str, Any]) -> None:
+        for owner in obj.get("metadata", {}).get("ownerReferences") or []:
+            if owner.get("controller") and owner.get("kind") == "LLMService":
+                self.queue.add((obj["metadata"].get("namespace") or "default", owner["name"]))
+
+    # ---- running -----------------------------------------------------------------------------------
+    def informers(self) -> list[Informer]:
+        return [self.services, self.runtimes, *self.children.values()]
+
+    @property
+    def synced(self) -> bool:
+        return all(informer.synced.is_set() for informer in self.informers())
+
+    async def watch_keda(self) -> None:
+        """Notice KEDA being installed or removed, without a restart, by asking discovery periodically."""
+        scaled_objects: asyncio.Task[None] | None = None
+        while True:
+            try:
+                installed = await self._client.group_version_exists(KEDA_API)
+            except (ApiError, ApiUnreachableError) as error:
+                log.warning("could not check for KEDA", extra=logs.fields(error=str(error)))
+                installed = self.keda_installed
+            if installed != self.keda_installed:
+                self.keda_installed = installed
+                self._metrics.keda.set(1 if installed else 0)
+                log.info(
+                    "KEDA " + ("detected" if installed else "not installed"), extra=logs.fields(api=KEDA_API)
+                )
+                if installed and scaled_objects is None:
+                    informer = Informer(
+                        self._client, resources.SCALED_OBJECT, handler=self._on_child, label_selector=MANAGED
+                    )
+                    self.children[resources.SCALED_OBJECT] = informer
+                    scaled_objects = asyncio.create_task(informer.run())
+                for service in self.services.items():
+                    self._on_service("MODIFIED", service)
+            await asyncio.sleep(KEDA_CHECK_SECONDS)
+
+    async def worker(self) -> None:
+        while True:
+            key = await self.queue.get()
+            started = time.perf_counter()
+            try:
+                await self.reconcile(key)
+            except ReconcileError as error:
+                delay = self.queue.retry(key)
+                self._metrics.reconciles.labels(result="error").inc()
+                self._metrics.errors.labels(reason=str(error.reason)).inc()
+                log.info(
+                    "reconcile failed; retrying",
+                    extra=logs.fields(
+                        llmservice=f"{key[0]}/{key[1]}",
+                        reason=str(error.reason),
+                        error=error.message,
+                        retry_in_s=round(delay, 2),
+                    ),
+                )
+            except (ApiError, ApiUnreachableError) as error:
+                delay = self.queue.retry(key)
+                self._metrics.reconciles.labels(result="error").inc()
+                log.info(
+                    "reconcile hit an API error; retrying",
+                    extra=logs.fields(llmservice=f"{key[0]}/{key[1]}", error=str(error), retry_in_s=delay),
+                )
+            except Exception:
+                delay = self.queue.retry(key)
+                self._metrics.reconciles.labels(result="error").inc()
+                log.exception(
+                    "reconcile crashed; retrying", extra=logs.fields(llmservice=f"{key[0]}/{key[1]}")
+                )
+            else:
+                self.queue.forget(key)
+                self._metrics.reconciles.labels(result="success").inc()
+            finally:
+                self._metrics.duration.observe(time.perf_counter() - started)
+                self.queue.done(key)
+
+    # ---- reconcile ----------------------------------------------------------------------------------
+    def scaler_mode(self) -> ScalerMode:
+        return self._settings.scaler.resolve(keda_installed=self.keda_installed)
+
+    def _runtimes(self) -> list[InferenceRuntime]:
+        parsed = []
+        for obj in self.runtimes.items():
+            name, version = obj["metadata"]["name"], obj["metadata"].get("resourceVersion", "")
+            cached = self._parsed_runtimes.get(name)
+            if cached is None or cached[0] != version:
+                try:
+                    cached = (version, InferenceRuntime.model_validate(obj))
+                except pydantic.ValidationError as error:
+                    log.warning(
+                        "ignoring an invalid InferenceRuntime", extra=logs.fields(name=name, error=str(error))
+                    )
+                    cached = (version, None)
+                self._parsed_runtimes[name] = cached
+            if cached[1] is not None:
+                parsed.append(cached[1])
+        return parsed
+
+    async def reconcile(self, key: Key) -> None:
+        namespace, name = key
+        obj = self.services.get(name, namespace)
+        if obj is None:
+            return  # deleted: its children are garbage-collected through their owner references
+        mode = self.scaler_mode()
+        config = OperatorConfig(
+            gateway_image=self._settings.gateway_image,
+            gateway_replicas=self._settings.gateway_replicas,
+            scaler_mode=mode,
+        )
+        runtime: str | None = None
+        deployment: dict[str, Any] | None = None
+        error: ReconcileError | None = None
+        try:
+            service = _parse_service(obj)
+            built = plan.build(service, self._runtimes(), config)
+            runtime = built.runtime.metadata.name
+            for step in built.steps:
+                result = await self._execute(step, obj)
+                if step.reason is Reason.APPLY_DEPLOYMENT:
+                    deployment = result
+        except ReconcileError as failure:
+            error = failure
+        await self._write_status(obj, runtime=runtime, deployment=deployment, mode=mode, error=error)
+        if error is not None:
+            raise error
+
+    async def _execute(self, step: plan.Step, owner: dict[str, Any]) -> dict[str, Any] | None:
+        manifest = step.manifest
+        rt = resources.of(manifest)
+        name, namespace = manifest["metadata"]["name"], manifest["metadata"].get("namespace")
+        if step.requires_crd and not self.keda_installed:
+            return None  # SPEC §2.6: no KEDA, no ScaledObject; not an error
+        cache = self.children.get(rt)
+        live = (
+            cache.get(name, namespace) if cache is not None else await self._client.get(rt, name, namespace)
+        )
+        try:
+            if step.mode is plan.Mode.APPLY:
+                stamped = drift.stamp(manifest)
+                if drift.in_sync(stamped, live):
+                    return live
+                return await self._client.apply(stamped)
+            if step.mode is plan.Mode.CREATE:
+                return live or await self._client.create(manifest)
+            if live is not None and _controlled_by(live, owner):
+                await self._client.delete(rt, name, namespace, uid=live["metadata"].get("uid"))
+            return None
+        except ApiError as failure:
+            verb = {plan.Mode.APPLY: "apply", plan.Mode.CREATE: "create", plan.Mode.DELETE: "delete"}[
+                step.mode
+            ]
+            raise ReconcileError(
+                step.reason, f"{verb} {rt.kind} {namespace}/{name}: {failure.message}"
+            ) from None
+
+    async def _write_status(
+        self,
+        obj: dict[str, Any],
+        *,
+        runtime: str | None,
+        deployment: dict[str, Any] | None,
+        mode: ScalerMode,
+        error: ReconcileError | None,
+    ) -> None:
+        current = obj.get("status") or {}
+        wanted = status.desired(
+            current=current,
+            service=obj,
+            runtime=runtime,
+            deployment=deployment,
+            scaler_mode=mode,
+            keda_installed=self.keda_installed,
+            error=error,
+        )
+        if not status.differs(current, wanted):
+            return
+        updated = {**obj, "status": wanted}
+        try:
+            await self._client.update_status(resources.LLMSERVICE, updated)
+        except ApiError as failure:
+            if failure.conflict or failure.not_found:
+                return  # a newer version (or a deletion) is on its way through the watch and requeues us
+            raise
+        await self._record_transition(obj, current, wanted, error)
+
+    async def _record_transition(
+        self,
+        obj: dict[str, Any],
+        current: dict[str, Any],
+        wanted: dict[str, Any],
+        error: ReconcileError | None,
+    ) -> None:
+        old_phase, new_phase = current.get("phase"), wanted.get("phase")
+        if error is not None:
+            old_reason = _ready_reason(current)
+            if old_phase != "Degraded" or old_reason != str(error.reason):
+                await self._recorder.record(
+                    obj, kind="Warning", reason=str(error.reason), message=error.message
+                )
+        elif old_phase != new_phase:
+            await self._recorder.record(
+                obj, kind="Normal", reason=str(new_phase), message=_ready_message(wanted) or str(new_phase)
+            )
+
+
+def _parse_service(obj: dict[str, Any]) -> LLMService:
+    try:
+        return LLMService.model_validate(obj)
+    except pydantic.ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(map(str, issue['loc']))}: {issue['msg']}" for issue in error.errors()
+        )
+        raise ReconcileError(Reason.RENDER, f"invalid LLMService: {problems}") from None
+
+
+def _controlled_by(child: dict[str, Any], owner: dict[str, Any]) -> bool:
+    uid = owner["metadata"].get("uid")
+    return any(
+        ref.get("controller") and ref.get("uid") == uid
+        for ref in child["metadata"].get("ownerReferences") or []
+    )
+
+
+def _ready_condition(status_obj: dict[str, Any]) -> dict[str, Any]:
+    for condition in status_obj.get("conditions") or []:
+        if condition.get("type") == status.READY:
+            return dict(condition)
+    return {}
+
+
+def _ready_reason(status_obj: dict[str, Any]) -> str | None:
+    return _ready_condition(status_obj).get("reason")
+
+
+def _ready_message(status_obj: dict[str, Any]) -> str | None:
+    return _ready_condition(status_obj).get("message")

@@ -1,0 +1,56 @@
+"""The operator's settings (SPEC §2.10 flags plus Hearth's own), validated before anything starts."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+
+from hearth.common import netaddr
+from hearth.render.config import DEFAULT_GATEWAY_IMAGE, ScalerMode
+
+LEADER_ELECTION_ID = "6d7012cb.hearth.dev"
+DEFAULT_HEALTH_ADDRESS = netaddr.ListenAddress(host=None, port=8081)
+
+
+class ScalerChoice(enum.StrEnum):
+    """``--scaler-mode``: a fixed mode, or ``auto`` (metrics-api with KEDA installed, builtin without)."""
+
+    AUTO = "auto"
+    METRICS_API = "metrics-api"
+    EXTERNAL_PUSH = "external-push"
+    BUILTIN = "builtin"
+
+    def resolve(self, *, keda_installed: bool) -> ScalerMode:
+        if self is ScalerChoice.AUTO:
+            return ScalerMode.METRICS_API if keda_installed else ScalerMode.BUILTIN
+        return ScalerMode(self.value)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class OperatorSettings:
+    #: ``/healthz`` and ``/readyz`` (None: disabled).
+    health_address: netaddr.ListenAddress | None = DEFAULT_HEALTH_ADDRESS
+    #: Prometheus metrics (None: disabled, the reference's default ``0``).
+    metrics_address: netaddr.ListenAddress | None = None
+    leader_elect: bool = False
+    leader_election_id: str = LEADER_ELECTION_ID
+    leader_election_namespace: str = "default"
+    gateway_image: str = DEFAULT_GATEWAY_IMAGE
+    gateway_replicas: int = 1
+    scaler: ScalerChoice = ScalerChoice.AUTO
+    concurrent_reconciles: int = 4
+    kubeconfig: str | None = None
+    context: str | None = None
+    #: How often every LLMService is reconciled even without events (catches missed events cheaply).
+    resync_seconds: float = 600.0
+
+    def __post_init__(self) -> None:
+        if self.scaler is ScalerChoice.EXTERNAL_PUSH and self.gateway_replicas != 1:
+            raise ValueError(
+                "--scaler-mode=external-push requires --gateway-replicas=1: KEDA's external-push scaler "
+                "reads demand from a single gateway (use builtin or metrics-api for more replicas)"
+            )
+        if self.gateway_replicas < 1:
+            raise ValueError("--gateway-replicas must be at least 1")
+        if self.concurrent_reconciles < 1:
+            raise ValueError("--concurrent-reconciles must be at least 1")

@@ -1,0 +1,138 @@
+"""Computing an LLMService's status from what was observed (pure): the SPEC phase and Ready condition,
+Hearth's extra conditions, and whether anything changed enough to write."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from hearth.render import names
+from hearth.render.config import ScalerMode
+from hearth.render.errors import Reason, ReconcileError
+
+READY = "Ready"
+RUNTIME_RESOLVED = "RuntimeResolved"
+MODEL_RESOLVED = "ModelResolved"
+SCALING = "Scaling"
+
+_RUNTIME_REASONS = {Reason.RUNTIME_RESOLUTION, Reason.UNSUPPORTED_VENDOR}
+
+
+def now() -> str:
+    return datetime.datetime.now(tz=datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def phase_of(deployment: dict[str, Any] | None, *, min_replicas: int) -> tuple[str, str, str]:
+    """(phase, Ready reason, Ready message) from the backend Deployment (SPEC §2.7 precedence)."""
+    status = (deployment or {}).get("status", {})
+    if int(status.get("readyReplicas") or 0) > 0:
+        return "Ready", "Available", "serving pods are ready"
+    if int(status.get("replicas") or 0) > 0:
+        return "Loading", "Deploying", "waiting for serving pods to load the model"
+    if min_replicas == 0:
+        return "ScaledToZero", "ScaledToZero", "backend is at zero replicas; a request wakes it"
+    return "Pending", "Pending", "waiting for the backend Deployment"
+
+
+def _condition(kind: str, status: bool | None, reason: str, message: str, generation: int) -> dict[str, Any]:
+    return {
+        "type": kind,
+        "status": "Unknown" if status is None else ("True" if status else "False"),
+        "reason": reason,
+        "message": message,
+        "observedGeneration": generation,
+    }
+
+
+def desired(
+    *,
+    current: dict[str, Any],
+    service: dict[str, Any],
+    runtime: str | None,
+    deployment: dict[str, Any] | None,
+    scaler_mode: ScalerMode | None,
+    keda_installed: bool,
+    error: ReconcileError | None,
+) -> dict[str, Any]:
+    """The status to hold; fields not owned here (autoscaler decisions) are kept from *current*."""
+    metadata = service["metadata"]
+    generation = int(metadata.get("generation") or 0)
+    min_replicas = int(service.get("spec", {}).get("scaling", {}).get("min") or 0)
+    result = dict(current)
+    result["observedGeneration"] = generation
+    conditions: list[dict[str, Any]] = []
+    if error is not None:
+        result["phase"] = "Degraded"
+        conditions.append(_condition(READY, False, str(error.reason), error.message, generation))
+    else:
+        phase, reason, message = phase_of(deployment, min_replicas=min_replicas)
+        result["phase"] = phase
+        result["resolvedRuntime"] = runtime
+        result["replicas"] = int((deployment or {}).get("status", {}).get("readyReplicas") or 0)
+        result["endpointURL"] = names.endpoint_url(metadata["name"], metadata.get("namespace") or "default")
+        conditions.append(_condition(READY, phase == "Ready", reason, message, generation))
+
+    runtime_failed = error is not None and error.reason in _RUNTIME_REASONS
+    if runtime_failed:
+        assert error is not None
+        conditions.append(_condition(RUNTIME_RESOLVED, False, str(error.reason), error.message, generation))
+        conditions.append(
+            _condition(MODEL_RESOLVED, None, "RuntimeUnresolved", "runtime not resolved yet", generation)
+        )
+    else:
+        chosen = runtime or result.get("resolvedRuntime") or ""
+        conditions.append(
+            _condition(RUNTIME_RESOLVED, True, "Resolved", f"using InferenceRuntime {chosen}", generation)
+        )
+        if error is not None and error.reason is Reason.MODEL_RESOLUTION:
+            conditions.append(_condition(MODEL_RESOLVED, False, str(error.reason), error.message, generation))
+        else:
+            conditions.append(
+                _condition(MODEL_RESOLVED, True, "Resolved", "model source resolved", generation)
+            )
+    conditions.append(_scaling_condition(scaler_mode, keda_installed, generation))
+    result["conditions"] = merge_conditions(current.get("conditions") or [], conditions)
+    return result
+
+
+def _scaling_condition(mode: ScalerMode | None, keda_installed: bool, generation: int) -> dict[str, Any]:
+    if mode is None:
+        return _condition(SCALING, None, "Unknown", "not reconciled yet", generation)
+    if mode is ScalerMode.BUILTIN:
+        return _condition(SCALING, True, "Builtin", "scaled by Hearth's built-in autoscaler", generation)
+    if not keda_installed:
+        return _condition(
+            SCALING,
+            False,
+            "KEDANotInstalled",
+            f"scaler mode {mode} needs KEDA, which is not installed",
+            generation,
+        )
+    return _condition(SCALING, True, "KEDA", f"scaled by KEDA ({mode})", generation)
+
+
+def merge_conditions(current: list[dict[str, Any]], wanted: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Apply *wanted* like meta.SetStatusCondition: lastTransitionTime moves only when status flips."""
+    previous = {condition.get("type"): condition for condition in current}
+    merged = []
+    for condition in wanted:
+        old = previous.get(condition["type"])
+        if old is not None and old.get("status") == condition["status"] and old.get("lastTransitionTime"):
+            transition = old["lastTransitionTime"]
+        else:
+            transition = now()
+        merged.append({**condition, "lastTransitionTime": transition})
+    return merged
+
+
+def differs(current: dict[str, Any], wanted: dict[str, Any]) -> bool:
+    """Whether writing *wanted* would change anything (None-valued fields count as absent)."""
+    return bool(_clean(current) != _clean(wanted))
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _clean(item) for key, item in value.items() if item is not None}
+    if isinstance(value, list):
+        return [_clean(item) for item in value]
+    return value

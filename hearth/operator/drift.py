@@ -42,10 +42,12 @@ def contains(live: Any, wanted: Any) -> bool:
         )
     if isinstance(wanted, list):
         return isinstance(live, list) and len(live) == len(wanted) and all(map(contains, live, wanted))
+    if isinstance(wanted, bool) or isinstance(live, bool):
+        return live is wanted  # Python's True == 1 must not hide a type change
     if live == wanted:
         return True
     # The API server canonicalises quantities ("0.5" CPU reads back as "500m").
-    if isinstance(wanted, str | int) and isinstance(live, str | int) and not isinstance(wanted, bool):
+    if isinstance(wanted, str | int) and isinstance(live, str | int):
         try:
             return quantity.parse(wanted) == quantity.parse(live)
         except (ValueError, decimal.InvalidOperation):

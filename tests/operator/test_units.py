@@ -1,0 +1,166 @@
+"""Unit tests of the operator's pure parts: work queue, status computation, drift detection."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from hearth.operator import drift, status
+from hearth.operator.settings import OperatorSettings, ScalerChoice
+from hearth.operator.workqueue import WorkQueue
+from hearth.render.config import ScalerMode
+from hearth.render.errors import Reason, ReconcileError
+
+
+async def test_queue_deduplicates_and_never_hands_out_a_key_twice_at_once() -> None:
+    queue: WorkQueue[str] = WorkQueue()
+    for key in ("a", "b", "a", "a"):
+        queue.add(key)
+    assert len(queue) == 2
+    first = await queue.get()
+    queue.add(first)  # changed while being processed: must run again, but only after done()
+    second = await queue.get()
+    assert {first, second} == {"a", "b"}
+    assert len(queue) == 0
+    queue.done(first)
+    assert await asyncio.wait_for(queue.get(), 1) == first
+
+
+async def test_retry_backs_off_exponentially_and_forget_resets() -> None:
+    queue: WorkQueue[str] = WorkQueue(base_delay=0.01, max_delay=0.05)
+    delays = [queue.retry("k") for _ in range(5)]
+    assert delays == [0.01, 0.02, 0.04, 0.05, 0.05]
+    assert await asyncio.wait_for(queue.get(), 1) == "k"
+    queue.done("k")
+    queue.forget("k")
+    assert queue.retry("k") == 0.01
+
+
+@pytest.mark.parametrize(
+    ("deployment", "minimum", "phase"),
+    [
+        ({"status": {"readyReplicas": 1, "replicas": 2}}, 0, "Ready"),
+        ({"status": {"replicas": 1}}, 0, "Loading"),
+        ({"status": {}}, 0, "ScaledToZero"),
+        (None, 0, "ScaledToZero"),
+        ({"status": {}}, 1, "Pending"),
+    ],
+)
+def test_phase_precedence(deployment: dict[str, Any] | None, minimum: int, phase: str) -> None:
+    assert status.phase_of(deployment, min_replicas=minimum)[0] == phase
+
+
+SERVICE = {"metadata": {"name": "q", "namespace": "ml", "generation": 3}, "spec": {"scaling": {"min": 0}}}
+
+
+def test_ready_status_has_the_spec_fields_and_extra_conditions() -> None:
+    result = status.desired(
+        current={"desiredReplicas": 2},
+        service=SERVICE,
+        runtime="vllm-stub",
+        deployment={"status": {"readyReplicas": 2, "replicas": 2}},
+        scaler_mode=ScalerMode.BUILTIN,
+        keda_installed=False,
+        error=None,
+    )
+    assert result["phase"] == "Ready"
+    assert result["replicas"] == 2
+    assert result["endpointURL"] == "http://q.ml.svc/v1"
+    assert result["observedGeneration"] == 3
+    assert result["desiredReplicas"] == 2, "fields owned by the autoscaler are kept"
+    kinds = {c["type"]: (c["status"], c["reason"]) for c in result["conditions"]}
+    assert kinds == {
+        "Ready": ("True", "Available"),
+        "RuntimeResolved": ("True", "Resolved"),
+        "ModelResolved": ("True", "Resolved"),
+        "Scaling": ("True", "Builtin"),
+    }
+
+
+def test_degraded_keeps_previous_fields_and_names_the_step() -> None:
+    current = {"phase": "Ready", "resolvedRuntime": "old", "replicas": 1}
+    result = status.desired(
+        current=current,
+        service=SERVICE,
+        runtime=None,
+        deployment=None,
+        scaler_mode=ScalerMode.METRICS_API,
+        keda_installed=False,
+        error=ReconcileError(Reason.MODEL_RESOLUTION, "bad uri"),
+    )
+    assert (result["phase"], result["resolvedRuntime"], result["replicas"]) == ("Degraded", "old", 1)
+    kinds = {c["type"]: (c["status"], c["reason"]) for c in result["conditions"]}
+    assert kinds["Ready"] == ("False", "ModelResolution")
+    assert kinds["ModelResolved"] == ("False", "ModelResolution")
+    assert kinds["Scaling"] == ("False", "KEDANotInstalled")
+
+
+def test_transition_time_moves_only_when_status_flips() -> None:
+    old = [
+        {"type": "Ready", "status": "False", "reason": "Deploying", "message": "", "lastTransitionTime": "T0"}
+    ]
+    same = status.merge_conditions(
+        old, [{"type": "Ready", "status": "False", "reason": "Pending", "message": "x"}]
+    )
+    assert same[0]["lastTransitionTime"] == "T0"
+    flipped = status.merge_conditions(
+        old, [{"type": "Ready", "status": "True", "reason": "Available", "message": ""}]
+    )
+    assert flipped[0]["lastTransitionTime"] != "T0"
+
+
+def test_status_difference_ignores_absent_versus_none() -> None:
+    assert not status.differs({"phase": "Ready"}, {"phase": "Ready", "resolvedRuntime": None})
+    assert status.differs({"phase": "Ready"}, {"phase": "Loading"})
+
+
+MANIFEST = {
+    "apiVersion": "v1",
+    "kind": "Service",
+    "metadata": {"name": "q", "namespace": "ml", "labels": {"a": "b"}},
+    "spec": {"ports": [{"name": "http", "port": 80, "targetPort": "http"}], "selector": {"a": "b"}},
+}
+
+
+def _live(stamped: dict[str, Any]) -> dict[str, Any]:
+    """What the API server returns: our fields plus defaults it fills in."""
+    live = {**stamped, "metadata": {**stamped["metadata"], "uid": "u", "resourceVersion": "7"}}
+    live["spec"] = {
+        **stamped["spec"],
+        "clusterIP": "10.96.0.10",
+        "ports": [{**stamped["spec"]["ports"][0], "protocol": "TCP"}],
+    }
+    return live
+
+
+def test_drift_accepts_server_defaults() -> None:
+    stamped = drift.stamp(MANIFEST)
+    assert drift.in_sync(stamped, _live(stamped))
+
+
+def test_drift_detects_edits_removals_and_a_changed_desired_state() -> None:
+    stamped = drift.stamp(MANIFEST)
+    edited = _live(stamped)
+    edited["spec"]["selector"] = {"a": "c"}
+    assert not drift.in_sync(stamped, edited)
+    assert not drift.in_sync(stamped, None)
+    changed = drift.stamp({**MANIFEST, "spec": {**MANIFEST["spec"], "selector": {"x": "y"}}})
+    assert not drift.in_sync(changed, _live(stamped)), "a new desired state (new hash) is applied"
+
+
+@pytest.mark.parametrize(
+    ("wanted", "live", "equal"),
+    [("0.5", "500m", True), ("1Gi", "1073741824", True), ("2", 2, True), ("2", "3", False), (True, 1, False)],
+)
+def test_drift_compares_quantities_semantically(wanted: Any, live: Any, equal: bool) -> None:
+    assert drift.contains(live, wanted) is equal
+
+
+def test_scaler_choice_resolution_and_external_push_guard() -> None:
+    assert ScalerChoice.AUTO.resolve(keda_installed=False) is ScalerMode.BUILTIN
+    assert ScalerChoice.AUTO.resolve(keda_installed=True) is ScalerMode.METRICS_API
+    assert ScalerChoice.EXTERNAL_PUSH.resolve(keda_installed=False) is ScalerMode.EXTERNAL_PUSH
+    with pytest.raises(ValueError, match="external-push requires --gateway-replicas=1"):
+        OperatorSettings(scaler=ScalerChoice.EXTERNAL_PUSH, gateway_replicas=2)

@@ -1,0 +1,171 @@
+"""Operator benchmark (run by hand: `.venv/bin/python -m bench.operator`; not part of the tests).
+
+Creates N LLMServices on a throwaway etcd + kube-apiserver and reports, in one run:
+- baseline: how long the API server itself takes to accept the N objects (`kubectl apply`);
+- time until every service is reconciled (phase set), and its ratio to the baseline and to the budget;
+- API writes per service and per reconcile, and writes during an idle period (the budget is zero);
+- the operator's resident memory.
+No controller-manager runs, so Deployments report no replicas and services settle at ScaledToZero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from hearth.common import bundle
+from tests.cluster import controlplane
+
+BUDGET_SECONDS = 30.0
+RUNTIME = """
+apiVersion: serving.hearth.dev/v1alpha1
+kind: InferenceRuntime
+metadata: {name: bench-stub}
+spec:
+  vendor: generic
+  container: {image: hearth.dev/vllm-stub:e2e, args: ["{{ .Model.Path }}"]}
+  accelerator: {resourceName: hearth.dev/fake-accelerator}
+"""
+
+
+def _service(index: int) -> str:
+    return f"""apiVersion: serving.hearth.dev/v1alpha1
+kind: LLMService
+metadata: {{name: model-{index:03d}, namespace: bench}}
+spec:
+  model: {{source: {{uri: hf://org/model-{index:03d}}}}}
+  runtime: {{name: bench-stub}}
+"""
+
+
+def _metrics(port: int) -> dict[str, float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        lines = response.read().decode().splitlines()
+    values = {}
+    for line in lines:
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            values[name] = float(value)
+    return values
+
+
+def _rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _phases(plane: controlplane.ControlPlane) -> list[str]:
+    listing = json.loads(plane.kubectl("get", "llmservices", "-n", "bench", "-o", "json", timeout=120).stdout)
+    return [item.get("status", {}).get("phase", "") for item in listing["items"]]
+
+
+def _wait_ready(port: int) -> None:
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2):
+                return
+        except OSError:
+            time.sleep(0.2)
+
+
+def _wait_quiet(port: int) -> None:
+    """Let the echo reconciles (our own child and status writes come back as watch events) finish."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        first = _metrics(port)["hearth_operator_api_writes_total"]
+        time.sleep(2)
+        if _metrics(port)["hearth_operator_api_writes_total"] == first:
+            return
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--services", type=int, default=200)
+    parser.add_argument("--idle-seconds", type=float, default=15.0)
+    options = parser.parse_args()
+    count = options.services
+    with controlplane.running() as plane:
+        crds = "---\n".join(bundle.read_text("crds", name) for name in bundle.names("crds"))
+        plane.apply_crds(crds, "llmservices.serving.hearth.dev", "inferenceruntimes.serving.hearth.dev")
+        plane.kubectl("apply", "-f", "-", stdin=RUNTIME)
+        plane.kubectl("create", "namespace", "bench")
+        port = controlplane.free_port()
+        operator = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "hearth",
+                "operator",
+                f"--kubeconfig={plane.kubeconfig}",
+                f"--health-probe-bind-address=127.0.0.1:{port}",
+                f"--metrics-bind-address=127.0.0.1:{port}",
+                "--no-metrics-secure",
+                "--log-level=warning",
+            ],
+            stderr=(plane.root / "operator.log").open("wb"),
+        )
+        try:
+            _wait_ready(port)
+            idle_rss = _rss_mib(operator.pid)
+            writes_before = _metrics(port)["hearth_operator_api_writes_total"]
+            manifests = "---\n".join(_service(i) for i in range(count))
+            started = time.monotonic()
+            plane.kubectl("apply", "-f", "-", stdin=manifests, timeout=300)
+            baseline = time.monotonic() - started
+            while True:
+                phases = _phases(plane)
+                if len(phases) == count and all(phase in ("Ready", "ScaledToZero") for phase in phases):
+                    break
+                time.sleep(0.5)
+            converged = time.monotonic() - started
+            settle = time.monotonic()
+            # Let the echo reconciles (our own child and status writes come back as watch events) finish.
+            while True:
+                first = _metrics(port)["hearth_operator_api_writes_total"]
+                time.sleep(2)
+                if (
+                    _metrics(port)["hearth_operator_api_writes_total"] == first
+                    or time.monotonic() - settle > 60
+                ):
+                    break
+            metrics = _metrics(port)
+            writes = metrics["hearth_operator_api_writes_total"] - writes_before
+            reconciles = metrics.get('hearth_operator_reconcile_total{result="success"}', 0) + metrics.get(
+                'hearth_operator_reconcile_total{result="error"}', 0
+            )
+            busy_rss = _rss_mib(operator.pid)
+            idle_start = metrics["hearth_operator_api_writes_total"]
+            time.sleep(options.idle_seconds)
+            idle_writes = _metrics(port)["hearth_operator_api_writes_total"] - idle_start
+        finally:
+            operator.terminate()
+            operator.wait(timeout=30)
+    rows = [
+        ("LLMServices", f"{count}", ""),
+        ("baseline: kubectl apply of all of them", f"{baseline:.2f} s", ""),
+        (
+            "all reconciled (Ready or ScaledToZero)",
+            f"{converged:.2f} s",
+            f"{converged / baseline:.2f}x baseline, "
+            f"{converged / BUDGET_SECONDS:.2f}x budget ({BUDGET_SECONDS:.0f} s)",
+        ),
+        ("API writes per service", f"{writes / count:.2f}", f"{writes:.0f} writes"),
+        ("API writes per reconcile", f"{writes / max(reconciles, 1):.2f}", f"{reconciles:.0f} reconciles"),
+        (f"API writes while idle ({options.idle_seconds:.0f} s)", f"{idle_writes:.0f}", "budget 0"),
+        ("operator RSS idle / after", f"{idle_rss:.0f} / {busy_rss:.0f} MiB", ""),
+    ]
+    width = max(len(row[0]) for row in rows)
+    for name, value, note in rows:
+        print(f"{name:<{width}}  {value:>14}  {note}")
+    return 0 if converged <= BUDGET_SECONDS and idle_writes == 0 else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

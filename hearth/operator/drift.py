@@ -42,6 +42,10 @@ def contains(live: Any, wanted: Any) -> bool:
         )
     if isinstance(wanted, list):
         return isinstance(live, list) and len(live) == len(wanted) and all(map(contains, live, wanted))
+    return _scalar_equal(live, wanted)
+
+
+def _scalar_equal(live: Any, wanted: Any) -> bool:
     if isinstance(wanted, bool) or isinstance(live, bool):
         return live is wanted  # Python's True == 1 must not hide a type change
     if live == wanted:

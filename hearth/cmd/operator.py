@@ -91,7 +91,8 @@ def _default_namespace() -> str:
 )
 @click.option(
     "--scaler-mode",
-    type=click.Choice([choice.value for choice in ScalerChoice]),
+    # "" is the reference's spelling of metrics-api.
+    type=click.Choice([choice.value for choice in ScalerChoice] + [""]),
     default="auto",
     show_default=True,
     help="auto: KEDA metrics-api when KEDA is installed, else builtin. metrics-api/external-push: KEDA "
@@ -160,7 +161,7 @@ def command(
             leader_election_namespace=leader_election_namespace or _default_namespace(),
             gateway_image=gateway_image,
             gateway_replicas=gateway_replicas,
-            scaler=ScalerChoice(scaler_mode),
+            scaler=ScalerChoice(scaler_mode or ScalerChoice.METRICS_API),
             concurrent_reconciles=concurrent_reconciles,
             kubeconfig=kubeconfig,
             context=context,

@@ -139,3 +139,29 @@ def test_render_missing_file_is_a_usage_error() -> None:
     result = CliRunner().invoke(main.cli, ["render", "-f", "/nonexistent.yaml"])
     assert result.exit_code == 2
     assert "cannot read /nonexistent.yaml" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--scaler-mode=external-push", "--gateway-replicas=2"],
+            "external-push requires --gateway-replicas=1",
+        ),
+        (
+            ["--metrics-bind-address=:8080"],
+            "--metrics-secure (HTTPS with TokenReview authentication) is not available",
+        ),
+        (["--scaler-mode=keda"], "Invalid value for '--scaler-mode'"),
+        (["--health-probe-bind-address=8081"], 'invalid listen address "8081"'),
+    ],
+)
+def test_operator_refuses_bad_flags_before_connecting(args: list[str], message: str) -> None:
+    result = CliRunner().invoke(main.cli, ["operator", *args])
+    assert result.exit_code == 2
+    assert message in result.output
+
+
+def test_operator_version_flag() -> None:
+    result = CliRunner().invoke(main.cli, ["operator", "--version"])
+    assert result.output == f"hearth {hearth.__version__}\n"

@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
-from aiohttp import web
+from aiohttp import http_exceptions, web
 
 from hearth.common import logs, netaddr
 
@@ -30,9 +32,17 @@ async def serve(
     name: str,
     stop: asyncio.Event | None = None,
     on_started: StartedHook | None = None,
+    before_shutdown: Callable[[], Awaitable[None]] | None = None,
+    **server_options: Any,
 ) -> None:
-    """Serve *app* on *address* until SIGTERM/SIGINT (or *stop* is set), then drain and return."""
-    runner = web.AppRunner(app, shutdown_timeout=shutdown_timeout, handle_signals=False, access_log=None)
+    """Serve *app* on *address* until SIGTERM/SIGINT (or *stop* is set), then drain and return.
+
+    *before_shutdown* runs after the signal while the listener is still open (e.g. to fail readiness and
+    keep serving until the endpoint is gone); *server_options* go to aiohttp's request handler (limits).
+    """
+    runner = web.AppRunner(
+        app, shutdown_timeout=shutdown_timeout, handle_signals=False, access_log=None, **server_options
+    )
     await runner.setup()
     try:
         site = web.TCPSite(runner, host=address.host, port=address.port, reuse_address=True)
@@ -52,9 +62,45 @@ async def serve(
                 component=name, signal=signal_received.get("name", "none"), timeout_s=shutdown_timeout
             ),
         )
+        if before_shutdown is not None:
+            await before_shutdown()
     finally:
         await runner.cleanup()
         log.info("stopped", extra=logs.fields(component=name))
+
+
+class _MalformedRequestFilter(logging.Filter):
+    """aiohttp logs every unparsable request with a traceback at ERROR; a client (or attacker) sending
+    garbage would flood the log. Keep one line per interval, with the count of what was refused."""
+
+    def __init__(self, interval: float = 10.0) -> None:
+        super().__init__()
+        self._interval = interval
+        self._last = 0.0
+        self.refused = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if not isinstance(error, http_exceptions.HttpProcessingError):
+            return True
+        self.refused += 1
+        now = time.monotonic()
+        if now - self._last < self._interval:
+            return False
+        self._last = now
+        record.msg, record.args, record.exc_info, record.exc_text = (
+            "refused malformed requests",
+            (),
+            None,
+            None,
+        )
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        record.fields = {"total": self.refused, "last_error": str(error).splitlines()[0][:200]}
+        return True
+
+
+MALFORMED_REQUESTS = _MalformedRequestFilter()
+logging.getLogger("aiohttp.server").addFilter(MALFORMED_REQUESTS)
 
 
 def _install_signal_handlers(stop: asyncio.Event) -> dict[str, str]:

@@ -83,10 +83,12 @@ class KubeClient:
             result: dict[str, Any] = await response.json(content_type=None)
         return result
 
-    async def get(self, rt: ResourceType, name: str, namespace: str | None = None) -> dict[str, Any] | None:
-        """The object, or ``None`` if it does not exist."""
+    async def get(
+        self, rt: ResourceType, name: str, namespace: str | None = None, *, subresource: str | None = None
+    ) -> dict[str, Any] | None:
+        """The object (or its subresource), or ``None`` if it does not exist."""
         try:
-            return await self._json("GET", rt.path(namespace=namespace, name=name))
+            return await self._json("GET", rt.path(namespace=namespace, name=name, subresource=subresource))
         except ApiError as error:
             if error.not_found:
                 return None
@@ -210,11 +212,13 @@ class KubeClient:
     ) -> dict[str, Any]:
         return await self._json("POST", rt.path(namespace=namespace), body=manifest)
 
-    async def put(self, rt: ResourceType, manifest: dict[str, Any]) -> dict[str, Any]:
+    async def put(
+        self, rt: ResourceType, manifest: dict[str, Any], *, subresource: str | None = None
+    ) -> dict[str, Any]:
+        """Replace (optimistic concurrency: the manifest's resourceVersion must still be current)."""
         metadata = manifest["metadata"]
-        return await self._json(
-            "PUT", rt.path(namespace=metadata.get("namespace"), name=metadata["name"]), body=manifest
-        )
+        path = rt.path(namespace=metadata.get("namespace"), name=metadata["name"], subresource=subresource)
+        return await self._json("PUT", path, body=manifest)
 
     async def group_version_exists(self, api_version: str) -> bool:
         """Whether the API server serves *api_version* (discovery; allowed for every authenticated user)."""

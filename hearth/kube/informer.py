@@ -35,6 +35,7 @@ class Informer:
         rt: ResourceType,
         *,
         handler: Handler,
+        namespace: str | None = None,
         label_selector: str | None = None,
         resync_seconds: float = 600.0,
         watch_seconds: int = 300,
@@ -43,6 +44,7 @@ class Informer:
         self.rt = rt
         self._handler = handler
         self._selector = label_selector
+        self._namespace = namespace
         self._resync = resync_seconds
         self._watch_seconds = watch_seconds
         self._store: dict[Key, dict[str, Any]] = {}
@@ -85,7 +87,9 @@ class Informer:
                 await asyncio.sleep(min(30.0, 0.5 * 2**failures))
 
     async def _relist(self) -> str:
-        items, version = await self._client.list(self.rt, label_selector=self._selector)
+        items, version = await self._client.list(
+            self.rt, namespace=self._namespace, label_selector=self._selector
+        )
         fresh = {key_of(item): item for item in items}
         previous, self._store = self._store, fresh
         for key, obj in previous.items():
@@ -99,7 +103,11 @@ class Informer:
 
     async def _watch(self, version: str, seconds: int) -> str:
         async for kind, obj in self._client.watch(
-            self.rt, resource_version=version, label_selector=self._selector, timeout_seconds=max(1, seconds)
+            self.rt,
+            resource_version=version,
+            namespace=self._namespace,
+            label_selector=self._selector,
+            timeout_seconds=max(1, seconds),
         ):
             version = str(obj.get("metadata", {}).get("resourceVersion", version))
             if kind == "BOOKMARK":

@@ -1,0 +1,120 @@
+"""Demand: what the gateway tells autoscalers (SPEC §3.5).
+
+``pending`` counts admitted requests (waiting or in flight). A cold request also starts or renews the
+*activation lease*: until the backend is ready (then a 15 s grace) or the activation timeout passes,
+demand stays at least 1, so a rejected or disconnected cold request still wakes the backend.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+
+from hearth.gateway.metrics import GatewayMetrics
+from hearth.gateway.readiness import ReadinessSource
+
+READY_GRACE_SECONDS = 15.0
+
+#: Called with the new active flag (demand > 0) on every flip.
+Subscriber = Callable[[bool], None]
+
+
+class Demand:
+    def __init__(
+        self,
+        *,
+        readiness: ReadinessSource,
+        metrics: GatewayMetrics,
+        activation_timeout: float,
+        ready_grace: float = READY_GRACE_SECONDS,
+    ) -> None:
+        self._readiness = readiness
+        self._metrics = metrics
+        self._activation_timeout = activation_timeout
+        self._ready_grace = ready_grace
+        self.pending = 0
+        self._lease_deadline: float | None = None
+        self._grace_until = 0.0
+        self._active = False
+        self._subscribers: list[Subscriber] = []
+        self._lease_task: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    @staticmethod
+    def _now() -> float:
+        return asyncio.get_running_loop().time()
+
+    def value(self) -> int:
+        if self.pending > 0:
+            return self.pending
+        now = self._now()
+        leased = self._lease_deadline is not None and now < self._lease_deadline
+        return 1 if leased or now < self._grace_until else 0
+
+    @property
+    def active(self) -> bool:
+        return self._active
+
+    def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
+        """Receive every flip of the active flag; returns the unsubscribe function."""
+        self._subscribers.append(subscriber)
+        return lambda: self._subscribers.remove(subscriber)
+
+    def admitted(self) -> None:
+        self.pending += 1
+        self._changed()
+
+    def finished(self) -> None:
+        self.pending -= 1
+        self._changed()
+
+    def cold_request(self) -> None:
+        """Start or renew the activation lease."""
+        self._lease_deadline = self._now() + self._activation_timeout
+        if self._lease_task is None or self._lease_task.done():
+            self._lease_task = asyncio.get_running_loop().create_task(self._watch_lease())
+        self._changed()
+
+    async def _watch_lease(self) -> None:
+        while self._lease_deadline is not None:
+            remaining = self._lease_deadline - self._now()
+            if remaining <= 0:
+                self._lease_deadline = None  # expired (a renewal would have moved the deadline)
+                break
+            if await self._readiness.wait_ready(remaining):
+                self._lease_deadline = None
+                self._grace_until = self._now() + self._ready_grace
+                break
+        self._changed()
+
+    def _changed(self) -> None:
+        value = self.value()
+        self._metrics.pending.set(self.pending)
+        self._metrics.demand.set(value)
+        self._schedule_expiry()
+        active = value > 0
+        if active == self._active:
+            return
+        self._active = active
+        if active:
+            self._metrics.activation_events.inc()
+        for subscriber in list(self._subscribers):
+            subscriber(active)
+
+    def _schedule_expiry(self) -> None:
+        """Recompute when the grace period ends, so demand falls to 0 without a new request."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        now = self._now()
+        if self.pending == 0 and self._grace_until > now:
+            self._timer = asyncio.get_running_loop().call_at(self._grace_until + 0.001, self._changed)
+
+    async def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._lease_task is not None:
+            self._lease_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._lease_task

@@ -1,0 +1,189 @@
+"""Knowing when the backend can serve, without polling per request.
+
+One source per gateway process; every held request awaits the same event, so readiness wakes them all
+at once, and the warm path is a single attribute read. Two sources:
+- :class:`EndpointSliceReadiness` watches the backend Service's EndpointSlices (ready pod IPs, so requests
+  go straight to pods);
+- :class:`ProbeReadiness`, the fallback without API access, probes ``<backend>/health`` in one shared loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import aiohttp
+
+from hearth.common import logs
+from hearth.kube import resources
+from hearth.kube.client import KubeClient
+from hearth.kube.informer import Informer
+
+log = logging.getLogger(__name__)
+
+PROBE_INTERVAL = 0.5
+PROBE_TIMEOUT = 2.0
+
+
+class ReadinessSource(Protocol):
+    """Where the gateway learns which backends can serve."""
+
+    @property
+    def ready(self) -> bool: ...
+
+    def endpoints(self) -> list[str]:
+        """Base URLs of ready backends (pods, or the backend Service URL)."""
+        ...
+
+    async def wait_ready(self, within: float | None) -> bool:
+        """Wait until ready (True) or *within* seconds pass (False)."""
+        ...
+
+    def suspect(self) -> None:
+        """A request could not connect: the source should re-check soon."""
+        ...
+
+    def on_change(self, callback: Callable[[bool], None]) -> None:
+        """Call *callback* with the new readiness on every flip."""
+        ...
+
+
+class _Flag:
+    """A readiness flag with waiters and change callbacks (shared by every source)."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+        self._callbacks: list[Callable[[bool], None]] = []
+
+    @property
+    def ready(self) -> bool:
+        return self._event.is_set()
+
+    def set(self, ready: bool) -> None:
+        if ready == self._event.is_set():
+            return
+        if ready:
+            self._event.set()
+        else:
+            self._event.clear()
+        for callback in self._callbacks:
+            callback(ready)
+
+    async def wait_ready(self, within: float | None) -> bool:
+        if self._event.is_set():
+            return True
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._event.wait(), within)
+        return self._event.is_set()
+
+    def on_change(self, callback: Callable[[bool], None]) -> None:
+        self._callbacks.append(callback)
+
+
+class ManualReadiness(_Flag):
+    """Readiness set by hand: the in-memory fake for tests, and the base of the others."""
+
+    def __init__(self, endpoints: list[str] | None = None) -> None:
+        super().__init__()
+        self._endpoints = list(endpoints or [])
+
+    def endpoints(self) -> list[str]:
+        return list(self._endpoints) if self.ready else []
+
+    def set_endpoints(self, endpoints: list[str]) -> None:
+        self._endpoints = list(endpoints)
+        self.set(bool(endpoints))
+
+    def suspect(self) -> None:
+        return None
+
+
+class ProbeReadiness(_Flag):
+    """One shared loop probing ``<backend_url>/health`` (200 means ready), every 500 ms."""
+
+    def __init__(self, backend_url: str, session: aiohttp.ClientSession) -> None:
+        super().__init__()
+        self._url = backend_url
+        self._session = session
+        self._recheck = asyncio.Event()
+
+    def endpoints(self) -> list[str]:
+        return [self._url] if self.ready else []
+
+    def suspect(self) -> None:
+        self._recheck.set()
+
+    async def run(self) -> None:
+        while True:
+            self.set(await self._probe())
+            self._recheck.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._recheck.wait(), PROBE_INTERVAL)
+
+    async def _probe(self) -> bool:
+        try:
+            async with self._session.get(
+                f"{self._url}/health", timeout=aiohttp.ClientTimeout(total=PROBE_TIMEOUT)
+            ) as response:
+                return response.status == 200
+        except (aiohttp.ClientError, TimeoutError):
+            return False
+
+
+class EndpointSliceReadiness(_Flag):
+    """Ready endpoints of the backend Service, from a watch on its EndpointSlices."""
+
+    def __init__(self, client: KubeClient, *, namespace: str, service: str, port_name: str = "http") -> None:
+        super().__init__()
+        self._port_name = port_name
+        self._service = service
+        self._endpoints: list[str] = []
+        self.informer = Informer(
+            client,
+            resources.ENDPOINT_SLICE,
+            namespace=namespace,
+            label_selector=f"kubernetes.io/service-name={service}",
+            handler=self._on_slice,
+            resync_seconds=300,
+        )
+
+    def endpoints(self) -> list[str]:
+        return list(self._endpoints)
+
+    def suspect(self) -> None:
+        return None  # the watch reports removals itself
+
+    async def run(self) -> None:
+        await self.informer.run()
+
+    def _on_slice(self, _kind: str, _obj: dict[str, Any]) -> None:
+        endpoints: list[str] = []
+        for item in self.informer.items():
+            port = next(
+                (
+                    p.get("port")
+                    for p in item.get("ports") or []
+                    if p.get("name", "") in (self._port_name, "")
+                ),
+                None,
+            )
+            if port is None:
+                continue
+            for endpoint in item.get("endpoints") or []:
+                conditions = endpoint.get("conditions") or {}
+                # "ready" is unset or true for serving pods; terminating pods report ready=false.
+                if conditions.get("ready") is False:
+                    continue
+                for address in endpoint.get("addresses") or []:
+                    host = f"[{address}]" if ":" in address else address
+                    endpoints.append(f"http://{host}:{port}")
+        endpoints.sort()
+        if endpoints != self._endpoints:
+            log.info(
+                "backend endpoints changed", extra=logs.fields(service=self._service, ready=len(endpoints))
+            )
+        self._endpoints = endpoints
+        self.set(bool(endpoints))

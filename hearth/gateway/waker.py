@@ -1,0 +1,74 @@
+"""Built-in mode's wake-up: the moment a cold request is admitted, set the backend Deployment's scale to 1
+if it is at 0. One request in flight at a time, and a PUT with the resourceVersion just read, so many cold
+requests and several gateway replicas cause one scale-up and never undo a larger scale set meanwhile."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from hearth.common import logs
+from hearth.gateway.metrics import GatewayMetrics
+from hearth.kube import resources
+from hearth.kube.client import KubeClient
+from hearth.kube.errors import ApiError, ApiUnreachableError
+
+log = logging.getLogger(__name__)
+
+#: After confirming replicas >= 1, skip further checks for this long (the backend is on its way).
+CONFIRMED_SECONDS = 2.0
+
+
+class Waker:
+    def __init__(
+        self, client: KubeClient, *, namespace: str, deployment: str, metrics: GatewayMetrics
+    ) -> None:
+        self._client = client
+        self._namespace = namespace
+        self._deployment = deployment
+        self._metrics = metrics
+        self._task: asyncio.Task[None] | None = None
+        self._confirmed_until = 0.0
+
+    def wake(self, admitted_at: float) -> None:
+        """Fire and forget: ensure the backend is scaled to at least 1."""
+        loop = asyncio.get_running_loop()
+        if (self._task is not None and not self._task.done()) or loop.time() < self._confirmed_until:
+            return
+        self._task = loop.create_task(self._ensure_one(admitted_at))
+
+    async def _ensure_one(self, admitted_at: float) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            scale = await self._client.get(
+                resources.DEPLOYMENT, self._deployment, self._namespace, subresource="scale"
+            )
+            if scale is None:
+                log.warning("backend Deployment not found", extra=logs.fields(deployment=self._deployment))
+                self._metrics.wakes.labels(result="missing").inc()
+                return
+            if int(scale.get("spec", {}).get("replicas") or 0) >= 1:
+                self._confirmed_until = loop.time() + CONFIRMED_SECONDS
+                return
+            scale["spec"]["replicas"] = 1
+            await self._client.put(resources.DEPLOYMENT, scale, subresource="scale")
+            self._confirmed_until = loop.time() + CONFIRMED_SECONDS
+            self._metrics.wakes.labels(result="scaled").inc()
+            log.info(
+                "woke the backend: scale 0 -> 1",
+                extra=logs.fields(
+                    deployment=self._deployment,
+                    admitted_to_patch_ms=round((loop.time() - admitted_at) * 1000, 1),
+                ),
+            )
+        except ApiError as error:
+            if error.conflict:
+                self._metrics.wakes.labels(result="conflict").inc()  # someone else scaled it first
+                return
+            self._metrics.wakes.labels(result="error").inc()
+            log.warning(
+                "could not wake the backend", extra=logs.fields(status=error.status, error=error.message)
+            )
+        except ApiUnreachableError as error:
+            self._metrics.wakes.labels(result="error").inc()
+            log.warning("could not wake the backend", extra=logs.fields(error=str(error)))

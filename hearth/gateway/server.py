@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import resource
 
 import aiohttp
 import prometheus_client
@@ -42,7 +43,16 @@ async def _kube_client(settings: GatewaySettings) -> KubeClient | None:
         return None
 
 
+def _raise_open_file_limit() -> None:
+    """Every held request is an open socket: lift the soft descriptor limit to the hard one (as Go does)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 async def run(settings: GatewaySettings) -> None:
+    _raise_open_file_limit()
     # SPEC §3.7: exactly the listed series, without the _created samples (the library leaves this untyped).
     prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
     metrics = GatewayMetrics()

@@ -46,6 +46,8 @@ def _discovery_env(service: LLMService, config: OperatorConfig) -> list[dict[str
         common.env_entry("HEARTH_BACKEND_SERVICE", names.backend_service(name)),
         common.env_entry("HEARTH_BACKEND_DEPLOYMENT", names.backend(name)),
         common.env_entry("HEARTH_SCALER_MODE", str(config.scaler_mode)),
+        # Profiles serve the model under the LLMService's name (--served-model-name={{ .Service.Name }}).
+        common.env_entry("HEARTH_MODEL_NAME", name),
     ]
 
 

@@ -11,6 +11,7 @@ import aiohttp
 import prometheus_client
 
 from hearth.common import logs, serve
+from hearth.gateway import external_scaler
 from hearth.gateway.app import Gateway, make_app
 from hearth.gateway.demand import Demand
 from hearth.gateway.metrics import GatewayMetrics
@@ -77,14 +78,13 @@ async def run(settings: GatewaySettings) -> None:
         waker = Waker(
             client, namespace=settings.namespace, deployment=settings.backend_deployment, metrics=metrics
         )
-    if settings.scaler_listen is not None:
-        log.warning(
-            "KEDA external-push (gRPC) is not available in this build; KEDA can still poll /hearth/queue",
-            extra=logs.fields(address=str(settings.scaler_listen)),
-        )
     demand = Demand(
         readiness=readiness, metrics=metrics, activation_timeout=settings.activation_timeout.seconds
     )
+    scaler_server = None
+    if settings.scaler_listen is not None:
+        scaler = external_scaler.ExternalScaler(demand=demand, metrics=metrics)
+        scaler_server, _ = await external_scaler.start(scaler, settings.scaler_listen)
     gateway = Gateway(
         settings=settings, readiness=readiness, demand=demand, metrics=metrics, session=session, waker=waker
     )
@@ -116,6 +116,8 @@ async def run(settings: GatewaySettings) -> None:
             keepalive_timeout=KEEPALIVE_SECONDS,
         )
     finally:
+        if scaler_server is not None:
+            await scaler_server.stop(grace=1)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -63,3 +63,38 @@ def test_frozen_binary_rejects_bad_settings_cleanly(binary: str) -> None:
     assert result.returncode == 2
     assert "STUB_TOKEN_DELAY" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+async def test_frozen_gateway_fronts_the_frozen_stub_and_serves_the_scaler(binary: str) -> None:
+    import grpc
+
+    from hearth.gateway import protowire
+    from tests.cluster.controlplane import free_port
+
+    stub_env = {"STUB_LISTEN_ADDR": "127.0.0.1:0", "STUB_TOKEN_COUNT": "2", "STUB_TOKEN_DELAY": "1ms"}
+    async with running_hearth(["stub"], executable=[binary], env=stub_env) as stub:
+        scaler_port = free_port()
+        env = {
+            "HEARTH_BACKEND_URL": stub.url,
+            "HEARTH_LISTEN_ADDR": "127.0.0.1:0",
+            "HEARTH_READINESS": "probe",
+            "HEARTH_SCALER_LISTEN_ADDR": f"127.0.0.1:{scaler_port}",
+        }
+        async with running_hearth(["gateway"], executable=[binary], env=env) as gateway:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{scaler_port}") as channel:
+                is_active = channel.unary_unary(
+                    "/externalscaler.ExternalScaler/IsActive",
+                    request_serializer=protowire.ScaledObjectRef.encode,
+                    response_deserializer=protowire.decode_is_active_response,
+                )
+                assert await is_active(protowire.ScaledObjectRef("q", "ml", {"targetValue": "1"})) is False
+            async with openai.AsyncOpenAI(
+                base_url=f"{gateway.url}/v1", api_key="unused", max_retries=0
+            ) as client:
+                stream = await client.chat.completions.create(
+                    model="hearth-stub", messages=[{"role": "user", "content": "hi"}], stream=True
+                )
+                text = "".join(
+                    [chunk.choices[0].delta.content or "" async for chunk in stream if chunk.choices]
+                )
+            assert text == "tok0 tok1 "

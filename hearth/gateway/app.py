@@ -9,10 +9,12 @@ forwarded to the least busy ready backend and streamed back byte for byte.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
@@ -63,10 +65,47 @@ class Gateway:
         self.waker = waker
         self.balancer = Balancer()
         self.admitted = 0
+        self.held = 0
+        self._request_counters: dict[str, Any] = {}
         self.draining = False
+        self.closing = False
+        # One event for every held request: set when a backend is ready, or when the gateway closes.
+        self._release = asyncio.Event()
+        if readiness.ready:
+            self._release.set()
+        readiness.on_change(self._on_readiness)
         self._models_cache: bytes | None = None
         self._disconnects_logged_at = 0.0
         self.disconnects = 0
+
+    def _on_readiness(self, ready: bool) -> None:
+        if ready or self.closing:
+            self._release.set()
+        else:
+            self._release.clear()
+
+    def close_holds(self) -> None:
+        """Answer every request still held cold now (they never reached a backend, so a retry is safe)."""
+        self.closing = True
+        self._release.set()
+
+    @contextlib.contextmanager
+    def _holding(self) -> Iterator[None]:
+        self.held += 1
+        self.metrics.held.set(self.held)
+        try:
+            yield
+        finally:
+            self.held -= 1
+            self.metrics.held.set(self.held)
+
+    async def _held_until(self, deadline: float) -> bool:
+        """Wait for a ready backend until *deadline*; False on timeout or when the gateway closes."""
+        # asyncio.timeout_at, not wait_for: no extra task per held request, so a release wakes each one once.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout_at(deadline):
+                await self._release.wait()
+        return self.readiness.ready
 
     # ---- endpoints of the gateway itself -----------------------------------------------------------
     async def healthz(self, _: web.Request) -> web.Response:
@@ -86,16 +125,8 @@ class Gateway:
         if request.method == "GET" and request.path == "/v1/models" and not self.readiness.ready:
             # Listing models must not wake an accelerator (DESIGN 4): answered here, not counted as demand.
             return self._local_models()
-        if self.draining:
-            return self._count(
-                httpparts.error_response(
-                    503,
-                    "the gateway is shutting down",
-                    kind="service_unavailable",
-                    code="gateway_draining",
-                    retry_after=1,
-                )
-            )
+        if self.closing:
+            return self._count(self._shutting_down())
         if self.admitted >= self.settings.max_queue:
             self.metrics.rejections.labels(reason="queue_full").inc()
             return self._count(
@@ -117,7 +148,7 @@ class Gateway:
             self.metrics.client_disconnects.inc()
             self.disconnects += 1
             if exchange.committed:
-                self.metrics.requests.labels(code="200").inc()
+                self._requests("200").inc()
             self._log_disconnects()
             raise
         finally:
@@ -138,7 +169,11 @@ class Gateway:
             if httpparts.wants_stream(request.method, body):
                 return await self._hold_streaming(request, body, admitted_at, exchange)
             deadline = admitted_at + self.settings.activation_timeout.seconds
-            if not await self.readiness.wait_ready(deadline - loop.time()):
+            with self._holding():
+                released = await self._held_until(deadline)
+            if not released:
+                if self.closing:
+                    return self._count(self._shutting_down())
                 self.metrics.rejections.labels(reason="activation_timeout").inc()
                 return self._count(
                     self._not_ready("backend not ready: activation timeout", code="activation_timeout")
@@ -166,14 +201,22 @@ class Gateway:
         next_beat = admitted_at + interval
         while not self.readiness.ready:
             now = loop.time()
+            if self.closing:
+                self._requests("200").inc()
+                await response.write(b"event: error\ndata: gateway shutting down, retry\n\n")
+                await response.write_eof()
+                exchange.committed = False
+                return response
             if now >= deadline:
                 self.metrics.rejections.labels(reason="activation_timeout").inc()
-                self.metrics.requests.labels(code="200").inc()
+                self._requests("200").inc()
                 await response.write(TIMEOUT_EVENT)
                 await response.write_eof()
                 exchange.committed = False  # counted already
                 return response
-            if await self.readiness.wait_ready(min(deadline, next_beat) - now):
+            with self._holding():
+                released = await self._held_until(min(deadline, next_beat))
+            if released:
                 break
             if loop.time() >= next_beat:
                 await response.write(HEARTBEAT)
@@ -202,7 +245,7 @@ class Gateway:
                     continue
                 if response is not None:
                     await self._end(response)
-                    self.metrics.requests.labels(code="200").inc()
+                    self._requests("200").inc()
                     return response
                 return self._count(
                     httpparts.error_response(
@@ -226,16 +269,19 @@ class Gateway:
             if committed is not None:
                 # Status and headers were sent with the heartbeats; only the body can follow (SPEC §3.3).
                 await self._pipe(upstream, committed)
-                self.metrics.requests.labels(code="200").inc()
+                self._requests("200").inc()
                 return committed
-            response = web.StreamResponse(
-                status=upstream.status,
-                reason=upstream.reason,
-                headers=httpparts.downstream_headers(upstream.headers),
-            )
+            headers = httpparts.downstream_headers(upstream.headers)
+            self._requests(str(upstream.status)).inc()
+            if _small_and_complete(upstream):
+                # A short answer of known length (not an event stream): one write instead of a streamed copy.
+                whole = await upstream.read()
+                return web.Response(
+                    status=upstream.status, reason=upstream.reason, body=whole, headers=headers
+                )
+            response = web.StreamResponse(status=upstream.status, reason=upstream.reason, headers=headers)
             await response.prepare(request)
             await self._pipe(upstream, response)
-            self.metrics.requests.labels(code=str(upstream.status)).inc()
             return response
 
     @staticmethod
@@ -252,9 +298,25 @@ class Gateway:
         await response.write(b"event: error\ndata: could not reach the backend\n\n")
         await response.write_eof()
 
+    def _requests(self, code: str) -> Any:
+        child = self._request_counters.get(code)
+        if child is None:
+            child = self._request_counters[code] = self.metrics.requests.labels(code=code)
+        return child
+
     def _count(self, response: web.Response) -> web.Response:
-        self.metrics.requests.labels(code=str(response.status)).inc()
+        self._requests(str(response.status)).inc()
         return response
+
+    @staticmethod
+    def _shutting_down() -> web.Response:
+        return httpparts.error_response(
+            503,
+            "the gateway is shutting down",
+            kind="service_unavailable",
+            code="gateway_draining",
+            retry_after=1,
+        )
 
     @staticmethod
     def _not_ready(message: str, *, code: str) -> web.Response:
@@ -283,6 +345,18 @@ class Gateway:
                 "clients disconnected before their answer completed",
                 extra=logs.fields(total=self.disconnects),
             )
+
+
+SMALL_ANSWER_BYTES = 256 * 1024
+
+
+def _small_and_complete(upstream: aiohttp.ClientResponse) -> bool:
+    length = upstream.content_length
+    return (
+        length is not None
+        and length <= SMALL_ANSWER_BYTES
+        and not upstream.headers.get("Content-Type", "").startswith("text/event-stream")
+    )
 
 
 def make_app(gateway: Gateway) -> web.Application:

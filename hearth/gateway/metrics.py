@@ -43,6 +43,9 @@ class GatewayMetrics:
             "Inactive-to-active transitions of effective demand.",
             registry=registry,
         )
+        self.held = prometheus_client.Gauge(
+            "hearth_gateway_held", "Requests held right now because the backend is cold.", registry=registry
+        )
         self.client_disconnects = prometheus_client.Counter(
             "hearth_gateway_client_disconnects",
             "Clients that left before their answer was complete.",

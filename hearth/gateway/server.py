@@ -102,6 +102,7 @@ async def run(settings: GatewaySettings) -> None:
     async def drain() -> None:
         gateway.draining = True  # /healthz fails, so Kubernetes takes this pod out of the Service
         await asyncio.sleep(settings.drain_delay.seconds)
+        gateway.close_holds()  # requests in flight finish; requests still held cold get a 503 to retry
 
     try:
         await serve.serve(

@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiohttp import http_exceptions, web
+from aiohttp import http_exceptions, web, web_protocol, web_server
 
 from hearth.common import logs, netaddr
 
@@ -33,17 +33,24 @@ async def serve(
     stop: asyncio.Event | None = None,
     on_started: StartedHook | None = None,
     before_shutdown: Callable[[], Awaitable[None]] | None = None,
+    header_deadline: float | None = None,
     **server_options: Any,
 ) -> None:
     """Serve *app* on *address* until SIGTERM/SIGINT (or *stop* is set), then drain and return.
 
     *before_shutdown* runs after the signal while the listener is still open (e.g. to fail readiness and
-    keep serving until the endpoint is gone); *server_options* go to aiohttp's request handler (limits).
+    keep serving until the endpoint is gone); *header_deadline* bounds how long a request's head may take;
+    *server_options* go to aiohttp's request handler (limits).
     """
     runner = web.AppRunner(
         app, shutdown_timeout=shutdown_timeout, handle_signals=False, access_log=None, **server_options
     )
     await runner.setup()
+    if header_deadline is not None and runner.server is not None:
+        # aiohttp builds its Server inside setup() with no hook for the handler class; swap the class of
+        # that one instance (same state, one overridden factory method).
+        runner.server.__class__ = _HeaderDeadlineServer
+        runner.server.header_deadline = header_deadline  # type: ignore[attr-defined]
     try:
         site = web.TCPSite(runner, host=address.host, port=address.port, reuse_address=True)
         await site.start()
@@ -101,6 +108,62 @@ class _MalformedRequestFilter(logging.Filter):
 
 MALFORMED_REQUESTS = _MalformedRequestFilter()
 logging.getLogger("aiohttp.server").addFilter(MALFORMED_REQUESTS)
+
+
+class _HeaderDeadlineHandler(web_protocol.RequestHandler):
+    """aiohttp's connection handler plus a deadline for receiving a request's head (like Go's
+    ReadHeaderTimeout): a client that opens a connection, or starts a request, and then trickles its
+    headers gets ``408 Request Timeout`` and is disconnected instead of holding a slot forever."""
+
+    def __init__(self, *args: Any, header_deadline: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._header_deadline = header_deadline
+        self._header_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self._arm()
+
+    def data_received(self, data: bytes) -> None:
+        requests_before = self._request_count
+        super().data_received(data)
+        if self._request_count > requests_before:
+            self._disarm()  # a complete request head arrived
+        elif data and self._header_timer is None and self._payload_parser is None:
+            self._arm()  # the head of a new (pipelined or keep-alive) request has started
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._header_timer = asyncio.get_running_loop().call_later(self._header_deadline, self._expire)
+
+    def _disarm(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _expire(self) -> None:
+        self._header_timer = None
+        if self._current_request is not None or self._messages:
+            return  # a request is being served; its response owns the connection
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.write(b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+            transport.close()
+
+
+class _HeaderDeadlineServer(web_server.Server):
+    """Makes :class:`_HeaderDeadlineHandler` connections (set on a runner's server after setup)."""
+
+    header_deadline: float = 10.0
+
+    def __call__(self) -> web_protocol.RequestHandler:
+        return _HeaderDeadlineHandler(
+            self, loop=self._loop, header_deadline=self.header_deadline, **self._kwargs
+        )
 
 
 def _install_signal_handlers(stop: asyncio.Event) -> dict[str, str]:

@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 MAX_LINE_SIZE = 16 * 1024
 MAX_FIELD_SIZE = 16 * 1024
 KEEPALIVE_SECONDS = 75.0
+#: As the reference's ReadHeaderTimeout: a request's head must arrive within this long.
+HEADER_DEADLINE_SECONDS = 10.0
 
 
 async def _kube_client(settings: GatewaySettings) -> KubeClient | None:
@@ -115,6 +117,7 @@ async def run(settings: GatewaySettings) -> None:
             max_line_size=MAX_LINE_SIZE,
             max_field_size=MAX_FIELD_SIZE,
             keepalive_timeout=KEEPALIVE_SECONDS,
+            header_deadline=HEADER_DEADLINE_SECONDS,
         )
     finally:
         if scaler_server is not None:

@@ -47,7 +47,11 @@ def seconds(text: str) -> durations.Duration:
 def start_gateway() -> GatewayFactory:
     @asynccontextmanager
     async def start(
-        *, backends: list[str] | None = None, ready_grace: float = 15.0, **overrides: Any
+        *,
+        backends: list[str] | None = None,
+        ready_grace: float = 15.0,
+        header_deadline: float = 10.0,
+        **overrides: Any,
     ) -> AsyncIterator[Running]:
         settings = GatewaySettings(
             backend_url="http://127.0.0.1:1",
@@ -82,6 +86,7 @@ def start_gateway() -> GatewayFactory:
                 stop=stop,
                 on_started=lambda urls: started.set_result(urls[0]),
                 handler_cancellation=True,
+                header_deadline=header_deadline,
             )
         )
         url = await asyncio.wait_for(started, 10)

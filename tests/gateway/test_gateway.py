@@ -284,3 +284,22 @@ async def test_queue_and_healthz_answer_any_method(start_gateway: GatewayFactory
                 assert response.status == 200
             async with gw.http.request(method, f"{gw.url}/hearth/queue") as response:
                 assert json.loads(await response.text()) == {"pending": 0}
+
+
+async def test_slow_headers_and_idle_connections_get_408(start_gateway: GatewayFactory) -> None:
+    async with running_stub(token_count=20, token_delay=seconds("50ms")) as stub:
+        async with start_gateway(backends=[stub], header_deadline=0.4) as gw:
+            host, port = gw.url.removeprefix("http://").split(":")
+            trickle_reader, trickle = await asyncio.open_connection(host, int(port))
+            trickle.write(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n")  # never finishes its head
+            idle_reader, idle = await asyncio.open_connection(host, int(port))  # never sends anything
+            # A stream lasting longer than the deadline is not cut: the deadline covers only the head.
+            async with gw.http.post(f"{gw.url}/v1/chat/completions", json={"stream": True}) as response:
+                events = split_sse(await response.read())
+            assert len(events) == 21
+            for reader in (trickle_reader, idle_reader):
+                status = await asyncio.wait_for(reader.readline(), 3)
+                assert status.startswith(b"HTTP/1.1 408"), status
+                await asyncio.wait_for(reader.read(), 3)  # then the connection is closed
+            trickle.close()
+            idle.close()

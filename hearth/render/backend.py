@@ -33,12 +33,11 @@ def deployment(
     """The backend Deployment. ``spec.replicas`` is never set: the autoscaler (KEDA/HPA or Hearth's own)
     owns it, and the API server defaults it to 1 on create."""
     name = service.metadata.name
-    accelerator = runtime.spec.accelerator
     _check_accelerator(service, runtime)
     pod = _pod_spec(service, runtime, model, cache, vendor)
-    template_metadata: dict[str, Any] = {"labels": names.backend_pod_labels(name, runtime.metadata.name)}
-    if accelerator.scheduler and accelerator.scheduler.queue:
-        template_metadata["annotations"] = {names.VOLCANO_QUEUE_ANNOTATION: accelerator.scheduler.queue}
+    template_metadata = common.template_metadata(
+        names.backend_pod_labels(name, runtime.metadata.name), runtime
+    )
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -187,16 +186,11 @@ def _pod_spec(
         mounts.append({"name": CACHE_VOLUME, "mountPath": CACHE_MOUNT_PATH})
     container["volumeMounts"] = mounts
 
-    pod: dict[str, Any] = {"containers": [container], "volumes": volumes}
-    accelerator = runtime.spec.accelerator
-    if service.spec.image_pull_secrets:
-        pod["imagePullSecrets"] = common.pull_secrets(service)
-    if accelerator.node_selector:
-        pod["nodeSelector"] = dict(accelerator.node_selector)
-    if accelerator.tolerations:
-        pod["tolerations"] = [toleration.to_wire() for toleration in accelerator.tolerations]
-    if accelerator.scheduler and accelerator.scheduler.name:
-        pod["schedulerName"] = accelerator.scheduler.name
+    pod: dict[str, Any] = {
+        "containers": [container],
+        "volumes": volumes,
+        **common.placement(service, runtime),
+    }
     lifecycle = runtime.spec.lifecycle
     grace = lifecycle.termination_grace_period_seconds if lifecycle else None
     drain = durations.Duration.parse(service.spec.scaling.drain_timeout).whole_seconds

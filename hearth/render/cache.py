@@ -78,7 +78,6 @@ def prewarm_job(
         common.env_entry("TORCH_DEVICE_BACKEND_AUTOLOAD", "0"),
         *(common.env_entry(key, value) for key, value in model.env),
     ]
-    accelerator = runtime.spec.accelerator
     pod: dict[str, Any] = {
         "restartPolicy": "OnFailure",
         "containers": [
@@ -92,17 +91,8 @@ def prewarm_job(
         ],
         "volumes": [cache.volume],
     }
-    if accelerator.node_selector:
-        pod["nodeSelector"] = dict(accelerator.node_selector)
-    if accelerator.tolerations:
-        pod["tolerations"] = [toleration.to_wire() for toleration in accelerator.tolerations]
-    if accelerator.scheduler and accelerator.scheduler.name:
-        pod["schedulerName"] = accelerator.scheduler.name
-    if service.spec.image_pull_secrets:
-        pod["imagePullSecrets"] = common.pull_secrets(service)
-    template_metadata: dict[str, Any] = {"labels": names.backend_selector(name)}
-    if accelerator.scheduler and accelerator.scheduler.queue:
-        template_metadata["annotations"] = {names.VOLCANO_QUEUE_ANNOTATION: accelerator.scheduler.queue}
+    pod.update(common.placement(service, runtime))
+    template_metadata = common.template_metadata(names.backend_selector(name), runtime)
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",

@@ -6,6 +6,8 @@ from typing import Any
 
 from hearth.api.core import EnvVar
 from hearth.api.llmservice import LLMService
+from hearth.api.runtime import InferenceRuntime
+from hearth.render import names
 
 
 def owner_reference(service: LLMService) -> dict[str, Any]:
@@ -48,3 +50,28 @@ def env_var(env: EnvVar, value: str | None) -> dict[str, Any]:
 
 def pull_secrets(service: LLMService) -> list[dict[str, Any]]:
     return [secret.to_wire() for secret in service.spec.image_pull_secrets or []]
+
+
+def placement(service: LLMService, runtime: InferenceRuntime) -> dict[str, Any]:
+    """Pod fields that put a pod where the runtime's devices are (backend and prewarm pods alike):
+    pull secrets, nodeSelector, tolerations and schedulerName."""
+    accelerator = runtime.spec.accelerator
+    fields: dict[str, Any] = {}
+    if service.spec.image_pull_secrets:
+        fields["imagePullSecrets"] = pull_secrets(service)
+    if accelerator.node_selector:
+        fields["nodeSelector"] = dict(accelerator.node_selector)
+    if accelerator.tolerations:
+        fields["tolerations"] = [toleration.to_wire() for toleration in accelerator.tolerations]
+    if accelerator.scheduler and accelerator.scheduler.name:
+        fields["schedulerName"] = accelerator.scheduler.name
+    return fields
+
+
+def template_metadata(labels: dict[str, str], runtime: InferenceRuntime) -> dict[str, Any]:
+    """Pod-template metadata: *labels*, plus the Volcano queue annotation when the runtime names a queue."""
+    metadata: dict[str, Any] = {"labels": labels}
+    scheduler = runtime.spec.accelerator.scheduler
+    if scheduler and scheduler.queue:
+        metadata["annotations"] = {names.VOLCANO_QUEUE_ANNOTATION: scheduler.queue}
+    return metadata

@@ -74,7 +74,6 @@ class Gateway:
         if readiness.ready:
             self._release.set()
         readiness.on_change(self._on_readiness)
-        self._models_cache: bytes | None = None
         self._disconnects_logged_at = 0.0
         self.disconnects = 0
 
@@ -325,17 +324,12 @@ class Gateway:
         )
 
     def _local_models(self) -> web.Response:
-        if self._models_cache is not None:
-            return web.Response(body=self._models_cache, content_type="application/json")
         name = self.settings.model_name or "model"
         document: dict[str, Any] = {
             "object": "list",
             "data": [{"id": name, "object": "model", "created": int(time.time()), "owned_by": "hearth"}],
         }
         return web.Response(text=json.dumps(document), content_type="application/json")
-
-    def remember_models(self, body: bytes) -> None:
-        self._models_cache = body
 
     def _log_disconnects(self) -> None:
         now = time.monotonic()

@@ -3,9 +3,9 @@ create, delete, status updates. Objects are plain dicts (manifests), validated b
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
+import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -21,7 +21,6 @@ log = logging.getLogger(__name__)
 
 FIELD_MANAGER = "hearth-operator"
 APPLY_PATCH = "application/apply-patch+yaml"
-MERGE_PATCH = "application/merge-patch+json"
 REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=30)
 
 
@@ -195,18 +194,6 @@ class KubeClient:
         path = rt.path(namespace=metadata.get("namespace"), name=metadata["name"], subresource="status")
         return await self._json("PUT", path, body=obj)
 
-    async def merge_patch(
-        self,
-        rt: ResourceType,
-        name: str,
-        patch: dict[str, Any],
-        *,
-        namespace: str | None = None,
-        subresource: str | None = None,
-    ) -> dict[str, Any]:
-        path = rt.path(namespace=namespace, name=name, subresource=subresource)
-        return await self._json("PATCH", path, body=patch, content_type=MERGE_PATCH)
-
     async def post(
         self, rt: ResourceType, manifest: dict[str, Any], *, namespace: str | None = None
     ) -> dict[str, Any]:
@@ -249,12 +236,6 @@ async def _api_error(response: aiohttp.ClientResponse) -> ApiError:
 
 
 def _in_cluster() -> bool:
-    import os
-
     return bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and os.path.exists(
         "/var/run/secrets/kubernetes.io/serviceaccount/token"
     )
-
-
-async def sleep_backoff(attempt: int, *, base: float = 0.5, cap: float = 30.0) -> None:
-    await asyncio.sleep(min(cap, base * 2**attempt))

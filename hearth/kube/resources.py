@@ -12,10 +12,6 @@ class ResourceType:
     plural: str
     namespaced: bool
 
-    @property
-    def group(self) -> str:
-        return self.api_version.rpartition("/")[0]
-
     def path(
         self, *, namespace: str | None = None, name: str | None = None, subresource: str | None = None
     ) -> str:

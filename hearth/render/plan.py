@@ -37,19 +37,11 @@ class Step:
     #: Skip the step without error when the cluster lacks this CRD (the ScaledObject without KEDA).
     requires_crd: str | None = None
 
-    @property
-    def key(self) -> tuple[str, str, str]:
-        """(apiVersion, kind, name): what identifies the child."""
-        return (self.manifest["apiVersion"], self.manifest["kind"], self.manifest["metadata"]["name"])
-
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Plan:
     runtime: InferenceRuntime
     steps: tuple[Step, ...]
-
-    def manifests(self, mode: Mode | None = None) -> list[dict[str, Any]]:
-        return [step.manifest for step in self.steps if mode is None or step.mode is mode]
 
 
 SCALED_OBJECT_CRD = "scaledobjects.keda.sh"

@@ -10,7 +10,7 @@ import click
 
 import hearth
 from hearth.cmd import params
-from hearth.common import logs, netaddr
+from hearth.common import durations, logs, netaddr
 from hearth.operator import app
 from hearth.operator.settings import LEADER_ELECTION_ID, OperatorSettings, ScalerChoice
 from hearth.render.config import DEFAULT_GATEWAY_IMAGE
@@ -118,6 +118,13 @@ def _default_namespace() -> str:
     "--zap-encoder", "zap_encoder", type=click.Choice(["json", "console"]), default=None, hidden=True
 )
 @click.option("--zap-devel/--no-zap-devel", default=True, hidden=True, help="Accepted for compatibility.")
+@click.option(
+    "--autoscale-interval",
+    type=params.GO_DURATION,
+    default="2s",
+    show_default=True,
+    help="Built-in mode: how often gateway demand is read and backends are scaled.",
+)
 @params.logging_options
 def command(
     *,
@@ -132,6 +139,7 @@ def command(
     gateway_replicas: int,
     scaler_mode: str,
     concurrent_reconciles: int,
+    autoscale_interval: durations.Duration,
     kubeconfig: str | None,
     context: str | None,
     zap_level: str | None,
@@ -163,6 +171,7 @@ def command(
             gateway_replicas=gateway_replicas,
             scaler=ScalerChoice(scaler_mode or ScalerChoice.METRICS_API),
             concurrent_reconciles=concurrent_reconciles,
+            autoscale_interval=max(0.1, autoscale_interval.seconds),
             kubeconfig=kubeconfig,
             context=context,
         )

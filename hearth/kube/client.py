@@ -194,6 +194,13 @@ class KubeClient:
         path = rt.path(namespace=metadata.get("namespace"), name=metadata["name"], subresource="status")
         return await self._json("PUT", path, body=obj)
 
+    async def patch_status(
+        self, rt: ResourceType, name: str, namespace: str | None, status: dict[str, Any]
+    ) -> None:
+        """Merge-patch some status fields (no resourceVersion: other writers' fields are left alone)."""
+        path = rt.path(namespace=namespace, name=name, subresource="status")
+        await self._json("PATCH", path, body={"status": status}, content_type="application/merge-patch+json")
+
     async def post(
         self, rt: ResourceType, manifest: dict[str, Any], *, namespace: str | None = None
     ) -> dict[str, Any]:

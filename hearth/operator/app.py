@@ -15,6 +15,7 @@ from hearth.common import logs, netaddr
 from hearth.kube.client import KubeClient
 from hearth.kube.events import EventRecorder
 from hearth.kube.leader import LeaderElector
+from hearth.operator.autoscaler import Autoscaler
 from hearth.operator.controller import Controller
 from hearth.operator.metrics import OperatorMetrics
 from hearth.operator.settings import OperatorSettings
@@ -59,7 +60,8 @@ async def run(settings: OperatorSettings, *, stop: asyncio.Event | None = None) 
     client = await KubeClient.connect(kubeconfig=settings.kubeconfig, context=settings.context)
     metrics = OperatorMetrics()
     metrics.count_api_writes(lambda: client.writes)
-    controller = Controller(client, settings, metrics=metrics, recorder=EventRecorder(client))
+    recorder = EventRecorder(client)
+    controller = Controller(client, settings, metrics=metrics, recorder=recorder)
     runners: list[web.AppRunner] = []
     tasks: list[asyncio.Task[None]] = []
     elector: LeaderElector | None = None
@@ -74,7 +76,9 @@ async def run(settings: OperatorSettings, *, stop: asyncio.Event | None = None) 
             runners.append(
                 await _serve(_health_app(controller, metrics, serve_metrics=True), settings.metrics_address)
             )
+        autoscaler = Autoscaler(client, controller, recorder=recorder, interval=settings.autoscale_interval)
         tasks = [asyncio.create_task(informer.run()) for informer in controller.informers()]
+        tasks.append(asyncio.create_task(autoscaler.gateway_pods.run()))
         tasks.append(asyncio.create_task(controller.watch_keda()))
         log.info(
             "operator started",
@@ -95,6 +99,7 @@ async def run(settings: OperatorSettings, *, stop: asyncio.Event | None = None) 
             tasks.append(asyncio.create_task(elector.hold()))
         metrics.leader.set(1)
         tasks.extend(asyncio.create_task(controller.worker()) for _ in range(settings.concurrent_reconciles))
+        tasks.append(asyncio.create_task(autoscaler.run()))
         lost = elector.lost if elector is not None else asyncio.Event()
         await _first(asyncio.create_task(stop.wait()), lost)
         if lost.is_set():

@@ -43,6 +43,8 @@ class OperatorSettings:
     context: str | None = None
     #: How often every LLMService is reconciled even without events (catches missed events cheaply).
     resync_seconds: float = 600.0
+    #: How often the built-in autoscaler reads gateway demand and decides.
+    autoscale_interval: float = 2.0
 
     def __post_init__(self) -> None:
         if self.scaler is ScalerChoice.EXTERNAL_PUSH and self.gateway_replicas != 1:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 import hearth
-from hearth.cmd import gateway, operator, render, stub, unavailable, version
+from hearth.cmd import gateway, install, operator, render, stub, unavailable, version
 
 
 @click.group("hearth", context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -19,6 +19,8 @@ def cli() -> None:
 
 
 cli.add_command(gateway.command)
+cli.add_command(install.install_command)
+cli.add_command(install.uninstall_command)
 cli.add_command(operator.command)
 cli.add_command(render.command)
 cli.add_command(stub.command)

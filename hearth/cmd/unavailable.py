@@ -27,7 +27,5 @@ def _unavailable(name: str, summary: str) -> click.Command:
 
 
 COMMANDS = [
-    _unavailable("install", "Install CRDs, runtimes, RBAC and the operator into the current kube-context"),
-    _unavailable("uninstall", "Remove what 'hearth install' created"),
     _unavailable("e2e", "Drive the 0->1->N->0 loop against the current kube-context"),
 ]

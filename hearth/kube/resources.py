@@ -36,6 +36,10 @@ POD = ResourceType("v1", "Pod", "pods", True)
 JOB = ResourceType("batch/v1", "Job", "jobs", True)
 ROLE = ResourceType("rbac.authorization.k8s.io/v1", "Role", "roles", True)
 ROLE_BINDING = ResourceType("rbac.authorization.k8s.io/v1", "RoleBinding", "rolebindings", True)
+CLUSTER_ROLE = ResourceType("rbac.authorization.k8s.io/v1", "ClusterRole", "clusterroles", False)
+CLUSTER_ROLE_BINDING = ResourceType(
+    "rbac.authorization.k8s.io/v1", "ClusterRoleBinding", "clusterrolebindings", False
+)
 LEASE = ResourceType("coordination.k8s.io/v1", "Lease", "leases", True)
 ENDPOINT_SLICE = ResourceType("discovery.k8s.io/v1", "EndpointSlice", "endpointslices", True)
 CRD = ResourceType("apiextensions.k8s.io/v1", "CustomResourceDefinition", "customresourcedefinitions", False)
@@ -58,6 +62,8 @@ _BY_KIND = {
         JOB,
         ROLE,
         ROLE_BINDING,
+        CLUSTER_ROLE,
+        CLUSTER_ROLE_BINDING,
         LEASE,
         ENDPOINT_SLICE,
         CRD,

@@ -1,0 +1,1 @@
+"""Installing Hearth into a cluster: CRDs, bundled runtimes, least-privilege RBAC and the operator."""

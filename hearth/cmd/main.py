@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 import hearth
-from hearth.cmd import gateway, install, operator, render, stub, unavailable, version
+from hearth.cmd import e2e, gateway, install, operator, render, stub, version
 
 
 @click.group("hearth", context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -18,6 +18,7 @@ def cli() -> None:
     """
 
 
+cli.add_command(e2e.command)
 cli.add_command(gateway.command)
 cli.add_command(install.install_command)
 cli.add_command(install.uninstall_command)
@@ -25,5 +26,3 @@ cli.add_command(operator.command)
 cli.add_command(render.command)
 cli.add_command(stub.command)
 cli.add_command(version.command)
-for _command in unavailable.COMMANDS:
-    cli.add_command(_command)

@@ -10,7 +10,7 @@ import yaml
 from click.testing import CliRunner
 
 import hearth
-from hearth.cmd import main, unavailable
+from hearth.cmd import main
 from hearth.common import bundle
 
 ALL_COMMANDS = ["operator", "gateway", "stub", "install", "uninstall", "e2e", "render", "version"]
@@ -28,15 +28,6 @@ def test_every_command_has_help(name: str) -> None:
     result = CliRunner().invoke(main.cli, [name, "--help"])
     assert result.exit_code == 0
     assert f"Usage: hearth {name}" in result.output
-
-
-@pytest.mark.parametrize("name", [command.name for command in unavailable.COMMANDS])
-def test_unfinished_commands_say_so_and_exit_non_zero(name: str) -> None:
-    result = CliRunner().invoke(main.cli, [name, "--some-flag", "value"])
-    assert result.exit_code == unavailable.EXIT_UNAVAILABLE
-    assert f"hearth {name}: not available in this build yet" in result.output
-    help_text = CliRunner().invoke(main.cli, [name, "--help"]).output
-    assert "Not available in this build yet" in help_text
 
 
 def test_version_flag_and_command_agree() -> None:

@@ -1,0 +1,68 @@
+"""``hearth e2e``: drive the 0->1->N->0 loop against the current kube-context and print a verdict table."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+
+import click
+
+from hearth.e2e import runner, scenarios
+from hearth.kube.client import KubeClient
+
+
+@click.command("e2e", short_help="Drive the 0->1->N->0 loop against the current kube-context.")
+@click.option(
+    "--stub-image",
+    default="hearth.dev/vllm-stub:e2e",
+    show_default=True,
+    help="Image of the CPU stub the test runtime serves (must be pullable or preloaded).",
+)
+@click.option(
+    "--access",
+    type=click.Choice(["auto", "service", "port-forward"]),
+    default="auto",
+    show_default=True,
+    help="How to reach gateways: their Service ClusterIP, or kubectl port-forward (auto: try the Service).",
+)
+@click.option(
+    "--timeout",
+    "timeout_seconds",
+    type=click.IntRange(min=10),
+    default=180,
+    show_default=True,
+    help="Longest wait of any single step, in seconds.",
+)
+@click.option("--keep", is_flag=True, help="Leave the namespace and runtimes behind for inspection.")
+@click.option("--kubeconfig", type=click.Path(dir_okay=False), default=None, envvar="KUBECONFIG")
+@click.option("--context", default=None, help="Kubeconfig context.")
+def command(
+    *,
+    stub_image: str,
+    access: str,
+    timeout_seconds: int,
+    keep: bool,
+    kubeconfig: str | None,
+    context: str | None,
+) -> None:
+    """Run the end-to-end scenarios: an idle backend reaches 0; a cold streaming request is held with
+    heartbeats and answered; concurrent load scales 1->2; the backend returns to 0; a stream survives the
+    deletion of its backend pod; reject mode answers 503 at once; deleting the LLMServices removes
+    everything. Needs Hearth installed (hearth install), a node advertising hearth.dev/fake-accelerator,
+    and the stub image. Exits 1 if any scenario fails."""
+    options = runner.Options(stub_image=stub_image, access=access, timeout=float(timeout_seconds), keep=keep)
+
+    async def main() -> list[runner.Result]:
+        client = await KubeClient.connect(kubeconfig=kubeconfig, context=context)
+        try:
+            async with runner.run(client, options, click.echo) as run:
+                for name, body in scenarios.SCENARIOS:
+                    await run.scenario(name, functools.partial(body, run))
+                return run.results
+        finally:
+            await client.close()
+
+    results = asyncio.run(main())
+    click.echo("\n" + runner.verdict_table(results))
+    if not all(result.passed for result in results):
+        raise SystemExit(1)

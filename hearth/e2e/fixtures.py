@@ -1,0 +1,62 @@
+"""What the end-to-end run creates: a stub runtime (and one that can never schedule) and its LLMServices."""
+
+from __future__ import annotations
+
+from typing import Any
+
+API = "serving.hearth.dev/v1alpha1"
+FAKE_RESOURCE = "hearth.dev/fake-accelerator"
+STARTUP_DELAY_SECONDS = 5
+
+
+def runtime(name: str, *, image: str, resource: str = FAKE_RESOURCE) -> dict[str, Any]:
+    return {
+        "apiVersion": API,
+        "kind": "InferenceRuntime",
+        "metadata": {"name": name, "labels": {"app.kubernetes.io/part-of": "hearth-e2e"}},
+        "spec": {
+            "vendor": "generic",
+            "container": {
+                "image": image,
+                "args": ["{{ .Model.Path }}", "--served-model-name={{ .Service.Name }}", "--port=8000"],
+                "env": [
+                    {"name": "STUB_STARTUP_DELAY", "value": f"{STARTUP_DELAY_SECONDS}s"},
+                    {"name": "STUB_TOKEN_DELAY", "value": "50ms"},
+                    {"name": "STUB_TOKEN_COUNT", "value": "8"},
+                    {"name": "STUB_READY_GATES_SERVING", "value": "true"},
+                ],
+            },
+            "accelerator": {"resourceName": resource},
+            "health": {
+                "readiness": {"httpGet": {"path": "/health", "port": "http"}, "periodSeconds": 1},
+                "startup": {
+                    "httpGet": {"path": "/health", "port": "http"},
+                    "periodSeconds": 1,
+                    "failureThreshold": 120,
+                },
+            },
+            "lifecycle": {"preStopDrain": True},
+        },
+    }
+
+
+def service(name: str, namespace: str, runtime_name: str, *, mode: str = "keepalive") -> dict[str, Any]:
+    return {
+        "apiVersion": API,
+        "kind": "LLMService",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "model": {"source": {"uri": "hf://hearth/e2e-model"}},
+            "runtime": {"name": runtime_name},
+            "scaling": {
+                "min": 0,
+                "max": 2,
+                "target": 1,
+                "scaleDownStabilization": "15s",
+                "drainTimeout": "30s",
+                "activationTimeout": "3m",
+            },
+            "cache": {"strategy": "None"},
+            "endpoint": {"coldStart": {"mode": mode, "heartbeatInterval": "2s"}},
+        },
+    }

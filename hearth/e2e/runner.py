@@ -1,0 +1,199 @@
+"""The scenarios of `hearth e2e`, run in order against the current kube-context; each records pass/fail,
+its timing and a detail line, and a failure never stops the cleanup."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import shutil
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import aiohttp
+
+from hearth.e2e import fixtures
+from hearth.kube import resources
+from hearth.kube.client import KubeClient
+from hearth.kube.errors import ApiError
+
+Report = Callable[[str], None]
+
+
+@dataclasses.dataclass
+class Result:
+    name: str
+    passed: bool
+    seconds: float
+    detail: str
+
+
+class ScenarioFailedError(AssertionError):
+    """A scenario's expectation did not hold."""
+
+
+@dataclasses.dataclass
+class Options:
+    stub_image: str
+    access: str = "auto"  # service | port-forward | auto
+    timeout: float = 180.0
+    keep: bool = False
+
+
+class Run:
+    def __init__(self, client: KubeClient, options: Options, report: Report) -> None:
+        self.client = client
+        self.options = options
+        self.report = report
+        suffix = uuid.uuid4().hex[:6]
+        self.namespace = f"hearth-e2e-{suffix}"
+        self.runtime = f"e2e-stub-{suffix}"
+        self.unschedulable = f"e2e-never-{suffix}"
+        self.results: list[Result] = []
+        self._forwards: list[asyncio.subprocess.Process] = []
+        self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=10))
+
+    # ---- helpers ------------------------------------------------------------------------------------
+    async def wait(self, what: str, check: Callable[[], Awaitable[Any]], within: float | None = None) -> Any:
+        deadline = time.monotonic() + (within or self.options.timeout)
+        while time.monotonic() < deadline:
+            value = await check()
+            if value:
+                return value
+            await asyncio.sleep(1)
+        raise ScenarioFailedError(f"timed out waiting for {what}")
+
+    async def replicas(self, name: str) -> tuple[int, int]:
+        deployment = await self.client.get(resources.DEPLOYMENT, name, self.namespace) or {}
+        return int(deployment.get("spec", {}).get("replicas") or 0), int(
+            deployment.get("status", {}).get("readyReplicas") or 0
+        )
+
+    async def gateway_url(self, name: str) -> str:
+        """How a user reaches the gateway: its Service's ClusterIP, else `kubectl port-forward`."""
+        await self.wait(f"gateway {name} ready", lambda: self._gateway_ready(name))
+        service = await self.client.get(resources.SERVICE, name, self.namespace)
+        ip = (service or {}).get("spec", {}).get("clusterIP")
+        if self.options.access in ("auto", "service") and ip:
+            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                async with self.http.get(
+                    f"http://{ip}/healthz", timeout=aiohttp.ClientTimeout(total=3)
+                ) as response:
+                    if response.status == 200:
+                        return f"http://{ip}"
+            if self.options.access == "service":
+                raise ScenarioFailedError(f"Service {name} ({ip}) is not reachable from here")
+        return await self._port_forward(name)
+
+    async def _gateway_ready(self, name: str) -> bool:
+        return (await self.replicas(f"{name}-gateway"))[1] > 0
+
+    async def _port_forward(self, name: str) -> str:
+        kubectl = shutil.which("kubectl")
+        if kubectl is None:
+            raise ScenarioFailedError(
+                "the Service is not reachable and kubectl (for port-forward) is not on PATH"
+            )
+        process = await asyncio.create_subprocess_exec(
+            kubectl,
+            "port-forward",
+            "-n",
+            self.namespace,
+            f"service/{name}",
+            ":80",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        self._forwards.append(process)
+        assert process.stdout is not None
+        line = (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
+        port = line.split("127.0.0.1:")[1].split()[0]
+        return f"http://127.0.0.1:{port}"
+
+    async def stream(self, url: str, tokens: int) -> tuple[list[bytes], float | None]:
+        """Send a streaming chat completion; return its SSE events and when the first token arrived."""
+        started = time.monotonic()
+        first_token: float | None = None
+        events: list[bytes] = []
+        body = {"model": "e2e", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+        async with self.http.post(f"{url}/v1/chat/completions?tokens={tokens}", json=body) as response:
+            if response.status != 200:
+                raise ScenarioFailedError(f"status {response.status}: {await response.text()}")
+            buffer = b""
+            async for chunk in response.content.iter_any():
+                buffer += chunk
+                while b"\n\n" in buffer:
+                    event, buffer = buffer.split(b"\n\n", 1)
+                    events.append(event)
+                    if first_token is None and event.startswith(b"data: {"):
+                        first_token = time.monotonic() - started
+        return events, first_token
+
+    # ---- running ------------------------------------------------------------------------------------
+    async def scenario(self, name: str, body: Callable[[], Awaitable[str]]) -> None:
+        started = time.monotonic()
+        try:
+            detail = await body()
+            passed = True
+        except (ScenarioFailedError, ApiError, aiohttp.ClientError, TimeoutError) as error:
+            detail, passed = str(error) or type(error).__name__, False
+        result = Result(name, passed, time.monotonic() - started, detail)
+        self.results.append(result)
+        self.report(f"{'PASS' if passed else 'FAIL'} {name} ({result.seconds:.1f}s): {detail}")
+
+    async def setup(self) -> None:
+        await self.client.apply(
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": self.namespace}}
+        )
+        await self.client.apply(fixtures.runtime(self.runtime, image=self.options.stub_image))
+        await self.client.apply(
+            fixtures.runtime(
+                self.unschedulable, image=self.options.stub_image, resource="hearth.dev/never-available"
+            )
+        )
+        await self.client.apply(fixtures.service("cold", self.namespace, self.runtime))
+        await self.client.apply(
+            fixtures.service("rejecting", self.namespace, self.unschedulable, mode="reject")
+        )
+        self.report(f"created namespace {self.namespace}, runtimes and LLMServices")
+
+    async def cleanup(self) -> None:
+        for process in self._forwards:
+            with contextlib.suppress(ProcessLookupError):
+                process.terminate()
+            await process.wait()
+        await self.http.close()
+        if self.options.keep:
+            return
+        for name in (self.runtime, self.unschedulable):
+            with contextlib.suppress(ApiError):
+                await self.client.delete(resources.INFERENCE_RUNTIME, name)
+        with contextlib.suppress(ApiError):
+            await self.client.delete(resources.NAMESPACE, self.namespace)
+
+
+@contextlib.asynccontextmanager
+async def run(client: KubeClient, options: Options, report: Report) -> AsyncIterator[Run]:
+    session = Run(client, options, report)
+    try:
+        await session.setup()
+        yield session
+    finally:
+        await session.cleanup()
+
+
+def verdict_table(results: list[Result]) -> str:
+    width = max(len(result.name) for result in results)
+    lines = [f"{'scenario':<{width}}  result  seconds  detail"]
+    for result in results:
+        verdict = "PASS" if result.passed else "FAIL"
+        lines.append(f"{result.name:<{width}}  {verdict:<6}  {result.seconds:7.1f}  {result.detail}")
+    passed = sum(result.passed for result in results)
+    lines.append(f"{passed} passed, {len(results) - passed} failed")
+    return "\n".join(lines)
+
+
+__all__ = ["Options", "Result", "Run", "json", "run", "verdict_table"]

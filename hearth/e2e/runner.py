@@ -67,7 +67,10 @@ class Run:
         raise ScenarioFailedError(f"timed out waiting for {what}")
 
     async def replicas(self, name: str) -> tuple[int, int]:
-        deployment = await self.client.get(resources.DEPLOYMENT, name, self.namespace) or {}
+        """(desired, ready) replicas of a Deployment; (-1, 0) while it does not exist yet."""
+        deployment = await self.client.get(resources.DEPLOYMENT, name, self.namespace)
+        if deployment is None:
+            return -1, 0
         return int(deployment.get("spec", {}).get("replicas") or 0), int(
             deployment.get("status", {}).get("readyReplicas") or 0
         )

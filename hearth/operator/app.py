@@ -98,6 +98,11 @@ async def run(settings: OperatorSettings, *, stop: asyncio.Event | None = None) 
                 return 0
             tasks.append(asyncio.create_task(elector.hold()))
         metrics.leader.set(1)
+        # Reconciling before every cache is filled would act on a partial view (e.g. call a runtime missing).
+        synced = asyncio.create_task(_all_synced(controller))
+        await _first(synced, stop)
+        if stop.is_set():
+            return 0
         tasks.extend(asyncio.create_task(controller.worker()) for _ in range(settings.concurrent_reconciles))
         tasks.append(asyncio.create_task(autoscaler.run()))
         lost = elector.lost if elector is not None else asyncio.Event()
@@ -115,6 +120,10 @@ async def run(settings: OperatorSettings, *, stop: asyncio.Event | None = None) 
             await runner.cleanup()
         await client.close()
     return exit_code
+
+
+async def _all_synced(controller: Controller) -> None:
+    await asyncio.gather(*(informer.synced.wait() for informer in controller.informers()))
 
 
 async def _first(task: asyncio.Task[Any], event: asyncio.Event) -> None:

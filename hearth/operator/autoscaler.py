@@ -63,6 +63,11 @@ class Autoscaler:
                     "autoscaling failed",
                     extra=logs.fields(llmservice=service["metadata"]["name"], error=str(error)),
                 )
+            except Exception:
+                # One LLMService's failure must never stop autoscaling for the others (or for good).
+                log.exception(
+                    "autoscaling crashed", extra=logs.fields(llmservice=service["metadata"]["name"])
+                )
 
     def _gateways(self, name: str, namespace: str) -> list[str]:
         """Base URLs of the ready gateway pods of one LLMService."""

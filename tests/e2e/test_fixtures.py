@@ -28,5 +28,5 @@ def test_fixtures_are_valid_hearth_objects(control_plane: ControlPlane) -> None:
 
 def test_verdict_table_ends_with_the_counts() -> None:
     table = runner.verdict_table([runner.Result("a", True, 1.0, "ok"), runner.Result("b", False, 2.0, "no")])
-    assert table.splitlines()[-1] == "1 passed, 1 failed"
+    assert table.splitlines()[-1] == "e2e verdict: 1 of 2 scenarios passed"
     assert "FAIL" in table.splitlines()[2]

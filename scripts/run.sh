@@ -1,9 +1,35 @@
 #!/usr/bin/env bash
-# The main job, on this machine with no cluster: build the single `hearth` executable and run its CPU fake
-# of vLLM on 127.0.0.1:8000 (Ctrl-C stops it). Talk to it with curl or any OpenAI client (README).
+# The main job, on this machine: a real single-node Kubernetes cluster (no Docker needed; root), Hearth
+# installed into it from the single `hearth` image, and one LLMService (examples/quickstart.yaml) served by
+# the CPU stub, scaled to zero until you call it. Stop everything with: bash testing/cluster/cluster.sh down
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "$(id -u)" -ne 0 ]; then
+    echo "run: the local cluster needs root; without it, try the stub alone: bash scripts/build-binary.sh && dist/hearth stub" >&2
+    exit 1
+fi
+bash scripts/system-deps.sh
 bash scripts/build-binary.sh
-echo "run: serving a fake model 'demo' on http://127.0.0.1:8000/v1 (healthy after a 5s 'load'; Ctrl-C stops)"
-exec dist/hearth stub --listen 127.0.0.1:8000 --startup-delay 5s --token-count 16 --token-delay 100ms \
-    --served-model-name demo "$@"
+bash testing/cluster/build-components.sh kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl coredns >/dev/null
+version=$(dist/hearth --version | awk '{print $2}')
+cluster=testing/cluster/cluster.sh
+kubeconfig=${HEARTH_CLUSTER_DIR:-/var/tmp/hearth-cluster}/admin.kubeconfig
+bash "$cluster" up
+python3 testing/image/build_oci_image.py --binary dist/hearth --ref "hearth.dev/hearth:$version" \
+    --out dist/images/hearth.tar
+bash testing/stub/build-image.sh
+bash "$cluster" load-image dist/images/hearth.tar
+bash "$cluster" load-image dist/images/vllm-stub.tar
+dist/hearth install --kubeconfig "$kubeconfig" --image "hearth.dev/hearth:$version" --wait 180
+bash "$cluster" kubectl apply -f examples/quickstart.yaml
+echo "run: waiting for the demo gateway"
+bash "$cluster" kubectl -n default rollout status deployment/demo-gateway --timeout=180s
+ip=$(bash "$cluster" kubectl -n default get service demo -o jsonpath='{.spec.clusterIP}')
+cat <<MSG
+
+Hearth is running. The demo model is scaled to zero; the first request wakes it (heartbeats meanwhile):
+  curl -N http://$ip/v1/chat/completions -d '{"model":"demo","stream":true,"messages":[{"role":"user","content":"hi"}]}'
+  bash $cluster kubectl get llmservices -A -o wide      # watch it go Ready, then back to ScaledToZero
+  export KUBECONFIG=$kubeconfig                         # for your own kubectl
+Stop everything: bash $cluster down
+MSG

@@ -27,7 +27,8 @@ bash "$cluster" kubectl -n default rollout status deployment/demo-gateway --time
 ip=$(bash "$cluster" kubectl -n default get service demo -o jsonpath='{.spec.clusterIP}')
 cat <<MSG
 
-Hearth is running. The demo model is scaled to zero; the first request wakes it (heartbeats meanwhile):
+Hearth is running. The demo model starts with one replica and scales to zero after a minute without
+requests; the next request then wakes it (SSE heartbeats while it loads):
   curl -N http://$ip/v1/chat/completions -d '{"model":"demo","stream":true,"messages":[{"role":"user","content":"hi"}]}'
   bash $cluster kubectl get llmservices -A -o wide      # watch it go Ready, then back to ScaledToZero
   export KUBECONFIG=$kubeconfig                         # for your own kubectl

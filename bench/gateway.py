@@ -27,13 +27,9 @@ from pathlib import Path
 
 import aiohttp
 
-from hearth.common import durations, netaddr, serve
-from hearth.gateway.app import Gateway, make_app
-from hearth.gateway.demand import Demand
-from hearth.gateway.metrics import GatewayMetrics
-from hearth.gateway.readiness import ManualReadiness
-from hearth.gateway.settings import GatewaySettings
+from hearth.common import durations
 from tests.cluster.controlplane import free_port
+from tests.gateway.conftest import running_gateway
 
 HEARTH = [sys.executable, "-m", "hearth"]
 NGINX_CONF = """
@@ -189,60 +185,37 @@ async def _held_memory(count: int) -> float:
 async def _wake(held: int, backend: str) -> tuple[float, float]:
     """In-process gateway with *held* cold requests: seconds from readiness to the first forwarded byte of a
     lone request, and until every one of the *held* requests has left its hold (is being forwarded)."""
-    settings = GatewaySettings(
-        backend_url=backend,
-        listen=netaddr.ListenAddress("127.0.0.1", 0),
-        max_queue=held + 10,
-        drain_delay=durations.Duration(0),
-    )
-    readiness = ManualReadiness()
-    metrics = GatewayMetrics()
-    demand = Demand(readiness=readiness, metrics=metrics, activation_timeout=60)
-    session = aiohttp.ClientSession()
-    gateway = Gateway(settings=settings, readiness=readiness, demand=demand, metrics=metrics, session=session)
-    stop = asyncio.Event()
-    started: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-    server = asyncio.create_task(
-        serve.serve(
-            make_app(gateway),
-            address=settings.listen,
-            shutdown_timeout=5,
-            name="bench",
-            stop=stop,
-            on_started=lambda urls: started.set_result(urls[0]),
-            handler_cancellation=True,
-        )
-    )
-    url = await started
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
-        # 1. One held request: the gateway-attributable delay from readiness to the first forwarded byte.
-        lone = asyncio.create_task(http.post(f"{url}/v1/completions?tokens=1", data=b"{}"))
-        while gateway.held < 1:  # noqa: ASYNC110 - polling a counter of another task, once per bench
-            await asyncio.sleep(0.01)
-        ready_at = time.perf_counter()
-        readiness.set_endpoints([backend])
-        response = await lone
-        await response.content.read(1)
-        first_byte = time.perf_counter() - ready_at
-        await response.read()
-        # 2. Many held requests: the time until every hold has ended.
-        readiness.set_endpoints([])
-        requests = [
-            asyncio.create_task(http.post(f"{url}/v1/completions?tokens=1", data=b"{}")) for _ in range(held)
-        ]
-        while gateway.held < held:  # noqa: ASYNC110
-            await asyncio.sleep(0.05)
-        ready_at = time.perf_counter()
-        readiness.set_endpoints([backend])
-        while gateway.held > 0:  # noqa: ASYNC110
-            await asyncio.sleep(0.001)
-        released = time.perf_counter() - ready_at
-        for answer in await asyncio.gather(*requests):
-            await answer.read()
-    stop.set()
-    await server
-    await session.close()
-    await demand.close()
+    async with running_gateway(
+        max_queue=held + 10, activation_timeout=durations.Duration.parse("60s")
+    ) as running:
+        gateway, readiness, url = running.gateway, running.readiness, running.url
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+            # 1. One held request: the gateway-attributable delay from readiness to the first forwarded byte.
+            lone = asyncio.create_task(http.post(f"{url}/v1/completions?tokens=1", data=b"{}"))
+            while gateway.held < 1:  # noqa: ASYNC110 - polling a counter of another task, once per bench
+                await asyncio.sleep(0.01)
+            ready_at = time.perf_counter()
+            readiness.set_endpoints([backend])
+            response = await lone
+            await response.content.read(1)
+            first_byte = time.perf_counter() - ready_at
+            await response.read()
+            # 2. Many held requests: the time until every hold has ended.
+            readiness.set_endpoints([])
+            body = b"{}"
+            requests = [
+                asyncio.create_task(http.post(f"{url}/v1/completions?tokens=1", data=body))
+                for _ in range(held)
+            ]
+            while gateway.held < held:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+            ready_at = time.perf_counter()
+            readiness.set_endpoints([backend])
+            while gateway.held > 0:  # noqa: ASYNC110
+                await asyncio.sleep(0.001)
+            released = time.perf_counter() - ready_at
+            for answer in await asyncio.gather(*requests):
+                await answer.read()
     return first_byte, released
 
 

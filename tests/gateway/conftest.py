@@ -43,63 +43,63 @@ def seconds(text: str) -> durations.Duration:
     return durations.Duration.parse(text)
 
 
+@asynccontextmanager
+async def running_gateway(
+    *,
+    backends: list[str] | None = None,
+    ready_grace: float = 15.0,
+    header_deadline: float = 10.0,
+    **overrides: Any,
+) -> AsyncIterator[Running]:
+    settings = GatewaySettings(
+        backend_url="http://127.0.0.1:1",
+        listen=netaddr.ListenAddress("127.0.0.1", 0),
+        heartbeat_interval=overrides.pop("heartbeat_interval", seconds("200ms")),
+        activation_timeout=overrides.pop("activation_timeout", seconds("5s")),
+        drain_delay=durations.Duration(0),
+        **overrides,
+    )
+    readiness = ManualReadiness()
+    if backends:
+        readiness.set_endpoints(backends)
+    metrics = GatewayMetrics()
+    session = aiohttp.ClientSession(auto_decompress=False)
+    demand = Demand(
+        readiness=readiness,
+        metrics=metrics,
+        activation_timeout=settings.activation_timeout.seconds,
+        ready_grace=ready_grace,
+    )
+    gateway = Gateway(settings=settings, readiness=readiness, demand=demand, metrics=metrics, session=session)
+    stop = asyncio.Event()
+    started: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    server = asyncio.create_task(
+        serve.serve(
+            make_app(gateway),
+            address=settings.listen,
+            shutdown_timeout=5,
+            name="gateway",
+            stop=stop,
+            on_started=lambda urls: started.set_result(urls[0]),
+            handler_cancellation=True,
+            header_deadline=header_deadline,
+        )
+    )
+    url = await asyncio.wait_for(started, 10)
+    try:
+        async with aiohttp.ClientSession() as http:
+            yield Running(url=url, gateway=gateway, readiness=readiness, http=http)
+    finally:
+        stop.set()
+        await server
+        await demand.close()
+        await session.close()
+
+
 @pytest.fixture
 def start_gateway() -> GatewayFactory:
-    @asynccontextmanager
-    async def start(
-        *,
-        backends: list[str] | None = None,
-        ready_grace: float = 15.0,
-        header_deadline: float = 10.0,
-        **overrides: Any,
-    ) -> AsyncIterator[Running]:
-        settings = GatewaySettings(
-            backend_url="http://127.0.0.1:1",
-            listen=netaddr.ListenAddress("127.0.0.1", 0),
-            heartbeat_interval=overrides.pop("heartbeat_interval", seconds("200ms")),
-            activation_timeout=overrides.pop("activation_timeout", seconds("5s")),
-            drain_delay=durations.Duration(0),
-            **overrides,
-        )
-        readiness = ManualReadiness()
-        if backends:
-            readiness.set_endpoints(backends)
-        metrics = GatewayMetrics()
-        session = aiohttp.ClientSession(auto_decompress=False)
-        demand = Demand(
-            readiness=readiness,
-            metrics=metrics,
-            activation_timeout=settings.activation_timeout.seconds,
-            ready_grace=ready_grace,
-        )
-        gateway = Gateway(
-            settings=settings, readiness=readiness, demand=demand, metrics=metrics, session=session
-        )
-        stop = asyncio.Event()
-        started: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        server = asyncio.create_task(
-            serve.serve(
-                make_app(gateway),
-                address=settings.listen,
-                shutdown_timeout=5,
-                name="gateway",
-                stop=stop,
-                on_started=lambda urls: started.set_result(urls[0]),
-                handler_cancellation=True,
-                header_deadline=header_deadline,
-            )
-        )
-        url = await asyncio.wait_for(started, 10)
-        try:
-            async with aiohttp.ClientSession() as http:
-                yield Running(url=url, gateway=gateway, readiness=readiness, http=http)
-        finally:
-            stop.set()
-            await server
-            await demand.close()
-            await session.close()
-
-    return start
+    """``async with start_gateway(backends=[...], **settings) as running: ...``"""
+    return running_gateway
 
 
 @asynccontextmanager
@@ -141,4 +141,13 @@ def echo_app() -> web.Application:
     return app
 
 
-__all__ = ["ColdStartMode", "GatewayFactory", "Running", "echo_app", "running_app", "running_stub", "seconds"]
+__all__ = [
+    "ColdStartMode",
+    "GatewayFactory",
+    "Running",
+    "echo_app",
+    "running_app",
+    "running_gateway",
+    "running_stub",
+    "seconds",
+]

@@ -16,9 +16,10 @@ from hearth.gateway.app import Gateway, make_app
 from hearth.gateway.demand import Demand
 from hearth.gateway.metrics import GatewayMetrics
 from hearth.gateway.readiness import EndpointSliceReadiness, ProbeReadiness
-from hearth.gateway.settings import GatewaySettings, ScalerMode
+from hearth.gateway.settings import GatewaySettings
 from hearth.gateway.waker import Waker
 from hearth.kube.client import KubeClient
+from hearth.render.config import ScalerMode
 
 log = logging.getLogger(__name__)
 

@@ -12,6 +12,9 @@ from collections.abc import Mapping
 
 from hearth.common import durations, netaddr
 
+# The operator writes HEARTH_SCALER_MODE from this same enum; only builtin makes the gateway write to the API.
+from hearth.render.config import ScalerMode
+
 
 class SettingsError(ValueError):
     """An environment variable with a value the gateway cannot use."""
@@ -20,14 +23,6 @@ class SettingsError(ValueError):
 class ColdStartMode(enum.StrEnum):
     KEEPALIVE = "keepalive"
     REJECT = "reject"
-
-
-class ScalerMode(enum.StrEnum):
-    """Mirrors the operator's modes: only builtin makes the gateway write to the API (the 0→1 wake)."""
-
-    METRICS_API = "metrics-api"
-    EXTERNAL_PUSH = "external-push"
-    BUILTIN = "builtin"
 
 
 DEFAULT_ACTIVATION_TIMEOUT = durations.Duration(5 * durations.MINUTE)

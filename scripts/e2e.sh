@@ -36,5 +36,7 @@ python3 testing/image/build_oci_image.py --binary dist/hearth --ref "hearth.dev/
 bash testing/stub/build-image.sh
 bash "$cluster" load-image dist/images/hearth.tar
 bash "$cluster" load-image dist/images/vllm-stub.tar
-dist/hearth install --kubeconfig "$kubeconfig" --image "hearth.dev/hearth:$version" --wait 180
-dist/hearth e2e --kubeconfig "$kubeconfig" --timeout 180
+# Two operators (one leads) and two gateways per LLMService, so the HA scenarios run (and may not skip).
+dist/hearth install --kubeconfig "$kubeconfig" --image "hearth.dev/hearth:$version" \
+    --replicas 2 --gateway-replicas 2 --wait 180
+dist/hearth e2e --kubeconfig "$kubeconfig" --timeout 180 --no-skip

@@ -34,6 +34,11 @@ from hearth.kube.client import KubeClient
     help="Longest wait of any single step, in seconds.",
 )
 @click.option("--keep", is_flag=True, help="Leave the namespace and runtimes behind for inspection.")
+@click.option(
+    "--no-skip",
+    is_flag=True,
+    help="Fail scenarios the cluster cannot run instead of skipping them (e.g. with one gateway replica).",
+)
 @click.option("--kubeconfig", type=click.Path(dir_okay=False), default=None, envvar="KUBECONFIG")
 @click.option("--context", default=None, help="Kubeconfig context.")
 def command(
@@ -42,15 +47,26 @@ def command(
     access: str,
     timeout_seconds: int,
     keep: bool,
+    no_skip: bool,
     kubeconfig: str | None,
     context: str | None,
 ) -> None:
     """Run the end-to-end scenarios: an idle backend reaches 0; a cold streaming request is held with
-    heartbeats and answered; concurrent load scales 1->2; the backend returns to 0; a stream survives the
-    deletion of its backend pod; reject mode answers 503 at once; deleting the LLMServices removes
-    everything. Needs Hearth installed (hearth install), a node advertising hearth.dev/fake-accelerator,
-    and the stub image. Exits 1 if any scenario fails."""
-    options = runner.Options(stub_image=stub_image, access=access, timeout=float(timeout_seconds), keep=keep)
+    heartbeats and answered (with the wake's timeline); load spread over the gateway replicas scales 1->2;
+    the backend returns to 0, never inside the stabilization window; cold requests on two gateway replicas
+    cause one scale-up and their demand is summed; deleting the leading operator pod under load leaves
+    the scale untouched and the new leader takes over; a stream survives the deletion of its backend pod;
+    reject mode answers 503 at once; deleting the LLMServices removes everything.
+
+    Needs Hearth installed (hearth install; --gateway-replicas 2 for the two-gateway scenario), a node
+    advertising hearth.dev/fake-accelerator, and the stub image. Exits 1 if any scenario fails."""
+    options = runner.Options(
+        stub_image=stub_image,
+        access=access,
+        timeout=float(timeout_seconds),
+        keep=keep,
+        no_skip=no_skip,
+    )
 
     async def main() -> list[runner.Result]:
         client = await KubeClient.connect(kubeconfig=kubeconfig, context=context)

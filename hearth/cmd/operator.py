@@ -12,8 +12,9 @@ import hearth
 from hearth.cmd import params
 from hearth.common import durations, logs, netaddr
 from hearth.operator import app
-from hearth.operator.settings import LEADER_ELECTION_ID, OperatorSettings, ScalerChoice
+from hearth.operator.settings import OperatorSettings, ScalerChoice
 from hearth.render.config import DEFAULT_GATEWAY_IMAGE
+from hearth.render.names import LEADER_ELECTION_ID
 
 _SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 

@@ -7,6 +7,7 @@ from typing import Any
 API = "serving.hearth.dev/v1alpha1"
 FAKE_RESOURCE = "hearth.dev/fake-accelerator"
 STARTUP_DELAY_SECONDS = 5
+STABILIZATION_SECONDS = 15
 
 
 def runtime(name: str, *, image: str, resource: str = FAKE_RESOURCE) -> dict[str, Any]:
@@ -52,7 +53,7 @@ def service(name: str, namespace: str, runtime_name: str, *, mode: str = "keepal
                 "min": 0,
                 "max": 2,
                 "target": 1,
-                "scaleDownStabilization": "15s",
+                "scaleDownStabilization": f"{STABILIZATION_SECONDS}s",
                 "drainTimeout": "30s",
                 "activationTimeout": "3m",
             },

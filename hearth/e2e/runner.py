@@ -11,14 +11,15 @@ import shutil
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, NoReturn
 
 import aiohttp
 
-from hearth.e2e import fixtures
+from hearth.e2e import fixtures, promtext
 from hearth.kube import resources
 from hearth.kube.client import KubeClient
 from hearth.kube.errors import ApiError
+from hearth.render import gateway, names
 
 Report = Callable[[str], None]
 
@@ -29,10 +30,25 @@ class Result:
     passed: bool
     seconds: float
     detail: str
+    skipped: bool = False
+
+    @property
+    def verdict(self) -> str:
+        return "SKIP" if self.skipped else "PASS" if self.passed else "FAIL"
 
 
 class ScenarioFailedError(AssertionError):
     """A scenario's expectation did not hold."""
+
+
+class ScenarioSkippedError(Exception):
+    """The cluster lacks what a scenario needs (e.g. a second gateway replica); not a failure."""
+
+
+@dataclasses.dataclass(frozen=True)
+class GatewayPod:
+    name: str
+    url: str
 
 
 @dataclasses.dataclass
@@ -41,6 +57,7 @@ class Options:
     access: str = "auto"  # service | port-forward | auto
     timeout: float = 180.0
     keep: bool = False
+    no_skip: bool = False  # a scenario that would be skipped fails instead (CI: the test bed has it all)
 
 
 class Run:
@@ -54,6 +71,9 @@ class Run:
         self.unschedulable = f"e2e-never-{suffix}"
         self.results: list[Result] = []
         self._forwards: list[asyncio.subprocess.Process] = []
+        self._pod_urls: dict[str, str] = {}
+        #: When the last scenario that drove load stopped it (monotonic), for scale-down timing.
+        self.load_ended_at: float | None = None
         self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=10))
 
     # ---- helpers ------------------------------------------------------------------------------------
@@ -89,32 +109,91 @@ class Run:
                         return f"http://{ip}"
             if self.options.access == "service":
                 raise ScenarioFailedError(f"Service {name} ({ip}) is not reachable from here")
-        return await self._port_forward(name)
+        return await self._port_forward(f"service/{name}")
 
     async def _gateway_ready(self, name: str) -> bool:
-        return (await self.replicas(f"{name}-gateway"))[1] > 0
+        return (await self.replicas(names.gateway(name)))[1] > 0
 
-    async def _port_forward(self, name: str) -> str:
+    async def gateway_pods(self, name: str) -> list[GatewayPod]:
+        """The ready gateway pods of an LLMService, each reachable on its own (pod IP, else port-forward)."""
+        pods, _ = await self.client.list(
+            resources.POD, namespace=self.namespace, label_selector=f"{names.LABEL_GATEWAY}={name}"
+        )
+        found = []
+        for pod in sorted(pods, key=lambda pod: str(pod["metadata"]["name"])):
+            status = pod.get("status", {})
+            ready = any(
+                c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or []
+            )
+            if ready and status.get("podIP") and not pod["metadata"].get("deletionTimestamp"):
+                found.append(GatewayPod(pod["metadata"]["name"], await self._pod_url(pod)))
+        return found
+
+    async def _pod_url(self, pod: dict[str, Any]) -> str:
+        name = pod["metadata"]["name"]
+        if name not in self._pod_urls:
+            url = f"http://{pod['status']['podIP']}:{gateway.HTTP_PORT}"
+            if self.options.access == "port-forward" or not await self._healthy(url):
+                if self.options.access == "service":
+                    raise ScenarioFailedError(f"gateway pod {name} ({url}) is not reachable from here")
+                url = await self._port_forward(f"pod/{name}", gateway.HTTP_PORT)
+            self._pod_urls[name] = url
+        return self._pod_urls[name]
+
+    async def _healthy(self, url: str) -> bool:
+        with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+            async with self.http.get(f"{url}/healthz", timeout=aiohttp.ClientTimeout(total=3)) as response:
+                return response.status == 200
+        return False
+
+    async def metrics(self, url: str) -> promtext.Samples:
+        async with self.http.get(f"{url}/metrics", timeout=aiohttp.ClientTimeout(total=10)) as response:
+            if response.status != 200:
+                raise ScenarioFailedError(f"{url}/metrics answered {response.status}")
+            return promtext.parse(await response.text())
+
+    async def gateway_metrics(self, name: str) -> dict[str, promtext.Samples]:
+        """Every ready gateway pod's metrics, by pod name."""
+        return {pod.name: await self.metrics(pod.url) for pod in await self.gateway_pods(name)}
+
+    async def scaler_mode(self, name: str) -> str:
+        """The scaler mode the operator rendered into this LLMService's gateway."""
+        deployment = await self.client.get(resources.DEPLOYMENT, names.gateway(name), self.namespace)
+        for container in (deployment or {}).get("spec", {}).get("template", {}).get("spec", {}).get(
+            "containers"
+        ) or []:
+            for variable in container.get("env") or []:
+                if variable.get("name") == "HEARTH_SCALER_MODE":
+                    return str(variable.get("value"))
+        return "unknown"
+
+    def skip(self, reason: str) -> NoReturn:
+        """End a scenario the cluster cannot run: skipped, or failed under --no-skip."""
+        if self.options.no_skip:
+            raise ScenarioFailedError(f"cannot run (and --no-skip is set): {reason}")
+        raise ScenarioSkippedError(reason)
+
+    async def _port_forward(self, target: str, port: int = 80) -> str:
         kubectl = shutil.which("kubectl")
         if kubectl is None:
             raise ScenarioFailedError(
-                "the Service is not reachable and kubectl (for port-forward) is not on PATH"
+                f"{target} is not reachable and kubectl (for port-forward) is not on PATH"
             )
         process = await asyncio.create_subprocess_exec(
             kubectl,
             "port-forward",
             "-n",
             self.namespace,
-            f"service/{name}",
-            ":80",
+            target,
+            f":{port}",
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.DEVNULL,
         )
         self._forwards.append(process)
         assert process.stdout is not None
         line = (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
-        port = line.split("127.0.0.1:")[1].split()[0]
-        return f"http://127.0.0.1:{port}"
+        local_port = line.split("127.0.0.1:")[1].split()[0]
+        return f"http://127.0.0.1:{local_port}"
 
     async def stream(self, url: str, tokens: int) -> tuple[list[bytes], float | None]:
         """Send a streaming chat completion; return its SSE events and when the first token arrived."""
@@ -138,14 +217,17 @@ class Run:
     # ---- running ------------------------------------------------------------------------------------
     async def scenario(self, name: str, body: Callable[[], Awaitable[str]]) -> None:
         started = time.monotonic()
+        skipped = False
         try:
             detail = await body()
             passed = True
+        except ScenarioSkippedError as reason:
+            detail, passed, skipped = f"skipped: {reason}", True, True
         except (ScenarioFailedError, ApiError, aiohttp.ClientError, TimeoutError) as error:
             detail, passed = str(error) or type(error).__name__, False
-        result = Result(name, passed, time.monotonic() - started, detail)
+        result = Result(name, passed, time.monotonic() - started, detail, skipped)
         self.results.append(result)
-        self.report(f"{'PASS' if passed else 'FAIL'} {name} ({result.seconds:.1f}s): {detail}")
+        self.report(f"{result.verdict} {name} ({result.seconds:.1f}s): {detail}")
 
     async def setup(self) -> None:
         await self.client.apply(
@@ -192,11 +274,12 @@ def verdict_table(results: list[Result]) -> str:
     width = max(len(result.name) for result in results)
     lines = [f"{'scenario':<{width}}  result  seconds  detail"]
     for result in results:
-        verdict = "PASS" if result.passed else "FAIL"
-        lines.append(f"{result.name:<{width}}  {verdict:<6}  {result.seconds:7.1f}  {result.detail}")
-    passed = sum(result.passed for result in results)
+        lines.append(f"{result.name:<{width}}  {result.verdict:<6}  {result.seconds:7.1f}  {result.detail}")
+    passed = sum(result.passed and not result.skipped for result in results)
+    skipped = sum(result.skipped for result in results)
     # Worded unlike a test runner's summary line, which CI reads for the unit-test count.
-    lines.append(f"e2e verdict: {passed} of {len(results)} scenarios passed")
+    verdict = f"e2e verdict: {passed} of {len(results)} scenarios passed"
+    lines.append(verdict + (f", {skipped} skipped" if skipped else ""))
     return "\n".join(lines)
 
 

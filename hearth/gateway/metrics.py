@@ -6,6 +6,8 @@ from __future__ import annotations
 import prometheus_client
 
 ACTIVATION_BUCKETS = (0.01, 0.1, 1, 5, 15, 30, 60, 120, 300)
+#: The wake's scale request is one GET and one PUT to the API server: milliseconds, budget 100 ms.
+WAKE_PATCH_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
 
 
 class GatewayMetrics:
@@ -55,6 +57,12 @@ class GatewayMetrics:
             "hearth_gateway_wake_requests",
             "0->1 scale requests sent to the backend Deployment (builtin mode).",
             ["result"],
+            registry=registry,
+        )
+        self.wake_patch = prometheus_client.Histogram(
+            "hearth_gateway_wake_patch_seconds",
+            "Time from a cold request's admission until its 0->1 scale was accepted (builtin mode).",
+            buckets=WAKE_PATCH_BUCKETS,
             registry=registry,
         )
 

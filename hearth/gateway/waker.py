@@ -52,14 +52,13 @@ class Waker:
                 return
             scale["spec"]["replicas"] = 1
             await self._client.put(resources.DEPLOYMENT, scale, subresource="scale")
+            patched = loop.time() - admitted_at
             self._confirmed_until = loop.time() + CONFIRMED_SECONDS
             self._metrics.wakes.labels(result="scaled").inc()
+            self._metrics.wake_patch.observe(patched)
             log.info(
                 "woke the backend: scale 0 -> 1",
-                extra=logs.fields(
-                    deployment=self._deployment,
-                    admitted_to_patch_ms=round((loop.time() - admitted_at) * 1000, 1),
-                ),
+                extra=logs.fields(deployment=self._deployment, admitted_to_patch_ms=round(patched * 1000, 1)),
             )
         except ApiError as error:
             if error.conflict:

@@ -94,7 +94,12 @@ class KubeClient:
             raise
 
     async def list(
-        self, rt: ResourceType, *, namespace: str | None = None, label_selector: str | None = None
+        self,
+        rt: ResourceType,
+        *,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
     ) -> tuple[list[dict[str, Any]], str]:
         """Every object (paginated under the hood) and the list's resourceVersion."""
         items: list[dict[str, Any]] = []
@@ -103,6 +108,8 @@ class KubeClient:
             query = [("limit", "500")]
             if label_selector:
                 query.append(("labelSelector", label_selector))
+            if field_selector:
+                query.append(("fieldSelector", field_selector))
             if token:
                 query.append(("continue", token))
             page = await self._json("GET", rt.path(namespace=namespace), query=query)

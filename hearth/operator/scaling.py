@@ -1,9 +1,10 @@
 """The built-in autoscaler's decision (pure): replicas from demand, HPA-style.
 
 desired = clamp(ceil(demand / target), min, max). Scaling up happens at once. Scaling down uses the highest
-recommendation of the last ``stabilization`` seconds, and only once that window is fully observed, so
-replicas reach 0 only after demand has been 0 for the whole window, and a restarted or newly elected
-operator (with no history yet) never scales down on its first look.
+recommendation in force during the last ``stabilization`` seconds (each recommendation stands until the next
+look), and only once that window is fully observed, so replicas reach 0 only after demand has been seen at
+0 for the whole window, and a restarted or newly elected operator (with no history yet) never scales down
+on its first look.
 """
 
 from __future__ import annotations
@@ -46,7 +47,9 @@ def decide(
     """A scale to apply now, or None to leave *current* as it is."""
     wanted = recommend(demand=demand, target=target, minimum=minimum, maximum=maximum)
     history.samples.append((now, wanted))
-    while history.samples and history.samples[0][0] < now - stabilization:
+    # A sample stands until the next one replaces it: demand between two looks is unknown, so lower demand
+    # counts only from when it was first seen, and a scale-down never comes sooner than a full window after.
+    while len(history.samples) > 1 and history.samples[1][0] <= now - stabilization:
         history.samples.popleft()
     if wanted > current:
         return Decision(wanted, f"demand {demand} needs {wanted} replicas (target {target} per replica)")

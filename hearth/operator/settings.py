@@ -7,8 +7,8 @@ import enum
 
 from hearth.common import netaddr
 from hearth.render.config import DEFAULT_GATEWAY_IMAGE, ScalerMode
+from hearth.render.names import LEADER_ELECTION_ID
 
-LEADER_ELECTION_ID = "6d7012cb.hearth.dev"
 DEFAULT_HEALTH_ADDRESS = netaddr.ListenAddress(host=None, port=8081)
 
 

@@ -12,6 +12,8 @@ LABEL_LLMSERVICE = "serving.hearth.dev/llmservice"
 LABEL_GATEWAY = "serving.hearth.dev/gateway"
 LABEL_RUNTIME = "serving.hearth.dev/runtime"
 VOLCANO_QUEUE_ANNOTATION = "scheduling.volcano.sh/queue-name"
+#: The operator's leader-election Lease (the reference's name); its holderIdentity starts with the pod name.
+LEADER_ELECTION_ID = "6d7012cb.hearth.dev"
 
 
 def backend(service: str) -> str:

@@ -31,6 +31,7 @@ kind load image-archive dist/images/vllm-stub.tar --name "$name"
 node=$(kubectl --kubeconfig "$kubeconfig" get nodes -o jsonpath='{.items[0].metadata.name}')
 kubectl --kubeconfig "$kubeconfig" patch node "$node" --subresource=status --type=merge \
     -p '{"status":{"capacity":{"hearth.dev/fake-accelerator":"4"},"allocatable":{"hearth.dev/fake-accelerator":"4"}}}'
-dist/hearth install --kubeconfig "$kubeconfig" --image "hearth.dev/hearth:$version" --wait 180
+dist/hearth install --kubeconfig "$kubeconfig" --image "hearth.dev/hearth:$version" \
+    --replicas 2 --gateway-replicas 2 --wait 180
 # ClusterIPs are not reachable from the laptop: reach each gateway through kubectl port-forward.
 dist/hearth e2e --kubeconfig "$kubeconfig" --access port-forward --timeout 180

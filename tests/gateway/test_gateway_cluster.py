@@ -125,6 +125,7 @@ async def test_waker_scales_zero_to_one_once_for_many_cold_requests(
     assert scale["spec"]["replicas"] == 1
     text = metrics.exposition().decode()
     assert 'hearth_gateway_wake_requests_total{result="scaled"} 1.0' in text
+    assert "hearth_gateway_wake_patch_seconds_count 1.0" in text
     # A larger scale set meanwhile (by the autoscaler) is never undone.
     control_plane.kubectl("scale", "deployment", "qwen", "-n", namespace, "--replicas=3")
     await asyncio.sleep(2.1)

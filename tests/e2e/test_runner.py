@@ -1,0 +1,70 @@
+"""The e2e runner's own logic: skips (and --no-skip), the verdict line, and reading gateway metrics."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import prometheus_client
+import pytest
+
+from hearth.e2e import promtext, runner
+from hearth.kube.client import KubeClient
+
+
+async def _run_one(no_skip: bool) -> runner.Result:
+    session = runner.Run(
+        cast(KubeClient, None), runner.Options(stub_image="stub", no_skip=no_skip), report=lambda _: None
+    )
+
+    async def needs_two_gateways() -> str:
+        session.skip("needs 2 gateway replicas, found 1")
+
+    try:
+        await session.scenario("ha", needs_two_gateways)
+    finally:
+        await session.http.close()
+    return session.results[0]
+
+
+async def test_a_scenario_the_cluster_cannot_run_is_skipped_not_failed() -> None:
+    result = await _run_one(no_skip=False)
+    assert (result.verdict, result.passed) == ("SKIP", True)
+    assert "needs 2 gateway replicas" in result.detail
+
+
+async def test_no_skip_turns_a_skip_into_a_failure() -> None:
+    result = await _run_one(no_skip=True)
+    assert (result.verdict, result.passed) == ("FAIL", False)
+    assert "--no-skip" in result.detail
+
+
+def test_verdict_line_counts_skips_apart() -> None:
+    results = [
+        runner.Result("a", True, 1.0, "ok"),
+        runner.Result("b", True, 0.1, "skipped: no", skipped=True),
+        runner.Result("c", False, 2.0, "no"),
+    ]
+    lines = runner.verdict_table(results).splitlines()
+    assert lines[-1] == "e2e verdict: 1 of 3 scenarios passed, 1 skipped"
+    assert [line.split()[1] for line in lines[1:4]] == ["PASS", "SKIP", "FAIL"]
+
+
+def _page(**values: Any) -> promtext.Samples:
+    registry = prometheus_client.CollectorRegistry()
+    wakes = prometheus_client.Counter("hearth_gateway_wake_requests", "", ["result"], registry=registry)
+    patch = prometheus_client.Histogram("hearth_gateway_wake_patch_seconds", "", registry=registry)
+    for _ in range(values.get("scaled", 0)):
+        wakes.labels(result="scaled").inc()
+    for seconds in values.get("patches", ()):
+        patch.observe(seconds)
+    return promtext.parse(prometheus_client.generate_latest(registry).decode())
+
+
+def test_metric_deltas_are_summed_over_pods_and_a_new_pod_counts_from_zero() -> None:
+    before = {"gw-a": _page(scaled=2, patches=[0.5])}
+    after = {"gw-a": _page(scaled=3, patches=[0.5, 0.02]), "gw-b": _page(scaled=1, patches=[0.03])}
+    scaled = promtext.total_delta(before, after, "hearth_gateway_wake_requests_total", result="scaled")
+    assert scaled == 2
+    assert promtext.total_delta(before, after, "hearth_gateway_wake_patch_seconds_count") == 2
+    assert promtext.total_delta(before, after, "hearth_gateway_wake_patch_seconds_sum") == pytest.approx(0.05)
+    assert promtext.delta({}, after["gw-b"], "hearth_gateway_wake_requests_total", result="missing") == 0

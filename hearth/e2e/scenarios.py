@@ -129,9 +129,15 @@ async def gateways_wake_once_and_sum_demand(run: Run) -> str:
     writes = await _generation(run, "cold") - generation
     if writes > 2:
         raise ScenarioFailedError(f"{writes} scale changes for 0 -> 1 -> 2 (a storm)")
+    budget = await run.client.get(
+        resources.POD_DISRUPTION_BUDGET, names.gateway_disruption_budget("cold"), run.namespace
+    )
+    if budget is None:
+        raise ScenarioFailedError("no PodDisruptionBudget for the replicated gateway")
     return (
         f"one cold stream on each of 2 gateway pods: {scaled:g} gateway 0->1 scale ({conflicts:g} lost the "
-        f"race), {writes} scale changes in all; summed demand 2 -> 2 ready replicas"
+        f"race), {writes} scale changes in all; summed demand 2 -> 2 ready replicas; gateway "
+        f"PodDisruptionBudget maxUnavailable {budget['spec'].get('maxUnavailable')}"
     )
 
 
@@ -252,7 +258,14 @@ async def deletion_removes_everything(run: Run) -> str:
         await run.client.delete(resources.LLMSERVICE, name, run.namespace)
 
     async def gone() -> bool:
-        for rt in (resources.DEPLOYMENT, resources.SERVICE, resources.SERVICE_ACCOUNT, resources.ROLE):
+        kinds = (
+            resources.DEPLOYMENT,
+            resources.SERVICE,
+            resources.SERVICE_ACCOUNT,
+            resources.ROLE,
+            resources.POD_DISRUPTION_BUDGET,
+        )
+        for rt in kinds:
             items, _ = await run.client.list(
                 rt, namespace=run.namespace, label_selector="app.kubernetes.io/managed-by=hearth"
             )
@@ -261,7 +274,7 @@ async def deletion_removes_everything(run: Run) -> str:
         return True
 
     await run.wait("every child garbage-collected", gone, within=120)
-    return "every Deployment, Service, ServiceAccount and Role of both LLMServices is gone"
+    return "every Deployment, Service, ServiceAccount, Role and PodDisruptionBudget of both is gone"
 
 
 @contextlib.asynccontextmanager

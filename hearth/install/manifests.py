@@ -46,6 +46,7 @@ def cluster_role_rules() -> list[dict[str, Any]]:
         _rule(["apps"], ["deployments/scale"], ["get", "patch", "update"]),
         _rule([""], ["services", "serviceaccounts", "persistentvolumeclaims"], ALL_VERBS),
         _rule(["batch"], ["jobs"], ALL_VERBS),
+        _rule(["policy"], ["poddisruptionbudgets"], ALL_VERBS),
         _rule(["rbac.authorization.k8s.io"], ["roles", "rolebindings"], ALL_VERBS),
         _rule(["keda.sh"], ["scaledobjects"], ALL_VERBS),
         _rule(["discovery.k8s.io"], ["endpointslices"], ["get", "list", "watch"]),

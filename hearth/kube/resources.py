@@ -34,6 +34,7 @@ EVENT = ResourceType("v1", "Event", "events", True)
 NAMESPACE = ResourceType("v1", "Namespace", "namespaces", False)
 POD = ResourceType("v1", "Pod", "pods", True)
 JOB = ResourceType("batch/v1", "Job", "jobs", True)
+POD_DISRUPTION_BUDGET = ResourceType("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets", True)
 ROLE = ResourceType("rbac.authorization.k8s.io/v1", "Role", "roles", True)
 ROLE_BINDING = ResourceType("rbac.authorization.k8s.io/v1", "RoleBinding", "rolebindings", True)
 CLUSTER_ROLE = ResourceType("rbac.authorization.k8s.io/v1", "ClusterRole", "clusterroles", False)
@@ -60,6 +61,7 @@ _BY_KIND = {
         NAMESPACE,
         POD,
         JOB,
+        POD_DISRUPTION_BUDGET,
         ROLE,
         ROLE_BINDING,
         CLUSTER_ROLE,

@@ -43,6 +43,7 @@ CHILD_TYPES = (
     resources.ROLE_BINDING,
     resources.CLAIM,
     resources.JOB,
+    resources.POD_DISRUPTION_BUDGET,
 )
 KEDA_API = "keda.sh/v1alpha1"
 KEDA_CHECK_SECONDS = 10.0

@@ -17,6 +17,7 @@ class Reason(enum.StrEnum):
     APPLY_GATEWAY = "ApplyGateway"
     APPLY_GATEWAY_SERVICE = "ApplyGatewayService"
     APPLY_GATEWAY_SCALER_SERVICE = "ApplyGatewayScalerService"
+    APPLY_GATEWAY_DISRUPTION_BUDGET = "ApplyGatewayDisruptionBudget"
     CACHE = "Cache"
     APPLY_CACHE_PVC = "ApplyCachePVC"
     PREWARM = "Prewarm"

@@ -84,15 +84,42 @@ def deployment(service: LLMService, config: OperatorConfig) -> dict[str, Any]:
     }
     if service.spec.image_pull_secrets:
         pod["imagePullSecrets"] = common.pull_secrets(service)
+    spec: dict[str, Any] = {
+        "replicas": config.effective_gateway_replicas,
+        "selector": {"matchLabels": selector},
+        "template": {"metadata": {"labels": selector}, "spec": pod},
+    }
+    if config.effective_gateway_replicas > 1:
+        # High availability: spread the replicas over nodes (best effort: one node still schedules them
+        # all), and roll out by adding a new replica before removing an old one, so capacity never drops.
+        pod["topologySpreadConstraints"] = [
+            {
+                "maxSkew": 1,
+                "topologyKey": "kubernetes.io/hostname",
+                "whenUnsatisfiable": "ScheduleAnyway",
+                "labelSelector": {"matchLabels": selector},
+            }
+        ]
+        spec["strategy"] = {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}}
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": common.metadata(service, names.gateway(name), selector),
-        "spec": {
-            "replicas": config.effective_gateway_replicas,
-            "selector": {"matchLabels": selector},
-            "template": {"metadata": {"labels": selector}, "spec": pod},
-        },
+        "spec": spec,
+    }
+
+
+def disruption_budget(service: LLMService) -> dict[str, Any]:
+    """``<svc>-gateway`` PodDisruptionBudget (only with more than one gateway replica): a node drain or
+    other voluntary eviction takes at most one gateway replica at a time. With one replica there is none,
+    since it would block every drain."""
+    name = service.metadata.name
+    selector = names.gateway_selector(name)
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": common.metadata(service, names.gateway_disruption_budget(name), selector),
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector}},
     }
 
 

@@ -32,6 +32,10 @@ def gateway_service(service: str) -> str:
     return service
 
 
+def gateway_disruption_budget(service: str) -> str:
+    return f"{service}-gateway"
+
+
 def scaler_service(service: str) -> str:
     return f"{service}-scaler"
 

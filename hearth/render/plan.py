@@ -80,6 +80,13 @@ def build(service: LLMService, runtimes: Iterable[InferenceRuntime], config: Ope
         Step(Reason.APPLY_GATEWAY, Mode.APPLY, gateway.deployment(service, config)),
         Step(Reason.APPLY_GATEWAY_SERVICE, Mode.APPLY, gateway.service_manifest(service)),
     ]
+    if config.effective_gateway_replicas > 1:
+        budget = gateway.disruption_budget(service)
+        steps.append(Step(Reason.APPLY_GATEWAY_DISRUPTION_BUDGET, Mode.APPLY, budget))
+    else:
+        budget_name = names.gateway_disruption_budget(name)
+        budget = _reference(service, "policy/v1", "PodDisruptionBudget", budget_name)
+        steps.append(Step(Reason.APPLY_GATEWAY_DISRUPTION_BUDGET, Mode.DELETE, budget))
     if config.scaler_mode is ScalerMode.EXTERNAL_PUSH:
         steps.append(Step(Reason.APPLY_GATEWAY_SCALER_SERVICE, Mode.APPLY, gateway.scaler_service(service)))
     else:

@@ -119,6 +119,30 @@ def test_spec_names_labels_and_ports() -> None:
             assert owner["kind"] == "LLMService"
 
 
+def test_one_gateway_replica_renders_as_the_reference_and_removes_a_leftover_budget() -> None:
+    steps = _steps(_service(_base_spec("vllm-nvidia", "None")))
+    gateway = steps[("Deployment", "qwen-gateway")].manifest
+    assert "strategy" not in gateway["spec"]
+    assert "topologySpreadConstraints" not in gateway["spec"]["template"]["spec"]
+    assert steps[("PodDisruptionBudget", "qwen-gateway")].mode is plan.Mode.DELETE
+
+
+def test_several_gateway_replicas_get_a_budget_a_spread_and_a_surge_first_rollout() -> None:
+    config = OperatorConfig(scaler_mode=ScalerMode.BUILTIN, gateway_replicas=3)
+    steps = _steps(_service(_base_spec("vllm-nvidia", "None")), config)
+    gateway = steps[("Deployment", "qwen-gateway")].manifest
+    selector = gateway["spec"]["selector"]["matchLabels"]
+    assert gateway["spec"]["replicas"] == 3
+    assert gateway["spec"]["strategy"]["rollingUpdate"] == {"maxUnavailable": 0, "maxSurge": 1}
+    (spread,) = gateway["spec"]["template"]["spec"]["topologySpreadConstraints"]
+    assert spread["labelSelector"] == {"matchLabels": selector}
+    assert spread["whenUnsatisfiable"] == "ScheduleAnyway", "one node must still run every replica"
+    budget = steps[("PodDisruptionBudget", "qwen-gateway")]
+    assert budget.mode is plan.Mode.APPLY
+    assert budget.manifest["spec"] == {"maxUnavailable": 1, "selector": {"matchLabels": selector}}
+    assert budget.manifest["metadata"]["ownerReferences"][0]["kind"] == "LLMService"
+
+
 def test_env_values_use_go_duration_formatting_and_omit_non_positive() -> None:
     spec = _base_spec("vllm-nvidia", "None")
     spec["scaling"] = {"activationTimeout": "90s", "drainTimeout": "0s"}

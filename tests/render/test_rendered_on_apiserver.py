@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from hearth.render.config import ScalerMode
+from hearth.render.config import OperatorConfig, ScalerMode
 from tests.cluster.controlplane import ControlPlane
 from tests.render.test_plan import RUNTIMES, _base_spec, _render, _service
 
@@ -19,15 +19,18 @@ def namespace(control_plane: ControlPlane) -> str:
 
 
 @pytest.mark.parametrize("runtime", sorted(runtime.metadata.name for runtime in RUNTIMES))
-@pytest.mark.parametrize("mode", list(ScalerMode), ids=str)
+@pytest.mark.parametrize(
+    ("mode", "gateways"),
+    [*((mode, 1) for mode in ScalerMode), (ScalerMode.BUILTIN, 2)],
+    ids=str,
+)
 def test_rendered_objects_pass_server_validation(
-    control_plane: ControlPlane, namespace: str, runtime: str, mode: ScalerMode
+    control_plane: ControlPlane, namespace: str, runtime: str, mode: ScalerMode, gateways: int
 ) -> None:
-    from hearth.render.config import OperatorConfig
-
     service = _service(_base_spec(runtime, "HostPath"), namespace=namespace)
     service = service.model_copy(update={"metadata": service.metadata.model_copy(update={"uid": None})})
-    documents = [doc for doc in yaml.safe_load_all(_render(service, OperatorConfig(scaler_mode=mode))) if doc]
+    config = OperatorConfig(scaler_mode=mode, gateway_replicas=gateways)
+    documents = [doc for doc in yaml.safe_load_all(_render(service, config)) if doc]
     for document in documents:
         document.pop("step")
         mode_name = document.pop("mode")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import pydantic
 
@@ -24,6 +24,8 @@ Phase = Literal["Pending", "Loading", "Ready", "ScaledToZero", "Degraded"]
 MAX_NAME_LENGTH = 55
 NAME_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 MAX_STABILIZATION = durations.HOUR
+#: A Secret's name: a DNS subdomain.
+SECRET_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
 
 
 def _cel(rule: str, message: str, field_path: str | None = None, reason: str | None = None) -> dict[str, Any]:
@@ -171,6 +173,18 @@ class ColdStart(ApiModel):
     """Interval between SSE comment heartbeats sent to held streaming requests."""
 
 
+class EndpointAuth(ApiModel):
+    """Who may call the endpoint (Hearth's addition: the reference gateway has no authentication)."""
+
+    secret_name: Annotated[str, pydantic.Field(max_length=253, pattern=SECRET_NAME_PATTERN)] | None = None
+    """A Secret in this namespace whose every value is one accepted API key, sent by clients as
+    "Authorization: Bearer <key>" (the OpenAI SDK's api_key). Checked before a request counts as demand,
+    so unauthenticated traffic never wakes the backend. To rotate, add the new key to the Secret, move the
+    clients, then remove the old key: gateways pick changes up without a restart (after the kubelet syncs
+    the Secret, about a minute). A missing or empty Secret refuses every request with 401. Unset: no
+    authentication."""
+
+
 class Endpoint(ApiModel):
     """The client-facing endpoint."""
 
@@ -178,6 +192,8 @@ class Endpoint(ApiModel):
     """Informational: the gateway always speaks the OpenAI API."""
     cold_start: ColdStart = nested(ColdStart)
     """Cold-request handling."""
+    auth: EndpointAuth = nested(EndpointAuth)
+    """API keys for the endpoint."""
 
 
 class LLMServiceSpec(ApiModel):

@@ -41,7 +41,28 @@ def runtime(name: str, *, image: str, resource: str = FAKE_RESOURCE) -> dict[str
     }
 
 
-def service(name: str, namespace: str, runtime_name: str, *, mode: str = "keepalive") -> dict[str, Any]:
+def api_keys(name: str, namespace: str, key: str) -> dict[str, Any]:
+    """A Secret holding one API key, as a user would create it for ``endpoint.auth.secretName``."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": namespace},
+        "type": "Opaque",
+        "stringData": {"e2e": key},
+    }
+
+
+def service(
+    name: str,
+    namespace: str,
+    runtime_name: str,
+    *,
+    mode: str = "keepalive",
+    auth_secret: str | None = None,
+) -> dict[str, Any]:
+    endpoint: dict[str, Any] = {"coldStart": {"mode": mode, "heartbeatInterval": "2s"}}
+    if auth_secret:
+        endpoint["auth"] = {"secretName": auth_secret}
     return {
         "apiVersion": API,
         "kind": "LLMService",
@@ -58,6 +79,6 @@ def service(name: str, namespace: str, runtime_name: str, *, mode: str = "keepal
                 "activationTimeout": "3m",
             },
             "cache": {"strategy": "None"},
-            "endpoint": {"coldStart": {"mode": mode, "heartbeatInterval": "2s"}},
+            "endpoint": endpoint,
         },
     }

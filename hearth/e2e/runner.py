@@ -69,6 +69,8 @@ class Run:
         self.namespace = f"hearth-e2e-{suffix}"
         self.runtime = f"e2e-stub-{suffix}"
         self.unschedulable = f"e2e-never-{suffix}"
+        #: The API key of the "rejecting" LLMService (random per run; never printed).
+        self.api_key = f"sk-e2e-{uuid.uuid4().hex}"
         self.results: list[Result] = []
         self._forwards: list[asyncio.subprocess.Process] = []
         self._pod_urls: dict[str, str] = {}
@@ -240,8 +242,11 @@ class Run:
             )
         )
         await self.client.apply(fixtures.service("cold", self.namespace, self.runtime))
+        await self.client.apply(fixtures.api_keys("rejecting-keys", self.namespace, self.api_key))
         await self.client.apply(
-            fixtures.service("rejecting", self.namespace, self.unschedulable, mode="reject")
+            fixtures.service(
+                "rejecting", self.namespace, self.unschedulable, mode="reject", auth_secret="rejecting-keys"
+            )
         )
         self.report(f"created namespace {self.namespace}, runtimes and LLMServices")
 

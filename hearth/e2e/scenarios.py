@@ -68,10 +68,18 @@ async def cold_stream_wakes(run: Run) -> str:
             f"budget), {timeline}"
         )
     overhead = first_token - fixtures.STARTUP_DELAY_SECONDS
+    recorded = await run.wait("status.lastColdStartDuration", lambda: _cold_start_recorded(run), within=30)
     return (
         f"{heartbeats} heartbeats; {timeline} (stub load {fixtures.STARTUP_DELAY_SECONDS}s, so Hearth + "
-        f"Kubernetes added {overhead:.1f}s); total {time.monotonic() - started:.1f}s"
+        f"Kubernetes added {overhead:.1f}s); status.lastColdStartDuration {recorded}; "
+        f"total {time.monotonic() - started:.1f}s"
     )
+
+
+async def _cold_start_recorded(run: Run) -> str | None:
+    service = await run.client.get(resources.LLMSERVICE, "cold", run.namespace)
+    duration = (service or {}).get("status", {}).get("lastColdStartDuration")
+    return str(duration) if duration else None
 
 
 async def load_scales_to_two(run: Run) -> str:
@@ -242,15 +250,31 @@ async def gateway_kill_keeps_serving(run: Run) -> str:
     return f"killed gateway pod {victim} under traffic: {traffic.describe()} ({needed})"
 
 
-async def reject_mode_answers_at_once(run: Run) -> str:
+async def auth_then_reject_mode(run: Run) -> str:
+    """The "rejecting" LLMService has API keys: without one, 401 and its backend stays at 0 (nothing
+    unauthenticated may wake an accelerator); with one, reject mode's 503 and Retry-After at once."""
     url = await run.gateway_url("rejecting")
+    await run.wait("the rejecting backend at 0", lambda: _at(run, "rejecting", 0))
+    chat = f"{url}/v1/chat/completions"
+    for headers in ({}, {"Authorization": "Bearer sk-not-the-key"}):
+        async with run.http.post(chat, json={"messages": []}, headers=headers) as response:
+            if response.status != 401:
+                raise ScenarioFailedError(f"without a valid key: expected 401, got {response.status}")
+    # Longer than the gateway's wake (milliseconds) and one autoscaler interval (2 s) together.
+    await asyncio.sleep(4)
+    if (await run.replicas("rejecting"))[0] != 0:
+        raise ScenarioFailedError("an unauthenticated request woke the backend")
     started = time.monotonic()
-    async with run.http.post(f"{url}/v1/chat/completions", json={"messages": []}) as response:
+    headers = {"Authorization": f"Bearer {run.api_key}"}
+    async with run.http.post(chat, json={"messages": []}, headers=headers) as response:
         elapsed = time.monotonic() - started
         if response.status != 503 or "Retry-After" not in response.headers:
-            raise ScenarioFailedError(f"expected 503 with Retry-After, got {response.status}")
+            raise ScenarioFailedError(f"with the key: expected 503 with Retry-After, got {response.status}")
         retry = response.headers["Retry-After"]
-    return f"503 with Retry-After {retry} in {elapsed * 1000:.0f} ms (the backend can never schedule)"
+    return (
+        f"no key or a wrong key: 401, backend left at 0; with the key: 503 with Retry-After {retry} in "
+        f"{elapsed * 1000:.0f} ms (the backend can never schedule)"
+    )
 
 
 async def deletion_removes_everything(run: Run) -> str:
@@ -465,6 +489,6 @@ SCENARIOS = [
     ("7 stream survives backend pod deletion", stream_survives_pod_deletion),
     ("8 gateway rolling restart loses nothing", gateway_restart_loses_nothing),
     ("9 a killed gateway replica: >= 90% served", gateway_kill_keeps_serving),
-    ("10 reject mode: 503 + Retry-After at once", reject_mode_answers_at_once),
+    ("10 auth, then reject mode's 503 at once", auth_then_reject_mode),
     ("11 deleting LLMServices removes everything", deletion_removes_everything),
 ]

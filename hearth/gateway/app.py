@@ -22,7 +22,7 @@ import yarl
 from aiohttp import web
 
 from hearth.common import logs
-from hearth.gateway import httpparts
+from hearth.gateway import auth, httpparts
 from hearth.gateway.balancer import Balancer
 from hearth.gateway.demand import Demand
 from hearth.gateway.metrics import GatewayMetrics
@@ -56,8 +56,10 @@ class Gateway:
         metrics: GatewayMetrics,
         session: aiohttp.ClientSession,
         waker: Waker | None = None,
+        api_keys: auth.ApiKeys | None = None,
     ) -> None:
         self.settings = settings
+        self.api_keys = api_keys
         self.readiness = readiness
         self.demand = demand
         self.metrics = metrics
@@ -121,6 +123,11 @@ class Gateway:
 
     # ---- proxied paths -----------------------------------------------------------------------------
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        # Before anything counts as demand: a request without a valid key can never wake a backend.
+        if self.api_keys is not None and not self.api_keys.accepts(
+            auth.bearer_token(request.headers.get("Authorization")) or ""
+        ):
+            return self._unauthorized(request)
         if request.method == "GET" and request.path == "/v1/models" and not self.readiness.ready:
             # Listing models must not wake an accelerator (DESIGN 4): answered here, not counted as demand.
             return self._local_models()
@@ -260,7 +267,7 @@ class Gateway:
             request.method,
             # The raw path and query, exactly as the client sent them (SPEC: path and query unchanged).
             yarl.URL(endpoint + request.raw_path, encoded=True),
-            headers=httpparts.upstream_headers(request),
+            headers=httpparts.upstream_headers(request, drop_authorization=self.api_keys is not None),
             data=body or None,
             allow_redirects=False,
             timeout=timeout,
@@ -306,6 +313,25 @@ class Gateway:
     def _count(self, response: web.Response) -> web.Response:
         self._requests(str(response.status)).inc()
         return response
+
+    def _unauthorized(self, request: web.Request) -> web.Response:
+        self.metrics.rejections.labels(reason="unauthorized").inc()
+        assert self.api_keys is not None
+        if not self.api_keys.count:
+            message = "no API key is configured for this endpoint yet (its Secret is missing or empty)"
+        elif request.headers.get("Authorization"):
+            message = "incorrect API key provided"
+        else:
+            message = "missing API key: send it as the header Authorization: Bearer <key>"
+        return self._count(
+            httpparts.error_response(
+                401,
+                message,
+                kind="invalid_request_error",
+                code="invalid_api_key",
+                extra_headers={"WWW-Authenticate": 'Bearer realm="hearth"'},
+            )
+        )
 
     @staticmethod
     def _shutting_down() -> web.Response:

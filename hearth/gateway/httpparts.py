@@ -35,9 +35,12 @@ def _strip(headers: CIMultiDictProxy[str] | CIMultiDict[str]) -> CIMultiDict[str
     )
 
 
-def upstream_headers(request: web.Request) -> CIMultiDict[str]:
-    """The client's headers for the backend: hop-by-hop removed, Host kept, X-Forwarded-* added."""
+def upstream_headers(request: web.Request, *, drop_authorization: bool = False) -> CIMultiDict[str]:
+    """The client's headers for the backend: hop-by-hop removed, Host kept, X-Forwarded-* added; the
+    Authorization header too when it carried the gateway's own API key (the backend has no use for it)."""
     headers = _strip(request.headers)
+    if drop_authorization:
+        headers.popall("Authorization", None)
     peer = request.remote or ""
     previous = request.headers.get("X-Forwarded-For")
     headers["X-Forwarded-For"] = f"{previous}, {peer}" if previous else peer
@@ -63,11 +66,17 @@ def wants_stream(method: str, body: bytes) -> bool:
 
 
 def error_response(
-    status: int, message: str, *, kind: str, code: str, retry_after: int | None = None
+    status: int,
+    message: str,
+    *,
+    kind: str,
+    code: str,
+    retry_after: int | None = None,
+    extra_headers: dict[str, str] | None = None,
 ) -> web.Response:
     """``{"error": {"message", "type", "code"}}``, as OpenAI clients parse it."""
     body = json.dumps({"error": {"message": message, "type": kind, "code": code}}) + "\n"
-    headers = {"X-Content-Type-Options": "nosniff"}
+    headers = {"X-Content-Type-Options": "nosniff", **(extra_headers or {})}
     if retry_after is not None:
         headers["Retry-After"] = str(retry_after)
     return web.Response(status=status, text=body, content_type="application/json", headers=headers)

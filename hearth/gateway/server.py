@@ -6,12 +6,13 @@ import asyncio
 import contextlib
 import logging
 import resource
+from pathlib import Path
 
 import aiohttp
 import prometheus_client
 
 from hearth.common import logs, serve
-from hearth.gateway import external_scaler
+from hearth.gateway import auth, external_scaler
 from hearth.gateway.app import Gateway, make_app
 from hearth.gateway.demand import Demand
 from hearth.gateway.metrics import GatewayMetrics
@@ -88,8 +89,18 @@ async def run(settings: GatewaySettings) -> None:
     if settings.scaler_listen is not None:
         scaler = external_scaler.ExternalScaler(demand=demand, metrics=metrics)
         scaler_server, _ = await external_scaler.start(scaler, settings.scaler_listen)
+    api_keys = None
+    if settings.api_keys_dir is not None:
+        api_keys = auth.ApiKeys(Path(settings.api_keys_dir))
+        tasks.append(asyncio.create_task(api_keys.watch()))
     gateway = Gateway(
-        settings=settings, readiness=readiness, demand=demand, metrics=metrics, session=session, waker=waker
+        settings=settings,
+        readiness=readiness,
+        demand=demand,
+        metrics=metrics,
+        session=session,
+        waker=waker,
+        api_keys=api_keys,
     )
     log.info(
         "gateway configured",
@@ -99,6 +110,7 @@ async def run(settings: GatewaySettings) -> None:
             scaler=str(settings.scaler_mode),
             cold_start=str(settings.cold_start_mode),
             max_queue=settings.max_queue,
+            api_keys="on" if api_keys is not None else "off",
         ),
     )
 

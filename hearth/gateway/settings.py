@@ -58,6 +58,8 @@ class GatewaySettings:
     drain_delay: durations.Duration = DEFAULT_DRAIN_DELAY
     #: endpointslices (watch the API), probe (GET <backend>/health), or auto (slices when possible).
     readiness: str = "auto"
+    #: A directory whose files are the accepted API keys (a mounted Secret); None: no authentication.
+    api_keys_dir: str | None = None
 
     @property
     def uses_api(self) -> bool:
@@ -144,4 +146,5 @@ def from_environment(env: Mapping[str, str]) -> GatewaySettings:
         shutdown_timeout=_duration(env, "HEARTH_SHUTDOWN_TIMEOUT", DEFAULT_SHUTDOWN_TIMEOUT),
         drain_delay=_drain_delay(env),
         readiness=readiness,
+        api_keys_dir=env.get("HEARTH_API_KEYS_DIR", "").strip() or None,
     )

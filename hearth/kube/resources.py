@@ -29,6 +29,7 @@ class ResourceType:
 DEPLOYMENT = ResourceType("apps/v1", "Deployment", "deployments", True)
 SERVICE = ResourceType("v1", "Service", "services", True)
 SERVICE_ACCOUNT = ResourceType("v1", "ServiceAccount", "serviceaccounts", True)
+SECRET = ResourceType("v1", "Secret", "secrets", True)
 CLAIM = ResourceType("v1", "PersistentVolumeClaim", "persistentvolumeclaims", True)
 EVENT = ResourceType("v1", "Event", "events", True)
 NAMESPACE = ResourceType("v1", "Namespace", "namespaces", False)
@@ -56,6 +57,7 @@ _BY_KIND = {
         DEPLOYMENT,
         SERVICE,
         SERVICE_ACCOUNT,
+        SECRET,
         CLAIM,
         EVENT,
         NAMESPACE,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
+from hearth.common import durations
 from hearth.render import names
 from hearth.render.config import ScalerMode
 from hearth.render.errors import Reason, ReconcileError
@@ -20,6 +21,40 @@ _RUNTIME_REASONS = {Reason.RUNTIME_RESOLUTION, Reason.UNSUPPORTED_VENDOR}
 
 def now() -> str:
     return datetime.datetime.now(tz=datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _precise(moment: datetime.datetime) -> str:
+    """RFC 3339 with milliseconds: a cold start is measured in seconds, so whole seconds are too coarse."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def _parse(text: str | None) -> datetime.datetime | None:
+    if not text:
+        return None
+    try:
+        return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def track_activation(
+    result: dict[str, Any], *, previous: str | None, phase: str, at: datetime.datetime
+) -> None:
+    """DESIGN 6: ``lastActivationTime`` when the backend leaves zero, and ``lastColdStartDuration`` when it
+    becomes ready after that (both observed here, from the backend Deployment's status). They live in the
+    status itself, so an operator restart in the middle of a cold start still measures it."""
+    if previous == "ScaledToZero" and phase == "Loading":
+        result["lastActivationTime"] = _precise(at)
+        result.pop("lastColdStartDuration", None)  # absent while this cold start is being measured
+    elif previous == "ScaledToZero" and phase == "Ready":
+        # Ready before Loading was ever seen: no honest duration, so the previous one stays.
+        result["lastActivationTime"] = _precise(at)
+    elif previous == "Loading" and phase == "Ready" and "lastColdStartDuration" not in result:
+        # (A pod replaced while serving also goes Loading -> Ready; that one is not a cold start.)
+        started = _parse(result.get("lastActivationTime"))
+        if started is not None:
+            nanos = int((at - started).total_seconds() * 1000) * durations.MILLISECOND
+            result["lastColdStartDuration"] = durations.format_nanoseconds(max(nanos, 0))
 
 
 def phase_of(deployment: dict[str, Any] | None, *, min_replicas: int) -> tuple[str, str, str]:
@@ -53,8 +88,10 @@ def desired(
     scaler_mode: ScalerMode | None,
     keda_installed: bool,
     error: ReconcileError | None,
+    at: datetime.datetime | None = None,
 ) -> dict[str, Any]:
-    """The status to hold; fields not owned here (autoscaler decisions) are kept from *current*."""
+    """The status to hold; fields not owned here (autoscaler decisions) are kept from *current*. *at* is
+    the moment of observation (now by default)."""
     metadata = service["metadata"]
     generation = int(metadata.get("generation") or 0)
     min_replicas = int(service.get("spec", {}).get("scaling", {}).get("min") or 0)
@@ -66,6 +103,8 @@ def desired(
         conditions.append(_condition(READY, False, str(error.reason), error.message, generation))
     else:
         phase, reason, message = phase_of(deployment, min_replicas=min_replicas)
+        at = at or datetime.datetime.now(tz=datetime.UTC)
+        track_activation(result, previous=current.get("phase"), phase=phase, at=at)
         result["phase"] = phase
         result["resolvedRuntime"] = runtime
         result["replicas"] = int((deployment or {}).get("status", {}).get("readyReplicas") or 0)

@@ -13,6 +13,8 @@ from hearth.render.config import OperatorConfig, ScalerMode
 
 CONTAINER_NAME = "gateway"
 HTTP_PORT = 8080
+API_KEYS_VOLUME = "api-keys"
+API_KEYS_DIR = "/etc/hearth/api-keys"
 GRPC_PORT = 9090
 SERVICE_PORT = 80
 
@@ -82,6 +84,14 @@ def deployment(service: LLMService, config: OperatorConfig) -> dict[str, Any]:
         "containers": [container],
         "volumes": [{"name": "tmp", "emptyDir": {}}],
     }
+    secret = service.spec.endpoint.auth.secret_name
+    if secret:
+        # Optional, so a missing Secret still starts the gateway, which then refuses every request (401)
+        # and says why, instead of a pod stuck in ContainerCreating with no endpoint at all.
+        pod["volumes"].append({"name": API_KEYS_VOLUME, "secret": {"secretName": secret, "optional": True}})
+        mount = {"name": API_KEYS_VOLUME, "mountPath": API_KEYS_DIR, "readOnly": True}
+        container["volumeMounts"].append(mount)
+        container["env"].append(common.env_entry("HEARTH_API_KEYS_DIR", API_KEYS_DIR))
     if service.spec.image_pull_secrets:
         pod["imagePullSecrets"] = common.pull_secrets(service)
     spec: dict[str, Any] = {

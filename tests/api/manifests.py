@@ -36,7 +36,11 @@ FULL_LLMSERVICE: dict[str, Any] = {
             "drainTimeout": "90s",
         },
         "cache": {"strategy": "HostPath", "size": "100Gi", "storageClassName": "local-path", "prewarm": True},
-        "endpoint": {"openAICompatible": True, "coldStart": {"mode": "reject", "heartbeatInterval": "5s"}},
+        "endpoint": {
+            "openAICompatible": True,
+            "coldStart": {"mode": "reject", "heartbeatInterval": "5s"},
+            "auth": {"secretName": "qwen-api-keys"},
+        },
         "imagePullSecrets": [{"name": "registry"}],
     },
 }
@@ -110,7 +114,11 @@ DEFAULTED_SPEC_PARTS: dict[str, Any] = {
         "drainTimeout": "2m",
     },
     "cache": {"strategy": "NodeLocalPVC"},
-    "endpoint": {"openAICompatible": True, "coldStart": {"mode": "keepalive", "heartbeatInterval": "10s"}},
+    "endpoint": {
+        "openAICompatible": True,
+        "coldStart": {"mode": "keepalive", "heartbeatInterval": "10s"},
+        "auth": {},
+    },
 }
 
 

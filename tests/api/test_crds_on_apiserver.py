@@ -94,6 +94,7 @@ def test_runtime_defaults_are_applied_by_the_server(cluster: ControlPlane) -> No
         ("spec.resources.accelerators", 0, ["spec.resources.accelerators"]),
         ("spec.resources.memory", "32GB", ["spec.resources.memory"]),
         ("spec.cache.strategy", "Tmpfs", ["spec.cache.strategy", "Unsupported value"]),
+        ("spec.endpoint.auth.secretName", "Keys_v2", ["spec.endpoint.auth.secretName", "should match"]),
         ("spec.model", None, ["spec.model", "Required value"]),
         ("spec.runtime", None, ["spec.runtime", "set runtime.name or runtime.selector.vendor"]),
         ("metadata.name", "Qwen3", ["metadata.name"]),
@@ -204,3 +205,32 @@ def test_status_is_a_subresource(cluster: ControlPlane) -> None:
     assert "status" not in json.loads(output) or json.loads(output)["status"] == {}, (
         "status is ignored on the main resource"
     )
+
+
+def test_the_status_subresource_keeps_hearths_own_fields(cluster: ControlPlane) -> None:
+    document = with_changes(MINIMAL_LLMSERVICE, "metadata.name", "status-fields")
+    code, output = _apply(cluster, document, dry_run=False)
+    assert code == 0, output
+    fields = {
+        "phase": "Ready",
+        "desiredReplicas": 2,
+        "lastScaleTime": "2026-11-23T12:00:00Z",
+        "lastScaleReason": "demand 2 needs 2 replicas",
+        "lastActivationTime": "2026-11-23T12:03:20.125Z",
+        "lastColdStartDuration": "7.4s",
+    }
+    result = cluster.kubectl(
+        "patch",
+        "llmservice",
+        "status-fields",
+        "--subresource=status",
+        "--type=merge",
+        "-o",
+        "json",
+        "-p",
+        json.dumps({"status": fields}),
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    stored = json.loads(result.stdout)["status"]
+    assert {key: stored.get(key) for key in fields} == fields

@@ -75,6 +75,7 @@ def _problem(kind: str, document: dict[str, Any]) -> str:
         ("spec.endpoint.coldStart.mode", "sometimes", "spec.endpoint.coldStart.mode"),
         ("spec.endpoint.coldStart.heartbeatInterval", "5x", "spec.endpoint.coldStart.heartbeatInterval"),
         ("spec.cache.strategy", "Tmpfs", "spec.cache.strategy"),
+        ("spec.endpoint.auth.secretName", "Keys_v2", "spec.endpoint.auth.secretName"),
         ("spec.cache.size", "lots", "is not a Kubernetes quantity"),
         ("spec.resources.memory", "32GB", "is not a Kubernetes quantity"),
         ("spec.model", None, "spec.model: Field required"),

@@ -13,10 +13,11 @@ from tests.cluster.controlplane import ControlPlane
 def test_fixtures_are_valid_hearth_objects(control_plane: ControlPlane) -> None:
     documents = [
         fixtures.runtime("e2e-rt", image="hearth.dev/vllm-stub:e2e"),
-        fixtures.service("cold", "default", "e2e-rt", mode="reject"),
+        fixtures.service("cold", "default", "e2e-rt", mode="reject", auth_secret="cold-keys"),
     ]
     for document in documents:
         loading.parse_object(document, source="e2e fixtures")
+    documents.append(fixtures.api_keys("cold-keys", "default", "sk-test"))
     text = "---\n".join(bundle.read_text("crds", name) for name in bundle.names("crds"))
     control_plane.apply_crds(text, "llmservices.serving.hearth.dev", "inferenceruntimes.serving.hearth.dev")
     for document in documents:

@@ -13,6 +13,7 @@ import pytest
 from aiohttp import test_utils, web
 
 from hearth.common import durations, netaddr, serve
+from hearth.gateway import auth
 from hearth.gateway.app import Gateway, make_app
 from hearth.gateway.demand import Demand
 from hearth.gateway.metrics import GatewayMetrics
@@ -49,6 +50,7 @@ async def running_gateway(
     backends: list[str] | None = None,
     ready_grace: float = 15.0,
     header_deadline: float = 10.0,
+    api_keys: auth.ApiKeys | None = None,
     **overrides: Any,
 ) -> AsyncIterator[Running]:
     settings = GatewaySettings(
@@ -70,7 +72,14 @@ async def running_gateway(
         activation_timeout=settings.activation_timeout.seconds,
         ready_grace=ready_grace,
     )
-    gateway = Gateway(settings=settings, readiness=readiness, demand=demand, metrics=metrics, session=session)
+    gateway = Gateway(
+        settings=settings,
+        readiness=readiness,
+        demand=demand,
+        metrics=metrics,
+        session=session,
+        api_keys=api_keys,
+    )
     stop = asyncio.Event()
     started: asyncio.Future[str] = asyncio.get_running_loop().create_future()
     server = asyncio.create_task(

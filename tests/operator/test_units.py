@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 from typing import Any
 
 import pytest
@@ -95,6 +96,44 @@ def test_degraded_keeps_previous_fields_and_names_the_step() -> None:
     assert kinds["Ready"] == ("False", "ModelResolution")
     assert kinds["ModelResolved"] == ("False", "ModelResolution")
     assert kinds["Scaling"] == ("False", "KEDANotInstalled")
+
+
+def _observe(current: dict[str, Any], deployment_status: dict[str, Any], at: float) -> dict[str, Any]:
+    return status.desired(
+        current=current,
+        service=SERVICE,
+        runtime="vllm-stub",
+        deployment={"status": deployment_status},
+        scaler_mode=ScalerMode.BUILTIN,
+        keda_installed=False,
+        error=None,
+        at=datetime.datetime(2026, 11, 23, 12, 0, tzinfo=datetime.UTC) + datetime.timedelta(seconds=at),
+    )
+
+
+def test_a_wake_from_zero_records_its_activation_and_cold_start_duration() -> None:
+    created = _observe({}, {"replicas": 1}, at=0)
+    ready = _observe(created, {"replicas": 1, "readyReplicas": 1}, at=9)
+    assert "lastActivationTime" not in ready, "the first rollout is not a wake from zero"
+    idle = _observe(ready, {}, at=100)
+    assert idle["phase"] == "ScaledToZero"
+    woken = _observe(idle, {"replicas": 1}, at=200)
+    assert woken["lastActivationTime"] == "2026-11-23T12:03:20.000Z"
+    assert "lastColdStartDuration" not in woken, "being measured"
+    serving = _observe(woken, {"replicas": 1, "readyReplicas": 1}, at=207.4)
+    assert serving["lastColdStartDuration"] == "7.4s"
+    # A serving pod replaced later goes Loading -> Ready too; that is not another cold start.
+    reloading = _observe(serving, {"replicas": 1}, at=300)
+    replaced = _observe(reloading, {"replicas": 1, "readyReplicas": 1}, at=330)
+    assert replaced["lastColdStartDuration"] == "7.4s"
+    assert replaced["lastActivationTime"] == "2026-11-23T12:03:20.000Z"
+
+
+def test_ready_straight_from_zero_updates_the_activation_but_invents_no_duration() -> None:
+    before = {"phase": "ScaledToZero", "lastColdStartDuration": "6s"}
+    after = _observe(before, {"replicas": 1, "readyReplicas": 1}, at=50)
+    assert after["lastActivationTime"] == "2026-11-23T12:00:50.000Z"
+    assert after["lastColdStartDuration"] == "6s"
 
 
 def test_transition_time_moves_only_when_status_flips() -> None:

@@ -143,6 +143,20 @@ def test_several_gateway_replicas_get_a_budget_a_spread_and_a_surge_first_rollou
     assert budget.manifest["metadata"]["ownerReferences"][0]["kind"] == "LLMService"
 
 
+def test_api_keys_mount_the_secret_optionally_and_tell_the_gateway_where() -> None:
+    spec = _base_spec("vllm-nvidia", "None")
+    plain = _steps(_service(spec))[("Deployment", "qwen-gateway")].manifest["spec"]["template"]["spec"]
+    assert [volume["name"] for volume in plain["volumes"]] == ["tmp"], "no auth: the reference's pod"
+    spec["endpoint"] = {"auth": {"secretName": "qwen-keys"}}
+    pod = _steps(_service(spec))[("Deployment", "qwen-gateway")].manifest["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert {"name": "api-keys", "secret": {"secretName": "qwen-keys", "optional": True}} in pod["volumes"]
+    assert {"name": "api-keys", "mountPath": "/etc/hearth/api-keys", "readOnly": True} in container[
+        "volumeMounts"
+    ]
+    assert {"name": "HEARTH_API_KEYS_DIR", "value": "/etc/hearth/api-keys"} in container["env"]
+
+
 def test_env_values_use_go_duration_formatting_and_omit_non_positive() -> None:
     spec = _base_spec("vllm-nvidia", "None")
     spec["scaling"] = {"activationTimeout": "90s", "drainTimeout": "0s"}

@@ -1,0 +1,155 @@
+"""API keys at the gateway (DESIGN 5): checked before anything counts as demand, rotated without a
+restart from a directory laid out as the kubelet mounts a Secret, never forwarded to the backend."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+
+from hearth.gateway import auth
+from tests.gateway.conftest import GatewayFactory, echo_app, running_app, running_stub
+
+MESSAGES: list[Any] = [{"role": "user", "content": "hi"}]
+BODY = {"model": "m", "messages": MESSAGES}
+
+
+def _mount_secret(directory: Path, keys: dict[str, str], version: str) -> None:
+    """Lay out a Secret volume the way the kubelet does, and swap it in atomically: every key is a
+    symlink through ``..data``, which points at a timestamped directory holding the real files."""
+    directory.mkdir(exist_ok=True)
+    data = directory / f"..{version}"
+    data.mkdir()
+    for name, value in keys.items():
+        (data / name).write_text(value + "\n")
+    staging = directory / "..data_tmp"
+    staging.symlink_to(data.name)
+    os.replace(staging, directory / "..data")
+    for name in keys:
+        link = directory / name
+        if not link.is_symlink():
+            link.symlink_to(Path("..data") / name)
+    for stale in directory.iterdir():
+        if stale.is_symlink() and not stale.exists():
+            stale.unlink()  # a key removed from the Secret
+
+
+@pytest.fixture
+def keys_dir(tmp_path: Path) -> Path:
+    directory = tmp_path / "api-keys"
+    _mount_secret(directory, {"primary": "sk-first"}, "2026_01")
+    return directory
+
+
+async def test_a_request_without_a_valid_key_is_refused_before_it_counts_as_demand(
+    start_gateway: GatewayFactory, keys_dir: Path
+) -> None:
+    async with start_gateway(api_keys=auth.ApiKeys(keys_dir)) as gw:  # cold: no backend at all
+        missing = await gw.http.post(f"{gw.url}/v1/chat/completions", json=BODY)
+        wrong = await gw.http.post(
+            f"{gw.url}/v1/chat/completions", json=BODY, headers={"Authorization": "Bearer sk-guess"}
+        )
+        for response, message in ((missing, "missing API key"), (wrong, "incorrect API key")):
+            assert response.status == 401
+            assert response.headers["WWW-Authenticate"].startswith("Bearer")
+            error = (await response.json())["error"]
+            assert error["code"] == "invalid_api_key"
+            assert message in error["message"]
+        async with gw.http.get(f"{gw.url}/hearth/queue") as queue:
+            assert (await queue.json(content_type=None))["pending"] == 0
+        assert gw.metric("hearth_gateway_activation_events_total") == 0, "nothing may wake the backend"
+        assert gw.metric('hearth_gateway_rejections_total{reason="unauthorized"}') == 2
+        assert gw.metric('hearth_gateway_requests_total{code="401"}') == 2
+
+
+async def test_the_gateways_own_endpoints_need_no_key(start_gateway: GatewayFactory, keys_dir: Path) -> None:
+    async with start_gateway(api_keys=auth.ApiKeys(keys_dir)) as gw:
+        for path in ("/healthz", "/hearth/queue", "/metrics"):
+            async with gw.http.get(f"{gw.url}{path}") as response:
+                assert response.status == 200, path
+
+
+async def test_the_openai_client_passes_with_its_key_and_fails_clearly_without(
+    start_gateway: GatewayFactory, keys_dir: Path
+) -> None:
+    async with running_stub() as stub, start_gateway(backends=[stub], api_keys=auth.ApiKeys(keys_dir)) as gw:
+        async with openai.AsyncOpenAI(base_url=f"{gw.url}/v1", api_key="sk-first", max_retries=0) as client:
+            answer = await client.chat.completions.create(model="m", messages=MESSAGES)
+            assert answer.choices[0].message.content
+        async with openai.AsyncOpenAI(base_url=f"{gw.url}/v1", api_key="sk-wrong", max_retries=0) as client:
+            with pytest.raises(openai.AuthenticationError, match="incorrect API key"):
+                await client.models.list()
+
+
+async def test_the_key_is_not_forwarded_to_the_backend(start_gateway: GatewayFactory, keys_dir: Path) -> None:
+    async with (
+        running_app(echo_app()) as echo,
+        start_gateway(backends=[echo], api_keys=auth.ApiKeys(keys_dir)) as gw,
+    ):
+        async with gw.http.post(
+            f"{gw.url}/v1/chat/completions", json=BODY, headers={"Authorization": "Bearer sk-first"}
+        ) as response:
+            assert response.status == 200
+            seen = {name.lower() for name in (await response.json())["headers"]}
+    assert "authorization" not in seen
+
+
+async def test_keys_rotate_without_a_restart(start_gateway: GatewayFactory, keys_dir: Path) -> None:
+    keys = auth.ApiKeys(keys_dir)
+    async with running_stub() as stub, start_gateway(backends=[stub], api_keys=keys) as gw:
+
+        async def status(key: str) -> int:
+            headers = {"Authorization": f"Bearer {key}"}
+            async with gw.http.post(f"{gw.url}/v1/chat/completions", json=BODY, headers=headers) as response:
+                return response.status
+
+        # Step 1 of a rotation: the new key is added next to the old one.
+        _mount_secret(keys_dir, {"primary": "sk-first", "next": "sk-second"}, "2026_02")
+        assert keys.reload()
+        assert (await status("sk-first"), await status("sk-second")) == (200, 200)
+        # Step 2: the old key is removed (same file name, new value).
+        _mount_secret(keys_dir, {"primary": "sk-second"}, "2026_03")
+        assert keys.reload()
+        assert (await status("sk-first"), await status("sk-second")) == (401, 200)
+        assert not keys.reload(), "an unchanged directory is not re-read"
+
+
+async def test_a_missing_secret_refuses_everything_and_says_why(
+    start_gateway: GatewayFactory, tmp_path: Path
+) -> None:
+    async with start_gateway(api_keys=auth.ApiKeys(tmp_path / "not-mounted")) as gw:
+        async with gw.http.post(
+            f"{gw.url}/v1/chat/completions", json=BODY, headers={"Authorization": "Bearer anything"}
+        ) as response:
+            assert response.status == 401
+            assert "no API key is configured" in (await response.json())["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("header", "token"),
+    [
+        ("Bearer sk-1", "sk-1"),
+        ("bearer   sk-1  ", "sk-1"),
+        ("Basic dXNlcjpwYXNz", None),
+        ("Bearer", None),
+        ("Bearer    ", None),
+        (None, None),
+        ("", None),
+    ],
+)
+def test_bearer_token_parsing(header: str | None, token: str | None) -> None:
+    assert auth.bearer_token(header) == token
+
+
+def test_an_empty_or_oversized_file_is_not_a_key(tmp_path: Path) -> None:
+    (tmp_path / "empty").write_text("\n")
+    (tmp_path / "huge").write_text("x" * (auth.MAX_KEY_BYTES + 1))
+    (tmp_path / "real").write_text("sk-real")
+    keys = auth.ApiKeys(tmp_path)
+    assert keys.count == 1
+    assert keys.accepts("sk-real")
+    assert not keys.accepts("")
+    assert not keys.accepts("x" * (auth.MAX_KEY_BYTES + 1))

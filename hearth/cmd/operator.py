@@ -49,18 +49,27 @@ def _default_namespace() -> str:
     "--metrics-bind-address",
     default="0",
     show_default=True,
-    help="Address of /metrics (plain HTTP); 0 disables it. May equal the health address.",
+    help="Address of /metrics (e.g. :8443); 0 disables it. With --no-metrics-secure it may equal the "
+    "health address.",
 )
 @click.option(
     "--metrics-secure/--no-metrics-secure",
     default=True,
     show_default=True,
-    help="Serve metrics over HTTPS with TokenReview authentication (not available yet).",
+    help="Serve metrics over HTTPS, only to callers the API server allows to get /metrics "
+    "(TokenReview + SubjectAccessReview; bind the hearth-metrics-reader ClusterRole).",
 )
-@click.option("--metrics-cert-path", default="", hidden=True)
-@click.option("--metrics-cert-name", default="tls.crt", hidden=True)
-@click.option("--metrics-cert-key", default="tls.key", hidden=True)
-@click.option("--enable-http2", is_flag=True, hidden=True, help="Accepted for compatibility; ignored.")
+@click.option(
+    "--metrics-cert-path",
+    default="",
+    help="Directory with the metrics serving certificate and key, reloaded when they change "
+    "[default: a self-signed pair made at start].",
+)
+@click.option("--metrics-cert-name", default="tls.crt", show_default=True, help="Certificate file name.")
+@click.option("--metrics-cert-key", default="tls.key", show_default=True, help="Key file name.")
+@click.option(
+    "--enable-http2", is_flag=True, hidden=True, help="Accepted for compatibility; metrics use HTTP/1.1."
+)
 @click.option(
     "--leader-elect/--no-leader-elect",
     default=False,
@@ -133,6 +142,9 @@ def command(
     health_probe_bind_address: str,
     metrics_bind_address: str,
     metrics_secure: bool,
+    metrics_cert_path: str,
+    metrics_cert_name: str,
+    metrics_cert_key: str,
     leader_elect: bool,
     leader_election_id: str,
     leader_election_namespace: str | None,
@@ -154,17 +166,16 @@ def command(
         click.echo(f"hearth {hearth.__version__}")
         return
     metrics_address = _address(metrics_bind_address, "--metrics-bind-address")
-    if metrics_address is not None and metrics_secure:
-        raise click.UsageError(
-            "--metrics-secure (HTTPS with TokenReview authentication) is not available yet; "
-            "serve metrics with --no-metrics-secure behind a NetworkPolicy"
-        )
     level = zap_level if zap_level in logs.LOG_LEVELS else log_level
     logs.configure(level=level, fmt="json" if zap_encoder == "json" else log_format)
     try:
         settings = OperatorSettings(
             health_address=_address(health_probe_bind_address, "--health-probe-bind-address"),
             metrics_address=metrics_address,
+            metrics_secure=metrics_secure,
+            metrics_cert_dir=metrics_cert_path or None,
+            metrics_cert_name=metrics_cert_name,
+            metrics_key_name=metrics_cert_key,
             leader_elect=leader_elect,
             leader_election_id=leader_election_id,
             leader_election_namespace=leader_election_namespace or _default_namespace(),

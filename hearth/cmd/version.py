@@ -23,8 +23,21 @@ def build_info() -> dict[str, object]:
         "platform": f"{sys.platform}-{platform.machine()}",
         "frozen": bool(getattr(sys, "frozen", False)),
         "aiohttp_c_parser": c_parser,
+        "self_signed_tls": _can_self_sign(),
         "bundled": {kind: bundle.names(kind) for kind in bundle.KINDS},
     }
+
+
+def _can_self_sign() -> bool:
+    """Whether --metrics-secure can make its own certificate (the frozen binary must carry cryptography's
+    native parts for that)."""
+    try:
+        from hearth.common import tls
+
+        tls.self_signed_pair(["hearth"])
+    except Exception:  # any failure to load the native library means no
+        return False
+    return True
 
 
 @click.command("version", short_help="Print the version (and build details with -o json).")

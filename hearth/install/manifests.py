@@ -13,6 +13,7 @@ from hearth.common import bundle
 NAME = "hearth-operator"
 LEASE_ID = "6d7012cb.hearth.dev"
 LABELS = {"app.kubernetes.io/part-of": "hearth", "app.kubernetes.io/managed-by": "hearth-install"}
+METRICS_READER = "hearth-metrics-reader"
 OPERATOR_LABELS = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/component": "operator"}
 DEFAULT_IMAGE = f"ghcr.io/hearth-project/hearth:{hearth.__version__}"
 ALL_VERBS = ["get", "list", "watch", "create", "update", "patch", "delete"]
@@ -53,6 +54,9 @@ def cluster_role_rules() -> list[dict[str, Any]]:
         # The built-in autoscaler reads gateway pods (readiness and IP) to collect their demand.
         _rule([""], ["pods"], ["get", "list", "watch"]),
         _rule([""], ["events"], ["create", "patch"]),
+        # --metrics-secure: ask the API server who a metrics caller is, and whether they may read /metrics.
+        _rule(["authentication.k8s.io"], ["tokenreviews"], ["create"]),
+        _rule(["authorization.k8s.io"], ["subjectaccessreviews"], ["create"]),
     ]
 
 
@@ -160,6 +164,13 @@ def objects(config: InstallConfig) -> list[dict[str, Any]]:
             "metadata": _meta(NAME),
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": NAME},
             "subjects": rbac_subject,
+        },
+        {
+            # Bind it to whatever scrapes the operator's metrics (e.g. Prometheus's ServiceAccount).
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": _meta(METRICS_READER),
+            "rules": [{"nonResourceURLs": ["/metrics"], "verbs": ["get"]}],
         },
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",

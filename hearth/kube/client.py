@@ -56,8 +56,9 @@ class KubeClient:
         body: Any = None,
         content_type: str = "application/json",
         limits: aiohttp.ClientTimeout = REQUEST_TIMEOUT,
+        counted: bool = True,
     ) -> aiohttp.ClientResponse:
-        if method != "GET":
+        if method != "GET" and counted:
             self.writes += 1
         try:
             response: aiohttp.ClientResponse = await self._api.call_api(
@@ -221,6 +222,11 @@ class KubeClient:
         self, rt: ResourceType, manifest: dict[str, Any], *, namespace: str | None = None
     ) -> dict[str, Any]:
         return await self._json("POST", rt.path(namespace=namespace), body=manifest)
+
+    async def review(self, rt: ResourceType, manifest: dict[str, Any]) -> dict[str, Any]:
+        """POST a review (TokenReview, SubjectAccessReview): the server answers in the returned status and
+        stores nothing, so it is not counted as a write."""
+        return await self._json("POST", rt.path(), body=manifest, counted=False)
 
     async def put(
         self, rt: ResourceType, manifest: dict[str, Any], *, subresource: str | None = None

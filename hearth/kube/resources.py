@@ -43,6 +43,10 @@ CLUSTER_ROLE_BINDING = ResourceType(
     "rbac.authorization.k8s.io/v1", "ClusterRoleBinding", "clusterrolebindings", False
 )
 LEASE = ResourceType("coordination.k8s.io/v1", "Lease", "leases", True)
+TOKEN_REVIEW = ResourceType("authentication.k8s.io/v1", "TokenReview", "tokenreviews", False)
+SUBJECT_ACCESS_REVIEW = ResourceType(
+    "authorization.k8s.io/v1", "SubjectAccessReview", "subjectaccessreviews", False
+)
 ENDPOINT_SLICE = ResourceType("discovery.k8s.io/v1", "EndpointSlice", "endpointslices", True)
 CRD = ResourceType("apiextensions.k8s.io/v1", "CustomResourceDefinition", "customresourcedefinitions", False)
 SCALED_OBJECT = ResourceType("keda.sh/v1alpha1", "ScaledObject", "scaledobjects", True)

@@ -7,14 +7,18 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
+import ssl
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from hearth.common import logs, netaddr
+from hearth.common import logs, netaddr, tls
 from hearth.kube.client import KubeClient
 from hearth.kube.events import EventRecorder
 from hearth.kube.leader import LeaderElector
+from hearth.operator import metricsauth
 from hearth.operator.autoscaler import Autoscaler
 from hearth.operator.controller import Controller
 from hearth.operator.metrics import OperatorMetrics
@@ -43,11 +47,74 @@ def _health_app(controller: Controller, metrics: OperatorMetrics, *, serve_metri
     return app
 
 
-async def _serve(app: web.Application, address: netaddr.ListenAddress) -> web.AppRunner:
+async def _serve(
+    app: web.Application, address: netaddr.ListenAddress, *, ssl_context: ssl.SSLContext | None = None
+) -> web.AppRunner:
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
-    await web.TCPSite(runner, host=address.host, port=address.port, reuse_address=True).start()
+    site = web.TCPSite(
+        runner, host=address.host, port=address.port, reuse_address=True, ssl_context=ssl_context
+    )
+    await site.start()
     return runner
+
+
+class _Endpoints:
+    """The health and metrics servers, and the metrics certificate when they are served over HTTPS."""
+
+    def __init__(self) -> None:
+        self._runners: list[web.AppRunner] = []
+        self._certificate: tls.ServingCertificate | None = None
+        self._reloader: asyncio.Task[None] | None = None
+
+    async def start(
+        self, settings: OperatorSettings, controller: Controller, metrics: OperatorMetrics, client: KubeClient
+    ) -> None:
+        same = settings.metrics_address is not None and settings.metrics_address == settings.health_address
+        if settings.health_address is not None:
+            health = _health_app(controller, metrics, serve_metrics=same)
+            self._runners.append(await _serve(health, settings.health_address))
+        if settings.metrics_address is None or same:
+            return
+        metrics_app = _health_app(controller, metrics, serve_metrics=True)
+        context = None
+        if settings.metrics_secure:
+            self._certificate = _serving_certificate(settings)
+            context = self._certificate.context
+            metrics_app.middlewares.append(metricsauth.MetricsAuthorizer(client).middleware())
+            if not self._certificate.self_signed:
+                self._reloader = asyncio.create_task(self._certificate.watch())
+        self._runners.append(await _serve(metrics_app, settings.metrics_address, ssl_context=context))
+        certificate = self._certificate
+        log.info(
+            "metrics served",
+            extra=logs.fields(
+                address=str(settings.metrics_address),
+                scheme="https" if certificate else "http",
+                certificate=("self-signed" if certificate.self_signed else str(certificate.cert_file))
+                if certificate
+                else "",
+            ),
+        )
+
+    async def stop(self) -> None:
+        if self._reloader is not None:
+            self._reloader.cancel()
+            await asyncio.gather(self._reloader, return_exceptions=True)
+        for runner in self._runners:
+            await runner.cleanup()
+        if self._certificate is not None:
+            self._certificate.close()
+
+
+def _serving_certificate(settings: OperatorSettings) -> tls.ServingCertificate:
+    if settings.metrics_cert_dir:
+        return tls.ServingCertificate.from_directory(
+            Path(settings.metrics_cert_dir),
+            cert_name=settings.metrics_cert_name,
+            key_name=settings.metrics_key_name,
+        )
+    return tls.ServingCertificate.generate(hostnames=[socket.gethostname()])
 
 
 async def run(settings: OperatorSettings, *, stop: asyncio.Event | None = None) -> int:
@@ -62,20 +129,16 @@ async def run(settings: OperatorSettings, *, stop: asyncio.Event | None = None) 
     metrics.count_api_writes(lambda: client.writes)
     recorder = EventRecorder(client)
     controller = Controller(client, settings, metrics=metrics, recorder=recorder)
-    runners: list[web.AppRunner] = []
+    endpoints = _Endpoints()
     tasks: list[asyncio.Task[None]] = []
     elector: LeaderElector | None = None
     exit_code = 0
     try:
-        same = settings.metrics_address is not None and settings.metrics_address == settings.health_address
-        if settings.health_address is not None:
-            runners.append(
-                await _serve(_health_app(controller, metrics, serve_metrics=same), settings.health_address)
-            )
-        if settings.metrics_address is not None and not same:
-            runners.append(
-                await _serve(_health_app(controller, metrics, serve_metrics=True), settings.metrics_address)
-            )
+        try:
+            await endpoints.start(settings, controller, metrics, client)
+        except tls.CertificateError as error:
+            log.error("cannot serve metrics over HTTPS", extra=logs.fields(error=str(error)))
+            return 1
         autoscaler = Autoscaler(client, controller, recorder=recorder, interval=settings.autoscale_interval)
         tasks = [asyncio.create_task(informer.run()) for informer in controller.informers()]
         tasks.append(asyncio.create_task(autoscaler.gateway_pods.run()))
@@ -116,8 +179,7 @@ async def run(settings: OperatorSettings, *, stop: asyncio.Event | None = None) 
         await asyncio.gather(*tasks, return_exceptions=True)
         if elector is not None and elector.leading.is_set():
             await elector.release()
-        for runner in runners:
-            await runner.cleanup()
+        await endpoints.stop()
         await client.close()
     return exit_code
 

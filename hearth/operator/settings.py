@@ -32,6 +32,12 @@ class OperatorSettings:
     health_address: netaddr.ListenAddress | None = DEFAULT_HEALTH_ADDRESS
     #: Prometheus metrics (None: disabled, the reference's default ``0``).
     metrics_address: netaddr.ListenAddress | None = None
+    #: HTTPS, and only callers the API server allows to get /metrics (TokenReview + SubjectAccessReview).
+    metrics_secure: bool = False
+    #: A directory with the serving certificate and key (None: self-signed at start).
+    metrics_cert_dir: str | None = None
+    metrics_cert_name: str = "tls.crt"
+    metrics_key_name: str = "tls.key"
     leader_elect: bool = False
     leader_election_id: str = LEADER_ELECTION_ID
     leader_election_namespace: str = "default"
@@ -54,5 +60,11 @@ class OperatorSettings:
             )
         if self.gateway_replicas < 1:
             raise ValueError("--gateway-replicas must be at least 1")
+        shared = self.metrics_address is not None and self.metrics_address == self.health_address
+        if self.metrics_secure and shared:
+            raise ValueError(
+                "--metrics-secure serves HTTPS, so --metrics-bind-address must differ from "
+                "--health-probe-bind-address (the kubelet's probes stay plain HTTP)"
+            )
         if self.concurrent_reconciles < 1:
             raise ValueError("--concurrent-reconciles must be at least 1")

@@ -140,8 +140,8 @@ def test_render_missing_file_is_a_usage_error() -> None:
             "external-push requires --gateway-replicas=1",
         ),
         (
-            ["--metrics-bind-address=:8080"],
-            "--metrics-secure (HTTPS with TokenReview authentication) is not available",
+            ["--metrics-bind-address=:8081"],
+            "--metrics-bind-address must differ from --health-probe-bind-address",
         ),
         (["--scaler-mode=keda"], "Invalid value for '--scaler-mode'"),
         (["--health-probe-bind-address=8081"], 'invalid listen address "8081"'),

@@ -96,27 +96,6 @@ def _plain_http_status(port: int) -> int | None:
         return None
 
 
-def test_secure_metrics_and_probes_cannot_share_a_port(hearth_cluster: ControlPlane) -> None:
-    port = free_port()
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "hearth",
-            "operator",
-            f"--kubeconfig={hearth_cluster.kubeconfig}",
-            f"--health-probe-bind-address=127.0.0.1:{port}",
-            f"--metrics-bind-address=127.0.0.1:{port}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 2
-    assert "--metrics-bind-address must differ from --health-probe-bind-address" in result.stderr
-
-
 def test_an_unusable_certificate_directory_stops_the_operator_with_its_name(
     hearth_cluster: ControlPlane, tmp_path: Path
 ) -> None:

@@ -36,7 +36,9 @@ python3 testing/image/build_oci_image.py --binary dist/hearth --ref "hearth.dev/
 bash testing/stub/build-image.sh
 bash "$cluster" load-image dist/images/hearth.tar
 bash "$cluster" load-image dist/images/vllm-stub.tar
-# Two operators (one leads) and two gateways per LLMService, so the HA scenarios run (and may not skip).
+# Two operators (one leads) and two gateways per LLMService, so the HA scenarios run (and may not skip);
+# NetworkPolicies on, so the operator's RBAC and their lifecycle are exercised (this CNI does not enforce
+# them, and nothing here needs it to).
 dist/hearth install --kubeconfig "$kubeconfig" --image "hearth.dev/hearth:$version" \
-    --replicas 2 --gateway-replicas 2 --wait 180
+    --replicas 2 --gateway-replicas 2 --network-policies --wait 180
 dist/hearth e2e --kubeconfig "$kubeconfig" --timeout 180 --no-skip

@@ -87,6 +87,12 @@ async def _with_client(kubeconfig: str | None, context: str | None, work: Any) -
     help="Operator replicas (one leads; the others stand by).",
 )
 @click.option(
+    "--network-policies/--no-network-policies",
+    default=False,
+    show_default=True,
+    help="Passed to the operator: a NetworkPolicy per LLMService guarding its backend.",
+)
+@click.option(
     "--runtimes/--no-runtimes",
     default=True,
     show_default=True,
@@ -119,6 +125,7 @@ def install_command(
     scaler_mode: str,
     gateway_replicas: int,
     replicas: int,
+    network_policies: bool,
     runtimes: bool,
     wait_seconds: int | None,
     dry_run: bool,
@@ -137,6 +144,7 @@ def install_command(
         scaler_mode=scaler_mode,
         gateway_replicas=gateway_replicas,
         replicas=replicas,
+        network_policies=network_policies,
         runtimes=runtimes,
     )
     if dry_run:

@@ -100,6 +100,13 @@ def _default_namespace() -> str:
     help="Gateway replicas per LLMService (external-push requires 1).",
 )
 @click.option(
+    "--network-policies/--no-network-policies",
+    default=False,
+    show_default=True,
+    help="A NetworkPolicy per LLMService: only its gateway (and namespaces labelled metrics=enabled) may "
+    "reach its backend pods. Needs a CNI that enforces NetworkPolicies.",
+)
+@click.option(
     "--scaler-mode",
     # "" is the reference's spelling of metrics-api.
     type=click.Choice([choice.value for choice in ScalerChoice] + [""]),
@@ -150,6 +157,7 @@ def command(
     leader_election_namespace: str | None,
     gateway_image: str,
     gateway_replicas: int,
+    network_policies: bool,
     scaler_mode: str,
     concurrent_reconciles: int,
     autoscale_interval: durations.Duration,
@@ -181,6 +189,7 @@ def command(
             leader_election_namespace=leader_election_namespace or _default_namespace(),
             gateway_image=gateway_image,
             gateway_replicas=gateway_replicas,
+            network_policies=network_policies,
             scaler=ScalerChoice(scaler_mode or ScalerChoice.METRICS_API),
             concurrent_reconciles=concurrent_reconciles,
             autoscale_interval=max(0.1, autoscale_interval.seconds),

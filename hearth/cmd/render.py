@@ -86,6 +86,12 @@ def _manifests(
 @click.option(
     "--gateway-replicas", type=click.IntRange(min=1), default=1, show_default=True, help="Gateway replicas."
 )
+@click.option(
+    "--network-policies/--no-network-policies",
+    default=False,
+    show_default=True,
+    help="Include the backend NetworkPolicy (the operator's --network-policies).",
+)
 @click.option("-o", "--output", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True)
 def command(
     *,
@@ -95,6 +101,7 @@ def command(
     scaler_mode: str,
     gateway_image: str,
     gateway_replicas: int,
+    network_policies: bool,
     output: str,
 ) -> None:
     """Print every object the operator would create for each LLMService in -f, in apply order.
@@ -116,7 +123,10 @@ def command(
             if isinstance(item, InferenceRuntime)
         ]
     config = OperatorConfig(
-        gateway_image=gateway_image, gateway_replicas=gateway_replicas, scaler_mode=ScalerMode(scaler_mode)
+        gateway_image=gateway_image,
+        gateway_replicas=gateway_replicas,
+        scaler_mode=ScalerMode(scaler_mode),
+        network_policies=network_policies,
     )
     manifests = [
         manifest for service in services for manifest in _manifests(service, namespace, runtimes, config)

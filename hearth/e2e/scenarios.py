@@ -288,6 +288,7 @@ async def deletion_removes_everything(run: Run) -> str:
             resources.SERVICE_ACCOUNT,
             resources.ROLE,
             resources.POD_DISRUPTION_BUDGET,
+            resources.NETWORK_POLICY,
         )
         for rt in kinds:
             items, _ = await run.client.list(
@@ -298,7 +299,7 @@ async def deletion_removes_everything(run: Run) -> str:
         return True
 
     await run.wait("every child garbage-collected", gone, within=120)
-    return "every Deployment, Service, ServiceAccount, Role and PodDisruptionBudget of both is gone"
+    return "every Deployment, Service, ServiceAccount, Role, PodDisruptionBudget and NetworkPolicy is gone"
 
 
 @contextlib.asynccontextmanager

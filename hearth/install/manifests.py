@@ -29,6 +29,7 @@ class InstallConfig:
     scaler_mode: str = "auto"
     gateway_replicas: int = 1
     replicas: int = 1
+    network_policies: bool = False
     runtimes: bool = True
     log_format: str = "json"
 
@@ -48,6 +49,7 @@ def cluster_role_rules() -> list[dict[str, Any]]:
         _rule([""], ["services", "serviceaccounts", "persistentvolumeclaims"], ALL_VERBS),
         _rule(["batch"], ["jobs"], ALL_VERBS),
         _rule(["policy"], ["poddisruptionbudgets"], ALL_VERBS),
+        _rule(["networking.k8s.io"], ["networkpolicies"], ALL_VERBS),
         _rule(["rbac.authorization.k8s.io"], ["roles", "rolebindings"], ALL_VERBS),
         _rule(["keda.sh"], ["scaledobjects"], ALL_VERBS),
         _rule(["discovery.k8s.io"], ["endpointslices"], ["get", "list", "watch"]),
@@ -87,6 +89,7 @@ def operator_args(config: InstallConfig) -> list[str]:
         f"--gateway-image={config.gateway_image or config.image}",
         f"--gateway-replicas={config.gateway_replicas}",
         f"--log-format={config.log_format}",
+        *(["--network-policies"] if config.network_policies else []),
     ]
 
 

@@ -36,6 +36,7 @@ NAMESPACE = ResourceType("v1", "Namespace", "namespaces", False)
 POD = ResourceType("v1", "Pod", "pods", True)
 JOB = ResourceType("batch/v1", "Job", "jobs", True)
 POD_DISRUPTION_BUDGET = ResourceType("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets", True)
+NETWORK_POLICY = ResourceType("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies", True)
 ROLE = ResourceType("rbac.authorization.k8s.io/v1", "Role", "roles", True)
 ROLE_BINDING = ResourceType("rbac.authorization.k8s.io/v1", "RoleBinding", "rolebindings", True)
 CLUSTER_ROLE = ResourceType("rbac.authorization.k8s.io/v1", "ClusterRole", "clusterroles", False)
@@ -68,6 +69,7 @@ _BY_KIND = {
         POD,
         JOB,
         POD_DISRUPTION_BUDGET,
+        NETWORK_POLICY,
         ROLE,
         ROLE_BINDING,
         CLUSTER_ROLE,

@@ -44,6 +44,7 @@ CHILD_TYPES = (
     resources.CLAIM,
     resources.JOB,
     resources.POD_DISRUPTION_BUDGET,
+    resources.NETWORK_POLICY,
 )
 KEDA_API = "keda.sh/v1alpha1"
 KEDA_CHECK_SECONDS = 10.0
@@ -200,6 +201,7 @@ class Controller:
         config = OperatorConfig(
             gateway_image=self._settings.gateway_image,
             gateway_replicas=self._settings.gateway_replicas,
+            network_policies=self._settings.network_policies,
             scaler_mode=mode,
         )
         runtime: str | None = None

@@ -43,6 +43,8 @@ class OperatorSettings:
     leader_election_namespace: str = "default"
     gateway_image: str = DEFAULT_GATEWAY_IMAGE
     gateway_replicas: int = 1
+    #: A NetworkPolicy per LLMService so only its gateway (and metrics scrapers) reach its backend.
+    network_policies: bool = False
     scaler: ScalerChoice = ScalerChoice.AUTO
     concurrent_reconciles: int = 4
     kubeconfig: str | None = None

@@ -72,6 +72,31 @@ def service_manifest(service: LLMService, runtime: InferenceRuntime) -> dict[str
     }
 
 
+def network_policy(service: LLMService, runtime: InferenceRuntime) -> dict[str, Any]:
+    """``<svc>-backend`` NetworkPolicy: the backend pods take connections on the runtime port only from
+    this LLMService's gateway pods, and from namespaces labelled ``metrics: enabled`` (scrapers of the
+    runtime's /metrics). Everything else, other tenants' pods included, is refused by an enforcing CNI."""
+    name = service.metadata.name
+    selector = names.backend_selector(name)
+    port = [{"port": runtime.spec.container.port.name, "protocol": "TCP"}]
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": common.metadata(service, names.backend_network_policy(name), selector),
+        "spec": {
+            "podSelector": {"matchLabels": selector},
+            "policyTypes": ["Ingress"],
+            "ingress": [
+                {"from": [{"podSelector": {"matchLabels": names.gateway_selector(name)}}], "ports": port},
+                {
+                    "from": [{"namespaceSelector": {"matchLabels": dict(names.METRICS_NAMESPACE_LABEL)}}],
+                    "ports": port,
+                },
+            ],
+        },
+    }
+
+
 def _check_accelerator(service: LLMService, runtime: InferenceRuntime) -> None:
     accelerator = runtime.spec.accelerator
     if not accelerator.resource_name:

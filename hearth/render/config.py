@@ -31,6 +31,9 @@ class OperatorConfig:
     #: Arguments of the gateway container: the single hearth image runs the gateway role as a subcommand.
     #: (The reference gateway image ignores positional arguments, so the default is safe with it too.)
     gateway_args: tuple[str, ...] = ("gateway",)
+    #: Render a NetworkPolicy per LLMService that lets only its gateway (and metrics scrapers) reach the
+    #: backend pods (DESIGN: optional, needs a CNI that enforces NetworkPolicies).
+    network_policies: bool = False
 
     @property
     def effective_gateway_replicas(self) -> int:

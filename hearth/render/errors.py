@@ -14,6 +14,7 @@ class Reason(enum.StrEnum):
     RENDER = "Render"
     APPLY_DEPLOYMENT = "ApplyDeployment"
     APPLY_BACKEND_SERVICE = "ApplyBackendService"
+    APPLY_NETWORK_POLICY = "ApplyNetworkPolicy"
     APPLY_GATEWAY = "ApplyGateway"
     APPLY_GATEWAY_SERVICE = "ApplyGatewayService"
     APPLY_GATEWAY_SCALER_SERVICE = "ApplyGatewayScalerService"

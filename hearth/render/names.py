@@ -14,6 +14,9 @@ LABEL_RUNTIME = "serving.hearth.dev/runtime"
 VOLCANO_QUEUE_ANNOTATION = "scheduling.volcano.sh/queue-name"
 #: The operator's leader-election Lease (the reference's name); its holderIdentity starts with the pod name.
 LEADER_ELECTION_ID = "6d7012cb.hearth.dev"
+#: Namespaces with this label may reach backends through their NetworkPolicy (Prometheus scraping vLLM's
+#: /metrics); the same convention as the reference's optional metrics NetworkPolicy.
+METRICS_NAMESPACE_LABEL = {"metrics": "enabled"}
 
 
 def backend(service: str) -> str:
@@ -30,6 +33,10 @@ def gateway(service: str) -> str:
 
 def gateway_service(service: str) -> str:
     return service
+
+
+def backend_network_policy(service: str) -> str:
+    return f"{service}-backend"
 
 
 def gateway_disruption_budget(service: str) -> str:

@@ -55,6 +55,14 @@ def _reference(service: LLMService, api_version: str, kind: str, name: str) -> d
     }
 
 
+def _network_policy_step(service: LLMService, runtime: InferenceRuntime, config: OperatorConfig) -> Step:
+    if config.network_policies:
+        return Step(Reason.APPLY_NETWORK_POLICY, Mode.APPLY, backend.network_policy(service, runtime))
+    name = names.backend_network_policy(service.metadata.name)
+    leftover = _reference(service, "networking.k8s.io/v1", "NetworkPolicy", name)
+    return Step(Reason.APPLY_NETWORK_POLICY, Mode.DELETE, leftover)
+
+
 def build(service: LLMService, runtimes: Iterable[InferenceRuntime], config: OperatorConfig) -> Plan:
     """Every child of *service* in SPEC order; raises :class:`ReconcileError` naming the failing step."""
     runtime = selection.select(service.spec.runtime, runtimes)
@@ -76,6 +84,7 @@ def build(service: LLMService, runtimes: Iterable[InferenceRuntime], config: Ope
             backend.deployment(service, runtime, model, cache_plan, vendor),
         ),
         Step(Reason.APPLY_BACKEND_SERVICE, Mode.APPLY, backend.service_manifest(service, runtime)),
+        _network_policy_step(service, runtime, config),
         *(Step(Reason.APPLY_GATEWAY_RBAC, Mode.APPLY, item) for item in gateway.rbac(service, config)),
         Step(Reason.APPLY_GATEWAY, Mode.APPLY, gateway.deployment(service, config)),
         Step(Reason.APPLY_GATEWAY_SERVICE, Mode.APPLY, gateway.service_manifest(service)),

@@ -91,6 +91,17 @@ def test_render_prints_every_child_in_apply_order(tmp_path: Path) -> None:
     assert documents[0]["spec"]["template"]["spec"]["containers"][0]["image"] == "hearth.dev/vllm-stub:e2e"
 
 
+def test_render_shows_the_optional_guards_when_asked(tmp_path: Path) -> None:
+    manifest = tmp_path / "svc.yaml"
+    manifest.write_text(RENDER_INPUT)
+    args = ["render", "-f", str(manifest), "--scaler-mode", "builtin", "--gateway-replicas", "2"]
+    result = CliRunner().invoke(main.cli, [*args, "--network-policies"])
+    assert result.exit_code == 0, result.output
+    kinds = [(doc["kind"], doc["metadata"]["name"]) for doc in yaml.safe_load_all(result.output)]
+    assert kinds[2] == ("NetworkPolicy", "qwen-backend"), "right after the backend and its Service"
+    assert ("PodDisruptionBudget", "qwen-gateway") in kinds
+
+
 def test_render_json_and_explicit_runtime_file(tmp_path: Path) -> None:
     manifest = tmp_path / "svc.yaml"
     manifest.write_text(RENDER_INPUT.replace("selector: {vendor: [generic]}", "name: vllm-nvidia"))

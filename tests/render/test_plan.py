@@ -143,6 +143,26 @@ def test_several_gateway_replicas_get_a_budget_a_spread_and_a_surge_first_rollou
     assert budget.manifest["metadata"]["ownerReferences"][0]["kind"] == "LLMService"
 
 
+def test_network_policies_let_only_the_gateway_and_scrapers_reach_the_backend() -> None:
+    service = _service(_base_spec("vllm-nvidia", "None"))
+    assert _steps(service)[("NetworkPolicy", "qwen-backend")].mode is plan.Mode.DELETE, "off by default"
+    config = OperatorConfig(scaler_mode=ScalerMode.BUILTIN, network_policies=True)
+    steps = _steps(service, config)
+    policy = steps[("NetworkPolicy", "qwen-backend")]
+    assert policy.mode is plan.Mode.APPLY
+    backend_pods = steps[("Deployment", "qwen")].manifest["spec"]["selector"]["matchLabels"]
+    gateway_pods = steps[("Deployment", "qwen-gateway")].manifest["spec"]["selector"]["matchLabels"]
+    spec = policy.manifest["spec"]
+    assert spec["podSelector"] == {"matchLabels": backend_pods}
+    assert spec["policyTypes"] == ["Ingress"]
+    sources = [rule["from"][0] for rule in spec["ingress"]]
+    assert sources == [
+        {"podSelector": {"matchLabels": gateway_pods}},
+        {"namespaceSelector": {"matchLabels": {"metrics": "enabled"}}},
+    ]
+    assert all(rule["ports"] == [{"port": "http", "protocol": "TCP"}] for rule in spec["ingress"])
+
+
 def test_api_keys_mount_the_secret_optionally_and_tell_the_gateway_where() -> None:
     spec = _base_spec("vllm-nvidia", "None")
     plain = _steps(_service(spec))[("Deployment", "qwen-gateway")].manifest["spec"]["template"]["spec"]

@@ -20,16 +20,18 @@ def namespace(control_plane: ControlPlane) -> str:
 
 @pytest.mark.parametrize("runtime", sorted(runtime.metadata.name for runtime in RUNTIMES))
 @pytest.mark.parametrize(
-    ("mode", "gateways"),
-    [*((mode, 1) for mode in ScalerMode), (ScalerMode.BUILTIN, 2)],
-    ids=str,
+    "config",
+    [
+        *(OperatorConfig(scaler_mode=mode) for mode in ScalerMode),
+        OperatorConfig(scaler_mode=ScalerMode.BUILTIN, gateway_replicas=2, network_policies=True),
+    ],
+    ids=lambda config: f"{config.scaler_mode}-{config.gateway_replicas}gw-np{int(config.network_policies)}",
 )
 def test_rendered_objects_pass_server_validation(
-    control_plane: ControlPlane, namespace: str, runtime: str, mode: ScalerMode, gateways: int
+    control_plane: ControlPlane, namespace: str, runtime: str, config: OperatorConfig
 ) -> None:
     service = _service(_base_spec(runtime, "HostPath"), namespace=namespace)
     service = service.model_copy(update={"metadata": service.metadata.model_copy(update={"uid": None})})
-    config = OperatorConfig(scaler_mode=mode, gateway_replicas=gateways)
     documents = [doc for doc in yaml.safe_load_all(_render(service, config)) if doc]
     for document in documents:
         document.pop("step")

@@ -186,8 +186,9 @@ class KubeClient:
         uid: str | None = None,
         grace_period: int | None = None,
     ) -> bool:
-        """Delete (background propagation); with *uid*, only that exact object; *grace_period* 0 kills a
-        pod's containers at once (SIGKILL). False if it was gone."""
+        """Delete (background propagation); with *uid*, only that exact object. *grace_period* 0 removes a
+        pod object at once (its kubelet still stops the containers within its 2 s minimum grace). False if
+        it was gone."""
         body: dict[str, Any] = {
             "apiVersion": "v1",
             "kind": "DeleteOptions",

@@ -30,9 +30,8 @@ def _strip(headers: CIMultiDictProxy[str] | CIMultiDict[str]) -> CIMultiDict[str
     named = {
         token.strip().lower() for value in headers.getall("Connection", []) for token in value.split(",")
     }
-    return CIMultiDict(
-        (key, value) for key, value in headers.items() if key.lower() not in HOP_BY_HOP | named
-    )
+    excluded = HOP_BY_HOP | named if named else HOP_BY_HOP  # once per message, not once per header
+    return CIMultiDict((key, value) for key, value in headers.items() if key.lower() not in excluded)
 
 
 def upstream_headers(request: web.Request, *, drop_authorization: bool = False) -> CIMultiDict[str]:

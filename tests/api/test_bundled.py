@@ -1,13 +1,19 @@
-"""The bundled data: generated CRDs match the models, and every bundled runtime is valid and renderable."""
+"""The bundled data: generated CRDs match the models, every bundled runtime is valid and renderable, and
+the examples are valid."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+import yaml
 
 from hearth.api import crd, loading, modeluri
 from hearth.api.runtime import InferenceRuntime
 from hearth.common import bundle
 from hearth.render import gotemplate
+
+EXAMPLES = Path(__file__).parents[2] / "examples"
 
 
 def test_bundled_crds_match_the_models() -> None:
@@ -57,3 +63,12 @@ def test_ascend_profiles_pass_vllm_serve_explicitly() -> None:
         (runtime,) = loading.load_all(bundle.read_text("runtimes", name), source=name)
         assert isinstance(runtime, InferenceRuntime)
         assert (runtime.spec.container.args or [])[:3] == ["vllm", "serve", "{{ .Model.Path }}"]
+
+
+@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.yaml")), ids=lambda path: path.name)
+def test_examples_are_valid_hearth_objects(path: Path) -> None:
+    documents = [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+    hearth_objects = [doc for doc in documents if doc["apiVersion"].startswith("serving.hearth.dev/")]
+    assert hearth_objects, f"{path.name} holds no Hearth object"
+    for document in hearth_objects:
+        loading.parse_object(document, source=path.name)

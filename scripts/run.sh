@@ -23,6 +23,11 @@ bash "$cluster" load-image dist/images/vllm-stub.tar
 dist/hearth install --kubeconfig "$kubeconfig" --image "hearth.dev/hearth:$version" --wait 180
 bash "$cluster" kubectl apply -f examples/quickstart.yaml
 echo "run: waiting for the demo gateway"
+# The operator creates the gateway a moment after the LLMService exists; rollout status needs it to exist.
+for _ in $(seq 60); do
+    bash "$cluster" kubectl -n default get deployment/demo-gateway >/dev/null 2>&1 && break
+    sleep 1
+done
 bash "$cluster" kubectl -n default rollout status deployment/demo-gateway --timeout=180s
 ip=$(bash "$cluster" kubectl -n default get service demo -o jsonpath='{.spec.clusterIP}')
 cat <<MSG

@@ -249,7 +249,8 @@ class LLMServiceStatus(ApiModel):
     replicas: Int32 | None = None
     """Ready backend replicas (gateway pods are not counted)."""
     desired_replicas: Int32 | None = None
-    """Backend replicas the autoscaler last asked for."""
+    """Backend replicas wanted now: the built-in autoscaler's last decision, or the scale a gateway set when
+    it woke the backend from zero."""
     endpoint_url: str | None = pydantic.Field(default=None, alias="endpointURL")
     """OpenAI base URL of the gateway: http://<name>.<namespace>.svc/v1."""
     observed_generation: Int64 | None = None

@@ -130,6 +130,7 @@ class Autoscaler:
             stabilization=stabilization,
         )
         if decision is None or decision.replicas == current:
+            await self._record_wanted(service, current)
             return
         scale = await self._client.get(
             resources.DEPLOYMENT, names.backend(name), namespace, subresource="scale"
@@ -163,6 +164,19 @@ class Autoscaler:
             kind="Normal",
             reason=direction,
             message=f"{current} -> {decision.replicas}: {decision.reason}",
+        )
+
+    async def _record_wanted(self, service: dict[str, Any], replicas: int) -> None:
+        """Keep ``status.desiredReplicas`` true when the scale moved without a decision of ours (a
+        gateway's wake from zero, or a manual scale); written only when it differs."""
+        if (service.get("status") or {}).get("desiredReplicas") == replicas:
+            return
+        metadata = service["metadata"]
+        await self._client.patch_status(
+            resources.LLMSERVICE,
+            metadata["name"],
+            metadata.get("namespace") or "default",
+            {"desiredReplicas": replicas},
         )
 
 

@@ -114,6 +114,21 @@ def test_builtin_autoscaler_scales_on_summed_demand_and_waits_for_the_window(
         operator = start_operator("--scaler-mode=builtin", "--autoscale-interval=250ms")
         hearth_cluster.kubectl("apply", "-f", "-", stdin=service_yaml("auto", namespace, runtime, scaling))
         wait_for(lambda: get_json(hearth_cluster, "deployment", "auto", "-n", namespace), what="the backend")
+        gateway_account = f"--as=system:serviceaccount:{namespace}:auto-gateway"
+        wait_for(lambda: get_json(hearth_cluster, "role", "auto-gateway", "-n", namespace), what="its Role")
+        for target, allowed in (("auto", "yes"), ("another-model", "no"), ("auto-gateway", "no")):
+            answer = hearth_cluster.kubectl(
+                "auth",
+                "can-i",
+                "update",
+                f"deployments/{target}",
+                "--subresource=scale",
+                "-n",
+                namespace,
+                gateway_account,
+                check=False,
+            ).stdout.strip()
+            assert answer == allowed, f"the gateway may scale {target}: {answer}, expected {allowed}"
         for index, gateway in enumerate(fake_gateways):
             add_gateway_pod(hearth_cluster, namespace, "auto", gateway, index)
 

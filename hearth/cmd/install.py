@@ -93,6 +93,14 @@ async def _with_client(kubeconfig: str | None, context: str | None, work: Any) -
     help="Passed to the operator: a NetworkPolicy per LLMService guarding its backend.",
 )
 @click.option(
+    "--metrics-port",
+    type=click.IntRange(min=0, max=65535),
+    default=0,
+    show_default=True,
+    help="Serve the operator's /metrics over HTTPS on this port (e.g. 8443) behind Service "
+    "hearth-operator-metrics; scrapers need the hearth-metrics-reader ClusterRole. 0: off.",
+)
+@click.option(
     "--runtimes/--no-runtimes",
     default=True,
     show_default=True,
@@ -126,6 +134,7 @@ def install_command(
     gateway_replicas: int,
     replicas: int,
     network_policies: bool,
+    metrics_port: int,
     runtimes: bool,
     wait_seconds: int | None,
     dry_run: bool,
@@ -145,6 +154,7 @@ def install_command(
         gateway_replicas=gateway_replicas,
         replicas=replicas,
         network_policies=network_policies,
+        metrics_port=metrics_port,
         runtimes=runtimes,
     )
     if dry_run:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Callable
 from typing import Any
@@ -81,7 +82,10 @@ async def uninstall(
     client: KubeClient, config: manifests.InstallConfig, *, report: Report, remove_crds: bool
 ) -> None:
     """Delete what install made, the operator first; CRDs (and with them every LLMService) only if asked."""
-    for obj in reversed(manifests.objects(config)):
+    # Every optional object too (the metrics Service), whatever flags the install was run with.
+    port = config.metrics_port or manifests.DEFAULT_METRICS_PORT
+    everything = dataclasses.replace(config, metrics_port=port)
+    for obj in reversed(manifests.objects(everything)):
         if obj["kind"] == "CustomResourceDefinition" and not remove_crds:
             continue
         rt = resources.of(obj)

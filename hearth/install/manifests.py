@@ -14,6 +14,8 @@ NAME = "hearth-operator"
 LEASE_ID = "6d7012cb.hearth.dev"
 LABELS = {"app.kubernetes.io/part-of": "hearth", "app.kubernetes.io/managed-by": "hearth-install"}
 METRICS_READER = "hearth-metrics-reader"
+#: The reference's metrics port (its Kustomize config serves HTTPS metrics on :8443).
+DEFAULT_METRICS_PORT = 8443
 OPERATOR_LABELS = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/component": "operator"}
 DEFAULT_IMAGE = f"ghcr.io/hearth-project/hearth:{hearth.__version__}"
 ALL_VERBS = ["get", "list", "watch", "create", "update", "patch", "delete"]
@@ -30,6 +32,8 @@ class InstallConfig:
     gateway_replicas: int = 1
     replicas: int = 1
     network_policies: bool = False
+    #: Serve the operator's /metrics over HTTPS (--metrics-secure) on this port, with a Service; 0: off.
+    metrics_port: int = 0
     runtimes: bool = True
     log_format: str = "json"
 
@@ -90,6 +94,7 @@ def operator_args(config: InstallConfig) -> list[str]:
         f"--gateway-replicas={config.gateway_replicas}",
         f"--log-format={config.log_format}",
         *(["--network-policies"] if config.network_policies else []),
+        *([f"--metrics-bind-address=:{config.metrics_port}"] if config.metrics_port else []),
     ]
 
 
@@ -105,7 +110,14 @@ def deployment(config: InstallConfig) -> dict[str, Any]:
             {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
             {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
         ],
-        "ports": [{"name": "health", "containerPort": 8081, "protocol": "TCP"}],
+        "ports": [
+            {"name": "health", "containerPort": 8081, "protocol": "TCP"},
+            *(
+                [{"name": "metrics", "containerPort": config.metrics_port, "protocol": "TCP"}]
+                if config.metrics_port
+                else []
+            ),
+        ],
         "livenessProbe": probe,
         "readinessProbe": readiness,
         "resources": {
@@ -195,5 +207,22 @@ def objects(config: InstallConfig) -> list[dict[str, Any]]:
             },
             "subjects": rbac_subject,
         },
+        *([metrics_service(config)] if config.metrics_port else []),
         deployment(config),
     ]
+
+
+def metrics_service(config: InstallConfig) -> dict[str, Any]:
+    """``hearth-operator-metrics``: where Prometheus scrapes the operator (HTTPS; it needs a token of an
+    account bound to the hearth-metrics-reader ClusterRole)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _meta(f"{NAME}-metrics", config.namespace, OPERATOR_LABELS),
+        "spec": {
+            "selector": OPERATOR_LABELS,
+            "ports": [
+                {"name": "https", "port": config.metrics_port, "targetPort": "metrics", "protocol": "TCP"}
+            ],
+        },
+    }

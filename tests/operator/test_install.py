@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.cluster.controlplane import ControlPlane
+from hearth.install import manifests
+from tests.cluster.controlplane import ControlPlane, free_port
 from tests.operator.conftest import OperatorProcess, get_json, wait_for
+from tests.operator.test_metrics_secure import get_metrics, service_account_token
 from tests.operator.test_operator_cluster import runtime_yaml, service_yaml
 
 StartOperator = Callable[..., OperatorProcess]
@@ -55,6 +57,20 @@ def test_dry_run_prints_valid_objects(control_plane: ControlPlane) -> None:
     assert "--gateway-image=hearth.dev/hearth:t" in container["args"]
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert deployment["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
+    assert not any(arg.startswith("--metrics-bind-address") for arg in container["args"]), "metrics off"
+
+
+def test_metrics_port_serves_secure_metrics_behind_a_service() -> None:
+    objects = manifests.objects(manifests.InstallConfig(metrics_port=8443))
+    service = next(obj for obj in objects if obj["metadata"]["name"] == "hearth-operator-metrics")
+    deployment = objects[-1]
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert "--metrics-bind-address=:8443" in container["args"]
+    assert "--no-metrics-secure" not in container["args"], "HTTPS with token checks, as the reference"
+    assert {"name": "metrics", "containerPort": 8443, "protocol": "TCP"} in container["ports"]
+    assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+    (port,) = service["spec"]["ports"]
+    assert (port["name"], port["port"], port["targetPort"]) == ("https", 8443, "metrics")
 
 
 def can_i(plane: ControlPlane, account: str, verb: str, resource: str) -> str:
@@ -85,6 +101,10 @@ def test_install_is_idempotent_rbac_is_enough_and_uninstall_keeps_crds(
         ("create", "roles.rbac.authorization.k8s.io"),
         ("list", "pods"),
         ("create", "events"),
+        ("create", "poddisruptionbudgets.policy"),
+        ("create", "networkpolicies.networking.k8s.io"),
+        ("create", "tokenreviews.authentication.k8s.io"),
+        ("create", "subjectaccessreviews.authorization.k8s.io"),
     ]:
         assert can_i(control_plane, account, verb, resource) == "yes", f"{verb} {resource}"
     for verb, resource in [
@@ -105,12 +125,28 @@ def test_install_is_idempotent_rbac_is_enough_and_uninstall_keeps_crds(
     runtime = f"rt-{uuid.uuid4().hex[:8]}"
     control_plane.kubectl("create", "namespace", namespace)
     control_plane.kubectl("apply", "-f", "-", stdin=runtime_yaml(runtime))
+    metrics_port = free_port()
     start_operator(
         f"--kubeconfig={limited}",
         f"--leader-election-namespace={NAMESPACE}",
         "--leader-elect",
         "--scaler-mode=builtin",
+        f"--metrics-bind-address=127.0.0.1:{metrics_port}",
+        "--metrics-secure",
     )
+    # Secure metrics with only the installed permissions: the reviews work, and the installed reader role
+    # is what lets a scraper in.
+    control_plane.kubectl(
+        "create",
+        "clusterrolebinding",
+        "install-test-scraper",
+        f"--clusterrole={manifests.METRICS_READER}",
+        "--serviceaccount=default:install-scraper",
+        check=False,
+    )
+    scraper = service_account_token(control_plane, "install-scraper")
+    status, body = get_metrics(metrics_port, scraper)
+    assert status == 200, body
     control_plane.kubectl("apply", "-f", "-", stdin=service_yaml("rbac", namespace, runtime))
     wait_for(
         lambda: (

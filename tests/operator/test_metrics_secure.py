@@ -29,7 +29,7 @@ def _insecure_context() -> ssl.SSLContext:
     return context
 
 
-def _get(port: int, token: str | None) -> tuple[int, str]:
+def get_metrics(port: int, token: str | None) -> tuple[int, str]:
     request = urllib.request.Request(f"https://127.0.0.1:{port}/metrics")
     if token is not None:
         request.add_header("Authorization", f"Bearer {token}")
@@ -40,7 +40,7 @@ def _get(port: int, token: str | None) -> tuple[int, str]:
         return error.code, error.read().decode()
 
 
-def _service_account_token(plane: ControlPlane, name: str) -> str:
+def service_account_token(plane: ControlPlane, name: str) -> str:
     plane.kubectl("create", "serviceaccount", name, "-n", "default", check=False)
     return plane.kubectl("create", "token", name, "-n", "default").stdout.strip()
 
@@ -63,20 +63,20 @@ def test_secure_metrics_answer_only_callers_allowed_to_get_metrics(
         "--serviceaccount=default:scraper",
         check=False,
     )
-    scraper = _service_account_token(plane, "scraper")
-    stranger = _service_account_token(plane, "stranger")
+    scraper = service_account_token(plane, "scraper")
+    stranger = service_account_token(plane, "stranger")
     port = free_port()
     start_operator(f"--metrics-bind-address=127.0.0.1:{port}", "--metrics-secure", name="secure")
 
-    assert _get(port, None)[0] == 401
-    assert _get(port, "not-a-token")[0] == 401
-    status, body = _get(port, stranger)
+    assert get_metrics(port, None)[0] == 401
+    assert get_metrics(port, "not-a-token")[0] == 401
+    status, body = get_metrics(port, stranger)
     assert status == 403
     assert "system:serviceaccount:default:stranger" in body
-    status, body = _get(port, scraper)
+    status, body = get_metrics(port, scraper)
     assert status == 200
     assert "hearth_operator_api_writes_total" in body
-    assert _writes(body) == _writes(_get(port, scraper)[1]), (
+    assert _writes(body) == _writes(get_metrics(port, scraper)[1]), (
         "reviews are not writes: scraping must not make an idle operator look busy"
     )
     assert _plain_http_status(port) is None, "plain HTTP gets nothing from the HTTPS port"

@@ -38,7 +38,7 @@ bash "$cluster" load-image dist/images/hearth.tar
 bash "$cluster" load-image dist/images/vllm-stub.tar
 # Two operators (one leads) and two gateways per LLMService, so the HA scenarios run (and may not skip);
 # NetworkPolicies on, so the operator's RBAC and their lifecycle are exercised (this CNI does not enforce
-# them, and nothing here needs it to).
+# them, and nothing here needs it to); secure operator metrics on, for the metrics scenario.
 dist/hearth install --kubeconfig "$kubeconfig" --image "hearth.dev/hearth:$version" \
-    --replicas 2 --gateway-replicas 2 --network-policies --wait 180
+    --replicas 2 --gateway-replicas 2 --network-policies --metrics-port 8443 --wait 180
 dist/hearth e2e --kubeconfig "$kubeconfig" --timeout 180 --no-skip

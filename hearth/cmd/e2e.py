@@ -57,8 +57,8 @@ def command(
     cause one scale-up and their demand is summed; deleting the leading operator pod under load leaves
     the scale untouched and the new leader takes over; a stream survives the deletion of its backend pod;
     a rolling restart of the gateway under traffic fails no request; killing one of two gateway replicas
-    still answers at least 90%; reject mode answers 503 at once; deleting the LLMServices removes
-    everything.
+    still answers at least 90%; API keys gate the endpoint and reject mode answers 503 at once; the
+    operator's metrics need a reader's token; deleting the LLMServices removes everything.
 
     Needs Hearth installed (hearth install; --gateway-replicas 2 for the two-gateway scenario), a node
     advertising hearth.dev/fake-accelerator, and the stub image. Exits 1 if any scenario fails."""

@@ -175,7 +175,21 @@ class Run:
             raise ScenarioFailedError(f"cannot run (and --no-skip is set): {reason}")
         raise ScenarioSkippedError(reason)
 
-    async def _port_forward(self, target: str, port: int = 80) -> str:
+    async def service_url(self, name: str, namespace: str, port: int, scheme: str = "http") -> str:
+        """Any Service (e.g. the operator's metrics) by ClusterIP, else through kubectl port-forward."""
+        service = await self.client.get(resources.SERVICE, name, namespace)
+        ip = (service or {}).get("spec", {}).get("clusterIP")
+        if self.options.access in ("auto", "service") and ip:
+            with contextlib.suppress(OSError, TimeoutError):
+                _, writer = await asyncio.wait_for(asyncio.open_connection(ip, port), 3)
+                writer.close()
+                return f"{scheme}://{ip}:{port}"
+            if self.options.access == "service":
+                raise ScenarioFailedError(f"Service {namespace}/{name} ({ip}) is not reachable from here")
+        url = await self._port_forward(f"service/{name}", port, namespace=namespace)
+        return url.replace("http://", f"{scheme}://", 1)
+
+    async def _port_forward(self, target: str, port: int = 80, *, namespace: str | None = None) -> str:
         kubectl = shutil.which("kubectl")
         if kubectl is None:
             raise ScenarioFailedError(
@@ -185,7 +199,7 @@ class Run:
             kubectl,
             "port-forward",
             "-n",
-            self.namespace,
+            namespace or self.namespace,
             target,
             f":{port}",
             stdout=asyncio.subprocess.PIPE,

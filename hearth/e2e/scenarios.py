@@ -8,6 +8,7 @@ import asyncio
 import collections
 import contextlib
 import dataclasses
+import ssl
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -28,6 +29,9 @@ TRAFFIC_WORKERS = 4
 TRAFFIC_PERIOD = 0.1
 #: DESIGN's floor for requests answered when a gateway replica is killed while two run.
 KILL_SUCCESS_RATIO = 0.9
+#: What `hearth install --metrics-port` creates (names kept here: e2e may not import the installer).
+METRICS_SERVICE = "hearth-operator-metrics"
+METRICS_READER = "hearth-metrics-reader"
 #: What `kubectl rollout restart` sets; any new value in the pod template rolls the pods.
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 
@@ -248,6 +252,62 @@ async def gateway_kill_keeps_serving(run: Run) -> str:
         )
     needed = f"at least {KILL_SUCCESS_RATIO:.0%} needed"
     return f"killed gateway pod {victim} under traffic: {traffic.describe()} ({needed})"
+
+
+async def operator_metrics_are_guarded(run: Run) -> str:
+    """The operator's /metrics (hearth install --metrics-port) answer over HTTPS, refuse a caller without a
+    token, and serve one whose ServiceAccount is bound to the hearth-metrics-reader ClusterRole."""
+    services, _ = await run.client.list(resources.SERVICE, field_selector=f"metadata.name={METRICS_SERVICE}")
+    if not services:
+        run.skip(f"no Service {METRICS_SERVICE}: install with --metrics-port 8443 to serve operator metrics")
+    service = services[0]
+    namespace = service["metadata"]["namespace"]
+    port = int(service["spec"]["ports"][0]["port"])
+    url = await run.service_url(METRICS_SERVICE, namespace, port, scheme="https") + "/metrics"
+    binding = f"{run.namespace}-scraper"
+    try:
+        token = await _metrics_reader_token(run, binding)
+        insecure = ssl.create_default_context()
+        insecure.check_hostname = False
+        insecure.verify_mode = ssl.CERT_NONE  # the operator's own self-signed pair
+        async with run.http.get(url, ssl=insecure) as anonymous:
+            if anonymous.status != 401:
+                raise ScenarioFailedError(f"without a token: expected 401, got {anonymous.status}")
+        reader = {"Authorization": f"Bearer {token}"}
+        status, body = 0, ""
+        for _ in range(10):  # RBAC caches may take a moment to see the new binding
+            async with run.http.get(url, ssl=insecure, headers=reader) as response:
+                status, body = response.status, await response.text()
+            if status == 200:
+                break
+            await asyncio.sleep(1)
+        if status != 200 or "hearth_operator_leader" not in body:
+            raise ScenarioFailedError(f"with a reader's token: {status} {body[:120]!r}")
+    finally:
+        await run.client.delete(resources.CLUSTER_ROLE_BINDING, binding)
+    leading = promtext.parse(body).get("hearth_operator_leader", float("nan"))
+    return (
+        f"https://{METRICS_SERVICE}.{namespace}:{port}/metrics: 401 without a token, 200 with a "
+        f"hearth-metrics-reader token (the pod behind it reports hearth_operator_leader {leading:g})"
+    )
+
+
+async def _metrics_reader_token(run: Run, binding: str) -> str:
+    """A token of a new ServiceAccount bound (by *binding*) to the hearth-metrics-reader ClusterRole."""
+    account = "e2e-scraper"
+    metadata = {"name": account, "namespace": run.namespace}
+    await run.client.apply({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": metadata})
+    role = {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": METRICS_READER}
+    await run.client.apply(
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": binding, "labels": {"app.kubernetes.io/part-of": "hearth-e2e"}},
+            "roleRef": role,
+            "subjects": [{"kind": "ServiceAccount", **metadata}],
+        }
+    )
+    return await run.client.service_account_token(run.namespace, account)
 
 
 async def auth_then_reject_mode(run: Run) -> str:
@@ -491,5 +551,6 @@ SCENARIOS = [
     ("8 gateway rolling restart loses nothing", gateway_restart_loses_nothing),
     ("9 a killed gateway replica: >= 90% served", gateway_kill_keeps_serving),
     ("10 auth, then reject mode's 503 at once", auth_then_reject_mode),
-    ("11 deleting LLMServices removes everything", deletion_removes_everything),
+    ("11 operator metrics: HTTPS + token checks", operator_metrics_are_guarded),
+    ("12 deleting LLMServices removes everything", deletion_removes_everything),
 ]

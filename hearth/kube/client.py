@@ -224,6 +224,17 @@ class KubeClient:
     ) -> dict[str, Any]:
         return await self._json("POST", rt.path(namespace=namespace), body=manifest)
 
+    async def service_account_token(self, namespace: str, account: str, *, seconds: int = 600) -> str:
+        """A short-lived token of a ServiceAccount (the TokenRequest API, as `kubectl create token`)."""
+        path = resources.SERVICE_ACCOUNT.path(namespace=namespace, name=account, subresource="token")
+        body = {
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenRequest",
+            "spec": {"expirationSeconds": seconds},
+        }
+        answer = await self._json("POST", path, body=body, counted=False)
+        return str(answer.get("status", {}).get("token") or "")
+
     async def review(self, rt: ResourceType, manifest: dict[str, Any]) -> dict[str, Any]:
         """POST a review (TokenReview, SubjectAccessReview): the server answers in the returned status and
         stores nothing, so it is not counted as a write."""

@@ -32,6 +32,6 @@ node=$(kubectl --kubeconfig "$kubeconfig" get nodes -o jsonpath='{.items[0].meta
 kubectl --kubeconfig "$kubeconfig" patch node "$node" --subresource=status --type=merge \
     -p '{"status":{"capacity":{"hearth.dev/fake-accelerator":"4"},"allocatable":{"hearth.dev/fake-accelerator":"4"}}}'
 dist/hearth install --kubeconfig "$kubeconfig" --image "hearth.dev/hearth:$version" \
-    --replicas 2 --gateway-replicas 2 --network-policies --wait 180
+    --replicas 2 --gateway-replicas 2 --network-policies --metrics-port 8443 --wait 180
 # ClusterIPs are not reachable from the laptop: reach each gateway through kubectl port-forward.
 dist/hearth e2e --kubeconfig "$kubeconfig" --access port-forward --timeout 180

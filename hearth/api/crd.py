@@ -238,21 +238,29 @@ def generated_files() -> dict[str, str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Write (or --check) the bundled CRD YAMLs.")
     parser.add_argument("--check", action="store_true", help="exit 1 if the bundled CRDs are out of date")
-    parser.add_argument("--out", type=Path, default=bundle.source_folder("crds"), help="output directory")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        action="append",
+        help="output directory (repeatable; default: the bundle and the checkout's top-level crds/)",
+    )
     options = parser.parse_args(argv)
+    folders: list[Path] = options.out or [bundle.source_folder("crds"), bundle.checkout_mirror("crds")]
     stale = []
-    for name, text in generated_files().items():
-        path = options.out / name
-        if path.exists() and path.read_text(encoding="utf-8") == text:
-            continue
-        stale.append(name)
-        if not options.check:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf-8")
+    for folder in folders:
+        for name, text in generated_files().items():
+            path = folder / name
+            if path.exists() and path.read_text(encoding="utf-8") == text:
+                continue
+            stale.append(str(path))
+            if not options.check:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(text, encoding="utf-8")
     if options.check and stale:
         print(f"out of date: {', '.join(stale)}; run: python -m hearth.api.crd", file=sys.stderr)
         return 1
-    print(f"{'checked' if options.check else 'wrote'} {len(generated_files())} CRDs in {options.out}")
+    where = ", ".join(str(folder) for folder in folders)
+    print(f"{'checked' if options.check else 'wrote'} {len(generated_files())} CRDs in {where}")
     return 0
 
 

@@ -31,6 +31,19 @@ def test_crd_generator_check_mode_reports_drift(tmp_path: pytest.TempPathFactory
     assert crd.main(["--check", "--out", str(out)]) == 1
 
 
+@pytest.mark.parametrize("kind", bundle.KINDS)
+def test_the_checkout_folder_is_a_real_copy_of_the_bundle(kind: str) -> None:
+    mirror = bundle.checkout_mirror(kind)
+    assert mirror.is_dir(), f"{mirror} is missing"
+    assert not mirror.is_symlink(), f"{mirror} must be a real folder: kubectl cannot apply a symlinked one"
+    assert sorted(path.name for path in mirror.glob("*.yaml")) == bundle.names(kind)
+    fix = "run python -m hearth.api.crd" if kind == "crds" else f"cp hearth/bundled/{kind}/*.yaml {kind}/"
+    for name in bundle.names(kind):
+        assert (mirror / name).read_text(encoding="utf-8") == bundle.read_text(kind, name), (
+            f"{kind}/{name} differs from hearth/bundled/{kind}/{name}: {fix}"
+        )
+
+
 EXPECTED_RUNTIMES = {
     "vllm-nvidia.yaml": ("nvidia", "nvidia.com/gpu"),
     "vllm-ascend-910b.yaml": ("ascend", "huawei.com/Ascend910"),

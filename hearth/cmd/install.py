@@ -9,6 +9,7 @@ from typing import Any
 import click
 import yaml
 
+from hearth.api import scalermodes
 from hearth.install import installer, manifests
 from hearth.kube.client import KubeClient
 from hearth.kube.errors import ApiUnreachableError
@@ -73,7 +74,7 @@ async def _with_client(kubeconfig: str | None, context: str | None, work: Any) -
 )
 @click.option(
     "--scaler-mode",
-    type=click.Choice(["auto", "metrics-api", "external-push", "builtin"]),
+    type=click.Choice([mode.value for mode in scalermodes.ScalerMode]),
     default="auto",
     show_default=True,
     help="Passed to the operator (auto: KEDA when installed, else builtin).",
@@ -143,14 +144,17 @@ def install_command(
     """Install Hearth: CRDs (waiting until established), the bundled InferenceRuntimes, the operator's
     namespace, ServiceAccount and least-privilege RBAC, and the operator Deployment. Safe to re-run: every
     object is server-side applied (field manager hearth-install)."""
-    if scaler_mode == "external-push" and gateway_replicas != 1:
-        raise click.UsageError("--scaler-mode=external-push requires --gateway-replicas=1")
+    mode = scalermodes.ScalerMode(scaler_mode)
+    try:
+        scalermodes.check_gateway_replicas(mode, replicas=gateway_replicas)
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
     config = manifests.InstallConfig(
         namespace=namespace,
         image=image,
         gateway_image=gateway_image,
         image_pull_policy=image_pull_policy,
-        scaler_mode=scaler_mode,
+        scaler_mode=mode,
         gateway_replicas=gateway_replicas,
         replicas=replicas,
         network_policies=network_policies,

@@ -9,10 +9,11 @@ from pathlib import Path
 import click
 
 import hearth
+from hearth.api import scalermodes
 from hearth.cmd import params
 from hearth.common import durations, logs, netaddr
 from hearth.operator import app
-from hearth.operator.settings import OperatorSettings, ScalerChoice
+from hearth.operator.settings import OperatorSettings
 from hearth.render.config import DEFAULT_GATEWAY_IMAGE
 from hearth.render.names import LEADER_ELECTION_ID
 
@@ -109,7 +110,7 @@ def _default_namespace() -> str:
 @click.option(
     "--scaler-mode",
     # "" is the reference's spelling of metrics-api.
-    type=click.Choice([choice.value for choice in ScalerChoice] + [""]),
+    type=click.Choice([*(mode.value for mode in scalermodes.ScalerMode), ""]),
     default="auto",
     show_default=True,
     help="auto: KEDA metrics-api when KEDA is installed, else builtin. metrics-api/external-push: KEDA "
@@ -190,7 +191,7 @@ def command(
             gateway_image=gateway_image,
             gateway_replicas=gateway_replicas,
             network_policies=network_policies,
-            scaler=ScalerChoice(scaler_mode or ScalerChoice.METRICS_API),
+            scaler=scalermodes.ScalerMode(scaler_mode or scalermodes.ScalerMode.METRICS_API),
             concurrent_reconciles=concurrent_reconciles,
             autoscale_interval=max(0.1, autoscale_interval.seconds),
             kubeconfig=kubeconfig,

@@ -10,12 +10,12 @@ from typing import Any
 import click
 import yaml
 
-from hearth.api import loading
+from hearth.api import loading, scalermodes
 from hearth.api.llmservice import LLMService
 from hearth.api.runtime import InferenceRuntime
 from hearth.common import bundle
 from hearth.render import plan
-from hearth.render.config import DEFAULT_GATEWAY_IMAGE, OperatorConfig, ScalerMode
+from hearth.render.config import DEFAULT_GATEWAY_IMAGE, OperatorConfig
 from hearth.render.errors import ReconcileError
 
 
@@ -40,7 +40,12 @@ def _load(paths: tuple[str, ...]) -> list[loading.ApiObject]:
 
 
 def _manifests(
-    service: LLMService, namespace: str, runtimes: list[InferenceRuntime], config: OperatorConfig
+    service: LLMService,
+    *,
+    namespace: str,
+    runtimes: list[InferenceRuntime],
+    config: OperatorConfig,
+    keda_installed: bool,
 ) -> list[dict[str, Any]]:
     if not service.metadata.namespace:
         service = service.model_copy(
@@ -51,7 +56,13 @@ def _manifests(
     except ReconcileError as error:
         where = f"{service.metadata.namespace}/{service.metadata.name}"
         raise click.ClickException(f"LLMService {where}: {error.reason}: {error.message}") from None
-    return [step.manifest for step in built.steps if step.mode is not plan.Mode.DELETE]
+    return [
+        step.manifest
+        for step in built.steps
+        # What the operator applies: deletions of leftovers are left out, and so are KEDA's objects
+        # when the cluster has no KEDA (the operator skips them too, SPEC §2.6).
+        if step.mode is not plan.Mode.DELETE and (keda_installed or step.requires_crd is None)
+    ]
 
 
 @click.command("render", short_help="Print the objects an LLMService becomes, with no cluster.")
@@ -75,10 +86,18 @@ def _manifests(
 )
 @click.option(
     "--scaler-mode",
-    type=click.Choice([mode.value for mode in ScalerMode]),
-    default=ScalerMode.METRICS_API.value,
+    type=click.Choice([mode.value for mode in scalermodes.ScalerMode]),
+    default=scalermodes.ScalerMode.AUTO.value,
     show_default=True,
-    help="Scaler mode the operator would run with.",
+    help="The operator's --scaler-mode (auto: metrics-api with --keda, builtin without, as the operator "
+    "resolves it).",
+)
+@click.option(
+    "--keda/--no-keda",
+    default=None,
+    help="Whether the cluster has KEDA: it resolves auto, and without KEDA the ScaledObject is left out "
+    "as the operator leaves it out [default: --keda for metrics-api and external-push, --no-keda for "
+    "auto, so a bare 'hearth render' shows what the operator does on a cluster without KEDA].",
 )
 @click.option(
     "--gateway-image", default=DEFAULT_GATEWAY_IMAGE, show_default=True, help="Gateway container image."
@@ -99,6 +118,7 @@ def command(
     runtime_files: tuple[str, ...],
     namespace: str,
     scaler_mode: str,
+    keda: bool | None,
     gateway_image: str,
     gateway_replicas: int,
     network_policies: bool,
@@ -122,14 +142,25 @@ def command(
             for item in loading.load_all(bundle.read_text("runtimes", name), source=name)
             if isinstance(item, InferenceRuntime)
         ]
+    choice = scalermodes.ScalerMode(scaler_mode)
+    if keda is None:
+        keda = choice is not scalermodes.ScalerMode.AUTO and scalermodes.traits(choice).needs_keda
+    try:
+        scalermodes.check_gateway_replicas(choice, replicas=gateway_replicas)
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
     config = OperatorConfig(
         gateway_image=gateway_image,
         gateway_replicas=gateway_replicas,
-        scaler_mode=ScalerMode(scaler_mode),
+        scaler_mode=choice.resolve(keda_installed=keda),
         network_policies=network_policies,
     )
     manifests = [
-        manifest for service in services for manifest in _manifests(service, namespace, runtimes, config)
+        manifest
+        for service in services
+        for manifest in _manifests(
+            service, namespace=namespace, runtimes=runtimes, config=config, keda_installed=keda
+        )
     ]
     if output == "json":
         click.echo(json.dumps({"apiVersion": "v1", "kind": "List", "items": manifests}, indent=2))

@@ -116,7 +116,7 @@ def _render_templates(
     context = gotemplate.service_context(
         model_path=model.path,
         service_name=service.metadata.name,
-        service_namespace=service.metadata.namespace or "default",
+        service_namespace=service.namespace,
     )
     arguments = [
         *(runtime.spec.container.args or []),

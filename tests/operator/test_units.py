@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 
+from hearth.api.llmservice import Scaling
+from hearth.api.scalermodes import ScalerMode
 from hearth.operator import drift, status
-from hearth.operator.settings import OperatorSettings, ScalerChoice
+from hearth.operator.settings import OperatorSettings
 from hearth.operator.workqueue import WorkQueue
-from hearth.render.config import ScalerMode
 from hearth.render.errors import Reason, ReconcileError
 
 
@@ -54,12 +55,14 @@ def test_phase_precedence(deployment: dict[str, Any] | None, minimum: int, phase
 
 
 SERVICE = {"metadata": {"name": "q", "namespace": "ml", "generation": 3}, "spec": {"scaling": {"min": 0}}}
+SCALING = Scaling.model_validate(SERVICE["spec"]["scaling"])
 
 
 def test_ready_status_has_the_spec_fields_and_extra_conditions() -> None:
     result = status.desired(
         current={"desiredReplicas": 2},
         service=SERVICE,
+        scaling=SCALING,
         runtime="vllm-stub",
         deployment={"status": {"readyReplicas": 2, "replicas": 2}},
         scaler_mode=ScalerMode.BUILTIN,
@@ -85,6 +88,7 @@ def test_degraded_keeps_previous_fields_and_names_the_step() -> None:
     result = status.desired(
         current=current,
         service=SERVICE,
+        scaling=SCALING,
         runtime=None,
         deployment=None,
         scaler_mode=ScalerMode.METRICS_API,
@@ -102,6 +106,7 @@ def _observe(current: dict[str, Any], deployment_status: dict[str, Any], at: flo
     return status.desired(
         current=current,
         service=SERVICE,
+        scaling=SCALING,
         runtime="vllm-stub",
         deployment={"status": deployment_status},
         scaler_mode=ScalerMode.BUILTIN,
@@ -198,8 +203,8 @@ def test_drift_compares_quantities_semantically(wanted: Any, live: Any, equal: b
 
 
 def test_scaler_choice_resolution_and_external_push_guard() -> None:
-    assert ScalerChoice.AUTO.resolve(keda_installed=False) is ScalerMode.BUILTIN
-    assert ScalerChoice.AUTO.resolve(keda_installed=True) is ScalerMode.METRICS_API
-    assert ScalerChoice.EXTERNAL_PUSH.resolve(keda_installed=False) is ScalerMode.EXTERNAL_PUSH
+    assert ScalerMode.AUTO.resolve(keda_installed=False) is ScalerMode.BUILTIN
+    assert ScalerMode.AUTO.resolve(keda_installed=True) is ScalerMode.METRICS_API
+    assert ScalerMode.EXTERNAL_PUSH.resolve(keda_installed=False) is ScalerMode.EXTERNAL_PUSH
     with pytest.raises(ValueError, match="external-push requires --gateway-replicas=1"):
-        OperatorSettings(scaler=ScalerChoice.EXTERNAL_PUSH, gateway_replicas=2)
+        OperatorSettings(scaler=ScalerMode.EXTERNAL_PUSH, gateway_replicas=2)

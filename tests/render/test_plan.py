@@ -10,12 +10,13 @@ from typing import Any
 import pytest
 import yaml
 
-from hearth.api import loading
+from hearth.api import loading, scalermodes
 from hearth.api.llmservice import LLMService
 from hearth.api.runtime import InferenceRuntime
+from hearth.api.scalermodes import ScalerMode
 from hearth.common import bundle
 from hearth.render import plan
-from hearth.render.config import OperatorConfig, ScalerMode
+from hearth.render.config import OperatorConfig
 from hearth.render.errors import Reason, ReconcileError
 from tests.api.manifests import FULL_RUNTIME, with_changes
 
@@ -61,7 +62,7 @@ def _render(service: LLMService, config: OperatorConfig = CONFIG) -> str:
     return yaml.safe_dump_all(documents, sort_keys=False)
 
 
-@pytest.mark.parametrize("mode", list(ScalerMode), ids=str)
+@pytest.mark.parametrize("mode", scalermodes.RESOLVED, ids=str)
 @pytest.mark.parametrize("strategy", ["NodeLocalPVC", "HostPath", "None"])
 @pytest.mark.parametrize("runtime", sorted(runtime.metadata.name for runtime in RUNTIMES))
 def test_golden(runtime: str, strategy: str, mode: ScalerMode) -> None:

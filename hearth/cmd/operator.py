@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 import hearth
-from hearth.api import scalermodes
+from hearth.api import meta, scalermodes
 from hearth.cmd import params
 from hearth.common import durations, logs, netaddr
 from hearth.operator import app
@@ -35,7 +35,7 @@ def _default_namespace() -> str:
         return os.environ["POD_NAMESPACE"]
     if _SERVICE_ACCOUNT_NAMESPACE.exists():
         return _SERVICE_ACCOUNT_NAMESPACE.read_text().strip()
-    return "default"
+    return meta.DEFAULT_NAMESPACE
 
 
 @click.command("operator", short_help="Run the control loop that turns LLMServices into workloads.")

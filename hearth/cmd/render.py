@@ -10,7 +10,7 @@ from typing import Any
 import click
 import yaml
 
-from hearth.api import loading, scalermodes
+from hearth.api import loading, meta, scalermodes
 from hearth.api.llmservice import LLMService
 from hearth.api.runtime import InferenceRuntime
 from hearth.common import bundle
@@ -82,7 +82,11 @@ def _manifests(
     help="YAML with InferenceRuntimes. Without -r (and none in -f), the bundled runtimes are used.",
 )
 @click.option(
-    "-n", "--namespace", default="default", show_default=True, help="Namespace of LLMServices that set none."
+    "-n",
+    "--namespace",
+    default=meta.DEFAULT_NAMESPACE,
+    show_default=True,
+    help="Namespace of LLMServices that set none.",
 )
 @click.option(
     "--scaler-mode",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from hearth.api import scalermodes
+from hearth.api import meta, scalermodes
 from hearth.common import netaddr
 from hearth.render.config import DEFAULT_GATEWAY_IMAGE
 from hearth.render.names import LEADER_ELECTION_ID
@@ -26,7 +26,7 @@ class OperatorSettings:
     metrics_key_name: str = "tls.key"
     leader_elect: bool = False
     leader_election_id: str = LEADER_ELECTION_ID
-    leader_election_namespace: str = "default"
+    leader_election_namespace: str = meta.DEFAULT_NAMESPACE
     gateway_image: str = DEFAULT_GATEWAY_IMAGE
     gateway_replicas: int = 1
     #: A NetworkPolicy per LLMService so only its gateway (and metrics scrapers) reach its backend.

@@ -19,7 +19,7 @@ class OperatorSettings:
     #: Prometheus metrics (None: disabled, the reference's default ``0``).
     metrics_address: netaddr.ListenAddress | None = None
     #: HTTPS, and only callers the API server allows to get /metrics (TokenReview + SubjectAccessReview).
-    metrics_secure: bool = False
+    metrics_secure: bool = True
     #: A directory with the serving certificate and key (None: self-signed at start).
     metrics_cert_dir: str | None = None
     metrics_cert_name: str = "tls.crt"
@@ -53,3 +53,5 @@ class OperatorSettings:
             )
         if self.concurrent_reconciles < 1:
             raise ValueError("--concurrent-reconciles must be at least 1")
+        if self.autoscale_interval <= 0:
+            raise ValueError("--autoscale-interval must be positive")

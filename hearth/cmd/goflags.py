@@ -36,7 +36,7 @@ def _boolean(ctx: click.Context, option: click.Option, name: str, value: str) ->
             return [option.opts[0]]
         if option.secondary_opts:
             return [option.secondary_opts[0]]
-        if option.default:
+        if option.get_default(ctx) is True:
             raise click.BadParameter("it cannot be turned off", ctx=ctx, param=option)
         return []  # a plain switch that is off by default: false means leaving it out
     raise click.BadParameter(
@@ -48,10 +48,16 @@ def normalize(ctx: click.Context, command: click.Command, args: list[str]) -> li
     """*args* with Go's spellings rewritten into click's; anything else is passed through untouched."""
     options = _long_names(command)
     result: list[str] = []
+    value_next = False
     for index, given in enumerate(args):
-        if given == "--":
-            result.extend(args[index:])
-            break
+        if value_next or given == "--":
+            # The value of the option before (``--gateway-image -x``), or everything after "--".
+            value_next = False
+            if given == "--":
+                result.extend(args[index:])
+                break
+            result.append(given)
+            continue
         arg = given
         name, equals, value = arg.partition("=")
         if name.startswith("-") and not name.startswith("--") and f"-{name}" in options:
@@ -60,6 +66,7 @@ def normalize(ctx: click.Context, command: click.Command, args: list[str]) -> li
         if option is not None and option.is_flag and option.is_bool_flag and equals:
             result.extend(_boolean(ctx, option, name, value))
             continue
+        value_next = option is not None and not option.is_flag and not equals
         result.append(arg)
     return result
 

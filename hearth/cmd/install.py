@@ -10,6 +10,7 @@ import click
 import yaml
 
 from hearth.api import scalermodes
+from hearth.cmd import params
 from hearth.install import installer, manifests
 from hearth.kube.client import KubeClient
 from hearth.kube.errors import ApiUnreachableError
@@ -21,7 +22,8 @@ def _shared(function: Any) -> Any:
             click.option(
                 "-n",
                 "--namespace",
-                default="hearth-system",
+                type=params.NAMESPACE,
+                default=manifests.InstallConfig().namespace,
                 show_default=True,
                 help="Namespace of the operator.",
             ),
@@ -30,9 +32,12 @@ def _shared(function: Any) -> Any:
                 type=click.Path(dir_okay=False),
                 default=None,
                 envvar="KUBECONFIG",
+                show_envvar=True,
                 help="Kubeconfig [default: in-cluster, else ~/.kube/config].",
             ),
-            click.option("--context", default=None, help="Kubeconfig context."),
+            click.option(
+                "--context", default=None, help="Kubeconfig context [default: the kubeconfig's current one]."
+            ),
         ]
     ):
         function = option(function)
@@ -63,23 +68,36 @@ async def _with_client(kubeconfig: str | None, context: str | None, work: Any) -
 )
 @_shared
 @click.option(
-    "--image", default=manifests.DEFAULT_IMAGE, show_default=True, help="The hearth image (operator)."
+    "--image",
+    type=params.TEXT,
+    default=manifests.DEFAULT_IMAGE,
+    show_default=True,
+    help="The hearth image (operator).",
 )
-@click.option("--gateway-image", default=None, help="Image of the gateways [default: --image].")
+@click.option(
+    "--gateway-image", type=params.TEXT, default=None, help="Image of the gateways [default: --image]."
+)
 @click.option(
     "--image-pull-policy",
     type=click.Choice(["IfNotPresent", "Always", "Never"]),
-    default="IfNotPresent",
+    default=manifests.InstallConfig().image_pull_policy,
     show_default=True,
+    help="Pull policy of the operator's image.",
 )
 @click.option(
     "--scaler-mode",
     type=click.Choice([mode.value for mode in scalermodes.ScalerMode]),
-    default="auto",
+    default=manifests.InstallConfig().scaler_mode.value,
     show_default=True,
     help="Passed to the operator (auto: KEDA when installed, else builtin).",
 )
-@click.option("--gateway-replicas", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option(
+    "--gateway-replicas",
+    type=click.IntRange(min=1),
+    default=manifests.InstallConfig().gateway_replicas,
+    show_default=True,
+    help="Passed to the operator: gateway replicas per LLMService (external-push requires 1).",
+)
 @click.option(
     "--replicas",
     type=click.IntRange(min=1),

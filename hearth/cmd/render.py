@@ -13,25 +13,26 @@ import yaml
 from hearth.api import loading, meta, scalermodes
 from hearth.api.llmservice import LLMService
 from hearth.api.runtime import InferenceRuntime
+from hearth.cmd import params
 from hearth.common import bundle
 from hearth.render import plan
 from hearth.render.config import DEFAULT_GATEWAY_IMAGE, OperatorConfig
 from hearth.render.errors import ReconcileError
 
 
-def _read(path: str) -> tuple[str, str]:
+def _read(path: str, *, flag: str) -> tuple[str, str]:
     if path == "-":
         return sys.stdin.read(), "<stdin>"
     try:
         return Path(path).read_text(encoding="utf-8"), path
     except OSError as error:
-        raise click.BadParameter(f"cannot read {path}: {error.strerror}", param_hint="'-f' / '-r'") from None
+        raise click.BadParameter(f"cannot read {path}: {error.strerror}", param_hint=flag) from None
 
 
-def _load(paths: tuple[str, ...]) -> list[loading.ApiObject]:
+def _load(paths: tuple[str, ...], *, flag: str) -> list[loading.ApiObject]:
     objects: list[loading.ApiObject] = []
     for path in paths:
-        text, source = _read(path)
+        text, source = _read(path, flag=flag)
         try:
             objects.extend(loading.load_all(text, source=source))
         except loading.LoadError as error:
@@ -84,6 +85,7 @@ def _manifests(
 @click.option(
     "-n",
     "--namespace",
+    type=params.NAMESPACE,
     default=meta.DEFAULT_NAMESPACE,
     show_default=True,
     help="Namespace of LLMServices that set none.",
@@ -104,7 +106,11 @@ def _manifests(
     "auto, so a bare 'hearth render' shows what the operator does on a cluster without KEDA].",
 )
 @click.option(
-    "--gateway-image", default=DEFAULT_GATEWAY_IMAGE, show_default=True, help="Gateway container image."
+    "--gateway-image",
+    type=params.TEXT,
+    default=DEFAULT_GATEWAY_IMAGE,
+    show_default=True,
+    help="Gateway container image (the operator's --gateway-image).",
 )
 @click.option(
     "--gateway-replicas", type=click.IntRange(min=1), default=1, show_default=True, help="Gateway replicas."
@@ -134,7 +140,7 @@ def command(
     left out because they need the LLMService's uid. Exit status 1 names the LLMService and the SPEC reason
     when one cannot be rendered.
     """
-    objects = _load(files) + _load(runtime_files)
+    objects = _load(files, flag="'-f' / '--filename'") + _load(runtime_files, flag="'-r' / '--runtime'")
     services = [item for item in objects if isinstance(item, LLMService)]
     runtimes = [item for item in objects if isinstance(item, InferenceRuntime)]
     if not services:

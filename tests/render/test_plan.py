@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import yaml
 
 from hearth.api import loading
 from hearth.api.llmservice import LLMService
@@ -47,6 +48,15 @@ def _base_spec(runtime: str, strategy: str) -> dict[str, Any]:
         "cache": {"strategy": strategy, "prewarm": True, "size": "80Gi"},
         "imagePullSecrets": [{"name": "registry"}],
     }
+
+
+def _render(service: LLMService, config: OperatorConfig = CONFIG) -> str:
+    """Every step's manifest, with its step and mode, as one YAML stream."""
+    built = plan.build(service, RUNTIMES, config)
+    documents = [
+        {"step": step.reason.value, "mode": step.mode.value, **step.manifest} for step in built.steps
+    ]
+    return yaml.safe_dump_all(documents, sort_keys=False)
 
 
 def _steps(service: LLMService, config: OperatorConfig = CONFIG) -> dict[tuple[str, str], plan.Step]:

@@ -41,7 +41,20 @@ class _OptionalAddress(click.ParamType[netaddr.ListenAddress | None, Any]):
             self.fail(str(error), param, ctx)
 
 
+class _CertDirectory(click.ParamType[str | None, Any]):
+    """An existing directory; "" (the reference's default spelling) means a self-signed pair."""
+
+    name = "directory"
+    _directory = click.Path(exists=True, file_okay=False)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str | None:
+        if value is None or value == "":
+            return None
+        return str(self._directory.convert(value, param, ctx))
+
+
 OPTIONAL_ADDRESS = _OptionalAddress()
+CERT_DIRECTORY = _CertDirectory()
 #: Shorter would make the built-in autoscaler hammer every gateway (and the API) for nothing.
 MIN_AUTOSCALE_INTERVAL = durations.Duration(100 * durations.MILLISECOND)
 
@@ -80,7 +93,7 @@ def _default_namespace() -> str:
 )
 @click.option(
     "--metrics-cert-path",
-    type=click.Path(exists=True, file_okay=False),
+    type=CERT_DIRECTORY,
     default=None,
     help="Directory with the metrics serving certificate and key, reloaded when they change "
     "[default: a self-signed pair made at start].",

@@ -249,6 +249,8 @@ GO_SPELLINGS = [
     (["-zap-log-level=debug", "-zap-encoder=json"], {"zap_level": "debug", "zap_encoder": "json"}),
     (["--zap-log-level=3"], {"zap_level": "debug"}),
     (["--zap-stacktrace-level=panic", "--zap-time-encoding=rfc3339"], {}),
+    (["--metrics-cert-path="], {"metrics_cert_path": None}),  # the reference's default: self-signed
+    (["--metrics-cert-path=/"], {"metrics_cert_path": "/"}),
 ]
 
 

@@ -6,6 +6,8 @@ import pytest
 
 from hearth.api import scalermodes
 from hearth.api.scalermodes import ScalerMode
+from hearth.render import scalers
+from hearth.render.config import OperatorConfig
 
 
 def test_auto_resolves_to_metrics_api_with_keda_and_builtin_without() -> None:
@@ -66,3 +68,10 @@ def test_the_gateway_accepts_only_resolved_modes(text: str) -> None:
     with pytest.raises(ValueError, match="is not one of metrics-api, external-push, builtin"):
         scalermodes.parse_resolved(text)
     assert scalermodes.parse_resolved("builtin") is ScalerMode.BUILTIN
+
+
+def test_rendering_takes_only_a_resolved_mode() -> None:
+    with pytest.raises(ValueError, match="auto must be resolved first"):
+        OperatorConfig(scaler_mode=ScalerMode.AUTO)
+    with pytest.raises(ValueError, match="auto must be resolved first"):
+        scalers.of(ScalerMode.AUTO)

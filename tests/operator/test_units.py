@@ -208,3 +208,61 @@ def test_scaler_choice_resolution_and_external_push_guard() -> None:
     assert ScalerMode.EXTERNAL_PUSH.resolve(keda_installed=False) is ScalerMode.EXTERNAL_PUSH
     with pytest.raises(ValueError, match="external-push requires --gateway-replicas=1"):
         OperatorSettings(scaler=ScalerMode.EXTERNAL_PUSH, gateway_replicas=2)
+
+
+@pytest.mark.parametrize(
+    ("mode", "keda", "expected"),
+    [
+        (ScalerMode.BUILTIN, False, ("True", "Builtin", "scaled by Hearth's built-in autoscaler")),
+        (ScalerMode.BUILTIN, True, ("True", "Builtin", "scaled by Hearth's built-in autoscaler")),
+        (ScalerMode.METRICS_API, True, ("True", "KEDA", "scaled by KEDA (metrics-api)")),
+        (ScalerMode.EXTERNAL_PUSH, True, ("True", "KEDA", "scaled by KEDA (external-push)")),
+        (
+            ScalerMode.EXTERNAL_PUSH,
+            False,
+            ("False", "KEDANotInstalled", "scaler mode external-push needs KEDA, which is not installed"),
+        ),
+    ],
+)
+def test_scaling_condition_comes_from_the_mode_traits(
+    mode: ScalerMode, keda: bool, expected: tuple[str, str, str]
+) -> None:
+    result = status.desired(
+        current={},
+        service=SERVICE,
+        scaling=SCALING,
+        runtime="vllm-stub",
+        deployment=None,
+        scaler_mode=mode,
+        keda_installed=keda,
+        error=None,
+    )
+    (scaling,) = [c for c in result["conditions"] if c["type"] == "Scaling"]
+    assert (scaling["status"], scaling["reason"], scaling["message"]) == expected
+
+
+def test_a_service_without_scaling_is_scaled_to_zero_by_the_api_default() -> None:
+    """status reads the parsed spec: an omitted scaling block means the API's min 0, not a second default."""
+    result = status.desired(
+        current={},
+        service={"metadata": {"name": "q", "namespace": "ml"}, "spec": {}},
+        scaling=Scaling(),
+        runtime="vllm-stub",
+        deployment=None,
+        scaler_mode=ScalerMode.BUILTIN,
+        keda_installed=False,
+        error=None,
+    )
+    assert result["phase"] == "ScaledToZero"
+    pending = status.desired(
+        current={},
+        service={"metadata": {"name": "q"}, "spec": {}},
+        scaling=Scaling(min=1),
+        runtime="vllm-stub",
+        deployment=None,
+        scaler_mode=ScalerMode.BUILTIN,
+        keda_installed=False,
+        error=None,
+    )
+    assert pending["phase"] == "Pending"
+    assert pending["endpointURL"] == "http://q.default.svc/v1", "no namespace: the default one"

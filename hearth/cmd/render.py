@@ -102,8 +102,8 @@ def _manifests(
     "--keda/--no-keda",
     default=None,
     help="Whether the cluster has KEDA: it resolves auto, and without KEDA the ScaledObject is left out "
-    "as the operator leaves it out [default: --keda for metrics-api and external-push, --no-keda for "
-    "auto, so a bare 'hearth render' shows what the operator does on a cluster without KEDA].",
+    "as the operator leaves it out [default: --keda for a mode that needs KEDA, else --no-keda, so a "
+    "bare 'hearth render' shows what the operator does on a cluster without KEDA].",
 )
 @click.option(
     "--gateway-image",

@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 
 import pydantic
 
+from hearth.api import meta
 from hearth.api.base import ApiModel, GoDuration, Int32, Int64, Quantity, nested
 from hearth.api.core import Condition, LocalObjectReference
 from hearth.api.meta import ObjectMeta
@@ -26,6 +27,8 @@ NAME_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 MAX_STABILIZATION = durations.HOUR
 #: A Secret's name: a DNS subdomain.
 SECRET_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
+#: The NodeLocalPVC's size when ``cache.size`` is unset (SPEC §5.2: a controller default, not a CRD one).
+DEFAULT_CACHE_SIZE = "50Gi"
 
 
 def _cel(rule: str, message: str, field_path: str | None = None, reason: str | None = None) -> dict[str, Any]:
@@ -157,6 +160,12 @@ class Cache(ApiModel):
     and BakedImage are reserved and fail reconcile (Render)."""
     size: Quantity | None = None
     """Size of the NodeLocalPVC (default 50Gi)."""
+
+    @property
+    def claim_size(self) -> int | str:
+        """The size the NodeLocalPVC requests (the reference's controller-side default when unset)."""
+        return self.size or DEFAULT_CACHE_SIZE
+
     storage_class_name: str | None = None
     """StorageClass of the NodeLocalPVC; the cluster default when empty."""
     prewarm: bool | None = None
@@ -282,3 +291,8 @@ class LLMService(pydantic.BaseModel):
     metadata: ObjectMeta = pydantic.Field(default_factory=ObjectMeta)
     spec: LLMServiceSpec
     status: LLMServiceStatus = pydantic.Field(default_factory=LLMServiceStatus)
+
+    @property
+    def namespace(self) -> str:
+        """The namespace, ``default`` when the manifest names none (an offline render)."""
+        return self.metadata.namespace or meta.DEFAULT_NAMESPACE

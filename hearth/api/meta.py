@@ -2,8 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import pydantic
 from pydantic import alias_generators
+
+#: The namespace of a namespaced object that names none (as kubectl and the API server assume).
+DEFAULT_NAMESPACE = "default"
+
+
+def namespace_of(obj: Mapping[str, Any]) -> str:
+    """The namespace of a raw namespaced object (a watch event, a child), ``default`` when it names none."""
+    return str((obj.get("metadata") or {}).get("namespace") or DEFAULT_NAMESPACE)
 
 
 class ObjectMeta(pydantic.BaseModel):

@@ -12,6 +12,11 @@ from hearth.api.meta import ObjectMeta
 
 KIND = "InferenceRuntime"
 PLURAL = "inferenceruntimes"
+#: The backend probes when ``spec.health`` leaves them out (controller defaults, SPEC §1.2): readiness and
+#: startup GET this path on the serving port; the startup probe allows about 10 minutes to load the model.
+DEFAULT_HEALTH_PATH = "/health"
+DEFAULT_STARTUP_PERIOD_SECONDS = 10
+DEFAULT_STARTUP_FAILURE_THRESHOLD = 60
 
 #: nvidia and ascend as in the reference; generic is any other device plugin (no vendor-specific mounts).
 Vendor = Literal["nvidia", "ascend", "generic"]

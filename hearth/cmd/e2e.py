@@ -7,6 +7,7 @@ import functools
 
 import click
 
+from hearth.cmd import params
 from hearth.e2e import runner, scenarios
 from hearth.kube.client import KubeClient
 
@@ -14,6 +15,7 @@ from hearth.kube.client import KubeClient
 @click.command("e2e", short_help="Drive the 0->1->N->0 loop against the current kube-context.")
 @click.option(
     "--stub-image",
+    type=params.TEXT,
     default="hearth.dev/vllm-stub:e2e",
     show_default=True,
     help="Image of the CPU stub the test runtime serves (must be pullable or preloaded).",
@@ -39,8 +41,15 @@ from hearth.kube.client import KubeClient
     is_flag=True,
     help="Fail scenarios the cluster cannot run instead of skipping them (e.g. with one gateway replica).",
 )
-@click.option("--kubeconfig", type=click.Path(dir_okay=False), default=None, envvar="KUBECONFIG")
-@click.option("--context", default=None, help="Kubeconfig context.")
+@click.option(
+    "--kubeconfig",
+    type=click.Path(dir_okay=False),
+    default=None,
+    envvar="KUBECONFIG",
+    show_envvar=True,
+    help="Kubeconfig [default: in-cluster, else ~/.kube/config].",
+)
+@click.option("--context", default=None, help="Kubeconfig context [default: the kubeconfig's current one].")
 def command(
     *,
     stub_image: str,

@@ -9,6 +9,8 @@ from typing import Any
 import click
 import yaml
 
+from hearth.api import scalermodes
+from hearth.cmd import params
 from hearth.install import installer, manifests
 from hearth.kube.client import KubeClient
 from hearth.kube.errors import ApiUnreachableError
@@ -20,7 +22,8 @@ def _shared(function: Any) -> Any:
             click.option(
                 "-n",
                 "--namespace",
-                default="hearth-system",
+                type=params.NAMESPACE,
+                default=manifests.InstallConfig().namespace,
                 show_default=True,
                 help="Namespace of the operator.",
             ),
@@ -29,9 +32,12 @@ def _shared(function: Any) -> Any:
                 type=click.Path(dir_okay=False),
                 default=None,
                 envvar="KUBECONFIG",
+                show_envvar=True,
                 help="Kubeconfig [default: in-cluster, else ~/.kube/config].",
             ),
-            click.option("--context", default=None, help="Kubeconfig context."),
+            click.option(
+                "--context", default=None, help="Kubeconfig context [default: the kubeconfig's current one]."
+            ),
         ]
     ):
         function = option(function)
@@ -62,23 +68,36 @@ async def _with_client(kubeconfig: str | None, context: str | None, work: Any) -
 )
 @_shared
 @click.option(
-    "--image", default=manifests.DEFAULT_IMAGE, show_default=True, help="The hearth image (operator)."
+    "--image",
+    type=params.TEXT,
+    default=manifests.DEFAULT_IMAGE,
+    show_default=True,
+    help="The hearth image (operator).",
 )
-@click.option("--gateway-image", default=None, help="Image of the gateways [default: --image].")
+@click.option(
+    "--gateway-image", type=params.TEXT, default=None, help="Image of the gateways [default: --image]."
+)
 @click.option(
     "--image-pull-policy",
     type=click.Choice(["IfNotPresent", "Always", "Never"]),
-    default="IfNotPresent",
+    default=manifests.InstallConfig().image_pull_policy,
     show_default=True,
+    help="Pull policy of the operator's image.",
 )
 @click.option(
     "--scaler-mode",
-    type=click.Choice(["auto", "metrics-api", "external-push", "builtin"]),
-    default="auto",
+    type=click.Choice([mode.value for mode in scalermodes.ScalerMode]),
+    default=manifests.InstallConfig().scaler_mode.value,
     show_default=True,
     help="Passed to the operator (auto: KEDA when installed, else builtin).",
 )
-@click.option("--gateway-replicas", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option(
+    "--gateway-replicas",
+    type=click.IntRange(min=1),
+    default=manifests.InstallConfig().gateway_replicas,
+    show_default=True,
+    help="Passed to the operator: gateway replicas per LLMService (external-push requires 1).",
+)
 @click.option(
     "--replicas",
     type=click.IntRange(min=1),
@@ -143,14 +162,17 @@ def install_command(
     """Install Hearth: CRDs (waiting until established), the bundled InferenceRuntimes, the operator's
     namespace, ServiceAccount and least-privilege RBAC, and the operator Deployment. Safe to re-run: every
     object is server-side applied (field manager hearth-install)."""
-    if scaler_mode == "external-push" and gateway_replicas != 1:
-        raise click.UsageError("--scaler-mode=external-push requires --gateway-replicas=1")
+    mode = scalermodes.ScalerMode(scaler_mode)
+    try:
+        scalermodes.check_gateway_replicas(mode, replicas=gateway_replicas)
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
     config = manifests.InstallConfig(
         namespace=namespace,
         image=image,
         gateway_image=gateway_image,
         image_pull_policy=image_pull_policy,
-        scaler_mode=scaler_mode,
+        scaler_mode=mode,
         gateway_replicas=gateway_replicas,
         replicas=replicas,
         network_policies=network_policies,

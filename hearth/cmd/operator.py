@@ -5,28 +5,58 @@ from __future__ import annotations
 import asyncio
 import os
 from pathlib import Path
+from typing import Any
 
 import click
 
 import hearth
-from hearth.cmd import params
+from hearth.api import meta, scalermodes
+from hearth.cmd import goflags, params
 from hearth.common import durations, logs, netaddr
 from hearth.operator import app
-from hearth.operator.settings import OperatorSettings, ScalerChoice
-from hearth.render.config import DEFAULT_GATEWAY_IMAGE
-from hearth.render.names import LEADER_ELECTION_ID
+from hearth.operator.settings import OperatorSettings
 
 _SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 
-def _address(value: str, flag: str) -> netaddr.ListenAddress | None:
-    """Go-style bind addresses; "0" (the reference's spelling) disables the endpoint."""
-    if value in ("0", ""):
-        return None
-    try:
-        return netaddr.ListenAddress.parse(value)
-    except netaddr.AddressError as error:
-        raise click.BadParameter(str(error), param_hint=flag) from None
+#: The settings' own defaults are the flags' defaults (one declaration).
+DEFAULTS = OperatorSettings()
+
+
+class _OptionalAddress(click.ParamType[netaddr.ListenAddress | None, Any]):
+    """Go-style bind addresses; "0" (the reference's spelling) or "" disables the endpoint."""
+
+    name = "[host]:port|0"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> netaddr.ListenAddress | None:
+        if value is None or isinstance(value, netaddr.ListenAddress):
+            return value
+        if str(value) in ("0", ""):
+            return None
+        try:
+            return netaddr.ListenAddress.parse(str(value))
+        except netaddr.AddressError as error:
+            self.fail(str(error), param, ctx)
+
+
+class _CertDirectory(click.ParamType[str | None, Any]):
+    """An existing directory; "" (the reference's default spelling) means a self-signed pair."""
+
+    name = "directory"
+    _directory = click.Path(exists=True, file_okay=False)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str | None:
+        if value is None or value == "":
+            return None
+        return str(self._directory.convert(value, param, ctx))
+
+
+OPTIONAL_ADDRESS = _OptionalAddress()
+CERT_DIRECTORY = _CertDirectory()
+#: Shorter would make the built-in autoscaler hammer every gateway (and the API) for nothing.
+MIN_AUTOSCALE_INTERVAL = durations.Duration(100 * durations.MILLISECOND)
 
 
 def _default_namespace() -> str:
@@ -34,19 +64,21 @@ def _default_namespace() -> str:
         return os.environ["POD_NAMESPACE"]
     if _SERVICE_ACCOUNT_NAMESPACE.exists():
         return _SERVICE_ACCOUNT_NAMESPACE.read_text().strip()
-    return "default"
+    return meta.DEFAULT_NAMESPACE
 
 
-@click.command("operator", short_help="Run the control loop that turns LLMServices into workloads.")
+@goflags.command("operator", short_help="Run the control loop that turns LLMServices into workloads.")
 @click.option("--version", "show_version", is_flag=True, help="Print the version and exit.")
 @click.option(
     "--health-probe-bind-address",
-    default=":8081",
+    type=OPTIONAL_ADDRESS,
+    default=str(DEFAULTS.health_address),
     show_default=True,
     help="Address of /healthz and /readyz; 0 disables them.",
 )
 @click.option(
     "--metrics-bind-address",
+    type=OPTIONAL_ADDRESS,
     default="0",
     show_default=True,
     help="Address of /metrics (e.g. :8443); 0 disables it. With --no-metrics-secure it may equal the "
@@ -54,39 +86,58 @@ def _default_namespace() -> str:
 )
 @click.option(
     "--metrics-secure/--no-metrics-secure",
-    default=True,
+    default=DEFAULTS.metrics_secure,
     show_default=True,
     help="Serve metrics over HTTPS, only to callers the API server allows to get /metrics "
     "(TokenReview + SubjectAccessReview; bind the hearth-metrics-reader ClusterRole).",
 )
 @click.option(
     "--metrics-cert-path",
-    default="",
+    type=CERT_DIRECTORY,
+    default=None,
     help="Directory with the metrics serving certificate and key, reloaded when they change "
     "[default: a self-signed pair made at start].",
 )
-@click.option("--metrics-cert-name", default="tls.crt", show_default=True, help="Certificate file name.")
-@click.option("--metrics-cert-key", default="tls.key", show_default=True, help="Key file name.")
+@click.option(
+    "--metrics-cert-name",
+    type=params.TEXT,
+    default=DEFAULTS.metrics_cert_name,
+    show_default=True,
+    help="Certificate file name.",
+)
+@click.option(
+    "--metrics-cert-key",
+    type=params.TEXT,
+    default=DEFAULTS.metrics_key_name,
+    show_default=True,
+    help="Key file name.",
+)
 @click.option(
     "--enable-http2", is_flag=True, hidden=True, help="Accepted for compatibility; metrics use HTTP/1.1."
 )
 @click.option(
     "--leader-elect/--no-leader-elect",
-    default=False,
+    default=DEFAULTS.leader_elect,
     show_default=True,
     help="Hold a Lease so only one replica reconciles.",
 )
 @click.option(
-    "--leader-election-id", default=LEADER_ELECTION_ID, show_default=True, help="Name of the Lease."
+    "--leader-election-id",
+    type=params.OBJECT_NAME,
+    default=DEFAULTS.leader_election_id,
+    show_default=True,
+    help="Name of the Lease.",
 )
 @click.option(
     "--leader-election-namespace",
+    type=params.NAMESPACE,
     default=None,
     help="Namespace of the Lease [default: POD_NAMESPACE, else the pod's own namespace, else default].",
 )
 @click.option(
     "--gateway-image",
-    default=DEFAULT_GATEWAY_IMAGE,
+    type=params.TEXT,
+    default=DEFAULTS.gateway_image,
     show_default=True,
     envvar="HEARTH_GATEWAY_IMAGE",
     show_envvar=True,
@@ -95,13 +146,13 @@ def _default_namespace() -> str:
 @click.option(
     "--gateway-replicas",
     type=click.IntRange(min=1),
-    default=1,
+    default=DEFAULTS.gateway_replicas,
     show_default=True,
     help="Gateway replicas per LLMService (external-push requires 1).",
 )
 @click.option(
     "--network-policies/--no-network-policies",
-    default=False,
+    default=DEFAULTS.network_policies,
     show_default=True,
     help="A NetworkPolicy per LLMService: only its gateway (and namespaces labelled metrics=enabled) may "
     "reach its backend pods. Needs a CNI that enforces NetworkPolicies.",
@@ -109,16 +160,17 @@ def _default_namespace() -> str:
 @click.option(
     "--scaler-mode",
     # "" is the reference's spelling of metrics-api.
-    type=click.Choice([choice.value for choice in ScalerChoice] + [""]),
-    default="auto",
+    type=click.Choice([*(mode.value for mode in scalermodes.ScalerMode), ""]),
+    default=DEFAULTS.scaler.value,
     show_default=True,
-    help="auto: KEDA metrics-api when KEDA is installed, else builtin. metrics-api/external-push: KEDA "
-    "ScaledObjects. builtin: Hearth scales the backends itself.",
+    help="auto: KEDA metrics-api when KEDA is installed, else builtin (followed as KEDA comes and goes). "
+    'metrics-api/external-push: KEDA ScaledObjects ("" means metrics-api, as in the reference). '
+    "builtin: Hearth scales the backends itself.",
 )
 @click.option(
     "--concurrent-reconciles",
     type=click.IntRange(min=1),
-    default=4,
+    default=DEFAULTS.concurrent_reconciles,
     show_default=True,
     help="LLMServices reconciled in parallel.",
 )
@@ -127,29 +179,52 @@ def _default_namespace() -> str:
     type=click.Path(dir_okay=False),
     default=None,
     envvar="KUBECONFIG",
+    show_envvar=True,
     help="Kubeconfig to use outside a cluster [default: in-cluster, else ~/.kube/config].",
 )
-@click.option("--context", default=None, help="Kubeconfig context.")
-@click.option("--zap-log-level", "zap_level", default=None, hidden=True, help="Alias of --log-level.")
+@click.option("--context", default=None, help="Kubeconfig context [default: the kubeconfig's current one].")
+@click.option(
+    "--zap-log-level",
+    "zap_level",
+    type=params.ZAP_LEVEL,
+    default=None,
+    hidden=True,
+    help="controller-runtime's spelling of --log-level (debug, info, error, panic, or an integer > 0).",
+)
 @click.option(
     "--zap-encoder", "zap_encoder", type=click.Choice(["json", "console"]), default=None, hidden=True
 )
 @click.option("--zap-devel/--no-zap-devel", default=True, hidden=True, help="Accepted for compatibility.")
 @click.option(
+    "--zap-stacktrace-level",
+    type=click.Choice(["info", "error", "panic"]),
+    default=None,
+    hidden=True,
+    help="Accepted for compatibility.",
+)
+@click.option(
+    "--zap-time-encoding",
+    type=click.Choice(["epoch", "millis", "nano", "iso8601", "rfc3339", "rfc3339nano"]),
+    default=None,
+    hidden=True,
+    help="Accepted for compatibility.",
+)
+@click.option(
     "--autoscale-interval",
-    type=params.GO_DURATION,
-    default="2s",
+    type=params.GoDurationType(minimum=MIN_AUTOSCALE_INTERVAL),
+    default=str(durations.Duration.from_seconds(DEFAULTS.autoscale_interval)),
     show_default=True,
-    help="Built-in mode: how often gateway demand is read and backends are scaled.",
+    help=f"Built-in mode: how often gateway demand is read and backends are scaled (at least "
+    f"{MIN_AUTOSCALE_INTERVAL}).",
 )
 @params.logging_options
 def command(
     *,
     show_version: bool,
-    health_probe_bind_address: str,
-    metrics_bind_address: str,
+    health_probe_bind_address: netaddr.ListenAddress | None,
+    metrics_bind_address: netaddr.ListenAddress | None,
     metrics_secure: bool,
-    metrics_cert_path: str,
+    metrics_cert_path: str | None,
     metrics_cert_name: str,
     metrics_cert_key: str,
     leader_elect: bool,
@@ -169,19 +244,21 @@ def command(
     log_format: logs.LogFormat,
     **_: object,
 ) -> None:
-    """Run the control loop: reconcile every LLMService into its backend, gateway, cache and scaler."""
+    """Run the control loop: reconcile every LLMService into its backend, gateway, cache and scaler.
+
+    Go's flag spellings work too, as in the reference's manager: -scaler-mode=builtin, --leader-elect=false.
+    """
     if show_version:
         click.echo(f"hearth {hearth.__version__}")
         return
-    metrics_address = _address(metrics_bind_address, "--metrics-bind-address")
-    level = zap_level if zap_level in logs.LOG_LEVELS else log_level
-    logs.configure(level=level, fmt="json" if zap_encoder == "json" else log_format)
+    # --zap-log-level and --zap-encoder are the reference's spellings; given, they win.
+    logs.configure(level=zap_level or log_level, fmt="json" if zap_encoder == "json" else log_format)
     try:
         settings = OperatorSettings(
-            health_address=_address(health_probe_bind_address, "--health-probe-bind-address"),
-            metrics_address=metrics_address,
+            health_address=health_probe_bind_address,
+            metrics_address=metrics_bind_address,
             metrics_secure=metrics_secure,
-            metrics_cert_dir=metrics_cert_path or None,
+            metrics_cert_dir=metrics_cert_path,
             metrics_cert_name=metrics_cert_name,
             metrics_key_name=metrics_cert_key,
             leader_elect=leader_elect,
@@ -190,9 +267,9 @@ def command(
             gateway_image=gateway_image,
             gateway_replicas=gateway_replicas,
             network_policies=network_policies,
-            scaler=ScalerChoice(scaler_mode or ScalerChoice.METRICS_API),
+            scaler=scalermodes.ScalerMode(scaler_mode or scalermodes.ScalerMode.METRICS_API),
             concurrent_reconciles=concurrent_reconciles,
-            autoscale_interval=max(0.1, autoscale_interval.seconds),
+            autoscale_interval=autoscale_interval.seconds,
             kubeconfig=kubeconfig,
             context=context,
         )

@@ -6,8 +6,9 @@ flag and its environment variable (click adds both), never falling back to a def
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import click
 
@@ -17,7 +18,12 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 class GoDurationType(click.ParamType[durations.Duration, Any]):
+    """A Go duration (``90s``, ``1m30s``), at least *minimum* when one is given."""
+
     name = "duration"
+
+    def __init__(self, minimum: durations.Duration | None = None) -> None:
+        self.minimum = minimum
 
     def convert(
         self, value: Any, param: click.Parameter | None, ctx: click.Context | None
@@ -25,9 +31,12 @@ class GoDurationType(click.ParamType[durations.Duration, Any]):
         if isinstance(value, durations.Duration):
             return value
         try:
-            return durations.Duration.parse(str(value))
+            duration = durations.Duration.parse(str(value))
         except durations.DurationError as error:
             self.fail(str(error), param, ctx)
+        if self.minimum is not None and duration < self.minimum:
+            self.fail(f"{value} is shorter than the minimum {self.minimum}", param, ctx)
+        return duration
 
 
 class ListenAddressType(click.ParamType[netaddr.ListenAddress, Any]):
@@ -44,8 +53,74 @@ class ListenAddressType(click.ParamType[netaddr.ListenAddress, Any]):
             self.fail(str(error), param, ctx)
 
 
+class KubeNameType(click.ParamType[str, Any]):
+    """A Kubernetes object name: an RFC 1123 label (namespaces) or a DNS subdomain (most other objects)."""
+
+    _LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+    def __init__(self, *, subdomain: bool) -> None:
+        self.subdomain = subdomain
+        self.name = "subdomain" if subdomain else "name"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value)
+        parts = text.split(".") if self.subdomain else [text]
+        limit = 253 if self.subdomain else 63
+        if len(text) > limit or not all(len(part) <= 63 and self._LABEL.match(part) for part in parts):
+            kind = "DNS subdomain" if self.subdomain else "DNS label"
+            self.fail(
+                f'"{text}" is not a valid {kind} (lower-case letters, digits and "-"'
+                + (', labels joined by "."' if self.subdomain else "")
+                + f", at most {limit} characters)",
+                param,
+                ctx,
+            )
+        return text
+
+
+class TextType(click.ParamType[str, Any]):
+    """Free text that must not be empty or contain whitespace (an image reference, a file name)."""
+
+    name = "text"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value)
+        if not text or any(character.isspace() for character in text):
+            self.fail(f'"{text}" must be non-empty and contain no whitespace', param, ctx)
+        return text
+
+
+class ZapLevelType(click.ParamType[str, Any]):
+    """controller-runtime's ``--zap-log-level``: a zap level name, or an integer > 0 (debug verbosity),
+    mapped onto Hearth's levels."""
+
+    name = "level"
+    _LEVELS: ClassVar[dict[str, str]] = {
+        "debug": "debug",
+        "info": "info",
+        "warn": "warning",
+        "error": "error",
+        "dpanic": "error",
+        "panic": "error",
+        "fatal": "error",
+    }
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value)
+        if text.isdigit() and int(text) > 0:
+            return "debug"
+        level = self._LEVELS.get(text.lower())
+        if level is None:
+            self.fail(f'"{text}" is not one of {", ".join(self._LEVELS)} or an integer > 0', param, ctx)
+        return level
+
+
 GO_DURATION = GoDurationType()
 LISTEN_ADDRESS = ListenAddressType()
+NAMESPACE = KubeNameType(subdomain=False)
+OBJECT_NAME = KubeNameType(subdomain=True)
+TEXT = TextType()
+ZAP_LEVEL = ZapLevelType()
 
 
 def logging_options(function: F) -> F:

@@ -10,28 +10,29 @@ from typing import Any
 import click
 import yaml
 
-from hearth.api import loading
+from hearth.api import loading, meta, scalermodes
 from hearth.api.llmservice import LLMService
 from hearth.api.runtime import InferenceRuntime
+from hearth.cmd import params
 from hearth.common import bundle
 from hearth.render import plan
-from hearth.render.config import DEFAULT_GATEWAY_IMAGE, OperatorConfig, ScalerMode
+from hearth.render.config import DEFAULT_GATEWAY_IMAGE, OperatorConfig
 from hearth.render.errors import ReconcileError
 
 
-def _read(path: str) -> tuple[str, str]:
+def _read(path: str, *, flag: str) -> tuple[str, str]:
     if path == "-":
         return sys.stdin.read(), "<stdin>"
     try:
         return Path(path).read_text(encoding="utf-8"), path
     except OSError as error:
-        raise click.BadParameter(f"cannot read {path}: {error.strerror}", param_hint="'-f' / '-r'") from None
+        raise click.BadParameter(f"cannot read {path}: {error.strerror}", param_hint=flag) from None
 
 
-def _load(paths: tuple[str, ...]) -> list[loading.ApiObject]:
+def _load(paths: tuple[str, ...], *, flag: str) -> list[loading.ApiObject]:
     objects: list[loading.ApiObject] = []
     for path in paths:
-        text, source = _read(path)
+        text, source = _read(path, flag=flag)
         try:
             objects.extend(loading.load_all(text, source=source))
         except loading.LoadError as error:
@@ -40,7 +41,12 @@ def _load(paths: tuple[str, ...]) -> list[loading.ApiObject]:
 
 
 def _manifests(
-    service: LLMService, namespace: str, runtimes: list[InferenceRuntime], config: OperatorConfig
+    service: LLMService,
+    *,
+    namespace: str,
+    runtimes: list[InferenceRuntime],
+    config: OperatorConfig,
+    keda_installed: bool,
 ) -> list[dict[str, Any]]:
     if not service.metadata.namespace:
         service = service.model_copy(
@@ -51,7 +57,13 @@ def _manifests(
     except ReconcileError as error:
         where = f"{service.metadata.namespace}/{service.metadata.name}"
         raise click.ClickException(f"LLMService {where}: {error.reason}: {error.message}") from None
-    return [step.manifest for step in built.steps if step.mode is not plan.Mode.DELETE]
+    return [
+        step.manifest
+        for step in built.steps
+        # What the operator applies: deletions of leftovers are left out, and so are KEDA's objects
+        # when the cluster has no KEDA (the operator skips them too, SPEC §2.6).
+        if step.mode is not plan.Mode.DELETE and (keda_installed or step.requires_crd is None)
+    ]
 
 
 @click.command("render", short_help="Print the objects an LLMService becomes, with no cluster.")
@@ -71,17 +83,34 @@ def _manifests(
     help="YAML with InferenceRuntimes. Without -r (and none in -f), the bundled runtimes are used.",
 )
 @click.option(
-    "-n", "--namespace", default="default", show_default=True, help="Namespace of LLMServices that set none."
+    "-n",
+    "--namespace",
+    type=params.NAMESPACE,
+    default=meta.DEFAULT_NAMESPACE,
+    show_default=True,
+    help="Namespace of LLMServices that set none.",
 )
 @click.option(
     "--scaler-mode",
-    type=click.Choice([mode.value for mode in ScalerMode]),
-    default=ScalerMode.METRICS_API.value,
+    type=click.Choice([mode.value for mode in scalermodes.ScalerMode]),
+    default=scalermodes.ScalerMode.AUTO.value,
     show_default=True,
-    help="Scaler mode the operator would run with.",
+    help="The operator's --scaler-mode (auto: metrics-api with --keda, builtin without, as the operator "
+    "resolves it).",
 )
 @click.option(
-    "--gateway-image", default=DEFAULT_GATEWAY_IMAGE, show_default=True, help="Gateway container image."
+    "--keda/--no-keda",
+    default=None,
+    help="Whether the cluster has KEDA: it resolves auto, and without KEDA the ScaledObject is left out "
+    "as the operator leaves it out [default: --keda for a mode that needs KEDA, else --no-keda, so a "
+    "bare 'hearth render' shows what the operator does on a cluster without KEDA].",
+)
+@click.option(
+    "--gateway-image",
+    type=params.TEXT,
+    default=DEFAULT_GATEWAY_IMAGE,
+    show_default=True,
+    help="Gateway container image (the operator's --gateway-image).",
 )
 @click.option(
     "--gateway-replicas", type=click.IntRange(min=1), default=1, show_default=True, help="Gateway replicas."
@@ -99,6 +128,7 @@ def command(
     runtime_files: tuple[str, ...],
     namespace: str,
     scaler_mode: str,
+    keda: bool | None,
     gateway_image: str,
     gateway_replicas: int,
     network_policies: bool,
@@ -110,7 +140,7 @@ def command(
     left out because they need the LLMService's uid. Exit status 1 names the LLMService and the SPEC reason
     when one cannot be rendered.
     """
-    objects = _load(files) + _load(runtime_files)
+    objects = _load(files, flag="'-f' / '--filename'") + _load(runtime_files, flag="'-r' / '--runtime'")
     services = [item for item in objects if isinstance(item, LLMService)]
     runtimes = [item for item in objects if isinstance(item, InferenceRuntime)]
     if not services:
@@ -122,14 +152,25 @@ def command(
             for item in loading.load_all(bundle.read_text("runtimes", name), source=name)
             if isinstance(item, InferenceRuntime)
         ]
+    choice = scalermodes.ScalerMode(scaler_mode)
+    if keda is None:
+        keda = choice is not scalermodes.ScalerMode.AUTO and scalermodes.traits(choice).needs_keda
+    try:
+        scalermodes.check_gateway_replicas(choice, replicas=gateway_replicas)
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
     config = OperatorConfig(
         gateway_image=gateway_image,
         gateway_replicas=gateway_replicas,
-        scaler_mode=ScalerMode(scaler_mode),
+        scaler_mode=choice.resolve(keda_installed=keda),
         network_policies=network_policies,
     )
     manifests = [
-        manifest for service in services for manifest in _manifests(service, namespace, runtimes, config)
+        manifest
+        for service in services
+        for manifest in _manifests(
+            service, namespace=namespace, runtimes=runtimes, config=config, keda_installed=keda
+        )
     ]
     if output == "json":
         click.echo(json.dumps({"apiVersion": "v1", "kind": "List", "items": manifests}, indent=2))

@@ -15,6 +15,7 @@ from typing import Any
 
 import aiohttp
 
+from hearth.api import scalermodes
 from hearth.e2e import fixtures, promtext
 from hearth.e2e.runner import Run, ScenarioFailedError
 from hearth.kube import resources
@@ -34,6 +35,14 @@ METRICS_SERVICE = "hearth-operator-metrics"
 METRICS_READER = "hearth-metrics-reader"
 #: What `kubectl rollout restart` sets; any new value in the pod template rolls the pods.
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
+
+
+def _gateway_wakes(mode: str) -> bool:
+    """Whether the gateway itself scales the backend 0->1 in *mode* (as rendered into its env)."""
+    return (
+        mode in scalermodes.RESOLVED
+        and scalermodes.traits(scalermodes.ScalerMode(mode)).wakes is scalermodes.Driver.GATEWAY
+    )
 
 
 async def idle_reaches_zero(run: Run) -> str:
@@ -61,7 +70,7 @@ async def cold_stream_wakes(run: Run) -> str:
     timeline = f"first token {first_token:.1f}s after sending"
     if forwarded is not None:
         timeline = f"forwarded to the ready backend {forwarded:.1f}s after admission, {timeline}"
-    if await run.scaler_mode("cold") == "builtin":
+    if _gateway_wakes(await run.scaler_mode("cold")):
         wakes = promtext.total_delta(before, after, "hearth_gateway_wake_patch_seconds_count")
         if wakes != 1:
             raise ScenarioFailedError(f"expected the gateways to scale the backend 0->1 once, saw {wakes:g}")

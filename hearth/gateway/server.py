@@ -11,6 +11,7 @@ from pathlib import Path
 import aiohttp
 import prometheus_client
 
+from hearth.api import scalermodes
 from hearth.common import logs, serve
 from hearth.gateway import auth, external_scaler
 from hearth.gateway.app import Gateway, make_app
@@ -20,7 +21,6 @@ from hearth.gateway.readiness import EndpointSliceReadiness, ProbeReadiness
 from hearth.gateway.settings import GatewaySettings
 from hearth.gateway.waker import Waker
 from hearth.kube.client import KubeClient
-from hearth.render.config import ScalerMode
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,8 @@ HEADER_DEADLINE_SECONDS = 10.0
 
 
 async def _kube_client(settings: GatewaySettings) -> KubeClient | None:
-    needs_api = settings.scaler_mode is ScalerMode.BUILTIN or settings.readiness != "probe"
+    wakes = scalermodes.traits(settings.scaler_mode).gateway_patches_scale
+    needs_api = wakes or settings.readiness != "probe"
     if not needs_api or not settings.uses_api:
         return None
     try:
@@ -77,7 +78,8 @@ async def run(settings: GatewaySettings) -> None:
         readiness = ProbeReadiness(settings.backend_url, session)
     tasks.append(asyncio.create_task(readiness.run()))
     waker = None
-    if settings.scaler_mode is ScalerMode.BUILTIN and client is not None and settings.backend_deployment:
+    wakes = scalermodes.traits(settings.scaler_mode).gateway_patches_scale
+    if wakes and client is not None and settings.backend_deployment:
         assert settings.namespace
         waker = Waker(
             client, namespace=settings.namespace, deployment=settings.backend_deployment, metrics=metrics

@@ -10,10 +10,9 @@ import dataclasses
 import enum
 from collections.abc import Mapping
 
+from hearth.api import scalermodes
+from hearth.api.scalermodes import ScalerMode  # the operator writes HEARTH_SCALER_MODE from this same enum
 from hearth.common import durations, netaddr
-
-# The operator writes HEARTH_SCALER_MODE from this same enum; only builtin makes the gateway write to the API.
-from hearth.render.config import ScalerMode
 
 
 class SettingsError(ValueError):
@@ -117,10 +116,9 @@ def from_environment(env: Mapping[str, str]) -> GatewaySettings:
         raise SettingsError(f'HEARTH_BACKEND_URL: "{backend}" must start with http:// or https://')
     mode_text = env.get("HEARTH_SCALER_MODE", "").strip() or ScalerMode.METRICS_API.value
     try:
-        scaler_mode = ScalerMode(mode_text)
-    except ValueError:
-        choices = ", ".join(mode.value for mode in ScalerMode)
-        raise SettingsError(f'HEARTH_SCALER_MODE: "{mode_text}" is not one of {choices}') from None
+        scaler_mode = scalermodes.parse_resolved(mode_text)  # a resolved mode: never "auto"
+    except ValueError as error:
+        raise SettingsError(f"HEARTH_SCALER_MODE: {error}") from None
     readiness = env.get("HEARTH_READINESS", "").strip() or "auto"
     if readiness not in ("auto", "endpointslices", "probe"):
         raise SettingsError(f'HEARTH_READINESS: "{readiness}" is not one of auto, endpointslices, probe')

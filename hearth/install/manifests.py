@@ -8,6 +8,7 @@ from typing import Any
 import yaml
 
 import hearth
+from hearth.api import scalermodes
 from hearth.common import bundle
 
 NAME = "hearth-operator"
@@ -28,7 +29,7 @@ class InstallConfig:
     #: Gateway image; the same single image by default (it runs `hearth gateway`).
     gateway_image: str | None = None
     image_pull_policy: str = "IfNotPresent"
-    scaler_mode: str = "auto"
+    scaler_mode: scalermodes.ScalerMode = scalermodes.ScalerMode.AUTO
     gateway_replicas: int = 1
     replicas: int = 1
     network_policies: bool = False

@@ -7,6 +7,7 @@ import logging
 import os
 from typing import Any, Literal
 
+from hearth.api import meta
 from hearth.common import logs
 from hearth.kube import resources
 from hearth.kube.client import KubeClient
@@ -27,7 +28,7 @@ class EventRecorder:
     ) -> None:
         """Best effort: an event that cannot be written is logged, never fails the caller."""
         metadata = obj["metadata"]
-        namespace = metadata.get("namespace") or "default"
+        namespace = meta.namespace_of(obj)
         now = datetime.datetime.now(tz=datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         event = {
             "apiVersion": "v1",

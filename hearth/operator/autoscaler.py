@@ -1,6 +1,7 @@
-"""The built-in autoscaler (leader only): every interval, for each LLMService in builtin mode, sum the
-demand of all its ready gateway pods (``GET /hearth/queue``), decide with :mod:`hearth.operator.scaling`,
-and set the backend Deployment's scale. Gateways wake 0→1 themselves; this does 1→N and N→0."""
+"""The built-in autoscaler (leader only): every interval, while the scaler mode in force is one the operator
+scales (builtin), sum for each LLMService the demand of all its ready gateway pods (``GET /hearth/queue``),
+decide with :mod:`hearth.operator.scaling`, and set the backend Deployment's scale. Gateways wake 0→1
+themselves; this does 1→N and N→0."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from typing import Any
 
 import aiohttp
 
+from hearth.api import scalermodes
+from hearth.api.llmservice import LLMService
 from hearth.common import durations, logs
 from hearth.kube import resources
 from hearth.kube.client import KubeClient
@@ -19,8 +22,8 @@ from hearth.kube.events import EventRecorder
 from hearth.kube.informer import Informer
 from hearth.operator import scaling
 from hearth.operator.controller import Controller
-from hearth.render import names
-from hearth.render.config import ScalerMode
+from hearth.render import gateway, names
+from hearth.render.errors import ReconcileError
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +50,8 @@ class Autoscaler:
         async with aiohttp.ClientSession(timeout=QUEUE_TIMEOUT) as http:
             while True:
                 started = time.monotonic()
-                if self._controller.scaler_mode() is ScalerMode.BUILTIN:
+                mode = self._controller.scaler_mode()
+                if scalermodes.traits(mode).scales is scalermodes.Driver.OPERATOR:
                     services = self._controller.services.items()
                     await asyncio.gather(*(self._guarded(limit, http, service) for service in services))
                 await asyncio.sleep(max(0.0, self._interval - (time.monotonic() - started)))
@@ -57,7 +61,11 @@ class Autoscaler:
     ) -> None:
         async with limit:
             try:
-                await self._scale(http, service)
+                parsed = self._controller.parse(service)
+            except ReconcileError:
+                return  # reconcile reports it (Degraded); without a valid spec there is nothing to aim for
+            try:
+                await self._scale(http, service, parsed)
             except (ApiError, ApiUnreachableError) as error:
                 log.warning(
                     "autoscaling failed",
@@ -102,9 +110,8 @@ class Autoscaler:
         ]
         return sum(answers) if answers else None
 
-    async def _scale(self, http: aiohttp.ClientSession, service: dict[str, Any]) -> None:
-        metadata = service["metadata"]
-        name, namespace = metadata["name"], metadata.get("namespace") or "default"
+    async def _scale(self, http: aiohttp.ClientSession, obj: dict[str, Any], service: LLMService) -> None:
+        name, namespace = service.metadata.name, service.namespace
         deployment = self._controller.children[resources.DEPLOYMENT].get(names.backend(name), namespace)
         urls = self._gateways(name, namespace)
         if deployment is None or not urls:
@@ -112,10 +119,7 @@ class Autoscaler:
         demand = await self._demand(http, urls)
         if demand is None:
             return
-        spec = service.get("spec", {}).get("scaling") or {}
-        stabilization = (
-            durations.parse_nanoseconds(spec.get("scaleDownStabilization") or "5m") / durations.SECOND
-        )
+        spec = service.spec.scaling
         now = time.monotonic()
         history = self._histories.setdefault((namespace, name), scaling.History(started=now))
         current = int(deployment.get("spec", {}).get("replicas") or 0)
@@ -124,10 +128,10 @@ class Autoscaler:
             now=now,
             demand=demand,
             current=current,
-            target=int(spec.get("target") or 10),
-            minimum=int(spec.get("min") or 0),
-            maximum=int(spec.get("max") or 1),
-            stabilization=stabilization,
+            target=spec.target,
+            minimum=spec.min,
+            maximum=spec.max,
+            stabilization=durations.parse_nanoseconds(spec.scale_down_stabilization) / durations.SECOND,
         )
         if decision is None or decision.replicas == current:
             await self._record_wanted(service, current)
@@ -160,23 +164,19 @@ class Autoscaler:
             },
         )
         await self._recorder.record(
-            service,
+            obj,
             kind="Normal",
             reason=direction,
             message=f"{current} -> {decision.replicas}: {decision.reason}",
         )
 
-    async def _record_wanted(self, service: dict[str, Any], replicas: int) -> None:
+    async def _record_wanted(self, service: LLMService, replicas: int) -> None:
         """Keep ``status.desiredReplicas`` true when the scale moved without a decision of ours (a
         gateway's wake from zero, or a manual scale); written only when it differs."""
-        if (service.get("status") or {}).get("desiredReplicas") == replicas:
+        if service.status.desired_replicas == replicas:
             return
-        metadata = service["metadata"]
         await self._client.patch_status(
-            resources.LLMSERVICE,
-            metadata["name"],
-            metadata.get("namespace") or "default",
-            {"desiredReplicas": replicas},
+            resources.LLMSERVICE, service.metadata.name, service.namespace, {"desiredReplicas": replicas}
         )
 
 
@@ -185,7 +185,7 @@ def _http_port(pod: dict[str, Any]) -> int:
         for port in container.get("ports") or []:
             if port.get("name") == "http":
                 return int(port["containerPort"])
-    return 8080
+    return gateway.HTTP_PORT
 
 
 def _timestamp() -> str:

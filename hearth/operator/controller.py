@@ -14,6 +14,7 @@ from typing import Any
 
 import pydantic
 
+from hearth.api import meta, scalermodes
 from hearth.api.llmservice import LLMService
 from hearth.api.runtime import InferenceRuntime
 from hearth.common import logs
@@ -28,7 +29,7 @@ from hearth.operator.metrics import OperatorMetrics
 from hearth.operator.settings import OperatorSettings
 from hearth.operator.workqueue import WorkQueue
 from hearth.render import plan
-from hearth.render.config import OperatorConfig, ScalerMode
+from hearth.render.config import OperatorConfig
 from hearth.render.errors import Reason, ReconcileError
 
 log = logging.getLogger(__name__)
@@ -77,12 +78,15 @@ class Controller:
         }
         self.keda_installed = False
         self._parsed_runtimes: dict[str, tuple[str, InferenceRuntime | None]] = {}
+        self._parsed_services: dict[Key, tuple[str, LLMService | ReconcileError]] = {}
         metrics.queue_depth.set_function(lambda: len(self.queue))
 
     # ---- event handlers: map every change to the LLMService keys it affects --------------------------
-    def _on_service(self, _kind: str, obj: dict[str, Any]) -> None:
-        metadata = obj["metadata"]
-        self.queue.add((metadata.get("namespace") or "default", metadata["name"]))
+    def _on_service(self, kind: str, obj: dict[str, Any]) -> None:
+        key = (meta.namespace_of(obj), obj["metadata"]["name"])
+        if kind == "DELETED":
+            self._parsed_services.pop(key, None)
+        self.queue.add(key)
 
     def _on_runtime(self, _kind: str, obj: dict[str, Any]) -> None:
         name, vendor = obj["metadata"]["name"], obj.get("spec", {}).get("vendor")
@@ -96,7 +100,7 @@ class Controller:
     def _on_child(self, _kind: str, obj: dict[str, Any]) -> None:
         for owner in obj.get("metadata", {}).get("ownerReferences") or []:
             if owner.get("controller") and owner.get("kind") == "LLMService":
-                self.queue.add((obj["metadata"].get("namespace") or "default", owner["name"]))
+                self.queue.add((meta.namespace_of(obj), owner["name"]))
 
     # ---- running -----------------------------------------------------------------------------------
     def informers(self) -> list[Informer]:
@@ -171,8 +175,29 @@ class Controller:
                 self.queue.done(key)
 
     # ---- reconcile ----------------------------------------------------------------------------------
-    def scaler_mode(self) -> ScalerMode:
+    def scaler_mode(self) -> scalermodes.ScalerMode:
+        """The mode in force now (``auto`` follows KEDA being installed or removed)."""
         return self._settings.scaler.resolve(keda_installed=self.keda_installed)
+
+    def parse(self, obj: dict[str, Any]) -> LLMService:
+        """The typed LLMService of a cached object, parsed once per resourceVersion (the autoscaler reads
+        every service every interval); :class:`ReconcileError` (reason Render) when it does not parse."""
+        key, version = (
+            (meta.namespace_of(obj), obj["metadata"]["name"]),
+            obj["metadata"].get("resourceVersion"),
+        )
+        cached = self._parsed_services.get(key)
+        if cached is None or not version or cached[0] != version:
+            try:
+                parsed: LLMService | ReconcileError = _parse_service(obj)
+            except ReconcileError as error:
+                parsed = error
+            cached = (version or "", parsed)
+            if version:
+                self._parsed_services[key] = cached
+        if isinstance(cached[1], ReconcileError):
+            raise ReconcileError(cached[1].reason, cached[1].message)  # a fresh one: no traceback pile-up
+        return cached[1]
 
     def _runtimes(self) -> list[InferenceRuntime]:
         parsed = []
@@ -207,8 +232,9 @@ class Controller:
         runtime: str | None = None
         deployment: dict[str, Any] | None = None
         error: ReconcileError | None = None
+        service: LLMService | None = None
         try:
-            service = _parse_service(obj)
+            service = self.parse(obj)
             built = plan.build(service, self._runtimes(), config)
             runtime = built.runtime.metadata.name
             for step in built.steps:
@@ -217,7 +243,9 @@ class Controller:
                     deployment = result
         except ReconcileError as failure:
             error = failure
-        await self._write_status(obj, runtime=runtime, deployment=deployment, mode=mode, error=error)
+        await self._write_status(
+            obj, service=service, runtime=runtime, deployment=deployment, mode=mode, error=error
+        )
         if error is not None:
             raise error
 
@@ -254,15 +282,17 @@ class Controller:
         self,
         obj: dict[str, Any],
         *,
+        service: LLMService | None,
         runtime: str | None,
         deployment: dict[str, Any] | None,
-        mode: ScalerMode,
+        mode: scalermodes.ScalerMode,
         error: ReconcileError | None,
     ) -> None:
         current = obj.get("status") or {}
         wanted = status.desired(
             current=current,
             service=obj,
+            scaling=service.spec.scaling if service is not None else None,
             runtime=runtime,
             deployment=deployment,
             scaler_mode=mode,

@@ -3,27 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import enum
 
+from hearth.api import meta, scalermodes
 from hearth.common import netaddr
-from hearth.render.config import DEFAULT_GATEWAY_IMAGE, ScalerMode
+from hearth.render.config import DEFAULT_GATEWAY_IMAGE
 from hearth.render.names import LEADER_ELECTION_ID
 
 DEFAULT_HEALTH_ADDRESS = netaddr.ListenAddress(host=None, port=8081)
-
-
-class ScalerChoice(enum.StrEnum):
-    """``--scaler-mode``: a fixed mode, or ``auto`` (metrics-api with KEDA installed, builtin without)."""
-
-    AUTO = "auto"
-    METRICS_API = "metrics-api"
-    EXTERNAL_PUSH = "external-push"
-    BUILTIN = "builtin"
-
-    def resolve(self, *, keda_installed: bool) -> ScalerMode:
-        if self is ScalerChoice.AUTO:
-            return ScalerMode.METRICS_API if keda_installed else ScalerMode.BUILTIN
-        return ScalerMode(self.value)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -33,19 +19,20 @@ class OperatorSettings:
     #: Prometheus metrics (None: disabled, the reference's default ``0``).
     metrics_address: netaddr.ListenAddress | None = None
     #: HTTPS, and only callers the API server allows to get /metrics (TokenReview + SubjectAccessReview).
-    metrics_secure: bool = False
+    metrics_secure: bool = True
     #: A directory with the serving certificate and key (None: self-signed at start).
     metrics_cert_dir: str | None = None
     metrics_cert_name: str = "tls.crt"
     metrics_key_name: str = "tls.key"
     leader_elect: bool = False
     leader_election_id: str = LEADER_ELECTION_ID
-    leader_election_namespace: str = "default"
+    leader_election_namespace: str = meta.DEFAULT_NAMESPACE
     gateway_image: str = DEFAULT_GATEWAY_IMAGE
     gateway_replicas: int = 1
     #: A NetworkPolicy per LLMService so only its gateway (and metrics scrapers) reach its backend.
     network_policies: bool = False
-    scaler: ScalerChoice = ScalerChoice.AUTO
+    #: ``auto`` is resolved each reconcile against whether KEDA is installed right then.
+    scaler: scalermodes.ScalerMode = scalermodes.ScalerMode.AUTO
     concurrent_reconciles: int = 4
     kubeconfig: str | None = None
     context: str | None = None
@@ -55,13 +42,9 @@ class OperatorSettings:
     autoscale_interval: float = 2.0
 
     def __post_init__(self) -> None:
-        if self.scaler is ScalerChoice.EXTERNAL_PUSH and self.gateway_replicas != 1:
-            raise ValueError(
-                "--scaler-mode=external-push requires --gateway-replicas=1: KEDA's external-push scaler "
-                "reads demand from a single gateway (use builtin or metrics-api for more replicas)"
-            )
         if self.gateway_replicas < 1:
             raise ValueError("--gateway-replicas must be at least 1")
+        scalermodes.check_gateway_replicas(self.scaler, replicas=self.gateway_replicas)
         shared = self.metrics_address is not None and self.metrics_address == self.health_address
         if self.metrics_secure and shared:
             raise ValueError(
@@ -70,3 +53,5 @@ class OperatorSettings:
             )
         if self.concurrent_reconciles < 1:
             raise ValueError("--concurrent-reconciles must be at least 1")
+        if self.autoscale_interval <= 0:
+            raise ValueError("--autoscale-interval must be positive")

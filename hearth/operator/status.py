@@ -6,9 +6,10 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
+from hearth.api import meta, scalermodes
+from hearth.api.llmservice import Scaling
 from hearth.common import durations
 from hearth.render import names
-from hearth.render.config import ScalerMode
 from hearth.render.errors import Reason, ReconcileError
 
 READY = "Ready"
@@ -83,18 +84,19 @@ def desired(
     *,
     current: dict[str, Any],
     service: dict[str, Any],
+    scaling: Scaling | None,
     runtime: str | None,
     deployment: dict[str, Any] | None,
-    scaler_mode: ScalerMode | None,
+    scaler_mode: scalermodes.ScalerMode | None,
     keda_installed: bool,
     error: ReconcileError | None,
     at: datetime.datetime | None = None,
 ) -> dict[str, Any]:
-    """The status to hold; fields not owned here (autoscaler decisions) are kept from *current*. *at* is
-    the moment of observation (now by default)."""
+    """The status to hold; fields not owned here (autoscaler decisions) are kept from *current*. *service*
+    is the object as read (its metadata), *scaling* its parsed spec.scaling (None only with an *error*: a
+    spec that does not parse). *at* is the moment of observation (now by default)."""
     metadata = service["metadata"]
     generation = int(metadata.get("generation") or 0)
-    min_replicas = int(service.get("spec", {}).get("scaling", {}).get("min") or 0)
     result = dict(current)
     result["observedGeneration"] = generation
     conditions: list[dict[str, Any]] = []
@@ -102,13 +104,14 @@ def desired(
         result["phase"] = "Degraded"
         conditions.append(_condition(READY, False, str(error.reason), error.message, generation))
     else:
-        phase, reason, message = phase_of(deployment, min_replicas=min_replicas)
+        assert scaling is not None, "a reconcile without an error has parsed the spec"
+        phase, reason, message = phase_of(deployment, min_replicas=scaling.min)
         at = at or datetime.datetime.now(tz=datetime.UTC)
         track_activation(result, previous=current.get("phase"), phase=phase, at=at)
         result["phase"] = phase
         result["resolvedRuntime"] = runtime
         result["replicas"] = int((deployment or {}).get("status", {}).get("readyReplicas") or 0)
-        result["endpointURL"] = names.endpoint_url(metadata["name"], metadata.get("namespace") or "default")
+        result["endpointURL"] = names.endpoint_url(metadata["name"], meta.namespace_of(service))
         conditions.append(_condition(READY, phase == "Ready", reason, message, generation))
 
     runtime_failed = error is not None and error.reason in _RUNTIME_REASONS
@@ -134,12 +137,13 @@ def desired(
     return result
 
 
-def _scaling_condition(mode: ScalerMode | None, keda_installed: bool, generation: int) -> dict[str, Any]:
+def _scaling_condition(
+    mode: scalermodes.ScalerMode | None, keda_installed: bool, generation: int
+) -> dict[str, Any]:
     if mode is None:
         return _condition(SCALING, None, "Unknown", "not reconciled yet", generation)
-    if mode is ScalerMode.BUILTIN:
-        return _condition(SCALING, True, "Builtin", "scaled by Hearth's built-in autoscaler", generation)
-    if not keda_installed:
+    traits = scalermodes.traits(mode)
+    if traits.needs_keda and not keda_installed:
         return _condition(
             SCALING,
             False,
@@ -147,7 +151,7 @@ def _scaling_condition(mode: ScalerMode | None, keda_installed: bool, generation
             f"scaler mode {mode} needs KEDA, which is not installed",
             generation,
         )
-    return _condition(SCALING, True, "KEDA", f"scaled by KEDA ({mode})", generation)
+    return _condition(SCALING, True, traits.scaling_reason, traits.scaling_message, generation)
 
 
 def merge_conditions(current: list[dict[str, Any]], wanted: list[dict[str, Any]]) -> list[dict[str, Any]]:

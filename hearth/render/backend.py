@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from hearth.api import runtime as runtime_api
 from hearth.api.core import Probe
 from hearth.api.llmservice import LLMService
 from hearth.api.modeluri import PVC_MOUNT_PATH, ResolvedModel
@@ -17,8 +18,6 @@ from hearth.render.vendors import VendorAdapter
 CONTAINER_NAME = "serving"
 SHM_VOLUME = "dshm"
 MODEL_STORE_VOLUME = "model-store"
-DEFAULT_STARTUP_PERIOD_SECONDS = 10
-DEFAULT_STARTUP_FAILURE_THRESHOLD = 60
 DRAIN_GRACE_MARGIN_SECONDS = 10
 BACKEND_SERVICE_PORT = 80
 
@@ -116,7 +115,7 @@ def _render_templates(
     context = gotemplate.service_context(
         model_path=model.path,
         service_name=service.metadata.name,
-        service_namespace=service.metadata.namespace or "default",
+        service_namespace=service.namespace,
     )
     arguments = [
         *(runtime.spec.container.args or []),
@@ -167,7 +166,7 @@ def _pod_spec(
     env.extend(common.env_entry(key, value) for key, value in cache.env)
     port_name = container_spec.port.name
     health = runtime.spec.health
-    http_health = {"httpGet": {"path": "/health", "port": port_name}}
+    http_health = {"httpGet": {"path": runtime_api.DEFAULT_HEALTH_PATH, "port": port_name}}
     container: dict[str, Any] = {
         "name": CONTAINER_NAME,
         "image": container_spec.image,
@@ -187,8 +186,8 @@ def _pod_spec(
             health.startup if health else None,
             {
                 **http_health,
-                "periodSeconds": DEFAULT_STARTUP_PERIOD_SECONDS,
-                "failureThreshold": DEFAULT_STARTUP_FAILURE_THRESHOLD,
+                "periodSeconds": runtime_api.DEFAULT_STARTUP_PERIOD_SECONDS,
+                "failureThreshold": runtime_api.DEFAULT_STARTUP_FAILURE_THRESHOLD,
             },
         ),
     }

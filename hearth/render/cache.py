@@ -15,7 +15,6 @@ from hearth.render.errors import Reason, ReconcileError
 CACHE_VOLUME = "model-cache"
 CACHE_MOUNT_PATH = "/cache"
 HOST_CACHE_ROOT = "/var/lib/hearth/cache"
-DEFAULT_CACHE_SIZE = "50Gi"
 CACHE_ENV = (("HF_HOME", "/cache/hf"), ("MODELSCOPE_CACHE", "/cache/modelscope"))
 PREWARM_BACKOFF_LIMIT = 4
 
@@ -35,12 +34,12 @@ class CachePlan:
 def plan(service: LLMService) -> CachePlan:
     """The cache volume and PVC of *service*; SharedPVC and BakedImage fail with reason Render."""
     strategy = service.spec.cache.strategy
-    name, namespace = service.metadata.name, service.metadata.namespace or "default"
+    name, namespace = service.metadata.name, service.namespace
     if strategy == "NodeLocalPVC":
         claim_name = names.cache_claim(name)
         claim_spec: dict[str, Any] = {
             "accessModes": ["ReadWriteOnce"],
-            "resources": {"requests": {"storage": str(service.spec.cache.size or DEFAULT_CACHE_SIZE)}},
+            "resources": {"requests": {"storage": str(service.spec.cache.claim_size)}},
         }
         if service.spec.cache.storage_class_name:
             claim_spec["storageClassName"] = service.spec.cache.storage_class_name

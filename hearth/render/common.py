@@ -26,7 +26,7 @@ def metadata(service: LLMService, name: str, labels: dict[str, str]) -> dict[str
     """Child metadata; the owner reference needs the LLMService's uid, so offline renders (no uid) omit it."""
     result: dict[str, Any] = {
         "name": name,
-        "namespace": service.metadata.namespace or "default",
+        "namespace": service.namespace,
         "labels": labels,
     }
     if service.metadata.uid:

@@ -3,20 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-import enum
 
-
-class ScalerMode(enum.StrEnum):
-    """How backend replicas are driven.
-
-    metrics-api and external-push render a KEDA ScaledObject (SPEC §2.3); builtin scales without KEDA: the
-    gateway patches its backend's scale subresource 0→1 and the operator's autoscaler does 1→N→0.
-    """
-
-    METRICS_API = "metrics-api"
-    EXTERNAL_PUSH = "external-push"
-    BUILTIN = "builtin"
-
+from hearth.api import scalermodes
 
 DEFAULT_GATEWAY_IMAGE = "ghcr.io/hearth-project/hearth-gateway:latest"
 
@@ -27,13 +15,17 @@ class OperatorConfig:
 
     gateway_image: str = DEFAULT_GATEWAY_IMAGE
     gateway_replicas: int = 1
-    scaler_mode: ScalerMode = ScalerMode.METRICS_API
+    #: A resolved mode (the operator resolves ``auto`` against the cluster before rendering).
+    scaler_mode: scalermodes.ScalerMode = scalermodes.ScalerMode.METRICS_API
     #: Arguments of the gateway container: the single hearth image runs the gateway role as a subcommand.
     #: (The reference gateway image ignores positional arguments, so the default is safe with it too.)
     gateway_args: tuple[str, ...] = ("gateway",)
     #: Render a NetworkPolicy per LLMService that lets only its gateway (and metrics scrapers) reach the
     #: backend pods (DESIGN: optional, needs a CNI that enforces NetworkPolicies).
     network_policies: bool = False
+
+    def __post_init__(self) -> None:
+        scalermodes.traits(self.scaler_mode)  # ValueError for auto: render what is in force, never a choice
 
     @property
     def effective_gateway_replicas(self) -> int:

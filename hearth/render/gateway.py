@@ -1,5 +1,6 @@
-"""The gateway of an LLMService: Deployment ``<svc>-gateway``, Service ``<svc>``, the gRPC scaler Service
-``<svc>-scaler`` (external-push), and the ServiceAccount + Role the gateway needs (SPEC §2.3, DESIGN 1-3).
+"""The gateway of an LLMService: Deployment ``<svc>-gateway``, Service ``<svc>``, and the ServiceAccount +
+Role the gateway needs (SPEC §2.3, DESIGN 1-3). What a scaler mode adds (env, ports, a Role rule, the gRPC
+scaler Service) comes from :mod:`hearth.render.scalers`.
 """
 
 from __future__ import annotations
@@ -8,26 +9,24 @@ from typing import Any
 
 from hearth.api.llmservice import LLMService
 from hearth.common import durations
-from hearth.render import common, names
-from hearth.render.config import OperatorConfig, ScalerMode
+from hearth.render import common, names, scalers
+from hearth.render.config import OperatorConfig
 
 CONTAINER_NAME = "gateway"
 HTTP_PORT = 8080
 API_KEYS_VOLUME = "api-keys"
 API_KEYS_DIR = "/etc/hearth/api-keys"
-GRPC_PORT = 9090
 SERVICE_PORT = 80
 
 
 def _reference_env(service: LLMService, config: OperatorConfig) -> list[dict[str, Any]]:
     """The reference's env, in its order, with its omissions (SPEC §2.3)."""
-    name, namespace = service.metadata.name, service.metadata.namespace or "default"
+    name, namespace = service.metadata.name, service.namespace
     env = [
         common.env_entry("HEARTH_BACKEND_URL", f"http://{names.backend_service(name)}.{namespace}.svc:80"),
         common.env_entry("HEARTH_LISTEN_ADDR", f":{HTTP_PORT}"),
     ]
-    if config.scaler_mode is ScalerMode.EXTERNAL_PUSH:
-        env.append(common.env_entry("HEARTH_SCALER_LISTEN_ADDR", f":{GRPC_PORT}"))
+    env.extend(dict(entry) for entry in scalers.of(config.scaler_mode).gateway_env)
     activation = durations.Duration.parse(service.spec.scaling.activation_timeout)
     if activation.nanoseconds > 0:
         env.append(common.env_entry("HEARTH_ACTIVATION_TIMEOUT", str(activation)))
@@ -57,8 +56,7 @@ def deployment(service: LLMService, config: OperatorConfig) -> dict[str, Any]:
     name = service.metadata.name
     selector = names.gateway_selector(name)
     ports = [{"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"}]
-    if config.scaler_mode is ScalerMode.EXTERNAL_PUSH:
-        ports.append({"name": "grpc", "containerPort": GRPC_PORT, "protocol": "TCP"})
+    ports.extend(dict(port) for port in scalers.of(config.scaler_mode).gateway_ports)
     probe = {"httpGet": {"path": "/healthz", "port": HTTP_PORT}}
     container: dict[str, Any] = {
         "name": CONTAINER_NAME,
@@ -147,24 +145,9 @@ def service_manifest(service: LLMService) -> dict[str, Any]:
     }
 
 
-def scaler_service(service: LLMService) -> dict[str, Any]:
-    """``<svc>-scaler``: KEDA's plaintext gRPC ExternalScaler endpoint (external-push only)."""
-    name = service.metadata.name
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": common.metadata(service, names.scaler_service(name), names.gateway_service_labels(name)),
-        "spec": {
-            "type": "ClusterIP",
-            "selector": names.gateway_selector(name),
-            "ports": [{"name": "grpc", "port": GRPC_PORT, "targetPort": GRPC_PORT, "protocol": "TCP"}],
-        },
-    }
-
-
 def rbac(service: LLMService, config: OperatorConfig) -> list[dict[str, Any]]:
     """The gateway's ServiceAccount and the least Role it needs: read EndpointSlices (backend readiness) and
-    its own backend Deployment, and in built-in mode patch that Deployment's scale (wake 0→1)."""
+    its own backend Deployment, plus what its scaler mode adds (builtin: patch that Deployment's scale)."""
     name = service.metadata.name
     labels = names.gateway_selector(name)
     rules: list[dict[str, Any]] = [
@@ -180,15 +163,7 @@ def rbac(service: LLMService, config: OperatorConfig) -> list[dict[str, Any]]:
             "verbs": ["get"],
         },
     ]
-    if config.scaler_mode is ScalerMode.BUILTIN:
-        rules.append(
-            {
-                "apiGroups": ["apps"],
-                "resources": ["deployments/scale"],
-                "resourceNames": [names.backend(name)],
-                "verbs": ["get", "patch", "update"],
-            }
-        )
+    rules.extend(scalers.of(config.scaler_mode).gateway_rules(service))
     account = names.gateway(name)
     return [
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": common.metadata(service, account, labels)},
@@ -207,7 +182,7 @@ def rbac(service: LLMService, config: OperatorConfig) -> list[dict[str, Any]]:
                 {
                     "kind": "ServiceAccount",
                     "name": account,
-                    "namespace": service.metadata.namespace or "default",
+                    "namespace": service.namespace,
                 }
             ],
         },

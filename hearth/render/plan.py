@@ -11,8 +11,8 @@ from typing import Any
 from hearth.api import modeluri
 from hearth.api.llmservice import LLMService
 from hearth.api.runtime import InferenceRuntime
-from hearth.render import backend, cache, gateway, names, scaledobject, selection, vendors
-from hearth.render.config import OperatorConfig, ScalerMode
+from hearth.render import backend, cache, gateway, names, scaledobject, scalers, selection, vendors
+from hearth.render.config import OperatorConfig
 from hearth.render.errors import Reason, ReconcileError
 
 
@@ -51,7 +51,7 @@ def _reference(service: LLMService, api_version: str, kind: str, name: str) -> d
     return {
         "apiVersion": api_version,
         "kind": kind,
-        "metadata": {"name": name, "namespace": service.metadata.namespace or "default"},
+        "metadata": {"name": name, "namespace": service.namespace},
     }
 
 
@@ -96,8 +96,9 @@ def build(service: LLMService, runtimes: Iterable[InferenceRuntime], config: Ope
         budget_name = names.gateway_disruption_budget(name)
         budget = _reference(service, "policy/v1", "PodDisruptionBudget", budget_name)
         steps.append(Step(Reason.APPLY_GATEWAY_DISRUPTION_BUDGET, Mode.DELETE, budget))
-    if config.scaler_mode is ScalerMode.EXTERNAL_PUSH:
-        steps.append(Step(Reason.APPLY_GATEWAY_SCALER_SERVICE, Mode.APPLY, gateway.scaler_service(service)))
+    builders = scalers.of(config.scaler_mode)
+    if builders.scaler_service is not None:
+        steps.append(Step(Reason.APPLY_GATEWAY_SCALER_SERVICE, Mode.APPLY, builders.scaler_service(service)))
     else:
         scaler = _reference(service, "v1", "Service", names.scaler_service(name))
         steps.append(Step(Reason.APPLY_GATEWAY_SCALER_SERVICE, Mode.DELETE, scaler))
@@ -106,7 +107,7 @@ def build(service: LLMService, runtimes: Iterable[InferenceRuntime], config: Ope
     job = cache.prewarm_job(service, runtime, model, cache_plan)
     if job is not None:
         steps.append(Step(Reason.APPLY_PREWARM_JOB, Mode.CREATE, job))
-    if config.scaler_mode is ScalerMode.BUILTIN:
+    if builders.trigger is None:
         # The metric and stabilization still drive the built-in autoscaler, so they are checked all the same.
         scaledobject.check_metric(service)
         scaledobject.stabilization_seconds(service)
@@ -117,7 +118,7 @@ def build(service: LLMService, runtimes: Iterable[InferenceRuntime], config: Ope
             Step(
                 Reason.APPLY_SCALED_OBJECT,
                 Mode.APPLY,
-                scaledobject.manifest(service, config.scaler_mode),
+                scaledobject.manifest(service, trigger=builders.trigger(service)),
                 requires_crd=SCALED_OBJECT_CRD,
             )
         )

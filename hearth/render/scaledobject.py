@@ -1,4 +1,5 @@
-"""The KEDA ScaledObject ``<svc>`` for the metrics-api and external-push scaler modes (SPEC §2.3)."""
+"""The KEDA ScaledObject ``<svc>`` of the scaler modes KEDA drives (SPEC §2.3); each mode's trigger is built
+in :mod:`hearth.render.scalers`."""
 
 from __future__ import annotations
 
@@ -6,8 +7,7 @@ from typing import Any
 
 from hearth.api.llmservice import LLMService
 from hearth.common import durations
-from hearth.render import common, gateway, names
-from hearth.render.config import ScalerMode
+from hearth.render import common, names
 from hearth.render.errors import Reason, ReconcileError
 
 API_VERSION = "keda.sh/v1alpha1"
@@ -40,31 +40,12 @@ def check_metric(service: LLMService) -> None:
         )
 
 
-def manifest(service: LLMService, mode: ScalerMode) -> dict[str, Any]:
+def manifest(service: LLMService, *, trigger: dict[str, Any]) -> dict[str, Any]:
+    """The ScaledObject driving the backend with *trigger* (the scaler mode's, from :mod:`scalers`)."""
     check_metric(service)
     cooldown = stabilization_seconds(service)
-    name, namespace = service.metadata.name, service.metadata.namespace or "default"
+    name = service.metadata.name
     scaling = service.spec.scaling
-    target = str(scaling.target if scaling.target > 0 else 10)
-    if mode is ScalerMode.EXTERNAL_PUSH:
-        trigger = {
-            "type": "external-push",
-            "metadata": {
-                "scalerAddress": f"{names.scaler_service(name)}.{namespace}.svc:{gateway.GRPC_PORT}",
-                "metricName": "pending",
-                "targetValue": target,
-            },
-        }
-    else:
-        trigger = {
-            "type": "metrics-api",
-            "metadata": {
-                "url": f"http://{names.gateway_service(name)}.{namespace}.svc/hearth/queue",
-                "valueLocation": "pending",
-                "targetValue": target,
-                "activationTargetValue": "0",
-            },
-        }
     return {
         "apiVersion": API_VERSION,
         "kind": KIND,
@@ -72,7 +53,7 @@ def manifest(service: LLMService, mode: ScalerMode) -> dict[str, Any]:
         "spec": {
             "scaleTargetRef": {"name": names.backend(name)},
             "minReplicaCount": scaling.min,
-            "maxReplicaCount": scaling.max if scaling.max > 0 else 1,
+            "maxReplicaCount": scaling.max,
             "pollingInterval": POLLING_INTERVAL_SECONDS,
             "cooldownPeriod": cooldown,
             "advanced": {

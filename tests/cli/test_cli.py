@@ -107,10 +107,48 @@ def test_render_json_and_explicit_runtime_file(tmp_path: Path) -> None:
     manifest.write_text(RENDER_INPUT.replace("selector: {vendor: [generic]}", "name: vllm-nvidia"))
     runtime = tmp_path / "rt.yaml"
     runtime.write_text(bundle.read_text("runtimes", "vllm-nvidia.yaml"))
-    result = CliRunner().invoke(main.cli, ["render", "-f", str(manifest), "-r", str(runtime), "-o", "json"])
+    args = ["render", "-f", str(manifest), "-r", str(runtime), "-o", "json", "--keda"]
+    result = CliRunner().invoke(main.cli, args)
     assert result.exit_code == 0, result.output
     items = json.loads(result.output)["items"]
     assert items[-1]["kind"] == "ScaledObject"
+
+
+def _rendered_mode(tmp_path: Path, *args: str) -> tuple[str, list[str]]:
+    """The HEARTH_SCALER_MODE the gateway gets, and the kinds printed, for `hearth render` with *args*."""
+    manifest = tmp_path / "svc.yaml"
+    manifest.write_text(RENDER_INPUT)
+    result = CliRunner().invoke(main.cli, ["render", "-f", str(manifest), *args])
+    assert result.exit_code == 0, result.output
+    documents = list(yaml.safe_load_all(result.output))
+    (gateway,) = [
+        doc for doc in documents if doc["metadata"]["name"] == "qwen-gateway" and doc["kind"] == "Deployment"
+    ]
+    env = {
+        entry["name"]: entry.get("value")
+        for entry in gateway["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    return env["HEARTH_SCALER_MODE"], [doc["kind"] for doc in documents]
+
+
+@pytest.mark.parametrize(
+    ("args", "mode", "scaled_object"),
+    [
+        ([], "builtin", False),  # the operator's default (auto) on a cluster without KEDA
+        (["--keda"], "metrics-api", True),  # ... and with KEDA
+        (["--scaler-mode=auto", "--no-keda"], "builtin", False),
+        (["--scaler-mode=metrics-api"], "metrics-api", True),  # a KEDA mode assumes KEDA unless told
+        (["--scaler-mode=external-push"], "external-push", True),
+        (["--scaler-mode=metrics-api", "--no-keda"], "metrics-api", False),  # the operator skips it too
+        (["--scaler-mode=builtin", "--keda"], "builtin", False),
+    ],
+)
+def test_render_resolves_the_scaler_mode_as_the_operator_would(
+    tmp_path: Path, args: list[str], mode: str, scaled_object: bool
+) -> None:
+    rendered, kinds = _rendered_mode(tmp_path, *args)
+    assert rendered == mode
+    assert ("ScaledObject" in kinds) is scaled_object
 
 
 @pytest.mark.parametrize(

@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 
+from hearth.api.llmservice import Scaling
+from hearth.api.scalermodes import ScalerMode
 from hearth.operator import drift, status
-from hearth.operator.settings import OperatorSettings, ScalerChoice
+from hearth.operator.settings import OperatorSettings
 from hearth.operator.workqueue import WorkQueue
-from hearth.render.config import ScalerMode
 from hearth.render.errors import Reason, ReconcileError
 
 
@@ -54,12 +55,14 @@ def test_phase_precedence(deployment: dict[str, Any] | None, minimum: int, phase
 
 
 SERVICE = {"metadata": {"name": "q", "namespace": "ml", "generation": 3}, "spec": {"scaling": {"min": 0}}}
+SCALING = Scaling.model_validate(SERVICE["spec"]["scaling"])
 
 
 def test_ready_status_has_the_spec_fields_and_extra_conditions() -> None:
     result = status.desired(
         current={"desiredReplicas": 2},
         service=SERVICE,
+        scaling=SCALING,
         runtime="vllm-stub",
         deployment={"status": {"readyReplicas": 2, "replicas": 2}},
         scaler_mode=ScalerMode.BUILTIN,
@@ -85,6 +88,7 @@ def test_degraded_keeps_previous_fields_and_names_the_step() -> None:
     result = status.desired(
         current=current,
         service=SERVICE,
+        scaling=SCALING,
         runtime=None,
         deployment=None,
         scaler_mode=ScalerMode.METRICS_API,
@@ -102,6 +106,7 @@ def _observe(current: dict[str, Any], deployment_status: dict[str, Any], at: flo
     return status.desired(
         current=current,
         service=SERVICE,
+        scaling=SCALING,
         runtime="vllm-stub",
         deployment={"status": deployment_status},
         scaler_mode=ScalerMode.BUILTIN,
@@ -198,8 +203,66 @@ def test_drift_compares_quantities_semantically(wanted: Any, live: Any, equal: b
 
 
 def test_scaler_choice_resolution_and_external_push_guard() -> None:
-    assert ScalerChoice.AUTO.resolve(keda_installed=False) is ScalerMode.BUILTIN
-    assert ScalerChoice.AUTO.resolve(keda_installed=True) is ScalerMode.METRICS_API
-    assert ScalerChoice.EXTERNAL_PUSH.resolve(keda_installed=False) is ScalerMode.EXTERNAL_PUSH
+    assert ScalerMode.AUTO.resolve(keda_installed=False) is ScalerMode.BUILTIN
+    assert ScalerMode.AUTO.resolve(keda_installed=True) is ScalerMode.METRICS_API
+    assert ScalerMode.EXTERNAL_PUSH.resolve(keda_installed=False) is ScalerMode.EXTERNAL_PUSH
     with pytest.raises(ValueError, match="external-push requires --gateway-replicas=1"):
-        OperatorSettings(scaler=ScalerChoice.EXTERNAL_PUSH, gateway_replicas=2)
+        OperatorSettings(scaler=ScalerMode.EXTERNAL_PUSH, gateway_replicas=2)
+
+
+@pytest.mark.parametrize(
+    ("mode", "keda", "expected"),
+    [
+        (ScalerMode.BUILTIN, False, ("True", "Builtin", "scaled by Hearth's built-in autoscaler")),
+        (ScalerMode.BUILTIN, True, ("True", "Builtin", "scaled by Hearth's built-in autoscaler")),
+        (ScalerMode.METRICS_API, True, ("True", "KEDA", "scaled by KEDA (metrics-api)")),
+        (ScalerMode.EXTERNAL_PUSH, True, ("True", "KEDA", "scaled by KEDA (external-push)")),
+        (
+            ScalerMode.EXTERNAL_PUSH,
+            False,
+            ("False", "KEDANotInstalled", "scaler mode external-push needs KEDA, which is not installed"),
+        ),
+    ],
+)
+def test_scaling_condition_comes_from_the_mode_traits(
+    mode: ScalerMode, keda: bool, expected: tuple[str, str, str]
+) -> None:
+    result = status.desired(
+        current={},
+        service=SERVICE,
+        scaling=SCALING,
+        runtime="vllm-stub",
+        deployment=None,
+        scaler_mode=mode,
+        keda_installed=keda,
+        error=None,
+    )
+    (scaling,) = [c for c in result["conditions"] if c["type"] == "Scaling"]
+    assert (scaling["status"], scaling["reason"], scaling["message"]) == expected
+
+
+def test_a_service_without_scaling_is_scaled_to_zero_by_the_api_default() -> None:
+    """status reads the parsed spec: an omitted scaling block means the API's min 0, not a second default."""
+    result = status.desired(
+        current={},
+        service={"metadata": {"name": "q", "namespace": "ml"}, "spec": {}},
+        scaling=Scaling(),
+        runtime="vllm-stub",
+        deployment=None,
+        scaler_mode=ScalerMode.BUILTIN,
+        keda_installed=False,
+        error=None,
+    )
+    assert result["phase"] == "ScaledToZero"
+    pending = status.desired(
+        current={},
+        service={"metadata": {"name": "q"}, "spec": {}},
+        scaling=Scaling(min=1),
+        runtime="vllm-stub",
+        deployment=None,
+        scaler_mode=ScalerMode.BUILTIN,
+        keda_installed=False,
+        error=None,
+    )
+    assert pending["phase"] == "Pending"
+    assert pending["endpointURL"] == "http://q.default.svc/v1", "no namespace: the default one"

@@ -1,0 +1,77 @@
+"""The scaler-mode registry: auto's resolution, the one gateway-replica guard, and the gateway's parse."""
+
+from __future__ import annotations
+
+import pytest
+
+from hearth.api import scalermodes
+from hearth.api.scalermodes import ScalerMode
+from hearth.render import scalers
+from hearth.render.config import OperatorConfig
+
+
+def test_auto_resolves_to_metrics_api_with_keda_and_builtin_without() -> None:
+    assert ScalerMode.AUTO.resolve(keda_installed=True) is ScalerMode.METRICS_API
+    assert ScalerMode.AUTO.resolve(keda_installed=False) is ScalerMode.BUILTIN
+    assert ScalerMode.AUTO.candidates() == (ScalerMode.METRICS_API, ScalerMode.BUILTIN)
+    for mode in scalermodes.RESOLVED:
+        assert mode.resolve(keda_installed=False) is mode
+        assert mode.candidates() == (mode,)
+
+
+def test_every_mode_but_auto_has_traits() -> None:
+    assert set(scalermodes.RESOLVED) == set(ScalerMode) - {ScalerMode.AUTO}
+    for mode in scalermodes.RESOLVED:
+        assert scalermodes.traits(mode).mode is mode
+    with pytest.raises(ValueError, match="auto must be resolved first"):
+        scalermodes.traits(ScalerMode.AUTO)
+
+
+def test_traits_agree_with_who_does_what() -> None:
+    for mode in scalermodes.RESOLVED:
+        traits = scalermodes.traits(mode)
+        # KEDA drives both directions or neither; without KEDA the gateway wakes and the operator scales.
+        assert (traits.wakes is scalermodes.Driver.KEDA) is traits.needs_keda
+        assert (traits.scales is scalermodes.Driver.KEDA) is traits.needs_keda
+        assert traits.gateway_patches_scale is (traits.wakes is scalermodes.Driver.GATEWAY)
+        assert bool(traits.max_gateway_replicas_why) is (traits.max_gateway_replicas is not None)
+
+
+@pytest.mark.parametrize(
+    ("mode", "replicas", "message"),
+    [
+        (
+            ScalerMode.EXTERNAL_PUSH,
+            2,
+            "--scaler-mode=external-push requires --gateway-replicas=1: KEDA's external-push scaler reads "
+            "demand from a single gateway (use metrics-api or builtin for more replicas)",
+        ),
+        (ScalerMode.EXTERNAL_PUSH, 1, None),
+        (ScalerMode.METRICS_API, 5, None),
+        (ScalerMode.BUILTIN, 5, None),
+        (ScalerMode.AUTO, 5, None),
+    ],
+)
+def test_gateway_replicas_guard_comes_from_the_traits(
+    mode: ScalerMode, replicas: int, message: str | None
+) -> None:
+    if message is None:
+        scalermodes.check_gateway_replicas(mode, replicas=replicas)
+        return
+    with pytest.raises(ValueError, match="requires") as caught:
+        scalermodes.check_gateway_replicas(mode, replicas=replicas)
+    assert str(caught.value) == message
+
+
+@pytest.mark.parametrize("text", ["auto", "keda", "", "BUILTIN"])
+def test_the_gateway_accepts_only_resolved_modes(text: str) -> None:
+    with pytest.raises(ValueError, match="is not one of metrics-api, external-push, builtin"):
+        scalermodes.parse_resolved(text)
+    assert scalermodes.parse_resolved("builtin") is ScalerMode.BUILTIN
+
+
+def test_rendering_takes_only_a_resolved_mode() -> None:
+    with pytest.raises(ValueError, match="auto must be resolved first"):
+        OperatorConfig(scaler_mode=ScalerMode.AUTO)
+    with pytest.raises(ValueError, match="auto must be resolved first"):
+        scalers.of(ScalerMode.AUTO)

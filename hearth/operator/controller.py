@@ -27,7 +27,7 @@ from hearth.operator import drift, status
 from hearth.operator.metrics import OperatorMetrics
 from hearth.operator.settings import OperatorSettings
 from hearth.operator.workqueue import WorkQueue
-from hearth.render import plan
+from hearth.render import plan, selection
 from hearth.render.config import OperatorConfig, ScalerMode
 from hearth.render.errors import Reason, ReconcileError
 
@@ -209,8 +209,10 @@ class Controller:
         error: ReconcileError | None = None
         try:
             service = _parse_service(obj)
-            built = plan.build(service, self._runtimes(), config)
-            runtime = built.runtime.metadata.name
+            runtimes = self._runtimes()
+            # Selected first so that a later failure (model, render, apply) still names the runtime.
+            runtime = selection.select(service.spec.runtime, runtimes).metadata.name
+            built = plan.build(service, runtimes, config)
             for step in built.steps:
                 result = await self._execute(step, obj)
                 if step.reason is Reason.APPLY_DEPLOYMENT:

@@ -37,12 +37,29 @@ def _parse(text: str | None) -> datetime.datetime | None:
         return None
 
 
+def ever_scaled(deployment: dict[str, Any] | None) -> bool:
+    """Whether the backend Deployment's spec changed since it was created. Scaling it (to zero and back:
+    KEDA, the built-in autoscaler or a gateway's wake, all through the scale subresource) bumps its
+    ``metadata.generation``; a Deployment still at generation 1 has only ever had its defaulted replica,
+    so leaving the creation-time ScaledToZero phase (SPEC §2.7) is its first rollout, not a wake."""
+    generation = (deployment or {}).get("metadata", {}).get("generation")
+    return generation is None or int(generation) > 1
+
+
 def track_activation(
-    result: dict[str, Any], *, previous: str | None, phase: str, at: datetime.datetime
+    result: dict[str, Any],
+    *,
+    previous: str | None,
+    phase: str,
+    at: datetime.datetime,
+    scaled: bool = True,
 ) -> None:
     """DESIGN 6: ``lastActivationTime`` when the backend leaves zero, and ``lastColdStartDuration`` when it
     becomes ready after that (both observed here, from the backend Deployment's status). They live in the
-    status itself, so an operator restart in the middle of a cold start still measures it."""
+    status itself, so an operator restart in the middle of a cold start still measures it. *scaled* is
+    :func:`ever_scaled` of the backend: without it, no wake happened (issue 19)."""
+    if previous == "ScaledToZero" and not scaled:
+        return
     if previous == "ScaledToZero" and phase == "Loading":
         result["lastActivationTime"] = _precise(at)
         result.pop("lastColdStartDuration", None)  # absent while this cold start is being measured
@@ -104,39 +121,67 @@ def desired(
     else:
         phase, reason, message = phase_of(deployment, min_replicas=min_replicas)
         at = at or datetime.datetime.now(tz=datetime.UTC)
-        track_activation(result, previous=current.get("phase"), phase=phase, at=at)
+        track_activation(
+            result, previous=current.get("phase"), phase=phase, at=at, scaled=ever_scaled(deployment)
+        )
         result["phase"] = phase
         result["resolvedRuntime"] = runtime
         result["replicas"] = int((deployment or {}).get("status", {}).get("readyReplicas") or 0)
         result["endpointURL"] = names.endpoint_url(metadata["name"], metadata.get("namespace") or "default")
         conditions.append(_condition(READY, phase == "Ready", reason, message, generation))
 
-    runtime_failed = error is not None and error.reason in _RUNTIME_REASONS
-    if runtime_failed:
-        assert error is not None
-        conditions.append(_condition(RUNTIME_RESOLVED, False, str(error.reason), error.message, generation))
-        conditions.append(
-            _condition(MODEL_RESOLVED, None, "RuntimeUnresolved", "runtime not resolved yet", generation)
-        )
-    else:
-        chosen = runtime or result.get("resolvedRuntime") or ""
-        conditions.append(
-            _condition(RUNTIME_RESOLVED, True, "Resolved", f"using InferenceRuntime {chosen}", generation)
-        )
-        if error is not None and error.reason is Reason.MODEL_RESOLUTION:
-            conditions.append(_condition(MODEL_RESOLVED, False, str(error.reason), error.message, generation))
-        else:
-            conditions.append(
-                _condition(MODEL_RESOLVED, True, "Resolved", "model source resolved", generation)
-            )
-    conditions.append(_scaling_condition(scaler_mode, keda_installed, generation))
+    conditions.extend(_resolution_conditions(runtime, error, generation))
+    conditions.append(_scaling_condition(scaler_mode, keda_installed, generation, error=error))
     result["conditions"] = merge_conditions(current.get("conditions") or [], conditions)
     return result
 
 
-def _scaling_condition(mode: ScalerMode | None, keda_installed: bool, generation: int) -> dict[str, Any]:
+def _resolution_conditions(
+    runtime: str | None, error: ReconcileError | None, generation: int
+) -> list[dict[str, Any]]:
+    """RuntimeResolved and ModelResolved. *runtime* is the one selected by this reconcile: None when it
+    failed before selection (e.g. the object did not parse), and then nothing is claimed about either."""
+    reason = error.reason if error is not None else None
+    if error is not None and reason in _RUNTIME_REASONS:
+        return [
+            _condition(RUNTIME_RESOLVED, False, str(reason), error.message, generation),
+            _condition(MODEL_RESOLVED, None, "RuntimeUnresolved", "runtime not resolved yet", generation),
+        ]
+    unknown = f"not evaluated: reconcile failed first ({reason})"
+    if runtime is None:
+        runtime_condition = _condition(RUNTIME_RESOLVED, None, "NotEvaluated", unknown, generation)
+    else:
+        message = f"using InferenceRuntime {runtime}"
+        runtime_condition = _condition(RUNTIME_RESOLVED, True, "Resolved", message, generation)
+    if error is not None and reason is Reason.MODEL_RESOLUTION:
+        model_condition = _condition(MODEL_RESOLVED, False, str(reason), error.message, generation)
+    elif runtime is None:
+        model_condition = _condition(MODEL_RESOLVED, None, "NotEvaluated", unknown, generation)
+    else:
+        model_condition = _condition(MODEL_RESOLVED, True, "Resolved", "model source resolved", generation)
+    return [runtime_condition, model_condition]
+
+
+_SCALING_REASONS = {Reason.SCALED_OBJECT, Reason.APPLY_SCALED_OBJECT}
+
+
+def _scaling_condition(
+    mode: ScalerMode | None, keda_installed: bool, generation: int, *, error: ReconcileError | None = None
+) -> dict[str, Any]:
     if mode is None:
         return _condition(SCALING, None, "Unknown", "not reconciled yet", generation)
+    if error is not None and error.reason in _SCALING_REASONS:
+        return _condition(SCALING, False, str(error.reason), error.message, generation)
+    needs_keda = mode is not ScalerMode.BUILTIN
+    if error is not None and not (needs_keda and not keda_installed):
+        # The scaling children were not brought up to date, so whether anything scales is not known.
+        return _condition(
+            SCALING,
+            None,
+            "ReconcileFailed",
+            f"scaling ({mode}) is not set up while reconcile fails ({error.reason})",
+            generation,
+        )
     if mode is ScalerMode.BUILTIN:
         return _condition(SCALING, True, "Builtin", "scaled by Hearth's built-in autoscaler", generation)
     if not keda_installed:

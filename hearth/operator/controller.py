@@ -23,7 +23,7 @@ from hearth.kube.errors import ApiError, ApiUnreachableError
 from hearth.kube.events import EventRecorder
 from hearth.kube.informer import Informer
 from hearth.kube.resources import ResourceType
-from hearth.operator import drift, status
+from hearth.operator import drift, permissions, status
 from hearth.operator.metrics import OperatorMetrics
 from hearth.operator.settings import OperatorSettings
 from hearth.operator.workqueue import WorkQueue
@@ -58,8 +58,11 @@ class Controller:
         *,
         metrics: OperatorMetrics,
         recorder: EventRecorder,
+        allowed: permissions.Permissions | None = None,
     ) -> None:
         self._client = client
+        #: What the startup check found the operator may do; children it may not manage are skipped.
+        self.permissions = allowed or permissions.Permissions.all_granted()
         self._settings = settings
         self._metrics = metrics
         self._recorder = recorder
@@ -74,6 +77,7 @@ class Controller:
         self.children: dict[ResourceType, Informer] = {
             rt: Informer(client, rt, handler=self._on_child, label_selector=MANAGED, resync_seconds=resync)
             for rt in CHILD_TYPES
+            if self.permissions.allows(rt)
         }
         self.keda_installed = False
         self._parsed_runtimes: dict[str, tuple[str, InferenceRuntime | None]] = {}
@@ -203,7 +207,9 @@ class Controller:
             gateway_replicas=self._settings.gateway_replicas,
             network_policies=self._settings.network_policies,
             scaler_mode=mode,
+            gateway_service_account=self.permissions.has(permissions.Feature.GATEWAY_RBAC),
         )
+        skipped: list[str] = []
         runtime: str | None = None
         deployment: dict[str, Any] | None = None
         error: ReconcileError | None = None
@@ -214,12 +220,17 @@ class Controller:
             runtime = selection.select(service.spec.runtime, runtimes).metadata.name
             built = plan.build(service, runtimes, config)
             for step in built.steps:
+                if not self.permissions.allows(resources.of(step.manifest)):
+                    _note_skipped(skipped, step, self.permissions)
+                    continue
                 result = await self._execute(step, obj)
                 if step.reason is Reason.APPLY_DEPLOYMENT:
                     deployment = result
         except ReconcileError as failure:
             error = failure
-        await self._write_status(obj, runtime=runtime, deployment=deployment, mode=mode, error=error)
+        await self._write_status(
+            obj, runtime=runtime, deployment=deployment, mode=mode, error=error, skipped=skipped
+        )
         if error is not None:
             raise error
 
@@ -260,6 +271,7 @@ class Controller:
         deployment: dict[str, Any] | None,
         mode: ScalerMode,
         error: ReconcileError | None,
+        skipped: list[str] | None = None,
     ) -> None:
         current = obj.get("status") or {}
         wanted = status.desired(
@@ -270,6 +282,8 @@ class Controller:
             scaler_mode=mode,
             keda_installed=self.keda_installed,
             error=error,
+            permission_notes=self._permission_notes(skipped or []),
+            scaling_blocked=self._scaling_blocked(mode),
         )
         if not status.differs(current, wanted):
             return
@@ -281,6 +295,25 @@ class Controller:
                 return  # a newer version (or a deletion) is on its way through the watch and requeues us
             raise
         await self._record_transition(obj, current, wanted, error)
+
+    def _permission_notes(self, skipped: list[str]) -> list[str]:
+        notes = []
+        if not self.permissions.has(permissions.Feature.GATEWAY_RBAC):
+            rules = "; ".join(r.rbac() for r in self.permissions.rules_for(permissions.Feature.GATEWAY_RBAC))
+            notes.append(
+                "gateway runs with the default ServiceAccount and probes GET /health: the operator may not "
+                f"create its ServiceAccount and Role (add: {rules})"
+            )
+        return notes + skipped
+
+    def _scaling_blocked(self, mode: ScalerMode) -> str | None:
+        if mode is not ScalerMode.BUILTIN or self.permissions.has(permissions.Feature.AUTOSCALER):
+            return None
+        rules = "; ".join(r.rbac() for r in self.permissions.rules_for(permissions.Feature.AUTOSCALER))
+        return (
+            "the built-in autoscaler is off: the operator may not read pods or scale Deployments "
+            f"(add: {rules})"
+        )
 
     async def _record_transition(
         self,
@@ -310,6 +343,14 @@ def _parse_service(obj: dict[str, Any]) -> LLMService:
             f"{'.'.join(map(str, issue['loc']))}: {issue['msg']}" for issue in error.errors()
         )
         raise ReconcileError(Reason.RENDER, f"invalid LLMService: {problems}") from None
+
+
+def _note_skipped(skipped: list[str], step: plan.Step, allowed: permissions.Permissions) -> None:
+    """A child the operator may not manage: leftovers to delete are simply left; a wanted one is noted."""
+    if step.mode is plan.Mode.DELETE:
+        return
+    rt = resources.of(step.manifest)
+    skipped.append(f"skipped {rt.kind} {step.manifest['metadata']['name']}: {allowed.explain(rt)}")
 
 
 def _controlled_by(child: dict[str, Any], owner: dict[str, Any]) -> bool:

@@ -4,6 +4,7 @@ Hearth's extra conditions, and whether anything changed enough to write."""
 from __future__ import annotations
 
 import datetime
+from collections.abc import Sequence
 from typing import Any
 
 from hearth.common import durations
@@ -15,6 +16,8 @@ READY = "Ready"
 RUNTIME_RESOLVED = "RuntimeResolved"
 MODEL_RESOLVED = "ModelResolved"
 SCALING = "Scaling"
+#: Present only while the operator lacks RBAC for part of the service (issue 19).
+PERMISSIONS = "Permissions"
 
 _RUNTIME_REASONS = {Reason.RUNTIME_RESOLUTION, Reason.UNSUPPORTED_VENDOR}
 
@@ -106,9 +109,13 @@ def desired(
     keda_installed: bool,
     error: ReconcileError | None,
     at: datetime.datetime | None = None,
+    permission_notes: Sequence[str] = (),
+    scaling_blocked: str | None = None,
 ) -> dict[str, Any]:
     """The status to hold; fields not owned here (autoscaler decisions) are kept from *current*. *at* is
-    the moment of observation (now by default)."""
+    the moment of observation (now by default). *permission_notes* say what was skipped or degraded for
+    lack of RBAC (a Permissions condition, present only then); *scaling_blocked* says why nothing can
+    scale (Scaling False, reason MissingPermission)."""
     metadata = service["metadata"]
     generation = int(metadata.get("generation") or 0)
     min_replicas = int(service.get("spec", {}).get("scaling", {}).get("min") or 0)
@@ -131,7 +138,13 @@ def desired(
         conditions.append(_condition(READY, phase == "Ready", reason, message, generation))
 
     conditions.extend(_resolution_conditions(runtime, error, generation))
-    conditions.append(_scaling_condition(scaler_mode, keda_installed, generation, error=error))
+    if scaling_blocked is not None and error is None:
+        conditions.append(_condition(SCALING, False, "MissingPermission", scaling_blocked, generation))
+    else:
+        conditions.append(_scaling_condition(scaler_mode, keda_installed, generation, error=error))
+    if permission_notes:
+        message = "; ".join(permission_notes)
+        conditions.append(_condition(PERMISSIONS, False, "MissingPermission", message, generation))
     result["conditions"] = merge_conditions(current.get("conditions") or [], conditions)
     return result
 

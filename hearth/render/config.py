@@ -34,6 +34,10 @@ class OperatorConfig:
     #: Render a NetworkPolicy per LLMService that lets only its gateway (and metrics scrapers) reach the
     #: backend pods (DESIGN: optional, needs a CNI that enforces NetworkPolicies).
     network_policies: bool = False
+    #: Give each gateway its own ServiceAccount and Role (EndpointSlice readiness, instant wake). False when
+    #: the operator may not create them: gateways then run as the reference's do, with the namespace's
+    #: default ServiceAccount, probing GET /health (issue 19: the reference chart's ClusterRole).
+    gateway_service_account: bool = True
 
     @property
     def effective_gateway_replicas(self) -> int:

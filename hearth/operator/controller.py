@@ -125,7 +125,7 @@ class Controller:
                 log.info(
                     "KEDA " + ("detected" if installed else "not installed"), extra=logs.fields(api=KEDA_API)
                 )
-                if installed and scaled_objects is None:
+                if installed and scaled_objects is None and self.permissions.allows(resources.SCALED_OBJECT):
                     informer = Informer(
                         self._client, resources.SCALED_OBJECT, handler=self._on_child, label_selector=MANAGED
                     )

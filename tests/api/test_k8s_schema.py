@@ -58,7 +58,8 @@ NEW_CONTAINER_FIELDS: dict[str, Any] = {
         },
     },
     "tolerations": [
-        {"key": "gpu", "operator": "Equal", "value": "a10", "effect": "NoExecute", "tolerationSeconds": 300}
+        {"key": "gpu", "operator": "Equal", "value": "a10", "effect": "NoExecute", "tolerationSeconds": 300},
+        {"operator": "Exists", "effect": ""},  # every taint: an empty effect, which an enum would refuse
     ],
 }
 

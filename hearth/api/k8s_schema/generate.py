@@ -40,10 +40,27 @@ def _references(value: Any) -> list[str]:
     return []
 
 
+_ENUM_NOTE = "\n\nPossible enum values:"
+
+
+def _without_enums(value: Any) -> Any:
+    """A served document lists enum values (the API server's OpenAPIEnums) that the module's checked-in
+    document leaves out; drop them so both sources give the same file. They only restate what Go
+    validation checks, and an enum would refuse values a Pod accepts (a toleration's empty effect)."""
+    if isinstance(value, dict):
+        result = {key: _without_enums(item) for key, item in value.items() if key != "enum"}
+        if isinstance(result.get("description"), str):
+            result["description"] = result["description"].split(_ENUM_NOTE, 1)[0]
+        return result
+    if isinstance(value, list):
+        return [_without_enums(item) for item in value]
+    return value
+
+
 def trim(openapi: dict[str, Any]) -> dict[str, Any]:
-    """The definitions and fields Hearth uses (k8s_schema.ROOTS, k8s_schema.FIELDS), everything they
-    reference, byte for byte as upstream wrote them."""
-    schemas: dict[str, Any] = openapi["components"]["schemas"]
+    """The definitions and fields Hearth uses (k8s_schema.ROOTS, k8s_schema.FIELDS) and everything they
+    reference, as upstream wrote them (without enum lists, see :func:`_without_enums`)."""
+    schemas: dict[str, Any] = _without_enums(openapi["components"]["schemas"])
     fields: dict[str, Any] = {}
     pending = list(k8s_schema.ROOTS)
     for owner, name in k8s_schema.FIELDS:

@@ -44,7 +44,8 @@ def ever_scaled(deployment: dict[str, Any] | None) -> bool:
     """Whether the backend Deployment's spec changed since it was created. Scaling it (to zero and back:
     KEDA, the built-in autoscaler or a gateway's wake, all through the scale subresource) bumps its
     ``metadata.generation``; a Deployment still at generation 1 has only ever had its defaulted replica,
-    so leaving the creation-time ScaledToZero phase (SPEC §2.7) is its first rollout, not a wake."""
+    so leaving the creation-time ScaledToZero phase (SPEC §2.7) is its first rollout, not a wake. (A
+    template change before the first pod existed also bumps it, and would count: a window of a second.)"""
     generation = (deployment or {}).get("metadata", {}).get("generation")
     return generation is None or int(generation) > 1
 

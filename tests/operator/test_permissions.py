@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from hearth.install import manifests
 from hearth.kube import resources
 from hearth.operator import permissions
 from hearth.render import gateway, plan
@@ -58,3 +59,22 @@ def test_a_gateway_without_its_own_service_account_probes_health_and_leaves_waki
     assert (
         gateway.deployment(service, full)["spec"]["template"]["spec"]["serviceAccountName"] == "qwen-gateway"
     )
+
+
+def test_hearth_install_grants_every_cluster_wide_rule_the_operator_checks() -> None:
+    granted = {
+        (group, resource, verb)
+        for rule in manifests.cluster_role_rules()
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+    wanted = permissions.needs(leader_election_namespace=None, metrics_auth=True)
+    missing = [
+        f"{rule} {verb}"
+        for rules in wanted.values()
+        for rule in rules
+        for verb in rule.verbs
+        if (rule.group, rule.resource, verb) not in granted
+    ]
+    assert missing == [], "hearth install must never start a degraded operator"

@@ -160,3 +160,71 @@ def test_without_a_required_permission_it_stays_unready_and_says_which(
         assert "serving.hearth.dev/llmservices/status" in operator.log_path.read_text()
     finally:
         operator.stop()
+
+
+def test_with_the_reference_chart_rbac_and_keda_it_scales_and_leads_as_the_reference(
+    hearth_cluster: ControlPlane, tmp_path: Path, namespace: str
+) -> None:
+    """The reference's own setup: its ClusterRole, its leader-election Role, and KEDA installed."""
+    account = f"ref-keda-{namespace}"
+    kubeconfig = _bind(hearth_cluster, account, REFERENCE_RULES, tmp_path)
+    election = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": {"name": "leader-election", "namespace": namespace},
+        "rules": [
+            {"apiGroups": [""], "resources": ["configmaps"], "verbs": ALL},
+            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ALL},
+            {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
+        ],
+    }
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": "leader-election", "namespace": namespace},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "leader-election"},
+        "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": "default"}],
+    }
+    hearth_cluster.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all([election, binding]))
+    crd = (Path(__file__).parent / "keda-crd.yaml").read_text()
+    runtime = f"rt-{namespace}"
+    hearth_cluster.kubectl("apply", "-f", "-", stdin=runtime_yaml(runtime))
+    operator = None
+    try:
+        hearth_cluster.kubectl("apply", "-f", "-", stdin=crd)
+        hearth_cluster.kubectl(
+            "wait", "--for=condition=Established", "crd/scaledobjects.keda.sh", "--timeout=30s"
+        )
+        operator = _operator(
+            hearth_cluster,
+            tmp_path,
+            kubeconfig,
+            "--leader-elect",
+            f"--leader-election-namespace={namespace}",
+        )
+        log = operator.log_path.read_text()
+        assert "coordination.k8s.io/leases" not in log, "the reference's leader-election Role is enough"
+        wait_for(lambda: operator.metrics().get("hearth_operator_leader") == 1, what="leadership")
+        hearth_cluster.kubectl("apply", "-f", "-", stdin=service_yaml("keda", namespace, runtime))
+        scaled = wait_for(
+            lambda: get_json(hearth_cluster, "scaledobject", "keda", "-n", namespace),
+            timeout=40,
+            what="the ScaledObject",
+        )
+        assert scaled["spec"]["triggers"][0]["type"] == "metrics-api"
+        status = wait_for(
+            lambda: (
+                (s := status_of(hearth_cluster, namespace, "keda"))
+                and any(c["type"] == "Scaling" and c["reason"] == "KEDA" for c in s.get("conditions", []))
+                and s
+            ),
+            what="Scaling by KEDA",
+        )
+        conditions = {condition["type"]: condition for condition in status["conditions"]}
+        assert conditions["Scaling"]["status"] == "True", "KEDA modes need none of the missing rules"
+        assert "default ServiceAccount" in conditions["Permissions"]["message"]
+    finally:
+        if operator is not None:
+            operator.stop()
+        hearth_cluster.kubectl("delete", "-f", "-", stdin=crd, check=False)
+        hearth_cluster.kubectl("delete", "inferenceruntime", runtime, check=False)

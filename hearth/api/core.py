@@ -1,67 +1,77 @@
-"""The Kubernetes core/v1 and meta/v1 types the Hearth API embeds (env vars, probes, tolerations,
-object references, conditions), modelled field for field so the CRD carries their full schema."""
+"""The Kubernetes core/v1 and meta/v1 types the Hearth API embeds (env vars, probes, tolerations, object
+references, conditions).
+
+The core/v1 ones take their schema from the upstream OpenAPI document (:mod:`hearth.api.k8s_schema`), so
+the CRD accepts every field the supported Kubernetes release accepts in a Pod (``valueFrom.fileKeyRef``,
+``grpc`` probes, …) and carries upstream's list/map markers; values are kept as written and passed to the
+rendered Pods unchanged. Only what Hearth reads (an env var's name and literal value) is modelled."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
-from hearth.api.base import ApiModel, Int32, Int64, IntOrString, Quantity
+import pydantic
+import pydantic_core
+from pydantic import json_schema
 
-
-class LocalObjectReference(ApiModel):
-    """A reference to an object by name in the same namespace."""
-
-    name: str = ""
-    """Name of the referent."""
+from hearth.api import k8s_schema
+from hearth.api.base import ApiModel, Int64
 
 
-class ObjectFieldSelector(ApiModel):
-    """Selects a field of the pod."""
+class Upstream(pydantic.RootModel[dict[str, Any]]):
+    """A core/v1 object as the user wrote it, checked against the upstream definition *DEFINITION*."""
 
-    api_version: str | None = None
-    """Version of the schema the field path is written in; defaults to v1."""
-    field_path: str
-    """Path of the field to select, e.g. metadata.name or status.podIP."""
+    model_config = pydantic.ConfigDict(frozen=True)
+    DEFINITION: ClassVar[str]
 
+    @pydantic.field_validator("root")
+    @classmethod
+    def _fits_upstream(cls, value: dict[str, Any]) -> dict[str, Any]:
+        k8s_schema.check(cls.DEFINITION, value)
+        return value
 
-class ResourceFieldSelector(ApiModel):
-    """Selects a resource of a container: limits.cpu, requests.memory, …"""
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: pydantic_core.CoreSchema, handler: pydantic.GetJsonSchemaHandler
+    ) -> json_schema.JsonSchemaValue:
+        return k8s_schema.structural(cls.DEFINITION)
 
-    container_name: str | None = None
-    """Container name: required for volumes, optional for env vars."""
-    divisor: Quantity | None = None
-    """Output format of the exposed resources, defaults to "1"."""
-    resource: str
-    """Required: resource to select."""
-
-
-class KeySelector(ApiModel):
-    """Selects a key of a ConfigMap or Secret in the pod's namespace."""
-
-    key: str
-    """The key to select."""
-    name: str = ""
-    """Name of the ConfigMap or Secret."""
-    optional: bool | None = None
-    """Whether the object or its key may be missing."""
+    def to_wire(self) -> dict[str, Any]:
+        """The object as written, in upstream's (alphabetical) field order; a copy, so rendered manifests
+        never share it."""
+        wire: dict[str, Any] = _sorted(self.root)
+        return wire
 
 
-class EnvVarSource(ApiModel):
-    """Where an environment variable's value comes from."""
+def _sorted(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _sorted(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted(item) for item in value]
+    return value
 
-    config_map_key_ref: KeySelector | None = None
-    """Selects a key of a ConfigMap."""
-    field_ref: ObjectFieldSelector | None = None
-    """Selects a field of the pod."""
-    resource_field_ref: ResourceFieldSelector | None = None
-    """Selects a resource of the container."""
-    secret_key_ref: KeySelector | None = None
-    """Selects a key of a Secret in the pod's namespace."""
+
+class EnvVarSource(Upstream):
+    """Where an environment variable's value comes from (core/v1 EnvVarSource)."""
+
+    DEFINITION = k8s_schema.CORE + "EnvVarSource"
+
+
+class Toleration(Upstream):
+    """Lets a pod schedule onto nodes with a matching taint (core/v1 Toleration)."""
+
+    DEFINITION = k8s_schema.CORE + "Toleration"
+
+
+class Probe(Upstream):
+    """A container probe (core/v1 Probe): one action plus its timing."""
+
+    DEFINITION = k8s_schema.CORE + "Probe"
 
 
 class EnvVar(ApiModel):
-    """An environment variable of a container. A literal value may use Go-template fields such as
-    {{ .Model.Path }}, {{ .Service.Name }} and {{ .Service.Namespace }}."""
+    """An environment variable of a container (core/v1 EnvVar). A literal value may use Go-template fields
+    such as {{ .Model.Path }}, {{ .Service.Name }} and {{ .Service.Namespace }}."""
 
     name: str
     """Name of the environment variable."""
@@ -70,94 +80,24 @@ class EnvVar(ApiModel):
     value_from: EnvVarSource | None = None
     """Source of the value; passed through unchanged."""
 
-
-class Toleration(ApiModel):
-    """Lets a pod schedule onto nodes with a matching taint."""
-
-    effect: str | None = None
-    """Taint effect to match: NoSchedule, PreferNoSchedule or NoExecute; empty matches all."""
-    key: str | None = None
-    """Taint key; empty with operator Exists matches every taint."""
-    operator: str | None = None
-    """Exists or Equal (default)."""
-    toleration_seconds: Int64 | None = None
-    """How long a NoExecute taint is tolerated; unset means forever."""
-    value: str | None = None
-    """Taint value to match with operator Equal."""
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: pydantic_core.CoreSchema, handler: pydantic.GetJsonSchemaHandler
+    ) -> json_schema.JsonSchemaValue:
+        return k8s_schema.structural(k8s_schema.CORE + "EnvVar")
 
 
-class ExecAction(ApiModel):
-    """Runs a command in the container."""
+class LocalObjectReference(ApiModel):
+    """A reference to an object by name in the same namespace (core/v1 LocalObjectReference)."""
 
-    command: list[str] | None = None
-    """Command line; not run in a shell. Exit status 0 is success."""
+    name: str = ""
+    """Name of the referent."""
 
-
-class HttpHeader(ApiModel):
-    """A custom HTTP header of a probe."""
-
-    name: str
-    """Header name."""
-    value: str
-    """Header value."""
-
-
-class HttpGetAction(ApiModel):
-    """An HTTP GET probe."""
-
-    host: str | None = None
-    """Host name to connect to; defaults to the pod IP."""
-    http_headers: list[HttpHeader] | None = None
-    """Custom headers to send."""
-    path: str | None = None
-    """Path to request."""
-    port: IntOrString
-    """Port number or name."""
-    scheme: str | None = None
-    """HTTP (default) or HTTPS."""
-
-
-class TcpSocketAction(ApiModel):
-    """A TCP connect probe."""
-
-    host: str | None = None
-    """Host name to connect to; defaults to the pod IP."""
-    port: IntOrString
-    """Port number or name."""
-
-
-class GrpcAction(ApiModel):
-    """A gRPC health-check probe."""
-
-    port: Int32
-    """Port number of the gRPC service."""
-    service: str | None = None
-    """Service name for the gRPC HealthCheckRequest."""
-
-
-class Probe(ApiModel):
-    """A container probe (core/v1 Probe): one action plus its timing."""
-
-    exec: ExecAction | None = None
-    """Run a command."""
-    failure_threshold: Int32 | None = None
-    """Consecutive failures before the probe counts as failed."""
-    grpc: GrpcAction | None = None
-    """gRPC health check."""
-    http_get: HttpGetAction | None = None
-    """HTTP GET request."""
-    initial_delay_seconds: Int32 | None = None
-    """Seconds after start before the first probe."""
-    period_seconds: Int32 | None = None
-    """Seconds between probes."""
-    success_threshold: Int32 | None = None
-    """Consecutive successes before the probe counts as passed after a failure."""
-    tcp_socket: TcpSocketAction | None = None
-    """TCP connection."""
-    termination_grace_period_seconds: Int64 | None = None
-    """Grace period when a liveness or startup probe failure kills the container."""
-    timeout_seconds: Int32 | None = None
-    """Seconds after which one probe times out."""
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: pydantic_core.CoreSchema, handler: pydantic.GetJsonSchemaHandler
+    ) -> json_schema.JsonSchemaValue:
+        return k8s_schema.structural(k8s_schema.CORE + "LocalObjectReference")
 
 
 class Condition(ApiModel):

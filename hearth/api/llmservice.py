@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 import pydantic
 
-from hearth.api import meta
+from hearth.api import k8s_schema, meta
 from hearth.api.base import ApiModel, GoDuration, Int32, Int64, Quantity, nested
 from hearth.api.core import Condition, LocalObjectReference
 from hearth.api.meta import ObjectMeta
@@ -235,7 +235,9 @@ class LLMServiceSpec(ApiModel):
     """Weight cache and prewarming."""
     endpoint: Endpoint = nested(Endpoint)
     """Client endpoint and cold-start behaviour."""
-    image_pull_secrets: list[LocalObjectReference] | None = None
+    image_pull_secrets: list[LocalObjectReference] | None = pydantic.Field(
+        default=None, json_schema_extra=k8s_schema.markers(k8s_schema.CORE + "PodSpec", "imagePullSecrets")
+    )
     """Pull secrets for the backend, gateway and prewarm pods."""
 
     @pydantic.model_validator(mode="after")

@@ -6,6 +6,7 @@ from typing import Literal
 
 import pydantic
 
+from hearth.api import k8s_schema
 from hearth.api.base import ApiModel, Int32, Int64, nested
 from hearth.api.core import Condition, EnvVar, Probe, Toleration
 from hearth.api.meta import ObjectMeta
@@ -41,7 +42,9 @@ class Container(ApiModel):
     args: list[str] | None = None
     """Arguments; Go-template fields {{ .Model.Path }}, {{ .Service.Name }} and {{ .Service.Namespace }}
     are rendered, and an unknown field fails reconcile (Render)."""
-    env: list[EnvVar] | None = None
+    env: list[EnvVar] | None = pydantic.Field(
+        default=None, json_schema_extra=k8s_schema.markers(k8s_schema.CORE + "Container", "env")
+    )
     """Environment; literal values are template-rendered, valueFrom is passed through."""
     port: Port = nested(Port)
     """Serving port (default http/8000)."""
@@ -90,9 +93,13 @@ class Accelerator(ApiModel):
     """Extended resource of the device plugin, e.g. nvidia.com/gpu, huawei.com/Ascend910."""
     sharing: Sharing | None = None
     """Declarative only (ignored)."""
-    node_selector: dict[str, str] | None = None
+    node_selector: dict[str, str] | None = pydantic.Field(
+        default=None, json_schema_extra=k8s_schema.markers(k8s_schema.CORE + "PodSpec", "nodeSelector")
+    )
     """Merged into the backend and prewarm pods' nodeSelector."""
-    tolerations: list[Toleration] | None = None
+    tolerations: list[Toleration] | None = pydantic.Field(
+        default=None, json_schema_extra=k8s_schema.markers(k8s_schema.CORE + "PodSpec", "tolerations")
+    )
     """Appended to the backend and prewarm pods."""
     scheduler: Scheduler | None = None
     """Custom scheduler and queue."""

@@ -19,14 +19,18 @@ COMPONENT = "hearth-operator"
 
 
 class EventRecorder:
-    def __init__(self, client: KubeClient, *, instance: str | None = None) -> None:
+    def __init__(self, client: KubeClient, *, instance: str | None = None, enabled: bool = True) -> None:
         self._client = client
         self._instance = instance or os.environ.get("POD_NAME") or os.uname().nodename
+        #: False when the operator may not create Events (said once at startup, not at every event).
+        self.enabled = enabled
 
     async def record(
         self, obj: dict[str, Any], *, kind: Literal["Normal", "Warning"], reason: str, message: str
     ) -> None:
         """Best effort: an event that cannot be written is logged, never fails the caller."""
+        if not self.enabled:
+            return
         metadata = obj["metadata"]
         namespace = meta.namespace_of(obj)
         now = datetime.datetime.now(tz=datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -18,7 +18,7 @@ from hearth.common import logs, netaddr, tls
 from hearth.kube.client import KubeClient
 from hearth.kube.events import EventRecorder
 from hearth.kube.leader import LeaderElector
-from hearth.operator import metricsauth
+from hearth.operator import metricsauth, permissions
 from hearth.operator.autoscaler import Autoscaler
 from hearth.operator.controller import Controller
 from hearth.operator.metrics import OperatorMetrics
@@ -32,6 +32,10 @@ def _health_app(controller: Controller, metrics: OperatorMetrics, *, serve_metri
         return web.Response(text="ok")
 
     async def readyz(_: web.Request) -> web.Response:
+        required = controller.permissions.required_missing
+        if required:
+            names = "; ".join(f"{rule} (add: {rule.rbac()})" for rule in required)
+            return web.Response(status=503, text=f"missing required permissions: {names}")
         if controller.synced:
             return web.Response(text="ok")
         return web.Response(status=503, text="caches not synced yet")
@@ -127,8 +131,8 @@ async def run(settings: OperatorSettings, *, stop: asyncio.Event | None = None) 
     client = await KubeClient.connect(kubeconfig=settings.kubeconfig, context=settings.context)
     metrics = OperatorMetrics()
     metrics.count_api_writes(lambda: client.writes)
-    recorder = EventRecorder(client)
-    controller = Controller(client, settings, metrics=metrics, recorder=recorder)
+    recorder, controller = await _controller(client, settings, metrics)
+    autoscaling = controller.permissions.has(permissions.Feature.AUTOSCALER)
     endpoints = _Endpoints()
     tasks: list[asyncio.Task[None]] = []
     elector: LeaderElector | None = None
@@ -140,8 +144,9 @@ async def run(settings: OperatorSettings, *, stop: asyncio.Event | None = None) 
             log.error("cannot serve metrics over HTTPS", extra=logs.fields(error=str(error)))
             return 1
         autoscaler = Autoscaler(client, controller, recorder=recorder, interval=settings.autoscale_interval)
-        tasks = [asyncio.create_task(informer.run()) for informer in controller.informers()]
-        tasks.append(asyncio.create_task(autoscaler.gateway_pods.run()))
+        # Without the autoscaler's permissions its pod informer would only log 403s (issue 19).
+        informers = [*controller.informers(), *([autoscaler.gateway_pods] if autoscaling else [])]
+        tasks = [asyncio.create_task(informer.run()) for informer in informers]
         tasks.append(asyncio.create_task(controller.watch_keda()))
         log.info(
             "operator started",
@@ -167,7 +172,8 @@ async def run(settings: OperatorSettings, *, stop: asyncio.Event | None = None) 
         if stop.is_set():
             return 0
         tasks.extend(asyncio.create_task(controller.worker()) for _ in range(settings.concurrent_reconciles))
-        tasks.append(asyncio.create_task(autoscaler.run()))
+        if autoscaling:
+            tasks.append(asyncio.create_task(autoscaler.run()))
         lost = elector.lost if elector is not None else asyncio.Event()
         await _first(asyncio.create_task(stop.wait()), lost)
         if lost.is_set():
@@ -182,6 +188,19 @@ async def run(settings: OperatorSettings, *, stop: asyncio.Event | None = None) 
         await endpoints.stop()
         await client.close()
     return exit_code
+
+
+async def _controller(
+    client: KubeClient, settings: OperatorSettings, metrics: OperatorMetrics
+) -> tuple[EventRecorder, Controller]:
+    """The controller, told what the startup permission check found (issue 19)."""
+    wanted = permissions.needs(
+        leader_election_namespace=settings.leader_election_namespace if settings.leader_elect else None,
+        metrics_auth=settings.metrics_secure and settings.metrics_address is not None,
+    )
+    allowed = await permissions.check(client, wanted)
+    recorder = EventRecorder(client, enabled=allowed.has(permissions.Feature.EVENTS))
+    return recorder, Controller(client, settings, metrics=metrics, recorder=recorder, allowed=allowed)
 
 
 async def _all_synced(controller: Controller) -> None:

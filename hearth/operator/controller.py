@@ -24,11 +24,11 @@ from hearth.kube.errors import ApiError, ApiUnreachableError
 from hearth.kube.events import EventRecorder
 from hearth.kube.informer import Informer
 from hearth.kube.resources import ResourceType
-from hearth.operator import drift, status
+from hearth.operator import drift, permissions, status
 from hearth.operator.metrics import OperatorMetrics
 from hearth.operator.settings import OperatorSettings
 from hearth.operator.workqueue import WorkQueue
-from hearth.render import plan
+from hearth.render import plan, selection
 from hearth.render.config import OperatorConfig
 from hearth.render.errors import Reason, ReconcileError
 
@@ -59,8 +59,11 @@ class Controller:
         *,
         metrics: OperatorMetrics,
         recorder: EventRecorder,
+        allowed: permissions.Permissions | None = None,
     ) -> None:
         self._client = client
+        #: What the startup check found the operator may do; children it may not manage are skipped.
+        self.permissions = allowed or permissions.Permissions.all_granted()
         self._settings = settings
         self._metrics = metrics
         self._recorder = recorder
@@ -75,6 +78,7 @@ class Controller:
         self.children: dict[ResourceType, Informer] = {
             rt: Informer(client, rt, handler=self._on_child, label_selector=MANAGED, resync_seconds=resync)
             for rt in CHILD_TYPES
+            if self.permissions.allows(rt)
         }
         self.keda_installed = False
         self._parsed_runtimes: dict[str, tuple[str, InferenceRuntime | None]] = {}
@@ -125,7 +129,7 @@ class Controller:
                 log.info(
                     "KEDA " + ("detected" if installed else "not installed"), extra=logs.fields(api=KEDA_API)
                 )
-                if installed and scaled_objects is None:
+                if installed and scaled_objects is None and self.permissions.allows(resources.SCALED_OBJECT):
                     informer = Informer(
                         self._client, resources.SCALED_OBJECT, handler=self._on_child, label_selector=MANAGED
                     )
@@ -228,23 +232,36 @@ class Controller:
             gateway_replicas=self._settings.gateway_replicas,
             network_policies=self._settings.network_policies,
             scaler_mode=mode,
+            gateway_service_account=self.permissions.has(permissions.Feature.GATEWAY_RBAC),
         )
+        skipped: list[str] = []
         runtime: str | None = None
         deployment: dict[str, Any] | None = None
         error: ReconcileError | None = None
         service: LLMService | None = None
         try:
             service = self.parse(obj)
-            built = plan.build(service, self._runtimes(), config)
-            runtime = built.runtime.metadata.name
+            runtimes = self._runtimes()
+            # Selected first so that a later failure (model, render, apply) still names the runtime.
+            runtime = selection.select(service.spec.runtime, runtimes).metadata.name
+            built = plan.build(service, runtimes, config)
             for step in built.steps:
+                if not self.permissions.allows(resources.of(step.manifest)):
+                    _note_skipped(skipped, step, self.permissions)
+                    continue
                 result = await self._execute(step, obj)
                 if step.reason is Reason.APPLY_DEPLOYMENT:
                     deployment = result
         except ReconcileError as failure:
             error = failure
         await self._write_status(
-            obj, service=service, runtime=runtime, deployment=deployment, mode=mode, error=error
+            obj,
+            service=service,
+            runtime=runtime,
+            deployment=deployment,
+            mode=mode,
+            error=error,
+            skipped=skipped,
         )
         if error is not None:
             raise error
@@ -287,6 +304,7 @@ class Controller:
         deployment: dict[str, Any] | None,
         mode: scalermodes.ScalerMode,
         error: ReconcileError | None,
+        skipped: list[str] | None = None,
     ) -> None:
         current = obj.get("status") or {}
         wanted = status.desired(
@@ -298,6 +316,8 @@ class Controller:
             scaler_mode=mode,
             keda_installed=self.keda_installed,
             error=error,
+            permission_notes=self._permission_notes(skipped or []),
+            scaling_blocked=self._scaling_blocked(mode),
         )
         if not status.differs(current, wanted):
             return
@@ -309,6 +329,27 @@ class Controller:
                 return  # a newer version (or a deletion) is on its way through the watch and requeues us
             raise
         await self._record_transition(obj, current, wanted, error)
+
+    def _permission_notes(self, skipped: list[str]) -> list[str]:
+        notes = []
+        if not self.permissions.has(permissions.Feature.GATEWAY_RBAC):
+            rules = "; ".join(r.rbac() for r in self.permissions.rules_for(permissions.Feature.GATEWAY_RBAC))
+            notes.append(
+                "gateway runs with the default ServiceAccount and probes GET /health: the operator may not "
+                f"create its ServiceAccount and Role (add: {rules})"
+            )
+        return notes + skipped
+
+    def _scaling_blocked(self, mode: scalermodes.ScalerMode) -> str | None:
+        if scalermodes.traits(mode).scales is not scalermodes.Driver.OPERATOR or self.permissions.has(
+            permissions.Feature.AUTOSCALER
+        ):
+            return None
+        rules = "; ".join(r.rbac() for r in self.permissions.rules_for(permissions.Feature.AUTOSCALER))
+        return (
+            "the built-in autoscaler is off: the operator may not read pods or scale Deployments "
+            f"(add: {rules})"
+        )
 
     async def _record_transition(
         self,
@@ -338,6 +379,14 @@ def _parse_service(obj: dict[str, Any]) -> LLMService:
             f"{'.'.join(map(str, issue['loc']))}: {issue['msg']}" for issue in error.errors()
         )
         raise ReconcileError(Reason.RENDER, f"invalid LLMService: {problems}") from None
+
+
+def _note_skipped(skipped: list[str], step: plan.Step, allowed: permissions.Permissions) -> None:
+    """A child the operator may not manage: leftovers to delete are simply left; a wanted one is noted."""
+    if step.mode is plan.Mode.DELETE:
+        return
+    rt = resources.of(step.manifest)
+    skipped.append(f"skipped {rt.kind} {step.manifest['metadata']['name']}: {allowed.explain(rt)}")
 
 
 def _controlled_by(child: dict[str, Any], owner: dict[str, Any]) -> bool:

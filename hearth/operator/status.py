@@ -4,6 +4,7 @@ Hearth's extra conditions, and whether anything changed enough to write."""
 from __future__ import annotations
 
 import datetime
+from collections.abc import Sequence
 from typing import Any
 
 from hearth.api import meta, scalermodes
@@ -16,6 +17,8 @@ READY = "Ready"
 RUNTIME_RESOLVED = "RuntimeResolved"
 MODEL_RESOLVED = "ModelResolved"
 SCALING = "Scaling"
+#: Present only while the operator lacks RBAC for part of the service (issue 19).
+PERMISSIONS = "Permissions"
 
 _RUNTIME_REASONS = {Reason.RUNTIME_RESOLUTION, Reason.UNSUPPORTED_VENDOR}
 
@@ -38,12 +41,30 @@ def _parse(text: str | None) -> datetime.datetime | None:
         return None
 
 
+def ever_scaled(deployment: dict[str, Any] | None) -> bool:
+    """Whether the backend Deployment's spec changed since it was created. Scaling it (to zero and back:
+    KEDA, the built-in autoscaler or a gateway's wake, all through the scale subresource) bumps its
+    ``metadata.generation``; a Deployment still at generation 1 has only ever had its defaulted replica,
+    so leaving the creation-time ScaledToZero phase (SPEC §2.7) is its first rollout, not a wake. (A
+    template change before the first pod existed also bumps it, and would count: a window of a second.)"""
+    generation = (deployment or {}).get("metadata", {}).get("generation")
+    return generation is None or int(generation) > 1
+
+
 def track_activation(
-    result: dict[str, Any], *, previous: str | None, phase: str, at: datetime.datetime
+    result: dict[str, Any],
+    *,
+    previous: str | None,
+    phase: str,
+    at: datetime.datetime,
+    scaled: bool = True,
 ) -> None:
     """DESIGN 6: ``lastActivationTime`` when the backend leaves zero, and ``lastColdStartDuration`` when it
     becomes ready after that (both observed here, from the backend Deployment's status). They live in the
-    status itself, so an operator restart in the middle of a cold start still measures it."""
+    status itself, so an operator restart in the middle of a cold start still measures it. *scaled* is
+    :func:`ever_scaled` of the backend: without it, no wake happened (issue 19)."""
+    if previous == "ScaledToZero" and not scaled:
+        return
     if previous == "ScaledToZero" and phase == "Loading":
         result["lastActivationTime"] = _precise(at)
         result.pop("lastColdStartDuration", None)  # absent while this cold start is being measured
@@ -91,10 +112,14 @@ def desired(
     keda_installed: bool,
     error: ReconcileError | None,
     at: datetime.datetime | None = None,
+    permission_notes: Sequence[str] = (),
+    scaling_blocked: str | None = None,
 ) -> dict[str, Any]:
     """The status to hold; fields not owned here (autoscaler decisions) are kept from *current*. *service*
     is the object as read (its metadata), *scaling* its parsed spec.scaling (None only with an *error*: a
-    spec that does not parse). *at* is the moment of observation (now by default)."""
+    spec that does not parse). *at* is the moment of observation (now by default). *permission_notes* say
+    what was skipped or degraded for lack of RBAC (a Permissions condition, present only then);
+    *scaling_blocked* says why nothing can scale (Scaling False, reason MissingPermission)."""
     metadata = service["metadata"]
     generation = int(metadata.get("generation") or 0)
     result = dict(current)
@@ -107,43 +132,79 @@ def desired(
         assert scaling is not None, "a reconcile without an error has parsed the spec"
         phase, reason, message = phase_of(deployment, min_replicas=scaling.min)
         at = at or datetime.datetime.now(tz=datetime.UTC)
-        track_activation(result, previous=current.get("phase"), phase=phase, at=at)
+        track_activation(
+            result, previous=current.get("phase"), phase=phase, at=at, scaled=ever_scaled(deployment)
+        )
         result["phase"] = phase
         result["resolvedRuntime"] = runtime
         result["replicas"] = int((deployment or {}).get("status", {}).get("readyReplicas") or 0)
         result["endpointURL"] = names.endpoint_url(metadata["name"], meta.namespace_of(service))
         conditions.append(_condition(READY, phase == "Ready", reason, message, generation))
 
-    runtime_failed = error is not None and error.reason in _RUNTIME_REASONS
-    if runtime_failed:
-        assert error is not None
-        conditions.append(_condition(RUNTIME_RESOLVED, False, str(error.reason), error.message, generation))
-        conditions.append(
-            _condition(MODEL_RESOLVED, None, "RuntimeUnresolved", "runtime not resolved yet", generation)
-        )
+    conditions.extend(_resolution_conditions(runtime, error, generation))
+    if scaling_blocked is not None and error is None:
+        conditions.append(_condition(SCALING, False, "MissingPermission", scaling_blocked, generation))
     else:
-        chosen = runtime or result.get("resolvedRuntime") or ""
-        conditions.append(
-            _condition(RUNTIME_RESOLVED, True, "Resolved", f"using InferenceRuntime {chosen}", generation)
-        )
-        if error is not None and error.reason is Reason.MODEL_RESOLUTION:
-            conditions.append(_condition(MODEL_RESOLVED, False, str(error.reason), error.message, generation))
-        else:
-            conditions.append(
-                _condition(MODEL_RESOLVED, True, "Resolved", "model source resolved", generation)
-            )
-    conditions.append(_scaling_condition(scaler_mode, keda_installed, generation))
+        conditions.append(_scaling_condition(scaler_mode, keda_installed, generation, error=error))
+    if permission_notes:
+        message = "; ".join(permission_notes)
+        conditions.append(_condition(PERMISSIONS, False, "MissingPermission", message, generation))
     result["conditions"] = merge_conditions(current.get("conditions") or [], conditions)
     return result
 
 
+def _resolution_conditions(
+    runtime: str | None, error: ReconcileError | None, generation: int
+) -> list[dict[str, Any]]:
+    """RuntimeResolved and ModelResolved. *runtime* is the one selected by this reconcile: None when it
+    failed before selection (e.g. the object did not parse), and then nothing is claimed about either."""
+    reason = error.reason if error is not None else None
+    if error is not None and reason in _RUNTIME_REASONS:
+        return [
+            _condition(RUNTIME_RESOLVED, False, str(reason), error.message, generation),
+            _condition(MODEL_RESOLVED, None, "RuntimeUnresolved", "runtime not resolved yet", generation),
+        ]
+    unknown = f"not evaluated: reconcile failed first ({reason})"
+    if runtime is None:
+        runtime_condition = _condition(RUNTIME_RESOLVED, None, "NotEvaluated", unknown, generation)
+    else:
+        message = f"using InferenceRuntime {runtime}"
+        runtime_condition = _condition(RUNTIME_RESOLVED, True, "Resolved", message, generation)
+    if error is not None and reason is Reason.MODEL_RESOLUTION:
+        model_condition = _condition(MODEL_RESOLVED, False, str(reason), error.message, generation)
+    elif runtime is None:
+        model_condition = _condition(MODEL_RESOLVED, None, "NotEvaluated", unknown, generation)
+    else:
+        model_condition = _condition(MODEL_RESOLVED, True, "Resolved", "model source resolved", generation)
+    return [runtime_condition, model_condition]
+
+
+_SCALING_REASONS = {Reason.SCALED_OBJECT, Reason.APPLY_SCALED_OBJECT}
+
+
 def _scaling_condition(
-    mode: scalermodes.ScalerMode | None, keda_installed: bool, generation: int
+    mode: scalermodes.ScalerMode | None,
+    keda_installed: bool,
+    generation: int,
+    *,
+    error: ReconcileError | None = None,
 ) -> dict[str, Any]:
     if mode is None:
         return _condition(SCALING, None, "Unknown", "not reconciled yet", generation)
+    if error is not None and error.reason in _SCALING_REASONS:
+        return _condition(SCALING, False, str(error.reason), error.message, generation)
     traits = scalermodes.traits(mode)
-    if traits.needs_keda and not keda_installed:
+    needs_keda = traits.needs_keda
+    if error is not None and not (needs_keda and not keda_installed):
+        # The scaling children were not brought up to date, so whether anything scales is not known.
+        return _condition(
+            SCALING,
+            None,
+            "ReconcileFailed",
+            f"scaling ({mode}) is not set up while reconcile fails ({error.reason})",
+            generation,
+        )
+    if needs_keda and not keda_installed:
         return _condition(
             SCALING,
             False,

@@ -23,6 +23,10 @@ class OperatorConfig:
     #: Render a NetworkPolicy per LLMService that lets only its gateway (and metrics scrapers) reach the
     #: backend pods (DESIGN: optional, needs a CNI that enforces NetworkPolicies).
     network_policies: bool = False
+    #: Give each gateway its own ServiceAccount and Role (EndpointSlice readiness, instant wake). False when
+    #: the operator may not create them: gateways then run as the reference's do, with the namespace's
+    #: default ServiceAccount, probing GET /health (issue 19: the reference chart's ClusterRole).
+    gateway_service_account: bool = True
 
     def __post_init__(self) -> None:
         scalermodes.traits(self.scaler_mode)  # ValueError for auto: render what is in force, never a choice

@@ -42,7 +42,7 @@ def _reference_env(service: LLMService, config: OperatorConfig) -> list[dict[str
 def _discovery_env(service: LLMService, config: OperatorConfig) -> list[dict[str, Any]]:
     """What Hearth's gateway adds: where to watch backend readiness and which Deployment to wake."""
     name = service.metadata.name
-    return [
+    env = [
         {"name": "HEARTH_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
         common.env_entry("HEARTH_BACKEND_SERVICE", names.backend_service(name)),
         common.env_entry("HEARTH_BACKEND_DEPLOYMENT", names.backend(name)),
@@ -50,6 +50,11 @@ def _discovery_env(service: LLMService, config: OperatorConfig) -> list[dict[str
         # Profiles serve the model under the LLMService's name (--served-model-name={{ .Service.Name }}).
         common.env_entry("HEARTH_MODEL_NAME", name),
     ]
+    if not config.gateway_service_account:
+        # The default ServiceAccount may read nothing: probe readiness and leave waking to the operator.
+        env = [entry for entry in env if entry["name"] != "HEARTH_BACKEND_DEPLOYMENT"]
+        env.append(common.env_entry("HEARTH_READINESS", "probe"))
+    return env
 
 
 def deployment(service: LLMService, config: OperatorConfig) -> dict[str, Any]:
@@ -77,7 +82,7 @@ def deployment(service: LLMService, config: OperatorConfig) -> dict[str, Any]:
     if config.gateway_args:
         container["args"] = list(config.gateway_args)
     pod: dict[str, Any] = {
-        "serviceAccountName": names.gateway(name),
+        **({"serviceAccountName": names.gateway(name)} if config.gateway_service_account else {}),
         "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
         "containers": [container],
         "volumes": [{"name": "tmp", "emptyDir": {}}],
@@ -148,6 +153,8 @@ def service_manifest(service: LLMService) -> dict[str, Any]:
 def rbac(service: LLMService, config: OperatorConfig) -> list[dict[str, Any]]:
     """The gateway's ServiceAccount and the least Role it needs: read EndpointSlices (backend readiness) and
     its own backend Deployment, plus what its scaler mode adds (builtin: patch that Deployment's scale)."""
+    if not config.gateway_service_account:
+        return []
     name = service.metadata.name
     labels = names.gateway_selector(name)
     rules: list[dict[str, Any]] = [

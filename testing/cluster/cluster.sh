@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Hearth's single-node Kubernetes test bed: a real cluster (etcd, kube-apiserver,
 # kube-controller-manager, kube-scheduler, containerd + runc, bridge CNI, kubelet, kube-proxy,
-# CoreDNS) run as plain host processes on a machine without systemd or Docker.
+# CoreDNS, and a dynamic volume provisioner with the default StorageClass) run as plain host processes on
+# a machine without systemd or Docker.
 #
 #   testing/cluster/cluster.sh up               bring the cluster up (reuses it if already up)
 #   testing/cluster/cluster.sh down             stop what `up` started, clean pods/network, keep caches
@@ -53,9 +54,12 @@ KUBELET_DIR="$RUN/kubelet"
 CNI_CONF_DIR="$RUN/cni/net.d"
 CNI_IPAM_DIR="$RUN/cni/ipam"
 ETCD_DIR="$RUN/etcd"
+VOLUMES_DIR="$RUN/volumes"     # local-provisioner's PersistentVolumes (wiped by `down`, as etcd is)
+STORAGE_CLASS=hearth-local
 
 # Start order; `down` stops them in reverse.
-COMPONENTS=(etcd kube-apiserver containerd kube-controller-manager kube-scheduler kubelet kube-proxy coredns)
+COMPONENTS=(etcd kube-apiserver containerd kube-controller-manager kube-scheduler kubelet kube-proxy coredns
+  local-provisioner)
 
 export PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH"
 
@@ -683,6 +687,50 @@ EOF
   start_proc coredns "$bin/coredns" -conf "$RUN/coredns/Corefile"
 }
 
+# A dynamic provisioner for this one node (testing/cluster/local_provisioner.py): PVCs of the default
+# StorageClass get a directory under $VOLUMES_DIR as a `local` PersistentVolume, so cache PVCs bind.
+start_local_provisioner() {
+  local bin; bin=$(bindir)
+  # Its own identity, least privilege (made here too, so a PKI from before this component gains it).
+  [[ -s "$PKI/local-provisioner.crt" ]] ||
+    pki_cert local-provisioner system:hearth-local-provisioner "" clientAuth "" ca
+  write_kubeconfig "$KCFG/local-provisioner.kubeconfig" local-provisioner system:hearth-local-provisioner
+  kc apply -f - >/dev/null <<EOF
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: "system:hearth-local-provisioner"}
+rules:
+- apiGroups: [""]
+  resources: [persistentvolumes]
+  verbs: [get, list, watch, create, delete]
+- apiGroups: [""]
+  resources: [persistentvolumeclaims]
+  verbs: [get, list, watch]
+- apiGroups: [storage.k8s.io]
+  resources: [storageclasses]
+  verbs: [get, list, watch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: "system:hearth-local-provisioner"}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "system:hearth-local-provisioner"}
+subjects:
+- {apiGroup: rbac.authorization.k8s.io, kind: User, name: "system:hearth-local-provisioner"}
+---
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata:
+  name: $STORAGE_CLASS
+  annotations: {storageclass.kubernetes.io/is-default-class: "true"}
+provisioner: hearth.dev/local-path
+reclaimPolicy: Delete
+volumeBindingMode: WaitForFirstConsumer
+EOF
+  mkdir -p "$VOLUMES_DIR"
+  start_proc local-provisioner python3 "$HERE/local_provisioner.py" --kubectl "$bin/kubectl" \
+    --kubeconfig "$KCFG/local-provisioner.kubeconfig" --node "$NODE_NAME" --root "$VOLUMES_DIR"
+}
+
 node_ready() {
   [[ "$(kc get node "$NODE_NAME" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" == True ]]
 }
@@ -735,9 +783,11 @@ cmd_up() {
   start_kubelet; start_kube_proxy; start_coredns
   step "node $NODE_NAME Ready"
   wait_for "node $NODE_NAME Ready" 120 node_ready
-  local c; for c in "${COMPONENTS[@]}"; do assert_alive "$c"; done
+  local c; for c in "${COMPONENTS[@]}"; do [[ "$c" == local-provisioner ]] || assert_alive "$c"; done
   step "extended resource $EXTENDED_RESOURCE=$EXTENDED_COUNT"; patch_extended_resource
   step "CoreDNS answering"; wait_for "CoreDNS to resolve kubernetes.default" 60 dns_ready
+  step "volume provisioner, default StorageClass $STORAGE_CLASS"; start_local_provisioner
+  assert_alive local-provisioner
   step_done
   log "cluster up in $(elapsed "$T0") s; node $NODE_NAME Ready; admin kubeconfig:"
   echo "$ADMIN_KUBECONFIG"
@@ -829,8 +879,8 @@ cmd_down() {
   need_root
   [[ -d "$RUN" ]] || { log "nothing to stop ($RUN does not exist)"; return 0; }
   log "down: run dir $RUN"
-  step "node agents (kubelet, kube-proxy, CoreDNS)"
-  stop_procs "$GRACE" kubelet kube-proxy coredns
+  step "node agents (kubelet, kube-proxy, CoreDNS, volume provisioner)"
+  stop_procs "$GRACE" local-provisioner kubelet kube-proxy coredns
   step "pod containers and sandboxes"
   # The apiserver drains for a while after SIGTERM: let that run while containers are removed.
   local api_pid=""
@@ -847,7 +897,7 @@ cmd_down() {
   remove_netns
   teardown_network
   step "state (etcd data, kubelet/containerd state; images and PKI are kept)"
-  rm -rf "$ETCD_DIR" "$KUBELET_DIR" "$CTRD/state" "$CNI_IPAM_DIR" "$CTR_SOCK" "$CTR_SOCK.ttrpc"
+  rm -rf "$ETCD_DIR" "$VOLUMES_DIR" "$KUBELET_DIR" "$CTRD/state" "$CNI_IPAM_DIR" "$CTR_SOCK" "$CTR_SOCK.ttrpc"
   step_done
   log "cluster down in $(elapsed "$T0") s (cache kept in $RUN)"
 }

@@ -6,7 +6,9 @@
 #   3. GETs /v1/models from the host through the ClusterIP (kube-proxy) and the pod IP;
 #   4. from a pod: resolves <svc>.<ns>.svc.cluster.local (CoreDNS via the kube-dns ClusterIP)
 #      with busybox nslookup, then GETs /v1/models by that name with busybox nc
-#      (busybox wget segfaults, TESTBED pitfall 9).
+#      (busybox wget segfaults, TESTBED pitfall 9);
+#   5. a claim of the default StorageClass (no storageClassName) binds once a pod uses it (the test bed's
+#      provisioner, WaitForFirstConsumer), as the non-root stub user writes a file that a second pod reads.
 #   testing/cluster/smoke.sh [--keep]     --keep leaves the namespace in place
 set -euo pipefail
 
@@ -113,5 +115,51 @@ kc -n "$NS" logs dns-probe >&2 || true
 [[ "$phase" == Succeeded ]] || fail "dns-probe pod phase: $phase"
 kc -n "$NS" logs dns-probe | grep -q '"id"' || fail "no model list in the in-pod response"
 
+log "PVC of the default StorageClass, written by one pod and read by the next"
+volume_pod() {  # volume_pod NAME SCRIPT
+  cat <<EOF
+apiVersion: v1
+kind: Pod
+metadata: {name: $1}
+spec:
+  restartPolicy: Never
+  securityContext: {runAsUser: 65532, runAsGroup: 65532}
+  containers:
+  - name: c
+    image: $IMAGE
+    imagePullPolicy: Never
+    command: ["/bin/busybox", "sh", "-c", "$2"]
+    volumeMounts: [{name: data, mountPath: /data}]
+  volumes: [{name: data, persistentVolumeClaim: {claimName: data}}]
+EOF
+}
+pod_done() {  # pod_done NAME: wait for it to finish; fail unless it Succeeded
+  local phase=""
+  for _ in $(seq 1 240); do
+    phase=$(kc -n "$NS" get pod "$1" -o jsonpath='{.status.phase}')
+    [[ "$phase" == Succeeded || "$phase" == Failed ]] && break
+    sleep 0.5
+  done
+  [[ "$phase" == Succeeded ]] || { kc -n "$NS" describe pvc data >&2 || true; fail "$1 pod phase: $phase"; }
+}
+{
+  cat <<EOF
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: data}
+spec:
+  accessModes: [ReadWriteOnce]
+  resources: {requests: {storage: 1Gi}}
+---
+EOF
+  volume_pod writer "echo warm > /data/weights"
+} | kc -n "$NS" apply -f - >/dev/null
+pod_done writer
+class=$(kc -n "$NS" get pvc data -o jsonpath='{.spec.storageClassName} {.status.phase}')
+[[ "$class" == "hearth-local Bound" ]] || fail "claim: $class (want the default class hearth-local, Bound)"
+volume_pod reader "grep -qx warm /data/weights" | kc -n "$NS" apply -f - >/dev/null
+pod_done reader
+log "claim bound to $(kc -n "$NS" get pvc data -o jsonpath='{.spec.volumeName}'); data survived the pod"
+
 if ((KEEP == 0)); then kc delete namespace "$NS" --wait=false >/dev/null; fi
-log "PASS: Deployment Ready, ClusterIP and pod IP reachable from the host, DNS and Service by name from a pod"
+log "PASS: Deployment Ready, ClusterIP and pod IP reachable from the host, DNS and Service by name from a pod, PVC of the default StorageClass"

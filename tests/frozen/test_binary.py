@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from pathlib import Path
 
 import openai
 import pytest
@@ -99,3 +100,36 @@ async def test_frozen_gateway_fronts_the_frozen_stub_and_serves_the_scaler(binar
                     [chunk.choices[0].delta.content or "" async for chunk in stream if chunk.choices]
                 )
             assert text == "tok0 tok1 "
+
+
+def test_frozen_binary_carries_the_upstream_kubernetes_schemas(binary: str, tmp_path: Path) -> None:
+    """Probes and env vars are checked against hearth/api/k8s_schema/core_v1.json, which must be inside."""
+    manifest = tmp_path / "service.yaml"
+    manifest.write_text(
+        "apiVersion: serving.hearth.dev/v1alpha1\nkind: LLMService\nmetadata: {name: q}\n"
+        "spec: {model: {source: {uri: 'hf://a/b'}}, runtime: {name: vllm-stub}}\n"
+    )
+    result = subprocess.run(
+        [binary, "render", "-f", str(manifest), "-o", "json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "readinessProbe" in result.stdout
+    runtime = tmp_path / "runtime.yaml"
+    runtime.write_text(
+        "apiVersion: serving.hearth.dev/v1alpha1\nkind: InferenceRuntime\nmetadata: {name: vllm-stub}\n"
+        "spec: {vendor: generic, container: {image: i}, accelerator: {resourceName: r},\n"
+        "  health: {readiness: {httpGet: {port: 8000, paht: /}}}}\n"
+    )
+    refused = subprocess.run(
+        [binary, "render", "-f", str(manifest), "-r", str(runtime)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert refused.returncode != 0
+    assert "httpGet.paht: unknown field" in refused.stderr

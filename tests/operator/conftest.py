@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -35,7 +36,7 @@ def wait_for(check: Callable[[], T | None], *, timeout: float = 30, what: str = 
 
 
 class OperatorProcess:
-    def __init__(self, plane: ControlPlane, log_path: Path, *extra: str) -> None:
+    def __init__(self, plane: ControlPlane, log_path: Path, *extra: str, wait: bool = True) -> None:
         self.metrics_port = free_port()
         self.log_path = log_path
         command = [
@@ -56,7 +57,20 @@ class OperatorProcess:
             stderr=log_path.open("ab"),
             env={**os.environ, "POD_NAME": log_path.stem},
         )
-        wait_for(self.ready, timeout=60, what="operator readiness")
+        if wait:
+            wait_for(self.ready, timeout=60, what="operator readiness")
+
+    def readyz(self) -> tuple[int, str] | None:
+        """(status, body) of /readyz, None while it does not answer."""
+        try:
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{self.metrics_port}/readyz", timeout=2
+            ) as response:
+                return int(response.status), response.read().decode()
+        except urllib.error.HTTPError as error:
+            return int(error.code), error.read().decode()
+        except OSError:
+            return None
 
     def ready(self) -> bool:
         if self.process.poll() is not None:

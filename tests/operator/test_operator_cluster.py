@@ -332,3 +332,46 @@ def test_a_keda_crd_installed_while_running_starts_producing_scaled_objects(
     finally:
         hearth_cluster.kubectl("delete", "-f", "-", stdin=crd, check=False)
     json.dumps(scaled)
+
+
+def test_a_new_service_records_a_wake_only_once_its_backend_really_left_zero(
+    hearth_cluster: ControlPlane, start_operator: StartOperator, namespace: str, runtime: str
+) -> None:
+    start_operator()
+    hearth_cluster.kubectl("apply", "-f", "-", stdin=service_yaml("fresh", namespace, runtime))
+    loading = wait_for(
+        lambda: (s := status_of(hearth_cluster, namespace, "fresh")).get("phase") == "Loading" and s,
+        what="Loading",
+    )
+    assert "lastActivationTime" not in loading, "no request reached it: its first rollout is not a wake"
+    # Scale it to zero and back by hand, as an autoscaler does, on the real API server.
+    hearth_cluster.kubectl("scale", "deployment", "fresh", "-n", namespace, "--replicas=0")
+    wait_for(
+        lambda: status_of(hearth_cluster, namespace, "fresh").get("phase") == "ScaledToZero",
+        what="ScaledToZero",
+    )
+    assert "lastActivationTime" not in status_of(hearth_cluster, namespace, "fresh")
+    hearth_cluster.kubectl("scale", "deployment", "fresh", "-n", namespace, "--replicas=1")
+    woken = wait_for(
+        lambda: (s := status_of(hearth_cluster, namespace, "fresh")).get("phase") == "Loading" and s,
+        what="Loading after the wake",
+    )
+    assert woken.get("lastActivationTime"), "leaving a real zero is a wake"
+
+
+def test_a_degraded_service_names_its_runtime_and_does_not_claim_scaling(
+    hearth_cluster: ControlPlane, start_operator: StartOperator, namespace: str, runtime: str
+) -> None:
+    start_operator()
+    manifest = service_yaml("broken", namespace, runtime).replace("hf://Qwen/Qwen3-0.6B", "s3://bucket/model")
+    hearth_cluster.kubectl("apply", "-f", "-", stdin=manifest)
+    status = wait_for(
+        lambda: (s := status_of(hearth_cluster, namespace, "broken")).get("phase") == "Degraded" and s,
+        what="Degraded",
+    )
+    conditions = {condition["type"]: condition for condition in status["conditions"]}
+    assert conditions["Ready"]["reason"] == "ModelResolution"
+    assert conditions["ModelResolved"]["status"] == "False"
+    assert conditions["RuntimeResolved"]["status"] == "True"
+    assert conditions["RuntimeResolved"]["message"] == f"using InferenceRuntime {runtime}"
+    assert conditions["Scaling"]["status"] != "True", "nothing is scaled while reconcile fails"

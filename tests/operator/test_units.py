@@ -141,6 +141,92 @@ def test_ready_straight_from_zero_updates_the_activation_but_invents_no_duration
     assert after["lastColdStartDuration"] == "6s"
 
 
+def test_the_first_rollout_of_a_new_service_is_not_a_wake() -> None:
+    # Issue 19: a new min=0 service reads ScaledToZero before its Deployment has pods (SPEC §2.7), and its
+    # never-scaled Deployment (generation 1, replicas defaulted to 1) then goes Loading and Ready.
+    def fresh(deployment_status: dict[str, Any]) -> dict[str, Any]:
+        return {"metadata": {"generation": 1}, "status": deployment_status}
+
+    created = status.desired(
+        current={},
+        service=SERVICE,
+        scaling=SCALING,
+        runtime="vllm-stub",
+        deployment=fresh({}),
+        scaler_mode=ScalerMode.BUILTIN,
+        keda_installed=False,
+        error=None,
+    )
+    assert created["phase"] == "ScaledToZero"
+    loading = status.desired(
+        current=created,
+        service=SERVICE,
+        scaling=SCALING,
+        runtime="vllm-stub",
+        deployment=fresh({"replicas": 1}),
+        scaler_mode=ScalerMode.BUILTIN,
+        keda_installed=False,
+        error=None,
+    )
+    assert loading["phase"] == "Loading"
+    assert "lastActivationTime" not in loading, "nothing woke it: it was never at zero"
+    ready = status.desired(
+        current=created,
+        service=SERVICE,
+        scaling=SCALING,
+        runtime="vllm-stub",
+        deployment=fresh({"replicas": 1, "readyReplicas": 1}),
+        scaler_mode=ScalerMode.BUILTIN,
+        keda_installed=False,
+        error=None,
+    )
+    assert "lastActivationTime" not in ready
+
+
+def _degraded(
+    error: ReconcileError, *, runtime: str | None, mode: ScalerMode
+) -> dict[str, tuple[str, str, str]]:
+    result = status.desired(
+        current={},
+        service=SERVICE,
+        scaling=SCALING,
+        runtime=runtime,
+        deployment=None,
+        scaler_mode=mode,
+        keda_installed=True,
+        error=error,
+    )
+    return {c["type"]: (c["status"], c["reason"], c["message"]) for c in result["conditions"]}
+
+
+def test_a_degraded_service_names_its_runtime_and_does_not_claim_to_be_scaled() -> None:
+    kinds = _degraded(
+        ReconcileError(Reason.MODEL_RESOLUTION, "bad uri"), runtime="vllm-stub", mode=ScalerMode.BUILTIN
+    )
+    assert kinds["RuntimeResolved"] == ("True", "Resolved", "using InferenceRuntime vllm-stub")
+    assert kinds["Scaling"][0] != "True", "nothing is scaled while the service cannot be reconciled"
+    assert kinds["Scaling"][1] == "ReconcileFailed"
+
+
+def test_a_service_that_failed_before_runtime_selection_leaves_the_runtime_unknown() -> None:
+    kinds = _degraded(
+        ReconcileError(Reason.RENDER, "invalid LLMService: spec.x"), runtime=None, mode=ScalerMode.METRICS_API
+    )
+    assert kinds["RuntimeResolved"][0] == "Unknown"
+    assert "using InferenceRuntime" not in kinds["RuntimeResolved"][2]
+    assert kinds["ModelResolved"][0] == "Unknown"
+    assert kinds["Scaling"][0] == "Unknown"
+
+
+def test_a_failed_scaling_step_says_scaling_false_with_its_reason() -> None:
+    kinds = _degraded(
+        ReconcileError(Reason.SCALED_OBJECT, "metric kvCacheUtil is not supported"),
+        runtime="vllm-stub",
+        mode=ScalerMode.METRICS_API,
+    )
+    assert kinds["Scaling"] == ("False", "ScaledObject", "metric kvCacheUtil is not supported")
+
+
 def test_transition_time_moves_only_when_status_flips() -> None:
     old = [
         {"type": "Ready", "status": "False", "reason": "Deploying", "message": "", "lastTransitionTime": "T0"}

@@ -11,6 +11,7 @@ import logging
 import resource
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import prometheus_client
@@ -108,7 +109,8 @@ class Assembly:
             started.set_result(urls[0])
 
         server = asyncio.create_task(self.serve(stop=stop, on_started=on_started))
-        await asyncio.wait([started, server], return_when=asyncio.FIRST_COMPLETED)
+        either: set[asyncio.Future[Any]] = {started, server}
+        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
         if not started.done():
             await server  # it failed before listening: raise its error
         try:

@@ -120,9 +120,9 @@ __all__ = [
     "GatewayFactory",
     "Running",
     "echo_app",
+    "local_settings",
     "running_app",
     "running_gateway",
     "running_stub",
     "seconds",
-    "local_settings",
 ]

@@ -52,7 +52,7 @@ async def test_sigterm_with_50_open_streams_loses_none() -> None:
                 events = split_sse(first + rest)
                 assert len(events) == 31
                 assert events[-1] == b"data: [DONE]\n\n"
-            assert await gateway.wait() == 0
+            assert await gateway.wait_async() == 0
             with pytest.raises(aiohttp.ClientConnectionError):
                 await http.get(f"{gateway.url}/healthz")
 

@@ -38,6 +38,8 @@ class HearthProcess:
         self.log: list[str] = []
         self.url: str | None = None
         self._listening = threading.Event()
+        self._new_line = threading.Condition()
+        self._ended = False
         self._log_file = log_path.open("a", encoding="utf-8") if log_path is not None else None
         self.process = subprocess.Popen(
             [*executable, *args],
@@ -53,7 +55,9 @@ class HearthProcess:
         assert self.process.stderr is not None
         for raw in self.process.stderr:
             line = raw.decode(errors="replace")
-            self.log.append(line)
+            with self._new_line:
+                self.log.append(line)
+                self._new_line.notify_all()
             if self._log_file is not None:
                 self._log_file.write(line)
                 self._log_file.flush()
@@ -61,6 +65,9 @@ class HearthProcess:
                 self.url = match.group(1)
                 self._listening.set()
         self._listening.set()  # the process closed its stderr: it will never listen now
+        with self._new_line:
+            self._ended = True
+            self._new_line.notify_all()
         if self._log_file is not None:
             self._log_file.close()
 
@@ -81,6 +88,22 @@ class HearthProcess:
                 f"hearth {' '.join(self.args)} did not start listening; its log:\n{self.text()}"
             )
         return self.url
+
+    def wait_for_line(self, fragment: str, within_s: float = 30) -> str:
+        """The first log line containing *fragment*, once the process has written it."""
+
+        def found() -> str | None:
+            return next((line for line in self.log if fragment in line), None)
+
+        with self._new_line:
+            self._new_line.wait_for(lambda: found() is not None or self._ended, within_s)
+        line = found()
+        if line is None:
+            raise AssertionError(f"hearth {' '.join(self.args)} never logged {fragment!r}:\n{self.text()}")
+        return line
+
+    async def wait_for_line_async(self, fragment: str, within_s: float = 30) -> str:
+        return await asyncio.to_thread(self.wait_for_line, fragment, within_s)
 
     def text(self, last_chars: int = 20000) -> str:
         return "".join(self.log)[-last_chars:]

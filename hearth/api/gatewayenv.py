@@ -48,7 +48,7 @@ class Setting:
     choices: tuple[str, ...] = ()
     #: SPEC §3.1: the reference uses the default for a value <= 0; so does Hearth, and ``--help`` says so.
     zero_means_default: bool = False
-    #: The least value accepted (counts and durations), unless ``zero_means_default``.
+    #: The least value accepted (a count, or a duration in nanoseconds), unless ``zero_means_default``.
     minimum: int | None = None
 
     @property
@@ -100,8 +100,7 @@ class Setting:
         if self.zero_means_default and value.nanoseconds <= 0:
             return self._duration(self.default or "")
         if self.minimum is not None and value.nanoseconds < self.minimum:
-            least = "0s" if self.minimum == 0 else durations.format_nanoseconds(self.minimum)
-            raise SettingError(f"{value} is less than {least}")
+            raise SettingError(f"{value} is less than {durations.format_nanoseconds(self.minimum)}")
         return value
 
     def describe(self) -> str:

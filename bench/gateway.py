@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import resource
 import shutil
 import statistics
@@ -27,11 +26,13 @@ from pathlib import Path
 
 import aiohttp
 
-from hearth.common import durations
+from hearth.common import durations, netaddr
+from hearth.gateway import server
+from hearth.gateway.readiness import ManualReadiness
+from hearth.gateway.settings import GatewaySettings
+from tests import helpers
 from tests.cluster.controlplane import free_port
-from tests.gateway.conftest import running_gateway
 
-HEARTH = [sys.executable, "-m", "hearth"]
 NGINX_CONF = """
 worker_processes 1;
 daemon off;
@@ -66,14 +67,10 @@ def _percentile(values: list[float], fraction: float) -> float:
 
 
 @contextlib.asynccontextmanager
-async def _process(
-    command: list[str], env: dict[str, str], port: int
-) -> AsyncIterator[asyncio.subprocess.Process]:
+async def _nginx(command: list[str], port: int) -> AsyncIterator[asyncio.subprocess.Process]:
+    """nginx, the baseline (hearth processes run with tests.helpers.running_hearth)."""
     process = await asyncio.create_subprocess_exec(
-        *command,
-        env={**os.environ, **env},
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
+        *command, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
     )
     async with aiohttp.ClientSession() as http:
         for _ in range(200):
@@ -149,16 +146,16 @@ def _rss_kib(pid: int) -> int:
 
 async def _held_memory(count: int) -> float:
     """KiB of gateway RSS per held cold request, holding *count* connections."""
-    port = free_port()
     env = {
         "HEARTH_BACKEND_URL": "http://127.0.0.1:9",
-        "HEARTH_LISTEN_ADDR": f"127.0.0.1:{port}",
+        "HEARTH_LISTEN_ADDR": "127.0.0.1:0",
         "HEARTH_READINESS": "probe",
         "HEARTH_MAX_QUEUE": str(count + 10),
         "HEARTH_DRAIN_DELAY": "0s",
-        "HEARTH_LOG_LEVEL": "warning",
     }
-    async with _process([*HEARTH, "gateway"], env, port) as gateway:
+    async with helpers.running_hearth(["gateway"], env=env) as gateway:
+        assert gateway.url is not None
+        port = int(gateway.url.rsplit(":", 1)[1])
         await asyncio.sleep(0.5)
         before = _rss_kib(gateway.pid)
         request = b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"
@@ -185,10 +182,16 @@ async def _held_memory(count: int) -> float:
 async def _wake(held: int, backend: str) -> tuple[float, float]:
     """In-process gateway with *held* cold requests: seconds from readiness to the first forwarded byte of a
     lone request, and until every one of the *held* requests has left its hold (is being forwarded)."""
-    async with running_gateway(
-        max_queue=held + 10, activation_timeout=durations.Duration.parse("60s")
-    ) as running:
-        gateway, readiness, url = running.gateway, running.readiness, running.url
+    settings = GatewaySettings(
+        backend_url=backend,
+        listen=netaddr.ListenAddress("127.0.0.1", 0),
+        max_queue=held + 10,
+        activation_timeout=durations.Duration.parse("60s"),
+        drain_delay=durations.Duration(0),
+    )
+    readiness = ManualReadiness()
+    async with server.build(settings, readiness=readiness) as assembly, assembly.serving() as url:
+        gateway = assembly.gateway
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
             # 1. One held request: the gateway-attributable delay from readiness to the first forwarded byte.
             lone = asyncio.create_task(http.post(f"{url}/v1/completions?tokens=1", data=b"{}"))
@@ -220,73 +223,29 @@ async def _wake(held: int, backend: str) -> tuple[float, float]:
 
 
 async def main_async(options: argparse.Namespace) -> list[tuple[str, str, str]]:
-    stub_port, gateway_port, nginx_port = free_port(), free_port(), free_port()
-    stub_url = f"http://127.0.0.1:{stub_port}"
-    stub_env = {
-        "STUB_LISTEN_ADDR": f"127.0.0.1:{stub_port}",
-        "STUB_TOKEN_DELAY": "20ms",
-        "HEARTH_LOG_LEVEL": "warning",
-    }
-    gateway_env = {
-        "HEARTH_BACKEND_URL": stub_url,
-        "HEARTH_LISTEN_ADDR": f"127.0.0.1:{gateway_port}",
-        "HEARTH_READINESS": "probe",
-        "HEARTH_LOG_LEVEL": "warning",
-        "HEARTH_DRAIN_DELAY": "0s",
-    }
+    nginx_port = free_port()
+    stub_env = {"STUB_LISTEN_ADDR": "127.0.0.1:0", "STUB_TOKEN_DELAY": "20ms"}
     root = Path(tempfile.mkdtemp(prefix="hearth-bench-"))
-    (root / "nginx.conf").write_text(NGINX_CONF.format(root=root, backend=stub_port, port=nginx_port))
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     rows: list[tuple[str, str, str]] = []
-    async with (
-        _process([*HEARTH, "stub"], stub_env, stub_port),
-        _process([*HEARTH, "gateway"], gateway_env, gateway_port),
-        _process([nginx, "-c", str(root / "nginx.conf"), "-p", str(root)], {}, nginx_port),
-    ):
-        urls = {
-            "direct": stub_url,
-            "gateway": f"http://127.0.0.1:{gateway_port}",
-            "nginx": f"http://127.0.0.1:{nginx_port}",
+    async with helpers.running_hearth(["stub"], env=stub_env) as stub:
+        assert stub.url is not None
+        stub_url = stub.url
+        gateway_env = {
+            "HEARTH_BACKEND_URL": stub_url,
+            "HEARTH_LISTEN_ADDR": "127.0.0.1:0",
+            "HEARTH_READINESS": "probe",
+            "HEARTH_DRAIN_DELAY": "0s",
         }
-        async with aiohttp.ClientSession() as http:
-            for url in urls.values():
-                await _latencies(http, url, 50)  # warm up connections
-            lat = {name: await _latencies(http, url, options.requests) for name, url in urls.items()}
-            p50 = {name: statistics.median(values) * 1000 for name, values in lat.items()}
-            p99 = {name: _percentile(values, 0.99) * 1000 for name, values in lat.items()}
-            rows.append(
-                (
-                    "latency p50 direct / nginx / gateway",
-                    f"{p50['direct']:.2f} / {p50['nginx']:.2f} / {p50['gateway']:.2f} ms",
-                    f"gateway adds {p50['gateway'] - p50['direct']:+.2f} ms (budget +1 ms)",
-                )
-            )
-            rows.append(
-                (
-                    "latency p99 direct / nginx / gateway",
-                    f"{p99['direct']:.2f} / {p99['nginx']:.2f} / {p99['gateway']:.2f} ms",
-                    f"gateway adds {p99['gateway'] - p99['direct']:+.2f} ms (budget +5 ms)",
-                )
-            )
-            rate = {name: await _throughput(url, options.seconds) for name, url in urls.items()}
-            rows.append(
-                (
-                    "throughput direct / nginx / gateway",
-                    f"{rate['direct']:.0f} / {rate['nginx']:.0f} / {rate['gateway']:.0f} req/s",
-                    f"{rate['gateway'] / rate['nginx']:.2f}x nginx (budget >= 0.5x)",
-                )
-            )
-            late = {
-                name: _percentile(await _token_lateness(http, url, options.streams, 50, 0.02), 0.99) * 1000
-                for name, url in urls.items()
-            }
-            rows.append(
-                (
-                    "token lateness p99 direct / nginx / gateway",
-                    f"{late['direct']:.2f} / {late['nginx']:.2f} / {late['gateway']:.2f} ms",
-                    f"gateway {late['gateway'] / max(late['nginx'], 0.001):.2f}x nginx (budget <= 2x)",
-                )
-            )
+        stub_port = int(stub_url.rsplit(":", 1)[1])
+        (root / "nginx.conf").write_text(NGINX_CONF.format(root=root, backend=stub_port, port=nginx_port))
+        async with (
+            helpers.running_hearth(["gateway"], env=gateway_env) as gateway,
+            _nginx([nginx, "-c", str(root / "nginx.conf"), "-p", str(root)], nginx_port),
+        ):
+            assert gateway.url is not None
+            urls = {"direct": stub_url, "gateway": gateway.url, "nginx": f"http://127.0.0.1:{nginx_port}"}
+            rows.extend(await _measure(options, urls))
         first, last = await _wake(options.held, stub_url)
         rows.append(
             (
@@ -299,6 +258,51 @@ async def main_async(options: argparse.Namespace) -> list[tuple[str, str, str]]:
         per = await _held_memory(count)
         rows.append((f"memory per held cold request ({count})", f"{per:.1f} KiB", "budget <= 16 KiB"))
     shutil.rmtree(root, ignore_errors=True)
+    return rows
+
+
+async def _measure(options: argparse.Namespace, urls: dict[str, str]) -> list[tuple[str, str, str]]:
+    """Latency, throughput and token lateness of each target."""
+    rows: list[tuple[str, str, str]] = []
+    async with aiohttp.ClientSession() as http:
+        for url in urls.values():
+            await _latencies(http, url, 50)  # warm up connections
+        lat = {name: await _latencies(http, url, options.requests) for name, url in urls.items()}
+        p50 = {name: statistics.median(values) * 1000 for name, values in lat.items()}
+        p99 = {name: _percentile(values, 0.99) * 1000 for name, values in lat.items()}
+        rows.append(
+            (
+                "latency p50 direct / nginx / gateway",
+                f"{p50['direct']:.2f} / {p50['nginx']:.2f} / {p50['gateway']:.2f} ms",
+                f"gateway adds {p50['gateway'] - p50['direct']:+.2f} ms (budget +1 ms)",
+            )
+        )
+        rows.append(
+            (
+                "latency p99 direct / nginx / gateway",
+                f"{p99['direct']:.2f} / {p99['nginx']:.2f} / {p99['gateway']:.2f} ms",
+                f"gateway adds {p99['gateway'] - p99['direct']:+.2f} ms (budget +5 ms)",
+            )
+        )
+        rate = {name: await _throughput(url, options.seconds) for name, url in urls.items()}
+        rows.append(
+            (
+                "throughput direct / nginx / gateway",
+                f"{rate['direct']:.0f} / {rate['nginx']:.0f} / {rate['gateway']:.0f} req/s",
+                f"{rate['gateway'] / rate['nginx']:.2f}x nginx (budget >= 0.5x)",
+            )
+        )
+        late = {
+            name: _percentile(await _token_lateness(http, url, options.streams, 50, 0.02), 0.99) * 1000
+            for name, url in urls.items()
+        }
+        rows.append(
+            (
+                "token lateness p99 direct / nginx / gateway",
+                f"{late['direct']:.2f} / {late['nginx']:.2f} / {late['gateway']:.2f} ms",
+                f"gateway {late['gateway'] / max(late['nginx'], 0.001):.2f}x nginx (budget <= 2x)",
+            )
+        )
     return rows
 
 

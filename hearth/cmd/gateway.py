@@ -1,44 +1,73 @@
-"""``hearth gateway``: the per-LLMService data plane, configured by the environment the operator renders."""
+"""``hearth gateway``: the per-LLMService data plane, configured by the environment the operator renders.
+
+Every setting of :mod:`hearth.api.gatewayenv` is a flag with its environment variable, so ``--help`` lists
+each variable the gateway reads, and a bad value exits 2 naming both.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import os
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
+from hearth.api import gatewayenv
 from hearth.cmd import params
 from hearth.common import logs
 from hearth.gateway import server
 from hearth.gateway import settings as gateway_settings
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class SettingType(click.ParamType[object, Any]):
+    """Reads a flag or variable as its declared setting does (the error names both, click adds them)."""
+
+    def __init__(self, setting: gatewayenv.Setting) -> None:
+        self.setting = setting
+        self.name = setting.kind.value
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context) -> str | None:
+        if self.setting.choices:
+            return "[" + "|".join(self.setting.choices) + "]"
+        return self.setting.kind.value.upper()
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> object:
+        if not isinstance(value, str):
+            return value
+        try:
+            return self.setting.parse(value)
+        except gatewayenv.SettingError as error:
+            self.fail(str(error), param, ctx)
+
+
+def setting_options(function: F) -> F:
+    """One option per declared gateway setting, in the declared order."""
+    for setting in reversed(gatewayenv.SETTINGS):
+        function = click.option(
+            setting.flag,
+            setting.field,
+            type=SettingType(setting),
+            envvar=setting.env,
+            show_envvar=True,
+            help=setting.describe(),
+        )(function)
+    return function
+
 
 @click.command("gateway", short_help="Run the scale-to-zero OpenAI-compatible gateway of one LLMService.")
+@setting_options
 @params.logging_options
-def command(*, log_level: str, log_format: logs.LogFormat) -> None:
+def command(*, log_level: str, log_format: logs.LogFormat, **values: object) -> None:
     """Run the OpenAI-compatible gateway of one LLMService: admit, hold or reject cold requests while the
     backend wakes, raise demand, stream answers back, drain on SIGTERM.
 
-    \b
-    Configured by environment (the operator sets these):
-      HEARTH_BACKEND_URL          backend Service URL (required), e.g. http://qwen-backend.ml.svc:80
-      HEARTH_LISTEN_ADDR          listen address (default :8080)
-      HEARTH_MAX_QUEUE            admitted requests, waiting plus in flight (default 100)
-      HEARTH_ACTIVATION_TIMEOUT   how long a cold request is held / keeps demand (default 5m)
-      HEARTH_COLDSTART_MODE       keepalive (default) or reject
-      HEARTH_HEARTBEAT_INTERVAL   SSE heartbeat interval for held streams (default 10s)
-      HEARTH_NAMESPACE, HEARTH_BACKEND_SERVICE, HEARTH_BACKEND_DEPLOYMENT
-                                  where to watch readiness (EndpointSlices) and what to wake
-      HEARTH_SCALER_MODE          metrics-api (default), external-push or builtin (the gateway wakes 0->1)
-      HEARTH_READINESS            auto (default), endpointslices or probe (GET <backend>/health)
-      HEARTH_MODEL_NAME           model listed by GET /v1/models while the backend is cold
-      HEARTH_SHUTDOWN_TIMEOUT     after SIGTERM, time for streams in flight (default 25s)
-      HEARTH_DRAIN_DELAY          after SIGTERM, keep serving while endpoints update (default 5s)
-      HEARTH_MAX_BODY_BYTES       largest request body (default 64 MiB)
+    The operator sets the environment variables; a flag, when given, wins over its variable.
     """
     logs.configure(level=log_level, fmt=log_format)
     try:
-        settings = gateway_settings.from_environment(os.environ)
+        settings = gateway_settings.from_values(values)
     except gateway_settings.SettingsError as error:
         raise click.UsageError(str(error)) from None
     asyncio.run(server.run(settings))

@@ -113,7 +113,9 @@ logging.getLogger("aiohttp.server").addFilter(MALFORMED_REQUESTS)
 class _HeaderDeadlineHandler(web_protocol.RequestHandler):
     """aiohttp's connection handler plus a deadline for receiving a request's head (like Go's
     ReadHeaderTimeout): a client that opens a connection, or starts a request, and then trickles its
-    headers gets ``408 Request Timeout`` and is disconnected instead of holding a slot forever."""
+    headers gets ``408 Request Timeout`` and is disconnected instead of holding a slot forever. A request
+    line or header field over the size limit gets ``431 Request Header Fields Too Large`` (as Go answers a
+    head over its limit) instead of aiohttp's generic 400."""
 
     def __init__(self, *args: Any, header_deadline: float, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -135,6 +137,17 @@ class _HeaderDeadlineHandler(web_protocol.RequestHandler):
     def connection_lost(self, exc: BaseException | None) -> None:
         self._disarm()
         super().connection_lost(exc)
+
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        if isinstance(exc, http_exceptions.LineTooLong):
+            status, message = 431, "request header fields too large"
+        return super().handle_error(request, status, exc, message)
 
     def _arm(self) -> None:
         self._disarm()

@@ -1,12 +1,17 @@
-"""Running the gateway process: pick the readiness source and scaler, serve, drain on SIGTERM."""
+"""The gateway process's one composition root: :func:`build` wires settings into the running parts (readiness
+source, demand, scaler, API keys, HTTP application with the production limits); :func:`run` serves them
+until SIGTERM. Tests and the benchmark use the same :func:`build`, so they run what production runs."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import resource
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import prometheus_client
@@ -17,24 +22,25 @@ from hearth.gateway import auth, external_scaler
 from hearth.gateway.app import Gateway, make_app
 from hearth.gateway.demand import Demand
 from hearth.gateway.metrics import GatewayMetrics
-from hearth.gateway.readiness import EndpointSliceReadiness, ProbeReadiness
+from hearth.gateway.readiness import EndpointSliceReadiness, ProbeReadiness, ReadinessSource
 from hearth.gateway.settings import GatewaySettings
 from hearth.gateway.waker import Waker
 from hearth.kube.client import KubeClient
 
 log = logging.getLogger(__name__)
 
-# Explicit request limits (DESIGN 3): a request line or header field longer than this is refused (400/431).
+# Explicit request limits (DESIGN 3): a request line or header field longer than this is refused (431).
 MAX_LINE_SIZE = 16 * 1024
 MAX_FIELD_SIZE = 16 * 1024
 KEEPALIVE_SECONDS = 75.0
-#: As the reference's ReadHeaderTimeout: a request's head must arrive within this long.
+#: As the reference's ReadHeaderTimeout: a request's head must arrive within this long (else 408).
 HEADER_DEADLINE_SECONDS = 10.0
 
 
 async def _kube_client(settings: GatewaySettings) -> KubeClient | None:
-    wakes = scalermodes.traits(settings.scaler_mode).gateway_patches_scale
-    needs_api = wakes or settings.readiness != "probe"
+    needs_api = (
+        scalermodes.traits(settings.scaler_mode).gateway_patches_scale or settings.readiness != "probe"
+    )
     if not needs_api or not settings.uses_api:
         return None
     try:
@@ -57,76 +63,36 @@ def _raise_open_file_limit() -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-async def run(settings: GatewaySettings) -> None:
-    _raise_open_file_limit()
-    # SPEC §3.7: exactly the listed series, without the _created samples (the library leaves this untyped).
-    prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
-    metrics = GatewayMetrics()
-    session = aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=30), auto_decompress=False
-    )
-    client = await _kube_client(settings)
-    tasks: list[asyncio.Task[None]] = []
-    readiness: EndpointSliceReadiness | ProbeReadiness
-    if client is not None and settings.readiness != "probe":
-        assert settings.namespace is not None
-        assert settings.backend_service is not None
-        readiness = EndpointSliceReadiness(
-            client, namespace=settings.namespace, service=settings.backend_service
-        )
-    else:
-        readiness = ProbeReadiness(settings.backend_url, session)
-    tasks.append(asyncio.create_task(readiness.run()))
-    waker = None
-    wakes = scalermodes.traits(settings.scaler_mode).gateway_patches_scale
-    if wakes and client is not None and settings.backend_deployment:
-        assert settings.namespace
-        waker = Waker(
-            client, namespace=settings.namespace, deployment=settings.backend_deployment, metrics=metrics
-        )
-    demand = Demand(
-        readiness=readiness, metrics=metrics, activation_timeout=settings.activation_timeout.seconds
-    )
-    scaler_server = None
-    if settings.scaler_listen is not None:
-        scaler = external_scaler.ExternalScaler(demand=demand, metrics=metrics)
-        scaler_server, _ = await external_scaler.start(scaler, settings.scaler_listen)
-    api_keys = None
-    if settings.api_keys_dir is not None:
-        api_keys = auth.ApiKeys(Path(settings.api_keys_dir))
-        tasks.append(asyncio.create_task(api_keys.watch()))
-    gateway = Gateway(
-        settings=settings,
-        readiness=readiness,
-        demand=demand,
-        metrics=metrics,
-        session=session,
-        waker=waker,
-        api_keys=api_keys,
-    )
-    log.info(
-        "gateway configured",
-        extra=logs.fields(
-            backend=settings.backend_url,
-            readiness=type(readiness).__name__,
-            scaler=str(settings.scaler_mode),
-            cold_start=str(settings.cold_start_mode),
-            max_queue=settings.max_queue,
-            api_keys="on" if api_keys is not None else "off",
-        ),
-    )
+@dataclasses.dataclass
+class Assembly:
+    """The gateway's parts, wired and started (background tasks running), not yet serving HTTP."""
 
-    async def drain() -> None:
-        gateway.draining = True  # /healthz fails, so Kubernetes takes this pod out of the Service
-        await asyncio.sleep(settings.drain_delay.seconds)
-        gateway.close_holds()  # requests in flight finish; requests still held cold get a 503 to retry
+    settings: GatewaySettings
+    gateway: Gateway
+    readiness: ReadinessSource
+    demand: Demand
+    metrics: GatewayMetrics
+    #: The bound port of the KEDA external scaler, when HEARTH_SCALER_LISTEN_ADDR is set.
+    scaler_port: int | None
 
-    try:
+    async def serve(
+        self, *, stop: asyncio.Event | None = None, on_started: serve.StartedHook | None = None
+    ) -> None:
+        """Serve HTTP with the production limits until SIGTERM/SIGINT (or *stop*), then drain."""
+        gateway, settings = self.gateway, self.settings
+
+        async def drain() -> None:
+            gateway.draining = True  # /healthz fails, so Kubernetes takes this pod out of the Service
+            await asyncio.sleep(settings.drain_delay.seconds)
+            gateway.close_holds()  # requests in flight finish; requests still held cold get a 503 to retry
+
         await serve.serve(
             make_app(gateway),
             address=settings.listen,
             shutdown_timeout=settings.shutdown_timeout.seconds,
             name="gateway",
+            stop=stop,
+            on_started=on_started,
             before_shutdown=drain,
             handler_cancellation=True,
             max_line_size=MAX_LINE_SIZE,
@@ -134,14 +100,127 @@ async def run(settings: GatewaySettings) -> None:
             keepalive_timeout=KEEPALIVE_SECONDS,
             header_deadline=HEADER_DEADLINE_SECONDS,
         )
+
+    @contextlib.asynccontextmanager
+    async def serving(self) -> AsyncIterator[str]:
+        """Serve in the background for the block (tests, bench); yields the base URL it answers on."""
+        stop = asyncio.Event()
+        started: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+        def on_started(urls: list[str]) -> None:
+            started.set_result(urls[0])
+
+        server = asyncio.create_task(self.serve(stop=stop, on_started=on_started))
+        either: set[asyncio.Future[Any]] = {started, server}
+        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+        if not started.done():
+            await server  # it failed before listening: raise its error
+        try:
+            yield started.result()
+        finally:
+            stop.set()
+            await server
+
+
+@contextlib.asynccontextmanager
+async def build(
+    settings: GatewaySettings, *, readiness: ReadinessSource | None = None
+) -> AsyncIterator[Assembly]:
+    """Wire and start the gateway's parts from *settings*; stop and release them when the block ends.
+
+    *readiness* replaces the source the settings select (tests drive readiness by hand); everything else,
+    limits included, is what the process runs.
+    """
+    # SPEC §3.7: exactly the listed series, without the _created samples (the library leaves this untyped).
+    prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
+    metrics = GatewayMetrics()
+    session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=30), auto_decompress=False
+    )
+    client: KubeClient | None = None
+    tasks: list[asyncio.Task[None]] = []
+    demand: Demand | None = None
+    scaler_server = None
+    try:
+        client = await _kube_client(settings)
+        if readiness is None:
+            if client is not None and settings.readiness != "probe":
+                assert settings.namespace is not None
+                assert settings.backend_service is not None
+                watched = EndpointSliceReadiness(
+                    client, namespace=settings.namespace, service=settings.backend_service
+                )
+                tasks.append(asyncio.create_task(watched.run()))
+                readiness = watched
+            else:
+                probed = ProbeReadiness(settings.backend_url, session)
+                tasks.append(asyncio.create_task(probed.run()))
+                readiness = probed
+        waker = None
+        if (
+            scalermodes.traits(settings.scaler_mode).gateway_patches_scale
+            and client is not None
+            and settings.backend_deployment
+        ):
+            assert settings.namespace
+            waker = Waker(
+                client, namespace=settings.namespace, deployment=settings.backend_deployment, metrics=metrics
+            )
+        demand = Demand(
+            readiness=readiness, metrics=metrics, activation_timeout=settings.activation_timeout.seconds
+        )
+        scaler_port = None
+        if settings.scaler_listen is not None:
+            scaler = external_scaler.ExternalScaler(demand=demand, metrics=metrics)
+            scaler_server, scaler_port = await external_scaler.start(scaler, settings.scaler_listen)
+        api_keys = None
+        if settings.api_keys_dir is not None:
+            api_keys = auth.ApiKeys(Path(settings.api_keys_dir))
+            tasks.append(asyncio.create_task(api_keys.watch()))
+        gateway = Gateway(
+            settings=settings,
+            readiness=readiness,
+            demand=demand,
+            metrics=metrics,
+            session=session,
+            waker=waker,
+            api_keys=api_keys,
+        )
+        log.info(
+            "gateway configured",
+            extra=logs.fields(
+                backend=settings.backend_url,
+                readiness=type(readiness).__name__,
+                scaler=str(settings.scaler_mode),
+                cold_start=str(settings.cold_start_mode),
+                max_queue=settings.max_queue,
+                api_keys="on" if api_keys is not None else "off",
+            ),
+        )
+        yield Assembly(
+            settings=settings,
+            gateway=gateway,
+            readiness=readiness,
+            demand=demand,
+            metrics=metrics,
+            scaler_port=scaler_port,
+        )
     finally:
         if scaler_server is not None:
             await scaler_server.stop(grace=1)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await demand.close()
+        if demand is not None:
+            await demand.close()
         await session.close()
         if client is not None:
             with contextlib.suppress(Exception):
                 await client.close()
+
+
+async def run(settings: GatewaySettings) -> None:
+    """The ``hearth gateway`` process: build, serve until SIGTERM, drain, release."""
+    _raise_open_file_limit()
+    async with build(settings) as assembly:
+        await assembly.serve()

@@ -1,22 +1,20 @@
-"""The gateway's settings, from the environment the operator renders (SPEC §3.1) plus Hearth's own.
-
-Unlike the reference (which silently falls back to defaults), a value that does not parse stops the
-process with a message naming the variable; values <= 0 still mean "use the default", as in the reference.
-"""
+"""The gateway's settings object, filled from the values of the settings declared in
+:mod:`hearth.api.gatewayenv` (SPEC §3.1 plus Hearth's own); defaults come from that declaration too."""
 
 from __future__ import annotations
 
 import dataclasses
 import enum
 from collections.abc import Mapping
+from typing import Any
 
-from hearth.api import scalermodes
+from hearth.api import gatewayenv
 from hearth.api.scalermodes import ScalerMode  # the operator writes HEARTH_SCALER_MODE from this same enum
 from hearth.common import durations, netaddr
 
 
 class SettingsError(ValueError):
-    """An environment variable with a value the gateway cannot use."""
+    """Settings the gateway cannot run with (the message names the flag and the variable)."""
 
 
 class ColdStartMode(enum.StrEnum):
@@ -24,39 +22,45 @@ class ColdStartMode(enum.StrEnum):
     REJECT = "reject"
 
 
-DEFAULT_ACTIVATION_TIMEOUT = durations.Duration(5 * durations.MINUTE)
-DEFAULT_HEARTBEAT = durations.Duration(10 * durations.SECOND)
-DEFAULT_MAX_QUEUE = 100
-DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
-DEFAULT_LISTEN = netaddr.ListenAddress(host=None, port=8080)
-DEFAULT_SHUTDOWN_TIMEOUT = durations.Duration(25 * durations.SECOND)
-DEFAULT_DRAIN_DELAY = durations.Duration(5 * durations.SECOND)
+#: Choice settings whose value becomes an enum member.
+_ENUMS: dict[str, type[enum.StrEnum]] = {"cold_start_mode": ColdStartMode, "scaler_mode": ScalerMode}
+
+
+def _typed(setting: gatewayenv.Setting, value: object) -> Any:
+    enum_type = _ENUMS.get(setting.field)
+    return enum_type(str(value)) if enum_type is not None and value is not None else value
+
+
+#: The declared defaults, typed (optional settings without one: None).
+_DEFAULTS: dict[str, Any] = {
+    setting.field: _typed(setting, setting.default_value()) for setting in gatewayenv.SETTINGS
+}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class GatewaySettings:
     backend_url: str
-    listen: netaddr.ListenAddress = DEFAULT_LISTEN
+    listen: netaddr.ListenAddress = _DEFAULTS["listen"]
     scaler_listen: netaddr.ListenAddress | None = None
-    max_queue: int = DEFAULT_MAX_QUEUE
-    activation_timeout: durations.Duration = DEFAULT_ACTIVATION_TIMEOUT
-    cold_start_mode: ColdStartMode = ColdStartMode.KEEPALIVE
-    heartbeat_interval: durations.Duration = DEFAULT_HEARTBEAT
+    max_queue: int = _DEFAULTS["max_queue"]
+    activation_timeout: durations.Duration = _DEFAULTS["activation_timeout"]
+    cold_start_mode: ColdStartMode = _DEFAULTS["cold_start_mode"]
+    heartbeat_interval: durations.Duration = _DEFAULTS["heartbeat_interval"]
     #: Where to watch backend readiness (EndpointSlices of this Service) and which Deployment to wake.
     namespace: str | None = None
     backend_service: str | None = None
     backend_deployment: str | None = None
-    scaler_mode: ScalerMode = ScalerMode.METRICS_API
+    scaler_mode: ScalerMode = _DEFAULTS["scaler_mode"]
     #: Answer for GET /v1/models while the backend is cold (until the backend has answered once).
     model_name: str | None = None
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_body_bytes: int = _DEFAULTS["max_body_bytes"]
     #: After SIGTERM, how long streams in flight may take to finish.
-    shutdown_timeout: durations.Duration = DEFAULT_SHUTDOWN_TIMEOUT
+    shutdown_timeout: durations.Duration = _DEFAULTS["shutdown_timeout"]
     #: After SIGTERM, how long to keep admitting (readiness already failing) while Kubernetes removes this
     #: pod from the Service endpoints, so no client is refused.
-    drain_delay: durations.Duration = DEFAULT_DRAIN_DELAY
+    drain_delay: durations.Duration = _DEFAULTS["drain_delay"]
     #: endpointslices (watch the API), probe (GET <backend>/health), or auto (slices when possible).
-    readiness: str = "auto"
+    readiness: str = _DEFAULTS["readiness"]
     #: A directory whose files are the accepted API keys (a mounted Secret); None: no authentication.
     api_keys_dir: str | None = None
 
@@ -65,84 +69,15 @@ class GatewaySettings:
         return bool(self.namespace and self.backend_service)
 
 
-def _duration(env: Mapping[str, str], name: str, default: durations.Duration) -> durations.Duration:
-    text = env.get(name, "").strip()
-    if not text:
-        return default
-    try:
-        value = durations.Duration.parse(text)
-    except durations.DurationError as error:
-        raise SettingsError(f"{name}: {error}") from None
-    return value if value.nanoseconds > 0 else default
-
-
-def _address(env: Mapping[str, str], name: str, default: str | None) -> netaddr.ListenAddress | None:
-    text = env.get(name, "").strip() or default
-    if not text:
-        return None
-    try:
-        return netaddr.ListenAddress.parse(text)
-    except netaddr.AddressError as error:
-        raise SettingsError(f"{name}: {error}") from None
-
-
-def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
-    text = env.get(name, "").strip()
-    if not text:
-        return default
-    try:
-        value = int(text)
-    except ValueError:
-        raise SettingsError(f'{name}: "{text}" is not an integer') from None
-    return value if value > 0 else default
-
-
-def _drain_delay(env: Mapping[str, str]) -> durations.Duration:
-    # 0 is meaningful here (no delay), unlike the reference's durations where <= 0 means the default.
-    text = env.get("HEARTH_DRAIN_DELAY", "").strip()
-    if not text:
-        return DEFAULT_DRAIN_DELAY
-    try:
-        return max(durations.Duration.parse(text), durations.Duration(0))
-    except durations.DurationError as error:
-        raise SettingsError(f"HEARTH_DRAIN_DELAY: {error}") from None
-
-
-def from_environment(env: Mapping[str, str]) -> GatewaySettings:
-    backend = env.get("HEARTH_BACKEND_URL", "").strip().rstrip("/")
-    if not backend:
-        raise SettingsError("HEARTH_BACKEND_URL is required (e.g. http://qwen-backend.ml.svc:80)")
-    if not backend.startswith(("http://", "https://")):
-        raise SettingsError(f'HEARTH_BACKEND_URL: "{backend}" must start with http:// or https://')
-    mode_text = env.get("HEARTH_SCALER_MODE", "").strip() or ScalerMode.METRICS_API.value
-    try:
-        scaler_mode = scalermodes.parse_resolved(mode_text)  # a resolved mode: never "auto"
-    except ValueError as error:
-        raise SettingsError(f"HEARTH_SCALER_MODE: {error}") from None
-    readiness = env.get("HEARTH_READINESS", "").strip() or "auto"
-    if readiness not in ("auto", "endpointslices", "probe"):
-        raise SettingsError(f'HEARTH_READINESS: "{readiness}" is not one of auto, endpointslices, probe')
-    listen = _address(env, "HEARTH_LISTEN_ADDR", ":8080")
-    assert listen is not None
-    return GatewaySettings(
-        backend_url=backend,
-        listen=listen,
-        scaler_listen=_address(env, "HEARTH_SCALER_LISTEN_ADDR", None),
-        max_queue=_positive_int(env, "HEARTH_MAX_QUEUE", DEFAULT_MAX_QUEUE),
-        activation_timeout=_duration(env, "HEARTH_ACTIVATION_TIMEOUT", DEFAULT_ACTIVATION_TIMEOUT),
-        # Exactly "reject" selects reject mode; anything else is keepalive (SPEC §3.1).
-        cold_start_mode=ColdStartMode.REJECT
-        if env.get("HEARTH_COLDSTART_MODE") == "reject"
-        else ColdStartMode.KEEPALIVE,
-        heartbeat_interval=_duration(env, "HEARTH_HEARTBEAT_INTERVAL", DEFAULT_HEARTBEAT),
-        namespace=env.get("HEARTH_NAMESPACE") or None,
-        backend_service=env.get("HEARTH_BACKEND_SERVICE") or None,
-        backend_deployment=env.get("HEARTH_BACKEND_DEPLOYMENT") or None,
-        scaler_mode=scaler_mode,
-        model_name=env.get("HEARTH_MODEL_NAME") or None,
-        max_body_bytes=_positive_int(env, "HEARTH_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
-        shutdown_timeout=_duration(env, "HEARTH_SHUTDOWN_TIMEOUT", DEFAULT_SHUTDOWN_TIMEOUT),
-        drain_delay=_drain_delay(env),
-        readiness=readiness,
-        api_keys_dir=env.get("HEARTH_API_KEYS_DIR", "").strip() or None,
-    )
+def from_values(values: Mapping[str, object]) -> GatewaySettings:
+    """Settings from the values of :data:`gatewayenv.SETTINGS` already parsed, keyed by field; a value that
+    is None or absent takes the declared default."""
+    fields: dict[str, Any] = {}
+    for setting in gatewayenv.SETTINGS:
+        value = values.get(setting.field)
+        if value is None:
+            if setting.required:
+                raise SettingsError(f"{setting.env} is required (flag {setting.flag}): {setting.help}")
+            continue
+        fields[setting.field] = _typed(setting, value)
+    return GatewaySettings(**fields)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from hearth.common import clock as clock_module
 from hearth.common import logs
 from hearth.gateway.metrics import GatewayMetrics
 from hearth.kube import resources
@@ -21,9 +22,17 @@ CONFIRMED_SECONDS = 2.0
 
 class Waker:
     def __init__(
-        self, client: KubeClient, *, namespace: str, deployment: str, metrics: GatewayMetrics
+        self,
+        client: KubeClient,
+        *,
+        namespace: str,
+        deployment: str,
+        metrics: GatewayMetrics,
+        clock: clock_module.Clock | None = None,
     ) -> None:
         self._client = client
+        #: When a confirmation expires (tests move it instead of outwaiting CONFIRMED_SECONDS).
+        self._clock = clock or clock_module.SystemClock()
         self._namespace = namespace
         self._deployment = deployment
         self._metrics = metrics
@@ -32,10 +41,16 @@ class Waker:
 
     def wake(self, admitted_at: float) -> None:
         """Fire and forget: ensure the backend is scaled to at least 1."""
-        loop = asyncio.get_running_loop()
-        if (self._task is not None and not self._task.done()) or loop.time() < self._confirmed_until:
+        if (
+            self._task is not None and not self._task.done()
+        ) or self._clock.monotonic() < self._confirmed_until:
             return
-        self._task = loop.create_task(self._ensure_one(admitted_at))
+        self._task = asyncio.get_running_loop().create_task(self._ensure_one(admitted_at))
+
+    async def idle(self) -> None:
+        """Return once no scale request is in flight."""
+        if self._task is not None:
+            await asyncio.shield(self._task)
 
     async def _ensure_one(self, admitted_at: float) -> None:
         loop = asyncio.get_running_loop()
@@ -48,12 +63,12 @@ class Waker:
                 self._metrics.wakes.labels(result="missing").inc()
                 return
             if int(scale.get("spec", {}).get("replicas") or 0) >= 1:
-                self._confirmed_until = loop.time() + CONFIRMED_SECONDS
+                self._confirmed_until = self._clock.monotonic() + CONFIRMED_SECONDS
                 return
             scale["spec"]["replicas"] = 1
             await self._client.put(resources.DEPLOYMENT, scale, subresource="scale")
             patched = loop.time() - admitted_at
-            self._confirmed_until = loop.time() + CONFIRMED_SECONDS
+            self._confirmed_until = self._clock.monotonic() + CONFIRMED_SECONDS
             self._metrics.wakes.labels(result="scaled").inc()
             self._metrics.wake_patch.observe(patched)
             log.info(

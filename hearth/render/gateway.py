@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from hearth.api import gatewayenv
 from hearth.api.llmservice import LLMService
 from hearth.common import durations
 from hearth.render import common, names, scalers
@@ -23,19 +24,21 @@ def _reference_env(service: LLMService, config: OperatorConfig) -> list[dict[str
     """The reference's env, in its order, with its omissions (SPEC §2.3)."""
     name, namespace = service.metadata.name, service.namespace
     env = [
-        common.env_entry("HEARTH_BACKEND_URL", f"http://{names.backend_service(name)}.{namespace}.svc:80"),
-        common.env_entry("HEARTH_LISTEN_ADDR", f":{HTTP_PORT}"),
+        common.env_entry(
+            gatewayenv.BACKEND_URL.env, f"http://{names.backend_service(name)}.{namespace}.svc:80"
+        ),
+        common.env_entry(gatewayenv.LISTEN.env, f":{HTTP_PORT}"),
     ]
     env.extend(dict(entry) for entry in scalers.of(config.scaler_mode).gateway_env)
     activation = durations.Duration.parse(service.spec.scaling.activation_timeout)
     if activation.nanoseconds > 0:
-        env.append(common.env_entry("HEARTH_ACTIVATION_TIMEOUT", str(activation)))
+        env.append(common.env_entry(gatewayenv.ACTIVATION_TIMEOUT.env, str(activation)))
     cold_start = service.spec.endpoint.cold_start
     if cold_start.mode:
-        env.append(common.env_entry("HEARTH_COLDSTART_MODE", cold_start.mode))
+        env.append(common.env_entry(gatewayenv.COLDSTART_MODE.env, cold_start.mode))
         heartbeat = durations.Duration.parse(cold_start.heartbeat_interval)
         if heartbeat.nanoseconds > 0:
-            env.append(common.env_entry("HEARTH_HEARTBEAT_INTERVAL", str(heartbeat)))
+            env.append(common.env_entry(gatewayenv.HEARTBEAT_INTERVAL.env, str(heartbeat)))
     return env
 
 
@@ -43,17 +46,17 @@ def _discovery_env(service: LLMService, config: OperatorConfig) -> list[dict[str
     """What Hearth's gateway adds: where to watch backend readiness and which Deployment to wake."""
     name = service.metadata.name
     env = [
-        {"name": "HEARTH_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
-        common.env_entry("HEARTH_BACKEND_SERVICE", names.backend_service(name)),
-        common.env_entry("HEARTH_BACKEND_DEPLOYMENT", names.backend(name)),
-        common.env_entry("HEARTH_SCALER_MODE", str(config.scaler_mode)),
+        {"name": gatewayenv.NAMESPACE.env, "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+        common.env_entry(gatewayenv.BACKEND_SERVICE.env, names.backend_service(name)),
+        common.env_entry(gatewayenv.BACKEND_DEPLOYMENT.env, names.backend(name)),
+        common.env_entry(gatewayenv.SCALER_MODE.env, str(config.scaler_mode)),
         # Profiles serve the model under the LLMService's name (--served-model-name={{ .Service.Name }}).
-        common.env_entry("HEARTH_MODEL_NAME", name),
+        common.env_entry(gatewayenv.MODEL_NAME.env, name),
     ]
     if not config.gateway_service_account:
         # The default ServiceAccount may read nothing: probe readiness and leave waking to the operator.
-        env = [entry for entry in env if entry["name"] != "HEARTH_BACKEND_DEPLOYMENT"]
-        env.append(common.env_entry("HEARTH_READINESS", "probe"))
+        env = [entry for entry in env if entry["name"] != gatewayenv.BACKEND_DEPLOYMENT.env]
+        env.append(common.env_entry(gatewayenv.READINESS.env, "probe"))
     return env
 
 
@@ -94,7 +97,7 @@ def deployment(service: LLMService, config: OperatorConfig) -> dict[str, Any]:
         pod["volumes"].append({"name": API_KEYS_VOLUME, "secret": {"secretName": secret, "optional": True}})
         mount = {"name": API_KEYS_VOLUME, "mountPath": API_KEYS_DIR, "readOnly": True}
         container["volumeMounts"].append(mount)
-        container["env"].append(common.env_entry("HEARTH_API_KEYS_DIR", API_KEYS_DIR))
+        container["env"].append(common.env_entry(gatewayenv.API_KEYS_DIR.env, API_KEYS_DIR))
     if service.spec.image_pull_secrets:
         pod["imagePullSecrets"] = common.pull_secrets(service)
     spec: dict[str, Any] = {

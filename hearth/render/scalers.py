@@ -12,7 +12,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from hearth.api import scalermodes
+from hearth.api import gatewayenv, scalermodes
 from hearth.api.llmservice import LLMService
 from hearth.render import common, names
 
@@ -101,7 +101,7 @@ _BUILDERS: dict[scalermodes.ScalerMode, Builders] = {
     scalermodes.ScalerMode.EXTERNAL_PUSH: Builders(
         trigger=_external_push_trigger,
         scaler_service=_scaler_service,
-        gateway_env=(common.env_entry("HEARTH_SCALER_LISTEN_ADDR", f":{GRPC_PORT}"),),
+        gateway_env=(common.env_entry(gatewayenv.SCALER_LISTEN.env, f":{GRPC_PORT}"),),
         gateway_ports=({"name": "grpc", "containerPort": GRPC_PORT, "protocol": "TCP"},),
     ),
     scalermodes.ScalerMode.BUILTIN: Builders(gateway_rules=_wake_rule),

@@ -1,8 +1,8 @@
-"""An in-process gateway (the real server code path, real sockets) in front of in-process backends."""
+"""An in-process gateway built by the production composition root (real limits, real sockets) in front of
+in-process backends; readiness is driven by hand."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -12,11 +12,9 @@ import aiohttp
 import pytest
 from aiohttp import test_utils, web
 
-from hearth.common import durations, netaddr, serve
-from hearth.gateway import auth
-from hearth.gateway.app import Gateway, make_app
-from hearth.gateway.demand import Demand
-from hearth.gateway.metrics import GatewayMetrics
+from hearth.common import durations, netaddr
+from hearth.gateway import server
+from hearth.gateway.app import Gateway
 from hearth.gateway.readiness import ManualReadiness
 from hearth.gateway.settings import ColdStartMode, GatewaySettings
 from hearth.stub import app as stub_app
@@ -26,9 +24,13 @@ from hearth.stub.settings import StubSettings
 @dataclasses.dataclass
 class Running:
     url: str
-    gateway: Gateway
+    assembly: server.Assembly
     readiness: ManualReadiness
     http: aiohttp.ClientSession
+
+    @property
+    def gateway(self) -> Gateway:
+        return self.assembly.gateway
 
     def metric(self, name: str) -> float:
         for line in self.gateway.metrics.exposition().decode().splitlines():
@@ -44,65 +46,28 @@ def seconds(text: str) -> durations.Duration:
     return durations.Duration.parse(text)
 
 
-@asynccontextmanager
-async def running_gateway(
-    *,
-    backends: list[str] | None = None,
-    ready_grace: float = 15.0,
-    header_deadline: float = 10.0,
-    api_keys: auth.ApiKeys | None = None,
-    **overrides: Any,
-) -> AsyncIterator[Running]:
-    settings = GatewaySettings(
-        backend_url="http://127.0.0.1:1",
-        listen=netaddr.ListenAddress("127.0.0.1", 0),
-        heartbeat_interval=overrides.pop("heartbeat_interval", seconds("200ms")),
-        activation_timeout=overrides.pop("activation_timeout", seconds("5s")),
-        drain_delay=durations.Duration(0),
+def local_settings(**overrides: Any) -> GatewaySettings:
+    """Production settings except: a loopback port of its own, no drain delay, no real backend URL."""
+    return GatewaySettings(
+        backend_url=overrides.pop("backend_url", "http://127.0.0.1:1"),
+        listen=overrides.pop("listen", netaddr.ListenAddress("127.0.0.1", 0)),
+        drain_delay=overrides.pop("drain_delay", durations.Duration(0)),
         **overrides,
     )
+
+
+@asynccontextmanager
+async def running_gateway(*, backends: list[str] | None = None, **overrides: Any) -> AsyncIterator[Running]:
+    """The gateway as ``server.build`` assembles it, with readiness set by hand (ready when *backends*)."""
     readiness = ManualReadiness()
     if backends:
         readiness.set_endpoints(backends)
-    metrics = GatewayMetrics()
-    session = aiohttp.ClientSession(auto_decompress=False)
-    demand = Demand(
-        readiness=readiness,
-        metrics=metrics,
-        activation_timeout=settings.activation_timeout.seconds,
-        ready_grace=ready_grace,
-    )
-    gateway = Gateway(
-        settings=settings,
-        readiness=readiness,
-        demand=demand,
-        metrics=metrics,
-        session=session,
-        api_keys=api_keys,
-    )
-    stop = asyncio.Event()
-    started: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-    server = asyncio.create_task(
-        serve.serve(
-            make_app(gateway),
-            address=settings.listen,
-            shutdown_timeout=5,
-            name="gateway",
-            stop=stop,
-            on_started=lambda urls: started.set_result(urls[0]),
-            handler_cancellation=True,
-            header_deadline=header_deadline,
-        )
-    )
-    url = await asyncio.wait_for(started, 10)
-    try:
-        async with aiohttp.ClientSession() as http:
-            yield Running(url=url, gateway=gateway, readiness=readiness, http=http)
-    finally:
-        stop.set()
-        await server
-        await demand.close()
-        await session.close()
+    async with (
+        server.build(local_settings(**overrides), readiness=readiness) as assembly,
+        assembly.serving() as url,
+        aiohttp.ClientSession() as http,
+    ):
+        yield Running(url=url, assembly=assembly, readiness=readiness, http=http)
 
 
 @pytest.fixture
@@ -155,6 +120,7 @@ __all__ = [
     "GatewayFactory",
     "Running",
     "echo_app",
+    "local_settings",
     "running_app",
     "running_gateway",
     "running_stub",

@@ -16,6 +16,8 @@ from tests.gateway.conftest import GatewayFactory, echo_app, running_app, runnin
 MESSAGES: list[Any] = [{"role": "user", "content": "hi"}]
 BODY = {"model": "m", "messages": MESSAGES}
 
+pytestmark = pytest.mark.looptime
+
 
 def _mount_secret(directory: Path, keys: dict[str, str], version: str) -> None:
     """Lay out a Secret volume the way the kubelet does, and swap it in atomically: every key is a
@@ -47,7 +49,7 @@ def keys_dir(tmp_path: Path) -> Path:
 async def test_a_request_without_a_valid_key_is_refused_before_it_counts_as_demand(
     start_gateway: GatewayFactory, keys_dir: Path
 ) -> None:
-    async with start_gateway(api_keys=auth.ApiKeys(keys_dir)) as gw:  # cold: no backend at all
+    async with start_gateway(api_keys_dir=str(keys_dir)) as gw:  # cold: no backend at all
         missing = await gw.http.post(f"{gw.url}/v1/chat/completions", json=BODY)
         wrong = await gw.http.post(
             f"{gw.url}/v1/chat/completions", json=BODY, headers={"Authorization": "Bearer sk-guess"}
@@ -66,7 +68,7 @@ async def test_a_request_without_a_valid_key_is_refused_before_it_counts_as_dema
 
 
 async def test_the_gateways_own_endpoints_need_no_key(start_gateway: GatewayFactory, keys_dir: Path) -> None:
-    async with start_gateway(api_keys=auth.ApiKeys(keys_dir)) as gw:
+    async with start_gateway(api_keys_dir=str(keys_dir)) as gw:
         for path in ("/healthz", "/hearth/queue", "/metrics"):
             async with gw.http.get(f"{gw.url}{path}") as response:
                 assert response.status == 200, path
@@ -75,7 +77,7 @@ async def test_the_gateways_own_endpoints_need_no_key(start_gateway: GatewayFact
 async def test_the_openai_client_passes_with_its_key_and_fails_clearly_without(
     start_gateway: GatewayFactory, keys_dir: Path
 ) -> None:
-    async with running_stub() as stub, start_gateway(backends=[stub], api_keys=auth.ApiKeys(keys_dir)) as gw:
+    async with running_stub() as stub, start_gateway(backends=[stub], api_keys_dir=str(keys_dir)) as gw:
         async with openai.AsyncOpenAI(base_url=f"{gw.url}/v1", api_key="sk-first", max_retries=0) as client:
             answer = await client.chat.completions.create(model="m", messages=MESSAGES)
             assert answer.choices[0].message.content
@@ -87,7 +89,7 @@ async def test_the_openai_client_passes_with_its_key_and_fails_clearly_without(
 async def test_the_key_is_not_forwarded_to_the_backend(start_gateway: GatewayFactory, keys_dir: Path) -> None:
     async with (
         running_app(echo_app()) as echo,
-        start_gateway(backends=[echo], api_keys=auth.ApiKeys(keys_dir)) as gw,
+        start_gateway(backends=[echo], api_keys_dir=str(keys_dir)) as gw,
     ):
         async with gw.http.post(
             f"{gw.url}/v1/chat/completions", json=BODY, headers={"Authorization": "Bearer sk-first"}
@@ -98,8 +100,9 @@ async def test_the_key_is_not_forwarded_to_the_backend(start_gateway: GatewayFac
 
 
 async def test_keys_rotate_without_a_restart(start_gateway: GatewayFactory, keys_dir: Path) -> None:
-    keys = auth.ApiKeys(keys_dir)
-    async with running_stub() as stub, start_gateway(backends=[stub], api_keys=keys) as gw:
+    async with running_stub() as stub, start_gateway(backends=[stub], api_keys_dir=str(keys_dir)) as gw:
+        keys = gw.gateway.api_keys
+        assert keys is not None
 
         async def status(key: str) -> int:
             headers = {"Authorization": f"Bearer {key}"}
@@ -120,7 +123,7 @@ async def test_keys_rotate_without_a_restart(start_gateway: GatewayFactory, keys
 async def test_a_missing_secret_refuses_everything_and_says_why(
     start_gateway: GatewayFactory, tmp_path: Path
 ) -> None:
-    async with start_gateway(api_keys=auth.ApiKeys(tmp_path / "not-mounted")) as gw:
+    async with start_gateway(api_keys_dir=str(tmp_path / "not-mounted")) as gw:
         async with gw.http.post(
             f"{gw.url}/v1/chat/completions", json=BODY, headers={"Authorization": "Bearer anything"}
         ) as response:

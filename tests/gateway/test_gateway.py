@@ -1,10 +1,14 @@
-"""The gateway over real sockets, with the stub or an echo server behind it (SPEC §3.2-3.5, DESIGN 3, 4)."""
+"""The gateway over real sockets, with the stub or an echo server behind it (SPEC §3.2-3.5, DESIGN 3, 4).
+
+On fake loop time (looptime): heartbeats, timeouts and graces pass without waiting, and exactly.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import json
+from collections.abc import Callable
 
 import aiohttp
 import openai
@@ -19,6 +23,15 @@ from tests.gateway.conftest import (
     seconds,
 )
 from tests.helpers import split_sse
+
+pytestmark = pytest.mark.looptime
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    """Let fake time pass in small steps until *condition* holds (another task's progress)."""
+    async with asyncio.timeout(60):
+        while not condition():  # noqa: ASYNC110 - polls state of tasks in this loop, on fake time
+            await asyncio.sleep(0.01)
 
 
 async def test_warm_requests_are_proxied_with_path_query_and_status(start_gateway: GatewayFactory) -> None:
@@ -36,23 +49,25 @@ async def test_warm_requests_are_proxied_with_path_query_and_status(start_gatewa
 
 
 async def test_holds_a_stream_with_heartbeats_then_forwards(start_gateway: GatewayFactory) -> None:
-    async with running_stub(token_count=2) as stub, start_gateway(heartbeat_interval=seconds("100ms")) as gw:
+    # The production interval (10 s, SPEC §3.1), on fake time.
+    async with running_stub(token_count=2) as stub, start_gateway() as gw:
         loop = asyncio.get_running_loop()
         started = loop.time()
         async with gw.http.post(f"{gw.url}/v1/chat/completions", json={"stream": True}) as response:
             assert response.status == 200, "a held stream is committed at once"
             assert response.headers["Content-Type"] == "text/event-stream"
+            assert loop.time() - started < 1, "committed at once, not after an interval"
             first = await response.content.readuntil(b"\n\n")
             first_at = loop.time() - started
             assert first == b": heartbeat\n\n"
-            await asyncio.sleep(0.45)
+            await asyncio.sleep(45)
             assert gw.metric("hearth_gateway_demand") == 1
             gw.readiness.set_endpoints([stub])
             rest = await response.read()
         events = split_sse(first + rest)
         heartbeats = [event for event in events if event == b": heartbeat\n\n"]
-        assert 4 <= len(heartbeats) <= 7, f"one heartbeat per 100 ms over ~0.55 s, got {len(heartbeats)}"
-        assert first_at >= 0.09, "the first heartbeat comes about one interval in, not at once"
+        assert len(heartbeats) == 5, f"one heartbeat per 10 s over 55 s, got {len(heartbeats)}"
+        assert first_at == pytest.approx(10, abs=0.1), "the first heartbeat comes one interval in"
         assert events[-1] == b"data: [DONE]\n\n"
         assert next(event for event in events if event.startswith(b"data: {")).startswith(b'data: {"choices"')
         assert gw.metric('hearth_gateway_requests_total{code="200"}') == 1
@@ -62,8 +77,9 @@ async def test_holds_a_stream_with_heartbeats_then_forwards(start_gateway: Gatew
 async def test_holds_a_non_streaming_request_silently(start_gateway: GatewayFactory) -> None:
     async with running_stub(token_count=2) as stub, start_gateway() as gw:
         request = asyncio.ensure_future(gw.http.post(f"{gw.url}/v1/chat/completions", json={"messages": []}))
-        await asyncio.sleep(0.3)
-        assert not request.done(), "held while the backend is cold"
+        await _until(lambda: gw.gateway.held == 1)
+        await asyncio.sleep(240)
+        assert not request.done(), "held while the backend is cold (within the 5m activation timeout)"
         gw.readiness.set_endpoints([stub])
         async with await request as response:
             assert response.status == 200
@@ -71,8 +87,11 @@ async def test_holds_a_non_streaming_request_silently(start_gateway: GatewayFact
 
 
 async def test_non_stream_timeout_is_503_with_retry_after_counted_once(start_gateway: GatewayFactory) -> None:
-    async with start_gateway(activation_timeout=seconds("300ms")) as gw:
+    async with start_gateway(activation_timeout=seconds("30s")) as gw:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         async with gw.http.post(f"{gw.url}/v1/chat/completions", json={}) as response:
+            assert loop.time() - started == pytest.approx(30, abs=0.1), "answered at the activation timeout"
             assert response.status == 503
             assert response.headers["Retry-After"] == "10"
             error = (await response.json())["error"]
@@ -86,12 +105,12 @@ async def test_non_stream_timeout_is_503_with_retry_after_counted_once(start_gat
 async def test_stream_timeout_after_commit_is_a_200_with_an_error_event(
     start_gateway: GatewayFactory,
 ) -> None:
-    async with start_gateway(activation_timeout=seconds("350ms"), heartbeat_interval=seconds("100ms")) as gw:
+    async with start_gateway(activation_timeout=seconds("35s")) as gw:
         async with gw.http.post(f"{gw.url}/v1/completions", json={"stream": True}) as response:
             assert response.status == 200
             body = await response.read()
         assert body.endswith(b"event: error\ndata: backend activation timeout\n\n")
-        assert body.count(b": heartbeat\n\n") >= 2
+        assert body.count(b": heartbeat\n\n") == 3, "at 10, 20 and 30 s of the 35 s activation timeout"
         assert gw.metric('hearth_gateway_requests_total{code="200"}') == 1
         assert gw.metric('hearth_gateway_rejections_total{reason="activation_timeout"}') == 1
 
@@ -112,12 +131,15 @@ async def test_reject_mode_answers_503_at_once_and_the_lease_keeps_demand(
 
 
 async def test_demand_falls_to_zero_after_the_ready_grace(start_gateway: GatewayFactory) -> None:
-    async with running_stub() as stub, start_gateway(ready_grace=0.3) as gw:
+    # The production grace (15 s, SPEC §3.1), on fake time.
+    async with running_stub() as stub, start_gateway() as gw:
         async with gw.http.post(f"{gw.url}/v1/completions?tokens=1", json={"stream": True}) as response:
             gw.readiness.set_endpoints([stub])
             await response.read()
         assert gw.gateway.demand.value() == 1, "the grace keeps demand at 1 right after readiness"
-        await asyncio.sleep(0.45)
+        await asyncio.sleep(14.5)
+        assert gw.metric("hearth_gateway_demand") == 1, "still within the 15 s grace"
+        await asyncio.sleep(1)
         assert gw.metric("hearth_gateway_demand") == 0, "the grace ended without any new request"
 
 
@@ -126,7 +148,7 @@ async def test_429_when_the_queue_is_full(start_gateway: GatewayFactory) -> None
         held = [
             asyncio.ensure_future(gw.http.post(f"{gw.url}/v1/chat/completions", json={})) for _ in range(2)
         ]
-        await asyncio.sleep(0.2)
+        await _until(lambda: gw.gateway.held == 2)
         async with gw.http.post(f"{gw.url}/v1/chat/completions", json={}) as response:
             assert response.status == 429
             assert response.headers["Retry-After"] == "5"
@@ -146,13 +168,9 @@ async def test_a_client_that_leaves_is_not_a_timeout_and_frees_its_slot(
             request = asyncio.ensure_future(
                 impatient.post(f"{gw.url}/v1/chat/completions", json={"stream": False})
             )
-            await asyncio.sleep(0.2)
+            await _until(lambda: gw.gateway.held == 1)
             request.cancel()
-        for _ in range(100):
-            if gw.metric("hearth_gateway_pending") == 0:
-                break
-            await asyncio.sleep(0.02)
-        assert gw.metric("hearth_gateway_pending") == 0
+        await _until(lambda: gw.metric("hearth_gateway_pending") == 0)
         assert gw.metric("hearth_gateway_client_disconnects_total") == 1
         assert gw.metric('hearth_gateway_rejections_total{reason="activation_timeout"}') == 0
         assert gw.metric("hearth_gateway_demand") == 1, "the lease still wakes the backend"
@@ -175,7 +193,7 @@ async def test_openai_client_through_the_gateway(start_gateway: GatewayFactory) 
                     model="qwen", messages=[{"role": "user", "content": "hi"}], stream=True
                 )
             )
-            await asyncio.sleep(0.3)
+            await _until(lambda: gw.gateway.held == 1)
             gw.readiness.set_endpoints([stub])
             stream = await task
             text = "".join([chunk.choices[0].delta.content or "" async for chunk in stream if chunk.choices])
@@ -217,7 +235,7 @@ async def test_a_large_body_held_cold_is_replayed_intact(start_gateway: GatewayF
     body = hashlib.sha256(b"seed").digest() * (10 * 1024 * 1024 // 32)
     async with running_app(echo_app()) as backend, start_gateway() as gw:
         request = asyncio.ensure_future(gw.http.post(f"{gw.url}/v1/embeddings", data=body))
-        await asyncio.sleep(0.3)
+        await _until(lambda: gw.gateway.held == 1)
         gw.readiness.set_endpoints([backend])
         async with await request as response:
             seen = await response.json()
@@ -226,7 +244,7 @@ async def test_a_large_body_held_cold_is_replayed_intact(start_gateway: GatewayF
 
 
 async def test_least_outstanding_requests_balancing(start_gateway: GatewayFactory) -> None:
-    async with running_stub(token_count=40, token_delay=seconds("10ms")) as slow, running_stub() as fast:
+    async with running_stub(token_count=40, token_delay=seconds("1s")) as slow, running_stub() as fast:
         async with start_gateway(backends=[slow, fast]) as gw:
             long = await gw.http.post(f"{gw.url}/v1/chat/completions", json={"stream": True})
             await long.content.readuntil(b"\n\n")
@@ -250,7 +268,7 @@ async def test_unreachable_backend_gives_a_json_502(start_gateway: GatewayFactor
 @pytest.mark.parametrize(
     ("raw", "status"),
     [
-        (b"GET /v1/models HTTP/1.1\r\nHost: x\r\n" + b"X-Big: " + b"a" * 70000 + b"\r\n\r\n", 400),
+        (b"GET /v1/models HTTP/1.1\r\nHost: x\r\n" + b"X-Big: " + b"a" * 70000 + b"\r\n\r\n", 431),
         (b"BREW /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", 400),
         (b"OPTIONS /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", 200),
         (b"GARBAGE\r\n\r\n", 400),
@@ -287,8 +305,9 @@ async def test_queue_and_healthz_answer_any_method(start_gateway: GatewayFactory
 
 
 async def test_slow_headers_and_idle_connections_get_408(start_gateway: GatewayFactory) -> None:
-    async with running_stub(token_count=20, token_delay=seconds("50ms")) as stub:
-        async with start_gateway(backends=[stub], header_deadline=0.4) as gw:
+    # The production header deadline (10 s); the stream lasts 20 s.
+    async with running_stub(token_count=20, token_delay=seconds("1s")) as stub:
+        async with start_gateway(backends=[stub]) as gw:
             host, port = gw.url.removeprefix("http://").split(":")
             trickle_reader, trickle = await asyncio.open_connection(host, int(port))
             trickle.write(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n")  # never finishes its head

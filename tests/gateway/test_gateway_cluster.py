@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from hearth.common.clock import ManualClock
+from hearth.gateway import waker as waker_module
 from hearth.gateway.metrics import GatewayMetrics
 from hearth.gateway.readiness import EndpointSliceReadiness
 from hearth.gateway.waker import Waker
@@ -50,6 +52,8 @@ async def test_endpointslice_readiness_follows_ready_endpoints(
     readiness = EndpointSliceReadiness(client, namespace=namespace, service="qwen-backend")
     flips: list[bool] = []
     readiness.on_change(flips.append)
+    changes: asyncio.Queue[bool] = asyncio.Queue()
+    readiness.on_change(changes.put_nowait)
     task = asyncio.create_task(readiness.run())
     try:
         await asyncio.wait_for(readiness.informer.synced.wait(), 10)
@@ -83,10 +87,9 @@ async def test_endpointslice_readiness_follows_ready_endpoints(
             "-",
             stdin=_slice("qwen-backend-a", "qwen-backend", [("10.88.0.6", False)], 8000),
         )
-        for _ in range(50):
-            if not readiness.ready:
-                break
-            await asyncio.sleep(0.1)
+        # The watch of the real API server reports the change (the other Service's slice changes nothing).
+        assert await asyncio.wait_for(changes.get(), 10) is True
+        assert await asyncio.wait_for(changes.get(), 10) is False
         assert not readiness.ready
         assert readiness.endpoints() == []
         assert flips == [True, False]
@@ -112,14 +115,15 @@ async def test_waker_scales_zero_to_one_once_for_many_cold_requests(
     }
     control_plane.kubectl("apply", "-f", "-", stdin=json.dumps(deployment))
     metrics = GatewayMetrics()
-    waker = Waker(client, namespace=namespace, deployment="qwen", metrics=metrics)
+    clock = ManualClock()
+    waker = Waker(client, namespace=namespace, deployment="qwen", metrics=metrics, clock=clock)
     loop = asyncio.get_running_loop()
     for _ in range(200):
         waker.wake(loop.time())
-    await asyncio.sleep(0.5)
+    await waker.idle()
     for _ in range(50):
-        waker.wake(loop.time())
-    await asyncio.sleep(0.3)
+        waker.wake(loop.time())  # confirmed at >= 1 just now: no new request
+    await waker.idle()
     scale = await client.get(resources.DEPLOYMENT, "qwen", namespace, subresource="scale")
     assert scale is not None
     assert scale["spec"]["replicas"] == 1
@@ -128,9 +132,9 @@ async def test_waker_scales_zero_to_one_once_for_many_cold_requests(
     assert "hearth_gateway_wake_patch_seconds_count 1.0" in text
     # A larger scale set meanwhile (by the autoscaler) is never undone.
     control_plane.kubectl("scale", "deployment", "qwen", "-n", namespace, "--replicas=3")
-    await asyncio.sleep(2.1)
+    clock.advance(waker_module.CONFIRMED_SECONDS + 0.1)  # the confirmation expires: the next wake checks
     waker.wake(loop.time())
-    await asyncio.sleep(0.5)
+    await waker.idle()
     scale = await client.get(resources.DEPLOYMENT, "qwen", namespace, subresource="scale")
     assert scale is not None
     assert scale["spec"]["replicas"] == 3

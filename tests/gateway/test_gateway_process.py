@@ -43,8 +43,8 @@ async def test_sigterm_with_50_open_streams_loses_none() -> None:
                 for _ in range(50)
             ]
             firsts = [await stream.content.readuntil(b"\n\n") for stream in streams]
-            gateway.process.send_signal(signal.SIGTERM)
-            await asyncio.sleep(0.2)
+            gateway.send_signal(signal.SIGTERM)
+            await gateway.wait_for_line_async("shutting down")  # logged as the drain starts
             async with http.get(f"{gateway.url}/healthz") as response:
                 assert response.status == 503, "readiness fails as soon as the drain starts"
             bodies = await asyncio.gather(*(stream.read() for stream in streams))
@@ -52,7 +52,7 @@ async def test_sigterm_with_50_open_streams_loses_none() -> None:
                 events = split_sse(first + rest)
                 assert len(events) == 31
                 assert events[-1] == b"data: [DONE]\n\n"
-            assert await gateway.wait() == 0
+            assert await gateway.wait_async() == 0
             with pytest.raises(aiohttp.ClientConnectionError):
                 await http.get(f"{gateway.url}/healthz")
 

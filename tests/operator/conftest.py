@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -18,6 +15,7 @@ from typing import Any, TypeVar
 import pytest
 
 from hearth.common import bundle
+from tests import helpers
 from tests.cluster.controlplane import ControlPlane, free_port
 
 T = TypeVar("T")
@@ -39,23 +37,18 @@ class OperatorProcess:
     def __init__(self, plane: ControlPlane, log_path: Path, *extra: str, wait: bool = True) -> None:
         self.metrics_port = free_port()
         self.log_path = log_path
-        command = [
-            sys.executable,
-            "-m",
-            "hearth",
-            "operator",
-            f"--kubeconfig={plane.kubeconfig}",
-            f"--health-probe-bind-address=127.0.0.1:{self.metrics_port}",
-            f"--metrics-bind-address=127.0.0.1:{self.metrics_port}",
-            "--no-metrics-secure",
-            "--gateway-image=hearth.dev/hearth:test",
-            *extra,
-        ]
-        self.process = subprocess.Popen(
-            command,
-            stdout=subprocess.DEVNULL,
-            stderr=log_path.open("ab"),
-            env={**os.environ, "POD_NAME": log_path.stem},
+        self.hearth = helpers.HearthProcess(
+            [
+                "operator",
+                f"--kubeconfig={plane.kubeconfig}",
+                f"--health-probe-bind-address=127.0.0.1:{self.metrics_port}",
+                f"--metrics-bind-address=127.0.0.1:{self.metrics_port}",
+                "--no-metrics-secure",
+                "--gateway-image=hearth.dev/hearth:test",
+                *extra,
+            ],
+            env={"POD_NAME": log_path.stem},
+            log_path=log_path,
         )
         if wait:
             wait_for(self.ready, timeout=60, what="operator readiness")
@@ -73,8 +66,8 @@ class OperatorProcess:
             return None
 
     def ready(self) -> bool:
-        if self.process.poll() is not None:
-            raise AssertionError(f"operator exited {self.process.returncode}:\n{self.log()}")
+        if self.hearth.returncode is not None:
+            raise AssertionError(f"operator exited {self.hearth.returncode}:\n{self.log()}")
         with contextlib.suppress(OSError):
             with urllib.request.urlopen(
                 f"http://127.0.0.1:{self.metrics_port}/readyz", timeout=2
@@ -96,17 +89,10 @@ class OperatorProcess:
         return self.metrics()["hearth_operator_api_writes_total"]
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-5000:]
+        return self.hearth.text(5000)
 
     def stop(self, sig: signal.Signals = signal.SIGTERM) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
+        return self.hearth.stop(sig, within_s=20)
 
 
 @pytest.fixture(scope="module")

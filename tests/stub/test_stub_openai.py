@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import openai
+import pytest
 
 from tests.stub.conftest import StubFactory
+
+pytestmark = pytest.mark.looptime
 
 
 async def test_openai_client_streams_a_chat_completion(stub: StubFactory) -> None:

@@ -28,7 +28,7 @@ async def test_sigterm_lets_an_in_flight_stream_finish_and_refuses_new_connectio
         events = split_sse(first + rest)
         assert len(events) == 21, "all 20 tokens and [DONE] arrive after SIGTERM"
         assert events[-1] == b"data: [DONE]\n\n"
-        assert await stub.wait() == 0
+        assert await stub.wait_async() == 0
     assert any("shutting down" in line for line in stub.log)
 
 

@@ -1,0 +1,275 @@
+"""The gateway's settings, declared once: each one's field, environment variable (SPEC §3.1 names), flag,
+kind, default and help, and how its text is read.
+
+The operator renders these variables (``hearth.render.gateway``), the gateway parses them
+(``hearth.gateway.settings``) and ``hearth gateway`` turns each into a flag with its variable and help
+(``hearth.cmd.gateway``): all three read this table, so a setting is added here and nowhere else.
+
+Unlike the reference, a value that does not parse is an error, never a silent default. The reference's one
+documented leniency is kept: for the settings marked ``zero_means_default``, a value <= 0 means the default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Callable
+
+from hearth.api import scalermodes
+from hearth.common import durations, netaddr
+
+
+class SettingError(ValueError):
+    """A value a setting cannot take; the message says why (the caller names the flag and variable)."""
+
+
+class Kind(enum.Enum):
+    """How a setting's text is read."""
+
+    URL = "url"  #: http:// or https:// URL, trailing slashes dropped
+    ADDRESS = "address"  #: a Go-style listen address, ``[host]:port``
+    COUNT = "count"  #: a whole number
+    DURATION = "duration"  #: a Go duration (``300ms``, ``5m``)
+    CHOICE = "choice"  #: one of ``choices``
+    TEXT = "text"  #: any text (a name or a path)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Setting:
+    """One gateway setting."""
+
+    #: The field of ``GatewaySettings`` it fills (and, with dashes, its flag).
+    field: str
+    env: str
+    kind: Kind
+    help: str
+    #: As a user writes it; None: unset unless given (optional settings).
+    default: str | None = None
+    required: bool = False
+    choices: tuple[str, ...] = ()
+    #: SPEC §3.1: the reference uses the default for a value <= 0; so does Hearth, and ``--help`` says so.
+    zero_means_default: bool = False
+    #: The least value accepted (a count, or a duration in nanoseconds), unless ``zero_means_default``.
+    minimum: int | None = None
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.field.replace("_", "-")
+
+    def parse(self, text: str) -> object:
+        """The typed value of *text* (surrounding blanks ignored; blank means unset: the default, None
+        when there is none), or :class:`SettingError`."""
+        text = text.strip()
+        if not text:
+            return self.default_value()
+        return _READERS[self.kind](self, text)
+
+    def default_value(self) -> object:
+        """The typed default (None for an optional setting without one)."""
+        return None if self.default is None else self.parse(self.default)
+
+    def _address(self, text: str) -> netaddr.ListenAddress:
+        try:
+            return netaddr.ListenAddress.parse(text)
+        except netaddr.AddressError as error:
+            raise SettingError(str(error)) from None
+
+    def _choice(self, text: str) -> str:
+        if text not in self.choices:
+            raise SettingError(f'"{text}" is not one of {", ".join(self.choices)}')
+        return text
+
+    def _text(self, text: str) -> str:
+        return text
+
+    def _count(self, text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise SettingError(f'"{text}" is not a whole number') from None
+        if self.zero_means_default and value <= 0:
+            return self._count(self.default or "")
+        if self.minimum is not None and value < self.minimum:
+            raise SettingError(f"{value} is less than {self.minimum}")
+        return value
+
+    def _duration(self, text: str) -> durations.Duration:
+        try:
+            value = durations.Duration.parse(text)
+        except durations.DurationError as error:
+            raise SettingError(str(error)) from None
+        if self.zero_means_default and value.nanoseconds <= 0:
+            return self._duration(self.default or "")
+        if self.minimum is not None and value.nanoseconds < self.minimum:
+            raise SettingError(f"{value} is less than {durations.format_nanoseconds(self.minimum)}")
+        return value
+
+    def describe(self) -> str:
+        """The help text with what ``--help`` must say: choices, default, leniency."""
+        parts = [self.help]
+        if self.choices:
+            parts.append(f"One of: {', '.join(self.choices)}.")
+        if self.required:
+            parts.append("Required.")
+        elif self.default is not None:
+            parts.append(f"Default: {self.default}.")
+        if self.zero_means_default:
+            parts.append("A value <= 0 means the default (as in the reference).")
+        return " ".join(parts)
+
+    def _url(self, text: str) -> str:
+        url = text.rstrip("/")
+        if not url.startswith(("http://", "https://")):
+            raise SettingError(f'"{text}" must start with http:// or https://')
+        return url
+
+
+_READERS: dict[Kind, Callable[[Setting, str], object]] = {
+    Kind.URL: Setting._url,
+    Kind.ADDRESS: Setting._address,
+    Kind.COUNT: Setting._count,
+    Kind.DURATION: Setting._duration,
+    Kind.CHOICE: Setting._choice,
+    Kind.TEXT: Setting._text,
+}
+
+
+BACKEND_URL = Setting(
+    "backend_url",
+    "HEARTH_BACKEND_URL",
+    Kind.URL,
+    "Backend Service URL requests are proxied to, e.g. http://qwen-backend.ml.svc:80.",
+    required=True,
+)
+LISTEN = Setting("listen", "HEARTH_LISTEN_ADDR", Kind.ADDRESS, "HTTP listen address.", default=":8080")
+SCALER_LISTEN = Setting(
+    "scaler_listen",
+    "HEARTH_SCALER_LISTEN_ADDR",
+    Kind.ADDRESS,
+    "Listen address of KEDA's gRPC external scaler (external-push); unset: no gRPC server.",
+)
+MAX_QUEUE = Setting(
+    "max_queue",
+    "HEARTH_MAX_QUEUE",
+    Kind.COUNT,
+    "Admitted requests, waiting plus in flight; more get 429.",
+    default="100",
+    zero_means_default=True,
+)
+ACTIVATION_TIMEOUT = Setting(
+    "activation_timeout",
+    "HEARTH_ACTIVATION_TIMEOUT",
+    Kind.DURATION,
+    "How long a cold request is held, and keeps demand up, while the backend wakes.",
+    default="5m",
+    zero_means_default=True,
+)
+COLDSTART_MODE = Setting(
+    "cold_start_mode",
+    "HEARTH_COLDSTART_MODE",
+    Kind.CHOICE,
+    "Hold cold requests (with SSE heartbeats for streams) or answer them 503 at once.",
+    default="keepalive",
+    choices=("keepalive", "reject"),
+)
+HEARTBEAT_INTERVAL = Setting(
+    "heartbeat_interval",
+    "HEARTH_HEARTBEAT_INTERVAL",
+    Kind.DURATION,
+    "SSE heartbeat interval of held streams.",
+    default="10s",
+    zero_means_default=True,
+)
+NAMESPACE = Setting(
+    "namespace",
+    "HEARTH_NAMESPACE",
+    Kind.TEXT,
+    "Namespace of the backend (where readiness is watched and what is woken).",
+)
+BACKEND_SERVICE = Setting(
+    "backend_service",
+    "HEARTH_BACKEND_SERVICE",
+    Kind.TEXT,
+    "Backend Service whose EndpointSlices say which backends are ready.",
+)
+BACKEND_DEPLOYMENT = Setting(
+    "backend_deployment",
+    "HEARTH_BACKEND_DEPLOYMENT",
+    Kind.TEXT,
+    "Backend Deployment the gateway scales 0->1 in builtin mode.",
+)
+SCALER_MODE = Setting(
+    "scaler_mode",
+    "HEARTH_SCALER_MODE",
+    Kind.CHOICE,
+    "Who scales the backend; in builtin mode the gateway wakes it 0->1 itself.",
+    default=str(scalermodes.ScalerMode.METRICS_API),
+    # The modes a gateway runs in: the operator resolves auto before it writes this variable.
+    choices=tuple(str(mode) for mode in scalermodes.RESOLVED),
+)
+READINESS = Setting(
+    "readiness",
+    "HEARTH_READINESS",
+    Kind.CHOICE,
+    "Where backend readiness comes from: the backend Service's EndpointSlices, GET <backend>/health, or "
+    "auto (EndpointSlices when the API is reachable).",
+    default="auto",
+    choices=("auto", "endpointslices", "probe"),
+)
+MODEL_NAME = Setting(
+    "model_name",
+    "HEARTH_MODEL_NAME",
+    Kind.TEXT,
+    "Model listed by GET /v1/models while the backend is cold.",
+)
+MAX_BODY_BYTES = Setting(
+    "max_body_bytes",
+    "HEARTH_MAX_BODY_BYTES",
+    Kind.COUNT,
+    "Largest request body in bytes; larger ones get 413.",
+    default=str(64 * 1024 * 1024),
+    minimum=1,
+)
+SHUTDOWN_TIMEOUT = Setting(
+    "shutdown_timeout",
+    "HEARTH_SHUTDOWN_TIMEOUT",
+    Kind.DURATION,
+    "After SIGTERM, how long streams in flight may take to finish.",
+    default="25s",
+    minimum=0,
+)
+DRAIN_DELAY = Setting(
+    "drain_delay",
+    "HEARTH_DRAIN_DELAY",
+    Kind.DURATION,
+    "After SIGTERM, how long to keep serving (readiness failing) while endpoints update; 0: none.",
+    default="5s",
+    minimum=0,
+)
+API_KEYS_DIR = Setting(
+    "api_keys_dir",
+    "HEARTH_API_KEYS_DIR",
+    Kind.TEXT,
+    "Directory whose files are the accepted API keys (a mounted Secret); unset: no authentication.",
+)
+
+#: Every setting, in the order ``--help`` lists them.
+SETTINGS: tuple[Setting, ...] = (
+    BACKEND_URL,
+    LISTEN,
+    SCALER_LISTEN,
+    MAX_QUEUE,
+    ACTIVATION_TIMEOUT,
+    COLDSTART_MODE,
+    HEARTBEAT_INTERVAL,
+    NAMESPACE,
+    BACKEND_SERVICE,
+    BACKEND_DEPLOYMENT,
+    SCALER_MODE,
+    READINESS,
+    MODEL_NAME,
+    MAX_BODY_BYTES,
+    SHUTDOWN_TIMEOUT,
+    DRAIN_DELAY,
+    API_KEYS_DIR,
+)

@@ -71,7 +71,7 @@ async def test_stopping_the_operator_cancels_and_awaits_every_task_it_started(
     before = asyncio.all_tasks()
     operator = asyncio.create_task(app.run(_settings(hearth_cluster, port), stop=stop))
     # Once KEDA is seen, the operator has started every kind of task, the ScaledObject informer included.
-    await _until_metric(port, "hearth_operator_keda 1.0", operator=operator)
+    await _until_metric(port, "hearth_operator_keda_installed 1.0", operator=operator)
     await _until_metric(port, "hearth_operator_leader 1.0", operator=operator)
     stop.set()
     assert await asyncio.wait_for(operator, 60) == 0
@@ -100,6 +100,7 @@ kind: LLMService
 metadata: {{name: doomed, namespace: {namespace}}}
 spec:
   model: {{source: {{uri: hf://Qwen/Qwen3-0.6B}}}}
+  runtime: {{name: any}}
 """,
         )
         before = asyncio.all_tasks()

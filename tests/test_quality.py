@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -26,3 +27,32 @@ BIN = Path(sys.executable).parent
 def test_static_check_passes(command: list[str]) -> None:
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600, check=False)
     assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}"
+
+
+def _shell_scripts() -> list[str]:
+    """Every tracked shell script: the *.sh files and the extension-less ones with a shell shebang."""
+    tracked = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True, timeout=60
+    ).stdout.decode()
+    scripts = []
+    for name in filter(None, tracked.split("\0")):
+        path = REPO / name
+        if name.endswith(".sh"):
+            scripts.append(name)
+        elif "." not in path.name and path.is_file():
+            with path.open("rb") as file:
+                first = file.readline()
+            if first.startswith(b"#!") and first.rstrip().endswith((b"sh", b"bash")):
+                scripts.append(name)
+    return sorted(scripts)
+
+
+def test_every_shell_script_passes_shellcheck() -> None:
+    shellcheck = shutil.which("shellcheck")
+    assert shellcheck, "shellcheck is missing: apt-get install shellcheck (scripts/system-deps.sh does)"
+    scripts = _shell_scripts()
+    assert "testing/cluster/cluster.sh" in scripts
+    # -x follows `source`d files; every severity, style included, must be clean.
+    command = [shellcheck, "--external-sources", "--severity=style", *scripts]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600, check=False)
+    assert result.returncode == 0, f"shellcheck failed:\n{result.stdout}\n{result.stderr}"

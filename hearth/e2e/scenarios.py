@@ -197,14 +197,19 @@ async def operator_failover_keeps_replicas(run: Run) -> str:
 async def stream_survives_pod_deletion(run: Run) -> str:
     url = await run.gateway_url("cold")
     stream = asyncio.create_task(run.stream(url, tokens=120))  # ~6 s of tokens
-    await run.wait("a ready backend", lambda: _ready(run, "cold", 1))
-    await asyncio.sleep(2)
-    pods, _ = await run.client.list(
-        resources.POD, namespace=run.namespace, label_selector="serving.hearth.dev/llmservice=cold"
-    )
-    for pod in pods:
-        await run.client.delete(resources.POD, pod["metadata"]["name"], run.namespace)
-    events, _ = await stream
+    try:
+        await run.wait("a ready backend", lambda: _ready(run, "cold", 1))
+        await asyncio.sleep(2)
+        pods, _ = await run.client.list(
+            resources.POD, namespace=run.namespace, label_selector="serving.hearth.dev/llmservice=cold"
+        )
+        for pod in pods:
+            await run.client.delete(resources.POD, pod["metadata"]["name"], run.namespace)
+        events, _ = await stream
+    finally:
+        # A failed step above must not leave the stream running into the next scenario.
+        stream.cancel()
+        await asyncio.gather(stream, return_exceptions=True)
     if events[-1] != b"data: [DONE]":
         raise ScenarioFailedError("the stream was cut when its backend pod was deleted")
     tokens = sum(event.startswith(b"data: {") for event in events)

@@ -9,6 +9,7 @@ import logging
 import signal
 import socket
 import ssl
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -69,10 +70,15 @@ class _Endpoints:
     def __init__(self) -> None:
         self._runners: list[web.AppRunner] = []
         self._certificate: tls.ServingCertificate | None = None
-        self._reloader: asyncio.Task[None] | None = None
 
     async def start(
-        self, settings: OperatorSettings, controller: Controller, metrics: OperatorMetrics, client: KubeClient
+        self,
+        settings: OperatorSettings,
+        controller: Controller,
+        metrics: OperatorMetrics,
+        client: KubeClient,
+        *,
+        tasks: asyncio.TaskGroup,
     ) -> None:
         same = settings.metrics_address is not None and settings.metrics_address == settings.health_address
         if settings.health_address is not None:
@@ -87,7 +93,7 @@ class _Endpoints:
             context = self._certificate.context
             metrics_app.middlewares.append(metricsauth.MetricsAuthorizer(client).middleware())
             if not self._certificate.self_signed:
-                self._reloader = asyncio.create_task(self._certificate.watch())
+                tasks.create_task(self._certificate.watch(), name="metrics certificate reloader")
         self._runners.append(await _serve(metrics_app, settings.metrics_address, ssl_context=context))
         certificate = self._certificate
         log.info(
@@ -102,9 +108,6 @@ class _Endpoints:
         )
 
     async def stop(self) -> None:
-        if self._reloader is not None:
-            self._reloader.cancel()
-            await asyncio.gather(self._reloader, return_exceptions=True)
         for runner in self._runners:
             await runner.cleanup()
         if self._certificate is not None:
@@ -121,8 +124,18 @@ def _serving_certificate(settings: OperatorSettings) -> tls.ServingCertificate:
     return tls.ServingCertificate.generate(hostnames=[socket.gethostname()])
 
 
+class _ShutdownError(Exception):
+    """Raised inside the operator's task group to end it: the group then cancels and awaits every task."""
+
+
 async def run(settings: OperatorSettings, *, stop: asyncio.Event | None = None) -> int:
-    """Run until SIGTERM/SIGINT (or *stop*); returns the process exit status (1 if leadership was lost)."""
+    """Run until SIGTERM/SIGINT (or *stop*); returns the process exit status (1 if leadership was lost or
+    a background task failed).
+
+    Every background task of the process belongs to one TaskGroup: shutdown cancels and awaits them all,
+    and a task that dies of an unexpected error stops the operator with that error logged, rather than
+    leaving it running without, say, one of its caches (the pod restarts, like a controller-runtime
+    manager whose runnable failed)."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -132,57 +145,34 @@ async def run(settings: OperatorSettings, *, stop: asyncio.Event | None = None) 
     metrics = OperatorMetrics()
     metrics.count_api_writes(lambda: client.writes)
     recorder, controller = await _controller(client, settings, metrics)
-    autoscaling = controller.permissions.has(permissions.Feature.AUTOSCALER)
     endpoints = _Endpoints()
-    tasks: list[asyncio.Task[None]] = []
-    elector: LeaderElector | None = None
+    elector = (
+        LeaderElector(client, name=settings.leader_election_id, namespace=settings.leader_election_namespace)
+        if settings.leader_elect
+        else None
+    )
     exit_code = 0
     try:
-        try:
-            await endpoints.start(settings, controller, metrics, client)
-        except tls.CertificateError as error:
-            log.error("cannot serve metrics over HTTPS", extra=logs.fields(error=str(error)))
-            return 1
-        autoscaler = Autoscaler(client, controller, recorder=recorder, interval=settings.autoscale_interval)
-        # Without the autoscaler's permissions its pod informer would only log 403s (issue 19).
-        informers = [*controller.informers(), *([autoscaler.gateway_pods] if autoscaling else [])]
-        tasks = [asyncio.create_task(informer.run()) for informer in informers]
-        tasks.append(asyncio.create_task(controller.watch_keda()))
-        log.info(
-            "operator started",
-            extra=logs.fields(
-                scaler_mode=str(settings.scaler),
-                leader_elect=settings.leader_elect,
-                gateway_image=settings.gateway_image,
-            ),
-        )
-        if settings.leader_elect:
-            elector = LeaderElector(
-                client, name=settings.leader_election_id, namespace=settings.leader_election_namespace
+        async with asyncio.TaskGroup() as tasks:
+            exit_code = await _operate(
+                settings,
+                tasks=tasks,
+                client=client,
+                controller=controller,
+                metrics=metrics,
+                recorder=recorder,
+                endpoints=endpoints,
+                elector=elector,
+                stop=stop,
             )
-            acquired = asyncio.create_task(elector.acquire())
-            await _first(acquired, stop)
-            if stop.is_set():
-                return 0
-            tasks.append(asyncio.create_task(elector.hold()))
-        metrics.leader.set(1)
-        # Reconciling before every cache is filled would act on a partial view (e.g. call a runtime missing).
-        synced = asyncio.create_task(_all_synced(controller))
-        await _first(synced, stop)
-        if stop.is_set():
-            return 0
-        tasks.extend(asyncio.create_task(controller.worker()) for _ in range(settings.concurrent_reconciles))
-        if autoscaling:
-            tasks.append(asyncio.create_task(autoscaler.run()))
-        lost = elector.lost if elector is not None else asyncio.Event()
-        await _first(asyncio.create_task(stop.wait()), lost)
-        if lost.is_set():
-            exit_code = 1  # like controller-runtime: exit so the pod restarts as a follower
-        log.info("operator stopping")
+            raise _ShutdownError
+    except* _ShutdownError:
+        pass
+    except* Exception as failed:
+        log.error("a background task of the operator failed; stopping", exc_info=failed)
+        exit_code = 1
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        # Only now, with every worker stopped, may a standby take the lease over.
         if elector is not None and elector.leading.is_set():
             await elector.release()
         await endpoints.stop()
@@ -203,15 +193,69 @@ async def _controller(
     return recorder, Controller(client, settings, metrics=metrics, recorder=recorder, allowed=allowed)
 
 
+async def _operate(
+    settings: OperatorSettings,
+    *,
+    tasks: asyncio.TaskGroup,
+    client: KubeClient,
+    controller: Controller,
+    metrics: OperatorMetrics,
+    recorder: EventRecorder,
+    endpoints: _Endpoints,
+    elector: LeaderElector | None,
+    stop: asyncio.Event,
+) -> int:
+    """Start the endpoints and every background task in *tasks*, then wait for *stop* (exit status 0) or
+    a lost lease (1)."""
+    try:
+        await endpoints.start(settings, controller, metrics, client, tasks=tasks)
+    except tls.CertificateError as error:
+        log.error("cannot serve metrics over HTTPS", extra=logs.fields(error=str(error)))
+        return 1
+    autoscaler = Autoscaler(client, controller, recorder=recorder, interval=settings.autoscale_interval)
+    for informer in controller.informers():
+        tasks.create_task(informer.run(), name=f"{informer.rt.kind} informer")
+    # Without the autoscaler's permissions its pod informer would only log 403s (issue 19).
+    autoscaling = controller.permissions.has(permissions.Feature.AUTOSCALER)
+    if autoscaling:
+        tasks.create_task(autoscaler.gateway_pods.run(), name="gateway pod informer")
+    tasks.create_task(controller.watch_keda(tasks), name="KEDA discovery")
+    log.info(
+        "operator started",
+        extra=logs.fields(
+            scaler_mode=str(settings.scaler),
+            leader_elect=settings.leader_elect,
+            gateway_image=settings.gateway_image,
+        ),
+    )
+    if elector is not None:
+        if not await _unless_stopped(elector.acquire(), stop=stop):
+            return 0
+        tasks.create_task(elector.hold(), name="lease renewal")
+    metrics.leader.set(1)
+    # Reconciling before every cache is filled would act on a partial view (e.g. call a runtime missing).
+    if not await _unless_stopped(_all_synced(controller), stop=stop):
+        return 0
+    for index in range(settings.concurrent_reconciles):
+        tasks.create_task(controller.worker(), name=f"reconcile worker {index}")
+    if autoscaling:
+        tasks.create_task(autoscaler.run(), name="autoscaler")
+    lost = elector.lost if elector is not None else asyncio.Event()
+    await _unless_stopped(lost.wait(), stop=stop)
+    log.info("operator stopping")
+    return 1 if lost.is_set() else 0  # lost the lease: exit so the pod restarts as a follower
+
+
 async def _all_synced(controller: Controller) -> None:
     await asyncio.gather(*(informer.synced.wait() for informer in controller.informers()))
 
 
-async def _first(task: asyncio.Task[Any], event: asyncio.Event) -> None:
-    """Wait until *task* finishes or *event* is set; cancel the task if the event came first."""
-    waiter = asyncio.create_task(event.wait())
-    done, _ = await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
-    for pending in (task, waiter):
-        if pending not in done:
-            pending.cancel()
-    await asyncio.gather(task, waiter, return_exceptions=True)
+async def _unless_stopped(work: Coroutine[Any, Any, object], *, stop: asyncio.Event) -> bool:
+    """Await *work* unless *stop* is set first (then *work* is cancelled); True if *work* finished."""
+    async with asyncio.TaskGroup() as race:
+        finished = race.create_task(work)
+        stopped = race.create_task(stop.wait())
+        await asyncio.wait({finished, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        finished.cancel()
+        stopped.cancel()
+    return not stop.is_set()

@@ -114,8 +114,9 @@ class Controller:
     def synced(self) -> bool:
         return all(informer.synced.is_set() for informer in self.informers())
 
-    async def watch_keda(self) -> None:
-        """Notice KEDA being installed or removed, without a restart, by asking discovery periodically."""
+    async def watch_keda(self, tasks: asyncio.TaskGroup) -> None:
+        """Notice KEDA being installed or removed, without a restart, by asking discovery periodically;
+        the ScaledObject informer started on the first sighting runs in *tasks* (the operator's)."""
         scaled_objects: asyncio.Task[None] | None = None
         while True:
             try:
@@ -134,7 +135,7 @@ class Controller:
                         self._client, resources.SCALED_OBJECT, handler=self._on_child, label_selector=MANAGED
                     )
                     self.children[resources.SCALED_OBJECT] = informer
-                    scaled_objects = asyncio.create_task(informer.run())
+                    scaled_objects = tasks.create_task(informer.run(), name="ScaledObject informer")
                 for service in self.services.items():
                     self._on_service("MODIFIED", service)
             await asyncio.sleep(KEDA_CHECK_SECONDS)

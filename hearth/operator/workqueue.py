@@ -4,7 +4,6 @@ exponential back-off for failures (the controller-runtime model, on asyncio)."""
 from __future__ import annotations
 
 import asyncio
-import collections
 from collections.abc import Hashable
 from typing import Generic, TypeVar
 
@@ -13,19 +12,19 @@ K = TypeVar("K", bound=Hashable)
 
 class WorkQueue(Generic[K]):
     def __init__(self, *, base_delay: float = 0.5, max_delay: float = 300.0) -> None:
-        self._ready: collections.deque[K] = collections.deque()
+        # An asyncio.Queue wakes a waiting get() from a plain function call: add() starts no task.
+        self._ready: asyncio.Queue[K] = asyncio.Queue()
         self._queued: set[K] = set()
         self._processing: set[K] = set()
         self._dirty: set[K] = set()
         self._failures: dict[K, int] = {}
         self._delayed: dict[K, asyncio.TimerHandle] = {}
-        self._wakeup = asyncio.Condition()
         self._base = base_delay
         self._max = max_delay
 
     def __len__(self) -> int:
         """Keys waiting to be processed (not counting ones in progress or delayed)."""
-        return len(self._ready)
+        return self._ready.qsize()
 
     def add(self, key: K) -> None:
         """Queue *key* (once, however often it is added before a worker takes it)."""
@@ -35,8 +34,7 @@ class WorkQueue(Generic[K]):
         if key in self._queued:
             return
         self._queued.add(key)
-        self._ready.append(key)
-        asyncio.get_running_loop().create_task(self._notify())
+        self._ready.put_nowait(key)
 
     def add_after(self, key: K, delay: float) -> None:
         if key in self._delayed:
@@ -62,9 +60,7 @@ class WorkQueue(Generic[K]):
         self._failures.pop(key, None)
 
     async def get(self) -> K:
-        async with self._wakeup:
-            await self._wakeup.wait_for(lambda: bool(self._ready))
-            key = self._ready.popleft()
+        key = await self._ready.get()
         self._queued.discard(key)
         self._processing.add(key)
         return key
@@ -74,7 +70,3 @@ class WorkQueue(Generic[K]):
         if key in self._dirty:
             self._dirty.discard(key)
             self.add(key)
-
-    async def _notify(self) -> None:
-        async with self._wakeup:
-            self._wakeup.notify()

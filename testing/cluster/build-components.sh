@@ -73,7 +73,8 @@ fi
 GO="${GO:-$(command -v go || true)}"
 [[ -n "$GO" ]] || GO=/usr/local/go/bin/go
 [[ -x "$GO" ]] || die "no go toolchain found (set GO=/path/to/go)"
-export PATH="$(dirname "$GO"):$PATH"
+PATH="$(dirname "$GO"):$PATH"
+export PATH
 export GOPATH="${GOPATH:-$CACHE_ROOT/go}"
 export GOCACHE="${GOCACHE:-$CACHE_ROOT/go-build}"
 export GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
@@ -125,13 +126,13 @@ prepare_kube_module() {
     staging_ver="v0.${KUBE_VERSION#v1.}"
     (
       cd "$dir"
-      for m in $(awk '$1 ~ /^k8s\.io\// && $2 == "=>" { print $1 }' go.mod); do
+      while read -r m; do
         go mod edit -dropreplace="$m"
-      done
+      done < <(awk '$1 ~ /^k8s\.io\// && $2 == "=>" { print $1 }' go.mod)
       go mod edit -require="k8s.io/kubernetes@$KUBE_VERSION"
-      for m in $(awk '$2 == "=>" && $3 ~ /^\.\/staging\// { print $1 }' "$upstream_mod"); do
+      while read -r m; do
         go mod edit -replace="$m=$m@$staging_ver"
-      done
+      done < <(awk '$2 == "=>" && $3 ~ /^\.\/staging\// { print $1 }' "$upstream_mod")
       godebug_default="$(awk '$1 == "godebug" && $2 ~ /^default=/ { sub(/^default=/, "", $2); print $2 }' "$upstream_mod")"
       [[ -z "$godebug_default" ]] || go mod edit -godebug="default=$godebug_default"
       go mod tidy
@@ -144,7 +145,7 @@ prepare_kube_module() {
   local minor build_date
   minor="${KUBE_VERSION#v1.}"
   minor="${minor%%.*}"
-  build_date="$(cd "$KUBE_MOD" && go list -m -f '{{if .Time}}{{.Time.UTC.Format "2006-01-02T15:04:05Z"}}{{end}}' k8s.io/kubernetes 2>/dev/null || true)"
+  build_date="$( (cd "$KUBE_MOD" && go list -m -f '{{if .Time}}{{.Time.UTC.Format "2006-01-02T15:04:05Z"}}{{end}}' k8s.io/kubernetes) 2>/dev/null || true)"
   local kv
   for pkg in k8s.io/client-go/pkg/version k8s.io/component-base/version; do
     for kv in "gitVersion=$KUBE_VERSION" "gitMajor=1" "gitMinor=$minor" "gitTreeState=clean" \

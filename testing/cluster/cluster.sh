@@ -311,15 +311,11 @@ generate_kubeconfigs() {
   write_kubeconfig "$KCFG/coredns.kubeconfig" coredns system:coredns
 }
 
-# The sandbox ("pause") image: a static C program as PID 1 of every pod sandbox, packed as an
-# OCI image-layout tarball (no registry here: containerd must never try to pull it).
-build_pause_image() {
-  local out="$CACHE/pause.tar"
-  if [[ -s "$out" ]]; then log "   reusing $out"; return 0; fi
-  local work="$CACHE/pause-build"
-  rm -rf "$work"; mkdir -p "$work/rootfs"
-  cat >"$work/pause.c" <<'EOF'
-/* PID 1 of a pod sandbox: hold the namespaces, reap orphans, exit on SIGINT/SIGTERM. */
+# The sandbox ("pause") image: a static C program as PID 1 of every pod sandbox, packed alone into an
+# OCI image-layout tarball by testing/image/build_oci_image.py --bare (no registry here: containerd must
+# never try to pull it). Cached under a key of the program's source and the packer, so a change of either
+# rebuilds it.
+PAUSE_C='/* PID 1 of a pod sandbox: hold the namespaces, reap orphans, exit on SIGINT/SIGTERM. */
 #include <signal.h>
 #include <stddef.h>
 #include <sys/wait.h>
@@ -336,41 +332,25 @@ int main(void) {
   sigaction(SIGCHLD, &child, NULL);
   for (;;) pause();
 }
-EOF
-  gcc -Os -static -s -o "$work/rootfs/pause" "$work/pause.c"
-  python3 - "$work/rootfs/pause" "$PAUSE_REF" "$out" <<'EOF'
-# Minimal OCI image-layout packer: one gzipped layer (uid/gid 0, mtime 0) holding /pause.
-import gzip, hashlib, io, json, sys, tarfile
-binary, ref, out = sys.argv[1:4]
-def info(name, size=0, mode=0o644, kind=tarfile.REGTYPE):
-    ti = tarfile.TarInfo(name); ti.size, ti.mode, ti.type, ti.mtime = size, mode, kind, 0
-    ti.uid = ti.gid = 0; ti.uname = ti.gname = ""; return ti
-raw = io.BytesIO()
-with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as t:
-    data = open(binary, "rb").read()
-    t.addfile(info("pause", len(data), 0o755), io.BytesIO(data))
-layer_tar = raw.getvalue()
-layer = gzip.compress(layer_tar, mtime=0)
-sha = lambda b: "sha256:" + hashlib.sha256(b).hexdigest()
-dump = lambda v: json.dumps(v, sort_keys=True, separators=(",", ":")).encode()
-config = dump({"architecture": "amd64", "os": "linux",
-               "config": {"Entrypoint": ["/pause"], "User": "65535:65535"},
-               "rootfs": {"type": "layers", "diff_ids": [sha(layer_tar)]}})
-desc = lambda mt, b: {"mediaType": mt, "digest": sha(b), "size": len(b)}
-manifest = dump({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                 "config": desc("application/vnd.oci.image.config.v1+json", config),
-                 "layers": [desc("application/vnd.oci.image.layer.v1.tar+gzip", layer)]})
-index = dump({"schemaVersion": 2, "manifests": [{
-    **desc("application/vnd.oci.image.manifest.v1+json", manifest),
-    "platform": {"architecture": "amd64", "os": "linux"},
-    "annotations": {"io.containerd.image.name": ref, "org.opencontainers.image.ref.name": ref.rsplit(":", 1)[1]}}]})
-with tarfile.open(out, "w") as t:
-    for blob in (config, manifest, layer):
-        t.addfile(info("blobs/sha256/" + sha(blob)[7:], len(blob)), io.BytesIO(blob))
-    t.addfile(info("index.json", len(index)), io.BytesIO(index))
-    lay = dump({"imageLayoutVersion": "1.0.0"})
-    t.addfile(info("oci-layout", len(lay)), io.BytesIO(lay))
-EOF
+'
+OCI_PACKER="$HERE/../image/build_oci_image.py"
+
+pause_tar() {
+  local key
+  key=$( { printf '%s' "$PAUSE_C"; cat "$OCI_PACKER"; } | sha256sum)
+  echo "$CACHE/pause-${key:0:16}.tar"
+}
+
+build_pause_image() {
+  local out; out=$(pause_tar)
+  if [[ -s "$out" ]]; then log "   reusing $out"; return 0; fi
+  local work="$CACHE/pause-build"
+  rm -rf "$work"; mkdir -p "$work"
+  printf '%s' "$PAUSE_C" >"$work/pause.c"
+  gcc -Os -static -s -o "$work/pause" "$work/pause.c"
+  SOURCE_DATE_EPOCH=0 python3 "$OCI_PACKER" --bare --binary "$work/pause" --binary-path /pause \
+    --entrypoint '["/pause"]' --user 65535:65535 --ref "$PAUSE_REF" --out "$work/pause.tar" >/dev/null
+  mv "$work/pause.tar" "$out"
   rm -rf "$work"
   log "   built $out ($(stat -c %s "$out") bytes)"
 }
@@ -507,12 +487,9 @@ EOF
   start_proc containerd containerd --config "$CTRD/config.toml"
   wait_for "containerd socket" 30 ctr --address "$CTR_SOCK" version
   assert_alive containerd
-  if ctrk images ls -q | grep -qxF "$PAUSE_REF"; then
-    log "   pause image already in containerd"
-  else
-    ctrk images import "$CACHE/pause.tar" >/dev/null
-    log "   imported $PAUSE_REF"
-  fi
+  # Imported every time: a rebuilt pause image (same name, new digest) must replace the one kept by `down`.
+  ctrk images import "$(pause_tar)" >/dev/null
+  log "   imported $PAUSE_REF"
 }
 
 start_controller_manager() {

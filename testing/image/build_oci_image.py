@@ -29,11 +29,17 @@ The output is reproducible: same inputs, same bytes (sorted tar entries, uid/gid
 mtime ``SOURCE_DATE_EPOCH`` or 0, gzip header mtime 0, canonical JSON). Import it with
 ``ctr -n k8s.io images import OUT.tar`` and run it with ``imagePullPolicy: Never``.
 
+``--bare`` packs a static executable alone instead (e.g. the test bed's pod-sandbox ``pause`` program):
+the layer holds only that file, at ``--binary-path``; no libraries, busybox, ``/etc`` or ``/tmp``, and the
+container runs in ``/`` with only ``PATH`` set (plus ``--env``).
+
 Usage::
 
     python3 testing/image/build_oci_image.py --binary dist/hearth --ref hearth.dev/hearth:0.1.0 \\
         --out dist/images/hearth.tar [--entrypoint '["/usr/local/bin/hearth","stub"]'] \\
         [--cmd '["--port","8000"]'] [--port 8000/tcp ...] [--label KEY=VALUE ...] [--env KEY=VALUE ...]
+    python3 testing/image/build_oci_image.py --bare --binary pause --binary-path /pause \\
+        --entrypoint '["/pause"]' --user 65535:65535 --ref hearth.dev/pause:1 --out pause.tar
 """
 
 from __future__ import annotations
@@ -527,14 +533,19 @@ def find_host_libraries(binary: Path, *, python: str | None = None) -> list[str]
 
 
 def build_rootfs(
-    binary: Path, busybox: Path, libraries: Sequence[str], *, extra_files: dict[str, bytes] | None = None
+    binary: Path,
+    busybox: Path,
+    libraries: Sequence[str],
+    *,
+    extra_files: dict[str, bytes] | None = None,
+    binary_path: str = BINARY_PATH,
 ) -> RootFS:
     rootfs = RootFS()
     for directory in ("bin", "dev", "etc", "proc", "run", "sys", "usr/local/bin"):
         rootfs.add_dir(directory)
     rootfs.add_dir("root", 0o700)
     rootfs.add_dir("tmp", 0o1777)
-    rootfs.add_file(BINARY_PATH, source=str(binary), mode=0o755)
+    rootfs.add_file(binary_path, source=str(binary), mode=0o755)
     rootfs.add_file("/bin/busybox", source=str(busybox), mode=0o755)
     for applet in busybox_applets(busybox):
         rootfs.add_symlink(f"/bin/{applet}", "busybox")
@@ -552,6 +563,32 @@ def build_rootfs(
     return rootfs
 
 
+def bare_rootfs(binary: Path, *, path: str) -> RootFS:
+    """A root filesystem of one static executable (and the directories above it)."""
+    rootfs = RootFS()
+    rootfs.add_file(path, source=str(binary), mode=0o755)
+    return rootfs
+
+
+def check_binary(binary: Path, *, bare: bool, binary_path: str) -> str:
+    """Refuse a binary this host's image cannot run; returns the OCI architecture."""
+    if not binary.is_file():
+        raise BuildError(f"binary {binary} not found: build it with `bash scripts/build-binary.sh`")
+    architecture, machine = oci_architecture()
+    info = elf_info(read_head(binary))
+    if info is None:
+        raise BuildError(f"{binary} is not an ELF executable")
+    if info.machine != machine:
+        raise BuildError(
+            f"{binary} is for ELF machine {info.machine}, this host is {architecture} ({machine})"
+        )
+    if bare and info.interpreter is not None:
+        raise BuildError(f"{binary} is dynamically linked ({info.interpreter}); --bare needs a static one")
+    if not binary_path.startswith("/") or binary_path.rstrip("/") == "":
+        raise BuildError(f"--binary-path {binary_path!r} must be an absolute file path")
+    return architecture
+
+
 def build_image(
     *,
     binary: Path | str,
@@ -566,21 +603,14 @@ def build_image(
     busybox: str | None = None,
     python: str | None = None,
     source_date_epoch: int | None = None,
+    bare: bool = False,
+    binary_path: str = BINARY_PATH,
 ) -> BuildResult:
     """Build the image; see the module docstring. Raises :class:`BuildError` on expected failures."""
     binary = Path(binary)
     out = Path(out)
-    if not binary.is_file():
-        raise BuildError(f"binary {binary} not found: build it with `bash scripts/build-binary.sh`")
     repository, tag = split_ref(ref)
-    architecture, machine = oci_architecture()
-    info = elf_info(read_head(binary))
-    if info is None:
-        raise BuildError(f"{binary} is not an ELF executable")
-    if info.machine != machine:
-        raise BuildError(
-            f"{binary} is for ELF machine {info.machine}, this host is {architecture} ({machine})"
-        )
+    architecture = check_binary(binary, bare=bare, binary_path=binary_path)
     for port in ports:
         number, _, protocol = port.partition("/")
         if not number.isdigit() or protocol not in ("tcp", "udp", "sctp"):
@@ -589,15 +619,19 @@ def build_image(
         source_date_epoch = int(os.environ.get("SOURCE_DATE_EPOCH") or 0)
     created = datetime.datetime.fromtimestamp(source_date_epoch, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
-    busybox_path = find_busybox(busybox)
-    libraries = find_host_libraries(binary, python=python)
-    rootfs = build_rootfs(binary, busybox_path, libraries)
+    if bare:
+        rootfs = bare_rootfs(binary, path=binary_path)
+    else:
+        libraries = find_host_libraries(binary, python=python)
+        rootfs = build_rootfs(binary, find_busybox(busybox), libraries, binary_path=binary_path)
 
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryFile(dir=out.parent) as layer_file:
         diff_id, layer_digest, layer_size = write_layer(rootfs, layer_file, mtime=source_date_epoch)
 
-        environment = {"PATH": DEFAULT_PATH, "TMPDIR": "/tmp", **(env or {})}
+        # A bare image has no /tmp to work in or unpack into.
+        base_env = {"PATH": DEFAULT_PATH} if bare else {"PATH": DEFAULT_PATH, "TMPDIR": "/tmp"}
+        environment = {**base_env, **(env or {})}
         all_labels = {
             "org.opencontainers.image.title": repository.rsplit("/", 1)[-1],
             "org.opencontainers.image.version": tag,
@@ -609,7 +643,7 @@ def build_image(
             "User": user,
             "Entrypoint": list(entrypoint),
             "Env": [f"{key}={value}" for key, value in environment.items()],
-            "WorkingDir": "/tmp",
+            "WorkingDir": "/" if bare else "/tmp",
             "Labels": all_labels,
         }
         if cmd:
@@ -762,6 +796,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help=f"static busybox to install as /bin/busybox (default: {' or '.join(BUSYBOX_CANDIDATES)})",
     )
     parser.add_argument(
+        "--bare",
+        action="store_true",
+        help="pack the static --binary alone (no libraries, busybox, /etc or /tmp), e.g. a pause program",
+    )
+    parser.add_argument(
+        "--binary-path",
+        default=BINARY_PATH,
+        help="where the binary goes in the image (default: %(default)s)",
+    )
+    parser.add_argument(
         "--python",
         help="read the onefile archive with PyInstaller's CArchiveReader under this interpreter (e.g. "
         ".venv/bin/python) instead of the built-in reader of the same format",
@@ -784,6 +828,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             user=args.user,
             busybox=args.busybox,
             python=args.python,
+            bare=args.bare,
+            binary_path=args.binary_path,
         )
     except BuildError as error:
         print(f"build_oci_image: error: {error}", file=sys.stderr)

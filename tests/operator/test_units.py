@@ -30,14 +30,18 @@ async def test_queue_deduplicates_and_never_hands_out_a_key_twice_at_once() -> N
     assert await asyncio.wait_for(queue.get(), 1) == first
 
 
+@pytest.mark.looptime
 async def test_retry_backs_off_exponentially_and_forget_resets() -> None:
-    queue: WorkQueue[str] = WorkQueue(base_delay=0.01, max_delay=0.05)
+    queue: WorkQueue[str] = WorkQueue(base_delay=0.5, max_delay=2.5)
     delays = [queue.retry("k") for _ in range(5)]
-    assert delays == [0.01, 0.02, 0.04, 0.05, 0.05]
+    assert delays == [0.5, 1.0, 2.0, 2.5, 2.5]
+    loop = asyncio.get_running_loop()
+    started = loop.time()
     assert await asyncio.wait_for(queue.get(), 1) == "k"
+    assert loop.time() - started == pytest.approx(0.5), "re-queued after the first back-off (fake time)"
     queue.done("k")
     queue.forget("k")
-    assert queue.retry("k") == 0.01
+    assert queue.retry("k") == 0.5
 
 
 @pytest.mark.parametrize(
@@ -352,3 +356,11 @@ def test_a_service_without_scaling_is_scaled_to_zero_by_the_api_default() -> Non
     )
     assert pending["phase"] == "Pending"
     assert pending["endpointURL"] == "http://q.default.svc/v1", "no namespace: the default one"
+
+
+async def test_adding_a_key_starts_no_task() -> None:
+    queue: WorkQueue[str] = WorkQueue()
+    before = asyncio.all_tasks()
+    queue.add("a")
+    assert asyncio.all_tasks() == before, "nobody would hold it"
+    assert await queue.get() == "a"

@@ -22,7 +22,7 @@ import yarl
 from aiohttp import web
 
 from hearth.common import logs
-from hearth.gateway import auth, httpparts
+from hearth.gateway import auth, errors, httpparts, upstream
 from hearth.gateway.balancer import Balancer
 from hearth.gateway.demand import Demand
 from hearth.gateway.metrics import GatewayMetrics
@@ -78,6 +78,7 @@ class Gateway:
         readiness.on_change(self._on_readiness)
         self._disconnects_logged_at = 0.0
         self.disconnects = 0
+        self.upstream_failures = upstream.Reporter()
 
     def _on_readiness(self, ready: bool) -> None:
         if ready or self.closing:
@@ -128,6 +129,15 @@ class Gateway:
             auth.bearer_token(request.headers.get("Authorization")) or ""
         ):
             return self._unauthorized(request)
+        if httpparts.upstream_target(request) is None:
+            return self._count(
+                errors.error_response(
+                    400,
+                    f"the request target {request.raw_path[:100]!r} has no path to forward",
+                    kind="invalid_request_error",
+                    code="invalid_request_target",
+                )
+            )
         if request.method == "GET" and request.path == "/v1/models" and not self.readiness.ready:
             # Listing models must not wake an accelerator (DESIGN 4): answered here, not counted as demand.
             return self._local_models()
@@ -136,7 +146,7 @@ class Gateway:
         if self.admitted >= self.settings.max_queue:
             self.metrics.rejections.labels(reason="queue_full").inc()
             return self._count(
-                httpparts.error_response(
+                errors.error_response(
                     429,
                     "gateway queue full",
                     kind="rate_limit_exceeded",
@@ -244,18 +254,25 @@ class Gateway:
             try:
                 with self.balancer.use(endpoint):
                     return await self._exchange(request, body, endpoint, response)
-            except aiohttp.ClientConnectorError:
-                # Nothing reached the backend, so the body can safely go to another ready one.
-                self.readiness.suspect()
-                if len(tried) < len(endpoints):
-                    continue
+            except upstream.UpstreamError as error:
+                failure = error.failure
+                if failure.retryable:
+                    # Nothing reached the backend, so the body can safely go to another ready one.
+                    self.readiness.suspect()
+                    if len(tried) < len(endpoints):
+                        continue
+                self.upstream_failures.report(failure, error=error.cause, endpoint=endpoint)
                 if response is not None:
-                    await self._end(response)
+                    # Status and headers went out with the heartbeats: the error becomes an SSE event.
+                    await response.write(
+                        errors.stream_error_event(failure.message, kind=failure.kind, code=failure.code)
+                    )
+                    await response.write_eof()
                     self._requests("200").inc()
                     return response
                 return self._count(
-                    httpparts.error_response(
-                        502, "could not reach the backend", kind="bad_gateway", code="backend_unreachable"
+                    errors.error_response(
+                        failure.status, failure.message, kind=failure.kind, code=failure.code
                     )
                 )
 
@@ -263,45 +280,61 @@ class Gateway:
         self, request: web.Request, body: bytes, endpoint: str, committed: web.StreamResponse | None
     ) -> web.StreamResponse:
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=UPSTREAM_CONNECT_TIMEOUT)
-        async with self.session.request(
-            request.method,
-            # The raw path and query, exactly as the client sent them (SPEC: path and query unchanged).
-            yarl.URL(endpoint + request.raw_path, encoded=True),
-            headers=httpparts.upstream_headers(request, drop_authorization=self.api_keys is not None),
-            data=body or None,
-            allow_redirects=False,
-            timeout=timeout,
-        ) as upstream:
+        try:
+            answer = await self.session.request(
+                request.method,
+                # The path and query exactly as the client sent them (SPEC: path and query unchanged).
+                yarl.URL(endpoint + (httpparts.upstream_target(request) or "/"), encoded=True),
+                headers=httpparts.upstream_headers(request, drop_authorization=self.api_keys is not None),
+                data=body or None,
+                allow_redirects=False,
+                timeout=timeout,
+                # Only what the client sent: no Accept-Encoding it never asked for, no aiohttp User-Agent.
+                skip_auto_headers=httpparts.NOT_ADDED_UPSTREAM,
+            )
+        except upstream.ERRORS as error:
+            raise upstream.UpstreamError(upstream.classify(error), error) from None
+        with contextlib.closing(answer):
             if committed is not None:
                 # Status and headers were sent with the heartbeats; only the body can follow (SPEC §3.3).
-                await self._pipe(upstream, committed)
+                await self._pipe(request, answer, committed, endpoint=endpoint)
                 self._requests("200").inc()
                 return committed
-            headers = httpparts.downstream_headers(upstream.headers)
-            self._requests(str(upstream.status)).inc()
-            if _small_and_complete(upstream):
+            headers = httpparts.downstream_headers(answer.headers)
+            if _small_and_complete(answer):
                 # A short answer of known length (not an event stream): one write instead of a streamed copy.
-                whole = await upstream.read()
-                return web.Response(
-                    status=upstream.status, reason=upstream.reason, body=whole, headers=headers
-                )
-            response = web.StreamResponse(status=upstream.status, reason=upstream.reason, headers=headers)
+                try:
+                    whole = await answer.read()
+                except upstream.ERRORS as error:
+                    # Nothing was sent to the client yet, so it can still get a clean 502.
+                    raise upstream.UpstreamError(upstream.TRUNCATED, error) from None
+                self._requests(str(answer.status)).inc()
+                return web.Response(status=answer.status, reason=answer.reason, body=whole, headers=headers)
+            self._requests(str(answer.status)).inc()
+            response = web.StreamResponse(status=answer.status, reason=answer.reason, headers=headers)
             await response.prepare(request)
-            await self._pipe(upstream, response)
+            await self._pipe(request, answer, response, endpoint=endpoint)
             return response
 
-    @staticmethod
-    async def _pipe(upstream: aiohttp.ClientResponse, response: web.StreamResponse) -> None:
-        try:
-            async for chunk in upstream.content.iter_any():
-                await response.write(chunk)
-        except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError):
-            log.warning("the backend closed the stream early", extra=logs.fields(status=upstream.status))
-        await response.write_eof()
-
-    @staticmethod
-    async def _end(response: web.StreamResponse) -> None:
-        await response.write(b"event: error\ndata: could not reach the backend\n\n")
+    async def _pipe(
+        self,
+        request: web.Request,
+        answer: aiohttp.ClientResponse,
+        response: web.StreamResponse,
+        *,
+        endpoint: str,
+    ) -> None:
+        while True:
+            try:
+                chunk = await answer.content.readany()
+            except upstream.ERRORS as error:
+                # The answer began and was cut: the client must see a cut, never a clean end.
+                self.upstream_failures.report(upstream.TRUNCATED, error=error, endpoint=endpoint)
+                upstream.abort(request)
+                return
+            if not chunk:
+                break
+            await response.write(chunk)
         await response.write_eof()
 
     def _requests(self, code: str) -> Any:
@@ -324,7 +357,7 @@ class Gateway:
         else:
             message = "missing API key: send it as the header Authorization: Bearer <key>"
         return self._count(
-            httpparts.error_response(
+            errors.error_response(
                 401,
                 message,
                 kind="invalid_request_error",
@@ -335,7 +368,7 @@ class Gateway:
 
     @staticmethod
     def _shutting_down() -> web.Response:
-        return httpparts.error_response(
+        return errors.error_response(
             503,
             "the gateway is shutting down",
             kind="service_unavailable",
@@ -345,7 +378,7 @@ class Gateway:
 
     @staticmethod
     def _not_ready(message: str, *, code: str) -> web.Response:
-        return httpparts.error_response(
+        return errors.error_response(
             503, message, kind="service_unavailable", code=code, retry_after=NOT_READY_RETRY_AFTER
         )
 

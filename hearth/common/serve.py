@@ -102,7 +102,9 @@ class _MalformedRequestFilter(logging.Filter):
             None,
         )
         record.levelno, record.levelname = logging.WARNING, "WARNING"
-        record.fields = {"total": self.refused, "last_error": str(error).splitlines()[0][:200]}
+        # The reason is the error's message (str() starts with "400, message:" and puts it on the next line).
+        reason = str(getattr(error, "message", "") or error).strip().splitlines() or ["unknown"]
+        record.fields = {"total": self.refused, "status": error.code, "last_error": reason[0][:200]}
         return True
 
 

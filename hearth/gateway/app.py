@@ -22,7 +22,7 @@ import yarl
 from aiohttp import web
 
 from hearth.common import logs
-from hearth.gateway import auth, errors, httpparts, upstream
+from hearth.gateway import auth, errors, httpparts, request_body, upstream
 from hearth.gateway.balancer import Balancer
 from hearth.gateway.demand import Demand
 from hearth.gateway.metrics import GatewayMetrics
@@ -79,6 +79,7 @@ class Gateway:
         self._disconnects_logged_at = 0.0
         self.disconnects = 0
         self.upstream_failures = upstream.Reporter()
+        self.budget = request_body.Budget(settings.max_buffered_bytes)
 
     def _on_readiness(self, ready: bool) -> None:
         if ready or self.closing:
@@ -143,6 +144,23 @@ class Gateway:
             return self._local_models()
         if self.closing:
             return self._count(self._shutting_down())
+        # The body before admission: a client trickling its body holds no admission slot and no demand.
+        try:
+            payload = await request_body.read(
+                request,
+                limit=self.settings.max_body_bytes,
+                budget=self.budget,
+                deadline=self.settings.body_timeout.seconds,
+            )
+        except request_body.RefusedError as refusal:
+            return await self._refuse(request, refusal)
+        try:
+            return await self._admit(request, payload)
+        finally:
+            self.budget.give(len(payload))
+            payload.clear()
+
+    async def _admit(self, request: web.Request, payload: bytearray) -> web.StreamResponse:
         if self.admitted >= self.settings.max_queue:
             self.metrics.rejections.labels(reason="queue_full").inc()
             return self._count(
@@ -158,7 +176,7 @@ class Gateway:
         self.admitted += 1
         self.demand.admitted()
         try:
-            return await self._serve(request, exchange)
+            return await self._serve(request, payload, exchange)
         except (asyncio.CancelledError, ConnectionResetError):
             # The client left. Counted, never logged one traceback each (thousands can leave at once).
             self.metrics.client_disconnects.inc()
@@ -171,10 +189,9 @@ class Gateway:
             self.admitted -= 1
             self.demand.finished()
 
-    async def _serve(self, request: web.Request, exchange: _Exchange) -> web.StreamResponse:
+    async def _serve(self, request: web.Request, body: bytearray, exchange: _Exchange) -> web.StreamResponse:
         loop = asyncio.get_running_loop()
         admitted_at = loop.time()
-        body = await request.read()
         if not self.readiness.ready:
             self.demand.cold_request()
             if self.waker is not None:
@@ -198,18 +215,16 @@ class Gateway:
         return await self._forward(request, body, response=None)
 
     async def _hold_streaming(
-        self, request: web.Request, body: bytes, admitted_at: float, exchange: _Exchange
+        self, request: web.Request, body: bytearray, admitted_at: float, exchange: _Exchange
     ) -> web.StreamResponse:
         """Commit a 200 event stream at once and send ``: heartbeat`` every interval until ready."""
         loop = asyncio.get_running_loop()
-        response = web.StreamResponse(
-            status=200,
-            headers={
-                "Content-Type": "text/event-stream",
-                "Cache-Control": "no-cache",
-                "Connection": "keep-alive",
-            },
-        )
+        headers = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        if request.keep_alive:
+            # SPEC §3.3's header, but only as a promise the connection keeps: an HTTP/1.0 client or one
+            # that sent Connection: close gets a stream that ends with the connection.
+            headers["Connection"] = "keep-alive"
+        response = web.StreamResponse(status=200, headers=headers)
         await response.prepare(request)
         exchange.committed = True
         interval = self.settings.heartbeat_interval.seconds
@@ -243,7 +258,7 @@ class Gateway:
         return result
 
     async def _forward(
-        self, request: web.Request, body: bytes, *, response: web.StreamResponse | None
+        self, request: web.Request, body: bytearray, *, response: web.StreamResponse | None
     ) -> web.StreamResponse:
         """Proxy to a ready backend. With *response* (already committed), only the body is appended."""
         endpoints = self.readiness.endpoints() or [self.settings.backend_url]
@@ -277,7 +292,7 @@ class Gateway:
                 )
 
     async def _exchange(
-        self, request: web.Request, body: bytes, endpoint: str, committed: web.StreamResponse | None
+        self, request: web.Request, body: bytearray, endpoint: str, committed: web.StreamResponse | None
     ) -> web.StreamResponse:
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=UPSTREAM_CONNECT_TIMEOUT)
         try:
@@ -345,6 +360,25 @@ class Gateway:
 
     def _count(self, response: web.Response) -> web.Response:
         self._requests(str(response.status)).inc()
+        return response
+
+    async def _refuse(self, request: web.Request, refusal: request_body.RefusedError) -> web.StreamResponse:
+        """Answer, then close: the rest of the body stays unread (aiohttp would otherwise keep reading
+        and discarding it for its lingering time, as long again as a slow client cares to trickle)."""
+        self.metrics.rejections.labels(reason=refusal.code).inc()
+        response = self._count(
+            errors.error_response(
+                refusal.status,
+                refusal.message,
+                kind=refusal.kind,
+                code=refusal.code,
+                retry_after=refusal.retry_after,
+            )
+        )
+        response.force_close()
+        await response.prepare(request)
+        await response.write_eof()
+        request.protocol.force_close()
         return response
 
     def _unauthorized(self, request: web.Request) -> web.Response:

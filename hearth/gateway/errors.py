@@ -24,18 +24,13 @@ def error_response(
     code: str,
     retry_after: int | None = None,
     extra_headers: dict[str, str] | None = None,
-    close: bool = False,
 ) -> web.Response:
-    """``{"error": {"message", "type", "code"}}``, as OpenAI clients parse it; *close* ends the connection
-    after it (for a request whose body was left unread)."""
+    """``{"error": {"message", "type", "code"}}``, as OpenAI clients parse it."""
     body = json.dumps(_document(message, kind=kind, code=code)) + "\n"
     headers = {"X-Content-Type-Options": "nosniff", **(extra_headers or {})}
     if retry_after is not None:
         headers["Retry-After"] = str(retry_after)
-    response = web.Response(status=status, text=body, content_type="application/json", headers=headers)
-    if close:
-        response.force_close()
-    return response
+    return web.Response(status=status, text=body, content_type="application/json", headers=headers)
 
 
 def stream_error_event(message: str, *, kind: str, code: str) -> bytes:

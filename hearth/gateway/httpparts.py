@@ -82,12 +82,27 @@ def downstream_headers(headers: CIMultiDictProxy[str]) -> CIMultiDict[str]:
     return _strip(headers)
 
 
-def wants_stream(method: str, body: bytes) -> bool:
-    """SPEC §3.3 step 6: a JSON body with ``"stream": true`` (GET, empty or oversized bodies never stream)."""
+#: Strings vLLM's request models (pydantic, lax mode) read as ``stream: true``; compared lower-cased.
+_TRUE_STRINGS = frozenset({"1", "on", "t", "true", "y", "yes"})
+
+
+def _engine_reads_true(value: object) -> bool:
+    """Whether vLLM would stream: it validates ``stream`` as a lax pydantic bool, so ``"yes"``, ``1`` or
+    ``"true"`` stream too (the reference held those silently, without heartbeats, then streamed them)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return value == 1
+    return isinstance(value, str) and value.lower() in _TRUE_STRINGS
+
+
+def wants_stream(method: str, body: bytes | bytearray) -> bool:
+    """SPEC §3.3 step 6: a JSON object body whose ``stream`` the engine reads as true (GET, empty, oversized
+    or unparsable bodies never stream). Bounded: JSON nested deeper than the parser goes is not a stream."""
     if method == "GET" or not body or len(body) > STREAM_PEEK_LIMIT:
         return False
     try:
         document = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return False
-    return isinstance(document, dict) and document.get("stream") is True
+    return isinstance(document, dict) and _engine_reads_true(document.get("stream"))

@@ -29,6 +29,10 @@ DEFAULT_ACTIVATION_TIMEOUT = durations.Duration(5 * durations.MINUTE)
 DEFAULT_HEARTBEAT = durations.Duration(10 * durations.SECOND)
 DEFAULT_MAX_QUEUE = 100
 DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
+#: All request bodies buffered at once (issue 17 B6); the rendered memory limit is sized from it.
+DEFAULT_MAX_BUFFERED_BYTES = 256 * 1024 * 1024
+DEFAULT_BODY_TIMEOUT = durations.Duration(60 * durations.SECOND)
+DEFAULT_READINESS_PATH = "/health"
 DEFAULT_LISTEN = netaddr.ListenAddress(host=None, port=8080)
 DEFAULT_SHUTDOWN_TIMEOUT = durations.Duration(25 * durations.SECOND)
 DEFAULT_DRAIN_DELAY = durations.Duration(5 * durations.SECOND)
@@ -51,6 +55,11 @@ class GatewaySettings:
     #: Answer for GET /v1/models while the backend is cold (until the backend has answered once).
     model_name: str | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_buffered_bytes: int = DEFAULT_MAX_BUFFERED_BYTES
+    #: A request's whole body must arrive within this long (it is read before the request is admitted).
+    body_timeout: durations.Duration = DEFAULT_BODY_TIMEOUT
+    #: The path the probe fallback GETs on the backend: the runtime's readiness probe path.
+    readiness_path: str = DEFAULT_READINESS_PATH
     #: After SIGTERM, how long streams in flight may take to finish.
     shutdown_timeout: durations.Duration = DEFAULT_SHUTDOWN_TIMEOUT
     #: After SIGTERM, how long to keep admitting (readiness already failing) while Kubernetes removes this
@@ -98,6 +107,15 @@ def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
     return value if value > 0 else default
 
 
+def _path(env: Mapping[str, str], name: str, default: str) -> str:
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    if not text.startswith("/") or any(c.isspace() for c in text):
+        raise SettingsError(f'{name}: "{text}" must be a URL path starting with / (e.g. /health)')
+    return text
+
+
 def _drain_delay(env: Mapping[str, str]) -> durations.Duration:
     # 0 is meaningful here (no delay), unlike the reference's durations where <= 0 means the default.
     text = env.get("HEARTH_DRAIN_DELAY", "").strip()
@@ -143,6 +161,9 @@ def from_environment(env: Mapping[str, str]) -> GatewaySettings:
         scaler_mode=scaler_mode,
         model_name=env.get("HEARTH_MODEL_NAME") or None,
         max_body_bytes=_positive_int(env, "HEARTH_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
+        max_buffered_bytes=_positive_int(env, "HEARTH_MAX_BUFFERED_BYTES", DEFAULT_MAX_BUFFERED_BYTES),
+        body_timeout=_duration(env, "HEARTH_BODY_TIMEOUT", DEFAULT_BODY_TIMEOUT),
+        readiness_path=_path(env, "HEARTH_READINESS_PATH", DEFAULT_READINESS_PATH),
         shutdown_timeout=_duration(env, "HEARTH_SHUTDOWN_TIMEOUT", DEFAULT_SHUTDOWN_TIMEOUT),
         drain_delay=_drain_delay(env),
         readiness=readiness,

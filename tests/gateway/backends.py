@@ -127,3 +127,25 @@ async def never_continues(head: bytes, reader: asyncio.StreamReader, writer: asy
         + answer
     )
     await writer.drain()
+
+
+# ---- a raw client, for what aiohttp's client will not send ----------------------------------------------
+async def connect(url: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    host, port = url.removeprefix("http://").split(":")
+    return await asyncio.open_connection(host, int(port))
+
+
+async def exchange(url: str, request: bytes, *, within: float = 20) -> bytes:
+    """Send *request* bytes and read until the gateway closes the connection (*within* is a hang guard)."""
+    reader, writer = await connect(url)
+    try:
+        writer.write(request)
+        async with asyncio.timeout(within):
+            return await reader.read(-1)
+    finally:
+        writer.close()
+
+
+async def read_response_head(reader: asyncio.StreamReader, *, within: float = 20) -> bytes:
+    async with asyncio.timeout(within):
+        return await reader.readuntil(b"\r\n\r\n")

@@ -30,11 +30,14 @@ def command(*, log_level: str, log_format: logs.LogFormat) -> None:
       HEARTH_NAMESPACE, HEARTH_BACKEND_SERVICE, HEARTH_BACKEND_DEPLOYMENT
                                   where to watch readiness (EndpointSlices) and what to wake
       HEARTH_SCALER_MODE          metrics-api (default), external-push or builtin (the gateway wakes 0->1)
-      HEARTH_READINESS            auto (default), endpointslices or probe (GET <backend>/health)
+      HEARTH_READINESS            auto (default), endpointslices or probe (GET <backend><path>)
+      HEARTH_READINESS_PATH       the probe's path: the runtime's readiness probe path (default /health)
       HEARTH_MODEL_NAME           model listed by GET /v1/models while the backend is cold
       HEARTH_SHUTDOWN_TIMEOUT     after SIGTERM, time for streams in flight (default 25s)
       HEARTH_DRAIN_DELAY          after SIGTERM, keep serving while endpoints update (default 5s)
       HEARTH_MAX_BODY_BYTES       largest request body (default 64 MiB)
+      HEARTH_MAX_BUFFERED_BYTES   all request bodies buffered at once (default 256 MiB)
+      HEARTH_BODY_TIMEOUT         a request's body must arrive within this long (default 60s)
     """
     logs.configure(level=log_level, fmt=log_format)
     try:

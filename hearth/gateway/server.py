@@ -42,8 +42,8 @@ async def _kube_client(settings: GatewaySettings) -> KubeClient | None:
         if settings.readiness == "endpointslices":
             raise
         log.warning(
-            "no Kubernetes API access; probing the backend's /health instead",
-            extra=logs.fields(error=str(error)),
+            "no Kubernetes API access; probing the backend's readiness path instead",
+            extra=logs.fields(error=str(error), path=settings.readiness_path),
         )
         return None
 
@@ -74,7 +74,7 @@ async def run(settings: GatewaySettings) -> None:
             client, namespace=settings.namespace, service=settings.backend_service
         )
     else:
-        readiness = ProbeReadiness(settings.backend_url, session)
+        readiness = ProbeReadiness(settings.backend_url, session, path=settings.readiness_path)
     tasks.append(asyncio.create_task(readiness.run()))
     waker = None
     if settings.scaler_mode is ScalerMode.BUILTIN and client is not None and settings.backend_deployment:

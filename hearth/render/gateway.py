@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from hearth.api.llmservice import LLMService
+from hearth.api.runtime import InferenceRuntime
 from hearth.common import durations
 from hearth.render import common, names
 from hearth.render.config import OperatorConfig, ScalerMode
@@ -17,6 +18,24 @@ API_KEYS_VOLUME = "api-keys"
 API_KEYS_DIR = "/etc/hearth/api-keys"
 GRPC_PORT = 9090
 SERVICE_PORT = 80
+MIB = 1024 * 1024
+#: Request bodies the gateway may buffer at once (HEARTH_MAX_BUFFERED_BYTES): its one large, client-driven
+#: use of memory. The container's memory limit is this plus the process's own (about 60 MiB resident,
+#: rounded up for held connections and streamed answers), so a full budget never gets the pod OOM-killed.
+BUFFERED_BYTES = 256 * MIB
+PROCESS_BYTES = 128 * MIB
+MEMORY_REQUEST = "128Mi"
+MEMORY_LIMIT = f"{(BUFFERED_BYTES + PROCESS_BYTES) // MIB}Mi"
+#: The probe fallback's default path (HEARTH_READINESS_PATH), as the backend's default readiness probe.
+DEFAULT_READINESS_PATH = "/health"
+
+
+def readiness_path(runtime: InferenceRuntime) -> str:
+    """The path of the runtime's HTTP readiness probe, which the gateway probes without API access."""
+    health = runtime.spec.health
+    probe = health.readiness if health is not None else None
+    action = probe.http_get if probe is not None else None
+    return action.path if action is not None and action.path else DEFAULT_READINESS_PATH
 
 
 def _reference_env(service: LLMService, config: OperatorConfig) -> list[dict[str, Any]]:
@@ -53,7 +72,10 @@ def _discovery_env(service: LLMService, config: OperatorConfig) -> list[dict[str
     ]
 
 
-def deployment(service: LLMService, config: OperatorConfig) -> dict[str, Any]:
+def deployment(
+    service: LLMService, config: OperatorConfig, *, readiness: str = DEFAULT_READINESS_PATH
+) -> dict[str, Any]:
+    """*readiness* is the backend's readiness probe path (see :func:`readiness_path`)."""
     name = service.metadata.name
     selector = names.gateway_selector(name)
     ports = [{"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"}]
@@ -67,7 +89,10 @@ def deployment(service: LLMService, config: OperatorConfig) -> dict[str, Any]:
         "ports": ports,
         "readinessProbe": probe,
         "livenessProbe": probe,
-        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}},
+        "resources": {
+            "requests": {"cpu": "50m", "memory": MEMORY_REQUEST},
+            "limits": {"memory": MEMORY_LIMIT},
+        },
         "securityContext": {
             "allowPrivilegeEscalation": False,
             "readOnlyRootFilesystem": True,
@@ -76,6 +101,9 @@ def deployment(service: LLMService, config: OperatorConfig) -> dict[str, Any]:
         # A writable /tmp on a read-only root filesystem (the single-file hearth binary unpacks there).
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
     }
+    container["env"].append(common.env_entry("HEARTH_MAX_BUFFERED_BYTES", str(BUFFERED_BYTES)))
+    if readiness != DEFAULT_READINESS_PATH:
+        container["env"].append(common.env_entry("HEARTH_READINESS_PATH", readiness))
     if config.gateway_args:
         container["args"] = list(config.gateway_args)
     pod: dict[str, Any] = {

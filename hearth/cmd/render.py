@@ -26,6 +26,16 @@ def _read(path: str) -> tuple[str, str]:
         return Path(path).read_text(encoding="utf-8"), path
     except OSError as error:
         raise click.BadParameter(f"cannot read {path}: {error.strerror}", param_hint="'-f' / '-r'") from None
+    except UnicodeDecodeError as error:
+        message = f"{path} is not UTF-8 text (byte {error.start})"
+        raise click.BadParameter(message, param_hint="'-f' / '-r'") from None
+
+
+def _namespace(_: click.Context, __: click.Parameter, value: str) -> str:
+    problem = loading.namespace_problem(value)
+    if problem is not None:
+        raise click.BadParameter(problem)
+    return value
 
 
 def _load(paths: tuple[str, ...]) -> list[loading.ApiObject]:
@@ -71,7 +81,12 @@ def _manifests(
     help="YAML with InferenceRuntimes. Without -r (and none in -f), the bundled runtimes are used.",
 )
 @click.option(
-    "-n", "--namespace", default="default", show_default=True, help="Namespace of LLMServices that set none."
+    "-n",
+    "--namespace",
+    default="default",
+    show_default=True,
+    callback=_namespace,
+    help="Namespace of LLMServices that set none.",
 )
 @click.option(
     "--scaler-mode",

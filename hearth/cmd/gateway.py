@@ -8,7 +8,7 @@ import os
 import click
 
 from hearth.cmd import params
-from hearth.common import logs
+from hearth.common import logs, serve
 from hearth.gateway import server
 from hearth.gateway import settings as gateway_settings
 
@@ -44,4 +44,7 @@ def command(*, log_level: str, log_format: logs.LogFormat) -> None:
         settings = gateway_settings.from_environment(os.environ)
     except gateway_settings.SettingsError as error:
         raise click.UsageError(str(error)) from None
-    asyncio.run(server.run(settings))
+    try:
+        asyncio.run(server.run(settings))
+    except serve.ListenError as error:
+        raise click.UsageError(f"HEARTH_LISTEN_ADDR: {error}") from None

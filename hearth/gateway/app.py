@@ -177,14 +177,16 @@ class Gateway:
         self.demand.admitted()
         try:
             return await self._serve(request, payload, exchange)
-        except (asyncio.CancelledError, ConnectionResetError):
+        except asyncio.CancelledError:
             # The client left. Counted, never logged one traceback each (thousands can leave at once).
-            self.metrics.client_disconnects.inc()
-            self.disconnects += 1
-            if exchange.committed:
-                self._requests("200").inc()
-            self._log_disconnects()
+            self._client_left(exchange)
             raise
+        except ConnectionResetError:
+            # The client left and a write noticed before aiohttp cancelled this handler (a reset seen only
+            # by a write): the same, but raising would make aiohttp log a traceback. The response returned
+            # is never sent; aiohttp's attempt to send it fails quietly on the closed connection.
+            self._client_left(exchange)
+            return web.Response(status=499)
         finally:
             self.admitted -= 1
             self.demand.finished()
@@ -423,6 +425,13 @@ class Gateway:
             "data": [{"id": name, "object": "model", "created": int(time.time()), "owned_by": "hearth"}],
         }
         return web.Response(text=json.dumps(document), content_type="application/json")
+
+    def _client_left(self, exchange: _Exchange) -> None:
+        self.metrics.client_disconnects.inc()
+        self.disconnects += 1
+        if exchange.committed:
+            self._requests("200").inc()
+        self._log_disconnects()
 
     def _log_disconnects(self) -> None:
         now = time.monotonic()

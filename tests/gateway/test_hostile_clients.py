@@ -315,3 +315,59 @@ async def test_aiohttp_client_errors_do_not_leak_into_responses(start_gateway: G
             assert response.status == 200
             assert isinstance((await response.json())["choices"], list)
     assert aiohttp.__version__
+
+
+async def test_clients_resetting_mid_stream_are_counted_without_tracebacks(
+    start_gateway: GatewayFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A reset lands between two writes of a fast stream: the next write fails before aiohttp cancels the
+    handler. Still no traceback."""
+    caplog.set_level(logging.DEBUG)
+    async with (
+        running_stub(token_delay=seconds("0s"), token_count=3000) as stub,
+        start_gateway(backends=[stub]) as gw,
+    ):
+        for _ in range(40):
+            reader, writer = await backends.connect(gw.url)
+            writer.write(_post_head(length=16, path="/v1/completions") + b'{"stream": true}')
+            await backends.read_response_head(reader)
+            await reader.read(4096)
+            backends.reset(writer)
+        await asyncio.sleep(0.3)
+        assert gw.metric("hearth_gateway_client_disconnects_total") >= 1
+    assert not _tracebacks(caplog), [r.getMessage() for r in _tracebacks(caplog)][:3]
+
+
+async def test_a_client_gone_just_before_the_end_of_its_stream_leaves_no_traceback(
+    start_gateway: GatewayFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The client resets; the backend's last chunk and the end of its stream then arrive together, so
+    the gateway's write of the end fails at once, before aiohttp cancels the handler. (Pipelined requests
+    behind the stream make aiohttp pause reading the client, so only the failing write sees the reset.)"""
+    go = asyncio.Event()
+
+    async def two_parts(head: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readexactly(backends.content_length(head))
+        event = backends.SSE_EVENT
+        chunk = f"{len(event):x}\r\n".encode() + event + b"\r\n"
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+            + chunk
+        )
+        await go.wait()
+        writer.write(chunk + b"0\r\n\r\n")
+        await writer.drain()
+
+    async with backends.raw_backend(two_parts) as backend, start_gateway(backends=[backend]) as gw:
+        reader, writer = await backends.connect(gw.url)
+        writer.write(
+            _post_head(length=16) + b'{"stream": true}' + b"GET /healthz HTTP/1.1\r\nHost: gw\r\n\r\n" * 64
+        )
+        await backends.read_response_head(reader)
+        await reader.readuntil(b"\n\n")
+        backends.reset(writer)
+        await asyncio.sleep(0.1)  # the reset reaches the gateway's socket
+        go.set()
+        await asyncio.sleep(0.3)
+        assert gw.metric("hearth_gateway_client_disconnects_total") == 1
+    assert not _tracebacks(caplog), [r.getMessage() for r in _tracebacks(caplog)][:3]

@@ -124,6 +124,31 @@ class Gateway:
         )
 
     # ---- proxied paths -----------------------------------------------------------------------------
+    async def expect(self, request: web.Request) -> web.StreamResponse | None:
+        """``Expect: 100-continue``: invite the body only from a client whose request could be served, so
+        a key-less or oversize request is refused before its body is sent at all."""
+        if self.api_keys is not None and not self.api_keys.accepts(
+            auth.bearer_token(request.headers.get("Authorization")) or ""
+        ):
+            return self._unauthorized(request)
+        length = request.content_length
+        if length is not None and length > self.settings.max_body_bytes:
+            refusal = request_body.too_large(self.settings.max_body_bytes)
+            return await self._refuse(request, refusal)
+        if request.headers.get("Expect", "").lower() != "100-continue":
+            return self._count(
+                errors.error_response(
+                    417,
+                    "the only expectation this gateway meets is 100-continue",
+                    kind="invalid_request_error",
+                    code="expectation_failed",
+                )
+            )
+        if request.version >= aiohttp.HttpVersion11:
+            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            request.writer.output_size = 0  # as aiohttp's own handler: the response proper has not begun
+        return None
+
     async def handle(self, request: web.Request) -> web.StreamResponse:
         # Before anything counts as demand: a request without a valid key can never wake a backend.
         if self.api_keys is not None and not self.api_keys.accepts(
@@ -460,5 +485,5 @@ def make_app(gateway: Gateway) -> web.Application:
     app.router.add_route("*", "/healthz", gateway.healthz)
     app.router.add_route("*", "/hearth/queue", gateway.queue)
     app.router.add_route("*", "/metrics", gateway.metrics_page)
-    app.router.add_route("*", "/{tail:.*}", gateway.handle)
+    app.router.add_route("*", "/{tail:.*}", gateway.handle, expect_handler=gateway.expect)
     return app

@@ -50,7 +50,7 @@ class Budget:
         self.in_use -= count
 
 
-def _too_large(limit: int) -> RefusedError:
+def too_large(limit: int) -> RefusedError:
     return RefusedError(413, f"the request body is larger than the limit of {limit} bytes", "body_too_large")
 
 
@@ -69,7 +69,7 @@ async def read(request: web.BaseRequest, *, limit: int, budget: Budget, deadline
     :class:`RefusedError` for a body that is too large, that the budget cannot hold, or that is late."""
     length = request.content_length
     if length is not None and length > limit:
-        raise _too_large(limit)
+        raise too_large(limit)
     if length is not None and length > budget.available:
         raise _busy()
     buffer = bytearray()
@@ -77,7 +77,7 @@ async def read(request: web.BaseRequest, *, limit: int, budget: Budget, deadline
         async with asyncio.timeout(deadline):
             while chunk := await request.content.readany():
                 if len(buffer) + len(chunk) > limit:
-                    raise _too_large(limit)
+                    raise too_large(limit)
                 if not budget.take(len(chunk)):
                     raise _busy()
                 buffer += chunk

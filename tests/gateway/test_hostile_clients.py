@@ -9,6 +9,7 @@ import json
 import logging
 import tracemalloc
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -17,6 +18,7 @@ import pytest
 from aiohttp import web
 
 from hearth.common import serve
+from hearth.gateway import auth
 from tests.gateway import backends
 from tests.gateway.conftest import (
     GatewayFactory,
@@ -220,6 +222,28 @@ async def test_expect_100_continue_is_answered_by_the_gateway_and_not_forwarded(
         writer.close()
         assert head.startswith(b"HTTP/1.1 200")
         assert json.loads(rest) == {"got": 2}
+
+
+async def test_an_oversize_body_is_refused_before_it_is_invited(start_gateway: GatewayFactory) -> None:
+    async with start_gateway(max_body_bytes=1024) as gw:
+        reader, writer = await backends.connect(gw.url)
+        writer.write(_post_head(length=1025, extra="Expect: 100-continue\r\n"))
+        head = await backends.read_response_head(reader)
+        writer.close()
+        assert head.startswith(b"HTTP/1.1 413"), "a final answer instead of 100 Continue"
+
+
+async def test_a_body_without_a_valid_key_is_never_invited(
+    start_gateway: GatewayFactory, tmp_path: Path
+) -> None:
+    (tmp_path / "team").write_text("secret-key")
+    async with start_gateway(api_keys=auth.ApiKeys(tmp_path)) as gw:
+        reader, writer = await backends.connect(gw.url)
+        writer.write(_post_head(length=2, extra="Expect: 100-continue\r\nAuthorization: Bearer wrong\r\n"))
+        head = await backends.read_response_head(reader)
+        writer.close()
+        assert head.startswith(b"HTTP/1.1 401")
+        assert gw.gateway.demand.value() == 0
 
 
 def _compressing_app() -> web.Application:

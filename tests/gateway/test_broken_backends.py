@@ -189,3 +189,23 @@ async def test_a_held_stream_cut_short_by_the_backend_reaches_the_client_as_a_tr
             with pytest.raises(aiohttp.ClientPayloadError):
                 async with asyncio.timeout(HANG_GUARD_S):
                     await response.read()
+
+
+async def test_answered_requests_reuse_the_backend_connection(start_gateway: GatewayFactory) -> None:
+    """A control for the failure handling: a complete answer returns its connection to the pool."""
+    peers: set[object] = set()
+
+    async def remember(head: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            peers.add(writer.get_extra_info("peername"))
+            await reader.readexactly(backends.content_length(head))
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+            await writer.drain()
+            head = await backends.read_head(reader)
+
+    async with backends.raw_backend(remember) as backend, start_gateway(backends=[backend]) as gw:
+        for _ in range(5):
+            async with gw.http.post(f"{gw.url}/v1/completions", json={}) as response:
+                assert response.status == 200
+                await response.read()
+    assert len(peers) == 1, f"{len(peers)} backend connections for 5 sequential requests"

@@ -32,6 +32,7 @@ class Kind(enum.Enum):
     DURATION = "duration"  #: a Go duration (``300ms``, ``5m``)
     CHOICE = "choice"  #: one of ``choices``
     TEXT = "text"  #: any text (a name or a path)
+    URL_PATH = "url-path"  #: an HTTP path starting with ``/``, no blanks
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -117,6 +118,11 @@ class Setting:
             parts.append("A value <= 0 means the default (as in the reference).")
         return " ".join(parts)
 
+    def _url_path(self, text: str) -> str:
+        if not text.startswith("/") or any(character.isspace() for character in text):
+            raise SettingError(f'"{text}" must be a URL path starting with / (e.g. /health)')
+        return text
+
     def _url(self, text: str) -> str:
         url = text.rstrip("/")
         if not url.startswith(("http://", "https://")):
@@ -131,6 +137,7 @@ _READERS: dict[Kind, Callable[[Setting, str], object]] = {
     Kind.DURATION: Setting._duration,
     Kind.CHOICE: Setting._choice,
     Kind.TEXT: Setting._text,
+    Kind.URL_PATH: Setting._url_path,
 }
 
 
@@ -230,6 +237,31 @@ MAX_BODY_BYTES = Setting(
     default=str(64 * 1024 * 1024),
     minimum=1,
 )
+MAX_BUFFERED_BYTES = Setting(
+    "max_buffered_bytes",
+    "HEARTH_MAX_BUFFERED_BYTES",
+    Kind.COUNT,
+    "All request bodies buffered at once, in bytes; a body that does not fit gets 429 (the rendered "
+    "memory limit is sized from this).",
+    default=str(256 * 1024 * 1024),
+    minimum=1,
+)
+BODY_TIMEOUT = Setting(
+    "body_timeout",
+    "HEARTH_BODY_TIMEOUT",
+    Kind.DURATION,
+    "A request's whole body must arrive within this long (it is read before the request counts as "
+    "demand); later: 408.",
+    default="60s",
+    minimum=1,
+)
+READINESS_PATH = Setting(
+    "readiness_path",
+    "HEARTH_READINESS_PATH",
+    Kind.URL_PATH,
+    "Path the probe fallback GETs on the backend: the runtime's readiness probe path.",
+    default="/health",
+)
 SHUTDOWN_TIMEOUT = Setting(
     "shutdown_timeout",
     "HEARTH_SHUTDOWN_TIMEOUT",
@@ -267,8 +299,11 @@ SETTINGS: tuple[Setting, ...] = (
     BACKEND_DEPLOYMENT,
     SCALER_MODE,
     READINESS,
+    READINESS_PATH,
     MODEL_NAME,
     MAX_BODY_BYTES,
+    MAX_BUFFERED_BYTES,
+    BODY_TIMEOUT,
     SHUTDOWN_TIMEOUT,
     DRAIN_DELAY,
     API_KEYS_DIR,

@@ -14,7 +14,7 @@ import click
 
 from hearth.api import gatewayenv
 from hearth.cmd import params
-from hearth.common import logs
+from hearth.common import logs, serve
 from hearth.gateway import server
 from hearth.gateway import settings as gateway_settings
 
@@ -70,4 +70,7 @@ def command(*, log_level: str, log_format: logs.LogFormat, **values: object) -> 
         settings = gateway_settings.from_values(values)
     except gateway_settings.SettingsError as error:
         raise click.UsageError(str(error)) from None
-    asyncio.run(server.run(settings))
+    try:
+        asyncio.run(server.run(settings))
+    except serve.ListenError as error:
+        raise click.UsageError(f"HEARTH_LISTEN_ADDR: {error}") from None

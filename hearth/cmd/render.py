@@ -27,6 +27,9 @@ def _read(path: str, *, flag: str) -> tuple[str, str]:
         return Path(path).read_text(encoding="utf-8"), path
     except OSError as error:
         raise click.BadParameter(f"cannot read {path}: {error.strerror}", param_hint=flag) from None
+    except UnicodeDecodeError as error:
+        message = f"{path} is not UTF-8 text (byte {error.start})"
+        raise click.BadParameter(message, param_hint=flag) from None
 
 
 def _load(paths: tuple[str, ...], *, flag: str) -> list[loading.ApiObject]:

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from hearth.cmd import params
-from hearth.common import durations, logs, netaddr
+from hearth.common import durations, logs, netaddr, serve
 from hearth.stub import server, vllm_args
 from hearth.stub.settings import DEFAULT_MODEL, StubSettings
 
@@ -98,7 +98,10 @@ def command(vllm_argv: tuple[str, ...], **options: Any) -> None:
             "ignoring vLLM options the stub does not model",
             extra=logs.fields(options=" ".join(parsed.ignored)),
         )
-    server.run(settings)
+    try:
+        server.run(settings)
+    except serve.ListenError as error:
+        raise click.UsageError(f"--port / STUB_LISTEN_ADDR: {error}") from None
 
 
 def build_settings(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import time
 from collections.abc import Awaitable, Callable
@@ -22,6 +23,11 @@ log = logging.getLogger(__name__)
 
 #: Called once the listener is bound, with the base URLs it answers on (port 0 resolved).
 StartedHook = Callable[[list[str]], Awaitable[None] | None]
+
+
+class ListenError(Exception):
+    """The listen address cannot be bound (in use, not an address of this host, not permitted): a
+    setting to fix, reported in one line by the command rather than as a traceback."""
 
 
 async def serve(
@@ -53,7 +59,12 @@ async def serve(
         runner.server.header_deadline = header_deadline  # type: ignore[attr-defined]
     try:
         site = web.TCPSite(runner, host=address.host, port=address.port, reuse_address=True)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as error:
+            # asyncio's message repeats the address; the errno's own text is the reason.
+            reason = (os.strerror(error.errno) if error.errno else str(error)).lower()
+            raise ListenError(f"cannot listen on {address}: {reason}") from None
         urls = [_url(bound) for bound in runner.addresses]
         log.info("listening", extra=logs.fields(component=name, urls=",".join(urls)))
         if on_started is not None:
@@ -102,7 +113,9 @@ class _MalformedRequestFilter(logging.Filter):
             None,
         )
         record.levelno, record.levelname = logging.WARNING, "WARNING"
-        record.fields = {"total": self.refused, "last_error": str(error).splitlines()[0][:200]}
+        # The reason is the error's message (str() starts with "400, message:" and puts it on the next line).
+        reason = str(getattr(error, "message", "") or error).strip().splitlines() or ["unknown"]
+        record.fields = {"total": self.refused, "status": error.code, "last_error": reason[0][:200]}
         return True
 
 

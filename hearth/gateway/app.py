@@ -22,7 +22,7 @@ import yarl
 from aiohttp import web
 
 from hearth.common import logs
-from hearth.gateway import auth, httpparts
+from hearth.gateway import auth, errors, httpparts, request_body, upstream
 from hearth.gateway.balancer import Balancer
 from hearth.gateway.demand import Demand
 from hearth.gateway.metrics import GatewayMetrics
@@ -78,6 +78,8 @@ class Gateway:
         readiness.on_change(self._on_readiness)
         self._disconnects_logged_at = 0.0
         self.disconnects = 0
+        self.upstream_failures = upstream.Reporter()
+        self.budget = request_body.Budget(settings.max_buffered_bytes)
 
     def _on_readiness(self, ready: bool) -> None:
         if ready or self.closing:
@@ -122,21 +124,72 @@ class Gateway:
         )
 
     # ---- proxied paths -----------------------------------------------------------------------------
+    async def expect(self, request: web.Request) -> web.StreamResponse | None:
+        """``Expect: 100-continue``: invite the body only from a client whose request could be served, so
+        a key-less or oversize request is refused before its body is sent at all."""
+        if self.api_keys is not None and not self.api_keys.accepts(
+            auth.bearer_token(request.headers.get("Authorization")) or ""
+        ):
+            return self._unauthorized(request)
+        length = request.content_length
+        if length is not None and length > self.settings.max_body_bytes:
+            refusal = request_body.too_large(self.settings.max_body_bytes)
+            return await self._refuse(request, refusal)
+        if request.headers.get("Expect", "").lower() != "100-continue":
+            return self._count(
+                errors.error_response(
+                    417,
+                    "the only expectation this gateway meets is 100-continue",
+                    kind="invalid_request_error",
+                    code="expectation_failed",
+                )
+            )
+        if request.version >= aiohttp.HttpVersion11:
+            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            request.writer.output_size = 0  # as aiohttp's own handler: the response proper has not begun
+        return None
+
     async def handle(self, request: web.Request) -> web.StreamResponse:
         # Before anything counts as demand: a request without a valid key can never wake a backend.
         if self.api_keys is not None and not self.api_keys.accepts(
             auth.bearer_token(request.headers.get("Authorization")) or ""
         ):
             return self._unauthorized(request)
+        if httpparts.upstream_target(request) is None:
+            return self._count(
+                errors.error_response(
+                    400,
+                    f"the request target {request.raw_path[:100]!r} has no path to forward",
+                    kind="invalid_request_error",
+                    code="invalid_request_target",
+                )
+            )
         if request.method == "GET" and request.path == "/v1/models" and not self.readiness.ready:
             # Listing models must not wake an accelerator (DESIGN 4): answered here, not counted as demand.
             return self._local_models()
         if self.closing:
             return self._count(self._shutting_down())
+        # The body before admission: a client trickling its body holds no admission slot and no demand.
+        try:
+            payload = await request_body.read(
+                request,
+                limit=self.settings.max_body_bytes,
+                budget=self.budget,
+                deadline=self.settings.body_timeout.seconds,
+            )
+        except request_body.RefusedError as refusal:
+            return await self._refuse(request, refusal)
+        try:
+            return await self._admit(request, payload)
+        finally:
+            self.budget.give(len(payload))
+            payload.clear()
+
+    async def _admit(self, request: web.Request, payload: bytearray) -> web.StreamResponse:
         if self.admitted >= self.settings.max_queue:
             self.metrics.rejections.labels(reason="queue_full").inc()
             return self._count(
-                httpparts.error_response(
+                errors.error_response(
                     429,
                     "gateway queue full",
                     kind="rate_limit_exceeded",
@@ -148,23 +201,24 @@ class Gateway:
         self.admitted += 1
         self.demand.admitted()
         try:
-            return await self._serve(request, exchange)
-        except (asyncio.CancelledError, ConnectionResetError):
+            return await self._serve(request, payload, exchange)
+        except asyncio.CancelledError:
             # The client left. Counted, never logged one traceback each (thousands can leave at once).
-            self.metrics.client_disconnects.inc()
-            self.disconnects += 1
-            if exchange.committed:
-                self._requests("200").inc()
-            self._log_disconnects()
+            self._client_left(exchange)
             raise
+        except ConnectionResetError:
+            # The client left and a write noticed before aiohttp cancelled this handler (a reset seen only
+            # by a write): the same, but raising would make aiohttp log a traceback. The response returned
+            # is never sent; aiohttp's attempt to send it fails quietly on the closed connection.
+            self._client_left(exchange)
+            return web.Response(status=499)
         finally:
             self.admitted -= 1
             self.demand.finished()
 
-    async def _serve(self, request: web.Request, exchange: _Exchange) -> web.StreamResponse:
+    async def _serve(self, request: web.Request, body: bytearray, exchange: _Exchange) -> web.StreamResponse:
         loop = asyncio.get_running_loop()
         admitted_at = loop.time()
-        body = await request.read()
         if not self.readiness.ready:
             self.demand.cold_request()
             if self.waker is not None:
@@ -188,18 +242,16 @@ class Gateway:
         return await self._forward(request, body, response=None)
 
     async def _hold_streaming(
-        self, request: web.Request, body: bytes, admitted_at: float, exchange: _Exchange
+        self, request: web.Request, body: bytearray, admitted_at: float, exchange: _Exchange
     ) -> web.StreamResponse:
         """Commit a 200 event stream at once and send ``: heartbeat`` every interval until ready."""
         loop = asyncio.get_running_loop()
-        response = web.StreamResponse(
-            status=200,
-            headers={
-                "Content-Type": "text/event-stream",
-                "Cache-Control": "no-cache",
-                "Connection": "keep-alive",
-            },
-        )
+        headers = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        if request.keep_alive:
+            # SPEC §3.3's header, but only as a promise the connection keeps: an HTTP/1.0 client or one
+            # that sent Connection: close gets a stream that ends with the connection.
+            headers["Connection"] = "keep-alive"
+        response = web.StreamResponse(status=200, headers=headers)
         await response.prepare(request)
         exchange.committed = True
         interval = self.settings.heartbeat_interval.seconds
@@ -233,7 +285,7 @@ class Gateway:
         return result
 
     async def _forward(
-        self, request: web.Request, body: bytes, *, response: web.StreamResponse | None
+        self, request: web.Request, body: bytearray, *, response: web.StreamResponse | None
     ) -> web.StreamResponse:
         """Proxy to a ready backend. With *response* (already committed), only the body is appended."""
         endpoints = self.readiness.endpoints() or [self.settings.backend_url]
@@ -244,64 +296,87 @@ class Gateway:
             try:
                 with self.balancer.use(endpoint):
                     return await self._exchange(request, body, endpoint, response)
-            except aiohttp.ClientConnectorError:
-                # Nothing reached the backend, so the body can safely go to another ready one.
-                self.readiness.suspect()
-                if len(tried) < len(endpoints):
-                    continue
+            except upstream.UpstreamError as error:
+                failure = error.failure
+                if failure.retryable:
+                    # Nothing reached the backend, so the body can safely go to another ready one.
+                    self.readiness.suspect()
+                    if len(tried) < len(endpoints):
+                        continue
+                self.upstream_failures.report(failure, error=error.cause, endpoint=endpoint)
                 if response is not None:
-                    await self._end(response)
+                    # Status and headers went out with the heartbeats: the error becomes an SSE event.
+                    await response.write(
+                        errors.stream_error_event(failure.message, kind=failure.kind, code=failure.code)
+                    )
+                    await response.write_eof()
                     self._requests("200").inc()
                     return response
                 return self._count(
-                    httpparts.error_response(
-                        502, "could not reach the backend", kind="bad_gateway", code="backend_unreachable"
+                    errors.error_response(
+                        failure.status, failure.message, kind=failure.kind, code=failure.code
                     )
                 )
 
     async def _exchange(
-        self, request: web.Request, body: bytes, endpoint: str, committed: web.StreamResponse | None
+        self, request: web.Request, body: bytearray, endpoint: str, committed: web.StreamResponse | None
     ) -> web.StreamResponse:
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=UPSTREAM_CONNECT_TIMEOUT)
-        async with self.session.request(
-            request.method,
-            # The raw path and query, exactly as the client sent them (SPEC: path and query unchanged).
-            yarl.URL(endpoint + request.raw_path, encoded=True),
-            headers=httpparts.upstream_headers(request, drop_authorization=self.api_keys is not None),
-            data=body or None,
-            allow_redirects=False,
-            timeout=timeout,
-        ) as upstream:
+        try:
+            answer = await self.session.request(
+                request.method,
+                # The path and query exactly as the client sent them (SPEC: path and query unchanged).
+                yarl.URL(endpoint + (httpparts.upstream_target(request) or "/"), encoded=True),
+                headers=httpparts.upstream_headers(request, drop_authorization=self.api_keys is not None),
+                data=body or None,
+                allow_redirects=False,
+                timeout=timeout,
+                # Only what the client sent: no Accept-Encoding it never asked for, no aiohttp User-Agent.
+                skip_auto_headers=httpparts.NOT_ADDED_UPSTREAM,
+            )
+        except upstream.ERRORS as error:
+            raise upstream.UpstreamError(upstream.classify(error), error) from None
+        with contextlib.closing(answer):
             if committed is not None:
                 # Status and headers were sent with the heartbeats; only the body can follow (SPEC §3.3).
-                await self._pipe(upstream, committed)
+                await self._pipe(request, answer, committed, endpoint=endpoint)
                 self._requests("200").inc()
                 return committed
-            headers = httpparts.downstream_headers(upstream.headers)
-            self._requests(str(upstream.status)).inc()
-            if _small_and_complete(upstream):
+            headers = httpparts.downstream_headers(answer.headers)
+            if _small_and_complete(answer):
                 # A short answer of known length (not an event stream): one write instead of a streamed copy.
-                whole = await upstream.read()
-                return web.Response(
-                    status=upstream.status, reason=upstream.reason, body=whole, headers=headers
-                )
-            response = web.StreamResponse(status=upstream.status, reason=upstream.reason, headers=headers)
+                try:
+                    whole = await answer.read()
+                except upstream.ERRORS as error:
+                    # Nothing was sent to the client yet, so it can still get a clean 502.
+                    raise upstream.UpstreamError(upstream.TRUNCATED, error) from None
+                self._requests(str(answer.status)).inc()
+                return web.Response(status=answer.status, reason=answer.reason, body=whole, headers=headers)
+            self._requests(str(answer.status)).inc()
+            response = web.StreamResponse(status=answer.status, reason=answer.reason, headers=headers)
             await response.prepare(request)
-            await self._pipe(upstream, response)
+            await self._pipe(request, answer, response, endpoint=endpoint)
             return response
 
-    @staticmethod
-    async def _pipe(upstream: aiohttp.ClientResponse, response: web.StreamResponse) -> None:
-        try:
-            async for chunk in upstream.content.iter_any():
-                await response.write(chunk)
-        except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError):
-            log.warning("the backend closed the stream early", extra=logs.fields(status=upstream.status))
-        await response.write_eof()
-
-    @staticmethod
-    async def _end(response: web.StreamResponse) -> None:
-        await response.write(b"event: error\ndata: could not reach the backend\n\n")
+    async def _pipe(
+        self,
+        request: web.Request,
+        answer: aiohttp.ClientResponse,
+        response: web.StreamResponse,
+        *,
+        endpoint: str,
+    ) -> None:
+        while True:
+            try:
+                chunk = await answer.content.readany()
+            except upstream.ERRORS as error:
+                # The answer began and was cut: the client must see a cut, never a clean end.
+                self.upstream_failures.report(upstream.TRUNCATED, error=error, endpoint=endpoint)
+                upstream.abort(request)
+                return
+            if not chunk:
+                break
+            await response.write(chunk)
         await response.write_eof()
 
     def _requests(self, code: str) -> Any:
@@ -314,6 +389,25 @@ class Gateway:
         self._requests(str(response.status)).inc()
         return response
 
+    async def _refuse(self, request: web.Request, refusal: request_body.RefusedError) -> web.StreamResponse:
+        """Answer, then close: the rest of the body stays unread (aiohttp would otherwise keep reading
+        and discarding it for its lingering time, as long again as a slow client cares to trickle)."""
+        self.metrics.rejections.labels(reason=refusal.code).inc()
+        response = self._count(
+            errors.error_response(
+                refusal.status,
+                refusal.message,
+                kind=refusal.kind,
+                code=refusal.code,
+                retry_after=refusal.retry_after,
+            )
+        )
+        response.force_close()
+        await response.prepare(request)
+        await response.write_eof()
+        request.protocol.force_close()
+        return response
+
     def _unauthorized(self, request: web.Request) -> web.Response:
         self.metrics.rejections.labels(reason="unauthorized").inc()
         assert self.api_keys is not None
@@ -324,7 +418,7 @@ class Gateway:
         else:
             message = "missing API key: send it as the header Authorization: Bearer <key>"
         return self._count(
-            httpparts.error_response(
+            errors.error_response(
                 401,
                 message,
                 kind="invalid_request_error",
@@ -335,7 +429,7 @@ class Gateway:
 
     @staticmethod
     def _shutting_down() -> web.Response:
-        return httpparts.error_response(
+        return errors.error_response(
             503,
             "the gateway is shutting down",
             kind="service_unavailable",
@@ -345,7 +439,7 @@ class Gateway:
 
     @staticmethod
     def _not_ready(message: str, *, code: str) -> web.Response:
-        return httpparts.error_response(
+        return errors.error_response(
             503, message, kind="service_unavailable", code=code, retry_after=NOT_READY_RETRY_AFTER
         )
 
@@ -356,6 +450,13 @@ class Gateway:
             "data": [{"id": name, "object": "model", "created": int(time.time()), "owned_by": "hearth"}],
         }
         return web.Response(text=json.dumps(document), content_type="application/json")
+
+    def _client_left(self, exchange: _Exchange) -> None:
+        self.metrics.client_disconnects.inc()
+        self.disconnects += 1
+        if exchange.committed:
+            self._requests("200").inc()
+        self._log_disconnects()
 
     def _log_disconnects(self) -> None:
         now = time.monotonic()
@@ -384,5 +485,5 @@ def make_app(gateway: Gateway) -> web.Application:
     app.router.add_route("*", "/healthz", gateway.healthz)
     app.router.add_route("*", "/hearth/queue", gateway.queue)
     app.router.add_route("*", "/metrics", gateway.metrics_page)
-    app.router.add_route("*", "/{tail:.*}", gateway.handle)
+    app.router.add_route("*", "/{tail:.*}", gateway.handle, expect_handler=gateway.expect)
     return app

@@ -1,10 +1,11 @@
-"""HTTP pieces of the gateway: hop-by-hop filtering, forwarding headers, stream detection, and the
-OpenAI-shaped error bodies (DESIGN improvement 4)."""
+"""HTTP pieces of the gateway: the upstream request target, hop-by-hop filtering, forwarding headers and
+stream detection."""
 
 from __future__ import annotations
 
 import json
 
+import yarl
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
@@ -24,6 +25,32 @@ HOP_BY_HOP = frozenset(
     }
 )
 STREAM_PEEK_LIMIT = 8 * 1024 * 1024
+#: Not forwarded although end-to-end: the gateway already answered ``Expect: 100-continue`` and read the
+#: body, so a backend that never sends 100 must not make the forwarded request wait for one.
+NOT_FORWARDED = frozenset({"expect"})
+#: Headers aiohttp's client would add on its own: the backend sees only what the client sent (a client
+#: that never asked for gzip must not get a compressed body passed through).
+NOT_ADDED_UPSTREAM = ("Accept-Encoding", "User-Agent")
+
+
+def upstream_target(request: web.BaseRequest) -> str | None:
+    """The path and query to send upstream, raw as received; None for a target that has no path.
+
+    An absolute-form target (``GET http://x/p HTTP/1.1``, RFC 9112 §3.2.2) is accepted as a proxy must and
+    forwarded as its path and query only: the backend is always the gateway's own, never the named host.
+    Authority and asterisk forms (``CONNECT x:443``, ``OPTIONS *``) have no path to forward.
+    """
+    raw = request.raw_path
+    if raw.startswith("/"):
+        return raw
+    if raw[:8].lower().startswith(("http://", "https://")):
+        try:
+            url = yarl.URL(raw, encoded=True)
+        except ValueError:
+            return None
+        # yarl gives an absolute URL without a path the path "/".
+        return url.raw_path_qs if url.absolute and url.raw_path.startswith("/") else None
+    return None
 
 
 def _strip(headers: CIMultiDictProxy[str] | CIMultiDict[str]) -> CIMultiDict[str]:
@@ -38,6 +65,8 @@ def upstream_headers(request: web.Request, *, drop_authorization: bool = False) 
     """The client's headers for the backend: hop-by-hop removed, Host kept, X-Forwarded-* added; the
     Authorization header too when it carried the gateway's own API key (the backend has no use for it)."""
     headers = _strip(request.headers)
+    for name in NOT_FORWARDED:
+        headers.popall(name, None)
     if drop_authorization:
         headers.popall("Authorization", None)
     peer = request.remote or ""
@@ -53,29 +82,27 @@ def downstream_headers(headers: CIMultiDictProxy[str]) -> CIMultiDict[str]:
     return _strip(headers)
 
 
-def wants_stream(method: str, body: bytes) -> bool:
-    """SPEC §3.3 step 6: a JSON body with ``"stream": true`` (GET, empty or oversized bodies never stream)."""
+#: Strings vLLM's request models (pydantic, lax mode) read as ``stream: true``; compared lower-cased.
+_TRUE_STRINGS = frozenset({"1", "on", "t", "true", "y", "yes"})
+
+
+def _engine_reads_true(value: object) -> bool:
+    """Whether vLLM would stream: it validates ``stream`` as a lax pydantic bool, so ``"yes"``, ``1`` or
+    ``"true"`` stream too (the reference held those silently, without heartbeats, then streamed them)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return value == 1
+    return isinstance(value, str) and value.lower() in _TRUE_STRINGS
+
+
+def wants_stream(method: str, body: bytes | bytearray) -> bool:
+    """SPEC §3.3 step 6: a JSON object body whose ``stream`` the engine reads as true (GET, empty, oversized
+    or unparsable bodies never stream). Bounded: JSON nested deeper than the parser goes is not a stream."""
     if method == "GET" or not body or len(body) > STREAM_PEEK_LIMIT:
         return False
     try:
         document = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return False
-    return isinstance(document, dict) and document.get("stream") is True
-
-
-def error_response(
-    status: int,
-    message: str,
-    *,
-    kind: str,
-    code: str,
-    retry_after: int | None = None,
-    extra_headers: dict[str, str] | None = None,
-) -> web.Response:
-    """``{"error": {"message", "type", "code"}}``, as OpenAI clients parse it."""
-    body = json.dumps({"error": {"message": message, "type": kind, "code": code}}) + "\n"
-    headers = {"X-Content-Type-Options": "nosniff", **(extra_headers or {})}
-    if retry_after is not None:
-        headers["Retry-After"] = str(retry_after)
-    return web.Response(status=status, text=body, content_type="application/json", headers=headers)
+    return isinstance(document, dict) and _engine_reads_true(document.get("stream"))

@@ -4,7 +4,9 @@ One source per gateway process; every held request awaits the same event, so rea
 at once, and the warm path is a single attribute read. Two sources:
 - :class:`EndpointSliceReadiness` watches the backend Service's EndpointSlices (ready pod IPs, so requests
   go straight to pods);
-- :class:`ProbeReadiness`, the fallback without API access, probes ``<backend>/health`` in one shared loop.
+- :class:`ProbeReadiness`, the fallback without API access, probes ``<backend><path>`` in one shared loop,
+  where the path is the runtime's readiness probe path (``/health`` by default; llama.cpp-style engines
+  may have none there).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any, Protocol
 
 import aiohttp
 
-from hearth.common import logs
+from hearth.common import logs, throttle
 from hearth.kube import resources
 from hearth.kube.client import KubeClient
 from hearth.kube.informer import Informer
@@ -26,6 +28,7 @@ log = logging.getLogger(__name__)
 
 PROBE_INTERVAL = 0.5
 PROBE_TIMEOUT = 2.0
+PROBE_LOG_INTERVAL = 30.0
 
 
 class ReadinessSource(Protocol):
@@ -102,13 +105,20 @@ class ManualReadiness(_Flag):
 
 
 class ProbeReadiness(_Flag):
-    """One shared loop probing ``<backend_url>/health`` (200 means ready), every 500 ms."""
+    """One shared loop probing ``<backend_url><path>`` (any 2xx means ready), every 500 ms.
 
-    def __init__(self, backend_url: str, session: aiohttp.ClientSession) -> None:
+    A probe answered with another status is logged (once per interval, with the count): an engine that
+    answers 404 on the path would otherwise keep every request waiting its whole activation timeout, in
+    silence.
+    """
+
+    def __init__(self, backend_url: str, session: aiohttp.ClientSession, *, path: str = "/health") -> None:
         super().__init__()
         self._url = backend_url
+        self._path = path
         self._session = session
         self._recheck = asyncio.Event()
+        self._refusals = throttle.Throttle(interval=PROBE_LOG_INTERVAL)
 
     def endpoints(self) -> list[str]:
         return [self._url] if self.ready else []
@@ -126,11 +136,26 @@ class ProbeReadiness(_Flag):
     async def _probe(self) -> bool:
         try:
             async with self._session.get(
-                f"{self._url}/health", timeout=aiohttp.ClientTimeout(total=PROBE_TIMEOUT)
+                f"{self._url}{self._path}", timeout=aiohttp.ClientTimeout(total=PROBE_TIMEOUT)
             ) as response:
-                return response.status == 200
+                if 200 <= response.status < 300:
+                    return True
+                status = response.status
         except (aiohttp.ClientError, TimeoutError):
-            return False
+            return False  # not listening yet: the normal state of a cold backend, not worth a line
+        count = self._refusals.hit()
+        if count is not None:
+            log.warning(
+                "the backend answers its readiness probe path with a non-2xx status; it is not ready "
+                "(set the runtime's readiness probe path if the engine serves its health elsewhere)",
+                extra=logs.fields(
+                    url=f"{self._url}{self._path}",
+                    status=status,
+                    since_last=count,
+                    total=self._refusals.total,
+                ),
+            )
+        return False
 
 
 class EndpointSliceReadiness(_Flag):

@@ -49,8 +49,8 @@ async def _kube_client(settings: GatewaySettings) -> KubeClient | None:
         if settings.readiness == "endpointslices":
             raise
         log.warning(
-            "no Kubernetes API access; probing the backend's /health instead",
-            extra=logs.fields(error=str(error)),
+            "no Kubernetes API access; probing the backend's readiness path instead",
+            extra=logs.fields(error=str(error), path=settings.readiness_path),
         )
         return None
 
@@ -153,7 +153,7 @@ async def build(
                 tasks.append(asyncio.create_task(watched.run()))
                 readiness = watched
             else:
-                probed = ProbeReadiness(settings.backend_url, session)
+                probed = ProbeReadiness(settings.backend_url, session, path=settings.readiness_path)
                 tasks.append(asyncio.create_task(probed.run()))
                 readiness = probed
         waker = None

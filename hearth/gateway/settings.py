@@ -54,6 +54,11 @@ class GatewaySettings:
     #: Answer for GET /v1/models while the backend is cold (until the backend has answered once).
     model_name: str | None = None
     max_body_bytes: int = _DEFAULTS["max_body_bytes"]
+    max_buffered_bytes: int = _DEFAULTS["max_buffered_bytes"]
+    #: A request's whole body must arrive within this long (it is read before the request is admitted).
+    body_timeout: durations.Duration = _DEFAULTS["body_timeout"]
+    #: The path the probe fallback GETs on the backend: the runtime's readiness probe path.
+    readiness_path: str = _DEFAULTS["readiness_path"]
     #: After SIGTERM, how long streams in flight may take to finish.
     shutdown_timeout: durations.Duration = _DEFAULTS["shutdown_timeout"]
     #: After SIGTERM, how long to keep admitting (readiness already failing) while Kubernetes removes this

@@ -8,7 +8,9 @@ from __future__ import annotations
 from typing import Any
 
 from hearth.api import gatewayenv
+from hearth.api import runtime as runtime_api
 from hearth.api.llmservice import LLMService
+from hearth.api.runtime import InferenceRuntime
 from hearth.common import durations
 from hearth.render import common, names, scalers
 from hearth.render.config import OperatorConfig
@@ -18,6 +20,24 @@ HTTP_PORT = 8080
 API_KEYS_VOLUME = "api-keys"
 API_KEYS_DIR = "/etc/hearth/api-keys"
 SERVICE_PORT = 80
+MIB = 1024 * 1024
+#: Request bodies the gateway may buffer at once (HEARTH_MAX_BUFFERED_BYTES): its one large, client-driven
+#: use of memory. The container's memory limit is this plus the process's own (about 60 MiB resident,
+#: rounded up for held connections and streamed answers), so a full budget never gets the pod OOM-killed.
+BUFFERED_BYTES = int(gatewayenv.MAX_BUFFERED_BYTES.default or 0)
+PROCESS_BYTES = 128 * MIB
+MEMORY_REQUEST = "128Mi"
+MEMORY_LIMIT = f"{(BUFFERED_BYTES + PROCESS_BYTES) // MIB}Mi"
+#: The probe fallback's default path (HEARTH_READINESS_PATH), as the backend's default readiness probe.
+DEFAULT_READINESS_PATH = runtime_api.DEFAULT_HEALTH_PATH
+
+
+def readiness_path(runtime: InferenceRuntime) -> str:
+    """The path of the runtime's HTTP readiness probe, which the gateway probes without API access."""
+    health = runtime.spec.health
+    probe = health.readiness.root if health is not None and health.readiness is not None else {}
+    path = (probe.get("httpGet") or {}).get("path")
+    return path if isinstance(path, str) and path else DEFAULT_READINESS_PATH
 
 
 def _reference_env(service: LLMService, config: OperatorConfig) -> list[dict[str, Any]]:
@@ -60,7 +80,10 @@ def _discovery_env(service: LLMService, config: OperatorConfig) -> list[dict[str
     return env
 
 
-def deployment(service: LLMService, config: OperatorConfig) -> dict[str, Any]:
+def deployment(
+    service: LLMService, config: OperatorConfig, *, readiness: str = DEFAULT_READINESS_PATH
+) -> dict[str, Any]:
+    """*readiness* is the backend's readiness probe path (see :func:`readiness_path`)."""
     name = service.metadata.name
     selector = names.gateway_selector(name)
     ports = [{"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"}]
@@ -73,7 +96,10 @@ def deployment(service: LLMService, config: OperatorConfig) -> dict[str, Any]:
         "ports": ports,
         "readinessProbe": probe,
         "livenessProbe": probe,
-        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}},
+        "resources": {
+            "requests": {"cpu": "50m", "memory": MEMORY_REQUEST},
+            "limits": {"memory": MEMORY_LIMIT},
+        },
         "securityContext": {
             "allowPrivilegeEscalation": False,
             "readOnlyRootFilesystem": True,
@@ -82,6 +108,9 @@ def deployment(service: LLMService, config: OperatorConfig) -> dict[str, Any]:
         # A writable /tmp on a read-only root filesystem (the single-file hearth binary unpacks there).
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
     }
+    container["env"].append(common.env_entry(gatewayenv.MAX_BUFFERED_BYTES.env, str(BUFFERED_BYTES)))
+    if readiness != DEFAULT_READINESS_PATH:
+        container["env"].append(common.env_entry(gatewayenv.READINESS_PATH.env, readiness))
     if config.gateway_args:
         container["args"] = list(config.gateway_args)
     pod: dict[str, Any] = {

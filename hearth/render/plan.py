@@ -86,7 +86,11 @@ def build(service: LLMService, runtimes: Iterable[InferenceRuntime], config: Ope
         Step(Reason.APPLY_BACKEND_SERVICE, Mode.APPLY, backend.service_manifest(service, runtime)),
         _network_policy_step(service, runtime, config),
         *(Step(Reason.APPLY_GATEWAY_RBAC, Mode.APPLY, item) for item in gateway.rbac(service, config)),
-        Step(Reason.APPLY_GATEWAY, Mode.APPLY, gateway.deployment(service, config)),
+        Step(
+            Reason.APPLY_GATEWAY,
+            Mode.APPLY,
+            gateway.deployment(service, config, readiness=gateway.readiness_path(runtime)),
+        ),
         Step(Reason.APPLY_GATEWAY_SERVICE, Mode.APPLY, gateway.service_manifest(service)),
     ]
     if config.effective_gateway_replicas > 1:

@@ -25,6 +25,9 @@ STARTED_KEY = web.AppKey("started_at", float)
 
 # A completion request body larger than this is refused; prompts of real models stay far below it.
 MAX_BODY_BYTES = 32 * 1024 * 1024
+#: The most tokens one answer may have (``?tokens=N``): past it a request could make the stub build an
+#: answer of any size, or stream for ever.
+MAX_TOKENS = 100_000
 
 
 def make_app(settings: StubSettings, *, clock: clock_module.Clock | None = None) -> web.Application:
@@ -89,11 +92,20 @@ async def text_completions(request: web.Request) -> web.StreamResponse:
     return await _complete(request, completions.Kind.TEXT)
 
 
+class _TooManyTokensError(Exception):
+    """``?tokens=N`` past :data:`MAX_TOKENS`."""
+
+
 def _requested_tokens(request: web.Request, default: int) -> int:
+    text = request.query.get("tokens", "").strip()
+    if len(text) > len(str(MAX_TOKENS)) + 1 and text.isdigit():
+        raise _TooManyTokensError  # never converted: int() of thousands of digits is itself an error
     try:
-        from_query = int(request.query.get("tokens", ""))
+        from_query = int(text)
     except ValueError:
         from_query = 0
+    if from_query > MAX_TOKENS:
+        raise _TooManyTokensError
     return from_query if from_query > 0 else default
 
 
@@ -105,10 +117,17 @@ async def _complete(request: web.Request, kind: completions.Kind) -> web.StreamR
         )
         return web.Response(status=503, body=body, content_type="application/json")
     parsed = completions.Request.from_body(await request.read())
+    try:
+        requested_tokens = _requested_tokens(request, settings.token_count)
+    except _TooManyTokensError:
+        body = completions.error_body(
+            message=f"tokens must be at most {MAX_TOKENS}", error_type="BadRequestError", code=400
+        )
+        return web.Response(status=400, body=body, content_type="application/json")
     answer = completions.plan(
         kind=kind,
         request=parsed,
-        requested_tokens=_requested_tokens(request, settings.token_count),
+        requested_tokens=requested_tokens,
         served_model=settings.served_model_names[0],
         created=int(request.app[CLOCK_KEY].wall()),
     )

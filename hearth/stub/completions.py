@@ -37,7 +37,7 @@ class Request:
         """Lenient, like the reference stub: a body that is not a JSON object is a plain request."""
         try:
             data = json.loads(body) if body else {}
-        except ValueError:
+        except (ValueError, RecursionError):  # nested deeper than the parser goes: not a usable request
             return cls()
         if not isinstance(data, dict):
             return cls()

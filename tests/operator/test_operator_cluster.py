@@ -314,7 +314,8 @@ def test_a_keda_crd_installed_while_running_starts_producing_scaled_objects(
         assert scaled["spec"]["maxReplicaCount"] == 3
         trigger = scaled["spec"]["triggers"][0]
         assert trigger["type"] == "metrics-api"
-        assert trigger["metadata"]["url"] == f"http://keda.{namespace}.svc/hearth/queue"
+        assert trigger["metadata"]["url"] == f"http://keda.{namespace}.svc:8080/hearth/queue"
+        assert trigger["metadata"]["aggregationType"] == "sum"
         assert trigger["metadata"]["targetValue"] == "2"
         status = wait_for(
             lambda: (

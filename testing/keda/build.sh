@@ -44,7 +44,8 @@ esac
 GO="${GO:-$(command -v go || true)}"
 [[ -n "$GO" ]] || GO=/usr/local/go/bin/go
 [[ -x "$GO" ]] || die "no go toolchain found (set GO=/path/to/go)"
-export PATH="$(dirname "$GO"):$PATH"
+PATH="$(dirname "$GO"):$PATH"
+export PATH
 # The same defaults as build-components.sh: one module cache and one build cache for both.
 export GOPATH="${GOPATH:-$CACHE_ROOT/go}"
 export GOCACHE="${GOCACHE:-$CACHE_ROOT/go-build}"
@@ -101,7 +102,7 @@ if ! all_cached; then
       -ldflags "-s -w -X=$KEDA_MODULE/version.Version=${KEDA_VERSION#v}" \
       -o "$CURRENT_TMP" "$KEDA_MODULE/cmd/$c") >&2 || die "building keda-$c $KEDA_VERSION failed"
     # Sanity check: a Go binary built from the pinned KEDA module.
-    go version -m "$CURRENT_TMP" | grep -q "$KEDA_MODULE[[:space:]]*$KEDA_VERSION" ||
+    go version -m "$CURRENT_TMP" | grep -q "${KEDA_MODULE}[[:space:]]*${KEDA_VERSION}" ||
       die "keda-$c was built but does not carry $KEDA_MODULE $KEDA_VERSION"
     mv -f "$CURRENT_TMP" "$out"
     CURRENT_TMP=""

@@ -65,7 +65,7 @@ def cooldown_seconds(stabilization: int) -> int:
 
 def hpa_window_seconds(stabilization: int) -> int:
     """The HPA's scale-down window: N -> M no sooner than *stabilization* seconds after demand fell
-    (assuming the default sync period; windows beyond 3585 s are capped at the HPA's limit of 1 h)."""
+    (assuming the default sync period; a window above 3584 s is capped at the HPA's limit of 1 h)."""
     if not stabilization:
         return 0
     return min(stabilization + HPA_SYNC_PERIOD_SECONDS + SLACK_SECONDS, MAX_HPA_WINDOW_SECONDS)

@@ -35,6 +35,22 @@ done
 ((${#MODES[@]})) || MODES=(metrics-api external-push)
 kc() { bash "$HERE/../cluster/cluster.sh" kubectl "$@"; }
 
+# A running operator notices KEDA by asking discovery every 10 s; no scenario may start before each
+# operator pod has (else its first LLMService renders in builtin mode, then switches).
+operators_see_keda() {
+  local pod
+  for pod in $(kc -n hearth-system get pods -l app.kubernetes.io/component=operator -o name); do
+    kc -n hearth-system logs "$pod" 2>/dev/null | grep -q "KEDA detected" || return 1
+  done
+}
+wait_operators_see_keda() {
+  local deadline=$(($(date +%s) + 60))
+  until operators_see_keda; do
+    (($(date +%s) < deadline)) || { echo "keda e2e: the operator did not notice KEDA in 60 s" >&2; return 1; }
+    sleep 1
+  done
+}
+
 bash "$HERE/keda.sh" up
 failed=()
 summary=()
@@ -49,6 +65,7 @@ for mode in "${MODES[@]}"; do
     --metrics-port 8443 "${flags[@]}" --wait 180
   # Re-installing changes the operator's flags: no operator of the previous mode may still lead.
   kc -n hearth-system rollout status deployment/hearth-operator --timeout=180s
+  wait_operators_see_keda
   log="$RUN/keda/logs/e2e-$mode.log"
   rc=0
   "$HEARTH" e2e --kubeconfig "$KUBECONFIG_FILE" --timeout 180 --no-skip 2>&1 | tee "$log" || rc=$?

@@ -37,9 +37,9 @@ case "${1:-}" in
   "") ;;
   --print-dir) printf '%s\n' "$KEDA_DIR"; exit 0 ;;
   -h | --help) sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
-  *) die "unknown argument: $1 (see --help)" ;;
+  *) log "keda build: unknown argument: $1 (see --help)"; exit 2 ;;
 esac
-[[ "$KEDA_VERSION" =~ ^v2\.[0-9]+\.[0-9]+$ ]] || die "KEDA_VERSION must look like v2.Y.Z, got '$KEDA_VERSION'"
+[[ "$KEDA_VERSION" =~ ^v2\.[0-9]+\.[0-9]+$ ]] || { log "keda build: KEDA_VERSION must look like v2.Y.Z, got '$KEDA_VERSION'"; exit 2; }
 
 GO="${GO:-$(command -v go || true)}"
 [[ -n "$GO" ]] || GO=/usr/local/go/bin/go

@@ -113,7 +113,7 @@ stop_procs() {
 check_ports() {
   local listening p busy=()
   listening=$(ss -Hltn 2>/dev/null | awk '{print $4}')
-  for p in "$NODE_IP:$ADAPTER_SECURE_PORT" "*:$ADAPTER_METRICS_PORT" "$OPERATOR_METRICS" "$OPERATOR_HEALTH" \
+  for p in "$NODE_IP:$ADAPTER_SECURE_PORT" "0.0.0.0:$ADAPTER_METRICS_PORT" "$OPERATOR_METRICS" "$OPERATOR_HEALTH" \
     "$OPERATOR_GRPC"; do
     local port=${p##*:}
     if grep -qE "(^|[^0-9])(${p//./\\.}|0\.0\.0\.0:$port|\*:$port|\[::\]:$port)$" <<<"$listening"; then busy+=("$p"); fi
@@ -316,7 +316,7 @@ main() {
     status) cmd_status "$@" ;;
     purge) cmd_purge "$@" ;;
     -h | --help | help | "") sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' ;;
-    *) die "unknown command '$cmd' (see --help)" ;;
+    *) log "ERROR: unknown command '$cmd' (see --help)"; exit 2 ;;
   esac
 }
 

@@ -79,17 +79,17 @@ def command(
         no_skip=no_skip,
     )
 
-    async def main() -> list[runner.Result]:
+    async def main() -> tuple[list[runner.Result], str | None]:
         client = await KubeClient.connect(kubeconfig=kubeconfig, context=context)
         try:
             async with runner.run(client, options, click.echo) as run:
                 for name, body in scenarios.SCENARIOS:
                     await run.scenario(name, functools.partial(body, run))
-                return run.results
+                return run.results, run.mode
         finally:
             await client.close()
 
-    results = asyncio.run(main())
-    click.echo("\n" + runner.verdict_table(results))
+    results, mode = asyncio.run(main())
+    click.echo("\n" + runner.verdict_table(results, mode=mode))
     if not all(result.passed for result in results):
         raise SystemExit(1)

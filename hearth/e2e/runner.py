@@ -45,6 +45,10 @@ class ScenarioSkippedError(Exception):
     """The cluster lacks what a scenario needs (e.g. a second gateway replica); not a failure."""
 
 
+class ScenarioNotPromisedError(ScenarioSkippedError):
+    """The scaler mode in force does not promise what the scenario checks; skipped even under --no-skip."""
+
+
 @dataclasses.dataclass(frozen=True)
 class GatewayPod:
     name: str
@@ -76,6 +80,8 @@ class Run:
         self._pod_urls: dict[str, str] = {}
         #: When the last scenario that drove load stopped it (monotonic), for scale-down timing.
         self.load_ended_at: float | None = None
+        #: The scaler mode the operator rendered into the gateways, once a scenario has read it.
+        self.mode: str | None = None
         self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=10))
 
     # ---- helpers ------------------------------------------------------------------------------------
@@ -166,7 +172,8 @@ class Run:
         ) or []:
             for variable in container.get("env") or []:
                 if variable.get("name") == "HEARTH_SCALER_MODE":
-                    return str(variable.get("value"))
+                    self.mode = str(variable.get("value"))
+                    return self.mode
         return "unknown"
 
     def skip(self, reason: str) -> NoReturn:
@@ -174,6 +181,11 @@ class Run:
         if self.options.no_skip:
             raise ScenarioFailedError(f"cannot run (and --no-skip is set): {reason}")
         raise ScenarioSkippedError(reason)
+
+    def not_promised(self, reason: str) -> NoReturn:
+        """End a scenario the scaler mode in force does not promise (README, "Scaling modes"): skipped,
+        also under --no-skip, since no install of that mode could run it."""
+        raise ScenarioNotPromisedError(f"not promised in {self.mode or 'this'} mode: {reason}")
 
     async def service_url(self, name: str, namespace: str, port: int, scheme: str = "http") -> str:
         """Any Service (e.g. the operator's metrics) by ClusterIP, else through kubectl port-forward."""
@@ -289,9 +301,10 @@ async def run(client: KubeClient, options: Options, report: Report) -> AsyncIter
         await session.cleanup()
 
 
-def verdict_table(results: list[Result]) -> str:
+def verdict_table(results: list[Result], *, mode: str | None = None) -> str:
     width = max(len(result.name) for result in results)
-    lines = [f"{'scenario':<{width}}  result  seconds  detail"]
+    lines = [f"scaler mode: {mode}"] if mode else []
+    lines.append(f"{'scenario':<{width}}  result  seconds  detail")
     for result in results:
         lines.append(f"{result.name:<{width}}  {result.verdict:<6}  {result.seconds:7.1f}  {result.detail}")
     passed = sum(result.passed and not result.skipped for result in results)

@@ -17,8 +17,9 @@ import aiohttp
 
 from hearth.api import scalermodes
 from hearth.e2e import fixtures, promtext
-from hearth.e2e.runner import Run, ScenarioFailedError
+from hearth.e2e.runner import GatewayPod, Run, ScenarioFailedError
 from hearth.kube import resources
+from hearth.kube.errors import ApiError
 from hearth.render import names
 
 #: The issue 7 budget for admission → scale accepted. Reported, not asserted: timing is for benchmarks.
@@ -46,17 +47,42 @@ def _gateway_wakes(mode: str) -> bool:
 
 
 async def idle_reaches_zero(run: Run) -> str:
+    """An idle backend reaches 0, and the LLMService's Scaling condition names the scaler mode the operator
+    rendered into its gateways (with KEDA installed, ``--scaler-mode auto`` means metrics-api)."""
     await run.wait("backend at 0 replicas", lambda: _at(run, "cold", 0))
-    return "idle backend scaled to 0 replicas"
+    mode = await run.scaler_mode("cold")
+    scaling = await run.wait("the Scaling condition", lambda: _condition(run, "cold", "Scaling"))
+    reason, message = scaling.get("reason"), str(scaling.get("message"))
+    expected = "Builtin" if mode == "builtin" else "KEDA"
+    if reason != expected or (expected == "KEDA" and mode not in message):
+        raise ScenarioFailedError(
+            f"the gateways run in {mode} mode, but the Scaling condition says {reason}: {message}"
+        )
+    return f"idle backend scaled to 0 replicas; scaler mode {mode} (Scaling {reason}: {message})"
+
+
+async def _condition(run: Run, name: str, kind: str) -> dict[str, Any] | None:
+    service = await run.client.get(resources.LLMSERVICE, name, run.namespace)
+    for condition in (service or {}).get("status", {}).get("conditions") or []:
+        if condition.get("type") == kind and condition.get("status") == "True":
+            return dict(condition)
+    return None
 
 
 async def cold_stream_wakes(run: Run) -> str:
-    """A cold request is held with heartbeats and answered; in builtin mode, the gateway's own metrics say
-    how long after admission the 0->1 scale was accepted and when the request went to the ready backend."""
+    """A cold request is held with heartbeats and answered, with the wake's timeline in every mode: request
+    sent -> the backend's scale set to 1 (by the gateway, or by KEDA) -> a ready pod -> the first token. In
+    builtin mode the gateway's own metrics add how long after admission its 0->1 scale was accepted."""
     url = await run.gateway_url("cold")
     before = await run.gateway_metrics("cold")
-    started = time.monotonic()
-    events, first_token = await run.stream(url, tokens=8)
+    async with _scale_timeline(run, "cold") as seen:
+        started = time.monotonic()
+        events, first_token = await run.stream(url, tokens=8)
+        # The Deployment's status may trail the EndpointSlice the gateway forwarded on by a moment.
+        for _ in range(50):
+            if "ready" in seen:
+                break
+            await asyncio.sleep(0.1)
     heartbeats = sum(event == b": heartbeat" for event in events)
     if events[-1] != b"data: [DONE]":
         raise ScenarioFailedError(f"the stream did not end with [DONE] (last event {events[-1][:60]!r})")
@@ -67,18 +93,21 @@ async def cold_stream_wakes(run: Run) -> str:
     assert first_token is not None
     after = await run.gateway_metrics("cold")
     forwarded = _mean(before, after, "hearth_gateway_activation_wait_seconds")
-    timeline = f"first token {first_token:.1f}s after sending"
+    timeline = (
+        f"wake: request -> scale requested {_since(seen, 'scaled', started)} -> pod ready "
+        f"{_since(seen, 'ready', started)} -> first token {first_token:.2f}s"
+    )
     if forwarded is not None:
-        timeline = f"forwarded to the ready backend {forwarded:.1f}s after admission, {timeline}"
+        timeline += f"; forwarded to the ready backend {forwarded:.1f}s after admission"
     if _gateway_wakes(await run.scaler_mode("cold")):
         wakes = promtext.total_delta(before, after, "hearth_gateway_wake_patch_seconds_count")
         if wakes != 1:
             raise ScenarioFailedError(f"expected the gateways to scale the backend 0->1 once, saw {wakes:g}")
         patch_ms = promtext.total_delta(before, after, "hearth_gateway_wake_patch_seconds_sum") * 1000
         within = "within" if patch_ms <= WAKE_PATCH_BUDGET_MS else "OVER"
-        timeline = (
-            f"scale 0->1 accepted {patch_ms:.0f}ms after admission ({within} the {WAKE_PATCH_BUDGET_MS}ms "
-            f"budget), {timeline}"
+        timeline += (
+            f"; gateway's scale 0->1 accepted {patch_ms:.0f}ms after admission ({within} the "
+            f"{WAKE_PATCH_BUDGET_MS}ms budget)"
         )
     overhead = first_token - fixtures.STARTUP_DELAY_SECONDS
     recorded = await run.wait("status.lastColdStartDuration", lambda: _cold_start_recorded(run), within=30)
@@ -132,11 +161,19 @@ async def back_to_zero(run: Run) -> str:
 
 
 async def gateways_wake_once_and_sum_demand(run: Run) -> str:
-    """Cold requests on two gateway replicas at once: one 0->1 scale-up between them, not one each; then
-    their summed demand (1 + 1, target 1) scales to 2 where either alone would ask for 1."""
-    pods = await run.gateway_pods("cold")
-    if len(pods) < 2:
-        run.skip(f"needs 2 gateway replicas, found {len(pods)} (hearth install --gateway-replicas 2)")
+    """Each of two gateway replicas alone wakes the backend from 0 (a cold stream on one pod, back to 0,
+    then on the other: an autoscaler that reads one replica only would miss one). Then cold requests on
+    both at once: their summed demand (1 + 1, target 1) scales to 2 where either alone would ask for 1,
+    and in builtin mode the gateways scale 0->1 once between them, not once each."""
+    pods = await _two_gateways(run)
+    woken = []
+    for pod in pods[:2]:
+        await run.wait("backend at 0 replicas", lambda: _at(run, "cold", 0))
+        started = time.monotonic()
+        events, _ = await run.stream(pod.url, tokens=1)
+        if events[-1] != b"data: [DONE]":
+            raise ScenarioFailedError(f"a cold stream on gateway pod {pod.name} was not answered")
+        woken.append(f"{pod.name} in {time.monotonic() - started:.1f}s")
     await run.wait("backend at 0 replicas", lambda: _at(run, "cold", 0))
     generation = await _generation(run, "cold")
     before = await run.gateway_metrics("cold")
@@ -155,11 +192,26 @@ async def gateways_wake_once_and_sum_demand(run: Run) -> str:
     )
     if budget is None:
         raise ScenarioFailedError("no PodDisruptionBudget for the replicated gateway")
+    waker = (
+        f"{scaled:g} gateway 0->1 scale ({conflicts:g} lost the race)"
+        if run.mode == "builtin"
+        else "woken by KEDA"
+    )
     return (
-        f"one cold stream on each of 2 gateway pods: {scaled:g} gateway 0->1 scale ({conflicts:g} lost the "
-        f"race), {writes} scale changes in all; summed demand 2 -> 2 ready replicas; gateway "
+        f"a cold stream on each gateway pod alone woke the backend ({', '.join(woken)}); one on both at "
+        f"once: {waker}, {writes} scale changes in all; summed demand 2 -> 2 ready replicas; gateway "
         f"PodDisruptionBudget maxUnavailable {budget['spec'].get('maxUnavailable')}"
     )
+
+
+async def _two_gateways(run: Run) -> list[GatewayPod]:
+    """The ready gateway pods, when the scenario needs two; external-push promises only one."""
+    if await run.scaler_mode("cold") == "external-push":
+        run.not_promised("external-push runs exactly one gateway replica (its demand is not aggregated)")
+    pods = await run.gateway_pods("cold")
+    if len(pods) < 2:
+        run.skip(f"needs 2 gateway replicas, found {len(pods)} (hearth install --gateway-replicas 2)")
+    return pods
 
 
 async def operator_failover_keeps_replicas(run: Run) -> str:
@@ -245,9 +297,7 @@ async def gateway_kill_keeps_serving(run: Run) -> str:
     gone at once, and the kubelet kills the container after its 2 s minimum (SIGTERM, then SIGKILL, in the
     middle of the gateway's 5 s drain), cutting what it still holds. DESIGN asks that at least 90% of the
     requests still succeed."""
-    pods = await run.gateway_pods("cold")
-    if len(pods) < 2:
-        run.skip(f"needs 2 gateway replicas, found {len(pods)} (hearth install --gateway-replicas 2)")
+    pods = await _two_gateways(run)
     url = await run.gateway_url("cold")
     await _warm(run, url)
     victim = pods[0].name
@@ -374,6 +424,49 @@ async def deletion_removes_everything(run: Run) -> str:
 
     await run.wait("every child garbage-collected", gone, within=120)
     return "every Deployment, Service, ServiceAccount, Role, PodDisruptionBudget and NetworkPolicy is gone"
+
+
+@contextlib.asynccontextmanager
+async def _scale_timeline(run: Run, name: str) -> AsyncIterator[dict[str, float]]:
+    """When (monotonic) the Deployment *name* was first asked for a replica ("scaled") and first had one
+    ready ("ready"), from a watch opened before the block runs."""
+    seen: dict[str, float] = {}
+
+    async def follow(version: str) -> None:
+        while True:
+            try:
+                async for kind, obj in run.client.watch(
+                    resources.DEPLOYMENT,
+                    resource_version=version,
+                    namespace=run.namespace,
+                    timeout_seconds=60,
+                ):
+                    version = obj.get("metadata", {}).get("resourceVersion") or version
+                    if kind == "BOOKMARK" or obj.get("metadata", {}).get("name") != name:
+                        continue
+                    now = time.monotonic()
+                    if int(obj.get("spec", {}).get("replicas") or 0) >= 1:
+                        seen.setdefault("scaled", now)
+                    if int(obj.get("status", {}).get("readyReplicas") or 0) >= 1:
+                        seen.setdefault("ready", now)
+            except ApiError:
+                version = await _resource_version(run, name)
+
+    watcher = asyncio.create_task(follow(await _resource_version(run, name)))
+    try:
+        yield seen
+    finally:
+        watcher.cancel()
+        await asyncio.gather(watcher, return_exceptions=True)
+
+
+async def _resource_version(run: Run, name: str) -> str:
+    deployment = await run.client.get(resources.DEPLOYMENT, name, run.namespace)
+    return str((deployment or {}).get("metadata", {}).get("resourceVersion") or "0")
+
+
+def _since(seen: dict[str, float], what: str, started: float) -> str:
+    return f"{seen[what] - started:.2f}s" if what in seen else "(not seen)"
 
 
 @contextlib.asynccontextmanager
@@ -559,7 +652,7 @@ SCENARIOS = [
     ("2 cold stream: heartbeats, tokens, [DONE]", cold_stream_wakes),
     ("3 load over the gateways scales 1 -> 2", load_scales_to_two),
     ("4 back to 0, not before the window", back_to_zero),
-    ("5 two gateways: one wake, summed demand", gateways_wake_once_and_sum_demand),
+    ("5 two gateways: either wakes, demand summed", gateways_wake_once_and_sum_demand),
     ("6 operator leader deleted under load", operator_failover_keeps_replicas),
     ("7 stream survives backend pod deletion", stream_survives_pod_deletion),
     ("8 gateway rolling restart loses nothing", gateway_restart_loses_nothing),

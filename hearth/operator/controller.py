@@ -370,6 +370,15 @@ class Controller:
             await self._recorder.record(
                 obj, kind="Normal", reason=str(new_phase), message=_ready_message(wanted) or str(new_phase)
             )
+        # Which scaler drives the backend (and a change of it, e.g. when KEDA appears) is an Event too.
+        old_scaling, new_scaling = _condition(current, status.SCALING), _condition(wanted, status.SCALING)
+        if new_scaling.get("message") and new_scaling.get("message") != old_scaling.get("message"):
+            await self._recorder.record(
+                obj,
+                kind="Normal" if new_scaling.get("status") == "True" else "Warning",
+                reason="ScalerMode",
+                message=str(new_scaling["message"]),
+            )
 
 
 def _parse_service(obj: dict[str, Any]) -> LLMService:
@@ -399,8 +408,12 @@ def _controlled_by(child: dict[str, Any], owner: dict[str, Any]) -> bool:
 
 
 def _ready_condition(status_obj: dict[str, Any]) -> dict[str, Any]:
+    return _condition(status_obj, status.READY)
+
+
+def _condition(status_obj: dict[str, Any], kind: str) -> dict[str, Any]:
     for condition in status_obj.get("conditions") or []:
-        if condition.get("type") == status.READY:
+        if condition.get("type") == kind:
             return dict(condition)
     return {}
 

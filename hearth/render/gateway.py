@@ -16,7 +16,7 @@ from hearth.render import common, names, scalers
 from hearth.render.config import OperatorConfig
 
 CONTAINER_NAME = "gateway"
-HTTP_PORT = 8080
+HTTP_PORT = names.GATEWAY_HTTP_PORT
 API_KEYS_VOLUME = "api-keys"
 API_KEYS_DIR = "/etc/hearth/api-keys"
 SERVICE_PORT = 80

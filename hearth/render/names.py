@@ -80,3 +80,8 @@ def gateway_service_labels(service: str) -> dict[str, str]:
 
 def endpoint_url(service: str, namespace: str) -> str:
     return f"http://{gateway_service(service)}.{namespace}.svc/v1"
+
+
+#: The gateway container's HTTP port: its Service targets it, and KEDA's metrics-api trigger names it (KEDA
+#: matches the trigger URL's port against the EndpointSlice ports, which are pod ports).
+GATEWAY_HTTP_PORT = 8080

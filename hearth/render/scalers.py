@@ -43,15 +43,20 @@ class Builders:
 
 
 def _metrics_api_trigger(service: LLMService) -> Manifest:
-    """KEDA polls the gateway Service's ``/hearth/queue`` (any replica answers for the whole service)."""
+    """KEDA polls ``/hearth/queue`` on every ready gateway pod and sums their demand (issue 12: one
+    kept-alive connection to the Service would read one pod for good; see :mod:`scaledobject`). The URL
+    names the pod port, which KEDA matches against the EndpointSlice ports."""
     name = service.metadata.name
+    host = f"{names.gateway_service(name)}.{service.namespace}.svc:{names.GATEWAY_HTTP_PORT}"
     return {
         "type": "metrics-api",
         "metadata": {
-            "url": f"http://{names.gateway_service(name)}.{service.namespace}.svc/hearth/queue",
+            "url": f"http://{host}/hearth/queue",
             "valueLocation": "pending",
             "targetValue": str(service.spec.scaling.target),
             "activationTargetValue": "0",
+            "aggregateFromKubeServiceEndpoints": "true",
+            "aggregationType": "sum",
         },
     }
 

@@ -852,10 +852,14 @@ teardown_network() {
   log "   ip_forward restored to $(cat /proc/sys/net/ipv4/ip_forward)"
 }
 
+# KEDA beside the cluster (testing/keda/keda.sh), if it was ever started here: it goes with the cluster.
+keda() { [[ -d "$RUN/keda" ]] || return 0; HEARTH_CLUSTER_DIR="$RUN" bash "$HERE/../keda/keda.sh" "$@"; }
+
 cmd_down() {
   need_root
   [[ -d "$RUN" ]] || { log "nothing to stop ($RUN does not exist)"; return 0; }
   log "down: run dir $RUN"
+  keda down || log "   stopping KEDA failed; continuing"
   step "node agents (kubelet, kube-proxy, CoreDNS, volume provisioner)"
   stop_procs "$GRACE" local-provisioner kubelet kube-proxy coredns
   step "pod containers and sandboxes"
@@ -892,6 +896,7 @@ cmd_status() {
     echo "node $NODE_NAME Ready: $(kc get node "$NODE_NAME" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null || echo unknown)"
     kc get pods -A -o wide || true
   fi
+  keda status || true
 }
 
 cmd_purge() {

@@ -38,6 +38,33 @@ async def test_no_skip_turns_a_skip_into_a_failure() -> None:
     assert "--no-skip" in result.detail
 
 
+async def test_a_scenario_the_mode_does_not_promise_is_skipped_even_under_no_skip() -> None:
+    session = runner.Run(
+        cast(KubeClient, None), runner.Options(stub_image="stub", no_skip=True), report=lambda _: None
+    )
+    session.mode = "external-push"
+
+    async def needs_two_gateways() -> str:
+        session.not_promised("external-push runs exactly one gateway replica")
+
+    try:
+        await session.scenario("ha", needs_two_gateways)
+    finally:
+        await session.http.close()
+    (result,) = session.results
+    assert (result.verdict, result.passed) == ("SKIP", True)
+    assert (
+        result.detail
+        == "skipped: not promised in external-push mode: external-push runs exactly one gateway replica"
+    )
+
+
+def test_the_verdict_table_names_the_scaler_mode() -> None:
+    lines = runner.verdict_table([runner.Result("a", True, 1.0, "ok")], mode="metrics-api").splitlines()
+    assert lines[0] == "scaler mode: metrics-api"
+    assert lines[-1] == "e2e verdict: 1 of 1 scenarios passed"
+
+
 def test_verdict_line_counts_skips_apart() -> None:
     results = [
         runner.Result("a", True, 1.0, "ok"),

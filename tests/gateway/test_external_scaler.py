@@ -131,6 +131,10 @@ class Scaler:
         self.stream_is_active = call("StreamIsActive", "ScaledObjectRef", "IsActiveResponse", stream=True)
         self.get_metric_spec = call("GetMetricSpec", "ScaledObjectRef", "GetMetricSpecResponse")
         self.get_metrics = call("GetMetrics", "GetMetricsRequest", "GetMetricsResponse")
+        # KEDA 2.21's proto adds it; Hearth does not serve it (see the test below).
+        self.stream_metric_spec = call(
+            "StreamMetricSpec", "ScaledObjectRef", "GetMetricSpecResponse", stream=True
+        )
 
 
 async def _delivered(condition: Callable[[], bool]) -> None:
@@ -227,3 +231,15 @@ async def test_get_metrics_needs_a_ref_and_the_pending_metric(scaler: Scaler) ->
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await scaler.get_metrics(PB["GetMetricsRequest"](scaledObjectRef=ref(), metricName="other"))
     assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_stream_metric_spec_is_unimplemented_so_keda_keeps_the_rendered_target(scaler: Scaler) -> None:
+    """KEDA 2.21 asks for StreamMetricSpec once per scaler and, on UNIMPLEMENTED, stops asking and keeps
+    GetMetricSpec's answer. The target is the ScaledObject's own targetValue, which only the operator
+    changes (a new generation, for which KEDA rebuilds its scalers): there is nothing to push."""
+    call = scaler.stream_metric_spec(ref())
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call.read()
+    assert caught.value.code() is grpc.StatusCode.UNIMPLEMENTED
+    spec = await scaler.get_metric_spec(ref())
+    assert [(s.metricName, s.targetSizeFloat) for s in spec.metricSpecs] == [("pending", 4.0)]

@@ -314,7 +314,8 @@ def test_a_keda_crd_installed_while_running_starts_producing_scaled_objects(
         assert scaled["spec"]["maxReplicaCount"] == 3
         trigger = scaled["spec"]["triggers"][0]
         assert trigger["type"] == "metrics-api"
-        assert trigger["metadata"]["url"] == f"http://keda.{namespace}.svc/hearth/queue"
+        assert trigger["metadata"]["url"] == f"http://keda.{namespace}.svc:8080/hearth/queue"
+        assert trigger["metadata"]["aggregationType"] == "sum"
         assert trigger["metadata"]["targetValue"] == "2"
         status = wait_for(
             lambda: (
@@ -325,10 +326,23 @@ def test_a_keda_crd_installed_while_running_starts_producing_scaled_objects(
             what="the Scaling condition to say KEDA",
         )
         assert status["phase"] == "Loading"
+        (scaling,) = [c for c in status["conditions"] if c["type"] == "Scaling"]
+        assert scaling["message"] == "scaled by KEDA (metrics-api)", "auto means metrics-api under KEDA"
         env = (get_json(hearth_cluster, "deployment", "keda-gateway", "-n", namespace) or {})["spec"][
             "template"
         ]["spec"]["containers"][0]["env"]
         assert {"name": "HEARTH_SCALER_MODE", "value": "metrics-api"} in env
+
+        def mode_events() -> set[str] | None:
+            found = {
+                e["message"]
+                for e in events_of(hearth_cluster, namespace, "keda")
+                if e["reason"] == "ScalerMode"
+            }
+            return found if "scaled by KEDA (metrics-api)" in found else None
+
+        messages = wait_for(mode_events, what="a ScalerMode event naming metrics-api")
+        assert "scaled by Hearth's built-in autoscaler" in messages, "the mode in force before KEDA came"
     finally:
         hearth_cluster.kubectl("delete", "-f", "-", stdin=crd, check=False)
     json.dumps(scaled)

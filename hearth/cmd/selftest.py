@@ -68,7 +68,7 @@ def command(
                 namespace=namespace,
                 name=name,
                 image=image,
-                timeout=float(timeout_seconds),
+                within=float(timeout_seconds),
                 report=lambda line: click.echo(f"  {line}"),
             )
         except (selftest.SelftestError, ApiError) as error:

@@ -66,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     if options.check:
         if stale:
             print(
-                f"out of date in {options.chart}: {', '.join(stale)}; run: python -m hearth.install.chartfiles",
+                f"out of date in {options.chart}: {', '.join(stale)}; "
+                "run: python -m hearth.install.chartfiles",
                 file=sys.stderr,
             )
             return 1

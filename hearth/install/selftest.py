@@ -60,7 +60,7 @@ def service(name: str, *, namespace: str) -> dict[str, Any]:
 
 
 async def run(
-    client: KubeClient, *, namespace: str, name: str, image: str, timeout: float, report: Report
+    client: KubeClient, *, namespace: str, name: str, image: str, within: float, report: Report
 ) -> None:
     """Raise :class:`SelftestError` unless the gateway appears, gets ready, and goes with its LLMService."""
     gateway = names.gateway(name)
@@ -72,10 +72,12 @@ async def run(
         await _wait(
             f"the operator to create Deployment {namespace}/{gateway}",
             lambda: _exists(client, gateway, namespace),
-            timeout,
+            within,
         )
         report(f"the operator created Deployment {namespace}/{gateway} in {time.monotonic() - started:.1f}s")
-        await _wait(f"gateway {namespace}/{gateway} to be ready", lambda: _ready(client, gateway, namespace), timeout)
+        await _wait(
+            f"gateway {namespace}/{gateway} to be ready", lambda: _ready(client, gateway, namespace), within
+        )
         report(f"gateway {namespace}/{gateway} is ready after {time.monotonic() - started:.1f}s")
     finally:
         await client.delete(resources.LLMSERVICE, name, namespace)
@@ -83,16 +85,16 @@ async def run(
     await _wait(
         f"Deployment {namespace}/{gateway} to go with its LLMService",
         lambda: _gone(client, gateway, namespace),
-        timeout,
+        within,
     )
     report(f"deleted LLMService {namespace}/{name}: its gateway is gone")
 
 
-async def _wait(what: str, check: Callable[[], Awaitable[bool]], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
+async def _wait(what: str, check: Callable[[], Awaitable[bool]], within: float) -> None:
+    deadline = time.monotonic() + within
     while not await check():
         if time.monotonic() > deadline:
-            raise SelftestError(f"timed out after {timeout:.0f}s waiting for {what}")
+            raise SelftestError(f"timed out after {within:.0f}s waiting for {what}")
         await asyncio.sleep(1)
 
 

@@ -9,5 +9,7 @@ bash scripts/bootstrap.sh
 bash scripts/build-binary.sh
 # Version-matched Kubernetes components from the Go module proxy, cached outside the repo (~9 min cold).
 bash testing/cluster/build-components.sh kube-apiserver kube-controller-manager kubectl >/dev/null
+# Helm 4 and Helm 3 for the chart's tests (tests/chart), from the Go module proxy, cached (~6 min cold).
+bash testing/helm/build.sh >/dev/null
 echo "test: setup done in $(( $(date +%s) - started ))s; running pytest"
 exec .venv/bin/pytest -ra "$@"

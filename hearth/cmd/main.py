@@ -19,6 +19,7 @@ _COMMANDS = {
     "install": ("hearth.cmd.install", "install_command"),
     "operator": ("hearth.cmd.operator", "command"),
     "render": ("hearth.cmd.render", "command"),
+    "selftest": ("hearth.cmd.selftest", "command"),
     "stub": ("hearth.cmd.stub", "command"),
     "uninstall": ("hearth.cmd.install", "uninstall_command"),
     "version": ("hearth.cmd.version", "command"),

@@ -13,7 +13,7 @@ import hearth
 from hearth.cmd import main
 from hearth.common import bundle
 
-ALL_COMMANDS = ["operator", "gateway", "stub", "install", "uninstall", "e2e", "render", "version"]
+ALL_COMMANDS = ["operator", "gateway", "stub", "install", "uninstall", "e2e", "render", "selftest", "version"]
 
 
 def test_help_lists_every_command() -> None:

@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# Hearth installed with real Helm on the test bed, end to end. Needs the cluster up and the images loaded
+# (as scripts/e2e.sh does before `hearth install`), dist/hearth, and root. In order:
+#   1. helm install --wait (it completes with no model awake: nothing in the chart waits for one);
+#   2. helm test (hearth selftest: a throwaway LLMService's gateway must appear, be ready, and go);
+#   3. helm upgrade --reuse-values gateway.replicas 1 -> 2 --wait under steady traffic to a warm model,
+#      with a second model idle at zero: every request must succeed, and both gateways must run 2 pods;
+#   4. hearth e2e --no-skip (now two operators, two gateways, NetworkPolicies and secure metrics);
+#   5. helm test again, then helm uninstall: only the CRDs remain (asserted object by object).
+# Prints one line per step with its time, and exits non-zero at the first failure.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+started=$(date +%s)
+run_dir=${HEARTH_CLUSTER_DIR:-/var/tmp/hearth-cluster}
+export KUBECONFIG=$run_dir/admin.kubeconfig
+kubectl="$(bash testing/cluster/build-components.sh --print-bindir)/kubectl"
+helm=$(bash testing/helm/build.sh 4)
+version=$(dist/hearth --version | awk '{print $2}')
+release=hearth
+namespace=hearth-system
+apps=helm-e2e
+work=$(mktemp -d)
+traffic_pid=""
+
+step_started=$started
+step() {
+    local now
+    now=$(date +%s)
+    echo "helm-e2e: [$((now - started))s, +$((now - step_started))s] $*"
+    step_started=$now
+}
+fail() {
+    echo "helm-e2e: FAILED: $*" >&2
+    exit 1
+}
+on_exit() {
+    local status=$?
+    [ -z "$traffic_pid" ] || kill "$traffic_pid" 2>/dev/null || true
+    if [ "$status" -ne 0 ]; then
+        "$helm" status "$release" -n "$namespace" >&2 || true
+        "$kubectl" -n "$namespace" get all >&2 || true
+        "$kubectl" -n "$namespace" logs deploy/hearth-operator --tail=100 >&2 || true
+    fi
+    rm -rf "$work"
+    echo "helm-e2e: finished in $(($(date +%s) - started))s (exit $status)"
+}
+trap on_exit EXIT
+
+# Settings the e2e scenarios need, as chart values (scripts/e2e.sh passes the same as hearth install flags).
+values=(--set "image.registry=hearth.dev" --set "image.tag=$version" --set "operator.replicas=2"
+    --set "gateway.replicas=1" --set "networkPolicies.enabled=true" --set "metrics.enabled=true")
+
+"$helm" install "$release" charts/hearth -n "$namespace" --create-namespace "${values[@]}" --wait --timeout 180s
+step "helm install --wait: deployed"
+
+"$helm" test "$release" -n "$namespace" --logs --timeout 180s
+step "helm test: passed"
+
+# Two models from the bundled stub runtime: one kept warm (the traffic goes there), one idle at zero.
+"$kubectl" create namespace "$apps" >/dev/null
+for spec in "steady 1" "idle 0"; do
+    set -- $spec
+    "$kubectl" apply -f - >/dev/null <<EOF
+apiVersion: serving.hearth.dev/v1alpha1
+kind: LLMService
+metadata: {name: $1, namespace: $apps}
+spec:
+  model: {source: {uri: "hf://hearth/helm-e2e"}}
+  runtime: {name: vllm-stub}
+  cache: {strategy: None}
+  scaling: {min: $2, max: 1, scaleDownStabilization: 5s}
+EOF
+done
+wait_for() { # what, seconds, command...
+    local what=$1 within=$2 deadline
+    shift 2
+    deadline=$(($(date +%s) + within))
+    until "$@" >/dev/null 2>&1; do
+        [ "$(date +%s)" -lt "$deadline" ] || fail "timed out after ${within}s waiting for $what"
+        sleep 1
+    done
+}
+ready_replicas() { # deployment, at least
+    [ "$("$kubectl" -n "$apps" get deployment "$1" -o jsonpath='{.status.readyReplicas}' 2>/dev/null || true)" -ge "$2" ] 2>/dev/null
+}
+replicas_are() { # deployment, exactly (spec)
+    [ "$("$kubectl" -n "$apps" get deployment "$1" -o jsonpath='{.spec.replicas}' 2>/dev/null)" = "$2" ]
+}
+wait_for "the steady model's gateway" 180 ready_replicas steady-gateway 1
+wait_for "the steady model's backend" 180 ready_replicas steady 1
+wait_for "the idle model's gateway" 180 ready_replicas idle-gateway 1
+wait_for "the idle model at zero" 180 replicas_are idle 0
+ip=$("$kubectl" -n "$apps" get service steady -o jsonpath='{.spec.clusterIP}')
+step "models up: steady warm behind http://$ip, idle at 0 replicas"
+
+# Steady traffic: two clients, one short completion each every 0.1 s at most, until asked to stop.
+body='{"model":"steady","messages":[{"role":"user","content":"hi"}],"max_tokens":4}'
+client() {
+    while [ ! -e "$work/stop" ]; do
+        code=$(curl -s -o /dev/null -w '%{http_code}' -m 30 -H 'Content-Type: application/json' \
+            -d "$body" "http://$ip/v1/chat/completions" || true)
+        echo "$code" >>"$work/codes.$1"
+        sleep 0.1
+    done
+}
+(client 1 & client 2 & wait) &
+traffic_pid=$!
+wait_for "the first answers" 30 test -s "$work/codes.1"
+
+"$helm" upgrade "$release" charts/hearth -n "$namespace" --reuse-values --set gateway.replicas=2 --wait --timeout 180s
+step "helm upgrade --wait (gateway.replicas 1 -> 2): deployed, with the idle model at zero"
+replicas_are idle 0 || fail "the upgrade woke the idle model"
+wait_for "2 ready pods of the steady gateway" 180 ready_replicas steady-gateway 2
+wait_for "2 ready pods of the idle gateway" 180 ready_replicas idle-gateway 2
+sleep 5 # traffic on both gateway pods for a moment
+touch "$work/stop"
+wait "$traffic_pid" || true
+traffic_pid=""
+total=$(cat "$work"/codes.* | wc -l)
+failed=$(cat "$work"/codes.* | grep -cv '^200$' || true)
+step "upgrade under traffic: $total requests, $failed failed; both gateways at 2 ready pods"
+[ "$failed" -eq 0 ] || fail "requests failed during the upgrade: $(sort "$work"/codes.* | uniq -c | tr '\n' ' ')"
+[ "$total" -gt 0 ] || fail "no request was sent during the upgrade"
+"$kubectl" delete namespace "$apps" --wait=true --timeout=180s >/dev/null
+
+dist/hearth e2e --kubeconfig "$KUBECONFIG" --timeout 180 --no-skip
+step "hearth e2e --no-skip: passed"
+
+"$helm" test "$release" -n "$namespace" --timeout 180s >/dev/null
+step "helm test after the upgrade: passed"
+
+"$helm" uninstall "$release" -n "$namespace" --wait --timeout 180s
+no_pods() { [ -z "$("$kubectl" -n "$namespace" get pods -o name)" ]; }
+wait_for "the operator's pods to go" 120 no_pods
+# What may remain: the CRDs (kept), and in the namespace only what Kubernetes and the operator's own
+# leader election made there (Helm does not own the namespace it was given).
+crds=$("$kubectl" get crd -o name | grep 'serving.hearth.dev' | sort | tr '\n' ' ')
+[ "$crds" = "customresourcedefinition.apiextensions.k8s.io/inferenceruntimes.serving.hearth.dev customresourcedefinition.apiextensions.k8s.io/llmservices.serving.hearth.dev " ] ||
+    fail "expected both CRDs kept, found: $crds"
+left=$("$kubectl" get clusterroles,clusterrolebindings,inferenceruntimes -l app.kubernetes.io/part-of=hearth -o name)
+left+=$("$kubectl" get inferenceruntimes,llmservices -A -o name)
+left+=$("$kubectl" get clusterroles,clusterrolebindings -o name | grep -E '/hearth-' || true)
+left+=$("$kubectl" -n "$namespace" get deployments,replicasets,pods,services,secrets,roles,rolebindings,networkpolicies,poddisruptionbudgets -o name)
+left+=$("$kubectl" -n "$namespace" get serviceaccounts,configmaps,leases -o name |
+    grep -vE '^(serviceaccount/default|configmap/kube-root-ca.crt|lease.coordination.k8s.io/6d7012cb.hearth.dev)$' || true)
+[ -z "$left" ] || fail "helm uninstall left: $left"
+step "helm uninstall: only the CRDs remain"
+"$kubectl" delete namespace "$namespace" --wait=false >/dev/null

@@ -49,7 +49,8 @@ fi
 GO="${GO:-$(command -v go || true)}"
 [[ -n "$GO" ]] || GO=/usr/local/go/bin/go
 [[ -x "$GO" ]] || die "no go toolchain found (set GO=/path/to/go)"
-export PATH="$(dirname "$GO"):$PATH"
+GO_DIR="$(dirname "$GO")"
+export PATH="$GO_DIR:$PATH"
 export GOPATH="${GOPATH:-$CACHE_ROOT/go}"
 export GOCACHE="${GOCACHE:-$CACHE_ROOT/go-build}"
 export GOTOOLCHAIN="${GOTOOLCHAIN:-local}"

@@ -18,7 +18,7 @@ helm=$(bash testing/helm/build.sh 4)
 version=$(dist/hearth --version | awk '{print $2}')
 release=hearth
 namespace=hearth-system
-apps=helm-e2e
+apps="helm-e2e"
 work=$(mktemp -d)
 traffic_pid=""
 
@@ -59,7 +59,8 @@ step "helm test: passed"
 # Two models from the bundled stub runtime: one kept warm (the traffic goes there), one idle at zero.
 "$kubectl" create namespace "$apps" >/dev/null
 for spec in "steady 1" "idle 0"; do
-    set -- $spec
+    read -r name min <<<"$spec"
+    set -- "$name" "$min"
     "$kubectl" apply -f - >/dev/null <<EOF
 apiVersion: serving.hearth.dev/v1alpha1
 kind: LLMService

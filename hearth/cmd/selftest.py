@@ -45,15 +45,7 @@ from hearth.kube.errors import ApiError, ApiUnreachableError
     show_default=True,
     help="Longest wait of each step, in seconds.",
 )
-@click.option(
-    "--kubeconfig",
-    type=click.Path(dir_okay=False),
-    default=None,
-    envvar="KUBECONFIG",
-    show_envvar=True,
-    help="Kubeconfig [default: in-cluster, else ~/.kube/config].",
-)
-@click.option("--context", default=None, help="Kubeconfig context.")
+@params.kube_options
 def command(
     *,
     namespace: str,

@@ -161,6 +161,7 @@ async def run(settings: OperatorSettings, *, stop: asyncio.Event | None = None) 
                 return 0
             tasks.append(asyncio.create_task(elector.hold()))
         metrics.leader.set(1)
+        controller.leading = True
         # Reconciling before every cache is filled would act on a partial view (e.g. call a runtime missing).
         synced = asyncio.create_task(_all_synced(controller))
         await _first(synced, stop)

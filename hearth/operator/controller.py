@@ -23,7 +23,7 @@ from hearth.kube.errors import ApiError, ApiUnreachableError
 from hearth.kube.events import EventRecorder
 from hearth.kube.informer import Informer
 from hearth.kube.resources import ResourceType
-from hearth.operator import drift, status
+from hearth.operator import drift, status, telemetry
 from hearth.operator.metrics import OperatorMetrics
 from hearth.operator.settings import OperatorSettings
 from hearth.operator.workqueue import WorkQueue
@@ -76,6 +76,14 @@ class Controller:
             for rt in CHILD_TYPES
         }
         self.keda_installed = False
+        self.leading = False  # set by the process once it holds the lease (or runs without election)
+        self.telemetry = telemetry.Telemetry(
+            client,
+            registry=metrics.registry,
+            enqueue=self.queue.add,
+            services=self.services.items,
+            leading=lambda: self.leading,
+        )
         self._parsed_runtimes: dict[str, tuple[str, InferenceRuntime | None]] = {}
         metrics.queue_depth.set_function(lambda: len(self.queue))
 
@@ -100,7 +108,7 @@ class Controller:
 
     # ---- running -----------------------------------------------------------------------------------
     def informers(self) -> list[Informer]:
-        return [self.services, self.runtimes, *self.children.values()]
+        return [self.services, self.runtimes, *self.children.values(), self.telemetry.pods]
 
     @property
     def synced(self) -> bool:
@@ -260,6 +268,7 @@ class Controller:
         error: ReconcileError | None,
     ) -> None:
         current = obj.get("status") or {}
+        at = self.telemetry.clock()
         wanted = status.desired(
             current=current,
             service=obj,
@@ -268,7 +277,17 @@ class Controller:
             scaler_mode=mode,
             keda_installed=self.keda_installed,
             error=error,
+            at=at,
         )
+        if error is None:
+            metadata = obj["metadata"]
+            self.telemetry.update(
+                wanted,
+                name=metadata["name"],
+                namespace=metadata.get("namespace") or "default",
+                deployment=deployment,
+                at=at,
+            )
         if not status.differs(current, wanted):
             return
         updated = {**obj, "status": wanted}

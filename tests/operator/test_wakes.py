@@ -1,0 +1,192 @@
+"""Wake telemetry and accelerator accounting, observation by observation with explicit times."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from hearth.api import telemetry
+from hearth.operator import accounting, wakes
+
+T0 = datetime.datetime(2026, 1, 1, 12, 0, 0, tzinfo=datetime.UTC)
+GPU = "nvidia.com/gpu"
+
+
+def at(seconds: float) -> datetime.datetime:
+    return T0 + datetime.timedelta(seconds=seconds)
+
+
+def stamp(seconds: float) -> str:
+    """A Kubernetes timestamp: whole seconds."""
+    return at(seconds).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def deployment(replicas: int, *, gpus: int = 2) -> dict[str, Any]:
+    container = {"name": "vllm", "resources": {"limits": {GPU: str(gpus), "cpu": "4"}}}
+    return {"spec": {"replicas": replicas, "template": {"spec": {"containers": [container]}}}}
+
+
+def pod(
+    *,
+    created: float,
+    bound: float | None = None,
+    started: float | None = None,
+    ready: float | None = None,
+    unschedulable: bool = False,
+    gpus: int = 2,
+    name: str = "backend-1",
+) -> dict[str, Any]:
+    conditions: list[dict[str, Any]] = []
+    spec: dict[str, Any] = {"containers": [{"name": "vllm", "resources": {"limits": {GPU: str(gpus)}}}]}
+    status: dict[str, Any] = {"phase": "Pending", "conditions": conditions}
+    if unschedulable:
+        conditions.append(
+            {
+                "type": "PodScheduled",
+                "status": "False",
+                "reason": "Unschedulable",
+                "lastTransitionTime": stamp(created),
+            }
+        )
+    if bound is not None:
+        spec["nodeName"] = "node-1"
+        conditions[:] = [{"type": "PodScheduled", "status": "True", "lastTransitionTime": stamp(bound)}]
+        status["containerStatuses"] = [
+            {"name": "vllm", "state": {"waiting": {"reason": "ContainerCreating"}}}
+        ]
+    if started is not None:
+        status["phase"] = "Running"
+        status["containerStatuses"] = [{"name": "vllm", "state": {"running": {"startedAt": stamp(started)}}}]
+        conditions.append({"type": "Ready", "status": "False", "lastTransitionTime": stamp(started)})
+    if ready is not None:
+        conditions[-1] = {"type": "Ready", "status": "True", "lastTransitionTime": stamp(ready)}
+    return {"metadata": {"name": name, "creationTimestamp": stamp(created)}, "spec": spec, "status": status}
+
+
+def test_a_wake_is_split_into_scheduling_creating_and_loading() -> None:
+    step = wakes.observe(None, was_at_zero=True, deployment=deployment(1), pods=[], at=at(0.25))
+    assert step.started and step.current is not None
+    step = wakes.observe(
+        step.current,
+        was_at_zero=False,
+        deployment=deployment(1),
+        pods=[pod(created=0, unschedulable=True)],
+        at=at(0.3),
+    )
+    assert step.current is not None and step.current.unschedulable
+    step = wakes.observe(
+        step.current, was_at_zero=False, deployment=deployment(1), pods=[pod(created=0, bound=4)], at=at(4.5)
+    )
+    step = wakes.observe(
+        step.current,
+        was_at_zero=False,
+        deployment=deployment(1),
+        pods=[pod(created=0, bound=4, started=10)],
+        at=at(10.75),
+    )
+    assert step.completed is None
+    step = wakes.observe(
+        step.current,
+        was_at_zero=False,
+        deployment=deployment(1),
+        pods=[pod(created=0, bound=4, started=10, ready=40)],
+        at=at(40.5),
+    )
+    assert step.current is None and step.completed is not None
+    wake = step.completed
+    assert (wake.scheduling_seconds, wake.creating_seconds, wake.loading_seconds) == (4.25, 6.25, 29.75)
+    assert wake.total_seconds == 40.25
+    assert wake.unschedulable and wake.pod == "backend-1"
+    assert wakes.phase_seconds(wake) == {"scheduling": 4.25, "creating": 6.25, "loading": 29.75}
+
+
+def test_a_new_service_leaving_its_first_replica_is_not_a_wake() -> None:
+    # A new Deployment starts at one replica before any scale-to-zero: never seen at zero, so no wake.
+    step = wakes.observe(None, was_at_zero=False, deployment=deployment(1), pods=[pod(created=0)], at=at(1))
+    assert step.current is None and not step.started
+
+
+def test_a_pod_replaced_while_serving_is_not_a_wake() -> None:
+    serving = [pod(created=0, bound=0, started=1, ready=5, name="old"), pod(created=60, name="new")]
+    step = wakes.observe(None, was_at_zero=False, deployment=deployment(1), pods=serving, at=at(61))
+    assert step.current is None and step.completed is None
+
+
+def test_going_back_to_zero_before_a_pod_was_ready_aborts_the_wake() -> None:
+    step = wakes.observe(None, was_at_zero=True, deployment=deployment(1), pods=[], at=at(0))
+    step = wakes.observe(step.current, was_at_zero=False, deployment=deployment(0), pods=[], at=at(300))
+    assert step.aborted and step.current is None and step.completed is None
+
+
+def test_boundaries_missed_during_an_operator_restart_come_from_the_pod() -> None:
+    # The operator saw the wake start, restarted, and next looked when the pod was already ready.
+    current = telemetry.Wake(started_at=wakes.format_time(at(0)))
+    step = wakes.observe(
+        current,
+        was_at_zero=False,
+        deployment=deployment(1),
+        pods=[pod(created=0, bound=3, started=8, ready=30)],
+        at=at(95),
+    )
+    assert step.completed is not None
+    assert (step.completed.scheduling_seconds, step.completed.loading_seconds) == (3.0, 22.0)
+    assert step.completed.total_seconds == 30.0
+
+
+def test_history_keeps_the_last_twenty_totals_and_their_quantiles() -> None:
+    history = None
+    for total in range(1, 26):
+        wake = telemetry.Wake(started_at=wakes.format_time(at(0)), total_seconds=float(total))
+        history = wakes.remember(history, wake)
+    assert history is not None
+    assert history.count == 25
+    assert history.recent_seconds == [float(v) for v in range(6, 26)]
+    assert (history.p50_seconds, history.p90_seconds) == (15.0, 23.0)
+
+
+def test_saved_is_time_at_zero_times_accelerators_per_replica() -> None:
+    zero = accounting.rates_of(deployment=deployment(0, gpus=2), pods=[], waking=False)
+    assert zero.at_zero and zero.per_replica == {GPU: 2} and zero.held == {}
+    kept = accounting.advance(None, rates=zero, at=at(0))
+    # Nothing changes for an hour: the status is not touched (no write while idle) ...
+    assert accounting.advance(kept, rates=zero, at=at(3600)) is kept
+    # ... and the live figure still grows.
+    assert accounting.totals_at(kept, at(3600))[0].saved_seconds == 7200.0
+    waking = accounting.rates_of(deployment=deployment(1), pods=[pod(created=3600, bound=3600)], waking=True)
+    kept = accounting.advance(kept, rates=waking, at=at(3600))
+    assert kept.resources[0].saved_seconds == 7200.0 and kept.saved_accelerator_hours == 2.0
+    assert kept.resources[0].held == 2 and kept.waking and not kept.at_zero
+
+
+def test_allocated_splits_into_waking_and_serving_until_the_pod_is_gone() -> None:
+    bound = [pod(created=0, bound=0)]
+    kept = accounting.advance(
+        None, rates=accounting.rates_of(deployment=deployment(1), pods=bound, waking=True), at=at(0)
+    )
+    kept = accounting.advance(
+        kept, rates=accounting.rates_of(deployment=deployment(1), pods=bound, waking=False), at=at(30)
+    )
+    kept = accounting.advance(
+        kept, rates=accounting.rates_of(deployment=deployment(0), pods=[], waking=False), at=at(630)
+    )
+    usage = kept.resources[0]
+    assert (usage.waking_seconds, usage.serving_seconds, usage.saved_seconds) == (60.0, 1200.0, 0.0)
+    assert kept.at_zero and usage.held == 0
+    assert kept.allocated_accelerator_hours == round(1260 / 3600, 2)
+
+
+def test_unbound_and_finished_pods_hold_nothing() -> None:
+    finished = pod(created=0, bound=0)
+    finished["status"]["phase"] = "Failed"
+    rates = accounting.rates_of(deployment=deployment(1), pods=[pod(created=0), finished], waking=True)
+    assert rates.held == {} and not rates.at_zero
+
+
+def test_only_extended_resources_count_as_accelerators() -> None:
+    container = {
+        "resources": {
+            "limits": {"cpu": "8", "memory": "16Gi", "hugepages-2Mi": "1Gi", "huawei.com/Ascend910": "4"},
+            "requests": {"huawei.com/Ascend910": "4"},
+        }
+    }
+    assert accounting.accelerator_names(container) == {"huawei.com/Ascend910": 4}

@@ -65,7 +65,8 @@ def pod(
 
 def test_a_wake_is_split_into_scheduling_creating_and_loading() -> None:
     step = wakes.observe(None, was_at_zero=True, deployment=deployment(1), pods=[], at=at(0.25))
-    assert step.started and step.current is not None
+    assert step.started
+    assert step.current is not None
     step = wakes.observe(
         step.current,
         was_at_zero=False,
@@ -73,7 +74,8 @@ def test_a_wake_is_split_into_scheduling_creating_and_loading() -> None:
         pods=[pod(created=0, unschedulable=True)],
         at=at(0.3),
     )
-    assert step.current is not None and step.current.unschedulable
+    assert step.current is not None
+    assert step.current.unschedulable
     step = wakes.observe(
         step.current, was_at_zero=False, deployment=deployment(1), pods=[pod(created=0, bound=4)], at=at(4.5)
     )
@@ -92,30 +94,36 @@ def test_a_wake_is_split_into_scheduling_creating_and_loading() -> None:
         pods=[pod(created=0, bound=4, started=10, ready=40)],
         at=at(40.5),
     )
-    assert step.current is None and step.completed is not None
+    assert step.current is None
+    assert step.completed is not None
     wake = step.completed
     assert (wake.scheduling_seconds, wake.creating_seconds, wake.loading_seconds) == (4.25, 6.25, 29.75)
     assert wake.total_seconds == 40.25
-    assert wake.unschedulable and wake.pod == "backend-1"
+    assert wake.unschedulable
+    assert wake.pod == "backend-1"
     assert wakes.phase_seconds(wake) == {"scheduling": 4.25, "creating": 6.25, "loading": 29.75}
 
 
 def test_a_new_service_leaving_its_first_replica_is_not_a_wake() -> None:
     # A new Deployment starts at one replica before any scale-to-zero: never seen at zero, so no wake.
     step = wakes.observe(None, was_at_zero=False, deployment=deployment(1), pods=[pod(created=0)], at=at(1))
-    assert step.current is None and not step.started
+    assert step.current is None
+    assert not step.started
 
 
 def test_a_pod_replaced_while_serving_is_not_a_wake() -> None:
     serving = [pod(created=0, bound=0, started=1, ready=5, name="old"), pod(created=60, name="new")]
     step = wakes.observe(None, was_at_zero=False, deployment=deployment(1), pods=serving, at=at(61))
-    assert step.current is None and step.completed is None
+    assert step.current is None
+    assert step.completed is None
 
 
 def test_going_back_to_zero_before_a_pod_was_ready_aborts_the_wake() -> None:
     step = wakes.observe(None, was_at_zero=True, deployment=deployment(1), pods=[], at=at(0))
     step = wakes.observe(step.current, was_at_zero=False, deployment=deployment(0), pods=[], at=at(300))
-    assert step.aborted and step.current is None and step.completed is None
+    assert step.aborted
+    assert step.current is None
+    assert step.completed is None
 
 
 def test_boundaries_missed_during_an_operator_restart_come_from_the_pod() -> None:
@@ -146,7 +154,9 @@ def test_history_keeps_the_last_twenty_totals_and_their_quantiles() -> None:
 
 def test_saved_is_time_at_zero_times_accelerators_per_replica() -> None:
     zero = accounting.rates_of(deployment=deployment(0, gpus=2), pods=[], waking=False)
-    assert zero.at_zero and zero.per_replica == {GPU: 2} and zero.held == {}
+    assert zero.at_zero
+    assert zero.per_replica == {GPU: 2}
+    assert zero.held == {}
     kept = accounting.advance(None, rates=zero, at=at(0))
     # Nothing changes for an hour: the status is not touched (no write while idle) ...
     assert accounting.advance(kept, rates=zero, at=at(3600)) is kept
@@ -154,8 +164,11 @@ def test_saved_is_time_at_zero_times_accelerators_per_replica() -> None:
     assert accounting.totals_at(kept, at(3600))[0].saved_seconds == 7200.0
     waking = accounting.rates_of(deployment=deployment(1), pods=[pod(created=3600, bound=3600)], waking=True)
     kept = accounting.advance(kept, rates=waking, at=at(3600))
-    assert kept.resources[0].saved_seconds == 7200.0 and kept.saved_accelerator_hours == 2.0
-    assert kept.resources[0].held == 2 and kept.waking and not kept.at_zero
+    assert kept.resources[0].saved_seconds == 7200.0
+    assert kept.saved_accelerator_hours == 2.0
+    assert kept.resources[0].held == 2
+    assert kept.waking
+    assert not kept.at_zero
 
 
 def test_allocated_splits_into_waking_and_serving_until_the_pod_is_gone() -> None:
@@ -171,7 +184,8 @@ def test_allocated_splits_into_waking_and_serving_until_the_pod_is_gone() -> Non
     )
     usage = kept.resources[0]
     assert (usage.waking_seconds, usage.serving_seconds, usage.saved_seconds) == (60.0, 1200.0, 0.0)
-    assert kept.at_zero and usage.held == 0
+    assert kept.at_zero
+    assert usage.held == 0
     assert kept.allocated_accelerator_hours == round(1260 / 3600, 2)
 
 
@@ -179,7 +193,8 @@ def test_unbound_and_finished_pods_hold_nothing() -> None:
     finished = pod(created=0, bound=0)
     finished["status"]["phase"] = "Failed"
     rates = accounting.rates_of(deployment=deployment(1), pods=[pod(created=0), finished], waking=True)
-    assert rates.held == {} and not rates.at_zero
+    assert rates.held == {}
+    assert not rates.at_zero
 
 
 def test_only_extended_resources_count_as_accelerators() -> None:

@@ -78,8 +78,11 @@ class Gateway:
         readiness.on_change(self._on_readiness)
         self._disconnects_logged_at = 0.0
         self.disconnects = 0
+        self._woken_at: float | None = None  # when a backend became ready while requests were held
 
     def _on_readiness(self, ready: bool) -> None:
+        if ready and self.held > 0:
+            self._woken_at = asyncio.get_running_loop().time()
         if ready or self.closing:
             self._release.set()
         else:
@@ -272,6 +275,12 @@ class Gateway:
             allow_redirects=False,
             timeout=timeout,
         ) as upstream:
+            if self._woken_at is not None:
+                # The wake's last phase: ready -> the backend's first answer (its headers) to a held request.
+                self.metrics.wake_phase.labels(phase="first_byte").observe(
+                    asyncio.get_running_loop().time() - self._woken_at
+                )
+                self._woken_at = None
             if committed is not None:
                 # Status and headers were sent with the heartbeats; only the body can follow (SPEC §3.3).
                 await self._pipe(upstream, committed)

@@ -8,6 +8,8 @@ import prometheus_client
 ACTIVATION_BUCKETS = (0.01, 0.1, 1, 5, 15, 30, 60, 120, 300)
 #: The wake's scale request is one GET and one PUT to the API server: milliseconds, budget 100 ms.
 WAKE_PATCH_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
+#: The operator's wake phase histogram shares the name: its last phase is only visible from here.
+WAKE_PHASE_BUCKETS = (0.5, 1, 2, 5, 10, 20, 30, 60, 90, 120, 180, 300, 600, 1200)
 
 
 class GatewayMetrics:
@@ -63,6 +65,15 @@ class GatewayMetrics:
             "hearth_gateway_wake_patch_seconds",
             "Time from a cold request's admission until its 0->1 scale was accepted (builtin mode).",
             buckets=WAKE_PATCH_BUCKETS,
+            registry=registry,
+        )
+
+        self.wake_phase = prometheus_client.Histogram(
+            "hearth_wake_phase_seconds",
+            "Wake phases seen by this gateway: first_byte, from the readiness source reporting a ready "
+            "backend while requests were held until the first answer from it began.",
+            ["phase"],
+            buckets=WAKE_PHASE_BUCKETS,
             registry=registry,
         )
 

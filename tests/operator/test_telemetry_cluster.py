@@ -158,11 +158,22 @@ def test_wake_phases_and_accounting_survive_an_operator_restart_mid_wake(
     assert not final["accounting"]["waking"]
 
     metrics = restarted.metrics()
-    service = f'namespace="{namespace}",llmservice="tel"'
-    labels = f'{service},resource="{RESOURCE}"'
-    assert metrics[f"hearth_accelerator_seconds_saved_total{{{labels}}}"] == pytest.approx(
-        saved["savedSeconds"]
+    service = {"namespace": namespace, "llmservice": "tel"}
+    saved_now = sample(metrics, "hearth_accelerator_seconds_saved_total", **service, resource=RESOURCE)
+    assert saved_now == pytest.approx(saved["savedSeconds"])
+    assert (
+        sample(metrics, "hearth_accelerator_seconds_total", **service, resource=RESOURCE, state="serving")
+        >= 0
     )
-    assert metrics[f'hearth_accelerator_seconds_total{{{labels},state="serving"}}'] >= 0
-    assert metrics[f'hearth_wakes_total{{{service},result="completed"}}'] == 1
-    assert metrics[f'hearth_wake_phase_seconds_count{{{service},phase="loading"}}'] == 1
+    assert sample(metrics, "hearth_wakes_total", **service, result="completed") == 1
+    assert sample(metrics, "hearth_wake_phase_seconds_count", **service, phase="loading") == 1
+
+
+def sample(metrics: dict[str, float], name: str, **labels: str) -> float:
+    """The value of the series *name* with exactly *labels* (in any order)."""
+    wanted = {f'{key}="{value}"' for key, value in labels.items()}
+    for key, value in metrics.items():
+        series, _, rest = key.partition("{")
+        if series == name and set(rest.rstrip("}").split(",")) == wanted:
+            return value
+    raise AssertionError(f"no {name}{labels} among {sorted(k for k in metrics if k.startswith(name))}")

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # A real Prometheus (Debian's `prometheus` package) beside the test bed, as a host process like CoreDNS:
-# it finds the gateways, backends and operators through the cluster's own service discovery
-# (kubernetes_sd, EndpointSlices, with the admin kubeconfig) and scrapes them the way
-# monitoring/servicemonitor-*.yaml tell a prometheus-operator to.
+# it finds the gateways, backends and operators through the cluster's own Services and EndpointSlices and
+# scrapes them the way monitoring/servicemonitor-*.yaml tell a prometheus-operator to. Debian builds
+# Prometheus without kubernetes_sd, so discover.py (a second host process) reads them with the admin
+# kubeconfig every 5 s and writes file_sd target files.
 #
 #   testing/prometheus/prometheus.sh up      start it (after `cluster.sh up`; reuses a running one)
 #   testing/prometheus/prometheus.sh check   evaluate every dashboard panel query over the time since `up`
@@ -25,6 +26,7 @@ KUBECONFIG_FILE="$CLUSTER/admin.kubeconfig"
 SA_NAMESPACE=kube-system
 SA_NAME=hearth-prometheus
 PID_FILE="$RUN/prometheus.pid"
+DISCOVER_PID_FILE="$RUN/discover.pid"
 URL="http://127.0.0.1:$PORT"
 
 log() { printf 'prometheus: %s\n' "$*" >&2; }
@@ -61,33 +63,19 @@ global:
 rule_files:
   - $ROOT/monitoring/hearth-alerts.yaml
 scrape_configs:
-  # monitoring/servicemonitor-llmservices.yaml: the gateway and backend Services of every LLMService.
+  # monitoring/servicemonitor-llmservices.yaml: the gateway and backend Services of every LLMService
+  # (targets and their namespace/llmservice/pod/job labels from discover.py).
   - job_name: hearth-llmservices
-    kubernetes_sd_configs:
-      - {role: endpointslice, kubeconfig_file: $KUBECONFIG_FILE}
-    relabel_configs:
-      - {action: keep, source_labels: [__meta_kubernetes_service_label_app_kubernetes_io_managed_by], regex: hearth}
-      - {action: keep, source_labels: [__meta_kubernetes_service_labelpresent_serving_hearth_dev_llmservice], regex: "true"}
-      - {action: keep, source_labels: [__meta_kubernetes_endpointslice_port_name], regex: http}
-      - {source_labels: [__meta_kubernetes_namespace], target_label: namespace}
-      - {source_labels: [__meta_kubernetes_service_label_serving_hearth_dev_llmservice], target_label: llmservice}
-      - {source_labels: [__meta_kubernetes_pod_name], target_label: pod}
-      - {source_labels: [__meta_kubernetes_service_name], target_label: job}
+    file_sd_configs:
+      - {files: [$RUN/targets/llmservices.json], refresh_interval: 5s}
   # monitoring/servicemonitor-operator.yaml: every operator replica, HTTPS with a reader token.
   - job_name: hearth-operator
     scheme: https
     honor_labels: true
     authorization: {credentials_file: $RUN/token}
     tls_config: {insecure_skip_verify: true}
-    kubernetes_sd_configs:
-      - role: endpointslice
-        kubeconfig_file: $KUBECONFIG_FILE
-        namespaces: {names: [hearth-system]}
-    relabel_configs:
-      - {action: keep, source_labels: [__meta_kubernetes_service_name], regex: hearth-operator-metrics}
-      - {action: keep, source_labels: [__meta_kubernetes_endpointslice_port_name], regex: https}
-      - {source_labels: [__meta_kubernetes_pod_name], target_label: pod}
-      - {source_labels: [__meta_kubernetes_service_name], target_label: job}
+    file_sd_configs:
+      - {files: [$RUN/targets/operator.json], refresh_interval: 5s}
 EOF
 }
 
@@ -103,6 +91,9 @@ up() {
   write_config
   promtool check config "$RUN/prometheus.yml" >/dev/null || die "invalid $RUN/prometheus.yml"
   date +%s >"$RUN/started"
+  setsid "$(python_bin)" "$HERE/discover.py" --out "$RUN/targets" \
+    --kubectl bash "$ROOT/testing/cluster/cluster.sh" kubectl >>"$RUN/discover.log" 2>&1 </dev/null &
+  echo $! >"$DISCOVER_PID_FILE"
   setsid prometheus --config.file="$RUN/prometheus.yml" --storage.tsdb.path="$RUN/data" \
     --web.listen-address="127.0.0.1:$PORT" --storage.tsdb.retention.time=2d --log.level=warn \
     >>"$RUN/prometheus.log" 2>&1 </dev/null &
@@ -120,6 +111,11 @@ up() {
 
 down() {
   local pid
+  if [[ -r "$DISCOVER_PID_FILE" ]]; then
+    pid=$(cat "$DISCOVER_PID_FILE")
+    if [[ -n "$pid" ]] && grep -q discover.py "/proc/$pid/cmdline" 2>/dev/null; then kill -TERM "$pid"; fi
+    rm -f "$DISCOVER_PID_FILE"
+  fi
   if pid=$(running_pid); then
     kill -TERM "$pid"
     for _ in $(seq 1 100); do [[ -d "/proc/$pid" ]] || break; sleep 0.1; done

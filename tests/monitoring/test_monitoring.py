@@ -149,3 +149,57 @@ def test_service_monitors_follow_the_discovery_labels_of_spec_8() -> None:
     assert endpoint["port"] == "https"
     assert endpoint["scheme"] == "https"
     assert endpoint["honorLabels"] is True, "the operator's namespace/llmservice labels are the models'"
+
+
+def _discover() -> Any:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("discover", ROOT / "testing" / "prometheus" / "discover.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _service(namespace: str, name: str, labels: dict[str, str]) -> dict[str, Any]:
+    return {"kind": "Service", "metadata": {"namespace": namespace, "name": name, "labels": labels}}
+
+
+def _slice(
+    namespace: str, service: str, port: tuple[str, int], *addresses: tuple[str, str]
+) -> dict[str, Any]:
+    return {
+        "kind": "EndpointSlice",
+        "metadata": {"namespace": namespace, "labels": {"kubernetes.io/service-name": service}},
+        "ports": [{"name": port[0], "port": port[1]}],
+        "endpoints": [{"addresses": [ip], "targetRef": {"name": pod}} for ip, pod in addresses],
+    }
+
+
+def test_test_bed_discovery_selects_like_the_service_monitors() -> None:
+    model = {"app.kubernetes.io/managed-by": "hearth", "serving.hearth.dev/llmservice": "qwen"}
+    services = [
+        _service("ml", "qwen", model),
+        _service("ml", "qwen-backend", model),
+        _service("ml", "other", {"app.kubernetes.io/managed-by": "hearth"}),
+        _service("hearth-system", "hearth-operator-metrics", {"app.kubernetes.io/name": "hearth"}),
+    ]
+    slices = [
+        _slice(
+            "ml", "qwen", ("http", 8080), ("10.88.0.5", "qwen-gateway-a"), ("10.88.0.6", "qwen-gateway-b")
+        ),
+        _slice("ml", "qwen-backend", ("http", 8000), ("10.88.0.7", "qwen-x")),
+        _slice("ml", "other", ("http", 80), ("10.88.0.8", "other-x")),
+        _slice("hearth-system", "hearth-operator-metrics", ("https", 8443), ("10.88.0.9", "op-a")),
+    ]
+    models, operators = _discover().targets(services, slices)
+    assert {(g["targets"][0], g["labels"]["job"], g["labels"]["pod"]) for g in models} == {
+        ("10.88.0.5:8080", "qwen", "qwen-gateway-a"),
+        ("10.88.0.6:8080", "qwen", "qwen-gateway-b"),
+        ("10.88.0.7:8000", "qwen-backend", "qwen-x"),
+    }
+    assert all(g["labels"]["namespace"] == "ml" and g["labels"]["llmservice"] == "qwen" for g in models)
+    assert operators == [
+        {"targets": ["10.88.0.9:8443"], "labels": {"pod": "op-a", "job": "hearth-operator-metrics"}}
+    ]

@@ -82,6 +82,9 @@ class Accounting(ApiModel):
     """The moment the totals run until, and from which the current rates apply."""
     at_zero: bool = False
     """Whether the backend was at zero replicas (spec and pods) since then."""
+    idle: bool = False
+    """Whether the Deployment was at zero with no pod serving (draining pods aside): the next scale-up
+    is a wake."""
     waking: bool = False
     """Whether a wake was in progress since then."""
     resources: list[AcceleratorUsage] = pydantic.Field(

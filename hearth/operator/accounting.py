@@ -57,6 +57,7 @@ def pod_accelerators(pod_spec: dict[str, Any]) -> dict[str, int]:
 @dataclasses.dataclass(frozen=True)
 class Rates:
     at_zero: bool
+    idle: bool
     waking: bool
     held: dict[str, int]
     per_replica: dict[str, int]
@@ -71,6 +72,7 @@ def rates_of(*, deployment: dict[str, Any], pods: list[dict[str, Any]], waking: 
     template = deployment.get("spec", {}).get("template", {}).get("spec", {})
     return Rates(
         at_zero=wakes.at_zero(deployment, pods),
+        idle=wakes.idle(deployment, pods),
         waking=waking,
         held=held,
         per_replica=pod_accelerators(template),
@@ -80,6 +82,7 @@ def rates_of(*, deployment: dict[str, Any], pods: list[dict[str, Any]], waking: 
 def _recorded(accounting: telemetry.Accounting) -> Rates:
     return Rates(
         at_zero=accounting.at_zero,
+        idle=accounting.idle,
         waking=accounting.waking,
         held={usage.resource_name: usage.held for usage in accounting.resources if usage.held},
         per_replica={
@@ -134,6 +137,7 @@ def advance(
     return telemetry.Accounting(
         since=wakes.format_time(at),
         at_zero=rates.at_zero,
+        idle=rates.idle,
         waking=rates.waking,
         resources=[_rounded(usage) for usage in resources],
         saved_accelerator_hours=round(saved / 3600, 2),

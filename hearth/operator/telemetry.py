@@ -111,7 +111,7 @@ class Telemetry:
         kept = _parsed(telemetry.Accounting, result.get("accounting"))
         step = wakes.observe(
             current,
-            was_at_zero=kept.at_zero if kept is not None else False,
+            was_idle=kept.idle if kept is not None else False,
             deployment=deployment,
             pods=pods,
             at=at,

@@ -1,12 +1,14 @@
 """Wake telemetry (pure): a wake from zero, phase by phase, from what the backend Deployment and its pods
 show at each observation, and the history of recent wakes.
 
-A wake starts when the backend leaves zero *after the operator has seen it at zero* (so a new LLMService,
-whose Deployment starts at one replica before the autoscaler takes it down, is not a wake, and neither is
-a pod replaced while serving). Each boundary is the first moment any backend pod of the wake reached it:
-bound to a node, containers running, Ready. A boundary is stamped with the observation time (milliseconds,
-right after the watch event), unless the pod's own timestamp (whole seconds) is clearly older, which
-means the operator learned it late (e.g. it restarted during the wake).
+A wake starts when the backend Deployment leaves zero replicas *after the operator has seen it idle*:
+scaled to 0 with no pod serving (pods still draining may linger; they serve nobody new). So a new
+LLMService, whose Deployment starts at one replica before the autoscaler takes it down, is not a wake, and
+neither is a pod replaced while serving. Each boundary is the first moment any new backend pod of the wake
+(not one terminating from before) reached it: bound to a node, containers running, Ready. A boundary is
+stamped with the observation time (milliseconds, right after the watch event), unless the pod's own
+timestamp (whole seconds) is clearly older, which means the operator learned it late (e.g. it restarted
+during the wake).
 """
 
 from __future__ import annotations
@@ -55,12 +57,24 @@ def bound(pod: dict[str, Any]) -> bool:
     return bool(pod.get("spec", {}).get("nodeName"))
 
 
+def _scaled_to_zero(deployment: dict[str, Any] | None) -> bool:
+    replicas = (deployment or {}).get("spec", {}).get("replicas")
+    return deployment is not None and replicas is not None and int(replicas) == 0
+
+
 def at_zero(deployment: dict[str, Any] | None, pods: list[dict[str, Any]]) -> bool:
     """The backend is at zero: its Deployment asks for no replica and no backend pod is left."""
-    if deployment is None:
-        return False
-    replicas = deployment.get("spec", {}).get("replicas")
-    return replicas is not None and int(replicas) == 0 and not live(pods)
+    return _scaled_to_zero(deployment) and not live(pods)
+
+
+def current(pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Live pods that are not terminating: the ones a wake waits for."""
+    return [pod for pod in live(pods) if not pod.get("metadata", {}).get("deletionTimestamp")]
+
+
+def idle(deployment: dict[str, Any] | None, pods: list[dict[str, Any]]) -> bool:
+    """Scaled to zero with no pod serving: a request arriving now waits for a wake."""
+    return _scaled_to_zero(deployment) and not current(pods)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,34 +130,34 @@ class Step:
 
 
 def observe(
-    current: telemetry.Wake | None,
+    wake: telemetry.Wake | None,
     *,
-    was_at_zero: bool,
+    was_idle: bool,
     deployment: dict[str, Any] | None,
     pods: list[dict[str, Any]],
     at: datetime.datetime,
 ) -> Step:
     """Advance the wake state by one observation at *at*."""
-    pods = live(pods)
-    now_at_zero = at_zero(deployment, pods)
+    pods = current(pods)
+    scaled_down = _scaled_to_zero(deployment)
     started = False
-    if current is None:
-        if not (was_at_zero and deployment is not None and not now_at_zero):
+    if wake is None:
+        if not (was_idle and deployment is not None and not scaled_down):
             return Step(current=None)
         created = [m.created for m in map(_moments, pods) if m.created is not None]
-        current = telemetry.Wake(started_at=format_time(_stamp(reported=created, at=at, floor=None)))
+        wake = telemetry.Wake(started_at=format_time(_stamp(reported=created, at=at, floor=None)))
         started = True
-    elif now_at_zero:
+    elif scaled_down:
         return Step(current=None, aborted=True)  # back to zero before any pod was ready (e.g. timeout)
     moments = [_moments(pod) for pod in pods]
     fields: dict[str, Any] = {}
-    floor = parse_time(current.started_at)
+    floor = parse_time(wake.started_at)
     for name, reported in (
         ("bound_at", [m.bound for m in moments if m.bound is not None]),
         ("containers_started_at", [m.started for m in moments if m.started is not None]),
         ("ready_at", [m.ready for m in moments if m.ready is not None]),
     ):
-        existing = parse_time(getattr(current, name))
+        existing = parse_time(getattr(wake, name))
         if existing is not None:
             floor = existing
             continue
@@ -151,16 +165,16 @@ def observe(
             break  # later boundaries cannot have been reached before this one
         floor = _stamp(reported=reported, at=at, floor=floor)
         fields[name] = format_time(floor)
-    if any(m.unschedulable for m in moments) and not current.unschedulable:
+    if any(m.unschedulable for m in moments) and not wake.unschedulable:
         fields["unschedulable"] = True
     ready_pods = [pod for pod, m in zip(pods, moments, strict=True) if m.ready is not None]
-    if ready_pods and current.pod is None:
+    if ready_pods and wake.pod is None:
         fields["pod"] = ready_pods[0].get("metadata", {}).get("name")
     if fields:
-        current = current.model_copy(update=fields)
-    if current.ready_at is None:
-        return Step(current=current, started=started)
-    return Step(current=None, completed=_with_durations(current), started=started)
+        wake = wake.model_copy(update=fields)
+    if wake.ready_at is None:
+        return Step(current=wake, started=started)
+    return Step(current=None, completed=_with_durations(wake), started=started)
 
 
 def _seconds(start: str | None, end: str | None) -> float | None:

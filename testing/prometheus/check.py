@@ -120,27 +120,52 @@ def instant(url: str, expr: str, at: float) -> list[dict[str, Any]]:
     return list(api(url, "/api/v1/query", query=expr, time=str(at))["result"])
 
 
-def report_wake(url: str, *, range_seconds: int, end: float) -> None:
-    """One completed wake, phase by phase: a model with exactly one wake makes the sums that wake's."""
-    window = f"{range_seconds}s"
-    wakes = instant(
-        url, f"max by (namespace, llmservice) (max_over_time(hearth_wake_seconds_count[{window}]))", end
+def _first_moment(url: str, expr: str, *, start: float, end: float) -> tuple[dict[str, str], float] | None:
+    """The labels and the first time *expr* was >= 1 over the run (None if never)."""
+    result = api(url, "/api/v1/query_range", query=expr, start=str(start), end=str(end), step="1")["result"]
+    firsts = [
+        (series["metric"], float(moment))
+        for series in result
+        for moment, value in series["values"][:1]
+        if float(value) >= 1
+    ]
+    return min(firsts, key=lambda item: item[1]) if firsts else None
+
+
+def report_wake(url: str, *, start: float, end: float) -> None:
+    """The run's first completed wake, phase by phase: the histograms' sums when their count first was 1."""
+    first = _first_moment(
+        url, "max by (namespace, llmservice) (hearth_wake_seconds_count) >= 1", start=start, end=end
     )
-    single = [w["metric"] for w in wakes if float(w["value"][1]) == 1]
-    if not single:
-        print("wake: no model with exactly one completed wake in the run")
+    if first is None:
+        print("wake: no completed wake in the run")
         return
-    service = single[0]
+    service, moment = first
     labels = f'namespace="{service["namespace"]}",llmservice="{service["llmservice"]}"'
     phases = instant(
-        url, f"max by (phase) (max_over_time(hearth_wake_phase_seconds_sum{{{labels}}}[{window}]))", end
+        url,
+        f'max by (phase) (hearth_wake_phase_seconds_sum{{{labels},job="hearth-operator-metrics"}})',
+        moment,
     )
-    total = instant(url, f"max(max_over_time(hearth_wake_seconds_sum{{{labels}}}[{window}]))", end)
     parts = {p["metric"].get("phase", "?"): float(p["value"][1]) for p in phases}
+    total = instant(url, f"max(hearth_wake_seconds_sum{{{labels}}})", moment)
+    gateway = _first_moment(
+        url,
+        f'max(hearth_wake_phase_seconds_count{{{labels},phase="first_byte"}}) >= 1',
+        start=moment - 60,
+        end=end,
+    )
+    if gateway is not None:
+        byte = instant(url, f'max(hearth_wake_phase_seconds_sum{{{labels},phase="first_byte"}})', gateway[1])
+        if byte:
+            parts["first_byte"] = float(byte[0]["value"][1])
     order = ["scheduling", "creating", "loading", "first_byte"]
     shown = ", ".join(f"{phase} {parts[phase]:.3f}s" for phase in order if phase in parts)
     whole = float(total[0]["value"][1]) if total else float("nan")
-    print(f"wake of {service['namespace']}/{service['llmservice']}: {shown}; left zero -> Ready {whole:.3f}s")
+    print(
+        f"wake of {service['namespace']}/{service['llmservice']} (first of the run): {shown}; "
+        f"left zero -> Ready {whole:.3f}s"
+    )
 
 
 def _key(sample: dict[str, Any], *labels: str) -> tuple[str, ...]:
@@ -220,7 +245,7 @@ def main() -> int:
     alerts, alert_failures = check_alerts(args.url, rules, start=start, end=end)
     print(f"check: {panels} panel queries evaluated over {range_seconds}s, {len(panel_failures)} failed")
     print(f"check: {alerts} alert expressions evaluated, {len(alert_failures)} failed")
-    report_wake(args.url, range_seconds=range_seconds, end=end)
+    report_wake(args.url, start=start, end=end)
     accounting_failures = report_accounting(
         args.url, range_seconds=range_seconds, end=end, scrape=parse_duration(args.scrape_interval)
     )

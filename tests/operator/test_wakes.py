@@ -64,12 +64,12 @@ def pod(
 
 
 def test_a_wake_is_split_into_scheduling_creating_and_loading() -> None:
-    step = wakes.observe(None, was_at_zero=True, deployment=deployment(1), pods=[], at=at(0.25))
+    step = wakes.observe(None, was_idle=True, deployment=deployment(1), pods=[], at=at(0.25))
     assert step.started
     assert step.current is not None
     step = wakes.observe(
         step.current,
-        was_at_zero=False,
+        was_idle=False,
         deployment=deployment(1),
         pods=[pod(created=0, unschedulable=True)],
         at=at(0.3),
@@ -77,11 +77,11 @@ def test_a_wake_is_split_into_scheduling_creating_and_loading() -> None:
     assert step.current is not None
     assert step.current.unschedulable
     step = wakes.observe(
-        step.current, was_at_zero=False, deployment=deployment(1), pods=[pod(created=0, bound=4)], at=at(4.5)
+        step.current, was_idle=False, deployment=deployment(1), pods=[pod(created=0, bound=4)], at=at(4.5)
     )
     step = wakes.observe(
         step.current,
-        was_at_zero=False,
+        was_idle=False,
         deployment=deployment(1),
         pods=[pod(created=0, bound=4, started=10)],
         at=at(10.75),
@@ -89,7 +89,7 @@ def test_a_wake_is_split_into_scheduling_creating_and_loading() -> None:
     assert step.completed is None
     step = wakes.observe(
         step.current,
-        was_at_zero=False,
+        was_idle=False,
         deployment=deployment(1),
         pods=[pod(created=0, bound=4, started=10, ready=40)],
         at=at(40.5),
@@ -106,21 +106,21 @@ def test_a_wake_is_split_into_scheduling_creating_and_loading() -> None:
 
 def test_a_new_service_leaving_its_first_replica_is_not_a_wake() -> None:
     # A new Deployment starts at one replica before any scale-to-zero: never seen at zero, so no wake.
-    step = wakes.observe(None, was_at_zero=False, deployment=deployment(1), pods=[pod(created=0)], at=at(1))
+    step = wakes.observe(None, was_idle=False, deployment=deployment(1), pods=[pod(created=0)], at=at(1))
     assert step.current is None
     assert not step.started
 
 
 def test_a_pod_replaced_while_serving_is_not_a_wake() -> None:
     serving = [pod(created=0, bound=0, started=1, ready=5, name="old"), pod(created=60, name="new")]
-    step = wakes.observe(None, was_at_zero=False, deployment=deployment(1), pods=serving, at=at(61))
+    step = wakes.observe(None, was_idle=False, deployment=deployment(1), pods=serving, at=at(61))
     assert step.current is None
     assert step.completed is None
 
 
 def test_going_back_to_zero_before_a_pod_was_ready_aborts_the_wake() -> None:
-    step = wakes.observe(None, was_at_zero=True, deployment=deployment(1), pods=[], at=at(0))
-    step = wakes.observe(step.current, was_at_zero=False, deployment=deployment(0), pods=[], at=at(300))
+    step = wakes.observe(None, was_idle=True, deployment=deployment(1), pods=[], at=at(0))
+    step = wakes.observe(step.current, was_idle=False, deployment=deployment(0), pods=[], at=at(300))
     assert step.aborted
     assert step.current is None
     assert step.completed is None
@@ -131,7 +131,7 @@ def test_boundaries_missed_during_an_operator_restart_come_from_the_pod() -> Non
     current = telemetry.Wake(started_at=wakes.format_time(at(0)))
     step = wakes.observe(
         current,
-        was_at_zero=False,
+        was_idle=False,
         deployment=deployment(1),
         pods=[pod(created=0, bound=3, started=8, ready=30)],
         at=at(95),
@@ -205,3 +205,24 @@ def test_only_extended_resources_count_as_accelerators() -> None:
         }
     }
     assert accounting.accelerator_names(container) == {"huawei.com/Ascend910": 4}
+
+
+def test_a_wake_starts_while_old_pods_still_drain_and_ignores_them() -> None:
+    draining = pod(created=0, bound=0, started=1, ready=5, name="old")
+    draining["metadata"]["deletionTimestamp"] = stamp(100)
+    # Scaled to 0, the old pod still draining: idle (a request now waits) but not at zero (it holds).
+    zero = accounting.rates_of(deployment=deployment(0), pods=[draining], waking=False)
+    assert zero.idle
+    assert not zero.at_zero
+    assert zero.held == {GPU: 2}
+    step = wakes.observe(None, was_idle=True, deployment=deployment(1), pods=[draining], at=at(101))
+    assert step.started
+    assert step.current is not None
+    assert step.current.ready_at is None, "the draining pod's readiness is not this wake's"
+    fresh = pod(created=101, bound=102, started=103, ready=110, name="new")
+    step = wakes.observe(
+        step.current, was_idle=False, deployment=deployment(1), pods=[draining, fresh], at=at(110.5)
+    )
+    assert step.completed is not None
+    assert step.completed.pod == "new"
+    assert step.completed.total_seconds == 9.5

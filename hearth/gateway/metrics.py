@@ -76,6 +76,7 @@ class GatewayMetrics:
             buckets=WAKE_PHASE_BUCKETS,
             registry=registry,
         )
+        self.wake_phase.labels(phase="first_byte")  # at 0 from the start, so the first wake shows in rate()
 
     def exposition(self) -> bytes:
         return prometheus_client.generate_latest(self.registry)

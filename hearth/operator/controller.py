@@ -204,6 +204,7 @@ class Controller:
         namespace, name = key
         obj = self.services.get(name, namespace)
         if obj is None:
+            self.telemetry.forget(name, namespace)
             return  # deleted: its children are garbage-collected through their owner references
         mode = self.scaler_mode()
         config = OperatorConfig(

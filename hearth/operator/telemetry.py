@@ -79,6 +79,31 @@ class Telemetry:
             registry=registry,
         )
         registry.register(_StatusCollector(self))
+        self._known: set[Key] = set()
+
+    def _series_for(self, service: dict[str, str]) -> None:
+        """Create the service's wake series at 0 on first sight: a series that first appears with its
+        first observation already counted shows no increase to rate() and increase()."""
+        key = (service["namespace"], service["llmservice"])
+        if key in self._known:
+            return
+        self._known.add(key)
+        self.wake_seconds.labels(**service)
+        for phase in wakes.PHASES:
+            self.phase_seconds.labels(**service, phase=phase)
+        for result in ("completed", "aborted"):
+            self.wakes.labels(**service, result=result)
+
+    def forget(self, name: str, namespace: str) -> None:
+        """Drop a deleted LLMService's wake series (its status-derived series vanish with it)."""
+        if (namespace, name) not in self._known:
+            return
+        self._known.discard((namespace, name))
+        self.wake_seconds.remove(namespace, name)
+        for phase in wakes.PHASES:
+            self.phase_seconds.remove(namespace, name, phase)
+        for result in ("completed", "aborted"):
+            self.wakes.remove(namespace, name, result)
 
     def _on_pod(self, _kind: str, pod: dict[str, Any]) -> None:
         metadata = pod.get("metadata", {})
@@ -117,6 +142,7 @@ class Telemetry:
             at=at,
         )
         service = {"namespace": namespace, "llmservice": name}
+        self._series_for(service)
         if step.current is not None:
             result["currentWake"] = step.current.to_wire()
         else:

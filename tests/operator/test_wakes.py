@@ -5,8 +5,11 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
+import prometheus_client
+
 from hearth.api import telemetry
 from hearth.operator import accounting, wakes
+from hearth.operator import telemetry as wiring
 
 T0 = datetime.datetime(2026, 1, 1, 12, 0, 0, tzinfo=datetime.UTC)
 GPU = "nvidia.com/gpu"
@@ -226,3 +229,23 @@ def test_a_wake_starts_while_old_pods_still_drain_and_ignores_them() -> None:
     assert step.completed is not None
     assert step.completed.pod == "new"
     assert step.completed.total_seconds == 9.5
+
+
+def test_wake_series_exist_at_zero_before_the_first_wake_and_go_with_the_service() -> None:
+    registry = prometheus_client.CollectorRegistry()
+    tracker = wiring.Telemetry(
+        None,  # type: ignore[arg-type]  # no client: its pod cache stays empty here
+        registry=registry,
+        enqueue=lambda _key: None,
+        services=list,
+        leading=lambda: True,
+    )
+    status: dict[str, Any] = {}
+    tracker.update(status, name="qwen", namespace="ml", deployment=deployment(0), at=at(0))
+    labels = {"namespace": "ml", "llmservice": "qwen"}
+    assert registry.get_sample_value("hearth_wake_seconds_count", labels) == 0
+    assert registry.get_sample_value("hearth_wake_phase_seconds_count", {**labels, "phase": "loading"}) == 0
+    assert registry.get_sample_value("hearth_wakes_total", {**labels, "result": "completed"}) == 0
+    assert status["accounting"]["idle"] is True
+    tracker.forget("qwen", "ml")
+    assert registry.get_sample_value("hearth_wake_seconds_count", labels) is None

@@ -10,7 +10,7 @@
 #                                            and every alert expression; fail on a parse error, an empty
 #                                            panel or a series an alert needs that does not exist; print
 #                                            one wake broken into phases and the accelerator accounting
-#   testing/prometheus/prometheus.sh down    stop it (data and log stay in $RUN/prometheus)
+#   testing/prometheus/prometheus.sh down    stop it (data and log stay in $RUN/prometheus until the next up)
 #
 # Environment: HEARTH_CLUSTER_DIR (default /var/tmp/hearth-cluster), HEARTH_PROMETHEUS_PORT (19090,
 # on 127.0.0.1 only), HEARTH_PROMETHEUS_SCRAPE (5s).
@@ -87,6 +87,10 @@ up() {
     log "already running (pid $pid) at $URL"
     return 0
   fi
+  # A fresh TSDB per run: samples of an earlier run would still answer queries (5 minutes of lookback)
+  # and could make a panel look non-empty, or a wake look like this run's.
+  rm -rf "$RUN/data" "$RUN/targets"
+  mkdir -p "$RUN/data"
   scrape_token
   write_config
   promtool check config "$RUN/prometheus.yml" >/dev/null || die "invalid $RUN/prometheus.yml"

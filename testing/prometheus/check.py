@@ -12,6 +12,7 @@ Standard library only, so it runs with any python3.
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import math
 import re
@@ -218,6 +219,28 @@ def report_accounting(url: str, *, range_seconds: int, end: float, scrape: float
     return failures
 
 
+def wait_for_fresh_scrapes(url: str, *, after: float, timeout: float = 60.0) -> None:
+    """Wait until every active target was scraped after *after*, so the run's last moments are in."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        targets = api(url, "/api/v1/targets", state="active")["activeTargets"]
+        scraped = [target.get("lastScrape", "") for target in targets]
+        if all(_unix(moment) > after for moment in scraped):
+            return
+        time.sleep(1)
+    print("check: some targets were not scraped again within 60 s; checking what is there", file=sys.stderr)
+
+
+def _unix(moment: str) -> float:
+    """Prometheus's RFC 3339 lastScrape (nanoseconds) as Unix time; 0 if never scraped."""
+    match = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)", moment)
+    if not match or moment.startswith("0001"):
+        return 0.0
+    zone = "+00:00" if match.group(3) == "Z" else match.group(3)
+    whole = datetime.datetime.fromisoformat(match.group(1) + zone).timestamp()
+    return whole + float(match.group(2) or 0)
+
+
 def parse_duration(text: str) -> float:
     match = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s|m)", text)
     if not match:
@@ -236,6 +259,7 @@ def main() -> int:
     args = parser.parse_args()
     import yaml  # only the rules file needs it; PyYAML is in the venv and in Debian's python3-yaml
 
+    wait_for_fresh_scrapes(args.url, after=time.time())
     end = time.time()
     start = args.since
     range_seconds = max(60, math.ceil(end - start))

@@ -280,9 +280,10 @@ class Controller:
             error=error,
             at=at,
         )
+        outcome = None
         if error is None:
             metadata = obj["metadata"]
-            self.telemetry.update(
+            outcome = self.telemetry.update(
                 wanted,
                 name=metadata["name"],
                 namespace=metadata.get("namespace") or "default",
@@ -298,6 +299,8 @@ class Controller:
             if failure.conflict or failure.not_found:
                 return  # a newer version (or a deletion) is on its way through the watch and requeues us
             raise
+        if outcome is not None:
+            self.telemetry.record(outcome)
         await self._record_transition(obj, current, wanted, error)
 
     async def _record_transition(

@@ -4,6 +4,7 @@ series computed from those statuses (so they continue across an operator restart
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import logging
 from collections.abc import Callable, Iterator
@@ -40,6 +41,16 @@ def _parsed(model: type[pydantic.BaseModel], value: Any) -> Any:
         return model.model_validate(value)
     except pydantic.ValidationError:
         return None  # a hand-edited or older shape: start afresh rather than fail the reconcile
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """A wake that ended in one observation, to be counted once its status is written."""
+
+    namespace: str
+    name: str
+    completed: telemetry.Wake | None
+    aborted: bool
 
 
 class Telemetry:
@@ -127,10 +138,12 @@ class Telemetry:
         namespace: str,
         deployment: dict[str, Any] | None,
         at: datetime.datetime,
-    ) -> None:
-        """Bring the wake and accounting fields of the status *result* up to *at* (in place)."""
+    ) -> Outcome | None:
+        """Bring the wake and accounting fields of the status *result* up to *at* (in place). The returned
+        outcome goes to :meth:`record` once that status is written: a write lost to a conflict is redone
+        from the old status, and would otherwise count the same wake twice."""
         if deployment is None:
-            return  # nothing observed (e.g. a failed reconcile): keep what the status says
+            return None  # nothing observed (e.g. a failed reconcile): keep what the status says
         pods = self.backend_pods(name, namespace)
         current = _parsed(telemetry.Wake, result.get("currentWake"))
         kept = _parsed(telemetry.Accounting, result.get("accounting"))
@@ -141,38 +154,48 @@ class Telemetry:
             pods=pods,
             at=at,
         )
-        service = {"namespace": namespace, "llmservice": name}
-        self._series_for(service)
+        self._series_for({"namespace": namespace, "llmservice": name})
         if step.current is not None:
             result["currentWake"] = step.current.to_wire()
         else:
             result.pop("currentWake", None)
-        if step.aborted:
-            self.wakes.labels(**service, result="aborted").inc()
-            log.info("wake aborted: back to zero before a pod was ready", extra=logs.fields(**service))
         if step.completed is not None:
-            wake = step.completed
-            result["lastWake"] = wake.to_wire()
-            history = wakes.remember(_parsed(telemetry.WakeHistory, result.get("wakeHistory")), wake)
-            result["wakeHistory"] = history.to_wire()
-            self.wakes.labels(**service, result="completed").inc()
-            for phase, seconds in wakes.phase_seconds(wake).items():
-                self.phase_seconds.labels(**service, phase=phase).observe(seconds)
-            if wake.total_seconds is not None:
-                self.wake_seconds.labels(**service).observe(wake.total_seconds)
-            log.info(
-                "wake completed",
-                extra=logs.fields(
-                    **service,
-                    total_s=wake.total_seconds,
-                    scheduling_s=wake.scheduling_seconds,
-                    creating_s=wake.creating_seconds,
-                    loading_s=wake.loading_seconds,
-                    pod=wake.pod or "",
-                ),
+            result["lastWake"] = step.completed.to_wire()
+            history = wakes.remember(
+                _parsed(telemetry.WakeHistory, result.get("wakeHistory")), step.completed
             )
+            result["wakeHistory"] = history.to_wire()
         rates = accounting.rates_of(deployment=deployment, pods=pods, waking=step.current is not None)
         result["accounting"] = accounting.advance(kept, rates=rates, at=at).to_wire()
+        if step.completed is None and not step.aborted:
+            return None
+        return Outcome(namespace=namespace, name=name, completed=step.completed, aborted=step.aborted)
+
+    def record(self, outcome: Outcome) -> None:
+        """Count a wake that ended, now that the status saying so is written."""
+        service = {"namespace": outcome.namespace, "llmservice": outcome.name}
+        if outcome.aborted:
+            self.wakes.labels(**service, result="aborted").inc()
+            log.info("wake aborted: back to zero before a pod was ready", extra=logs.fields(**service))
+        wake = outcome.completed
+        if wake is None:
+            return
+        self.wakes.labels(**service, result="completed").inc()
+        for phase, seconds in wakes.phase_seconds(wake).items():
+            self.phase_seconds.labels(**service, phase=phase).observe(seconds)
+        if wake.total_seconds is not None:
+            self.wake_seconds.labels(**service).observe(wake.total_seconds)
+        log.info(
+            "wake completed",
+            extra=logs.fields(
+                **service,
+                total_s=wake.total_seconds,
+                scheduling_s=wake.scheduling_seconds,
+                creating_s=wake.creating_seconds,
+                loading_s=wake.loading_seconds,
+                pod=wake.pod or "",
+            ),
+        )
 
     def unschedulable(self, name: str, namespace: str) -> int:
         count = 0

@@ -249,3 +249,35 @@ def test_wake_series_exist_at_zero_before_the_first_wake_and_go_with_the_service
     assert status["accounting"]["idle"] is True
     tracker.forget("qwen", "ml")
     assert registry.get_sample_value("hearth_wake_seconds_count", labels) is None
+
+
+def test_a_wake_is_counted_once_even_when_its_status_write_is_redone() -> None:
+    registry = prometheus_client.CollectorRegistry()
+    tracker = wiring.Telemetry(
+        None,  # type: ignore[arg-type]  # no client: pods come from the stand-in below
+        registry=registry,
+        enqueue=lambda _key: None,
+        services=list,
+        leading=lambda: True,
+    )
+    serving = [pod(created=1, bound=2, started=3, ready=9)]
+    tracker.backend_pods = lambda _name, _namespace: serving  # type: ignore[method-assign]
+    waking = {
+        "currentWake": telemetry.Wake(started_at=wakes.format_time(at(1))).to_wire(),
+        "accounting": accounting.advance(
+            None,
+            rates=accounting.rates_of(deployment=deployment(1), pods=[], waking=True),
+            at=at(1),
+        ).to_wire(),
+    }
+    lost = dict(waking)  # the first write of this status hits a conflict ...
+    assert tracker.update(lost, name="qwen", namespace="ml", deployment=deployment(1), at=at(9.5)) is not None
+    written = dict(waking)  # ... so the next reconcile redoes it from the same old status
+    outcome = tracker.update(written, name="qwen", namespace="ml", deployment=deployment(1), at=at(9.7))
+    assert outcome is not None
+    assert outcome.completed is not None
+    tracker.record(outcome)
+    labels = {"namespace": "ml", "llmservice": "qwen"}
+    assert registry.get_sample_value("hearth_wake_seconds_count", labels) == 1
+    assert registry.get_sample_value("hearth_wakes_total", {**labels, "result": "completed"}) == 1
+    assert written["lastWake"]["totalSeconds"] == 8.7

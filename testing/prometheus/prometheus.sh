@@ -13,7 +13,7 @@
 #   testing/prometheus/prometheus.sh down    stop it (data and log stay in $RUN/prometheus until the next up)
 #
 # Environment: HEARTH_CLUSTER_DIR (default /var/tmp/hearth-cluster), HEARTH_PROMETHEUS_PORT (19090,
-# on 127.0.0.1 only), HEARTH_PROMETHEUS_SCRAPE (5s).
+# on 127.0.0.1 only), HEARTH_PROMETHEUS_SCRAPE (1s).
 set -Eeuo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -21,7 +21,9 @@ ROOT="$(cd "$HERE/../.." && pwd)"
 CLUSTER="${HEARTH_CLUSTER_DIR:-/var/tmp/hearth-cluster}"
 RUN="$CLUSTER/prometheus"
 PORT="${HEARTH_PROMETHEUS_PORT:-19090}"
-SCRAPE="${HEARTH_PROMETHEUS_SCRAPE:-5s}"
+# 1 s, not the 15 s of the monitors: the e2e's LLMServices live seconds after their last event (e.g. the
+# first rejection of a reason creates its series), and rate() needs two samples of a series.
+SCRAPE="${HEARTH_PROMETHEUS_SCRAPE:-1s}"
 KUBECONFIG_FILE="$CLUSTER/admin.kubeconfig"
 SA_NAMESPACE=kube-system
 SA_NAME=hearth-prometheus

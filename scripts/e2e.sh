@@ -6,7 +6,10 @@
 #      1 -> 2 gateways under traffic, the scenarios with 2 operators and 2 gateways, helm uninstall leaving
 #      only the CRDs);
 #   2. metrics-api (`--scaler-mode auto` with real KEDA served, 2 gateways) and external-push (1 gateway),
-#      installed with `hearth install` (testing/keda/e2e.sh).
+#      installed with `hearth install` (testing/keda/e2e.sh);
+#   3. with the keda stage: a real Prometheus (testing/prometheus) that scraped everything above evaluates
+#      every dashboard panel query and every alert expression (all must parse and return data), and
+#      prints one wake broken into phases and the accelerator accounting.
 # On failure it prints the operator's and the components' logs.
 #
 #   scripts/e2e.sh [helm] [keda]     the stages to run (default: both, in this order)
@@ -41,6 +44,7 @@ on_exit() {
             [ -f "$log" ] && { echo "==> $log" >&2; tail -n 40 "$log" >&2; }
         done
     fi
+    bash testing/prometheus/prometheus.sh down >/dev/null 2>&1 || true
     bash "$cluster" down >/dev/null 2>&1 || true
     printf 'e2e: %s\n' "${timings[@]}"
     echo "e2e: finished in $(( $(date +%s) - started ))s (exit $status)"
@@ -66,6 +70,7 @@ python3 testing/image/build_oci_image.py --binary dist/hearth --ref "hearth.dev/
 bash testing/stub/build-image.sh
 bash "$cluster" load-image dist/images/hearth.tar
 bash "$cluster" load-image dist/images/vllm-stub.tar
+bash testing/prometheus/prometheus.sh up
 for stage in "${stages[@]}"; do
     case "$stage" in
         # Builtin mode needs KEDA absent (auto would pick metrics-api), so it runs before KEDA comes up.
@@ -73,3 +78,8 @@ for stage in "${stages[@]}"; do
         keda) timed "metrics-api + external-push" bash testing/keda/e2e.sh --image "hearth.dev/hearth:$version" ;;
     esac
 done
+# The last install (external-push) is still in place, so every series an alert reads exists now.
+case " ${stages[*]} " in
+    *" keda "*) timed "Prometheus check" bash testing/prometheus/prometheus.sh check ;;
+    *) echo "e2e: Prometheus check skipped (it needs the keda stage's install in place)" ;;
+esac

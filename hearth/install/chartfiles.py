@@ -1,8 +1,10 @@
-"""Keep the Helm chart's data files (``charts/hearth/files``) byte-identical to the bundled CRDs and runtimes.
+"""Keep the Helm chart's data files (``charts/hearth/files``) byte-identical to the bundled CRDs and runtimes,
+and to the checkout's monitoring objects (``monitoring/``) and Grafana dashboard (``dashboards/``).
 
-The chart's templates read them with ``.Files.Get``, so the chart and ``hearth install`` apply the same
-YAML; ``python -m hearth.install.chartfiles`` rewrites them after the bundle changes, ``--check`` (run by
-the tests) reports drift.
+The chart's templates read them with ``.Files.Get`` (Helm cannot read outside the chart), so the chart and
+``hearth install`` apply the same YAML and the chart ships the very alerts and dashboard the tests check;
+``python -m hearth.install.chartfiles`` rewrites them after a change, ``--check`` (run by the tests)
+reports drift.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from hearth.common import bundle
 
 #: Kinds of bundled data the chart carries, each in files/<kind>/.
 KINDS = ("crds", "runtimes")
+#: Folders of the checkout the chart carries as files/<folder>/, and which of their files.
+CHECKOUT_FILES = {"monitoring": "*.yaml", "dashboards": "*.json"}
 
 
 def default_chart() -> Path:
@@ -22,11 +26,20 @@ def default_chart() -> Path:
     return bundle.source_folder("crds").parents[2] / "charts" / "hearth"
 
 
+def _checkout() -> Path:
+    return default_chart().parents[1]
+
+
 def expected_files() -> dict[str, str]:
     """Path inside the chart -> text, for every data file the chart must carry."""
-    return {
+    files = {
         f"files/{kind}/{name}": bundle.read_text(kind, name) for kind in KINDS for name in bundle.names(kind)
     }
+    for folder, pattern in CHECKOUT_FILES.items():
+        for path in sorted((_checkout() / folder).glob(pattern)):
+            if not path.name.endswith(".test.yaml"):  # promtool's unit tests stay out of the chart
+                files[f"files/{folder}/{path.name}"] = path.read_text(encoding="utf-8")
+    return files
 
 
 def drift(chart: Path) -> list[str]:
@@ -37,10 +50,11 @@ def drift(chart: Path) -> list[str]:
         for path, text in expected.items()
         if not (chart / path).is_file() or (chart / path).read_text(encoding="utf-8") != text
     ]
+    folders = [*((kind, "*.yaml") for kind in KINDS), *CHECKOUT_FILES.items()]
     extra = [
         str(path.relative_to(chart))
-        for kind in KINDS
-        for path in sorted((chart / "files" / kind).glob("*.yaml"))
+        for folder, pattern in folders
+        for path in sorted((chart / "files" / folder).glob(pattern))
         if str(path.relative_to(chart)) not in expected
     ]
     return stale + extra

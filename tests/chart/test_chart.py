@@ -125,12 +125,67 @@ def test_other_release_names_prefix_every_object(home: Path) -> None:
     assert deployment["spec"]["selector"]["matchLabels"]["app.kubernetes.io/instance"] == "prod"
 
 
+MONITORING_ON = [
+    "metrics.enabled=true",
+    "monitoring.serviceMonitors.enabled=true",
+    "monitoring.prometheusRule.enabled=true",
+    "monitoring.grafanaDashboard.enabled=true",
+]
+
+
 @pytest.mark.parametrize("major", HELMS)
-def test_lint_is_clean(major: str, home: Path) -> None:
-    result = helm.run(helm.binary(major), "lint", "--strict", str(helm.CHART), home=home)
+@pytest.mark.parametrize("values", [[], MONITORING_ON], ids=["defaults", "monitoring"])
+def test_lint_is_clean(major: str, values: list[str], home: Path) -> None:
+    sets = [arg for value in values for arg in ("--set", value)]
+    result = helm.run(helm.binary(major), "lint", "--strict", str(helm.CHART), *sets, home=home)
     problems = [line for line in result.stdout.splitlines() if line.startswith(("[WARNING]", "[ERROR]"))]
     assert problems == []
     assert "0 chart(s) failed" in result.stdout
+
+
+def test_monitoring_objects_are_absent_by_default(home: Path) -> None:
+    kinds = {obj["kind"] for obj in helm.template(helm.binary("4"), home=home)}
+    assert not kinds & {"ServiceMonitor", "PrometheusRule", "ConfigMap"}
+
+
+def test_monitoring_objects_carry_the_tested_files(home: Path) -> None:
+    root = helm.CHART.parents[1]
+    objects = helm.template(
+        helm.binary("4"),
+        home=home,
+        values=[*MONITORING_ON, "monitoring.prometheusRule.labels.release=kps"],
+        namespace="ops",
+    )
+    by_kind: dict[str, list[dict[str, Any]]] = {}
+    for obj in objects:
+        by_kind.setdefault(obj["kind"], []).append(obj)
+    (rule,) = by_kind["PrometheusRule"]
+    alerts = yaml.safe_load((root / "monitoring" / "hearth-alerts.yaml").read_text())
+    assert rule["spec"] == {"groups": alerts["groups"]}, "the very rules promtool tests"
+    assert rule["metadata"]["labels"]["release"] == "kps"
+    (dashboard,) = by_kind["ConfigMap"]
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    shipped = json.loads(dashboard["data"]["hearth-overview.json"])
+    assert shipped == json.loads((root / "dashboards" / "hearth-overview.json").read_text())
+    monitors = {obj["metadata"]["name"]: obj for obj in by_kind["ServiceMonitor"]}
+    assert all(obj["metadata"]["namespace"] == "ops" for obj in monitors.values())
+    models = monitors["hearth-llmservices"]["spec"]
+    assert models["namespaceSelector"] == {"any": True}
+    source = yaml.safe_load((root / "monitoring" / "servicemonitor-llmservices.yaml").read_text())
+    assert models["endpoints"] == source["spec"]["endpoints"]
+    # The operator's monitor selects the chart's own metrics Service (its labels, its port).
+    (service,) = [obj for obj in by_kind["Service"] if obj["metadata"]["name"].endswith("-metrics")]
+    operator = monitors["hearth-operator"]["spec"]
+    selector = operator["selector"]["matchLabels"]
+    assert selector.items() <= service["metadata"]["labels"].items()
+    assert {port["name"] for port in service["spec"]["ports"]} >= {e["port"] for e in operator["endpoints"]}
+
+
+def test_the_operator_monitor_needs_the_metrics_service(home: Path) -> None:
+    objects = helm.template(helm.binary("4"), home=home, values=["monitoring.serviceMonitors.enabled=true"])
+    assert [obj["metadata"]["name"] for obj in objects if obj["kind"] == "ServiceMonitor"] == [
+        "hearth-llmservices"
+    ]
 
 
 @pytest.mark.parametrize("major", HELMS)
@@ -143,6 +198,8 @@ def test_lint_is_clean(major: str, home: Path) -> None:
         ("metrics.enabled=yes", "/metrics/enabled"),
         ("gateway.scalerMode=push", "/gateway/scalerMode"),
         ("image.pullPolicy=Sometimes", "/image/pullPolicy"),
+        ("monitoring.serviceMonitor.enabled=true", "additional properties 'serviceMonitor' not allowed"),
+        ("monitoring.prometheusRule.enabled=on", "/monitoring/prometheusRule/enabled"),
     ],
 )
 def test_bad_values_are_refused_naming_the_key(major: str, value: str, named: str, home: Path) -> None:

@@ -203,3 +203,36 @@ def test_test_bed_discovery_selects_like_the_service_monitors() -> None:
     assert operators == [
         {"targets": ["10.88.0.9:8443"], "labels": {"pod": "op-a", "job": "hearth-operator-metrics"}}
     ]
+
+
+def _selects(monitor: dict[str, Any], service: dict[str, Any]) -> bool:
+    """Whether a ServiceMonitor's selector picks *service* and names one of its ports (prometheus-operator's
+    matching: every matchLabels pair present, every Exists key present)."""
+    selector = monitor["spec"]["selector"]
+    labels = service["metadata"].get("labels") or {}
+    if any(labels.get(key) != value for key, value in (selector.get("matchLabels") or {}).items()):
+        return False
+    for expression in selector.get("matchExpressions") or []:
+        assert expression["operator"] == "Exists", "only Exists is modelled here"
+        if expression["key"] not in labels:
+            return False
+    ports = {port.get("name") for port in service["spec"]["ports"]}
+    return all(endpoint["port"] in ports for endpoint in monitor["spec"]["endpoints"])
+
+
+def test_the_service_monitors_select_the_services_hearth_creates() -> None:
+    from hearth.install import manifests
+    from hearth.render import plan
+    from hearth.render.config import OperatorConfig
+    from tests.render.test_plan import RUNTIMES, _base_spec, _service
+
+    monitors = {doc["metadata"]["name"]: doc for doc in _monitors()}
+    installed = manifests.objects(manifests.InstallConfig(metrics_port=8443))
+    services = [doc for doc in installed if doc["kind"] == "Service"]
+    assert [s["metadata"]["name"] for s in services if _selects(monitors["hearth-operator"], s)] == [
+        "hearth-operator-metrics"
+    ]
+    rendered = plan.build(_service(_base_spec("vllm-stub", "None")), RUNTIMES, OperatorConfig())
+    model_services = [step.manifest for step in rendered.steps if step.manifest.get("kind") == "Service"]
+    picked = {s["metadata"]["name"] for s in model_services if _selects(monitors["hearth-llmservices"], s)}
+    assert picked == {"qwen", "qwen-backend"}, "the gateway's and the backend's Services"

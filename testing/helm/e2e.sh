@@ -146,4 +146,6 @@ left+=$("$kubectl" -n "$namespace" get serviceaccounts,configmaps,leases -o name
     grep -vE '^(serviceaccount/default|configmap/kube-root-ca.crt|lease.coordination.k8s.io/6d7012cb.hearth.dev)$' || true)
 [ -z "$left" ] || fail "helm uninstall left: $left"
 step "helm uninstall: only the CRDs remain"
-"$kubectl" delete namespace "$namespace" --wait=false >/dev/null
+# Gone before the next stage of scripts/e2e.sh installs into a namespace of the same name.
+"$kubectl" delete namespace "$namespace" --timeout=180s >/dev/null
+step "namespace $namespace deleted"

@@ -15,7 +15,7 @@ import pydantic
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from hearth.api import telemetry
+from hearth.api import meta, telemetry
 from hearth.common import logs
 from hearth.kube import resources
 from hearth.kube.client import KubeClient
@@ -120,7 +120,7 @@ class Telemetry:
         metadata = pod.get("metadata", {})
         service = (metadata.get("labels") or {}).get(names.LABEL_LLMSERVICE)
         if service:
-            self._enqueue((metadata.get("namespace") or "default", service))
+            self._enqueue((meta.namespace_of(pod), service))
 
     def backend_pods(self, name: str, namespace: str) -> list[dict[str, Any]]:
         return [
@@ -262,7 +262,7 @@ class _StatusCollector(Collector):
             now = owner.clock()
             for service in owner._services():
                 metadata = service.get("metadata", {})
-                key = [metadata.get("namespace") or "default", str(metadata.get("name"))]
+                key = [meta.namespace_of(service), str(metadata.get("name"))]
                 status = service.get("status") or {}
                 for name in PHASES:
                     phase.add_metric([*key, name], 1.0 if status.get("phase") == name else 0.0)

@@ -116,7 +116,9 @@ class Controller:
 
     # ---- running -----------------------------------------------------------------------------------
     def informers(self) -> list[Informer]:
-        return [self.services, self.runtimes, *self.children.values(), self.telemetry.pods]
+        # Without the right to read pods that informer would only log 403s and never sync (issue 19).
+        pods = [self.telemetry.pods] if self.permissions.has(permissions.Feature.TELEMETRY) else []
+        return [self.services, self.runtimes, *self.children.values(), *pods]
 
     @property
     def synced(self) -> bool:
@@ -332,7 +334,7 @@ class Controller:
             at=at,
         )
         outcome = None
-        if error is None:
+        if error is None and self.permissions.has(permissions.Feature.TELEMETRY):
             metadata = obj["metadata"]
             outcome = self.telemetry.update(
                 wanted,
@@ -395,7 +397,10 @@ class Controller:
             )
         # Which scaler drives the backend (and a change of it, e.g. when KEDA appears) is an Event too.
         old_scaling, new_scaling = _condition(current, status.SCALING), _condition(wanted, status.SCALING)
-        if new_scaling.get("message") and new_scaling.get("message") != old_scaling.get("message"):
+        # Only without a failure: a failing reconcile's Scaling condition says nothing about the mode in
+        # force, and the failure has its own Warning above.
+        changed = new_scaling.get("message") != old_scaling.get("message")
+        if error is None and new_scaling.get("message") and changed:
             await self._recorder.record(
                 obj,
                 kind="Normal" if new_scaling.get("status") == "True" else "Warning",

@@ -39,6 +39,7 @@ class Feature(enum.StrEnum):
     DISRUPTION_BUDGETS = "disruption-budgets"
     NETWORK_POLICIES = "network-policies"
     AUTOSCALER = "autoscaler"
+    TELEMETRY = "telemetry"
     EVENTS = "events"
     KEDA = "keda"
     METRICS_AUTH = "metrics-auth"
@@ -57,6 +58,8 @@ EFFECTS: dict[Feature, str] = {
     "every pod); the LLMService says so in its Permissions condition",
     Feature.AUTOSCALER: "the built-in autoscaler is off: in builtin mode nothing scales backends "
     "(their Scaling condition is False); KEDA modes are unaffected",
+    Feature.TELEMETRY: "wake phases and accelerator accounting are not recorded (status.lastWake, "
+    "status.accounting and the hearth_wake_* / hearth_accelerator_* series stay as they are)",
     Feature.EVENTS: "no Kubernetes Events are recorded; status conditions still carry every reason",
     Feature.KEDA: "ScaledObjects cannot be managed: with KEDA installed, reconcile fails (ApplyScaledObject)",
     Feature.METRICS_AUTH: "--metrics-secure cannot check callers, so every /metrics request is refused",
@@ -117,6 +120,8 @@ def needs(*, leader_election_namespace: str | None, metrics_auth: bool) -> dict[
             _rule("", "pods", READ),
             _rule("apps", "deployments/scale", ("get", "patch", "update")),
         ),
+        # The backend pods' phases are what wake telemetry and accounting are made of.
+        Feature.TELEMETRY: (_rule("", "pods", READ),),
         Feature.EVENTS: (_rule("", "events", ("create", "patch")),),
         Feature.KEDA: (_rule("keda.sh", "scaledobjects", ALL_VERBS),),
     }

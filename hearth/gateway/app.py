@@ -111,6 +111,7 @@ class Gateway:
         if readiness.ready:
             self._release.set()
         readiness.on_change(self._on_readiness)
+        demand.subscribe(self._on_demand)
         self._disconnects_logged_at = 0.0
         self.disconnects = 0
         self.upstream_failures = upstream.Reporter()
@@ -123,6 +124,12 @@ class Gateway:
             self._release.set()
         else:
             self._release.clear()
+
+    def _on_demand(self, active: bool) -> None:
+        if not active:
+            # No request, lease or grace left: no wake under way, so the next cold request begins a new one
+            # (a wake given up at the activation timeout must not make every later one look overdue).
+            self._cold_since = None
 
     def close_holds(self) -> None:
         """Answer every request still held cold now (they never reached a backend, so a retry is safe)."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,11 @@ async def _until(condition: Callable[[], bool]) -> None:
             await asyncio.sleep(0.01)
 
 
+async def _consume(stream: AsyncIterator[object], *, into: list[object]) -> None:
+    async for chunk in stream:
+        into.append(chunk)
+
+
 def _progress(body: bytes) -> list[dict[str, Any]]:
     prefix = b": hearth "
     return [json.loads(e[len(prefix) :]) for e in split_sse(body) if e.startswith(prefix)]
@@ -55,10 +60,9 @@ async def test_an_activation_timeout_inside_a_stream_is_an_api_error_in_the_open
 ) -> None:
     async with start_gateway(activation_timeout=seconds("35s")) as gw, _client(gw.url) as client:
         stream = await client.chat.completions.create(model="m", messages=MESSAGES, stream=True)
-        chunks = []
+        chunks: list[object] = []
         with pytest.raises(openai.APIError) as raised:
-            async for chunk in stream:
-                chunks.append(chunk)
+            await _consume(stream, into=chunks)
     assert raised.value.code == "activation_timeout"
     assert "activation timeout" in raised.value.message
     assert "warming up" in raised.value.message
@@ -73,8 +77,7 @@ async def test_closing_the_holds_inside_a_stream_is_an_api_error_in_the_openai_c
         await _until(lambda: gw.gateway.held == 1)
         gw.gateway.close_holds()  # what SIGTERM does after the drain delay
         with pytest.raises(openai.APIError) as raised:
-            async for _ in stream:
-                pass
+            await _consume(stream, into=[])
     assert raised.value.code == "gateway_draining"
     assert "shutting down" in raised.value.message
 
@@ -87,6 +90,7 @@ async def test_progress_comments_come_at_commit_and_every_interval_beside_unchan
 ) -> None:
     async with start_gateway(activation_timeout=seconds("35s")) as gw:
         async with gw.http.post(f"{gw.url}/v1/completions", json={"stream": True}) as response:
+            assert response.headers["X-Hearth-Cold-Start"] == "true", "a held stream says so at commit"
             first = await response.content.readuntil(b"\n\n")
             body = first + await response.read()
     assert first == b': hearth {"v":1,"phase":"unknown","elapsed_s":0.0}\n\n', "the first, at commit"
@@ -98,7 +102,9 @@ async def test_progress_comments_come_at_commit_and_every_interval_beside_unchan
     assert all(e.startswith((b": hearth ", b": heartbeat\n\n", b"event: error\n")) for e in events)
 
 
-async def test_progress_comments_carry_the_eta_and_say_overdue_past_p90(start_gateway: GatewayFactory) -> None:
+async def test_progress_comments_carry_the_eta_and_say_overdue_past_p90(
+    start_gateway: GatewayFactory,
+) -> None:
     wakes = FixedWakeTimes(p50_s=20, p90_s=30)
     async with start_gateway(activation_timeout=seconds("40s"), eta=wakes) as gw:
         async with gw.http.post(f"{gw.url}/v1/completions", json={"stream": True}) as response:
@@ -118,7 +124,9 @@ async def test_progress_interval_zero_sends_only_heartbeats(start_gateway: Gatew
     assert body.startswith(b": heartbeat\n\n: heartbeat\n\n: heartbeat\n\nevent: error\n")
 
 
-async def test_progress_comments_give_the_openai_client_no_spurious_chunk(start_gateway: GatewayFactory) -> None:
+async def test_progress_comments_give_the_openai_client_no_spurious_chunk(
+    start_gateway: GatewayFactory,
+) -> None:
     async with (
         running_stub(token_count=3) as stub,
         start_gateway(progress_interval=seconds("1s")) as gw,
@@ -172,7 +180,24 @@ async def test_reject_mode_retry_after_is_the_eta_and_the_body_says_the_model_is
     assert "warming up" in error["message"]
 
 
-async def test_reject_mode_without_wake_times_keeps_the_fixed_retry_after(start_gateway: GatewayFactory) -> None:
+async def test_a_wake_given_up_at_the_activation_timeout_does_not_make_the_next_one_overdue(
+    start_gateway: GatewayFactory,
+) -> None:
+    wakes = FixedWakeTimes(p50_s=20, p90_s=30)
+    async with start_gateway(
+        cold_start_mode=ColdStartMode.REJECT, activation_timeout=seconds("60s"), eta=wakes
+    ) as gw:
+        async with gw.http.post(f"{gw.url}/v1/chat/completions", json={}) as response:
+            assert response.headers["Retry-After"] == "20"
+        await asyncio.sleep(120)  # the lease ended without a ready backend
+        assert gw.gateway.demand.value() == 0
+        async with gw.http.post(f"{gw.url}/v1/chat/completions", json={}) as response:
+            assert response.headers["Retry-After"] == "20", "a new wake, timed from its own start"
+
+
+async def test_reject_mode_without_wake_times_keeps_the_fixed_retry_after(
+    start_gateway: GatewayFactory,
+) -> None:
     async with start_gateway(cold_start_mode=ColdStartMode.REJECT) as gw:
         async with gw.http.post(f"{gw.url}/v1/chat/completions", json={}) as response:
             assert response.headers["Retry-After"] == "10"
@@ -200,7 +225,9 @@ async def test_the_activation_timeout_503_retries_after_the_time_left_of_the_wak
 # ---- wake on intent ---------------------------------------------------------------------------------
 
 
-async def test_warm_raises_demand_by_one_lease_per_client_and_answers_202(start_gateway: GatewayFactory) -> None:
+async def test_warm_raises_demand_by_one_lease_per_client_and_answers_202(
+    start_gateway: GatewayFactory,
+) -> None:
     async with running_stub() as stub, start_gateway() as gw:
         for _ in range(3):
             async with gw.http.post(f"{gw.url}/hearth/warm") as response:

@@ -1,18 +1,38 @@
 #!/usr/bin/env bash
-# The whole loop on a real single-node cluster on this machine (root; no Docker needed):
-# bring the test bed up, build and import the hearth and stub images, `hearth install`, `hearth e2e`,
-# and tear the cluster down again. On failure it prints the operator's and the components' logs.
+# The whole loop on a real single-node cluster on this machine (root; no Docker needed): bring the test bed
+# up, build and import the hearth and stub images, then run `hearth e2e --no-skip` in every scaler mode,
+# each on its fitting install, and tear the cluster down again:
+#   1. builtin, installed with real Helm (testing/helm/e2e.sh: helm install --wait, helm test, helm upgrade
+#      1 -> 2 gateways under traffic, the scenarios with 2 operators and 2 gateways, helm uninstall leaving
+#      only the CRDs);
+#   2. metrics-api (`--scaler-mode auto` with real KEDA served, 2 gateways) and external-push (1 gateway),
+#      installed with `hearth install` (testing/keda/e2e.sh);
+#   3. with the keda stage: a real Prometheus (testing/prometheus) that scraped everything above evaluates
+#      every dashboard panel query and every alert expression (all must parse and return data), and
+#      prints one wake broken into phases and the accelerator accounting.
+# On failure it prints the operator's and the components' logs.
+#
+#   scripts/e2e.sh [helm] [keda]     the stages to run (default: both, in this order)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" -ne 0 ]; then
     echo "e2e: the test bed needs root (containerd, kubelet, iptables)" >&2
     exit 1
 fi
+stages=("$@")
+[ ${#stages[@]} -gt 0 ] || stages=(helm keda)
+for stage in "${stages[@]}"; do
+    case "$stage" in
+        helm | keda) ;;
+        *) echo "e2e: unknown stage '$stage' (stages: helm, keda)" >&2; exit 2 ;;
+    esac
+done
 [ -x dist/hearth ] || bash scripts/build-binary.sh
 version=$(dist/hearth --version | awk '{print $2}')
 cluster=testing/cluster/cluster.sh
-kubeconfig=${HEARTH_CLUSTER_DIR:-/var/tmp/hearth-cluster}/admin.kubeconfig
+run_dir=${HEARTH_CLUSTER_DIR:-/var/tmp/hearth-cluster}
 started=$(date +%s)
+timings=()
 
 on_exit() {
     status=$?
@@ -20,25 +40,46 @@ on_exit() {
         echo "e2e: FAILED; diagnostics follow" >&2
         bash "$cluster" status >&2 || true
         bash "$cluster" kubectl -n hearth-system logs deploy/hearth-operator --tail=200 >&2 || true
-        for log in "${HEARTH_CLUSTER_DIR:-/var/tmp/hearth-cluster}"/logs/*.log; do
+        for log in "$run_dir"/logs/*.log "$run_dir"/keda/logs/*.log; do
             [ -f "$log" ] && { echo "==> $log" >&2; tail -n 40 "$log" >&2; }
         done
     fi
+    bash testing/prometheus/prometheus.sh down >/dev/null 2>&1 || true
     bash "$cluster" down >/dev/null 2>&1 || true
+    printf 'e2e: %s\n' "${timings[@]}"
     echo "e2e: finished in $(( $(date +%s) - started ))s (exit $status)"
     exit "$status"
 }
 trap on_exit EXIT
 
-bash "$cluster" up
+timed() {
+    local name=$1 since
+    shift
+    since=$(date +%s)
+    "$@"
+    timings+=("$name: $(( $(date +%s) - since ))s")
+}
+
+# KEDA first, so its (cached) build cannot fail half-way through the run.
+for stage in "${stages[@]}"; do
+    [ "$stage" != keda ] || timed "KEDA build" bash testing/keda/build.sh >/dev/null
+done
+timed "cluster up" bash "$cluster" up
 python3 testing/image/build_oci_image.py --binary dist/hearth --ref "hearth.dev/hearth:$version" \
     --out dist/images/hearth.tar
 bash testing/stub/build-image.sh
 bash "$cluster" load-image dist/images/hearth.tar
 bash "$cluster" load-image dist/images/vllm-stub.tar
-# Two operators (one leads) and two gateways per LLMService, so the HA scenarios run (and may not skip);
-# NetworkPolicies on, so the operator's RBAC and their lifecycle are exercised (this CNI does not enforce
-# them, and nothing here needs it to); secure operator metrics on, for the metrics scenario.
-dist/hearth install --kubeconfig "$kubeconfig" --image "hearth.dev/hearth:$version" \
-    --replicas 2 --gateway-replicas 2 --network-policies --metrics-port 8443 --wait 180
-dist/hearth e2e --kubeconfig "$kubeconfig" --timeout 180 --no-skip
+bash testing/prometheus/prometheus.sh up
+for stage in "${stages[@]}"; do
+    case "$stage" in
+        # Builtin mode needs KEDA absent (auto would pick metrics-api), so it runs before KEDA comes up.
+        helm) timed "builtin via Helm" bash testing/helm/e2e.sh ;;
+        keda) timed "metrics-api + external-push" bash testing/keda/e2e.sh --image "hearth.dev/hearth:$version" ;;
+    esac
+done
+# The last install (external-push) is still in place, so every series an alert reads exists now.
+case " ${stages[*]} " in
+    *" keda "*) timed "Prometheus check" bash testing/prometheus/prometheus.sh check ;;
+    *) echo "e2e: Prometheus check skipped (it needs the keda stage's install in place)" ;;
+esac

@@ -179,6 +179,14 @@ def llmservice_crd() -> dict[str, Any]:
         {"name": "Desired", "type": "integer", "jsonPath": ".status.desiredReplicas", "priority": 1},
         {"name": "Model", "type": "string", "jsonPath": ".spec.model.source.uri", "priority": 1},
         {"name": "Endpoint", "type": "string", "jsonPath": ".status.endpointURL", "priority": 1},
+        {
+            "name": "Saved-h",
+            "type": "number",
+            "jsonPath": ".status.accounting.savedAcceleratorHours",
+            "description": "accelerator-hours saved by scaling to zero (at the last change)",
+            "priority": 1,
+        },
+        {"name": "Last-wake-s", "type": "number", "jsonPath": ".status.lastWake.totalSeconds", "priority": 1},
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     ]
     schema = _object_schema(

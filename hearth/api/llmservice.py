@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 import pydantic
 
-from hearth.api import k8s_schema, meta
+from hearth.api import k8s_schema, meta, telemetry
 from hearth.api.base import ApiModel, GoDuration, Int32, Int64, Quantity, nested
 from hearth.api.core import Condition, LocalObjectReference
 from hearth.api.meta import ObjectMeta
@@ -274,6 +274,14 @@ class LLMServiceStatus(ApiModel):
     """When a request last woke the backend from zero."""
     last_cold_start_duration: str | None = None
     """How long the last wake from zero took until a backend was ready (Go duration)."""
+    last_wake: telemetry.Wake | None = None
+    """The last completed wake, phase by phase."""
+    current_wake: telemetry.Wake | None = None
+    """The wake in progress, if any (its phases so far)."""
+    wake_history: telemetry.WakeHistory | None = None
+    """Totals and quantiles of recent wakes: what a caller arriving now can expect to wait."""
+    accounting: telemetry.Accounting | None = None
+    """Accelerator-seconds allocated (waking, serving) and saved by scaling to zero."""
     conditions: list[Condition] | None = pydantic.Field(
         default=None,
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},

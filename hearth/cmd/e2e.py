@@ -41,15 +41,7 @@ from hearth.kube.client import KubeClient
     is_flag=True,
     help="Fail scenarios the cluster cannot run instead of skipping them (e.g. with one gateway replica).",
 )
-@click.option(
-    "--kubeconfig",
-    type=click.Path(dir_okay=False),
-    default=None,
-    envvar="KUBECONFIG",
-    show_envvar=True,
-    help="Kubeconfig [default: in-cluster, else ~/.kube/config].",
-)
-@click.option("--context", default=None, help="Kubeconfig context [default: the kubeconfig's current one].")
+@params.kube_options
 def command(
     *,
     stub_image: str,

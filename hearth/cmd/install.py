@@ -27,17 +27,7 @@ def _shared(function: Any) -> Any:
                 show_default=True,
                 help="Namespace of the operator.",
             ),
-            click.option(
-                "--kubeconfig",
-                type=click.Path(dir_okay=False),
-                default=None,
-                envvar="KUBECONFIG",
-                show_envvar=True,
-                help="Kubeconfig [default: in-cluster, else ~/.kube/config].",
-            ),
-            click.option(
-                "--context", default=None, help="Kubeconfig context [default: the kubeconfig's current one]."
-            ),
+            params.kube_options,
         ]
     ):
         function = option(function)

@@ -174,15 +174,7 @@ def _default_namespace() -> str:
     show_default=True,
     help="LLMServices reconciled in parallel.",
 )
-@click.option(
-    "--kubeconfig",
-    type=click.Path(dir_okay=False),
-    default=None,
-    envvar="KUBECONFIG",
-    show_envvar=True,
-    help="Kubeconfig to use outside a cluster [default: in-cluster, else ~/.kube/config].",
-)
-@click.option("--context", default=None, help="Kubeconfig context [default: the kubeconfig's current one].")
+@params.kube_options
 @click.option(
     "--zap-log-level",
     "zap_level",

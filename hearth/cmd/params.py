@@ -143,3 +143,19 @@ def logging_options(function: F) -> F:
         show_envvar=True,
         help="Least severe level logged.",
     )(function)
+
+
+def kube_options(function: F) -> F:
+    """Add ``--kubeconfig`` (env ``KUBECONFIG``) and ``--context``: how every command that talks to a
+    cluster finds it."""
+    function = click.option(
+        "--context", default=None, help="Kubeconfig context [default: the kubeconfig's current one]."
+    )(function)
+    return click.option(
+        "--kubeconfig",
+        type=click.Path(dir_okay=False),
+        default=None,
+        envvar="KUBECONFIG",
+        show_envvar=True,
+        help="Kubeconfig [default: in-cluster, else ~/.kube/config].",
+    )(function)

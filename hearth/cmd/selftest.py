@@ -7,6 +7,8 @@ import os
 
 import click
 
+from hearth.api import meta
+from hearth.cmd import params
 from hearth.install import manifests, selftest
 from hearth.kube.client import KubeClient
 from hearth.kube.errors import ApiError, ApiUnreachableError
@@ -16,13 +18,21 @@ from hearth.kube.errors import ApiError, ApiUnreachableError
 @click.option(
     "-n",
     "--namespace",
-    default=lambda: os.environ.get("POD_NAMESPACE") or "default",
+    type=params.NAMESPACE,
+    default=lambda: os.environ.get("POD_NAMESPACE") or meta.DEFAULT_NAMESPACE,
     show_default="$POD_NAMESPACE, else default",
     help="Namespace of the throwaway LLMService.",
 )
-@click.option("--name", default="hearth-selftest", show_default=True, help="Name of the throwaway objects.")
+@click.option(
+    "--name",
+    type=params.NAMESPACE,  # an LLMService name is a DNS label (it names Services)
+    default="hearth-selftest",
+    show_default=True,
+    help="Name of the throwaway objects.",
+)
 @click.option(
     "--image",
+    type=params.TEXT,
     default=manifests.DEFAULT_IMAGE,
     show_default=True,
     help="Image of the throwaway runtime (it never runs: no node has the device it asks for).",
@@ -35,14 +45,7 @@ from hearth.kube.errors import ApiError, ApiUnreachableError
     show_default=True,
     help="Longest wait of each step, in seconds.",
 )
-@click.option(
-    "--kubeconfig",
-    type=click.Path(dir_okay=False),
-    default=None,
-    envvar="KUBECONFIG",
-    help="Kubeconfig [default: in-cluster, else ~/.kube/config].",
-)
-@click.option("--context", default=None, help="Kubeconfig context.")
+@params.kube_options
 def command(
     *,
     namespace: str,

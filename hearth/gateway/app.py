@@ -116,10 +116,13 @@ class Gateway:
         self.disconnects = 0
         self.upstream_failures = upstream.Reporter()
         self.budget = request_body.Budget(settings.max_buffered_bytes)
+        self._woken_at: float | None = None  # when a backend became ready while requests were held
 
     def _on_readiness(self, ready: bool) -> None:
         if ready:
             self._cold_since = None
+        if ready and self.held > 0:
+            self._woken_at = asyncio.get_running_loop().time()
         if ready or self.closing:
             self._release.set()
         else:
@@ -445,6 +448,12 @@ class Gateway:
         except upstream.ERRORS as error:
             raise upstream.UpstreamError(upstream.classify(error), error) from None
         with contextlib.closing(answer):
+            if self._woken_at is not None:
+                # The wake's last phase: ready -> the backend's first answer (its headers) to a held request.
+                self.metrics.wake_phase.labels(phase="first_byte").observe(
+                    asyncio.get_running_loop().time() - self._woken_at
+                )
+                self._woken_at = None
             if committed is not None:
                 # Status and headers were sent with the heartbeats; only the body can follow (SPEC §3.3).
                 await self._pipe(request, answer, committed, endpoint=endpoint)

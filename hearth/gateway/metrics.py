@@ -8,6 +8,8 @@ import prometheus_client
 ACTIVATION_BUCKETS = (0.01, 0.1, 1, 5, 15, 30, 60, 120, 300)
 #: The wake's scale request is one GET and one PUT to the API server: milliseconds, budget 100 ms.
 WAKE_PATCH_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
+#: The operator's wake phase histogram shares the name: its last phase is only visible from here.
+WAKE_PHASE_BUCKETS = (0.5, 1, 2, 5, 10, 20, 30, 60, 90, 120, 180, 300, 600, 1200)
 
 
 class GatewayMetrics:
@@ -65,6 +67,16 @@ class GatewayMetrics:
             buckets=WAKE_PATCH_BUCKETS,
             registry=registry,
         )
+
+        self.wake_phase = prometheus_client.Histogram(
+            "hearth_wake_phase_seconds",
+            "Wake phases seen by this gateway: first_byte, from the readiness source reporting a ready "
+            "backend while requests were held until the first answer from it began.",
+            ["phase"],
+            buckets=WAKE_PHASE_BUCKETS,
+            registry=registry,
+        )
+        self.wake_phase.labels(phase="first_byte")  # at 0 from the start, so the first wake shows in rate()
 
     def exposition(self) -> bytes:
         return prometheus_client.generate_latest(self.registry)

@@ -233,6 +233,7 @@ async def _operate(
             return 0
         tasks.create_task(elector.hold(), name="lease renewal")
     metrics.leader.set(1)
+    controller.leading = True
     # Reconciling before every cache is filled would act on a partial view (e.g. call a runtime missing).
     if not await _unless_stopped(_all_synced(controller), stop=stop):
         return 0

@@ -24,7 +24,7 @@ from hearth.kube.errors import ApiError, ApiUnreachableError
 from hearth.kube.events import EventRecorder
 from hearth.kube.informer import Informer
 from hearth.kube.resources import ResourceType
-from hearth.operator import drift, permissions, status
+from hearth.operator import drift, permissions, status, telemetry
 from hearth.operator.metrics import OperatorMetrics
 from hearth.operator.settings import OperatorSettings
 from hearth.operator.workqueue import WorkQueue
@@ -81,6 +81,14 @@ class Controller:
             if self.permissions.allows(rt)
         }
         self.keda_installed = False
+        self.leading = False  # set by the process once it holds the lease (or runs without election)
+        self.telemetry = telemetry.Telemetry(
+            client,
+            registry=metrics.registry,
+            enqueue=self.queue.add,
+            services=self.services.items,
+            leading=lambda: self.leading,
+        )
         self._parsed_runtimes: dict[str, tuple[str, InferenceRuntime | None]] = {}
         self._parsed_services: dict[Key, tuple[str, LLMService | ReconcileError]] = {}
         metrics.queue_depth.set_function(lambda: len(self.queue))
@@ -108,7 +116,7 @@ class Controller:
 
     # ---- running -----------------------------------------------------------------------------------
     def informers(self) -> list[Informer]:
-        return [self.services, self.runtimes, *self.children.values()]
+        return [self.services, self.runtimes, *self.children.values(), self.telemetry.pods]
 
     @property
     def synced(self) -> bool:
@@ -226,6 +234,7 @@ class Controller:
         namespace, name = key
         obj = self.services.get(name, namespace)
         if obj is None:
+            self.telemetry.forget(name, namespace)
             return  # deleted: its children are garbage-collected through their owner references
         mode = self.scaler_mode()
         config = OperatorConfig(
@@ -308,6 +317,7 @@ class Controller:
         skipped: list[str] | None = None,
     ) -> None:
         current = obj.get("status") or {}
+        at = self.telemetry.clock()
         wanted = status.desired(
             current=current,
             service=obj,
@@ -319,7 +329,18 @@ class Controller:
             error=error,
             permission_notes=self._permission_notes(skipped or []),
             scaling_blocked=self._scaling_blocked(mode),
+            at=at,
         )
+        outcome = None
+        if error is None:
+            metadata = obj["metadata"]
+            outcome = self.telemetry.update(
+                wanted,
+                name=metadata["name"],
+                namespace=meta.namespace_of(obj),
+                deployment=deployment,
+                at=at,
+            )
         if not status.differs(current, wanted):
             return
         updated = {**obj, "status": wanted}
@@ -329,6 +350,8 @@ class Controller:
             if failure.conflict or failure.not_found:
                 return  # a newer version (or a deletion) is on its way through the watch and requeues us
             raise
+        if outcome is not None:
+            self.telemetry.record(outcome)
         await self._record_transition(obj, current, wanted, error)
 
     def _permission_notes(self, skipped: list[str]) -> list[str]:

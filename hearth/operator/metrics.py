@@ -8,6 +8,8 @@ import prometheus_client
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from hearth.render import errors
+
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 
@@ -31,6 +33,12 @@ class OperatorMetrics:
             ["reason"],
             registry=self.registry,
         )
+        # Every reason and result from the start, at 0: alerts and panels on them have a series to read
+        # before the first failure (a counter with labels otherwise shows nothing until used).
+        for reason in errors.Reason:
+            self.errors.labels(reason=str(reason))
+        for result in ("success", "error"):
+            self.reconciles.labels(result=result)
         self.duration = prometheus_client.Histogram(
             "hearth_operator_reconcile_duration_seconds",
             "Time to reconcile one LLMService.",

@@ -116,6 +116,7 @@ async def _complete(request: web.Request, kind: completions.Kind) -> web.StreamR
             message="the model is still loading", error_type="ServiceUnavailableError", code=503
         )
         return web.Response(status=503, body=body, content_type="application/json")
+    arrived = request.app[CLOCK_KEY].monotonic()
     parsed = completions.Request.from_body(await request.read())
     try:
         requested_tokens = _requested_tokens(request, settings.token_count)
@@ -135,14 +136,15 @@ async def _complete(request: web.Request, kind: completions.Kind) -> web.StreamR
     state.running += 1
     try:
         if not parsed.stream:
+            state.first_token(request.app[CLOCK_KEY].monotonic() - arrived)
             return web.Response(body=completions.whole_response(answer), content_type="application/json")
-        return await _stream(request, answer, include_usage=parsed.include_usage)
+        return await _stream(request, answer, include_usage=parsed.include_usage, arrived=arrived)
     finally:
         state.running -= 1
 
 
 async def _stream(
-    request: web.Request, answer: completions.Plan, *, include_usage: bool
+    request: web.Request, answer: completions.Plan, *, include_usage: bool, arrived: float
 ) -> web.StreamResponse:
     response = web.StreamResponse(
         status=200, headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
@@ -152,6 +154,8 @@ async def _stream(
     try:
         for index in range(answer.tokens):
             await response.write(completions.stream_event(answer, index))
+            if index == 0:
+                request.app[GAUGES_KEY].first_token(request.app[CLOCK_KEY].monotonic() - arrived)
             # As in the reference stub, the delay follows every token, the last one included.
             await asyncio.sleep(delay)
         if include_usage:

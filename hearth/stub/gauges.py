@@ -1,4 +1,6 @@
-"""The three vLLM gauges the stub exposes, live or overridden through ``/control``."""
+"""The three vLLM gauges the stub exposes, live or overridden through ``/control``, and vLLM's
+time-to-first-token histogram (live only; shown once a first token was sent, so a fresh stub's exposition
+is exactly the reference's)."""
 
 from __future__ import annotations
 
@@ -10,7 +12,10 @@ import math
 WAITING = "vllm:num_requests_waiting"
 RUNNING = "vllm:num_requests_running"
 KV_CACHE = "vllm:kv_cache_usage_perc"
+TTFT = "vllm:time_to_first_token_seconds"
 CONTENT_TYPE = "text/plain; version=0.0.4"
+#: vLLM's own buckets for this histogram (the stub answers fast, the low ones are the useful ones).
+TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
 
 
 class ControlError(ValueError):
@@ -47,6 +52,17 @@ class Gauges:
     def __init__(self) -> None:
         self.running = 0
         self.override: Override | None = None
+        self._ttft_counts = [0] * len(TTFT_BUCKETS)
+        self._ttft_count = 0
+        self._ttft_sum = 0.0
+
+    def first_token(self, seconds: float) -> None:
+        """Record one request's time to its first token."""
+        for index, bound in enumerate(TTFT_BUCKETS):
+            if seconds <= bound:
+                self._ttft_counts[index] += 1
+        self._ttft_count += 1
+        self._ttft_sum += seconds
 
     def exposition(self) -> str:
         if self.override is not None:
@@ -57,6 +73,12 @@ class Gauges:
         lines = []
         for name, value in ((WAITING, waiting), (RUNNING, running), (KV_CACHE, kv_cache)):
             lines.append(f"# TYPE {name} gauge\n{name} {format_go_g(value)}\n")
+        if self._ttft_count:
+            lines.append(f"# TYPE {TTFT} histogram\n")
+            for bound, count in zip(TTFT_BUCKETS, self._ttft_counts, strict=True):
+                lines.append(f'{TTFT}_bucket{{le="{format_go_g(bound)}"}} {count}\n')
+            lines.append(f'{TTFT}_bucket{{le="+Inf"}} {self._ttft_count}\n')
+            lines.append(f"{TTFT}_sum {format_go_g(self._ttft_sum)}\n{TTFT}_count {self._ttft_count}\n")
         return "".join(lines)
 
 

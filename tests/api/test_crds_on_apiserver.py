@@ -146,6 +146,8 @@ def test_kubectl_get_shows_the_spec_columns_and_wide_extras(cluster: ControlPlan
             "replicas": 1,
             "desiredReplicas": 1,
             "endpointURL": "http://columns.default.svc/v1",
+            "accounting": {"since": "2026-01-01T00:00:00.000Z", "savedAcceleratorHours": 12.5},
+            "lastWake": {"startedAt": "2026-01-01T00:00:00.000Z", "totalSeconds": 41.25},
         }
     }
     cluster.kubectl(
@@ -163,9 +165,12 @@ def test_kubectl_get_shows_the_spec_columns_and_wide_extras(cluster: ControlPlan
         "DESIRED",
         "MODEL",
         "ENDPOINT",
+        "SAVED-H",
+        "LAST-WAKE-S",
         "AGE",
     ]
     assert "http://columns.default.svc/v1" in wide_row
+    assert wide_row.split()[-3:-1] == ["12.5", "41.25"]
     runtimes = cluster.kubectl("get", "inferenceruntime").stdout.splitlines()
     assert runtimes[0].split() == ["NAME", "FAMILY", "VENDOR", "RESOURCE", "PRIORITY", "AGE"]
     assert any(line.split()[:3] == ["vllm-stub", "vllm", "generic"] for line in runtimes[1:])

@@ -1,7 +1,7 @@
-"""Every setting of operator, install, uninstall, render and e2e: an invalid value, given as a flag or
-through its environment variable, exits 2 with a message naming the flag (and the variable, where there
-is one), before anything connects; and the table lists every option of those commands, so a new flag
-without a case fails here. The operator also takes the Go spellings the reference's manifests use."""
+"""Every setting of operator, install, uninstall, render, e2e and selftest: an invalid value, given as a
+flag or through its environment variable, exits 2 with a message naming the flag (and the variable, where
+there is one), before anything connects; and the table lists every option of those commands, so a new
+flag without a case fails here. The operator also takes the Go spellings the reference's manifests use."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from hearth.cmd import e2e, goflags, install, main, operator, render
+from hearth.cmd import e2e, goflags, install, main, operator, render, selftest
 
 COMMANDS: dict[str, click.Command] = {
     "operator": operator.command,
@@ -20,6 +20,7 @@ COMMANDS: dict[str, click.Command] = {
     "uninstall": install.uninstall_command,
     "render": render.command,
     "e2e": e2e.command,
+    "selftest": selftest.command,
 }
 MANIFEST = """\
 apiVersion: serving.hearth.dev/v1alpha1
@@ -59,7 +60,7 @@ def _env(command: str, flag: str, variable: str, value: str, says: str = "") -> 
 
 _KUBE = [
     case
-    for command in ("operator", "install", "uninstall", "e2e")
+    for command in ("operator", "install", "uninstall", "e2e", "selftest")
     for case in (
         _bad(command, "--kubeconfig", "/", "is a directory"),
         _env(command, "--kubeconfig", "KUBECONFIG", "/", "is a directory"),
@@ -160,13 +161,20 @@ _E2E = [
     _bad("e2e", "--access", "ssh", "is not one of"),
     _bad("e2e", "--timeout", "5", "x>=10"),
 ]
-CASES = [*_KUBE, *_OPERATOR, *_INSTALL, *_RENDER, *_E2E]
+_SELFTEST = [
+    _bad("selftest", "--namespace", "Hearth_System", "not a valid DNS label"),
+    _env("selftest", "--namespace", "POD_NAMESPACE", "Not Valid", "not a valid DNS label"),
+    _bad("selftest", "--name", "self.test", "not a valid DNS label"),
+    _bad("selftest", "--image", "", "must be non-empty"),
+    _bad("selftest", "--timeout", "0", "x>=1"),
+]
+CASES = [*_KUBE, *_OPERATOR, *_INSTALL, *_RENDER, *_E2E, *_SELFTEST]
 
 #: Options with no invalid value, and why.
 ANY_VALUE = {
     **{
         (command, "--context"): "any name; the kubeconfig loader says when it has no such context"
-        for command in ("operator", "install", "uninstall", "e2e")
+        for command in ("operator", "install", "uninstall", "e2e", "selftest")
     },
 }
 

@@ -326,3 +326,18 @@ async def test_slow_headers_and_idle_connections_get_408(start_gateway: GatewayF
                 await asyncio.wait_for(reader.read(), 3)  # then the connection is closed
             trickle.close()
             idle.close()
+
+
+async def test_times_ready_to_first_answer_once_per_wake_with_held_requests(
+    start_gateway: GatewayFactory,
+) -> None:
+    async with running_stub(token_count=1) as stub, start_gateway() as gw:
+        request = asyncio.ensure_future(gw.http.post(f"{gw.url}/v1/chat/completions", json={"messages": []}))
+        await asyncio.sleep(0.3)
+        assert gw.metric("hearth_gateway_held") == 1, "held while the backend is cold"
+        gw.readiness.set_endpoints([stub])
+        async with await request as response:
+            assert response.status == 200
+        async with gw.http.post(f"{gw.url}/v1/chat/completions", json={"messages": []}) as response:
+            assert response.status == 200  # warm: not part of any wake
+        assert gw.metric('hearth_wake_phase_seconds_count{phase="first_byte"}') == 1

@@ -252,3 +252,15 @@ async def test_running_gauge_counts_streams_in_flight(stub: StubFactory) -> None
             await asyncio.sleep(0.1)
         else:
             pytest.fail("running gauge did not return to 0 after the clients left")
+
+
+async def test_time_to_first_token_histogram_appears_after_the_first_answer(stub: StubFactory) -> None:
+    async with stub(token_count=2) as (url, http):
+        for stream in (True, False):
+            async with http.post(f"{url}/v1/chat/completions", json={"stream": stream}) as response:
+                await response.read()
+        async with http.get(f"{url}/metrics") as response:
+            text = await response.text()
+    assert "# TYPE vllm:time_to_first_token_seconds histogram\n" in text
+    assert 'vllm:time_to_first_token_seconds_bucket{le="+Inf"} 2\n' in text
+    assert "vllm:time_to_first_token_seconds_count 2\n" in text

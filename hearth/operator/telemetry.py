@@ -1,0 +1,287 @@
+"""Wake telemetry and accelerator accounting, wired into the operator: a cache of backend pods (whose
+changes requeue their LLMService), the status fields kept up to date on each reconcile, and the Prometheus
+series computed from those statuses (so they continue across an operator restart)."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import prometheus_client
+import pydantic
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from hearth.api import telemetry
+from hearth.common import logs
+from hearth.kube import resources
+from hearth.kube.client import KubeClient
+from hearth.kube.informer import Informer
+from hearth.operator import accounting, wakes
+from hearth.render import names
+
+log = logging.getLogger(__name__)
+
+#: Backend pods only: gateway pods carry the llmservice label too, and the gateway label besides.
+BACKEND_PODS = f"{names.LABEL_MANAGED_BY}={names.MANAGED_BY},{names.LABEL_LLMSERVICE},!{names.LABEL_GATEWAY}"
+WAKE_BUCKETS = (0.5, 1, 2, 5, 10, 20, 30, 60, 90, 120, 180, 300, 600, 1200)
+PHASES = ("Pending", "Loading", "Ready", "ScaledToZero", "Degraded")
+SERVICE_LABELS = ("namespace", "llmservice")
+
+Key = tuple[str, str]
+
+
+def _parsed(model: type[pydantic.BaseModel], value: Any) -> Any:
+    if value is None:
+        return None
+    try:
+        return model.model_validate(value)
+    except pydantic.ValidationError:
+        return None  # a hand-edited or older shape: start afresh rather than fail the reconcile
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """A wake that ended in one observation, to be counted once its status is written."""
+
+    namespace: str
+    name: str
+    completed: telemetry.Wake | None
+    aborted: bool
+
+
+class Telemetry:
+    def __init__(
+        self,
+        client: KubeClient,
+        *,
+        registry: prometheus_client.CollectorRegistry,
+        enqueue: Callable[[Key], None],
+        services: Callable[[], list[dict[str, Any]]],
+        leading: Callable[[], bool],
+        clock: Callable[[], datetime.datetime] | None = None,
+    ) -> None:
+        self._enqueue = enqueue
+        self._services = services
+        self._leading = leading
+        self.clock = clock or (lambda: datetime.datetime.now(tz=datetime.UTC))
+        self.pods = Informer(client, resources.POD, handler=self._on_pod, label_selector=BACKEND_PODS)
+        self.phase_seconds = prometheus_client.Histogram(
+            "hearth_wake_phase_seconds",
+            "Phases of completed wakes from zero: scheduling, creating, loading.",
+            [*SERVICE_LABELS, "phase"],
+            buckets=WAKE_BUCKETS,
+            registry=registry,
+        )
+        self.wake_seconds = prometheus_client.Histogram(
+            "hearth_wake_seconds",
+            "Completed wakes from zero: the backend leaving zero until its first pod was Ready.",
+            list(SERVICE_LABELS),
+            buckets=WAKE_BUCKETS,
+            registry=registry,
+        )
+        self.wakes = prometheus_client.Counter(
+            "hearth_wakes",
+            "Wakes from zero by result: completed, or aborted (back to zero before any pod was ready).",
+            [*SERVICE_LABELS, "result"],
+            registry=registry,
+        )
+        registry.register(_StatusCollector(self))
+        self._known: set[Key] = set()
+
+    def _series_for(self, service: dict[str, str]) -> None:
+        """Create the service's wake series at 0 on first sight: a series that first appears with its
+        first observation already counted shows no increase to rate() and increase()."""
+        key = (service["namespace"], service["llmservice"])
+        if key in self._known:
+            return
+        self._known.add(key)
+        self.wake_seconds.labels(**service)
+        for phase in wakes.PHASES:
+            self.phase_seconds.labels(**service, phase=phase)
+        for result in ("completed", "aborted"):
+            self.wakes.labels(**service, result=result)
+
+    def forget(self, name: str, namespace: str) -> None:
+        """Drop a deleted LLMService's wake series (its status-derived series vanish with it)."""
+        if (namespace, name) not in self._known:
+            return
+        self._known.discard((namespace, name))
+        self.wake_seconds.remove(namespace, name)
+        for phase in wakes.PHASES:
+            self.phase_seconds.remove(namespace, name, phase)
+        for result in ("completed", "aborted"):
+            self.wakes.remove(namespace, name, result)
+
+    def _on_pod(self, _kind: str, pod: dict[str, Any]) -> None:
+        metadata = pod.get("metadata", {})
+        service = (metadata.get("labels") or {}).get(names.LABEL_LLMSERVICE)
+        if service:
+            self._enqueue((metadata.get("namespace") or "default", service))
+
+    def backend_pods(self, name: str, namespace: str) -> list[dict[str, Any]]:
+        return [
+            pod
+            for pod in self.pods.items()
+            if pod.get("metadata", {}).get("namespace") == namespace
+            and (pod["metadata"].get("labels") or {}).get(names.LABEL_LLMSERVICE) == name
+        ]
+
+    def update(
+        self,
+        result: dict[str, Any],
+        *,
+        name: str,
+        namespace: str,
+        deployment: dict[str, Any] | None,
+        at: datetime.datetime,
+    ) -> Outcome | None:
+        """Bring the wake and accounting fields of the status *result* up to *at* (in place). The returned
+        outcome goes to :meth:`record` once that status is written: a write lost to a conflict is redone
+        from the old status, and would otherwise count the same wake twice."""
+        if deployment is None:
+            return None  # nothing observed (e.g. a failed reconcile): keep what the status says
+        pods = self.backend_pods(name, namespace)
+        current = _parsed(telemetry.Wake, result.get("currentWake"))
+        kept = _parsed(telemetry.Accounting, result.get("accounting"))
+        step = wakes.observe(
+            current,
+            was_idle=kept.idle if kept is not None else False,
+            deployment=deployment,
+            pods=pods,
+            at=at,
+        )
+        self._series_for({"namespace": namespace, "llmservice": name})
+        if step.current is not None:
+            result["currentWake"] = step.current.to_wire()
+        else:
+            result.pop("currentWake", None)
+        if step.completed is not None:
+            result["lastWake"] = step.completed.to_wire()
+            history = wakes.remember(
+                _parsed(telemetry.WakeHistory, result.get("wakeHistory")), step.completed
+            )
+            result["wakeHistory"] = history.to_wire()
+        rates = accounting.rates_of(deployment=deployment, pods=pods, waking=step.current is not None)
+        result["accounting"] = accounting.advance(kept, rates=rates, at=at).to_wire()
+        if step.completed is None and not step.aborted:
+            return None
+        return Outcome(namespace=namespace, name=name, completed=step.completed, aborted=step.aborted)
+
+    def record(self, outcome: Outcome) -> None:
+        """Count a wake that ended, now that the status saying so is written."""
+        service = {"namespace": outcome.namespace, "llmservice": outcome.name}
+        if outcome.aborted:
+            self.wakes.labels(**service, result="aborted").inc()
+            log.info("wake aborted: back to zero before a pod was ready", extra=logs.fields(**service))
+        wake = outcome.completed
+        if wake is None:
+            return
+        self.wakes.labels(**service, result="completed").inc()
+        for phase, seconds in wakes.phase_seconds(wake).items():
+            self.phase_seconds.labels(**service, phase=phase).observe(seconds)
+        if wake.total_seconds is not None:
+            self.wake_seconds.labels(**service).observe(wake.total_seconds)
+        log.info(
+            "wake completed",
+            extra=logs.fields(
+                **service,
+                total_s=wake.total_seconds,
+                scheduling_s=wake.scheduling_seconds,
+                creating_s=wake.creating_seconds,
+                loading_s=wake.loading_seconds,
+                pod=wake.pod or "",
+            ),
+        )
+
+    def unschedulable(self, name: str, namespace: str) -> int:
+        count = 0
+        for pod in wakes.live(self.backend_pods(name, namespace)):
+            for condition in pod.get("status", {}).get("conditions") or []:
+                if condition.get("type") == "PodScheduled" and condition.get("reason") == "Unschedulable":
+                    count += 1
+        return count
+
+
+class _StatusCollector(Collector):
+    """Series read from the LLMServices' statuses at scrape time (leader only: a standby's statuses are the
+    same objects, and two processes exposing them would double every sum)."""
+
+    def __init__(self, owner: Telemetry) -> None:
+        self._owner = owner
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())  # computed at collect time; nothing to declare up front
+
+    def collect(self) -> Iterator[Metric]:
+        owner = self._owner
+        allocated = CounterMetricFamily(
+            "hearth_accelerator_seconds",
+            "Accelerator-seconds held by bound backend pods, by state (waking: during a wake from zero; "
+            "serving: the rest). Allocated is their sum.",
+            labels=[*SERVICE_LABELS, "resource", "state"],
+        )
+        saved = CounterMetricFamily(
+            "hearth_accelerator_seconds_saved",
+            "Accelerator-seconds not held because the backend was at zero (time at zero x per replica).",
+            labels=[*SERVICE_LABELS, "resource"],
+        )
+        held = GaugeMetricFamily(
+            "hearth_accelerators_held",
+            "Accelerators held right now by bound backend pods.",
+            labels=[*SERVICE_LABELS, "resource"],
+        )
+        phase = GaugeMetricFamily(
+            "hearth_llmservice_phase",
+            "1 for the LLMService's current phase.",
+            labels=[*SERVICE_LABELS, "phase"],
+        )
+        replicas = GaugeMetricFamily(
+            "hearth_llmservice_ready_replicas", "Ready backend replicas.", labels=list(SERVICE_LABELS)
+        )
+        waking = GaugeMetricFamily(
+            "hearth_wake_in_progress_seconds",
+            "Age of the wake in progress (0 when the backend is not waking).",
+            labels=list(SERVICE_LABELS),
+        )
+        p50 = GaugeMetricFamily(
+            "hearth_wake_recent_p50_seconds", "Median of recent wakes.", labels=list(SERVICE_LABELS)
+        )
+        p90 = GaugeMetricFamily(
+            "hearth_wake_recent_p90_seconds", "90th percentile of recent wakes.", labels=list(SERVICE_LABELS)
+        )
+        unschedulable = GaugeMetricFamily(
+            "hearth_backend_unschedulable_pods",
+            "Backend pods the scheduler could not place (no capacity for their accelerators).",
+            labels=list(SERVICE_LABELS),
+        )
+        if owner._leading():
+            now = owner.clock()
+            for service in owner._services():
+                metadata = service.get("metadata", {})
+                key = [metadata.get("namespace") or "default", str(metadata.get("name"))]
+                status = service.get("status") or {}
+                for name in PHASES:
+                    phase.add_metric([*key, name], 1.0 if status.get("phase") == name else 0.0)
+                replicas.add_metric(key, float(status.get("replicas") or 0))
+                unschedulable.add_metric(key, float(owner.unschedulable(key[1], key[0])))
+                current = _parsed(telemetry.Wake, status.get("currentWake"))
+                started = wakes.parse_time(current.started_at) if current is not None else None
+                waking.add_metric(key, max((now - started).total_seconds(), 0.0) if started else 0.0)
+                history = _parsed(telemetry.WakeHistory, status.get("wakeHistory"))
+                if history is not None and history.p90_seconds is not None:
+                    p50.add_metric(key, history.p50_seconds or 0.0)
+                    p90.add_metric(key, history.p90_seconds)
+                kept = _parsed(telemetry.Accounting, status.get("accounting"))
+                if kept is None:
+                    continue
+                for usage in accounting.totals_at(kept, now):
+                    labels = [*key, usage.resource_name]
+                    allocated.add_metric([*labels, "waking"], usage.waking_seconds)
+                    allocated.add_metric([*labels, "serving"], usage.serving_seconds)
+                    saved.add_metric(labels, usage.saved_seconds)
+                    held.add_metric(labels, float(usage.held))
+        yield from (allocated, saved, held, phase, replicas, waking, p50, p90, unschedulable)

@@ -1,0 +1,283 @@
+"""Check the dashboard and the alert rules against a real Prometheus that scraped a test-bed run.
+
+Every dashboard panel query is evaluated over the run (a range query, as Grafana does) with Grafana's
+variables substituted; it must parse and return at least one real (non-NaN) value. Every alert
+expression must parse (an instant query), and every series it refers to must exist in the run. Then it
+prints one completed wake broken into phases and the accelerator accounting of the run, and checks the
+accounting against the time each model spent at zero (within a few scrape intervals).
+
+Standard library only, so it runs with any python3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import re
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+# PromQL words that look like metric names but are not.
+KEYWORDS = {"and", "or", "unless", "bool", "offset", "by", "without", "on", "ignoring", "group_left",
+            "group_right", "inf", "nan"}  # fmt: skip
+
+
+class CheckError(Exception):
+    pass
+
+
+def api(url: str, path: str, **params: str) -> Any:
+    query = urllib.parse.urlencode(params)
+    try:
+        with urllib.request.urlopen(f"{url}{path}?{query}", timeout=60) as response:
+            body = json.load(response)
+    except urllib.error.HTTPError as error:
+        body = json.load(error)
+    if body.get("status") != "success":
+        raise CheckError(f"{body.get('errorType')}: {body.get('error')}")
+    return body["data"]
+
+
+def substitute(expr: str, *, range_seconds: int) -> str:
+    values = {
+        "$__rate_interval": "1m",
+        "$__range": f"{range_seconds}s",
+        "$__interval": "15s",
+        "$namespace": ".*",
+        "$model": ".*",
+    }
+    for name in sorted(values, key=len, reverse=True):
+        expr = expr.replace(name, values[name])
+    return expr
+
+
+def series_names(expr: str) -> set[str]:
+    """The metric names an expression reads (labels, ranges, grouping clauses and functions removed)."""
+    text = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)
+    text = re.sub(r"\{[^}]*\}", " ", text)
+    text = re.sub(r"\[[^\]]*\]", " ", text)
+    text = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", text)
+    names = set()
+    for match in re.finditer(r"(?<![\w:.])([a-zA-Z_:][\w:]*)(\s*\()?", text):
+        word, call = match.group(1), match.group(2)
+        if call or word.lower() in KEYWORDS:
+            continue
+        names.add(word)
+    return names
+
+
+def has_value(result: list[dict[str, Any]]) -> bool:
+    return any(not math.isnan(float(value)) for series in result for _, value in series.get("values", []))
+
+
+def check_panels(url: str, dashboard: dict[str, Any], *, start: float, end: float) -> tuple[int, list[str]]:
+    range_seconds = max(60, math.ceil(end - start))
+    step = str(max(5, range_seconds // 400))
+    count, failures = 0, []
+    for panel in dashboard["panels"]:
+        for target in panel.get("targets", []):
+            count += 1
+            expr = substitute(target["expr"], range_seconds=range_seconds)
+            try:
+                result = api(
+                    url, "/api/v1/query_range", query=expr, start=str(start), end=str(end), step=step
+                )
+            except CheckError as error:
+                failures.append(f"panel {panel['title']!r} [{target['refId']}]: {error}\n    {expr}")
+                continue
+            if not has_value(result["result"]):
+                failures.append(f"panel {panel['title']!r} [{target['refId']}]: no data\n    {expr}")
+    return count, failures
+
+
+def check_alerts(url: str, rules: dict[str, Any], *, start: float, end: float) -> tuple[int, list[str]]:
+    count, failures = 0, []
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            count += 1
+            name = rule.get("alert") or rule.get("record")
+            try:
+                api(url, "/api/v1/query", query=rule["expr"], time=str(end))
+            except CheckError as error:
+                failures.append(f"alert {name}: {error}")
+                continue
+            for series in sorted(series_names(rule["expr"])):
+                found = api(
+                    url, "/api/v1/series", **{"match[]": series, "start": str(start), "end": str(end)}
+                )
+                if not found:
+                    failures.append(f"alert {name}: needs {series}, which the run never produced")
+    return count, failures
+
+
+def instant(url: str, expr: str, at: float) -> list[dict[str, Any]]:
+    return list(api(url, "/api/v1/query", query=expr, time=str(at))["result"])
+
+
+def _first_moment(url: str, expr: str, *, start: float, end: float) -> tuple[dict[str, str], float] | None:
+    """The labels and the first time *expr* was >= 1 over the run (None if never)."""
+    result = api(url, "/api/v1/query_range", query=expr, start=str(start), end=str(end), step="1")["result"]
+    firsts = [
+        (series["metric"], float(moment))
+        for series in result
+        for moment, value in series["values"][:1]
+        if float(value) >= 1
+    ]
+    return min(firsts, key=lambda item: item[1]) if firsts else None
+
+
+def report_wake(url: str, *, start: float, end: float) -> None:
+    """The run's first completed wake, phase by phase: the histograms' sums when their count first was 1."""
+    first = _first_moment(
+        url, "max by (namespace, llmservice) (hearth_wake_seconds_count) >= 1", start=start, end=end
+    )
+    if first is None:
+        print("wake: no completed wake in the run")
+        return
+    service, moment = first
+    labels = f'namespace="{service["namespace"]}",llmservice="{service["llmservice"]}"'
+    phases = instant(
+        url,
+        f'max by (phase) (hearth_wake_phase_seconds_sum{{{labels},job="hearth-operator-metrics"}})',
+        moment,
+    )
+    parts = {p["metric"].get("phase", "?"): float(p["value"][1]) for p in phases}
+    total = instant(url, f"max(hearth_wake_seconds_sum{{{labels}}})", moment)
+    gateway = _first_moment(
+        url,
+        f'max(hearth_wake_phase_seconds_count{{{labels},phase="first_byte"}}) >= 1',
+        start=moment - 60,
+        end=end,
+    )
+    if gateway is not None:
+        byte = instant(url, f'max(hearth_wake_phase_seconds_sum{{{labels},phase="first_byte"}})', gateway[1])
+        if byte:
+            parts["first_byte"] = float(byte[0]["value"][1])
+    order = ["scheduling", "creating", "loading", "first_byte"]
+    shown = ", ".join(f"{phase} {parts[phase]:.3f}s" for phase in order if phase in parts)
+    whole = float(total[0]["value"][1]) if total else float("nan")
+    print(
+        f"wake of {service['namespace']}/{service['llmservice']} (first of the run): {shown}; "
+        f"left zero -> Ready {whole:.3f}s"
+    )
+
+
+def _key(sample: dict[str, Any], *labels: str) -> tuple[str, ...]:
+    return tuple(sample["metric"].get(label, "") for label in labels)
+
+
+def report_accounting(url: str, *, range_seconds: int, end: float, scrape: float) -> list[str]:
+    """Print each model's accelerator-seconds, and check saved = time at zero x accelerators per replica,
+    where the time at zero is counted independently: scrapes of phase ScaledToZero."""
+    window = f"{range_seconds}s"
+    by = "namespace, llmservice, resource"
+    resource = ("namespace", "llmservice", "resource")
+    held = "hearth_accelerator_seconds_total"
+    rows: dict[tuple[str, ...], dict[str, float]] = {}
+    for sample in instant(url, f"max by ({by}, state) (max_over_time({held}[{window}]))", end):
+        rows.setdefault(_key(sample, *resource), {})[sample["metric"]["state"]] = float(sample["value"][1])
+    saved = "hearth_accelerator_seconds_saved_total"
+    for sample in instant(url, f"max by ({by}) (max_over_time({saved}[{window}]))", end):
+        rows.setdefault(_key(sample, *resource), {})["saved"] = float(sample["value"][1])
+    per_replica = {
+        _key(sample, *resource): float(sample["value"][1])
+        for sample in instant(url, f"max by ({by}) (max_over_time((rate({saved}[1m]) > 0)[{window}:]))", end)
+    }
+    phase = 'hearth_llmservice_phase{phase="ScaledToZero"}'
+    zero = {
+        _key(sample, "namespace", "llmservice"): float(sample["value"][1]) * scrape
+        for sample in instant(url, f"sum by (namespace, llmservice) (sum_over_time({phase}[{window}]))", end)
+    }
+    failures = []
+    print("accounting (accelerator-seconds over the run; at zero = scrapes of phase ScaledToZero):")
+    header = ("model", "resource", "waking", "serving", "saved", "at zero", "per replica")
+    print("  {:<32} {:<28} {:>9} {:>9} {:>9} {:>9} {:>11}".format(*header))
+    for key, row in sorted(rows.items()):
+        namespace, service, name = key
+        seconds_at_zero = zero.get((namespace, service), 0.0)
+        count = round(per_replica.get(key, 0.0))
+        waking, serving, kept = row.get("waking", 0.0), row.get("serving", 0.0), row.get("saved", 0.0)
+        print(
+            f"  {namespace + '/' + service:<32} {name:<28} {waking:>9.1f} {serving:>9.1f} {kept:>9.1f} "
+            f"{seconds_at_zero:>8.0f}s {count:>11}"
+        )
+        # The phase is sampled once per scrape, and it turns ScaledToZero while the last pods still drain
+        # (saved starts only once they are gone): allow a few scrapes and 5 %.
+        allowed = count * (3 * scrape + 0.05 * seconds_at_zero)
+        if count and abs(kept - seconds_at_zero * count) > allowed:
+            failures.append(
+                f"accounting of {namespace}/{service}: saved {kept:.1f} accelerator-s, but "
+                f"{seconds_at_zero:.0f} s at zero x {count} per replica = {seconds_at_zero * count:.0f}"
+            )
+    return failures
+
+
+def wait_for_fresh_scrapes(url: str, *, after: float, timeout: float = 60.0) -> None:
+    """Wait until every active target was scraped after *after*, so the run's last moments are in."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        targets = api(url, "/api/v1/targets", state="active")["activeTargets"]
+        scraped = [target.get("lastScrape", "") for target in targets]
+        if all(_unix(moment) > after for moment in scraped):
+            return
+        time.sleep(1)
+    print("check: some targets were not scraped again within 60 s; checking what is there", file=sys.stderr)
+
+
+def _unix(moment: str) -> float:
+    """Prometheus's RFC 3339 lastScrape (nanoseconds) as Unix time; 0 if never scraped."""
+    match = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)", moment)
+    if not match or moment.startswith("0001"):
+        return 0.0
+    zone = "+00:00" if match.group(3) == "Z" else match.group(3)
+    whole = datetime.datetime.fromisoformat(match.group(1) + zone).timestamp()
+    return whole + float(match.group(2) or 0)
+
+
+def parse_duration(text: str) -> float:
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s|m)", text)
+    if not match:
+        raise SystemExit(f"check: --scrape-interval {text!r} is not like 5s")
+    value, unit = float(match.group(1)), match.group(2)
+    return value / 1000 if unit == "ms" else value * (60 if unit == "m" else 1)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--since", type=float, required=True, help="Unix time the run began")
+    parser.add_argument("--dashboard", type=Path, required=True)
+    parser.add_argument("--rules", type=Path, required=True)
+    parser.add_argument("--scrape-interval", default="5s")
+    args = parser.parse_args()
+    import yaml  # only the rules file needs it; PyYAML is in the venv and in Debian's python3-yaml
+
+    wait_for_fresh_scrapes(args.url, after=time.time())
+    end = time.time()
+    start = args.since
+    range_seconds = max(60, math.ceil(end - start))
+    dashboard = json.loads(args.dashboard.read_text())
+    rules = yaml.safe_load(args.rules.read_text())
+    panels, panel_failures = check_panels(args.url, dashboard, start=start, end=end)
+    alerts, alert_failures = check_alerts(args.url, rules, start=start, end=end)
+    print(f"check: {panels} panel queries evaluated over {range_seconds}s, {len(panel_failures)} failed")
+    print(f"check: {alerts} alert expressions evaluated, {len(alert_failures)} failed")
+    report_wake(args.url, start=start, end=end)
+    accounting_failures = report_accounting(
+        args.url, range_seconds=range_seconds, end=end, scrape=parse_duration(args.scrape_interval)
+    )
+    failures = panel_failures + alert_failures + accounting_failures
+    for failure in failures:
+        print(f"FAIL {failure}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -196,8 +196,10 @@ class Gateway:
         token = auth.bearer_token(request.headers.get("Authorization")) or ""
         if self.api_keys is not None and not self.api_keys.accepts(token):
             return self._unauthorized(request)
+        if self.closing:
+            return self._count(SHUTTING_DOWN.response(retry_after=1))
         state: dict[str, Any] = {"state": "ready" if self.readiness.ready else "cold"}
-        if not self.readiness.ready and not self.closing:
+        if not self.readiness.ready:
             # A digest, never the key itself: the lease map must not hold secrets.
             identity = (
                 "key:" + hashlib.sha256(token.encode()).hexdigest()

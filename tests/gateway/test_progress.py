@@ -277,6 +277,15 @@ async def test_warm_needs_a_key_and_counts_one_lease_per_key(
         assert gw.gateway.demand.value() == 2, "two keys, two leases; the repeat counts once"
 
 
+async def test_a_closing_gateway_takes_no_warm_lease(start_gateway: GatewayFactory) -> None:
+    async with start_gateway() as gw:
+        gw.gateway.close_holds()
+        async with gw.http.post(f"{gw.url}/hearth/warm") as response:
+            assert response.status == 503
+            assert (await response.json())["error"]["code"] == "gateway_draining"
+        assert gw.gateway.demand.value() == 0
+
+
 async def test_warm_takes_only_post(start_gateway: GatewayFactory) -> None:
     async with start_gateway() as gw:
         async with gw.http.get(f"{gw.url}/hearth/warm") as response:

@@ -132,12 +132,15 @@ async def test_progress_comments_give_the_openai_client_no_spurious_chunk(
         start_gateway(progress_interval=seconds("1s")) as gw,
         _client(gw.url) as client,
     ):
-        warm_gw_chunks = []
         stream = await client.chat.completions.create(model="m", messages=MESSAGES, stream=True)
-        await _until(lambda: gw.gateway.held == 1)
-        await asyncio.sleep(42)  # about 43 progress comments and 4 heartbeats
+        # The same stream read raw, beside it: proof the openai client's stream did carry the comments.
+        raw = await gw.http.post(f"{gw.url}/v1/chat/completions", json={"stream": True})
+        await _until(lambda: gw.gateway.held == 2)
+        await asyncio.sleep(42)  # about 42 progress comments and 4 heartbeats
         gw.readiness.set_endpoints([stub])
         held_chunks = [chunk async for chunk in stream]
+        async with raw:
+            assert len(_progress(await raw.read())) >= 40, "one a second over the 42 s hold"
         warm = await client.chat.completions.create(model="m", messages=MESSAGES, stream=True)
         warm_gw_chunks = [chunk async for chunk in warm]
     assert len(held_chunks) == len(warm_gw_chunks), "the held stream has exactly the chunks of a warm one"

@@ -54,7 +54,7 @@ async def hold(response: web.StreamResponse, plan: Hold) -> Outcome:
             return Outcome.CLOSING
         if loop.time() >= plan.deadline:
             return Outcome.TIMED_OUT
-        wake_at = min(plan.deadline, next_beat, next_progress or next_beat)
+        wake_at = min(plan.deadline, next_beat, next_beat if next_progress is None else next_progress)
         if await plan.wait_ready(wake_at):
             break
         now = loop.time()

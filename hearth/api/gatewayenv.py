@@ -187,6 +187,14 @@ HEARTBEAT_INTERVAL = Setting(
     default="10s",
     zero_means_default=True,
 )
+PROGRESS_INTERVAL = Setting(
+    "progress_interval",
+    "HEARTH_PROGRESS_INTERVAL",
+    Kind.DURATION,
+    "Interval of the progress comments (`: hearth {...}`) of held streams, also sent at commit; 0: none.",
+    default="5s",
+    minimum=0,
+)
 NAMESPACE = Setting(
     "namespace",
     "HEARTH_NAMESPACE",
@@ -294,6 +302,7 @@ SETTINGS: tuple[Setting, ...] = (
     ACTIVATION_TIMEOUT,
     COLDSTART_MODE,
     HEARTBEAT_INTERVAL,
+    PROGRESS_INTERVAL,
     NAMESPACE,
     BACKEND_SERVICE,
     BACKEND_DEPLOYMENT,

@@ -1,9 +1,10 @@
 """The gateway's HTTP application (SPEC §3.2-3.3 with DESIGN improvements 1, 3 and 4).
 
-Every path but ``/healthz``, ``/hearth/queue`` and ``/metrics`` is proxied and counts as demand, with any
-method. A request is admitted (bounded), then, if the backend is cold: rejected (reject mode), held with
-SSE heartbeats (streaming) or held silently, until the readiness source says a backend is ready; then
-forwarded to the least busy ready backend and streamed back byte for byte.
+Every path but ``/healthz``, ``/hearth/queue``, ``/hearth/warm`` and ``/metrics`` is proxied and counts as
+demand, with any method. A request is admitted (bounded), then, if the backend is cold: rejected (reject
+mode), held with SSE comments (streaming, :mod:`hearth.gateway.hold`) or held silently, until the readiness
+source says a backend is ready; then forwarded to the least busy ready backend and streamed back byte for
+byte. ``POST /hearth/warm`` starts a wake without a request (a UI opening a chat).
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import hashlib
 import json
 import logging
+import math
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -22,7 +25,8 @@ import yarl
 from aiohttp import web
 
 from hearth.common import logs
-from hearth.gateway import auth, errors, httpparts, request_body, upstream
+from hearth.gateway import auth, errors, hold, httpparts, request_body, upstream
+from hearth.gateway import eta as eta_module
 from hearth.gateway.balancer import Balancer
 from hearth.gateway.demand import Demand
 from hearth.gateway.metrics import GatewayMetrics
@@ -32,11 +36,38 @@ from hearth.gateway.waker import Waker
 
 log = logging.getLogger(__name__)
 
-HEARTBEAT = b": heartbeat\n\n"
-TIMEOUT_EVENT = b"event: error\ndata: backend activation timeout\n\n"
+HEARTBEAT = hold.HEARTBEAT
 QUEUE_FULL_RETRY_AFTER = 5
-NOT_READY_RETRY_AFTER = 10
 UPSTREAM_CONNECT_TIMEOUT = 5.0
+#: On an answer that waited for a wake (the wait in seconds is in WAKE_SECONDS_HEADER).
+COLD_START_HEADER = "X-Hearth-Cold-Start"
+WAKE_SECONDS_HEADER = "X-Hearth-Wake-Seconds"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Refusal:
+    """An answer the gateway gives instead of the backend's: a JSON error, or the same error as an SSE
+    event inside a stream already committed (which the openai SDKs raise as ``APIError`` with the code)."""
+
+    status: int
+    code: str
+    message: str
+    kind: str = "service_unavailable"
+
+    def event(self) -> bytes:
+        return errors.stream_error_event(self.message, kind=self.kind, code=self.code)
+
+    def response(self, *, retry_after: int) -> web.Response:
+        return errors.error_response(
+            self.status, self.message, kind=self.kind, code=self.code, retry_after=retry_after
+        )
+
+
+COLD = _Refusal(503, "backend_not_ready", "backend not ready: the model is warming up, retry later")
+ACTIVATION_TIMEOUT = _Refusal(
+    503, "activation_timeout", "backend not ready: activation timeout, the model is still warming up"
+)
+SHUTTING_DOWN = _Refusal(503, "gateway_draining", "the gateway is shutting down, retry")
 
 
 @dataclasses.dataclass
@@ -57,8 +88,12 @@ class Gateway:
         session: aiohttp.ClientSession,
         waker: Waker | None = None,
         api_keys: auth.ApiKeys | None = None,
+        eta: eta_module.EtaSource | None = None,
     ) -> None:
         self.settings = settings
+        self.eta = eta if eta is not None else eta_module.NullEta()
+        #: When the current wake began (the first cold request since a backend was last ready).
+        self._cold_since: float | None = None
         self.api_keys = api_keys
         self.readiness = readiness
         self.demand = demand
@@ -76,6 +111,7 @@ class Gateway:
         if readiness.ready:
             self._release.set()
         readiness.on_change(self._on_readiness)
+        demand.subscribe(self._on_demand)
         self._disconnects_logged_at = 0.0
         self.disconnects = 0
         self.upstream_failures = upstream.Reporter()
@@ -83,12 +119,20 @@ class Gateway:
         self._woken_at: float | None = None  # when a backend became ready while requests were held
 
     def _on_readiness(self, ready: bool) -> None:
+        if ready:
+            self._cold_since = None
         if ready and self.held > 0:
             self._woken_at = asyncio.get_running_loop().time()
         if ready or self.closing:
             self._release.set()
         else:
             self._release.clear()
+
+    def _on_demand(self, active: bool) -> None:
+        if not active:
+            # No request, lease or grace left: no wake under way, so the next cold request begins a new one
+            # (a wake given up at the activation timeout must not make every later one look overdue).
+            self._cold_since = None
 
     def close_holds(self) -> None:
         """Answer every request still held cold now (they never reached a backend, so a retry is safe)."""
@@ -104,6 +148,19 @@ class Gateway:
         finally:
             self.held -= 1
             self.metrics.held.set(self.held)
+
+    def wake_eta(self) -> eta_module.Eta | None:
+        """The ETA of the wake under way (None without wake history)."""
+        now = asyncio.get_running_loop().time()
+        since = self._cold_since if self._cold_since is not None else now
+        return eta_module.estimate(self.eta, elapsed_s=now - since)
+
+    def _retry_after(self) -> int:
+        return eta_module.retry_after(self.wake_eta())
+
+    async def _wait_held(self, deadline: float) -> bool:
+        with self._holding():
+            return await self._held_until(deadline)
 
     async def _held_until(self, deadline: float) -> bool:
         """Wait for a ready backend until *deadline*; False on timeout or when the gateway closes."""
@@ -125,6 +182,38 @@ class Gateway:
         return web.Response(
             body=self.metrics.exposition(), headers={"Content-Type": "text/plain; version=0.0.4"}
         )
+
+    async def warm(self, request: web.Request) -> web.Response:
+        """Wake on intent: one warm lease per client (its API key, or its address without keys); 202."""
+        if request.method != "POST":
+            return errors.error_response(
+                405,
+                "POST /hearth/warm starts a wake; nothing else is served here",
+                kind="invalid_request_error",
+                code="method_not_allowed",
+                extra_headers={"Allow": "POST"},
+            )
+        token = auth.bearer_token(request.headers.get("Authorization")) or ""
+        if self.api_keys is not None and not self.api_keys.accepts(token):
+            return self._unauthorized(request)
+        if self.closing:
+            return self._count(SHUTTING_DOWN.response(retry_after=1))
+        state: dict[str, Any] = {"state": "ready" if self.readiness.ready else "cold"}
+        if not self.readiness.ready:
+            # A digest, never the key itself: the lease map must not hold secrets.
+            identity = (
+                "key:" + hashlib.sha256(token.encode()).hexdigest()
+                if self.api_keys is not None
+                else "peer:" + (request.remote or "")
+            )
+            taken, lease_s = self.demand.warm(identity)
+            if taken:  # a client asking again neither counts twice nor stretches the lease
+                self._cold(asyncio.get_running_loop().time())
+            state["lease_s"] = round(lease_s, 1)
+            estimate = self.wake_eta()
+            if estimate is not None:
+                state["eta_s"] = math.ceil(estimate.eta_s)
+        return web.json_response(state, status=202)
 
     # ---- proxied paths -----------------------------------------------------------------------------
     async def expect(self, request: web.Request) -> web.StreamResponse | None:
@@ -171,7 +260,7 @@ class Gateway:
             # Listing models must not wake an accelerator (DESIGN 4): answered here, not counted as demand.
             return self._local_models()
         if self.closing:
-            return self._count(self._shutting_down())
+            return self._count(SHUTTING_DOWN.response(retry_after=1))
         # The body before admission: a client trickling its body holds no admission slot and no demand.
         try:
             payload = await request_body.read(
@@ -223,33 +312,45 @@ class Gateway:
         loop = asyncio.get_running_loop()
         admitted_at = loop.time()
         if not self.readiness.ready:
-            self.demand.cold_request()
-            if self.waker is not None:
-                self.waker.wake(admitted_at)
+            self._cold(admitted_at)
             if self.settings.cold_start_mode is ColdStartMode.REJECT:
                 self.metrics.rejections.labels(reason="cold_start").inc()
-                return self._count(self._not_ready("backend not ready", code="backend_not_ready"))
+                return self._count(COLD.response(retry_after=self._retry_after()))
             if httpparts.wants_stream(request.method, body):
                 return await self._hold_streaming(request, body, admitted_at, exchange)
             deadline = admitted_at + self.settings.activation_timeout.seconds
-            with self._holding():
-                released = await self._held_until(deadline)
-            if not released:
+            if not await self._wait_held(deadline):
                 if self.closing:
-                    return self._count(self._shutting_down())
+                    return self._count(SHUTTING_DOWN.response(retry_after=1))
                 self.metrics.rejections.labels(reason="activation_timeout").inc()
-                return self._count(
-                    self._not_ready("backend not ready: activation timeout", code="activation_timeout")
-                )
+                return self._count(ACTIVATION_TIMEOUT.response(retry_after=self._retry_after()))
+            waited = loop.time() - admitted_at
+            self.metrics.activation_wait.observe(waited)
+            # The answer says it waited for a wake, so a client can tell a cold start from a slow model.
+            woke = {COLD_START_HEADER: "true", WAKE_SECONDS_HEADER: f"{waited:.3f}"}
+            return await self._forward(request, body, response=None, extra_headers=woke)
         self.metrics.activation_wait.observe(loop.time() - admitted_at)
         return await self._forward(request, body, response=None)
+
+    def _cold(self, admitted_at: float) -> None:
+        """A cold request (or a warm lease): demand up, the backend woken, the wake's start noted."""
+        if self._cold_since is None:
+            self._cold_since = admitted_at
+        self.demand.cold_request()
+        if self.waker is not None:
+            self.waker.wake(admitted_at)
 
     async def _hold_streaming(
         self, request: web.Request, body: bytearray, admitted_at: float, exchange: _Exchange
     ) -> web.StreamResponse:
-        """Commit a 200 event stream at once and send ``: heartbeat`` every interval until ready."""
+        """Commit a 200 event stream at once, hold it with comments (:mod:`hold`) until ready, then append
+        the backend's body; a hold that ends otherwise ends the stream with an error event."""
         loop = asyncio.get_running_loop()
-        headers = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        headers = {
+            "Content-Type": "text/event-stream",
+            "Cache-Control": "no-cache",
+            COLD_START_HEADER: "true",
+        }
         if request.keep_alive:
             # SPEC §3.3's header, but only as a promise the connection keeps: an HTTP/1.0 client or one
             # that sent Connection: close gets a stream that ends with the connection.
@@ -257,38 +358,39 @@ class Gateway:
         response = web.StreamResponse(status=200, headers=headers)
         await response.prepare(request)
         exchange.committed = True
-        interval = self.settings.heartbeat_interval.seconds
-        deadline = admitted_at + self.settings.activation_timeout.seconds
-        next_beat = admitted_at + interval
-        while not self.readiness.ready:
-            now = loop.time()
-            if self.closing:
-                self._requests("200").inc()
-                await response.write(b"event: error\ndata: gateway shutting down, retry\n\n")
-                await response.write_eof()
-                exchange.committed = False
-                return response
-            if now >= deadline:
+        plan = hold.Hold(
+            admitted_at=admitted_at,
+            deadline=admitted_at + self.settings.activation_timeout.seconds,
+            heartbeat_s=self.settings.heartbeat_interval.seconds,
+            progress_s=self.settings.progress_interval.seconds,
+            wait_ready=self._wait_held,
+            is_ready=lambda: self.readiness.ready,
+            is_closing=lambda: self.closing,
+            eta=self.wake_eta,
+        )
+        outcome = await hold.hold(response, plan)
+        if outcome is not hold.Outcome.READY:
+            if outcome is hold.Outcome.TIMED_OUT:
                 self.metrics.rejections.labels(reason="activation_timeout").inc()
-                self._requests("200").inc()
-                await response.write(TIMEOUT_EVENT)
-                await response.write_eof()
-                exchange.committed = False  # counted already
-                return response
-            with self._holding():
-                released = await self._held_until(min(deadline, next_beat))
-            if released:
-                break
-            if loop.time() >= next_beat:
-                await response.write(HEARTBEAT)
-                next_beat += interval
+            self._requests("200").inc()
+            await response.write(
+                (ACTIVATION_TIMEOUT if outcome is hold.Outcome.TIMED_OUT else SHUTTING_DOWN).event()
+            )
+            await response.write_eof()
+            exchange.committed = False  # counted already
+            return response
         self.metrics.activation_wait.observe(loop.time() - admitted_at)
         result = await self._forward(request, body, response=response)
         exchange.committed = False
         return result
 
     async def _forward(
-        self, request: web.Request, body: bytearray, *, response: web.StreamResponse | None
+        self,
+        request: web.Request,
+        body: bytearray,
+        *,
+        response: web.StreamResponse | None,
+        extra_headers: dict[str, str] | None = None,
     ) -> web.StreamResponse:
         """Proxy to a ready backend. With *response* (already committed), only the body is appended."""
         endpoints = self.readiness.endpoints() or [self.settings.backend_url]
@@ -298,7 +400,9 @@ class Gateway:
             tried.add(endpoint)
             try:
                 with self.balancer.use(endpoint):
-                    return await self._exchange(request, body, endpoint, response)
+                    return await self._exchange(
+                        request, body, endpoint, response, extra_headers=extra_headers
+                    )
             except upstream.UpstreamError as error:
                 failure = error.failure
                 if failure.retryable:
@@ -322,7 +426,13 @@ class Gateway:
                 )
 
     async def _exchange(
-        self, request: web.Request, body: bytearray, endpoint: str, committed: web.StreamResponse | None
+        self,
+        request: web.Request,
+        body: bytearray,
+        endpoint: str,
+        committed: web.StreamResponse | None,
+        *,
+        extra_headers: dict[str, str] | None = None,
     ) -> web.StreamResponse:
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=UPSTREAM_CONNECT_TIMEOUT)
         try:
@@ -352,6 +462,8 @@ class Gateway:
                 self._requests("200").inc()
                 return committed
             headers = httpparts.downstream_headers(answer.headers)
+            if extra_headers:
+                headers.update(extra_headers)
             if _small_and_complete(answer):
                 # A short answer of known length (not an event stream): one write instead of a streamed copy.
                 try:
@@ -436,27 +548,20 @@ class Gateway:
             )
         )
 
-    @staticmethod
-    def _shutting_down() -> web.Response:
-        return errors.error_response(
-            503,
-            "the gateway is shutting down",
-            kind="service_unavailable",
-            code="gateway_draining",
-            retry_after=1,
-        )
-
-    @staticmethod
-    def _not_ready(message: str, *, code: str) -> web.Response:
-        return errors.error_response(
-            503, message, kind="service_unavailable", code=code, retry_after=NOT_READY_RETRY_AFTER
-        )
-
     def _local_models(self) -> web.Response:
         name = self.settings.model_name or "model"
         document: dict[str, Any] = {
             "object": "list",
-            "data": [{"id": name, "object": "model", "created": int(time.time()), "owned_by": "hearth"}],
+            "data": [
+                {
+                    "id": name,
+                    "object": "model",
+                    "created": int(time.time()),
+                    "owned_by": "hearth",
+                    # Extra fields pass through the openai SDK's models untouched: a UI may show this.
+                    "hearth": {"state": "cold"},
+                }
+            ],
         }
         return web.Response(text=json.dumps(document), content_type="application/json")
 
@@ -493,6 +598,7 @@ def make_app(gateway: Gateway) -> web.Application:
     app = web.Application(client_max_size=gateway.settings.max_body_bytes)
     app.router.add_route("*", "/healthz", gateway.healthz)
     app.router.add_route("*", "/hearth/queue", gateway.queue)
+    app.router.add_route("*", "/hearth/warm", gateway.warm)
     app.router.add_route("*", "/metrics", gateway.metrics_page)
     app.router.add_route("*", "/{tail:.*}", gateway.handle, expect_handler=gateway.expect)
     return app

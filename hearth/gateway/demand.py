@@ -3,6 +3,10 @@
 ``pending`` counts admitted requests (waiting or in flight). A cold request also starts or renews the
 *activation lease*: until the backend is ready (then a 15 s grace) or the activation timeout passes,
 demand stays at least 1, so a rejected or disconnected cold request still wakes the backend.
+
+A *warm lease* (``POST /hearth/warm``) is the same intent without a request: it starts the activation lease
+and counts as one unit of demand, as one held request would, until the backend is ready or the activation
+timeout passes; never more than one per client at a time.
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ class Demand:
         self._ready_grace = ready_grace
         self.pending = 0
         self._lease_deadline: float | None = None
+        #: Warm leases: client identity -> when its lease ends.
+        self._warm: dict[str, float] = {}
         self._grace_until = 0.0
         self._active = False
         self._subscribers: list[Subscriber] = []
@@ -46,9 +52,10 @@ class Demand:
         return asyncio.get_running_loop().time()
 
     def value(self) -> int:
-        if self.pending > 0:
-            return self.pending
         now = self._now()
+        warm = self._warm_count(now)
+        if self.pending + warm > 0:
+            return self.pending + warm
         leased = self._lease_deadline is not None and now < self._lease_deadline
         return 1 if leased or now < self._grace_until else 0
 
@@ -76,6 +83,23 @@ class Demand:
             self._lease_task = asyncio.get_running_loop().create_task(self._watch_lease())
         self._changed()
 
+    def warm(self, identity: str) -> tuple[bool, float]:
+        """Take a warm lease for *identity* (a client) unless it holds one already: whether one was taken
+        (then the caller starts the wake, as for a cold request) and the seconds the lease has left."""
+        now = self._now()
+        deadline = self._warm.get(identity)
+        if deadline is not None and deadline > now:
+            return False, deadline - now
+        self._warm[identity] = now + self._activation_timeout
+        return True, self._activation_timeout
+
+    def _warm_count(self, now: float) -> int:
+        if not self._warm:
+            return 0
+        for identity in [key for key, deadline in self._warm.items() if deadline <= now]:
+            del self._warm[identity]  # expired: pruned here, so the map never outgrows the live leases
+        return len(self._warm)
+
     async def _watch_lease(self) -> None:
         while self._lease_deadline is not None:
             remaining = self._lease_deadline - self._now()
@@ -84,6 +108,7 @@ class Demand:
                 break
             if await self._readiness.wait_ready(remaining):
                 self._lease_deadline = None
+                self._warm.clear()  # the intent is met: the backend is ready
                 self._grace_until = self._now() + self._ready_grace
                 break
         self._changed()

@@ -19,6 +19,7 @@ import prometheus_client
 from hearth.api import scalermodes
 from hearth.common import logs, serve
 from hearth.gateway import auth, external_scaler
+from hearth.gateway import eta as eta_module
 from hearth.gateway.app import Gateway, make_app
 from hearth.gateway.demand import Demand
 from hearth.gateway.metrics import GatewayMetrics
@@ -124,12 +125,16 @@ class Assembly:
 
 @contextlib.asynccontextmanager
 async def build(
-    settings: GatewaySettings, *, readiness: ReadinessSource | None = None
+    settings: GatewaySettings,
+    *,
+    readiness: ReadinessSource | None = None,
+    eta: eta_module.EtaSource | None = None,
 ) -> AsyncIterator[Assembly]:
     """Wire and start the gateway's parts from *settings*; stop and release them when the block ends.
 
-    *readiness* replaces the source the settings select (tests drive readiness by hand); everything else,
-    limits included, is what the process runs.
+    *readiness* replaces the source the settings select (tests drive readiness by hand), *eta* the wake
+    times (none yet in production: :class:`eta.NullEta`); everything else, limits included, is what the
+    process runs.
     """
     # SPEC §3.7: exactly the listed series, without the _created samples (the library leaves this untyped).
     prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -185,6 +190,7 @@ async def build(
             session=session,
             waker=waker,
             api_keys=api_keys,
+            eta=eta if eta is not None else eta_module.NullEta(),
         )
         log.info(
             "gateway configured",

@@ -46,6 +46,8 @@ class GatewaySettings:
     activation_timeout: durations.Duration = _DEFAULTS["activation_timeout"]
     cold_start_mode: ColdStartMode = _DEFAULTS["cold_start_mode"]
     heartbeat_interval: durations.Duration = _DEFAULTS["heartbeat_interval"]
+    #: Progress comments of held streams (at commit, then every interval); 0: none.
+    progress_interval: durations.Duration = _DEFAULTS["progress_interval"]
     #: Where to watch backend readiness (EndpointSlices of this Service) and which Deployment to wake.
     namespace: str | None = None
     backend_service: str | None = None

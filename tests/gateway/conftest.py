@@ -15,6 +15,7 @@ from aiohttp import test_utils, web
 from hearth.common import durations, netaddr
 from hearth.gateway import server
 from hearth.gateway.app import Gateway
+from hearth.gateway.eta import EtaSource
 from hearth.gateway.readiness import ManualReadiness
 from hearth.gateway.settings import ColdStartMode, GatewaySettings
 from hearth.stub import app as stub_app
@@ -57,13 +58,16 @@ def local_settings(**overrides: Any) -> GatewaySettings:
 
 
 @asynccontextmanager
-async def running_gateway(*, backends: list[str] | None = None, **overrides: Any) -> AsyncIterator[Running]:
-    """The gateway as ``server.build`` assembles it, with readiness set by hand (ready when *backends*)."""
+async def running_gateway(
+    *, backends: list[str] | None = None, eta: EtaSource | None = None, **overrides: Any
+) -> AsyncIterator[Running]:
+    """The gateway as ``server.build`` assembles it, with readiness set by hand (ready when *backends*)
+    and, given *eta*, those wake times."""
     readiness = ManualReadiness()
     if backends:
         readiness.set_endpoints(backends)
     async with (
-        server.build(local_settings(**overrides), readiness=readiness) as assembly,
+        server.build(local_settings(**overrides), readiness=readiness, eta=eta) as assembly,
         assembly.serving() as url,
         aiohttp.ClientSession() as http,
     ):

@@ -181,7 +181,8 @@ async def test_a_held_stream_cut_short_by_the_backend_reaches_the_client_as_a_tr
 ) -> None:
     async with (
         backends.raw_backend(backends.truncated_sse) as backend,
-        start_gateway(heartbeat_interval=seconds("50ms")) as gw,
+        # No progress comments: the first heartbeat is the sign the stream is held.
+        start_gateway(heartbeat_interval=seconds("50ms"), progress_interval=seconds("0s")) as gw,
     ):
         async with gw.http.post(f"{gw.url}/v1/chat/completions", json={"stream": True}) as response:
             assert await response.content.readuntil(b"\n\n") == b": heartbeat\n\n"

@@ -290,7 +290,8 @@ async def test_a_held_stream_does_not_promise_keep_alive_to_a_client_that_closes
         head = answer.split(b"\r\n\r\n", 1)[0].lower()
         assert _status(answer) == 200
         assert b"connection: keep-alive" not in head
-        assert b"event: error\ndata: backend activation timeout\n\n" in answer
+        assert b'event: error\ndata: {"error":' in answer
+        assert b'"code":"activation_timeout"' in answer
 
 
 async def test_streams_dropped_mid_answer_are_counted_without_tracebacks(

@@ -1,0 +1,71 @@
+"""Holding a committed event stream while the backend wakes: ``: heartbeat`` comments at the heartbeat
+interval, byte for byte as SPEC §3.3 (reference clients may match them), and progress comments
+(:mod:`hearth.gateway.progress`) at commit and every progress interval, until a backend is ready, the
+activation timeout passes or the gateway closes its holds. What happens next is the caller's."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import enum
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from hearth.gateway import eta as eta_module
+from hearth.gateway import progress
+
+HEARTBEAT = b": heartbeat\n\n"
+
+
+class Outcome(enum.Enum):
+    READY = "ready"
+    TIMED_OUT = "timed_out"
+    CLOSING = "closing"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Hold:
+    """One held stream's schedule and what it consults."""
+
+    admitted_at: float
+    deadline: float
+    heartbeat_s: float
+    #: 0: no progress comments.
+    progress_s: float
+    #: Wait for a ready backend until the given loop time; True when one is ready.
+    wait_ready: Callable[[float], Awaitable[bool]]
+    is_ready: Callable[[], bool]
+    is_closing: Callable[[], bool]
+    #: The ETA at this moment of the wake (None when unknown).
+    eta: Callable[[], eta_module.Eta | None]
+
+
+async def hold(response: web.StreamResponse, plan: Hold) -> Outcome:
+    """Write comments into *response* (already committed) until the hold ends; say why it ended."""
+    loop = asyncio.get_running_loop()
+    next_beat = plan.admitted_at + plan.heartbeat_s
+    next_progress: float | None = None
+    if plan.progress_s > 0:
+        await _progress(response, plan, now=loop.time())
+        next_progress = plan.admitted_at + plan.progress_s
+    while not plan.is_ready():
+        if plan.is_closing():
+            return Outcome.CLOSING
+        if loop.time() >= plan.deadline:
+            return Outcome.TIMED_OUT
+        wake_at = min(plan.deadline, next_beat, next_beat if next_progress is None else next_progress)
+        if await plan.wait_ready(wake_at):
+            break
+        now = loop.time()
+        if now >= next_beat:
+            await response.write(HEARTBEAT)
+            next_beat += plan.heartbeat_s
+        if next_progress is not None and now >= next_progress and now < plan.deadline:
+            await _progress(response, plan, now=now)
+            next_progress += plan.progress_s
+    return Outcome.READY
+
+
+async def _progress(response: web.StreamResponse, plan: Hold, *, now: float) -> None:
+    await response.write(progress.comment(elapsed_s=now - plan.admitted_at, eta=plan.eta()))

@@ -140,7 +140,9 @@ crds=$("$kubectl" get crd -o name | grep 'serving.hearth.dev' | sort | tr '\n' '
     fail "expected both CRDs kept, found: $crds"
 left=$("$kubectl" get clusterroles,clusterrolebindings,inferenceruntimes -l app.kubernetes.io/part-of=hearth -o name)
 left+=$("$kubectl" get inferenceruntimes,llmservices -A -o name)
-left+=$("$kubectl" get clusterroles,clusterrolebindings -o name | grep -E '/hearth-' || true)
+# (hearth-prometheus is the test bed's own Prometheus, testing/prometheus, not the chart's.)
+left+=$("$kubectl" get clusterroles,clusterrolebindings -o name | grep -E '/hearth-' |
+    grep -vE '/hearth-prometheus$' || true)
 left+=$("$kubectl" -n "$namespace" get deployments,replicasets,pods,services,secrets,roles,rolebindings,networkpolicies,poddisruptionbudgets -o name)
 left+=$("$kubectl" -n "$namespace" get serviceaccounts,configmaps,leases -o name |
     grep -vE '^(serviceaccount/default|configmap/kube-root-ca.crt|lease.coordination.k8s.io/6d7012cb.hearth.dev)$' || true)

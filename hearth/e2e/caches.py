@@ -56,7 +56,7 @@ async def _pod_done(run: Run, name: str) -> bool:
     phase = pod.get("status", {}).get("phase")
     if phase == "Failed":
         raise ScenarioFailedError(f"pod {name} failed: {await run.client.pod_log(name, run.namespace)}")
-    return phase == "Succeeded"
+    return bool(phase == "Succeeded")
 
 
 async def _prewarmed_start(run: Run, name: str, strategy: str) -> str:

@@ -175,13 +175,19 @@ async def test_the_stub_reports_whether_it_starts_from_the_cache(
     endpoint, _ = hub_server
     monkeypatch.setenv("HF_HOME", str(tmp_path))
     monkeypatch.delenv("HF_HUB_CACHE", raising=False)
-    with caplog.at_level(logging.INFO):
+    with caplog.at_level(logging.INFO, logger=stub_command.log.name):
         stub_command.report_cache(REPO)
-    assert [record.getMessage() for record in caplog.records] == ["model not in the Hugging Face cache"]
-    caplog.clear()
+    assert [record.getMessage() for record in _stub_records(caplog)] == [
+        "model not in the Hugging Face cache"
+    ]
     await _download(endpoint, tmp_path / "hub")
-    with caplog.at_level(logging.INFO):
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger=stub_command.log.name):
         stub_command.report_cache(REPO)
-    (record,) = caplog.records
+    (record,) = _stub_records(caplog)
     assert record.getMessage() == "model loaded from the Hugging Face cache"
     assert record.fields["snapshot"] == tinymodel.generate(REPO).commit  # type: ignore[attr-defined]
+
+
+def _stub_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [record for record in caplog.records if record.name == stub_command.log.name]

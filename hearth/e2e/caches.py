@@ -91,6 +91,8 @@ async def _prewarmed_start(run: Run, name: str, strategy: str) -> str:
         if events[-1] != b"data: [DONE]":
             raise ScenarioFailedError("the first request after the prewarm was not answered")
         answered = time.monotonic() - woke
+        # The replaced pod may have answered while its EndpointSlice entry went: wait for the new one.
+        await run.wait("a ready backend pod started after the prewarm", lambda: _backend_ready(run, name))
         line = await _cache_line(run, name)
         if f"snapshot={commit}" not in line:
             raise ScenarioFailedError(f"the backend did not start from snapshot {commit}: {line}")
@@ -104,7 +106,19 @@ async def _prewarmed_start(run: Run, name: str, strategy: str) -> str:
     )
     return (
         f"prewarm Job succeeded {warmed:.1f}s after apply ({snapshot}){replaced}; a request answered in "
-        f"{answered:.1f}s by a backend that logged: {line.split(' msg=', 1)[-1]}"
+        f"{answered:.1f}s; the serving backend logged: {line.split(' msg=', 1)[-1]}"
+    )
+
+
+async def _backend_ready(run: Run, name: str) -> bool:
+    """Some backend pod is Ready, and every one not going away is."""
+    pods = await _backend_pods(run, name)
+    return bool(pods) and all(
+        any(
+            c.get("type") == "Ready" and c.get("status") == "True"
+            for c in pod.get("status", {}).get("conditions") or []
+        )
+        for pod in pods
     )
 
 

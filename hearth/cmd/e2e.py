@@ -59,10 +59,13 @@ def command(
     the scale untouched and the new leader takes over; a stream survives the deletion of its backend pod;
     a rolling restart of the gateway under traffic fails no request; killing one of two gateway replicas
     still answers at least 90%; API keys gate the endpoint and reject mode answers 503 at once; the
-    operator's metrics need a reader's token; deleting the LLMServices removes everything.
+    operator's metrics need a reader's token; a NodeLocalPVC and a HostPath cache are prewarmed by their
+    Job from a stand-in hub in the run's namespace and the backend starts from them; deleting the
+    LLMServices removes everything.
 
     Needs Hearth installed (hearth install; --gateway-replicas 2 for the two-gateway scenario), a node
-    advertising hearth.dev/fake-accelerator, and the stub image. Exits 1 if any scenario fails."""
+    advertising hearth.dev/fake-accelerator, the stub image, and a default StorageClass (for the
+    NodeLocalPVC scenario). Exits 1 if any scenario fails."""
     options = runner.Options(
         stub_image=stub_image,
         access=access,

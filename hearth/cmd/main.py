@@ -21,6 +21,7 @@ _COMMANDS = {
     "render": ("hearth.cmd.render", "command"),
     "selftest": ("hearth.cmd.selftest", "command"),
     "stub": ("hearth.cmd.stub", "command"),
+    "stub-hub": ("hearth.cmd.stubhub", "command"),
     "uninstall": ("hearth.cmd.install", "uninstall_command"),
     "version": ("hearth.cmd.version", "command"),
 }

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 import click
 
 from hearth.cmd import params
 from hearth.common import durations, logs, netaddr, serve
-from hearth.stub import server, vllm_args
+from hearth.stub import hfcache, server, vllm_args
 from hearth.stub.settings import DEFAULT_MODEL, StubSettings
 
 log = logging.getLogger(__name__)
@@ -98,6 +99,7 @@ def command(vllm_argv: tuple[str, ...], **options: Any) -> None:
             "ignoring vLLM options the stub does not model",
             extra=logs.fields(options=" ".join(parsed.ignored)),
         )
+    report_cache(settings.model)
     try:
         server.run(settings)
     except serve.ListenError as error:
@@ -130,4 +132,28 @@ def build_settings(
         model=model,
         served_model_names=vllm.served_model_names or (model,),
         shutdown_timeout=shutdown_timeout,
+    )
+
+
+def report_cache(model: str) -> None:
+    """Say whether the model is in the Hugging Face cache (a prewarmed one, say), reading it as a model load
+    would: vLLM would start from those files instead of downloading them."""
+    if not hfcache.is_repo_id(model):
+        return
+    cache = hfcache.cache_dir(os.environ)
+    try:
+        found = hfcache.find(cache, model)
+    except (hfcache.CacheError, OSError) as error:
+        log.warning(
+            "model cache unusable", extra=logs.fields(model=model, cache=str(cache), error=str(error))
+        )
+        return
+    if found is None:
+        log.info("model not in the Hugging Face cache", extra=logs.fields(model=model, cache=str(cache)))
+        return
+    log.info(
+        "model loaded from the Hugging Face cache",
+        extra=logs.fields(
+            model=model, snapshot=found.commit, files=found.files, bytes=found.size, path=str(found.path)
+        ),
     )

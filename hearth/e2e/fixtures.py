@@ -82,3 +82,85 @@ def service(
             "endpoint": endpoint,
         },
     }
+
+
+#: The repository the LLMServices' model names, which the stand-in hub serves.
+MODEL_REPO = "hearth/e2e-model"
+#: The stand-in hub's name: the stub image's HF_ENDPOINT is http://hearth-hub (its own namespace's Service).
+HUB = "hearth-hub"
+HUB_PORT = 8080
+#: Where the HostPath cache strategy keeps caches on the node (SPEC §5.2).
+HOST_CACHE_ROOT = "/var/lib/hearth/cache"
+
+
+def hub(namespace: str, *, image: str) -> list[dict[str, Any]]:
+    """A Deployment and Service of ``hearth stub-hub`` serving MODEL_REPO: the hub of the prewarm Jobs."""
+    labels = {"app.kubernetes.io/name": HUB, "app.kubernetes.io/part-of": "hearth-e2e"}
+    container = {
+        "name": "hub",
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["/usr/local/bin/hearth", "stub-hub", f"--listen=:{HUB_PORT}", f"--repo={MODEL_REPO}"],
+        "ports": [{"name": "http", "containerPort": HUB_PORT}],
+        "readinessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 1},
+    }
+    return [
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": HUB, "namespace": namespace, "labels": labels},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": labels},
+                "template": {"metadata": {"labels": labels}, "spec": {"containers": [container]}},
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": HUB, "namespace": namespace, "labels": labels},
+            "spec": {"selector": labels, "ports": [{"name": "http", "port": 80, "targetPort": "http"}]},
+        },
+    ]
+
+
+def cached_service(name: str, namespace: str, runtime_name: str, *, strategy: str) -> dict[str, Any]:
+    """An LLMService whose weights go to a *strategy* cache, prewarmed by a Job."""
+    manifest = service(name, namespace, runtime_name)
+    manifest["spec"]["model"]["source"]["uri"] = f"hf://{MODEL_REPO}"
+    manifest["spec"]["scaling"]["max"] = 1
+    manifest["spec"]["cache"] = {"strategy": strategy, "prewarm": True, "size": "64Mi"}
+    return manifest
+
+
+def host_cache_pod(name: str, namespace: str, *, image: str, script: str) -> dict[str, Any]:
+    """A one-shot root pod working in the node's HostPath cache root (mounted at /host) with *script*.
+
+    The kubelet creates a HostPath cache directory as root 0755, and fsGroup does not apply to hostPath
+    volumes, so a cache written by a non-root image (the stub runs as 65532) must be prepared by the
+    cluster's admin first; this pod is that step."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {"app.kubernetes.io/part-of": "hearth-e2e"},
+        },
+        "spec": {
+            "restartPolicy": "Never",
+            "securityContext": {"runAsUser": 0, "runAsGroup": 0},
+            "containers": [
+                {
+                    "name": "prepare",
+                    "image": image,
+                    "imagePullPolicy": "IfNotPresent",
+                    "command": ["/bin/sh", "-c", script],
+                    "volumeMounts": [{"name": "cache-root", "mountPath": "/host"}],
+                }
+            ],
+            "volumes": [
+                {"name": "cache-root", "hostPath": {"path": HOST_CACHE_ROOT, "type": "DirectoryOrCreate"}}
+            ],
+        },
+    }

@@ -22,6 +22,9 @@ from hearth.kube.errors import ApiError
 from hearth.render import gateway, names
 
 Report = Callable[[str], None]
+#: The LLMService of the HostPath cache scenario, and the pod that prepares its directory on the node.
+HOST_CACHE_SERVICE = "host-cache"
+HOST_CACHE_PREPARE = "host-cache-prepare"
 
 
 @dataclasses.dataclass
@@ -76,6 +79,8 @@ class Run:
         #: The API key of the "rejecting" LLMService (random per run; never printed).
         self.api_key = f"sk-e2e-{uuid.uuid4().hex}"
         self.results: list[Result] = []
+        #: The HostPath cache directory of the HOST_CACHE_SERVICE LLMService, under the node's cache root.
+        self.host_cache = f"{self.namespace}-{HOST_CACHE_SERVICE}"
         self._forwards: list[asyncio.subprocess.Process] = []
         self._pod_urls: dict[str, str] = {}
         #: When the last scenario that drove load stopped it (monotonic), for scale-down timing.
@@ -274,7 +279,18 @@ class Run:
                 "rejecting", self.namespace, self.unschedulable, mode="reject", auth_secret="rejecting-keys"
             )
         )
-        self.report(f"created namespace {self.namespace}, runtimes and LLMServices")
+        # The cache scenarios' hub, and their HostPath directory, get ready while the others run.
+        for manifest in fixtures.hub(self.namespace, image=self.options.stub_image):
+            await self.client.apply(manifest)
+        await self.client.apply(
+            fixtures.host_cache_pod(
+                HOST_CACHE_PREPARE,
+                self.namespace,
+                image=self.options.stub_image,
+                script=f"mkdir -p /host/{self.host_cache} && chmod 0777 /host/{self.host_cache}",
+            )
+        )
+        self.report(f"created namespace {self.namespace}, runtimes, LLMServices and the stand-in hub")
 
     async def cleanup(self) -> None:
         for process in self._forwards:

@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 
 from hearth.api import scalermodes
-from hearth.e2e import fixtures, promtext
+from hearth.e2e import caches, fixtures, promtext
 from hearth.e2e.runner import GatewayPod, Run, ScenarioFailedError
 from hearth.kube import resources
 from hearth.kube.errors import ApiError
@@ -659,5 +659,7 @@ SCENARIOS = [
     ("9 a killed gateway replica: >= 90% served", gateway_kill_keeps_serving),
     ("10 auth, then reject mode's 503 at once", auth_then_reject_mode),
     ("11 operator metrics: HTTPS + token checks", operator_metrics_are_guarded),
-    ("12 deleting LLMServices removes everything", deletion_removes_everything),
+    ("12 NodeLocalPVC cache: prewarm Job, warm start", caches.node_local_pvc_prewarmed),
+    ("13 HostPath cache: prewarm Job, warm start", caches.host_path_prewarmed),
+    ("14 deleting LLMServices removes everything", deletion_removes_everything),
 ]

@@ -94,6 +94,14 @@ class KubeClient:
                 return None
             raise
 
+    async def pod_log(self, name: str, namespace: str, *, container: str | None = None) -> str:
+        """What the pod's (first, or *container*) container has written so far."""
+        query = [("container", container)] if container else []
+        path = resources.POD.path(namespace=namespace, name=name, subresource="log")
+        response = await self._request("GET", path, query=query)
+        async with response:
+            return await response.text()
+
     async def list(
         self,
         rt: ResourceType,

@@ -39,7 +39,7 @@ PACKAGES=(etcd-server containerd runc containernetworking-plugins iptables connt
 # recorded before the first `up` so that `purge` removes only what did not exist.
 HOST_PATHS=(/var/lib/kubelet /var/log/pods /var/log/containers /var/lib/cni /run/netns /etc/cni
   /opt/cni /opt/containerd /var/lib/containerd /run/containerd /etc/kubernetes
-  /usr/libexec/kubernetes)
+  /usr/libexec/kubernetes /var/lib/hearth)
 
 PKI="$RUN/pki"
 KCFG="$RUN/kubeconfigs"

@@ -605,6 +605,7 @@ def build_image(
     source_date_epoch: int | None = None,
     bare: bool = False,
     binary_path: str = BINARY_PATH,
+    symlinks: dict[str, str] | None = None,
 ) -> BuildResult:
     """Build the image; see the module docstring. Raises :class:`BuildError` on expected failures."""
     binary = Path(binary)
@@ -624,6 +625,8 @@ def build_image(
     else:
         libraries = find_host_libraries(binary, python=python)
         rootfs = build_rootfs(binary, find_busybox(busybox), libraries, binary_path=binary_path)
+    for path, target in (symlinks or {}).items():
+        rootfs.add_symlink(path, target)
 
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryFile(dir=out.parent) as layer_file:
@@ -790,6 +793,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="KEY=VALUE",
         help="extra environment variable (repeatable)",
     )
+    parser.add_argument(
+        "--symlink",
+        action="append",
+        default=[],
+        metavar="PATH=TARGET",
+        help="extra symbolic link in the image, e.g. /usr/local/bin/python3=hearth (repeatable)",
+    )
     parser.add_argument("--user", default=DEFAULT_USER, help="container user (default: %(default)s)")
     parser.add_argument(
         "--busybox",
@@ -830,6 +840,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             python=args.python,
             bare=args.bare,
             binary_path=args.binary_path,
+            symlinks=_key_values("--symlink", args.symlink),
         )
     except BuildError as error:
         print(f"build_oci_image: error: {error}", file=sys.stderr)

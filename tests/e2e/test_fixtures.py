@@ -14,10 +14,14 @@ def test_fixtures_are_valid_hearth_objects(control_plane: ControlPlane) -> None:
     documents = [
         fixtures.runtime("e2e-rt", image="hearth.dev/vllm-stub:e2e"),
         fixtures.service("cold", "default", "e2e-rt", mode="reject", auth_secret="cold-keys"),
+        fixtures.cached_service("warm", "default", "e2e-rt", strategy="NodeLocalPVC"),
+        fixtures.cached_service("host", "default", "e2e-rt", strategy="HostPath"),
     ]
     for document in documents:
         loading.parse_object(document, source="e2e fixtures")
     documents.append(fixtures.api_keys("cold-keys", "default", "sk-test"))
+    documents += fixtures.hub("default", image="hearth.dev/vllm-stub:e2e")
+    documents.append(fixtures.host_cache_pod("prepare", "default", image="stub", script="true"))
     text = "---\n".join(bundle.read_text("crds", name) for name in bundle.names("crds"))
     control_plane.apply_crds(text, "llmservices.serving.hearth.dev", "inferenceruntimes.serving.hearth.dev")
     for document in documents:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 from pathlib import Path
@@ -133,3 +134,31 @@ def test_frozen_binary_carries_the_upstream_kubernetes_schemas(binary: str, tmp_
     )
     assert refused.returncode != 0
     assert "httpGet.paht: unknown field" in refused.stderr
+
+
+async def test_frozen_binary_as_python3_runs_a_real_prewarm(binary: str, tmp_path: Path) -> None:
+    """The stub image links python3 to the binary: under that name it downloads from HF_ENDPOINT."""
+    from aiohttp import test_utils
+
+    from hearth.stub import hfcache, hub, tinymodel
+
+    link = tmp_path / "bin" / "python3"
+    link.parent.mkdir()
+    link.symlink_to(binary)
+    server = test_utils.TestServer(hub.make_app(("hearth/e2e-model",)), host="127.0.0.1")
+    await server.start_server()
+    try:
+        env = {"HF_ENDPOINT": str(server.make_url("")).rstrip("/"), "HF_HOME": str(tmp_path / "hf")}
+        script = 'from huggingface_hub import snapshot_download; snapshot_download("hearth/e2e-model")'
+        process = await asyncio.create_subprocess_exec(
+            str(link), "-c", script, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        )
+        stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
+    finally:
+        await server.close()
+    assert process.returncode == 0, stderr.decode()
+    commit = tinymodel.generate("hearth/e2e-model").commit
+    assert stdout.decode().strip().endswith(f"/snapshots/{commit}")
+    found = hfcache.find(tmp_path / "hf" / "hub", "hearth/e2e-model")
+    assert found is not None
+    assert found.commit == commit

@@ -68,6 +68,8 @@ def build_with_cli(out: Path) -> subprocess.CompletedProcess[str]:
             json.dumps(ENTRYPOINT),
             "--port",
             "8000/tcp",
+            "--symlink",
+            "/usr/local/bin/python3=hearth",
         ],
         capture_output=True,
         text=True,
@@ -195,6 +197,9 @@ def test_layer_contents(layout: Layout) -> None:
     for applet in ("sh", "sleep"):
         assert by_name[f"bin/{applet}"].issym()
         assert by_name[f"bin/{applet}"].linkname == "busybox"
+    # --symlink: the stub image's python3 is the binary under another name (hearth/stub/pyshim.py).
+    assert by_name["usr/local/bin/python3"].issym()
+    assert resolve(by_name, "usr/local/bin/python3").name == "usr/local/bin/hearth"
     # The loader's path (PT_INTERP) resolves, through the host's symlink chain, to a file in the layer.
     assert resolve(by_name, "lib64/ld-linux-x86-64.so.2").isfile()
     libraries = {os.path.basename(name) for name in names if ".so" in name}
@@ -240,6 +245,7 @@ def test_builds_are_reproducible(image: Path, tmp_path: Path) -> None:
         entrypoint=ENTRYPOINT,
         ports=["8000/tcp"],
         source_date_epoch=0,
+        symlinks={"/usr/local/bin/python3": "hearth"},
     )
     assert again.read_bytes() == image.read_bytes()
     assert result.size == image.stat().st_size

@@ -213,6 +213,12 @@ BACKEND_DEPLOYMENT = Setting(
     Kind.TEXT,
     "Backend Deployment the gateway scales 0->1 in builtin mode.",
 )
+LLMSERVICE = Setting(
+    "llmservice",
+    "HEARTH_LLMSERVICE",
+    Kind.TEXT,
+    "LLMService whose status (one watched object) gives held clients the wake's phase and ETA.",
+)
 SCALER_MODE = Setting(
     "scaler_mode",
     "HEARTH_SCALER_MODE",
@@ -306,6 +312,7 @@ SETTINGS: tuple[Setting, ...] = (
     NAMESPACE,
     BACKEND_SERVICE,
     BACKEND_DEPLOYMENT,
+    LLMSERVICE,
     SCALER_MODE,
     READINESS,
     READINESS_PATH,

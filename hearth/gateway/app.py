@@ -25,7 +25,7 @@ import yarl
 from aiohttp import web
 
 from hearth.common import logs
-from hearth.gateway import auth, errors, hold, httpparts, request_body, upstream
+from hearth.gateway import auth, errors, hold, httpparts, progress, request_body, upstream
 from hearth.gateway import eta as eta_module
 from hearth.gateway.balancer import Balancer
 from hearth.gateway.demand import Demand
@@ -89,9 +89,11 @@ class Gateway:
         waker: Waker | None = None,
         api_keys: auth.ApiKeys | None = None,
         eta: eta_module.EtaSource | None = None,
+        phases: progress.PhaseSource | None = None,
     ) -> None:
         self.settings = settings
         self.eta = eta if eta is not None else eta_module.NullEta()
+        self.phases = phases if phases is not None else progress.NoPhase()
         #: When the current wake began (the first cold request since a backend was last ready).
         self._cold_since: float | None = None
         self.api_keys = api_keys
@@ -111,6 +113,7 @@ class Gateway:
         if readiness.ready:
             self._release.set()
         readiness.on_change(self._on_readiness)
+        self.phases.on_change(self._on_phase)
         demand.subscribe(self._on_demand)
         self._disconnects_logged_at = 0.0
         self.disconnects = 0
@@ -127,6 +130,13 @@ class Gateway:
             self._release.set()
         else:
             self._release.clear()
+
+    def _on_phase(self, _: progress.Phase) -> None:
+        """Wake every held stream once so each tells its client the new phase (one event swapped for a fresh
+        one: waiters of the old one return, later waits use the new one)."""
+        if not self._release.is_set():
+            woken, self._release = self._release, asyncio.Event()
+            woken.set()
 
     def _on_demand(self, active: bool) -> None:
         if not active:
@@ -159,11 +169,22 @@ class Gateway:
         return eta_module.retry_after(self.wake_eta())
 
     async def _wait_held(self, deadline: float) -> bool:
+        """Hold a request with no stream to tell: until a backend is ready, the deadline or closing."""
+        with self._holding():
+            loop = asyncio.get_running_loop()
+            while not await self._held_until(deadline):
+                if self.closing or loop.time() >= deadline:
+                    return False
+            return True
+
+    async def _wait_held_or_phase(self, deadline: float) -> bool:
+        """Hold a stream until a backend is ready (True), or the deadline, closing or a phase change."""
         with self._holding():
             return await self._held_until(deadline)
 
     async def _held_until(self, deadline: float) -> bool:
-        """Wait for a ready backend until *deadline*; False on timeout or when the gateway closes."""
+        """Wait for a ready backend until *deadline*; False on timeout, when the gateway closes, or when the
+        wake's phase changed (the event is swapped: see :meth:`_on_phase`)."""
         # asyncio.timeout_at, not wait_for: no extra task per held request, so a release wakes each one once.
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout_at(deadline):
@@ -210,6 +231,7 @@ class Gateway:
             if taken:  # a client asking again neither counts twice nor stretches the lease
                 self._cold(asyncio.get_running_loop().time())
             state["lease_s"] = round(lease_s, 1)
+            state["phase"] = str(self.phases.phase())
             estimate = self.wake_eta()
             if estimate is not None:
                 state["eta_s"] = math.ceil(estimate.eta_s)
@@ -363,10 +385,11 @@ class Gateway:
             deadline=admitted_at + self.settings.activation_timeout.seconds,
             heartbeat_s=self.settings.heartbeat_interval.seconds,
             progress_s=self.settings.progress_interval.seconds,
-            wait_ready=self._wait_held,
+            wait_ready=self._wait_held_or_phase,
             is_ready=lambda: self.readiness.ready,
             is_closing=lambda: self.closing,
             eta=self.wake_eta,
+            phase=self.phases.phase,
         )
         outcome = await hold.hold(response, plan)
         if outcome is not hold.Outcome.READY:

@@ -1,7 +1,8 @@
 """Holding a committed event stream while the backend wakes: ``: heartbeat`` comments at the heartbeat
 interval, byte for byte as SPEC §3.3 (reference clients may match them), and progress comments
-(:mod:`hearth.gateway.progress`) at commit and every progress interval, until a backend is ready, the
-activation timeout passes or the gateway closes its holds. What happens next is the caller's."""
+(:mod:`hearth.gateway.progress`) at commit, at every phase change, every progress interval and once more
+when a backend is ready, until then or until the activation timeout passes or the gateway closes its
+holds. What happens next is the caller's."""
 
 from __future__ import annotations
 
@@ -33,12 +34,15 @@ class Hold:
     heartbeat_s: float
     #: 0: no progress comments.
     progress_s: float
-    #: Wait for a ready backend until the given loop time; True when one is ready.
+    #: Wait for a ready backend until the given loop time; True when one is ready. It may also return
+    #: (False) early when the wake's phase changed.
     wait_ready: Callable[[float], Awaitable[bool]]
     is_ready: Callable[[], bool]
     is_closing: Callable[[], bool]
     #: The ETA at this moment of the wake (None when unknown).
     eta: Callable[[], eta_module.Eta | None]
+    #: What the wake is doing now.
+    phase: Callable[[], progress.Phase]
 
 
 async def hold(response: web.StreamResponse, plan: Hold) -> Outcome:
@@ -46,8 +50,9 @@ async def hold(response: web.StreamResponse, plan: Hold) -> Outcome:
     loop = asyncio.get_running_loop()
     next_beat = plan.admitted_at + plan.heartbeat_s
     next_progress: float | None = None
+    told = plan.phase()
     if plan.progress_s > 0:
-        await _progress(response, plan, now=loop.time())
+        await _progress(response, plan, now=loop.time(), phase=told)
         next_progress = plan.admitted_at + plan.progress_s
     while not plan.is_ready():
         if plan.is_closing():
@@ -61,11 +66,21 @@ async def hold(response: web.StreamResponse, plan: Hold) -> Outcome:
         if now >= next_beat:
             await response.write(HEARTBEAT)
             next_beat += plan.heartbeat_s
-        if next_progress is not None and now >= next_progress and now < plan.deadline:
-            await _progress(response, plan, now=now)
-            next_progress += plan.progress_s
+        if next_progress is None or now >= plan.deadline:
+            continue
+        phase = plan.phase()
+        if now >= next_progress or phase is not told:
+            told = phase
+            await _progress(response, plan, now=now, phase=phase)
+            while next_progress <= now:
+                next_progress += plan.progress_s
+    if next_progress is not None:
+        # The last word before the backend's answer: when the wait ended (a client can time its wake).
+        now = loop.time()
+        ready = progress.comment(elapsed_s=now - plan.admitted_at, eta=None, phase=progress.Phase.READY)
+        await response.write(ready)
     return Outcome.READY
 
 
-async def _progress(response: web.StreamResponse, plan: Hold, *, now: float) -> None:
-    await response.write(progress.comment(elapsed_s=now - plan.admitted_at, eta=plan.eta()))
+async def _progress(response: web.StreamResponse, plan: Hold, *, now: float, phase: progress.Phase) -> None:
+    await response.write(progress.comment(elapsed_s=now - plan.admitted_at, eta=plan.eta(), phase=phase))

@@ -5,27 +5,72 @@ line. It is an SSE *comment*: every SSE client (the openai SDKs included) ignore
 ``id:``, ``retry:`` or data-only keepalive would be handed to the application. Version 1 has these keys:
 
 - ``v``: the contract version (1); a client should ignore keys it does not know.
-- ``phase``: what the wake is doing; ``unknown`` until the gateway learns the phase.
+- ``phase``: what the wake is doing (:class:`Phase`); ``unknown`` when the gateway cannot read its
+  LLMService (no API access: the probe fallback).
 - ``elapsed_s``: seconds this request has been held, one decimal.
 - ``eta_s``: seconds until the backend is expected ready, whole; only when recent wakes give an ETA.
 - ``overdue``: present (true) only when the wake has taken longer than nine in ten recent ones.
+
+A comment goes out at commit, at every phase change, every progress interval, and a last one with phase
+``ready`` just before the backend's answer follows.
 """
 
 from __future__ import annotations
 
+import enum
 import json
 import math
+from collections.abc import Callable
+from typing import Protocol
 
 from hearth.gateway import eta as eta_module
 
 VERSION = 1
 PREFIX = b": hearth "
-UNKNOWN = "unknown"
 
 
-def comment(*, elapsed_s: float, eta: eta_module.Eta | None, phase: str = UNKNOWN) -> bytes:
+class Phase(enum.StrEnum):
+    """What a wake is doing, as a held client is told (the operator's status.currentWake, by boundary)."""
+
+    #: The gateway cannot read its LLMService's status.
+    UNKNOWN = "unknown"
+    #: Demand is raised; the backend has not left zero replicas yet (the scaler is about to act).
+    REQUESTED = "requested"
+    #: The backend pod cannot be placed: no node has the accelerators free (or the quota is spent).
+    WAITING_FOR_CAPACITY = "waiting_for_capacity"
+    #: The backend pod exists and waits for the scheduler.
+    SCHEDULING = "scheduling"
+    #: Bound to a node: pulling the image, creating the containers.
+    CREATING = "creating"
+    #: The engine runs and loads the model, until its readiness probe passes.
+    LOADING = "loading"
+    #: A backend is ready; the request goes to it now.
+    READY = "ready"
+
+
+class PhaseSource(Protocol):
+    def phase(self) -> Phase:
+        """What the wake under way is doing now."""
+        ...
+
+    def on_change(self, callback: Callable[[Phase], None]) -> None:
+        """Call *callback* with the new phase whenever it changes."""
+        ...
+
+
+class NoPhase:
+    """No status to read (the probe fallback): the phase stays unknown."""
+
+    def phase(self) -> Phase:
+        return Phase.UNKNOWN
+
+    def on_change(self, callback: Callable[[Phase], None]) -> None:
+        return None
+
+
+def comment(*, elapsed_s: float, eta: eta_module.Eta | None, phase: Phase = Phase.UNKNOWN) -> bytes:
     """One progress comment, ready to write into the stream."""
-    document: dict[str, object] = {"v": VERSION, "phase": phase, "elapsed_s": round(elapsed_s, 1)}
+    document: dict[str, object] = {"v": VERSION, "phase": str(phase), "elapsed_s": round(elapsed_s, 1)}
     if eta is not None:
         document["eta_s"] = math.ceil(eta.eta_s)
         if eta.overdue:

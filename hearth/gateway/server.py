@@ -18,7 +18,7 @@ import prometheus_client
 
 from hearth.api import scalermodes
 from hearth.common import logs, serve
-from hearth.gateway import auth, external_scaler
+from hearth.gateway import auth, external_scaler, progress, wakestatus
 from hearth.gateway import eta as eta_module
 from hearth.gateway.app import Gateway, make_app
 from hearth.gateway.demand import Demand
@@ -54,6 +54,21 @@ async def _kube_client(settings: GatewaySettings) -> KubeClient | None:
             extra=logs.fields(error=str(error), path=settings.readiness_path),
         )
         return None
+
+
+def _readiness(
+    settings: GatewaySettings, client: KubeClient | None, session: aiohttp.ClientSession
+) -> tuple[ReadinessSource, asyncio.Task[None]]:
+    """The readiness source the settings select, and its running task."""
+    if client is not None and settings.readiness != "probe":
+        assert settings.namespace is not None
+        assert settings.backend_service is not None
+        watched = EndpointSliceReadiness(
+            client, namespace=settings.namespace, service=settings.backend_service
+        )
+        return watched, asyncio.create_task(watched.run())
+    probed = ProbeReadiness(settings.backend_url, session, path=settings.readiness_path)
+    return probed, asyncio.create_task(probed.run())
 
 
 def _raise_open_file_limit() -> None:
@@ -129,12 +144,14 @@ async def build(
     *,
     readiness: ReadinessSource | None = None,
     eta: eta_module.EtaSource | None = None,
+    phases: progress.PhaseSource | None = None,
 ) -> AsyncIterator[Assembly]:
     """Wire and start the gateway's parts from *settings*; stop and release them when the block ends.
 
     *readiness* replaces the source the settings select (tests drive readiness by hand), *eta* the wake
-    times (none yet in production: :class:`eta.NullEta`); everything else, limits included, is what the
-    process runs.
+    times and *phases* the wake's phase (in production both come from a watch on the gateway's own
+    LLMService when it may read it, else none); everything else, limits included, is what the process
+    runs.
     """
     # SPEC §3.7: exactly the listed series, without the _created samples (the library leaves this untyped).
     prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -149,18 +166,13 @@ async def build(
     try:
         client = await _kube_client(settings)
         if readiness is None:
-            if client is not None and settings.readiness != "probe":
-                assert settings.namespace is not None
-                assert settings.backend_service is not None
-                watched = EndpointSliceReadiness(
-                    client, namespace=settings.namespace, service=settings.backend_service
-                )
-                tasks.append(asyncio.create_task(watched.run()))
-                readiness = watched
-            else:
-                probed = ProbeReadiness(settings.backend_url, session, path=settings.readiness_path)
-                tasks.append(asyncio.create_task(probed.run()))
-                readiness = probed
+            readiness, task = _readiness(settings, client, session)
+            tasks.append(task)
+        if client is not None and settings.namespace and settings.llmservice:
+            status = wakestatus.ServiceStatus(client, namespace=settings.namespace, name=settings.llmservice)
+            tasks.append(asyncio.create_task(status.run()))
+            eta = eta if eta is not None else status
+            phases = phases if phases is not None else status
         waker = None
         if (
             scalermodes.traits(settings.scaler_mode).gateway_patches_scale
@@ -191,6 +203,7 @@ async def build(
             waker=waker,
             api_keys=api_keys,
             eta=eta if eta is not None else eta_module.NullEta(),
+            phases=phases if phases is not None else progress.NoPhase(),
         )
         log.info(
             "gateway configured",
@@ -201,6 +214,7 @@ async def build(
                 cold_start=str(settings.cold_start_mode),
                 max_queue=settings.max_queue,
                 api_keys="on" if api_keys is not None else "off",
+                wake_status=settings.llmservice if isinstance(phases, wakestatus.ServiceStatus) else "none",
             ),
         )
         yield Assembly(

@@ -52,6 +52,8 @@ class GatewaySettings:
     namespace: str | None = None
     backend_service: str | None = None
     backend_deployment: str | None = None
+    #: The LLMService this gateway fronts: its status says the wake's phase and recent wake times.
+    llmservice: str | None = None
     scaler_mode: ScalerMode = _DEFAULTS["scaler_mode"]
     #: Answer for GET /v1/models while the backend is cold (until the backend has answered once).
     model_name: str | None = None

@@ -137,6 +137,7 @@ class KubeClient:
         resource_version: str,
         namespace: str | None = None,
         label_selector: str | None = None,
+        field_selector: str | None = None,
         timeout_seconds: int = 300,
     ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
         """Yield ``(type, object)`` events until the server closes the watch. A 410 raises ApiError(gone)."""
@@ -148,6 +149,8 @@ class KubeClient:
         ]
         if label_selector:
             query.append(("labelSelector", label_selector))
+        if field_selector:
+            query.append(("fieldSelector", field_selector))
         limits = aiohttp.ClientTimeout(total=timeout_seconds + 30, sock_connect=10)
         response = await self._request("GET", rt.path(namespace=namespace), query=query, limits=limits)
         async with response:

@@ -37,6 +37,7 @@ class Informer:
         handler: Handler,
         namespace: str | None = None,
         label_selector: str | None = None,
+        field_selector: str | None = None,
         resync_seconds: float = 600.0,
         watch_seconds: int = 300,
     ) -> None:
@@ -44,6 +45,7 @@ class Informer:
         self.rt = rt
         self._handler = handler
         self._selector = label_selector
+        self._fields = field_selector
         self._namespace = namespace
         self._resync = resync_seconds
         self._watch_seconds = watch_seconds
@@ -88,7 +90,7 @@ class Informer:
 
     async def _relist(self) -> str:
         items, version = await self._client.list(
-            self.rt, namespace=self._namespace, label_selector=self._selector
+            self.rt, namespace=self._namespace, label_selector=self._selector, field_selector=self._fields
         )
         fresh = {key_of(item): item for item in items}
         previous, self._store = self._store, fresh
@@ -107,6 +109,7 @@ class Informer:
             resource_version=version,
             namespace=self._namespace,
             label_selector=self._selector,
+            field_selector=self._fields,
             timeout_seconds=max(1, seconds),
         ):
             version = str(obj.get("metadata", {}).get("resourceVersion", version))

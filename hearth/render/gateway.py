@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from hearth import api
 from hearth.api import gatewayenv
 from hearth.api import runtime as runtime_api
 from hearth.api.llmservice import LLMService
@@ -69,13 +70,15 @@ def _discovery_env(service: LLMService, config: OperatorConfig) -> list[dict[str
         {"name": gatewayenv.NAMESPACE.env, "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
         common.env_entry(gatewayenv.BACKEND_SERVICE.env, names.backend_service(name)),
         common.env_entry(gatewayenv.BACKEND_DEPLOYMENT.env, names.backend(name)),
+        common.env_entry(gatewayenv.LLMSERVICE.env, name),
         common.env_entry(gatewayenv.SCALER_MODE.env, str(config.scaler_mode)),
         # Profiles serve the model under the LLMService's name (--served-model-name={{ .Service.Name }}).
         common.env_entry(gatewayenv.MODEL_NAME.env, name),
     ]
     if not config.gateway_service_account:
         # The default ServiceAccount may read nothing: probe readiness and leave waking to the operator.
-        env = [entry for entry in env if entry["name"] != gatewayenv.BACKEND_DEPLOYMENT.env]
+        unreadable = {gatewayenv.BACKEND_DEPLOYMENT.env, gatewayenv.LLMSERVICE.env}
+        env = [entry for entry in env if entry["name"] not in unreadable]
         env.append(common.env_entry(gatewayenv.READINESS.env, "probe"))
     return env
 
@@ -183,8 +186,9 @@ def service_manifest(service: LLMService) -> dict[str, Any]:
 
 
 def rbac(service: LLMService, config: OperatorConfig) -> list[dict[str, Any]]:
-    """The gateway's ServiceAccount and the least Role it needs: read EndpointSlices (backend readiness) and
-    its own backend Deployment, plus what its scaler mode adds (builtin: patch that Deployment's scale)."""
+    """The gateway's ServiceAccount and the least Role it needs: read EndpointSlices (backend readiness), its
+    own backend Deployment and its own LLMService, plus what its scaler mode adds (builtin: patch that
+    Deployment's scale)."""
     if not config.gateway_service_account:
         return []
     name = service.metadata.name
@@ -200,6 +204,14 @@ def rbac(service: LLMService, config: OperatorConfig) -> list[dict[str, Any]]:
             "resources": ["deployments"],
             "resourceNames": [names.backend(name)],
             "verbs": ["get"],
+        },
+        {
+            # Its own LLMService only (a watch with fieldSelector metadata.name is authorized by name): the
+            # status says the wake's phase and recent wake times, for the held clients' progress and ETA.
+            "apiGroups": [api.GROUP],
+            "resources": ["llmservices"],
+            "resourceNames": [name],
+            "verbs": ["get", "list", "watch"],
         },
     ]
     rules.extend(scalers.of(config.scaler_mode).gateway_rules(service))

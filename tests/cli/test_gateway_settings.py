@@ -98,6 +98,7 @@ GATEWAY_VALID: list[tuple[str, str, str, object]] = [
     ("HEARTH_NAMESPACE", "ml", "namespace", "ml"),
     ("HEARTH_BACKEND_SERVICE", "qwen-backend", "backend_service", "qwen-backend"),
     ("HEARTH_BACKEND_DEPLOYMENT", "qwen", "backend_deployment", "qwen"),
+    ("HEARTH_LLMSERVICE", "qwen", "llmservice", "qwen"),
     ("HEARTH_SCALER_MODE", "builtin", "scaler_mode", ScalerMode.BUILTIN),
     ("HEARTH_SCALER_MODE", "external-push", "scaler_mode", ScalerMode.EXTERNAL_PUSH),
     ("HEARTH_READINESS", "probe", "readiness", "probe"),
@@ -144,6 +145,7 @@ GATEWAY_FREE_TEXT = {
     "HEARTH_NAMESPACE",
     "HEARTH_BACKEND_SERVICE",
     "HEARTH_BACKEND_DEPLOYMENT",
+    "HEARTH_LLMSERVICE",
     "HEARTH_MODEL_NAME",
     "HEARTH_API_KEYS_DIR",
 }

@@ -16,6 +16,7 @@ from hearth.common import durations, netaddr
 from hearth.gateway import server
 from hearth.gateway.app import Gateway
 from hearth.gateway.eta import EtaSource
+from hearth.gateway.progress import PhaseSource
 from hearth.gateway.readiness import ManualReadiness
 from hearth.gateway.settings import ColdStartMode, GatewaySettings
 from hearth.stub import app as stub_app
@@ -59,15 +60,19 @@ def local_settings(**overrides: Any) -> GatewaySettings:
 
 @asynccontextmanager
 async def running_gateway(
-    *, backends: list[str] | None = None, eta: EtaSource | None = None, **overrides: Any
+    *,
+    backends: list[str] | None = None,
+    eta: EtaSource | None = None,
+    phases: PhaseSource | None = None,
+    **overrides: Any,
 ) -> AsyncIterator[Running]:
     """The gateway as ``server.build`` assembles it, with readiness set by hand (ready when *backends*)
-    and, given *eta*, those wake times."""
+    and, given *eta* and *phases*, those wake times and that source of the wake's phase."""
     readiness = ManualReadiness()
     if backends:
         readiness.set_endpoints(backends)
     async with (
-        server.build(local_settings(**overrides), readiness=readiness, eta=eta) as assembly,
+        server.build(local_settings(**overrides), readiness=readiness, eta=eta, phases=phases) as assembly,
         assembly.serving() as url,
         aiohttp.ClientSession() as http,
     ):

@@ -14,6 +14,7 @@ import openai
 import pytest
 
 from hearth.gateway import eta
+from hearth.gateway.progress import Phase
 from tests.gateway.conftest import ColdStartMode, GatewayFactory, running_stub, seconds
 from tests.helpers import split_sse
 
@@ -30,6 +31,25 @@ class FixedWakeTimes:
 
     def wake_times(self) -> eta.WakeTimes | None:
         return self.times
+
+
+class ManualPhases:
+    """The wake's phase set by hand (in production: the watch on the gateway's own LLMService)."""
+
+    def __init__(self, phase: Phase = Phase.REQUESTED) -> None:
+        self.current = phase
+        self._callbacks: list[Callable[[Phase], None]] = []
+
+    def phase(self) -> Phase:
+        return self.current
+
+    def on_change(self, callback: Callable[[Phase], None]) -> None:
+        self._callbacks.append(callback)
+
+    def set(self, phase: Phase) -> None:
+        self.current = phase
+        for callback in self._callbacks:
+            callback(phase)
 
 
 def _client(url: str, *, key: str = "unused") -> openai.AsyncOpenAI:
@@ -114,6 +134,63 @@ async def test_progress_comments_carry_the_eta_and_say_overdue_past_p90(
     assert comments[15.0]["eta_s"] == 5
     assert comments[30.0] == {"v": 1, "phase": "unknown", "elapsed_s": 30.0, "eta_s": 0}, "p90 not passed"
     assert comments[35.0]["overdue"] is True
+
+
+async def test_each_phase_change_is_told_at_once_and_ready_is_the_last_word_before_the_answer(
+    start_gateway: GatewayFactory,
+) -> None:
+    phases = ManualPhases()
+    wakes = FixedWakeTimes(p50_s=20, p90_s=30)
+    async with (
+        running_stub(token_count=2) as stub,
+        start_gateway(eta=wakes, phases=phases) as gw,
+        gw.http.post(f"{gw.url}/v1/chat/completions", json={"stream": True}) as response,
+    ):
+        await _until(lambda: gw.gateway.held == 1)
+        loop = asyncio.get_running_loop()
+        admitted = loop.time()
+        for moment, phase in ((3, Phase.SCHEDULING), (8, Phase.CREATING), (11.5, Phase.LOADING)):
+            await asyncio.sleep(admitted + moment - loop.time())
+            phases.set(phase)
+        await asyncio.sleep(2)
+        gw.readiness.set_endpoints([stub])
+        body = await response.read()
+    told = [(c["elapsed_s"], c["phase"]) for c in _progress(body)]
+    assert told == [
+        (0.0, "requested"),
+        (3.0, "scheduling"),
+        (5.0, "scheduling"),
+        (8.0, "creating"),
+        (10.0, "creating"),
+        (11.5, "loading"),
+        (13.5, "ready"),
+    ], "at commit, at each change and every 5 s, and ready just before the answer"
+    comments = _progress(body)
+    assert comments[3]["eta_s"] == 12, "the ETA counts down across phases"
+    assert "eta_s" not in comments[-1], "nothing to predict once ready"
+    events = split_sse(body)
+    assert events.index(b': hearth {"v":1,"phase":"ready","elapsed_s":13.5}\n\n') < next(
+        i for i, e in enumerate(events) if e.startswith(b"data: {")
+    )
+    assert events[-1] == b"data: [DONE]\n\n"
+
+
+async def test_a_held_answer_without_a_stream_is_not_cut_short_by_phase_changes(
+    start_gateway: GatewayFactory,
+) -> None:
+    phases = ManualPhases()
+    async with running_stub(token_count=2) as stub, start_gateway(phases=phases) as gw:
+        request = asyncio.ensure_future(gw.http.post(f"{gw.url}/v1/chat/completions", json={"messages": []}))
+        await _until(lambda: gw.gateway.held == 1)
+        for phase in (Phase.SCHEDULING, Phase.CREATING, Phase.LOADING):
+            await asyncio.sleep(10)
+            phases.set(phase)
+            assert not request.done(), f"still held after the change to {phase}"
+        await asyncio.sleep(5)
+        gw.readiness.set_endpoints([stub])
+        async with await request as response:
+            assert response.status == 200
+            assert float(response.headers["X-Hearth-Wake-Seconds"]) == pytest.approx(35, abs=0.1)
 
 
 async def test_progress_interval_zero_sends_only_heartbeats(start_gateway: GatewayFactory) -> None:
@@ -236,7 +313,9 @@ async def test_warm_raises_demand_by_one_lease_per_client_and_answers_202(
             async with gw.http.post(f"{gw.url}/hearth/warm") as response:
                 assert response.status == 202
                 state = await response.json()
-        assert state == {"state": "cold", "lease_s": 300.0}, "the same lease, not a new one each time"
+        assert state == {"state": "cold", "lease_s": 300.0, "phase": "unknown"}, (
+            "the same lease, not a new one each time"
+        )
         assert gw.gateway.demand.value() == 1, "one client, one lease"
         assert gw.metric("hearth_gateway_activation_events_total") == 1
         assert gw.metric("hearth_gateway_pending") == 0, "no request is held for it"

@@ -1,0 +1,109 @@
+"""The gateway's own LLMService, watched as one object: what the wake under way is doing and how long recent
+wakes took.
+
+The operator already observes the backend pods and writes each wake's boundaries into the status
+(``status.currentWake``) and the recent totals with their quantiles (``status.wakeHistory``). One watch on
+that single object (by name, so the gateway's Role can be limited to it) gives every held request its
+phase and ETA from memory: no held request ever asks the API anything.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import pydantic
+
+from hearth.api import telemetry
+from hearth.api.llmservice import LLMServiceStatus
+from hearth.common import logs
+from hearth.gateway import eta as eta_module
+from hearth.gateway.progress import Phase
+from hearth.kube import resources
+from hearth.kube.client import KubeClient
+from hearth.kube.informer import Informer
+
+log = logging.getLogger(__name__)
+
+
+#: The boundaries of status.currentWake, latest first: the first one reached names the phase.
+_REACHED: tuple[tuple[Callable[[telemetry.Wake], object], Phase], ...] = (
+    (lambda wake: wake.ready_at, Phase.READY),
+    (lambda wake: wake.containers_started_at, Phase.LOADING),
+    (lambda wake: wake.bound_at, Phase.CREATING),
+    (lambda wake: wake.unschedulable, Phase.WAITING_FOR_CAPACITY),
+)
+
+
+def wake_phase(status: LLMServiceStatus | None) -> Phase:
+    """The phase a held client is told, from the status the operator wrote (None: not read yet)."""
+    if status is None:
+        return Phase.UNKNOWN
+    wake = status.current_wake
+    if wake is None:
+        # The operator has not seen the backend leave zero yet (or the last wake just completed: then the
+        # gateway's own readiness ends the hold before this matters).
+        return Phase.REQUESTED
+    return next((phase for reached, phase in _REACHED if reached(wake)), Phase.SCHEDULING)
+
+
+def wake_times(status: LLMServiceStatus | None) -> eta_module.WakeTimes | None:
+    """The recent wakes' median and p90, when the status has both."""
+    history = status.wake_history if status is not None else None
+    if history is None or history.p50_seconds is None or history.p90_seconds is None:
+        return None
+    return eta_module.WakeTimes(p50_s=history.p50_seconds, p90_s=history.p90_seconds)
+
+
+class ServiceStatus:
+    """An :class:`eta.EtaSource` and a :class:`progress.PhaseSource` fed by a watch on one LLMService."""
+
+    def __init__(self, client: KubeClient, *, namespace: str, name: str) -> None:
+        self._name = name
+        self._status: LLMServiceStatus | None = None
+        self._phase = Phase.UNKNOWN
+        self._callbacks: list[Callable[[Phase], None]] = []
+        self._unreadable_logged = False
+        self.informer = Informer(
+            client,
+            resources.LLMSERVICE,
+            namespace=namespace,
+            field_selector=f"metadata.name={name}",
+            handler=self._on_event,
+            resync_seconds=600,
+        )
+
+    async def run(self) -> None:
+        await self.informer.run()
+
+    def wake_times(self) -> eta_module.WakeTimes | None:
+        return wake_times(self._status)
+
+    def phase(self) -> Phase:
+        return self._phase
+
+    def on_change(self, callback: Callable[[Phase], None]) -> None:
+        self._callbacks.append(callback)
+
+    def _on_event(self, kind: str, obj: dict[str, Any]) -> None:
+        if kind == "DELETED":
+            self._status = None
+        else:
+            try:
+                self._status = LLMServiceStatus.model_validate(obj.get("status") or {})
+            except pydantic.ValidationError as error:
+                # A status this version cannot read (e.g. written by a newer operator): say so once, and
+                # tell clients nothing rather than something wrong.
+                if not self._unreadable_logged:
+                    self._unreadable_logged = True
+                    log.warning(
+                        "cannot read the LLMService status; held clients get no phase or ETA",
+                        extra=logs.fields(llmservice=self._name, error=str(error).splitlines()[0]),
+                    )
+                self._status = None
+        phase = wake_phase(self._status)
+        if phase is not self._phase:
+            self._phase = phase
+            for callback in self._callbacks:
+                callback(phase)

@@ -1,0 +1,45 @@
+"""The wake's phase and wake times a held client is told, from an LLMService status (pure)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from hearth.api.llmservice import LLMServiceStatus
+from hearth.gateway import wakestatus
+from hearth.gateway.progress import Phase
+
+STARTED = {"startedAt": "2026-12-01T10:00:00.000Z"}
+
+
+@pytest.mark.parametrize(
+    ("status", "phase"),
+    [
+        (None, Phase.UNKNOWN),
+        ({}, Phase.REQUESTED),
+        ({"currentWake": STARTED}, Phase.SCHEDULING),
+        ({"currentWake": {**STARTED, "unschedulable": True}}, Phase.WAITING_FOR_CAPACITY),
+        (
+            {"currentWake": {**STARTED, "unschedulable": True, "boundAt": "2026-12-01T10:01:00.000Z"}},
+            Phase.CREATING,
+        ),
+        ({"currentWake": {**STARTED, "containersStartedAt": "2026-12-01T10:00:02.000Z"}}, Phase.LOADING),
+        ({"currentWake": {**STARTED, "readyAt": "2026-12-01T10:00:30.000Z"}}, Phase.READY),
+    ],
+    ids=["unread", "not-started", "scheduling", "unschedulable", "bound-later", "loading", "ready"],
+)
+def test_the_latest_boundary_reached_names_the_phase(status: dict[str, Any] | None, phase: Phase) -> None:
+    parsed = None if status is None else LLMServiceStatus.model_validate(status)
+    assert wakestatus.wake_phase(parsed) is phase
+
+
+def test_wake_times_need_both_quantiles() -> None:
+    half = LLMServiceStatus.model_validate({"wakeHistory": {"count": 1, "p50Seconds": 20.0}})
+    assert wakestatus.wake_times(half) is None
+    full = LLMServiceStatus.model_validate(
+        {"wakeHistory": {"count": 2, "p50Seconds": 20.0, "p90Seconds": 31.5}}
+    )
+    times = wakestatus.wake_times(full)
+    assert times is not None
+    assert (times.p50_s, times.p90_s) == (20.0, 31.5)

@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 
 from hearth.api import scalermodes
-from hearth.e2e import caches, fixtures, promtext
+from hearth.e2e import caches, fixtures, promtext, wakeprogress
 from hearth.e2e.runner import GatewayPod, Run, ScenarioFailedError
 from hearth.kube import resources
 from hearth.kube.errors import ApiError
@@ -88,6 +88,8 @@ async def cold_stream_wakes(run: Run) -> str:
         raise ScenarioFailedError(f"the stream did not end with [DONE] (last event {events[-1][:60]!r})")
     if heartbeats == 0:
         raise ScenarioFailedError("no heartbeat while the backend woke")
+    progress = wakeprogress.told(events)
+    _check_progress(progress)
     if (await run.replicas("cold"))[0] < 1:
         raise ScenarioFailedError("backend not scaled up")
     assert first_token is not None
@@ -112,10 +114,26 @@ async def cold_stream_wakes(run: Run) -> str:
     overhead = first_token - fixtures.STARTUP_DELAY_SECONDS
     recorded = await run.wait("status.lastColdStartDuration", lambda: _cold_start_recorded(run), within=30)
     return (
-        f"{heartbeats} heartbeats; {timeline} (stub load {fixtures.STARTUP_DELAY_SECONDS}s, so Hearth + "
+        f"{heartbeats} heartbeats; {progress.describe()}; {timeline} (stub load "
+        f"{fixtures.STARTUP_DELAY_SECONDS}s, so Hearth + "
         f"Kubernetes added {overhead:.1f}s); status.lastColdStartDuration {recorded}; "
         f"total {time.monotonic() - started:.1f}s"
     )
+
+
+def _check_progress(progress: wakeprogress.Told) -> None:
+    """A held stream was told the wake's phases, in order, from its LLMService's status, ending ready."""
+    told = [phase for phase, _ in progress.phases]
+    if not told:
+        raise ScenarioFailedError("no progress comment in the held stream")
+    if "unknown" in told:
+        raise ScenarioFailedError(
+            f"the gateway could not read its LLMService's status: {progress.describe()}"
+        )
+    if not progress.in_order or told[-1] != "ready":
+        raise ScenarioFailedError(f"phases out of order or not ending ready: {progress.describe()}")
+    if "loading" not in told:
+        raise ScenarioFailedError(f"the stub's {fixtures.STARTUP_DELAY_SECONDS}s load was not told: {told}")
 
 
 async def _cold_start_recorded(run: Run) -> str | None:
@@ -173,7 +191,12 @@ async def gateways_wake_once_and_sum_demand(run: Run) -> str:
         events, _ = await run.stream(pod.url, tokens=1)
         if events[-1] != b"data: [DONE]":
             raise ScenarioFailedError(f"a cold stream on gateway pod {pod.name} was not answered")
-        woken.append(f"{pod.name} in {time.monotonic() - started:.1f}s")
+        # Scenario 2's wake is in the history now: this one is told an ETA (reported, not asserted).
+        progress = wakeprogress.told(events)
+        _check_progress(progress)
+        if progress.predicted_s is None:
+            raise ScenarioFailedError(f"no ETA after an earlier wake: {progress.describe()}")
+        woken.append(f"{pod.name} in {time.monotonic() - started:.1f}s ({progress.describe()})")
     await run.wait("backend at 0 replicas", lambda: _at(run, "cold", 0))
     generation = await _generation(run, "cold")
     before = await run.gateway_metrics("cold")

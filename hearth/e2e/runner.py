@@ -100,13 +100,19 @@ class Run:
         raise ScenarioFailedError(f"timed out waiting for {what}")
 
     async def replicas(self, name: str) -> tuple[int, int]:
-        """(desired, ready) replicas of a Deployment; (-1, 0) while it does not exist yet."""
+        """(desired, ready) replicas of a Deployment; (-1, 0) while it does not exist yet. Ready counts only
+        once the status describes the current spec, and never above desired: right after a scale to 0 the
+        status may still report the pods ready before it (a scenario that then waits for 2 ready replicas
+        would see them at once)."""
         deployment = await self.client.get(resources.DEPLOYMENT, name, self.namespace)
         if deployment is None:
             return -1, 0
-        return int(deployment.get("spec", {}).get("replicas") or 0), int(
-            deployment.get("status", {}).get("readyReplicas") or 0
-        )
+        desired = int(deployment.get("spec", {}).get("replicas") or 0)
+        status = deployment.get("status", {})
+        generation = int(deployment.get("metadata", {}).get("generation") or 0)
+        if int(status.get("observedGeneration") or 0) < generation:
+            return desired, 0
+        return desired, min(desired, int(status.get("readyReplicas") or 0))
 
     async def gateway_url(self, name: str) -> str:
         """How a user reaches the gateway: its Service's ClusterIP, else `kubectl port-forward`."""

@@ -95,3 +95,37 @@ def test_metric_deltas_are_summed_over_pods_and_a_new_pod_counts_from_zero() -> 
     assert promtext.total_delta(before, after, "hearth_gateway_wake_patch_seconds_count") == 2
     assert promtext.total_delta(before, after, "hearth_gateway_wake_patch_seconds_sum") == pytest.approx(0.05)
     assert promtext.delta({}, after["gw-b"], "hearth_gateway_wake_requests_total", result="missing") == 0
+
+
+class _OneDeployment:
+    """A client that knows one Deployment (the runner only reads it)."""
+
+    def __init__(self, deployment: dict[str, Any]) -> None:
+        self.deployment = deployment
+
+    async def get(self, *_: object) -> dict[str, Any]:
+        return self.deployment
+
+
+@pytest.mark.parametrize(
+    ("spec", "status", "expected"),
+    [
+        ({"replicas": 2}, {"observedGeneration": 3, "readyReplicas": 2}, (2, 2)),
+        # Just scaled to 0: the status still reports the two pods of before.
+        ({"replicas": 0}, {"observedGeneration": 3, "readyReplicas": 2}, (0, 0)),
+        # Scaled again, not yet observed: what the status says is about the spec before.
+        ({"replicas": 2}, {"observedGeneration": 2, "readyReplicas": 2}, (2, 0)),
+    ],
+    ids=["current", "scaled-down", "not-observed"],
+)
+async def test_ready_replicas_count_only_for_the_current_spec(
+    spec: dict[str, Any], status: dict[str, Any], expected: tuple[int, int]
+) -> None:
+    deployment = {"metadata": {"generation": 3}, "spec": spec, "status": status}
+    session = runner.Run(
+        cast(KubeClient, _OneDeployment(deployment)), runner.Options(stub_image="stub"), report=lambda _: None
+    )
+    try:
+        assert await session.replicas("cold") == expected
+    finally:
+        await session.http.close()

@@ -15,7 +15,7 @@ import click
 from hearth.api import gatewayenv
 from hearth.cmd import params
 from hearth.common import logs, serve
-from hearth.gateway import server
+from hearth.gateway import background, server
 from hearth.gateway import settings as gateway_settings
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -74,3 +74,6 @@ def command(*, log_level: str, log_format: logs.LogFormat, **values: object) -> 
         asyncio.run(server.run(settings))
     except serve.ListenError as error:
         raise click.UsageError(f"HEARTH_LISTEN_ADDR: {error}") from None
+    except background.BackgroundFailedError as error:
+        # Logged when it happened; exit non-zero so Kubernetes restarts the container.
+        raise click.ClickException(str(error)) from None

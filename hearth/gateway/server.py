@@ -9,7 +9,7 @@ import contextlib
 import dataclasses
 import logging
 import resource
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ import prometheus_client
 from hearth.api import scalermodes
 from hearth.common import logs, serve
 from hearth.gateway import auth, external_scaler, progress, wakestatus
+from hearth.gateway import background as background_module
 from hearth.gateway import eta as eta_module
 from hearth.gateway.app import Gateway, make_app
 from hearth.gateway.demand import Demand
@@ -58,17 +59,17 @@ async def _kube_client(settings: GatewaySettings) -> KubeClient | None:
 
 def _readiness(
     settings: GatewaySettings, client: KubeClient | None, session: aiohttp.ClientSession
-) -> tuple[ReadinessSource, asyncio.Task[None]]:
-    """The readiness source the settings select, and its running task."""
+) -> tuple[ReadinessSource, Coroutine[Any, Any, None]]:
+    """The readiness source the settings select, and its loop (to run in the background)."""
     if client is not None and settings.readiness != "probe":
         assert settings.namespace is not None
         assert settings.backend_service is not None
         watched = EndpointSliceReadiness(
             client, namespace=settings.namespace, service=settings.backend_service
         )
-        return watched, asyncio.create_task(watched.run())
+        return watched, watched.run()
     probed = ProbeReadiness(settings.backend_url, session, path=settings.readiness_path)
-    return probed, asyncio.create_task(probed.run())
+    return probed, probed.run()
 
 
 def _raise_open_file_limit() -> None:
@@ -90,32 +91,46 @@ class Assembly:
     metrics: GatewayMetrics
     #: The bound port of the KEDA external scaler, when HEARTH_SCALER_LISTEN_ADDR is set.
     scaler_port: int | None
+    background: background_module.Background
 
     async def serve(
         self, *, stop: asyncio.Event | None = None, on_started: serve.StartedHook | None = None
     ) -> None:
-        """Serve HTTP with the production limits until SIGTERM/SIGINT (or *stop*), then drain."""
+        """Serve HTTP with the production limits until SIGTERM/SIGINT (or *stop*), then drain. A background
+        loop that ends meanwhile stops it too, and then this raises
+        :class:`background.BackgroundFailedError`."""
         gateway, settings = self.gateway, self.settings
+        stop = stop if stop is not None else asyncio.Event()
+
+        async def stop_on_failure() -> None:
+            await self.background.failed.wait()
+            stop.set()
 
         async def drain() -> None:
             gateway.draining = True  # /healthz fails, so Kubernetes takes this pod out of the Service
             await asyncio.sleep(settings.drain_delay.seconds)
             gateway.close_holds()  # requests in flight finish; requests still held cold get a 503 to retry
 
-        await serve.serve(
-            make_app(gateway),
-            address=settings.listen,
-            shutdown_timeout=settings.shutdown_timeout.seconds,
-            name="gateway",
-            stop=stop,
-            on_started=on_started,
-            before_shutdown=drain,
-            handler_cancellation=True,
-            max_line_size=MAX_LINE_SIZE,
-            max_field_size=MAX_FIELD_SIZE,
-            keepalive_timeout=KEEPALIVE_SECONDS,
-            header_deadline=HEADER_DEADLINE_SECONDS,
-        )
+        watcher = asyncio.create_task(stop_on_failure())
+        try:
+            await serve.serve(
+                make_app(gateway),
+                address=settings.listen,
+                shutdown_timeout=settings.shutdown_timeout.seconds,
+                name="gateway",
+                stop=stop,
+                on_started=on_started,
+                before_shutdown=drain,
+                handler_cancellation=True,
+                max_line_size=MAX_LINE_SIZE,
+                max_field_size=MAX_FIELD_SIZE,
+                keepalive_timeout=KEEPALIVE_SECONDS,
+                header_deadline=HEADER_DEADLINE_SECONDS,
+            )
+        finally:
+            watcher.cancel()
+        if self.background.failure is not None:
+            raise background_module.BackgroundFailedError(self.background.failure)
 
     @contextlib.asynccontextmanager
     async def serving(self) -> AsyncIterator[str]:
@@ -160,20 +175,20 @@ async def build(
         connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=30), auto_decompress=False
     )
     client: KubeClient | None = None
-    tasks: list[asyncio.Task[None]] = []
+    loops = background_module.Background()
+    waker: Waker | None = None
     demand: Demand | None = None
     scaler_server = None
     try:
         client = await _kube_client(settings)
         if readiness is None:
-            readiness, task = _readiness(settings, client, session)
-            tasks.append(task)
+            readiness, readiness_loop = _readiness(settings, client, session)
+            loops.start(readiness_loop, what="readiness watch")
         if client is not None and settings.namespace and settings.llmservice:
             status = wakestatus.ServiceStatus(client, namespace=settings.namespace, name=settings.llmservice)
-            tasks.append(asyncio.create_task(status.run()))
+            loops.start(status.run(), what="LLMService status watch")
             eta = eta if eta is not None else status
             phases = phases if phases is not None else status
-        waker = None
         if (
             scalermodes.traits(settings.scaler_mode).gateway_patches_scale
             and client is not None
@@ -193,7 +208,7 @@ async def build(
         api_keys = None
         if settings.api_keys_dir is not None:
             api_keys = auth.ApiKeys(Path(settings.api_keys_dir))
-            tasks.append(asyncio.create_task(api_keys.watch()))
+            loops.start(api_keys.watch(), what="API key reload")
         gateway = Gateway(
             settings=settings,
             readiness=readiness,
@@ -224,13 +239,14 @@ async def build(
             demand=demand,
             metrics=metrics,
             scaler_port=scaler_port,
+            background=loops,
         )
     finally:
         if scaler_server is not None:
             await scaler_server.stop(grace=1)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await loops.close()
+        if waker is not None:
+            await waker.close()
         if demand is not None:
             await demand.close()
         await session.close()

@@ -52,6 +52,12 @@ class Waker:
         if self._task is not None:
             await asyncio.shield(self._task)
 
+    async def close(self) -> None:
+        """Cancel a scale request still in flight (at shutdown, before the API client closes)."""
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
     async def _ensure_one(self, admitted_at: float) -> None:
         loop = asyncio.get_running_loop()
         try:

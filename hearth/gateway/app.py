@@ -96,6 +96,9 @@ class Gateway:
         self.phases = phases if phases is not None else progress.NoPhase()
         #: When the current wake began (the first cold request since a backend was last ready).
         self._cold_since: float | None = None
+        #: Whether the scaler's lead (cold request -> backend leaving zero) was measured in this wake.
+        self._lead_measured = False
+        self.scaler_lead = eta_module.ScalerLead()
         self.api_keys = api_keys
         self.readiness = readiness
         self.demand = demand
@@ -131,9 +134,13 @@ class Gateway:
         else:
             self._release.clear()
 
-    def _on_phase(self, _: progress.Phase) -> None:
-        """Wake every held stream once so each tells its client the new phase (one event swapped for a fresh
-        one: waiters of the old one return, later waits use the new one)."""
+    def _on_phase(self, phase: progress.Phase) -> None:
+        """Note the scaler's lead when the wake leaves ``requested``, and wake every held stream once so each
+        tells its client the new phase (one event swapped for a fresh one: waiters of the old one return,
+        later waits use the new one)."""
+        if self._cold_since is not None and not self._lead_measured and phase in progress.STARTED:
+            self._lead_measured = True
+            self.scaler_lead.record(asyncio.get_running_loop().time() - self._cold_since)
         if not self._release.is_set():
             woken, self._release = self._release, asyncio.Event()
             woken.set()
@@ -163,7 +170,7 @@ class Gateway:
         """The ETA of the wake under way (None without wake history)."""
         now = asyncio.get_running_loop().time()
         since = self._cold_since if self._cold_since is not None else now
-        return eta_module.estimate(self.eta, elapsed_s=now - since)
+        return eta_module.estimate(self.eta, elapsed_s=now - since, lead_s=self.scaler_lead.seconds())
 
     def _retry_after(self) -> int:
         return eta_module.retry_after(self.wake_eta())
@@ -358,6 +365,7 @@ class Gateway:
         """A cold request (or a warm lease): demand up, the backend woken, the wake's start noted."""
         if self._cold_since is None:
             self._cold_since = admitted_at
+            self._lead_measured = False
         self.demand.cold_request()
         if self.waker is not None:
             self.waker.wake(admitted_at)

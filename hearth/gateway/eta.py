@@ -8,8 +8,10 @@ to the fixed values of SPEC §3.3.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import math
+import statistics
 from typing import Protocol
 
 #: SPEC §3.3's Retry-After of a cold 503 when nothing better is known.
@@ -45,12 +47,31 @@ class Eta:
     overdue: bool
 
 
-def estimate(source: EtaSource, *, elapsed_s: float) -> Eta | None:
-    """The ETA of a wake that began *elapsed_s* ago, or None without wake times."""
+def estimate(source: EtaSource, *, elapsed_s: float, lead_s: float = 0.0) -> Eta | None:
+    """The ETA of a wake that began *elapsed_s* ago, or None without wake times. *lead_s* is how long the
+    scaler usually takes to start the wake after the first cold request: the recorded wake times run from
+    the backend leaving zero, while a client waits from its request."""
     times = source.wake_times()
     if times is None:
         return None
-    return Eta(eta_s=max(0.0, times.p50_s - elapsed_s), overdue=elapsed_s > times.p90_s)
+    return Eta(eta_s=max(0.0, lead_s + times.p50_s - elapsed_s), overdue=elapsed_s > lead_s + times.p90_s)
+
+
+class ScalerLead:
+    """How long the scaler took, in recent wakes seen by this gateway, from the first cold request until the
+    backend left zero (the wake's phase left ``requested``): about nothing when the gateway itself scales
+    0->1, a KEDA polling interval or so otherwise. The median of the last few; 0 before the first."""
+
+    KEPT = 5
+
+    def __init__(self) -> None:
+        self._recent: collections.deque[float] = collections.deque(maxlen=self.KEPT)
+
+    def record(self, seconds: float) -> None:
+        self._recent.append(max(0.0, seconds))
+
+    def seconds(self) -> float:
+        return statistics.median(self._recent) if self._recent else 0.0
 
 
 def retry_after(eta: Eta | None) -> int:

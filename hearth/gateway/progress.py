@@ -48,6 +48,12 @@ class Phase(enum.StrEnum):
     READY = "ready"
 
 
+#: The phases of a wake under way: the backend has left zero replicas.
+STARTED = frozenset(
+    {Phase.WAITING_FOR_CAPACITY, Phase.SCHEDULING, Phase.CREATING, Phase.LOADING, Phase.READY}
+)
+
+
 class PhaseSource(Protocol):
     def phase(self) -> Phase:
         """What the wake under way is doing now."""

@@ -166,13 +166,35 @@ async def test_each_phase_change_is_told_at_once_and_ready_is_the_last_word_befo
         (13.5, "ready"),
     ], "at commit, at each change and every 5 s, and ready just before the answer"
     comments = _progress(body)
-    assert comments[3]["eta_s"] == 12, "the ETA counts down across phases"
+    assert comments[3]["eta_s"] == 15, "counting down across phases: 3 s lead + p50 20 s - 8 s elapsed"
     assert "eta_s" not in comments[-1], "nothing to predict once ready"
     events = split_sse(body)
     assert events.index(b': hearth {"v":1,"phase":"ready","elapsed_s":13.5}\n\n') < next(
         i for i, e in enumerate(events) if e.startswith(b"data: {")
     )
     assert events[-1] == b"data: [DONE]\n\n"
+
+
+async def test_the_eta_adds_the_scaler_lead_this_gateway_saw_in_its_last_wakes(
+    start_gateway: GatewayFactory,
+) -> None:
+    phases = ManualPhases()
+    wakes = FixedWakeTimes(p50_s=20, p90_s=30)
+    async with running_stub(token_count=1) as stub, start_gateway(eta=wakes, phases=phases) as gw:
+        for wake in range(2):
+            async with gw.http.post(f"{gw.url}/v1/completions", json={"stream": True}) as response:
+                first = await response.content.readuntil(b"\n\n")
+                await asyncio.sleep(4)  # a KEDA poll or so before the backend leaves zero
+                phases.set(Phase.SCHEDULING)
+                await asyncio.sleep(1)
+                gw.readiness.set_endpoints([stub])
+                await response.read()
+            told = json.loads(first[len(b": hearth ") :])
+            assert told["eta_s"] == (20 if wake == 0 else 24), f"wake {wake}: p50 + the lead seen so far"
+            gw.readiness.set_endpoints([])
+            phases.set(Phase.REQUESTED)
+            await asyncio.sleep(400)  # the lease and grace run out: the next request starts a new wake
+    assert gw.gateway.scaler_lead.seconds() == pytest.approx(4, abs=0.01)
 
 
 async def test_a_held_answer_without_a_stream_is_not_cut_short_by_phase_changes(

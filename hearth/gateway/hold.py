@@ -69,6 +69,10 @@ async def hold(response: web.StreamResponse, plan: Hold) -> Outcome:
         if next_progress is None or now >= plan.deadline:
             continue
         phase = plan.phase()
+        if phase is progress.Phase.READY:
+            # Ready is this gateway's to say, when it forwards: the status may say so a moment before this
+            # gateway's readiness watch sees the pod (or after the pod went, while the status lags).
+            phase = told
         if now >= next_progress or phase is not told:
             told = phase
             await _progress(response, plan, now=now, phase=phase)

@@ -42,9 +42,9 @@ def wake_phase(status: LLMServiceStatus | None) -> Phase:
         return Phase.UNKNOWN
     wake = status.current_wake
     if wake is None:
-        # The operator has not seen the backend leave zero yet (or the last wake just completed: then the
-        # gateway's own readiness ends the hold before this matters).
-        return Phase.REQUESTED
+        # Either the wake just completed (the operator saw a ready pod before this gateway's readiness
+        # watch did), or the operator has not seen the backend leave zero yet.
+        return Phase.READY if status.phase == "Ready" else Phase.REQUESTED
     return next((phase for reached, phase in _REACHED if reached(wake)), Phase.SCHEDULING)
 
 

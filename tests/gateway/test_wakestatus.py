@@ -18,6 +18,9 @@ STARTED = {"startedAt": "2026-12-01T10:00:00.000Z"}
     [
         (None, Phase.UNKNOWN),
         ({}, Phase.REQUESTED),
+        ({"phase": "ScaledToZero"}, Phase.REQUESTED),
+        # The operator recorded the completed wake before this gateway's readiness watch saw the pod.
+        ({"phase": "Ready", "lastWake": {**STARTED, "readyAt": "2026-12-01T10:00:30.000Z"}}, Phase.READY),
         ({"currentWake": STARTED}, Phase.SCHEDULING),
         ({"currentWake": {**STARTED, "unschedulable": True}}, Phase.WAITING_FOR_CAPACITY),
         (
@@ -27,7 +30,17 @@ STARTED = {"startedAt": "2026-12-01T10:00:00.000Z"}
         ({"currentWake": {**STARTED, "containersStartedAt": "2026-12-01T10:00:02.000Z"}}, Phase.LOADING),
         ({"currentWake": {**STARTED, "readyAt": "2026-12-01T10:00:30.000Z"}}, Phase.READY),
     ],
-    ids=["unread", "not-started", "scheduling", "unschedulable", "bound-later", "loading", "ready"],
+    ids=[
+        "unread",
+        "not-started",
+        "at-zero",
+        "just-completed",
+        "scheduling",
+        "unschedulable",
+        "bound-later",
+        "loading",
+        "ready",
+    ],
 )
 def test_the_latest_boundary_reached_names_the_phase(status: dict[str, Any] | None, phase: Phase) -> None:
     parsed = None if status is None else LLMServiceStatus.model_validate(status)

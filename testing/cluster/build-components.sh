@@ -37,6 +37,8 @@ WORK="$CACHE_ROOT/work"
 
 log() { printf '%s\n' "$*" >&2; }
 die() { log "build-components: $*"; exit 1; }
+# shellcheck source=testing/lib/go-build.sh
+source "$HERE/../lib/go-build.sh"
 
 usage() {
   sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
@@ -70,28 +72,12 @@ fi
 ((${#REQUESTED[@]})) || REQUESTED=("${ALL_COMPONENTS[@]}")
 
 # ---- toolchain and caches ----------------------------------------------------------------------
-GO="${GO:-$(command -v go || true)}"
-[[ -n "$GO" ]] || GO=/usr/local/go/bin/go
-[[ -x "$GO" ]] || die "no go toolchain found (set GO=/path/to/go)"
-PATH="$(dirname "$GO"):$PATH"
-export PATH
-export GOPATH="${GOPATH:-$CACHE_ROOT/go}"
-export GOCACHE="${GOCACHE:-$CACHE_ROOT/go-build}"
-export GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
-export GOFLAGS="-mod=mod -buildvcs=false"
-# Pure-Go static binaries: no C compiler needed, same result on every machine.
-export CGO_ENABLED=0
+go_build_env
 
 mkdir -p "$STORE" "$BINDIR" "$WORK"
 
 # One build at a time per cache (a second caller waits, then finds the binaries cached).
-if command -v flock >/dev/null 2>&1; then
-  exec 9>"$CACHE_ROOT/.build.lock"
-  if ! flock -n 9; then
-    log "waiting for another build-components.sh run on $CACHE_ROOT ..."
-    flock 9
-  fi
-fi
+go_build_lock "$CACHE_ROOT/.build.lock" build-components.sh
 
 CURRENT_TMP=""
 cleanup() { [[ -z "$CURRENT_TMP" ]] || rm -f "$CURRENT_TMP"; }

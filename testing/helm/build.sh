@@ -22,6 +22,8 @@ STORE="$CACHE_ROOT/store"
 
 log() { printf '%s\n' "$*" >&2; }
 die() { log "helm build: $*"; exit 1; }
+# shellcheck source=testing/lib/go-build.sh
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../lib/go-build.sh"
 
 MAJORS=()
 PRINT=0
@@ -46,28 +48,14 @@ if ((PRINT)); then
   exit 0
 fi
 
-GO="${GO:-$(command -v go || true)}"
-[[ -n "$GO" ]] || GO=/usr/local/go/bin/go
-[[ -x "$GO" ]] || die "no go toolchain found (set GO=/path/to/go)"
-GO_DIR="$(dirname "$GO")"
-export PATH="$GO_DIR:$PATH"
-export GOPATH="${GOPATH:-$CACHE_ROOT/go}"
-export GOCACHE="${GOCACHE:-$CACHE_ROOT/go-build}"
-export GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
+go_build_env
 # `go install module@version` builds with Helm's own go.mod and go.sum; -mod must not be set for it.
 unset GOFLAGS
-export CGO_ENABLED=0
 mkdir -p "$STORE"
 
 # One Helm build at a time per cache (a second caller waits, then finds the binaries cached). A lock of
 # its own, so a Helm build does not queue behind a long Kubernetes build (the Go cache is safe to share).
-if command -v flock >/dev/null 2>&1; then
-  exec 9>"$CACHE_ROOT/.helm-build.lock"
-  if ! flock -n 9; then
-    log "waiting for another testing/helm/build.sh run on $CACHE_ROOT ..."
-    flock 9
-  fi
-fi
+go_build_lock "$CACHE_ROOT/.helm-build.lock" testing/helm/build.sh
 
 TMPBIN=""
 cleanup() { [[ -z "$TMPBIN" ]] || rm -rf "$TMPBIN"; }

@@ -32,6 +32,8 @@ WORK="$CACHE_ROOT/work/keda-$KEDA_VERSION"
 
 log() { printf '%s\n' "$*" >&2; }
 die() { log "keda build: $*"; exit 1; }
+# shellcheck source=testing/lib/go-build.sh
+source "$HERE/../lib/go-build.sh"
 
 case "${1:-}" in
   "") ;;
@@ -41,27 +43,14 @@ case "${1:-}" in
 esac
 [[ "$KEDA_VERSION" =~ ^v2\.[0-9]+\.[0-9]+$ ]] || { log "keda build: KEDA_VERSION must look like v2.Y.Z, got '$KEDA_VERSION'"; exit 2; }
 
-GO="${GO:-$(command -v go || true)}"
-[[ -n "$GO" ]] || GO=/usr/local/go/bin/go
-[[ -x "$GO" ]] || die "no go toolchain found (set GO=/path/to/go)"
-PATH="$(dirname "$GO"):$PATH"
-export PATH
-# The same defaults as build-components.sh: one module cache and one build cache for both.
-export GOPATH="${GOPATH:-$CACHE_ROOT/go}"
-export GOCACHE="${GOCACHE:-$CACHE_ROOT/go-build}"
-export GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
-export GOFLAGS="-mod=mod -buildvcs=false"
-export CGO_ENABLED=0
+# The same toolchain, module cache and build cache as build-components.sh.
+go_build_env
 
 mkdir -p "$STORE" "$KEDA_DIR/bin" "$WORK"
 
 # One KEDA build at a time per cache.  A lock of its own, not build-components.sh's: the Go caches
 # are safe for concurrent use, and KEDA need not wait for a whole Kubernetes build.
-exec 9>"$CACHE_ROOT/.keda-build.lock"
-if ! flock -n 9; then
-  log "waiting for another testing/keda/build.sh run on $CACHE_ROOT ..."
-  flock 9
-fi
+go_build_lock "$CACHE_ROOT/.keda-build.lock" testing/keda/build.sh
 
 CURRENT_TMP=""
 trap '[[ -z "$CURRENT_TMP" ]] || rm -f "$CURRENT_TMP"' EXIT

@@ -77,6 +77,9 @@ def _discovery_env(service: LLMService, config: OperatorConfig) -> list[dict[str
         # The default ServiceAccount may read nothing: probe readiness and leave waking to the operator.
         env = [entry for entry in env if entry["name"] != gatewayenv.BACKEND_DEPLOYMENT.env]
         env.append(common.env_entry(gatewayenv.READINESS.env, "probe"))
+    elif service.spec.pool is not None:
+        # No Deployment to wake: a pool member is woken by the operator once its pool has room.
+        env = [entry for entry in env if entry["name"] != gatewayenv.BACKEND_DEPLOYMENT.env]
     return env
 
 

@@ -41,9 +41,17 @@ from hearth.kube.client import KubeClient
     is_flag=True,
     help="Fail scenarios the cluster cannot run instead of skipping them (e.g. with one gateway replica).",
 )
+@click.option(
+    "--scenario",
+    "only",
+    type=params.TEXT,
+    multiple=True,
+    help="Run only the scenarios whose name contains this text (repeatable; e.g. --scenario pool).",
+)
 @params.kube_options
 def command(
     *,
+    only: tuple[str, ...],
     stub_image: str,
     access: str,
     timeout_seconds: int,
@@ -79,6 +87,8 @@ def command(
         try:
             async with runner.run(client, options, click.echo) as run:
                 for name, body in scenarios.SCENARIOS:
+                    if only and not any(text in name for text in only):
+                        continue
                     await run.scenario(name, functools.partial(body, run))
                 return run.results, run.mode
         finally:

@@ -26,6 +26,7 @@ from hearth.kube.events import EventRecorder
 from hearth.kube.informer import Informer
 from hearth.operator import pools as pools_module
 from hearth.operator import scaling
+from hearth.operator import status as status_module
 from hearth.operator.controller import Controller
 from hearth.render import gateway, names
 from hearth.render.errors import ReconcileError
@@ -190,7 +191,13 @@ class Autoscaler:
         # A pool member's devices stay held while its pods drain (the pool counts them).
         pods = _live_pods(self._controller.telemetry.backend_pods(name, namespace)) if member else current
         return pools_module.Observation(
-            obj=obj, service=service, current=current, demand=demand, decision=decision, pods=max(pods, 0)
+            obj=obj,
+            service=service,
+            current=current,
+            demand=demand,
+            decision=decision,
+            pods=pods,
+            fresh=not status_module.ever_scaled(deployment),
         )
 
     async def _apply(self, observation: pools_module.Observation, target: pools_module.Target | None) -> None:

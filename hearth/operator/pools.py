@@ -47,6 +47,8 @@ class Observation:
     decision: scaling.Decision | None
     #: Backend pods not yet gone (terminating ones included).
     pods: int
+    #: The backend still has only the replica the API server defaulted at its creation (never scaled).
+    fresh: bool = False
 
     @property
     def key(self) -> str:
@@ -136,7 +138,7 @@ class PoolKeeper:
         pool, refusal = self._pool(name)
         targets: dict[str, Target] = {}
         valid: list[Observation] = []
-        for member in members:
+        for member in (_start_at_zero(observation, pool=name) for observation in members):
             why = refusal or self._refusal(member, pool)
             if why is None:
                 valid.append(member)
@@ -432,8 +434,19 @@ def _rules(pool: pool_api.AcceleratorPool) -> pooling.Rules:
     )
 
 
+def _start_at_zero(observation: Observation, *, pool: str) -> Observation:
+    """A new member's backend is created with the API server's default replica: it must not hold a device
+    nobody asked for, so it goes to zero at once unless a request already waits for it."""
+    if not observation.fresh or observation.current == 0 or (observation.demand or 0) > 0:
+        return observation
+    reason = f"a new member of AcceleratorPool {pool} starts at zero; the pool grants devices on demand"
+    return dataclasses.replace(observation, decision=scaling.Decision(0, reason))
+
+
 def _hold_back(observation: Observation, why: str) -> Target:
-    """A member the pool cannot serve: it may scale down, never up."""
+    """A member the pool cannot serve: it may scale down, never up (nor keep its creation-time replica)."""
+    if observation.fresh and observation.current > 0:
+        return Target(0, f"not started: {why}")
     replicas = min(observation.wanted, observation.current)
     reason = observation.decision.reason if observation.decision is not None else "unchanged"
     if replicas != observation.wanted:

@@ -98,6 +98,7 @@ async def _evictions(run: Run) -> int:
 async def third_model_evicts_the_lru(run: Run) -> str:
     """Pool of 2, three models: a and b are woken (a first), both go idle past minWarm; c's cold request
     evicts a (the least recently used), which drains, and c is answered. Times the swap path."""
+    await run.gateway_url("cold")  # the mode is read from a rendered gateway
     if await run.scaler_mode("cold") != "builtin":
         return await _refused_in_keda_modes(run)
     await run.client.apply(pool_manifest(run))

@@ -96,7 +96,7 @@ class Autoscaler:
             if target is None and observation.demand is None:
                 continue  # never scale on missing data
             work = self._guarded(limit, self._apply(observation, target), observation.obj)
-            (evictions if target is not None and target.event else others).append(work)
+            (evictions if target is not None and target.eviction else others).append(work)
         # Evictions first, so a victim's drain starts as early as possible.
         await asyncio.gather(*evictions)
         await asyncio.gather(*others)
@@ -219,7 +219,7 @@ class Autoscaler:
             return
         scale["spec"]["replicas"] = target.replicas
         await self._client.put(resources.DEPLOYMENT, scale, subresource="scale")
-        direction = target.event or ("ScaledUp" if target.replicas > current else "ScaledDown")
+        direction = "ScaledUp" if target.replicas > current else "ScaledDown"
         log.info(
             "scaled backend",
             extra=logs.fields(

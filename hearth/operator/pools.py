@@ -65,8 +65,8 @@ class Target:
 
     replicas: int
     reason: str
-    #: The Event's reason when the scale changes (None: ScaledUp / ScaledDown).
-    event: str | None = None
+    #: A pool eviction (applied before the other scales of the pass; its PoolEvicted Event is the pool's).
+    eviction: bool = False
 
 
 @dataclasses.dataclass
@@ -282,7 +282,7 @@ class PoolKeeper:
             return Target(
                 0,
                 f"evicted from AcceleratorPool {pool} for {eviction.requester} ({eviction.reason})",
-                "PoolEvicted",
+                eviction=True,
             )
         decision = observation.decision
         reason = decision.reason if decision is not None else "unchanged"

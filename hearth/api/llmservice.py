@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 import pydantic
 
 from hearth.api import k8s_schema, meta, telemetry
+from hearth.api import pool as pool_api
 from hearth.api.base import ApiModel, GoDuration, Int32, Int64, Quantity, nested
 from hearth.api.core import Condition, LocalObjectReference
 from hearth.api.meta import ObjectMeta
@@ -239,6 +240,9 @@ class LLMServiceSpec(ApiModel):
         default=None, json_schema_extra=k8s_schema.markers(k8s_schema.CORE + "PodSpec", "imagePullSecrets")
     )
     """Pull secrets for the backend, gateway and prewarm pods."""
+    pool: pool_api.PoolMembership | None = None
+    """Membership of an AcceleratorPool: the operator then starts this model only when the pool has
+    devices for it, swapping an idle member out if needed (builtin scaler mode only)."""
 
     @pydantic.model_validator(mode="after")
     def _check_runtime(self) -> LLMServiceSpec:
@@ -282,6 +286,9 @@ class LLMServiceStatus(ApiModel):
     """Totals and quantiles of recent wakes: what a caller arriving now can expect to wait."""
     accounting: telemetry.Accounting | None = None
     """Accelerator-seconds allocated (waking, serving) and saved by scaling to zero."""
+    pool: pool_api.MemberStatus | None = None
+    """Its standing in its AcceleratorPool (spec.pool): Holding, Waiting, Evicted, Idle or Refused, and
+    why."""
     conditions: list[Condition] | None = pydantic.Field(
         default=None,
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},

@@ -62,6 +62,10 @@ class Traits:
     #: The Scaling condition when the mode is in force: its reason and message.
     scaling_reason: str
     scaling_message: str
+    #: LLMServices may join an AcceleratorPool (spec.pool): the operator alone sets their replicas.
+    pools: bool = False
+    #: Why not, when not (the refusal names it).
+    pools_why: str = ""
 
 
 _TABLE: dict[ScalerMode, Traits] = {
@@ -76,6 +80,7 @@ _TABLE: dict[ScalerMode, Traits] = {
         gateway_patches_scale=False,
         scaling_reason="KEDA",
         scaling_message="scaled by KEDA (metrics-api)",
+        pools_why="KEDA owns the backend's replicas in metrics-api mode, so the pool could not hold them",
     ),
     ScalerMode.EXTERNAL_PUSH: Traits(
         mode=ScalerMode.EXTERNAL_PUSH,
@@ -88,6 +93,7 @@ _TABLE: dict[ScalerMode, Traits] = {
         gateway_patches_scale=False,
         scaling_reason="KEDA",
         scaling_message="scaled by KEDA (external-push)",
+        pools_why="KEDA owns the backend's replicas in external-push mode, so the pool could not hold them",
     ),
     ScalerMode.BUILTIN: Traits(
         mode=ScalerMode.BUILTIN,
@@ -100,6 +106,7 @@ _TABLE: dict[ScalerMode, Traits] = {
         gateway_patches_scale=True,
         scaling_reason="Builtin",
         scaling_message="scaled by Hearth's built-in autoscaler",
+        pools=True,
     ),
 }
 

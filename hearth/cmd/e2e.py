@@ -41,9 +41,17 @@ from hearth.kube.client import KubeClient
     is_flag=True,
     help="Fail scenarios the cluster cannot run instead of skipping them (e.g. with one gateway replica).",
 )
+@click.option(
+    "--scenario",
+    "only",
+    type=params.TEXT,
+    multiple=True,
+    help="Run only the scenarios whose name contains this text (repeatable; e.g. --scenario pool).",
+)
 @params.kube_options
 def command(
     *,
+    only: tuple[str, ...],
     stub_image: str,
     access: str,
     timeout_seconds: int,
@@ -60,8 +68,10 @@ def command(
     a rolling restart of the gateway under traffic fails no request; killing one of two gateway replicas
     still answers at least 90%; API keys gate the endpoint and reject mode answers 503 at once; the
     operator's metrics need a reader's token; a NodeLocalPVC and a HostPath cache are prewarmed by their
-    Job from a stand-in hub in the run's namespace and the backend starts from them; deleting the
-    LLMServices removes everything.
+    Job from a stand-in hub in the run's namespace and the backend starts from them; an AcceleratorPool of 2
+    devices and three models swaps the least recently used idle model out for a cold one, never one with a
+    stream in flight, a pinned one or one of higher priority, and bounds swaps under alternating traffic;
+    deleting the LLMServices removes everything.
 
     Needs Hearth installed (hearth install; --gateway-replicas 2 for the two-gateway scenario), a node
     advertising hearth.dev/fake-accelerator, the stub image, and a default StorageClass (for the
@@ -79,6 +89,8 @@ def command(
         try:
             async with runner.run(client, options, click.echo) as run:
                 for name, body in scenarios.SCENARIOS:
+                    if only and not any(text in name for text in only):
+                        continue
                     await run.scenario(name, functools.partial(body, run))
                 return run.results, run.mode
         finally:

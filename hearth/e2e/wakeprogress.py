@@ -9,9 +9,10 @@ import json
 from typing import Any
 
 PREFIX = b": hearth "
-#: The phases in the order a wake passes them; one may be skipped (the status moved on between two looks)
-#: and waiting_for_capacity takes scheduling's place.
-ORDER = {"requested": 0, "scheduling": 1, "waiting_for_capacity": 1, "creating": 2, "loading": 3, "ready": 4}
+#: The phases in the order a wake passes them; one may be skipped (the status moved on between two looks).
+#: The three before the pod is bound may alternate: a pool grants a device (waiting -> requested), the
+#: scheduler finds no room (scheduling -> waiting).
+ORDER = {"requested": 0, "waiting_for_capacity": 0, "scheduling": 0, "creating": 1, "loading": 2, "ready": 3}
 
 
 def comments(events: list[bytes]) -> list[dict[str, Any]]:

@@ -15,6 +15,7 @@ from typing import Any
 
 import pydantic
 
+from hearth.api import pool as pool_api
 from hearth.api import telemetry
 from hearth.api.llmservice import LLMServiceStatus
 from hearth.common import logs
@@ -40,6 +41,9 @@ def wake_phase(status: LLMServiceStatus | None) -> Phase:
     """The phase a held client is told, from the status the operator wrote (None: not read yet)."""
     if status is None:
         return Phase.UNKNOWN
+    if status.pool is not None and status.pool.state == pool_api.WAITING:
+        # Its AcceleratorPool has no device free yet (status.pool.reason says who holds them).
+        return Phase.WAITING_FOR_CAPACITY
     wake = status.current_wake
     if wake is None:
         # Either the wake just completed (the operator saw a ready pod before this gateway's readiness

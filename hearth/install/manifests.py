@@ -49,6 +49,9 @@ def cluster_role_rules() -> list[dict[str, Any]]:
     return [
         _rule(["serving.hearth.dev"], ["llmservices", "inferenceruntimes"], ["get", "list", "watch"]),
         _rule(["serving.hearth.dev"], ["llmservices/status"], ["get", "patch", "update"]),
+        # AcceleratorPools (issue 16): read the budgets, write who holds and who waits.
+        _rule(["serving.hearth.dev"], ["acceleratorpools"], ["get", "list", "watch"]),
+        _rule(["serving.hearth.dev"], ["acceleratorpools/status"], ["get", "patch", "update"]),
         _rule(["apps"], ["deployments"], ALL_VERBS),
         _rule(["apps"], ["deployments/scale"], ["get", "patch", "update"]),
         _rule([""], ["services", "serviceaccounts", "persistentvolumeclaims"], ALL_VERBS),

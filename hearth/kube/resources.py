@@ -56,6 +56,7 @@ LLMSERVICE = ResourceType("serving.hearth.dev/v1alpha1", "LLMService", "llmservi
 INFERENCE_RUNTIME = ResourceType(
     "serving.hearth.dev/v1alpha1", "InferenceRuntime", "inferenceruntimes", False
 )
+ACCELERATOR_POOL = ResourceType("serving.hearth.dev/v1alpha1", "AcceleratorPool", "acceleratorpools", False)
 
 _BY_KIND = {
     (rt.api_version, rt.kind): rt
@@ -81,6 +82,7 @@ _BY_KIND = {
         SCALED_OBJECT,
         LLMSERVICE,
         INFERENCE_RUNTIME,
+        ACCELERATOR_POOL,
     )
 }
 

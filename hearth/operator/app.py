@@ -23,6 +23,7 @@ from hearth.operator import metricsauth, permissions
 from hearth.operator.autoscaler import Autoscaler
 from hearth.operator.controller import Controller
 from hearth.operator.metrics import OperatorMetrics
+from hearth.operator.pools import PoolKeeper
 from hearth.operator.settings import OperatorSettings
 
 log = logging.getLogger(__name__)
@@ -212,13 +213,29 @@ async def _operate(
     except tls.CertificateError as error:
         log.error("cannot serve metrics over HTTPS", extra=logs.fields(error=str(error)))
         return 1
-    autoscaler = Autoscaler(client, controller, recorder=recorder, interval=settings.autoscale_interval)
+    pooling_allowed = controller.permissions.has(permissions.Feature.ACCELERATOR_POOLS)
+    missing = "; ".join(
+        rule.rbac() for rule in controller.permissions.rules_for(permissions.Feature.ACCELERATOR_POOLS)
+    )
+    keeper = PoolKeeper(
+        client,
+        recorder=recorder,
+        metrics=metrics,
+        resource_of=controller.accelerator_of,
+        enabled=pooling_allowed,
+        why_disabled=f"the operator may not read AcceleratorPools (add: {missing})",
+    )
+    autoscaler = Autoscaler(
+        client, controller, recorder=recorder, interval=settings.autoscale_interval, pools=keeper
+    )
     for informer in controller.informers():
         tasks.create_task(informer.run(), name=f"{informer.rt.kind} informer")
     # Without the autoscaler's permissions its pod informer would only log 403s (issue 19).
     autoscaling = controller.permissions.has(permissions.Feature.AUTOSCALER)
     if autoscaling:
         tasks.create_task(autoscaler.gateway_pods.run(), name="gateway pod informer")
+    if autoscaling and pooling_allowed:
+        tasks.create_task(keeper.informer.run(), name="AcceleratorPool informer")
     tasks.create_task(controller.watch_keda(tasks), name="KEDA discovery")
     log.info(
         "operator started",

@@ -1,14 +1,18 @@
 """The built-in autoscaler (leader only): every interval, while the scaler mode in force is one the operator
 scales (builtin), sum for each LLMService the demand of all its ready gateway pods (``GET /hearth/queue``),
 decide with :mod:`hearth.operator.scaling`, and set the backend Deployment's scale. Gateways wake 0→1
-themselves; this does 1→N and N→0."""
+themselves; this does 1→N and N→0. AcceleratorPool members are the exception: their gateways do not wake
+them, and :mod:`hearth.operator.pools` caps every decision of theirs (including 0→1) to what the pool
+allows, evicting idle members to make room."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
-from typing import Any
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 import aiohttp
 
@@ -20,7 +24,9 @@ from hearth.kube.client import KubeClient
 from hearth.kube.errors import ApiError, ApiUnreachableError
 from hearth.kube.events import EventRecorder
 from hearth.kube.informer import Informer
+from hearth.operator import pools as pools_module
 from hearth.operator import scaling
+from hearth.operator import status as status_module
 from hearth.operator.controller import Controller
 from hearth.render import gateway, names
 from hearth.render.errors import ReconcileError
@@ -30,11 +36,18 @@ log = logging.getLogger(__name__)
 QUEUE_TIMEOUT = aiohttp.ClientTimeout(total=1.5)
 PARALLEL_SERVICES = 32
 Key = tuple[str, str]
+T = TypeVar("T")
 
 
 class Autoscaler:
     def __init__(
-        self, client: KubeClient, controller: Controller, *, recorder: EventRecorder, interval: float = 2.0
+        self,
+        client: KubeClient,
+        controller: Controller,
+        *,
+        recorder: EventRecorder,
+        interval: float = 2.0,
+        pools: pools_module.PoolKeeper | None = None,
     ) -> None:
         self._client = client
         self._controller = controller
@@ -44,6 +57,8 @@ class Autoscaler:
         self.gateway_pods = Informer(
             client, resources.POD, handler=lambda *_: None, label_selector=names.LABEL_GATEWAY
         )
+        #: AcceleratorPool members are scaled only as their pool allows (issue 16).
+        self.pools = pools
 
     async def run(self) -> None:
         limit = asyncio.Semaphore(PARALLEL_SERVICES)
@@ -52,30 +67,56 @@ class Autoscaler:
                 started = time.monotonic()
                 mode = self._controller.scaler_mode()
                 if scalermodes.traits(mode).scales is scalermodes.Driver.OPERATOR:
-                    services = self._controller.services.items()
-                    await asyncio.gather(*(self._guarded(limit, http, service) for service in services))
+                    await self.scale_once(limit, http)
                 await asyncio.sleep(max(0.0, self._interval - (time.monotonic() - started)))
 
+    async def scale_once(self, limit: asyncio.Semaphore, http: aiohttp.ClientSession) -> None:
+        """One pass: observe every LLMService, let the pools arbitrate their members, then scale."""
+        services = self._controller.services.items()
+        observed = await asyncio.gather(
+            *(self._guarded(limit, self._observe(http, obj), obj) for obj in services)
+        )
+        observations = [observation for observation in observed if observation is not None]
+        targets: dict[str, pools_module.Target] = {}
+        if self.pools is not None and observations:
+            try:
+                targets = await self.pools.arbitrate(
+                    observations, recheck=functools.partial(self._recheck, http)
+                )
+            except (ApiError, ApiUnreachableError) as error:
+                log.warning("pool arbitration failed", extra=logs.fields(error=str(error)))
+                return
+        evictions: list[Coroutine[Any, Any, None]] = []
+        others: list[Coroutine[Any, Any, None]] = []
+        for observation in observations:
+            target = targets.get(observation.key)
+            if target is None and observation.service.spec.pool is not None:
+                # No keeper: a member is never scaled up unchecked.
+                target = pools_module.Target(min(observation.wanted, observation.current), "no pool keeper")
+            if target is None and observation.demand is None:
+                continue  # never scale on missing data
+            work = self._guarded(limit, self._apply(observation, target), observation.obj)
+            (evictions if target is not None and target.eviction else others).append(work)
+        # Evictions first, so a victim's drain starts as early as possible.
+        await asyncio.gather(*evictions)
+        await asyncio.gather(*others)
+
     async def _guarded(
-        self, limit: asyncio.Semaphore, http: aiohttp.ClientSession, service: dict[str, Any]
-    ) -> None:
+        self, limit: asyncio.Semaphore, work: Coroutine[Any, Any, T], obj: dict[str, Any]
+    ) -> T | None:
+        name = obj["metadata"]["name"]
         async with limit:
             try:
-                parsed = self._controller.parse(service)
+                return await work
             except ReconcileError:
-                return  # reconcile reports it (Degraded); without a valid spec there is nothing to aim for
-            try:
-                await self._scale(http, service, parsed)
+                # Reconcile reports it (Degraded); without a valid spec there is nothing to aim for.
+                return None
             except (ApiError, ApiUnreachableError) as error:
-                log.warning(
-                    "autoscaling failed",
-                    extra=logs.fields(llmservice=service["metadata"]["name"], error=str(error)),
-                )
+                log.warning("autoscaling failed", extra=logs.fields(llmservice=name, error=str(error)))
             except Exception:
                 # One LLMService's failure must never stop autoscaling for the others (or for good).
-                log.exception(
-                    "autoscaling crashed", extra=logs.fields(llmservice=service["metadata"]["name"])
-                )
+                log.exception("autoscaling crashed", extra=logs.fields(llmservice=name))
+            return None
 
     def _gateways(self, name: str, namespace: str) -> list[str]:
         """Base URLs of the ready gateway pods of one LLMService."""
@@ -110,30 +151,65 @@ class Autoscaler:
         ]
         return sum(answers) if answers else None
 
-    async def _scale(self, http: aiohttp.ClientSession, obj: dict[str, Any], service: LLMService) -> None:
+    async def _recheck(
+        self, http: aiohttp.ClientSession, observation: pools_module.Observation
+    ) -> int | None:
+        """A victim's demand read again right before its eviction: nothing may have arrived meanwhile."""
+        service = observation.service
+        urls = self._gateways(service.metadata.name, service.namespace)
+        return await self._demand(http, urls) if urls else None
+
+    async def _observe(
+        self, http: aiohttp.ClientSession, obj: dict[str, Any]
+    ) -> pools_module.Observation | None:
+        service = self._controller.parse(obj)
         name, namespace = service.metadata.name, service.namespace
         deployment = self._controller.children[resources.DEPLOYMENT].get(names.backend(name), namespace)
+        if deployment is None:
+            return None
+        member = service.spec.pool is not None
         urls = self._gateways(name, namespace)
-        if deployment is None or not urls:
-            return
-        demand = await self._demand(http, urls)
-        if demand is None:
-            return
-        spec = service.spec.scaling
-        now = time.monotonic()
-        history = self._histories.setdefault((namespace, name), scaling.History(started=now))
+        if not urls and not member:
+            return None
+        demand = await self._demand(http, urls) if urls else None
         current = int(deployment.get("spec", {}).get("replicas") or 0)
-        decision = scaling.decide(
-            history=history,
-            now=now,
-            demand=demand,
+        decision = None
+        if demand is not None:
+            spec = service.spec.scaling
+            now = time.monotonic()
+            history = self._histories.setdefault((namespace, name), scaling.History(started=now))
+            decision = scaling.decide(
+                history=history,
+                now=now,
+                demand=demand,
+                current=current,
+                target=spec.target,
+                minimum=spec.min,
+                maximum=spec.max,
+                stabilization=durations.parse_nanoseconds(spec.scale_down_stabilization) / durations.SECOND,
+            )
+        # A pool member's devices stay held while its pods drain (the pool counts them).
+        pods = _live_pods(self._controller.telemetry.backend_pods(name, namespace)) if member else current
+        return pools_module.Observation(
+            obj=obj,
+            service=service,
             current=current,
-            target=spec.target,
-            minimum=spec.min,
-            maximum=spec.max,
-            stabilization=durations.parse_nanoseconds(spec.scale_down_stabilization) / durations.SECOND,
+            demand=demand,
+            decision=decision,
+            pods=pods,
+            fresh=not status_module.ever_scaled(deployment),
         )
-        if decision is None or decision.replicas == current:
+
+    async def _apply(self, observation: pools_module.Observation, target: pools_module.Target | None) -> None:
+        service, current = observation.service, observation.current
+        name, namespace = service.metadata.name, service.namespace
+        decision = observation.decision
+        if target is None:
+            target = pools_module.Target(
+                decision.replicas if decision is not None else current,
+                decision.reason if decision is not None else "unchanged",
+            )
+        if target.replicas == current:
             await self._record_wanted(service, current)
             return
         scale = await self._client.get(
@@ -141,16 +217,16 @@ class Autoscaler:
         )
         if scale is None:
             return
-        scale["spec"]["replicas"] = decision.replicas
+        scale["spec"]["replicas"] = target.replicas
         await self._client.put(resources.DEPLOYMENT, scale, subresource="scale")
-        direction = "ScaledUp" if decision.replicas > current else "ScaledDown"
+        direction = "ScaledUp" if target.replicas > current else "ScaledDown"
         log.info(
             "scaled backend",
             extra=logs.fields(
                 llmservice=f"{namespace}/{name}",
-                replicas=f"{current}->{decision.replicas}",
-                demand=demand,
-                reason=decision.reason,
+                replicas=f"{current}->{target.replicas}",
+                demand=observation.demand,
+                reason=target.reason,
             ),
         )
         await self._client.patch_status(
@@ -158,16 +234,16 @@ class Autoscaler:
             name,
             namespace,
             {
-                "desiredReplicas": decision.replicas,
+                "desiredReplicas": target.replicas,
                 "lastScaleTime": _timestamp(),
-                "lastScaleReason": decision.reason,
+                "lastScaleReason": target.reason,
             },
         )
         await self._recorder.record(
-            obj,
+            observation.obj,
             kind="Normal",
             reason=direction,
-            message=f"{current} -> {decision.replicas}: {decision.reason}",
+            message=f"{current} -> {target.replicas}: {target.reason}",
         )
 
     async def _record_wanted(self, service: LLMService, replicas: int) -> None:
@@ -178,6 +254,10 @@ class Autoscaler:
         await self._client.patch_status(
             resources.LLMSERVICE, service.metadata.name, service.namespace, {"desiredReplicas": replicas}
         )
+
+
+def _live_pods(pods: list[dict[str, Any]]) -> int:
+    return sum(pod.get("status", {}).get("phase") not in ("Succeeded", "Failed") for pod in pods)
 
 
 def _http_port(pod: dict[str, Any]) -> int:

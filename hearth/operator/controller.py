@@ -232,6 +232,13 @@ class Controller:
                 parsed.append(cached[1])
         return parsed
 
+    def accelerator_of(self, service: LLMService) -> str | None:
+        """The accelerator resource *service*'s runtime requests now (None: it resolves to no runtime)."""
+        try:
+            return selection.select(service.spec.runtime, self._runtimes()).spec.accelerator.resource_name
+        except ReconcileError:
+            return None
+
     async def reconcile(self, key: Key) -> None:
         namespace, name = key
         obj = self.services.get(name, namespace)

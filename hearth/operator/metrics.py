@@ -11,6 +11,8 @@ from prometheus_client.registry import Collector
 from hearth.render import errors
 
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+#: A wait for a pool's devices spans a victim's drain (drainTimeout, 2m by default) and can last minutes.
+POOL_WAIT_BUCKETS = (1, 2.5, 5, 10, 20, 30, 60, 120, 180, 300, 600, 1800)
 
 
 class _CounterFromFunction(Collector):
@@ -54,6 +56,39 @@ class OperatorMetrics:
         self.keda = prometheus_client.Gauge(
             "hearth_operator_keda_installed",
             "1 when KEDA's ScaledObject API is served.",
+            registry=self.registry,
+        )
+
+        # AcceleratorPools (issue 16), by pool name.
+        self.pool_swaps = prometheus_client.Counter(
+            "hearth_pool_swaps",
+            "Evictions an AcceleratorPool made to free devices for a waiting member.",
+            ["pool"],
+            registry=self.registry,
+        )
+        self.pool_wait = prometheus_client.Histogram(
+            "hearth_pool_wait_seconds",
+            "How long a member needing devices waited for its AcceleratorPool to grant them.",
+            ["pool"],
+            buckets=POOL_WAIT_BUCKETS,
+            registry=self.registry,
+        )
+        self.pool_in_use = prometheus_client.Gauge(
+            "hearth_pool_devices_in_use",
+            "Devices an AcceleratorPool's members hold (draining pods included).",
+            ["pool"],
+            registry=self.registry,
+        )
+        self.pool_devices = prometheus_client.Gauge(
+            "hearth_pool_devices",
+            "Devices an AcceleratorPool may hand out (spec.devices).",
+            ["pool"],
+            registry=self.registry,
+        )
+        self.pool_waiting = prometheus_client.Gauge(
+            "hearth_pool_waiting_members",
+            "Members of an AcceleratorPool waiting for devices.",
+            ["pool"],
             registry=self.registry,
         )
 

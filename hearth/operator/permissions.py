@@ -42,6 +42,7 @@ class Feature(enum.StrEnum):
     TELEMETRY = "telemetry"
     EVENTS = "events"
     KEDA = "keda"
+    ACCELERATOR_POOLS = "accelerator-pools"
     METRICS_AUTH = "metrics-auth"
     LEADER_ELECTION = "leader-election"
 
@@ -62,6 +63,8 @@ EFFECTS: dict[Feature, str] = {
     "status.accounting and the hearth_wake_* / hearth_accelerator_* series stay as they are)",
     Feature.EVENTS: "no Kubernetes Events are recorded; status conditions still carry every reason",
     Feature.KEDA: "ScaledObjects cannot be managed: with KEDA installed, reconcile fails (ApplyScaledObject)",
+    Feature.ACCELERATOR_POOLS: "AcceleratorPools cannot be read: their members are never scaled up (their "
+    "status.pool says Refused and names the rules); other LLMServices are unaffected",
     Feature.METRICS_AUTH: "--metrics-secure cannot check callers, so every /metrics request is refused",
     Feature.LEADER_ELECTION: "required with --leader-elect: the Lease cannot be taken, so no replica leads",
 }
@@ -124,6 +127,10 @@ def needs(*, leader_election_namespace: str | None, metrics_auth: bool) -> dict[
         Feature.TELEMETRY: (_rule("", "pods", READ),),
         Feature.EVENTS: (_rule("", "events", ("create", "patch")),),
         Feature.KEDA: (_rule("keda.sh", "scaledobjects", ALL_VERBS),),
+        Feature.ACCELERATOR_POOLS: (
+            _rule("serving.hearth.dev", "acceleratorpools", READ),
+            _rule("serving.hearth.dev", "acceleratorpools/status", ("get", "patch", "update")),
+        ),
     }
     if metrics_auth:
         wanted[Feature.METRICS_AUTH] = (

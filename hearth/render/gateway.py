@@ -80,6 +80,9 @@ def _discovery_env(service: LLMService, config: OperatorConfig) -> list[dict[str
         unreadable = {gatewayenv.BACKEND_DEPLOYMENT.env, gatewayenv.LLMSERVICE.env}
         env = [entry for entry in env if entry["name"] not in unreadable]
         env.append(common.env_entry(gatewayenv.READINESS.env, "probe"))
+    elif service.spec.pool is not None:
+        # No Deployment to wake: a pool member is woken by the operator once its pool has room.
+        env = [entry for entry in env if entry["name"] != gatewayenv.BACKEND_DEPLOYMENT.env]
     return env
 
 

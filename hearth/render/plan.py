@@ -71,6 +71,7 @@ def build(service: LLMService, runtimes: Iterable[InferenceRuntime], config: Ope
         raise ReconcileError(
             Reason.UNSUPPORTED_VENDOR, f'no backend adapter for vendor "{runtime.spec.vendor}"'
         )
+    scalers.check_pool(service, config.scaler_mode)
     try:
         model = modeluri.resolve(service.spec.model)
     except modeluri.ModelResolutionError as error:

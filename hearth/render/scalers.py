@@ -15,6 +15,7 @@ from typing import Any
 from hearth.api import gatewayenv, scalermodes
 from hearth.api.llmservice import LLMService
 from hearth.render import common, names
+from hearth.render.errors import Reason, ReconcileError
 
 #: The gateway's plaintext gRPC ExternalScaler port (external-push).
 GRPC_PORT = 9090
@@ -89,8 +90,23 @@ def _scaler_service(service: LLMService) -> Manifest:
     }
 
 
+def check_pool(service: LLMService, mode: scalermodes.ScalerMode) -> None:
+    """Refuse ``spec.pool`` in a mode where the operator does not own the replicas (Render)."""
+    traits = scalermodes.traits(mode)
+    if service.spec.pool is None or traits.pools:
+        return
+    allowed = " or ".join(str(other) for other in scalermodes.RESOLVED if scalermodes.traits(other).pools)
+    raise ReconcileError(
+        Reason.RENDER,
+        f"spec.pool: AcceleratorPool {service.spec.pool.name} cannot be used with --scaler-mode={mode}: "
+        f"{traits.pools_why} (run the operator with --scaler-mode={allowed}, or remove spec.pool)",
+    )
+
+
 def _wake_rule(service: LLMService) -> list[Manifest]:
-    """The gateway patches its own backend's scale 0→1 (and nothing else's)."""
+    """The gateway patches its own backend's scale 0→1 (and nothing else's); a pool member's does not."""
+    if service.spec.pool is not None:
+        return []
     return [
         {
             "apiGroups": ["apps"],

@@ -167,10 +167,12 @@ def test_kubectl_get_shows_the_spec_columns_and_wide_extras(cluster: ControlPlan
         "ENDPOINT",
         "SAVED-H",
         "LAST-WAKE-S",
+        "POOL",
+        "POOL-STATE",
         "AGE",
     ]
     assert "http://columns.default.svc/v1" in wide_row
-    assert wide_row.split()[-3:-1] == ["12.5", "41.25"]
+    assert wide_row.split()[-3:-1] == ["12.5", "41.25"]  # the pool columns are empty
     runtimes = cluster.kubectl("get", "inferenceruntime").stdout.splitlines()
     assert runtimes[0].split() == ["NAME", "FAMILY", "VENDOR", "RESOURCE", "PRIORITY", "AGE"]
     assert any(line.split()[:3] == ["vllm-stub", "vllm", "generic"] for line in runtimes[1:])

@@ -160,6 +160,7 @@ _E2E = [
     _bad("e2e", "--stub-image", "", "must be non-empty"),
     _bad("e2e", "--access", "ssh", "is not one of"),
     _bad("e2e", "--timeout", "5", "x>=10"),
+    _bad("e2e", "--scenario", "", "must be non-empty"),
 ]
 _SELFTEST = [
     _bad("selftest", "--namespace", "Hearth_System", "not a valid DNS label"),

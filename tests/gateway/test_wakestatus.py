@@ -22,6 +22,11 @@ STARTED = {"startedAt": "2026-12-01T10:00:00.000Z"}
         # The operator recorded the completed wake before this gateway's readiness watch saw the pod.
         ({"phase": "Ready", "lastWake": {**STARTED, "readyAt": "2026-12-01T10:00:30.000Z"}}, Phase.READY),
         ({"currentWake": STARTED}, Phase.SCHEDULING),
+        (
+            {"pool": {"name": "gpus", "state": "Waiting", "reason": "evicting ml/b; starts once drained"}},
+            Phase.WAITING_FOR_CAPACITY,
+        ),
+        ({"pool": {"name": "gpus", "state": "Holding"}, "currentWake": STARTED}, Phase.SCHEDULING),
         ({"currentWake": {**STARTED, "unschedulable": True}}, Phase.WAITING_FOR_CAPACITY),
         (
             {"currentWake": {**STARTED, "unschedulable": True, "boundAt": "2026-12-01T10:01:00.000Z"}},
@@ -36,6 +41,8 @@ STARTED = {"startedAt": "2026-12-01T10:00:00.000Z"}
         "at-zero",
         "just-completed",
         "scheduling",
+        "pool-waiting",
+        "pool-granted",
         "unschedulable",
         "bound-later",
         "loading",

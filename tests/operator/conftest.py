@@ -98,7 +98,12 @@ class OperatorProcess:
 @pytest.fixture(scope="module")
 def hearth_cluster(control_plane: ControlPlane) -> ControlPlane:
     crds = "---\n".join(bundle.read_text("crds", name) for name in bundle.names("crds"))
-    control_plane.apply_crds(crds, "llmservices.serving.hearth.dev", "inferenceruntimes.serving.hearth.dev")
+    control_plane.apply_crds(
+        crds,
+        "llmservices.serving.hearth.dev",
+        "inferenceruntimes.serving.hearth.dev",
+        "acceleratorpools.serving.hearth.dev",
+    )
     return control_plane
 
 

@@ -1,0 +1,277 @@
+"""The AcceleratorPool scenarios of ``hearth e2e`` (issue 16): a pool of 2 of the node's devices and three
+models. They run in order, each from the state the previous one left, and only in builtin mode (the KEDA
+modes refuse pools, which the first scenario checks instead)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from hearth.e2e import fixtures, wakeprogress
+from hearth.e2e.runner import Run, ScenarioFailedError
+from hearth.kube import resources
+from hearth.kube.errors import ApiError
+from hearth.render import names
+
+POOL_DEVICES = 2
+MIN_WARM_SECONDS = 20
+IDLE_GRACE_SECONDS = 5
+SWAP_EVICTIONS = 8
+#: Long, so only the pool (never the stabilization window) takes a member to zero during the scenarios.
+MEMBER_STABILIZATION = "30m"
+MEMBERS = ("pool-a", "pool-b", "pool-c")
+#: A stream long enough to be in flight while a cold member asks for its device (50 ms a token).
+LONG_TOKENS = 400
+ALTERNATIONS = 8
+ALTERNATION_PERIOD = 4.0
+
+
+def pool_name(run: Run) -> str:
+    return f"e2e-{run.namespace}"
+
+
+def pool_manifest(run: Run) -> dict[str, Any]:
+    return {
+        "apiVersion": fixtures.API,
+        "kind": "AcceleratorPool",
+        "metadata": {"name": pool_name(run), "labels": {"app.kubernetes.io/part-of": "hearth-e2e"}},
+        "spec": {
+            "resourceName": fixtures.FAKE_RESOURCE,
+            "devices": POOL_DEVICES,
+            "minWarm": f"{MIN_WARM_SECONDS}s",
+            "idleGrace": f"{IDLE_GRACE_SECONDS}s",
+            "swapLimit": {"evictions": SWAP_EVICTIONS, "window": "10m"},
+        },
+    }
+
+
+def member(run: Run, name: str, *, priority: int = 0, pinned: bool = False) -> dict[str, Any]:
+    manifest = fixtures.service(name, run.namespace, run.runtime)
+    manifest["spec"]["scaling"].update(
+        {"max": 1, "scaleDownStabilization": MEMBER_STABILIZATION, "drainTimeout": "3s"}
+    )
+    manifest["spec"]["pool"] = {"name": pool_name(run), "priority": priority, "pinned": pinned}
+    return manifest
+
+
+async def _pool_status(run: Run) -> dict[str, Any]:
+    pool = await run.client.get(resources.ACCELERATOR_POOL, pool_name(run))
+    return dict((pool or {}).get("status") or {})
+
+
+async def _member_pool(run: Run, name: str) -> dict[str, Any]:
+    service = await run.client.get(resources.LLMSERVICE, name, run.namespace)
+    return dict((service or {}).get("status", {}).get("pool") or {})
+
+
+async def _backend(run: Run, name: str) -> tuple[int, int]:
+    return await run.replicas(names.backend(name))
+
+
+async def _pods(run: Run, name: str) -> int:
+    pods, _ = await run.client.list(
+        resources.POD,
+        namespace=run.namespace,
+        label_selector=f"{names.LABEL_LLMSERVICE}={name},!{names.LABEL_GATEWAY}",
+    )
+    return len(pods)
+
+
+async def _answered(
+    run: Run, name: str, *, tokens: int = 8, told: list[wakeprogress.Told] | None = None
+) -> float:
+    """Stream one request to a member; the seconds until its first token (it must end with [DONE]). With
+    *told*, what the held stream's progress comments said is appended to it."""
+    url = await run.gateway_url(name)
+    started = time.monotonic()
+    events, first = await run.stream(url, tokens=tokens)
+    if told is not None:
+        told.append(wakeprogress.told(events))
+    if not events or events[-1] != b"data: [DONE]" or first is None:
+        raise ScenarioFailedError(f"{name}: the stream did not end with [DONE] after tokens")
+    data = [event for event in events if event.startswith(b"data: {")]
+    if len(data) < tokens:
+        raise ScenarioFailedError(f"{name}: {len(data)} of {tokens} tokens arrived")
+    return started + first
+
+
+async def _evictions(run: Run) -> int:
+    return int((await _pool_status(run)).get("evictions") or 0)
+
+
+async def third_model_evicts_the_lru(run: Run) -> str:
+    """Pool of 2, three models: a and b are woken (a first), both go idle past minWarm; c's cold request
+    evicts a (the least recently used), which drains, and c is answered. Times the swap path."""
+    await run.gateway_url("cold")  # the mode is read from a rendered gateway
+    if await run.scaler_mode("cold") != "builtin":
+        return await _refused_in_keda_modes(run)
+    await run.client.apply(pool_manifest(run))
+    for name in MEMBERS:
+        await run.client.apply(member(run, name))
+    for name in MEMBERS:
+        await run.gateway_url(name)
+    started = time.monotonic()
+    first_a = await _answered(run, "pool-a") - started
+    await _answered(run, "pool-b")
+    state = await _member_pool(run, "pool-a")
+    if state.get("state") != "Holding":
+        raise ScenarioFailedError(f"pool-a after its answer: status.pool {state}")
+    # Both past minWarm and the idle grace; a was used before b.
+    await asyncio.sleep(MIN_WARM_SECONDS + IDLE_GRACE_SECONDS)
+    before = await _evictions(run)
+    sent = time.monotonic()
+    told: list[wakeprogress.Told] = []
+    request = asyncio.create_task(_answered(run, "pool-c", told=told))
+    await run.wait("pool-a scaled to 0", lambda: _at_zero(run, "pool-a"))
+    scaled_down = time.monotonic()
+    await run.wait("pool-a's pod gone", lambda: _no_pods(run, "pool-a"))
+    drained = time.monotonic()
+    first_token = await request
+    if (await _backend(run, "pool-b"))[0] != 1:
+        raise ScenarioFailedError("pool-b (more recently used) was evicted too")
+    state = await _member_pool(run, "pool-a")
+    if state.get("state") != "Evicted" or "pool-c" not in str(state.get("reason")):
+        raise ScenarioFailedError(f"pool-a: status.pool {state}")
+    if await _evictions(run) != before + 1:
+        raise ScenarioFailedError(f"expected one eviction, the pool counts {await _evictions(run) - before}")
+    (progress,) = told
+    if "waiting_for_capacity" not in [phase for phase, _ in progress.phases] or not progress.in_order:
+        raise ScenarioFailedError(
+            f"pool-c's held stream was not told it waited for a device: {progress.describe()}"
+        )
+    return (
+        f"pool-a (LRU) evicted for pool-c; swap path: cold request -> victim scaled to 0 "
+        f"{scaled_down - sent:.1f}s -> victim drained {drained - sent:.1f}s -> first token "
+        f"{first_token - sent:.1f}s (a plain cold start: {first_a:.1f}s; without the pool the request "
+        f"waits for the idle model's scaleDownStabilization, {MEMBER_STABILIZATION} here, 5m by default); "
+        f"pool-c's stream was told: {progress.describe()}"
+    )
+
+
+async def _refused_in_keda_modes(run: Run) -> str:
+    await run.client.apply(pool_manifest(run))
+    await run.client.apply(member(run, "pool-a"))
+
+    async def degraded() -> dict[str, Any] | None:
+        service = await run.client.get(resources.LLMSERVICE, "pool-a", run.namespace)
+        status = (service or {}).get("status", {})
+        for condition in status.get("conditions") or []:
+            if condition.get("type") == "Ready" and "spec.pool" in str(condition.get("message")):
+                return dict(condition)
+        return None
+
+    condition = await run.wait("pool-a refused", degraded)
+    run.not_promised(f"pools are refused here, as they should be: {condition.get('message')}")
+
+
+async def _at_zero(run: Run, name: str) -> bool:
+    return (await _backend(run, name))[0] == 0
+
+
+async def _no_pods(run: Run, name: str) -> bool:
+    return await _pods(run, name) == 0
+
+
+async def in_flight_pinned_and_priority(run: Run) -> str:
+    """Holders b and c, a at zero. c is pinned and b has a higher priority than a: a's cold request waits
+    (Waiting, saying why). Then b's priority drops, but b has a long stream in flight: still no eviction;
+    the stream ends complete, and only then (after the idle grace) b is evicted and a is answered."""
+    if run.mode != "builtin":
+        run.not_promised("pools need builtin mode")
+    await run.client.apply(member(run, "pool-c", pinned=True))
+    await run.client.apply(member(run, "pool-b", priority=5))
+    await asyncio.sleep(MIN_WARM_SECONDS)  # c woke in the previous scenario: past minWarm now
+    request = asyncio.create_task(_answered(run, "pool-a"))
+
+    async def waiting_for(*fragments: str) -> dict[str, Any] | None:
+        state = await _member_pool(run, "pool-a")
+        reason = str(state.get("reason"))
+        return state if state.get("state") == "Waiting" and all(f in reason for f in fragments) else None
+
+    state = await run.wait(
+        "pool-a waiting (pinned, priority)", lambda: waiting_for("pinned", "priority 5 > 0")
+    )
+    b_url = await run.gateway_url("pool-b")
+    stream = asyncio.create_task(run.stream(b_url, tokens=LONG_TOKENS))
+    await run.wait("pool-b's stream in flight", lambda: _gateway_pending(run, "pool-b"))
+    await run.client.apply(member(run, "pool-b", priority=0))
+    in_flight = await run.wait("pool-a waiting (in flight)", lambda: waiting_for("in flight"))
+    while not stream.done():
+        if (await _backend(run, "pool-b"))[0] != 1 or (await _backend(run, "pool-c"))[0] != 1:
+            stream.cancel()
+            raise ScenarioFailedError("a member was evicted with a stream in flight, or a pinned one")
+        await asyncio.sleep(1)
+    events, _ = await stream
+    tokens = sum(1 for event in events if event.startswith(b"data: {"))
+    if tokens < LONG_TOKENS or events[-1] != b"data: [DONE]":
+        raise ScenarioFailedError(f"pool-b's stream lost tokens: {tokens} of {LONG_TOKENS}")
+    await request
+    if (await _backend(run, "pool-b"))[0] != 0 or (await _backend(run, "pool-c"))[0] != 1:
+        raise ScenarioFailedError("expected pool-b evicted and pinned pool-c kept")
+    return (
+        f"a waited ({state.get('reason')}), then ({in_flight.get('reason')}); b's {LONG_TOKENS}-token stream "
+        "completed; then b was evicted and a answered; pinned c kept its device"
+    )
+
+
+async def _gateway_pending(run: Run, name: str) -> bool:
+    for pod in await run.gateway_pods(name):
+        try:
+            async with run.http.get(f"{pod.url}/hearth/queue") as response:
+                if int((await response.json(content_type=None))["pending"]) > 0:
+                    return True
+        except (ValueError, KeyError, TypeError):
+            continue
+    return False
+
+
+async def alternating_traffic_is_bounded(run: Run) -> str:
+    """a and b take turns on the one unpinned device: requests alternate every few seconds; every one is
+    answered, and the pool swaps at most once per minWarm (and within its swap limit)."""
+    if run.mode != "builtin":
+        run.not_promised("pools need builtin mode")
+    before = await _evictions(run)
+    started = time.monotonic()
+    requests = []
+    for index in range(ALTERNATIONS):
+        name = "pool-b" if index % 2 == 0 else "pool-a"
+        requests.append(asyncio.create_task(_answered(run, name)))
+        await asyncio.sleep(ALTERNATION_PERIOD)
+    answered = await asyncio.gather(*requests, return_exceptions=True)
+    failures = [str(answer) for answer in answered if isinstance(answer, BaseException)]
+    if failures:
+        raise ScenarioFailedError(f"{len(failures)} of {ALTERNATIONS} requests failed: {failures[0]}")
+    elapsed = time.monotonic() - started
+    swaps = await _evictions(run) - before
+    bound = int(elapsed // MIN_WARM_SECONDS) + 1
+    if swaps > min(bound, SWAP_EVICTIONS):
+        raise ScenarioFailedError(f"{swaps} swaps in {elapsed:.0f}s: more than one per minWarm ({bound})")
+    return (
+        f"{ALTERNATIONS} alternating requests all answered in {elapsed:.0f}s with {swaps} swap(s) "
+        f"(bound {bound})"
+    )
+
+
+async def cleanup(run: Run) -> str:
+    """The pool members and the pool go (the namespace's deletion would take the members anyway)."""
+    for name in MEMBERS:
+        try:
+            await run.client.delete(resources.LLMSERVICE, name, run.namespace)
+        except ApiError as error:
+            if not error.not_found:
+                raise
+    try:
+        await run.client.delete(resources.ACCELERATOR_POOL, pool_name(run))
+    except ApiError as error:
+        if not error.not_found:
+            raise
+    return "pool and members deleted"
+
+
+SCENARIOS = [
+    ("P1 pool: a third model evicts the LRU idle one", third_model_evicts_the_lru),
+    ("P2 pool: in flight, pinned and priority kept", in_flight_pinned_and_priority),
+    ("P3 pool: alternating traffic within the bound", alternating_traffic_is_bounded),
+    ("P4 pool: removed", cleanup),
+]

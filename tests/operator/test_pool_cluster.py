@@ -1,0 +1,203 @@
+"""An AcceleratorPool with the real operator against a real kube-apiserver + controller-manager: members
+are woken by the operator (never by their gateway), a cold member evicts an idle one, a member with
+demand is never evicted, and both statuses, the Events and the metrics say so (issue 16)."""
+
+from __future__ import annotations
+
+import urllib.request
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from tests.cluster.controlplane import ControlPlane
+from tests.operator.conftest import OperatorProcess, get_json, wait_for
+from tests.operator.test_autoscaler_cluster import FakeGateway, add_gateway_pod, replicas
+from tests.operator.test_operator_cluster import runtime_yaml, service_yaml
+
+StartOperator = Callable[..., OperatorProcess]
+
+
+def _pool_yaml(name: str, devices: int = 1) -> str:
+    return f"""
+apiVersion: serving.hearth.dev/v1alpha1
+kind: AcceleratorPool
+metadata: {{name: {name}}}
+spec: {{resourceName: hearth.dev/fake-accelerator, devices: {devices}, minWarm: 0s, idleGrace: 1s}}
+"""
+
+
+def _member(pool: str, priority: int = 0) -> str:
+    return (
+        "  scaling: {min: 0, max: 1, target: 1, scaleDownStabilization: 30m}\n"
+        f"  pool: {{name: {pool}, priority: {priority}}}\n"
+    )
+
+
+def _status(plane: ControlPlane, namespace: str, name: str) -> dict[str, Any]:
+    return dict(
+        (get_json(plane, "llmservice", name, "-n", namespace) or {}).get("status", {}).get("pool") or {}
+    )
+
+
+def _metrics(operator: OperatorProcess) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{operator.metrics_port}/metrics", timeout=5) as answer:
+        return str(answer.read().decode())
+
+
+def _assert_the_gateway_cannot_wake(plane: ControlPlane, namespace: str, name: str) -> None:
+    deployment = get_json(plane, "deployment", f"{name}-gateway", "-n", namespace) or {}
+    env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert "HEARTH_BACKEND_DEPLOYMENT" not in {entry["name"] for entry in env}, (
+        "a member's gateway never wakes"
+    )
+    answer = plane.kubectl(
+        "auth",
+        "can-i",
+        "update",
+        f"deployments/{name}",
+        "--subresource=scale",
+        "-n",
+        namespace,
+        f"--as=system:serviceaccount:{namespace}:{name}-gateway",
+        check=False,
+    ).stdout.strip()
+    assert answer == "no", "a member's gateway may not scale its backend"
+
+
+def test_a_cold_member_evicts_the_idle_one_and_never_one_with_demand(
+    hearth_cluster: ControlPlane, start_operator: StartOperator
+) -> None:
+    namespace = f"pool-{uuid.uuid4().hex[:8]}"
+    runtime = f"rt-{uuid.uuid4().hex[:8]}"
+    pool = f"pool-{uuid.uuid4().hex[:8]}"
+    gateways = {"a": FakeGateway(), "b": FakeGateway()}
+    hearth_cluster.kubectl("create", "namespace", namespace)
+    hearth_cluster.kubectl("apply", "-f", "-", stdin=runtime_yaml(runtime))
+    hearth_cluster.kubectl("apply", "-f", "-", stdin=_pool_yaml(pool))
+    try:
+        operator = start_operator("--scaler-mode=builtin", "--autoscale-interval=250ms")
+        for name in gateways:
+            hearth_cluster.kubectl(
+                "apply", "-f", "-", stdin=service_yaml(name, namespace, runtime, _member(pool))
+            )
+        for index, (name, gateway) in enumerate(gateways.items()):
+            wait_for(lambda n=name: get_json(hearth_cluster, "deployment", f"{n}-gateway", "-n", namespace))
+            add_gateway_pod(hearth_cluster, namespace, name, gateway, index)
+        _assert_the_gateway_cannot_wake(hearth_cluster, namespace, "a")
+
+        gateways["a"].pending = 1
+        wait_for(lambda: replicas(hearth_cluster, namespace, "a") == 1, what="the operator wakes a")
+        wait_for(lambda: _status(hearth_cluster, namespace, "a").get("state") == "Holding", what="a Holding")
+
+        # b needs the one device while a still has demand: b waits, a is kept.
+        gateways["b"].pending = 1
+        waiting = wait_for(
+            lambda: (s := _status(hearth_cluster, namespace, "b")).get("state") == "Waiting" and s,
+            what="b Waiting",
+        )
+        assert "request(s) waiting or in flight" in waiting["reason"]
+        assert replicas(hearth_cluster, namespace, "a") == 1
+        assert replicas(hearth_cluster, namespace, "b") == 0
+        listed = get_json(hearth_cluster, "acceleratorpool", pool) or {}
+        assert listed["status"]["waitingCount"] == 1
+        assert listed["status"]["waiting"][0]["service"] == f"{namespace}/b"
+
+        # a goes idle: after the idle grace it is evicted for b, and b gets the device.
+        gateways["a"].pending = 0
+        wait_for(lambda: replicas(hearth_cluster, namespace, "b") == 1, timeout=30, what="b woken")
+        assert replicas(hearth_cluster, namespace, "a") == 0
+        evicted = _status(hearth_cluster, namespace, "a")
+        assert evicted["state"] == "Evicted"
+        assert f"{namespace}/b" in evicted["reason"]
+        wait_for(lambda: _status(hearth_cluster, namespace, "b").get("state") == "Holding", what="b Holding")
+        listed = wait_for(
+            lambda: (
+                (p := get_json(hearth_cluster, "acceleratorpool", pool) or {})
+                .get("status", {})
+                .get("waitingCount")
+                == 0
+                and p
+            ),
+            what="nobody waits",
+        )
+        assert listed["status"]["devicesInUse"] == 1
+        assert [holder["service"] for holder in listed["status"]["holders"]] == [f"{namespace}/b"]
+        assert listed["status"]["evictions"] == 1
+        events = get_json(hearth_cluster, "events", "-n", namespace) or {"items": []}
+        reasons = {(event["involvedObject"]["name"], event["reason"]) for event in events["items"]}
+        assert ("a", "PoolEvicted") in reasons
+        assert ("b", "PoolSwap") in reasons
+        metrics = _metrics(operator)
+        assert f'hearth_pool_swaps_total{{pool="{pool}"}} 1.0' in metrics
+        assert f'hearth_pool_devices_in_use{{pool="{pool}"}} 1.0' in metrics
+        assert f'hearth_pool_wait_seconds_count{{pool="{pool}"}} 1.0' in metrics
+    finally:
+        for gateway in gateways.values():
+            gateway.close()
+        hearth_cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+        hearth_cluster.kubectl("delete", "acceleratorpool", pool, check=False)
+        hearth_cluster.kubectl("delete", "inferenceruntime", runtime, check=False)
+
+
+def test_a_pool_member_is_refused_when_its_pool_is_missing(
+    hearth_cluster: ControlPlane, start_operator: StartOperator
+) -> None:
+    namespace = f"pool-{uuid.uuid4().hex[:8]}"
+    runtime = f"rt-{uuid.uuid4().hex[:8]}"
+    gateway = FakeGateway()
+    hearth_cluster.kubectl("create", "namespace", namespace)
+    hearth_cluster.kubectl("apply", "-f", "-", stdin=runtime_yaml(runtime))
+    try:
+        start_operator("--scaler-mode=builtin", "--autoscale-interval=250ms")
+        hearth_cluster.kubectl(
+            "apply", "-f", "-", stdin=service_yaml("lone", namespace, runtime, _member("nowhere"))
+        )
+        wait_for(lambda: get_json(hearth_cluster, "deployment", "lone-gateway", "-n", namespace))
+        add_gateway_pod(hearth_cluster, namespace, "lone", gateway, 0)
+        gateway.pending = 1
+        refused = wait_for(
+            lambda: (s := _status(hearth_cluster, namespace, "lone")).get("state") == "Refused" and s,
+            what="Refused",
+        )
+        assert refused["reason"] == "AcceleratorPool nowhere does not exist"
+        assert replicas(hearth_cluster, namespace, "lone") == 0
+    finally:
+        gateway.close()
+        hearth_cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+        hearth_cluster.kubectl("delete", "inferenceruntime", runtime, check=False)
+
+
+def test_keda_modes_refuse_a_pool_member_naming_the_field(
+    hearth_cluster: ControlPlane, start_operator: StartOperator
+) -> None:
+    namespace = f"pool-{uuid.uuid4().hex[:8]}"
+    runtime = f"rt-{uuid.uuid4().hex[:8]}"
+    hearth_cluster.kubectl("create", "namespace", namespace)
+    hearth_cluster.kubectl("apply", "-f", "-", stdin=runtime_yaml(runtime))
+    try:
+        start_operator("--scaler-mode=metrics-api")
+        hearth_cluster.kubectl(
+            "apply", "-f", "-", stdin=service_yaml("keda", namespace, runtime, _member("gpus"))
+        )
+        status = wait_for(
+            lambda: (
+                (
+                    s := (get_json(hearth_cluster, "llmservice", "keda", "-n", namespace) or {}).get(
+                        "status", {}
+                    )
+                ).get("phase")
+                == "Degraded"
+                and s
+            ),
+            what="Degraded",
+        )
+        ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+        assert ready["reason"] == "Render"
+        assert ready["message"].startswith(
+            "spec.pool: AcceleratorPool gpus cannot be used with --scaler-mode=metrics-api"
+        )
+        assert "--scaler-mode=builtin" in ready["message"]
+        assert get_json(hearth_cluster, "deployment", "keda", "-n", namespace) is None
+    finally:
+        hearth_cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+        hearth_cluster.kubectl("delete", "inferenceruntime", runtime, check=False)

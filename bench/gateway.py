@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import re
@@ -30,7 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
@@ -150,7 +151,16 @@ def _wrk(url: str, *, connections: int, seconds: float, script: Path) -> tuple[i
     """Requests completed, and latency percentiles in ms (50, 99) from wrk's --latency report."""
     threads = min(2, connections)
     result = subprocess.run(
-        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{int(seconds)}s", "--latency", "-s", str(script), url],
+        [
+            "wrk",
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{int(seconds)}s",
+            "--latency",
+            "-s",
+            str(script),
+            url,
+        ],
         capture_output=True,
         text=True,
         check=True,
@@ -194,7 +204,8 @@ def _warm(
         (
             "latency p50 at 1 conn: direct / nginx / gateway",
             f"{p50['direct']:.3f} / {p50['nginx']:.3f} / {p50['gateway']:.3f} ms",
-            f"gateway adds {p50['gateway'] - p50['direct']:+.3f} ms, nginx {p50['nginx'] - p50['direct']:+.3f}",
+            f"gateway adds {p50['gateway'] - p50['direct']:+.3f} ms, "
+            f"nginx {p50['nginx'] - p50['direct']:+.3f}",
         ),
         (
             "latency p99 at 1 conn: direct / nginx / gateway",
@@ -205,11 +216,14 @@ def _warm(
 
 
 async def _token_lateness(url: str, *, streams: int, tokens: int, delay: float) -> list[float]:
-    """Per token: how much later than the ideal schedule (first token + i * delay) it arrived."""
+    """Per token: how much longer than *delay* after the token before it it arrived (gaps, not the
+    distance from an ideal schedule: the backend's own drift must not accumulate into every later token)."""
     lateness: list[float] = []
     async with aiohttp.ClientSession() as http:
         for _ in range(streams):
-            async with http.post(f"{url}/v1/chat/completions?tokens={tokens}", json={"stream": True}) as answer:
+            async with http.post(
+                f"{url}/v1/chat/completions?tokens={tokens}", json={"stream": True}
+            ) as answer:
                 arrivals = []
                 buffer = b""
                 async for chunk in answer.content.iter_any():
@@ -219,8 +233,9 @@ async def _token_lateness(url: str, *, streams: int, tokens: int, delay: float) 
                         event, buffer = buffer.split(b"\n\n", 1)
                         if event.startswith(b"data: {"):
                             arrivals.append(now)
-            first = arrivals[0]
-            lateness.extend(max(0.0, at - (first + index * delay)) for index, at in enumerate(arrivals))
+            lateness.extend(
+                max(0.0, later - earlier - delay) for earlier, later in itertools.pairwise(arrivals)
+            )
     return lateness
 
 
@@ -231,7 +246,7 @@ async def _streaming(options: argparse.Namespace, urls: dict[str, str]) -> tuple
         for name, url in urls.items()
     }
     return (
-        "token lateness p99: direct / nginx / gateway",
+        "token gap lateness p99: direct / nginx / gateway",
         f"{late['direct']:.2f} / {late['nginx']:.2f} / {late['gateway']:.2f} ms",
         f"gateway {late['gateway'] - late['nginx']:+.2f} ms vs nginx (budget <= +1 ms)",
     )
@@ -242,9 +257,7 @@ async def _streaming(options: argparse.Namespace, urls: dict[str, str]) -> tuple
 
 def _client_binary(root: Path) -> Path:
     binary = root / "coldclient"
-    subprocess.run(
-        ["cc", "-O2", "-Wall", "-o", str(binary), str(BENCH / "coldclient.c")], check=True
-    )
+    subprocess.run(["cc", "-O2", "-Wall", "-o", str(binary), str(BENCH / "coldclient.c")], check=True)
     return binary
 
 
@@ -297,8 +310,17 @@ def _cold(options: argparse.Namespace, *, backend: str, client: Path) -> list[tu
     for count in options.held:
         # A fresh process per N: its RSS growth is the held requests', not an earlier run's leftovers.
         result = subprocess.run(
-            [sys.executable, "-m", "bench.gateway", "--cold-one", str(count), "--backend", backend,
-             "--client", str(client)],
+            [
+                sys.executable,
+                "-m",
+                "bench.gateway",
+                "--cold-one",
+                str(count),
+                "--backend",
+                backend,
+                "--client",
+                str(client),
+            ],
             capture_output=True,
             text=True,
             check=True,
@@ -316,7 +338,8 @@ def _cold(options: argparse.Namespace, *, backend: str, client: Path) -> list[tu
         rows.append(
             (
                 f"cold {count:>5}: ready -> first byte first/median/last; last done",
-                f"{ms['first_s']:.1f} / {ms['median_s']:.0f} / {ms['last_first_s']:.0f}; {ms['last_done_s']:.0f} ms",
+                f"{ms['first_s']:.1f} / {ms['median_s']:.0f} / {ms['last_first_s']:.0f}; "
+                f"{ms['last_done_s']:.0f} ms",
                 f"budget first <= 50 ms; failed {figures['failed']}",
             )
         )
@@ -361,10 +384,14 @@ async def main_async(options: argparse.Namespace) -> list[tuple[str, str, str]]:
     try:
         client = _client_binary(root)
         with (
-            _nginx(root, "backend", BACKEND_SERVER.format(port=backend_port, answer=ANSWER), backend_port) as
-            backend_process,
             _nginx(
-                root, "proxy", PROXY_SERVER.format(name="b", backend=backend_port, port=proxy_port), proxy_port
+                root, "backend", BACKEND_SERVER.format(port=backend_port, answer=ANSWER), backend_port
+            ) as backend_process,
+            _nginx(
+                root,
+                "proxy",
+                PROXY_SERVER.format(name="b", backend=backend_port, port=proxy_port),
+                proxy_port,
             ) as proxy_process,
         ):
             if "warm" in options.parts:
@@ -401,7 +428,9 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=5.0, help="duration of each wrk run")
     parser.add_argument("--streams", type=int, default=20, help="streams per target for token lateness")
     parser.add_argument(
-        "--held", type=lambda text: [int(n) for n in text.split(",")], default=[1, 1000, 5000, 10000],
+        "--held",
+        type=lambda text: [int(n) for n in text.split(",")],
+        default=[1, 1000, 5000, 10000],
         help="held counts of the cold path, comma-separated",
     )
     parser.add_argument("--parts", default="warm,stream,cold", help="which parts to run")
@@ -427,7 +456,9 @@ def main() -> int:
         return 2
     load = os.getloadavg()
     rows = asyncio.run(main_async(options))
-    rows.append(("load average before / after", f"{load[0]:.2f} / {os.getloadavg()[0]:.2f}", f"{os.cpu_count()} CPUs"))
+    rows.append(
+        ("load average before / after", f"{load[0]:.2f} / {os.getloadavg()[0]:.2f}", f"{os.cpu_count()} CPUs")
+    )
     width = max(len(row[0]) for row in rows)
     value_width = max(len(row[1]) for row in rows)
     for name, value, note in rows:

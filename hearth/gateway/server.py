@@ -100,6 +100,7 @@ class Assembly:
             max_field_size=MAX_FIELD_SIZE,
             keepalive_timeout=KEEPALIVE_SECONDS,
             header_deadline=HEADER_DEADLINE_SECONDS,
+            backlog=settings.listen_backlog,
         )
 
     @contextlib.asynccontextmanager
@@ -201,6 +202,8 @@ async def build(
                 cold_start=str(settings.cold_start_mode),
                 max_queue=settings.max_queue,
                 api_keys="on" if api_keys is not None else "off",
+                # uvloop or asyncio (hearth.common.eventloop): which one runs shows in the bench.
+                event_loop=type(asyncio.get_running_loop()).__module__.split(".")[0],
             ),
         )
         yield Assembly(

@@ -252,13 +252,13 @@ async def test_least_outstanding_requests_balancing(start_gateway: GatewayFactor
         async with start_gateway(backends=[slow, fast]) as gw:
             long = await gw.http.post(f"{gw.url}/v1/chat/completions", json={"stream": True})
             await long.content.readuntil(b"\n\n")
-            busy = next(e for e in (slow, fast) if gw.gateway.balancer.outstanding(e) == 1)
+            busy = next(e for e in (slow, fast) if gw.gateway.proxy.balancer.outstanding(e) == 1)
             idle = fast if busy == slow else slow
             for _ in range(3):
                 async with gw.http.post(f"{gw.url}/v1/chat/completions", json={}) as response:
                     assert response.status == 200
-            assert gw.gateway.balancer.outstanding(busy) == 1
-            assert gw.gateway.balancer.outstanding(idle) == 0
+            assert gw.gateway.proxy.balancer.outstanding(busy) == 1
+            assert gw.gateway.proxy.balancer.outstanding(idle) == 0
             long.close()
 
 

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import aiohttp
 
-from hearth.common import durations, netaddr
+from hearth.common import durations, eventloop, netaddr
 from hearth.gateway import server
 from hearth.gateway.readiness import ManualReadiness
 from hearth.gateway.settings import GatewaySettings
@@ -445,7 +445,7 @@ def main() -> int:
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     if options.cold_one is not None:
-        figures = asyncio.run(_cold_one(options.cold_one, backend=options.backend, client=options.client))
+        figures = eventloop.run(_cold_one(options.cold_one, backend=options.backend, client=options.client))
         print(json.dumps(figures))
         return 0
     missing = _missing_tools()

@@ -141,7 +141,10 @@ async def build(
     prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
     metrics = GatewayMetrics()
     session = aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=30), auto_decompress=False
+        connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=30),
+        auto_decompress=False,
+        # A proxy keeps no cookies: one client's Set-Cookie must never ride along with another's request.
+        cookie_jar=aiohttp.DummyCookieJar(),
     )
     client: KubeClient | None = None
     tasks: list[asyncio.Task[None]] = []

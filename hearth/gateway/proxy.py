@@ -43,6 +43,21 @@ class Exchange:
             hook(began)
 
 
+def new_session() -> aiohttp.ClientSession:
+    """The gateway's one upstream client (the probe fallback shares it). What every proxied request needs
+    is set here once, not per request: no decompression (bytes pass through as the backend sent them),
+    only the headers the client sent, the upstream timeouts, no cookie jar."""
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=30),
+        auto_decompress=False,
+        # Only what the client sent: no Accept-Encoding it never asked for, no aiohttp User-Agent.
+        skip_auto_headers=httpparts.NOT_ADDED_UPSTREAM,
+        timeout=UPSTREAM_TIMEOUT,
+        # A proxy keeps no cookies: one client's Set-Cookie must never ride along with another's request.
+        cookie_jar=aiohttp.DummyCookieJar(),
+    )
+
+
 class Proxy:
     def __init__(
         self,
@@ -128,9 +143,7 @@ class Proxy:
                 headers=headers,
                 data=body or None,
                 allow_redirects=False,
-                timeout=UPSTREAM_TIMEOUT,
-                # Only what the client sent: no Accept-Encoding it never asked for, no aiohttp User-Agent.
-                skip_auto_headers=httpparts.NOT_ADDED_UPSTREAM,
+                # Timeouts and the headers never added come with the session (new_session).
             )
         except upstream.ERRORS as error:
             raise upstream.UpstreamError(upstream.classify(error), error) from None

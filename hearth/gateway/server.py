@@ -13,12 +13,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import prometheus_client
 
 from hearth.api import scalermodes
 from hearth.common import logs, serve
-from hearth.gateway import auth, external_scaler
+from hearth.gateway import auth, external_scaler, proxy
 from hearth.gateway import eta as eta_module
 from hearth.gateway.app import Gateway, make_app
 from hearth.gateway.demand import Demand
@@ -140,12 +139,7 @@ async def build(
     # SPEC §3.7: exactly the listed series, without the _created samples (the library leaves this untyped).
     prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
     metrics = GatewayMetrics()
-    session = aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=30),
-        auto_decompress=False,
-        # A proxy keeps no cookies: one client's Set-Cookie must never ride along with another's request.
-        cookie_jar=aiohttp.DummyCookieJar(),
-    )
+    session = proxy.new_session()
     client: KubeClient | None = None
     tasks: list[asyncio.Task[None]] = []
     demand: Demand | None = None

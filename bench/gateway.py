@@ -273,6 +273,7 @@ async def _cold_one(count: int, *, backend: str, client: str) -> dict[str, float
     )
     readiness = ManualReadiness()
     async with server.build(settings, readiness=readiness) as assembly, assembly.serving() as url:
+        server.tune_garbage_collection()  # as server.run does
         gateway = assembly.gateway
         port = url.rsplit(":", 1)[1]
         await asyncio.sleep(0.3)

@@ -301,9 +301,10 @@ RELEASE_WAVE = Setting(
     "HEARTH_RELEASE_WAVE",
     Kind.COUNT,
     "Once a backend is ready, held requests go to it first in, first out, at most this many per ready "
-    "endpoint at once (each one whose answer begins lets the next in): the first held request does not "
-    "wait for the last, and the engine is not sent more new requests than it can start.",
-    default="64",
+    "endpoint whose answer has not begun (each one that begins lets the next in): the first held request "
+    "does not wait for the last, and the engine is not sent more than it runs at once (vLLM's default "
+    "max_num_seqs is 256; a non-streaming answer begins only when it is complete).",
+    default="256",
     minimum=1,
 )
 API_KEYS_DIR = Setting(

@@ -7,6 +7,11 @@ once anyway. Here each held request has a place in one FIFO queue; while a backe
 ``wave`` requests per ready endpoint are *in their turn* (released, their backend answer not begun yet);
 each answer that begins, or fails, lets the next one in.
 
+A wave is let in a few places per event-loop iteration (``STEP``), not all at once: every released
+request takes a step in each iteration it is runnable, so releasing a whole wave in one iteration would
+make the first request's connect, write and read each wait behind all the others' steps. Ramped, the
+first request is a few iterations ahead of the last of its wave, and its first byte comes first.
+
 A request arriving while others still queue waits behind them (``must_queue``), so the held ones are never
 overtaken. Time never appears here: the caller bounds each wait (the hold's deadlines).
 """
@@ -17,6 +22,9 @@ import asyncio
 import collections
 import contextlib
 from collections.abc import Callable
+
+#: Places released per event-loop iteration while a wave fills.
+STEP = 8
 
 
 class Place:
@@ -53,6 +61,7 @@ class ReleaseQueue:
         self.waiting = 0
         #: Released requests whose backend answer has not begun yet.
         self.in_turn = 0
+        self._pump_scheduled = False
 
     @property
     def capacity(self) -> int:
@@ -111,14 +120,25 @@ class ReleaseQueue:
                 self.waiting -= 1
 
     def _pump(self) -> None:
-        if not self._ready or self._closing:
+        if not self._ready or self._closing or self._pump_scheduled:
             return
         capacity = self.capacity
+        released = 0
         while self._places and self.in_turn < capacity:
+            if released == STEP:
+                # The rest of the wave in the next iteration, after the ones just released took a step.
+                self._pump_scheduled = True
+                asyncio.get_running_loop().call_soon(self._pump_later)
+                return
             place = self._places.popleft()
             if place._future.done():
                 continue  # given up before its turn
             place.slot = True
             self.in_turn += 1
             self.waiting -= 1
+            released += 1
             place._future.set_result(True)
+
+    def _pump_later(self) -> None:
+        self._pump_scheduled = False
+        self._pump()

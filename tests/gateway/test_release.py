@@ -46,7 +46,8 @@ class Waiters:
 
 
 async def _settle() -> None:
-    for _ in range(5):
+    """Let every runnable callback run (a wave is released a few places per loop iteration)."""
+    for _ in range(50):
         await asyncio.sleep(0)
 
 
@@ -178,6 +179,18 @@ async def test_closing_refuses_every_waiting_request() -> None:
     results = await asyncio.gather(*waiters.tasks)
     assert results == [False, False, False]
     assert queue.waiting == 0
+
+
+async def test_a_wave_is_let_in_a_few_places_per_loop_iteration_in_order() -> None:
+    queue = _queue(wave=release.STEP * 3, endpoints=["a"])
+    waiters = Waiters(queue)
+    waiters.add(release.STEP * 4)
+    await _settle()
+    queue.set_ready(True)
+    assert queue.in_turn == release.STEP, "the first few at once, in the same iteration"
+    await _settle()
+    assert queue.in_turn == release.STEP * 3, "the rest of the wave in the iterations after"
+    assert waiters.turns == list(range(release.STEP * 3))
 
 
 async def test_a_wave_of_zero_is_refused() -> None:

@@ -292,6 +292,27 @@ DRAIN_DELAY = Setting(
     default="5s",
     minimum=0,
 )
+LISTEN_BACKLOG = Setting(
+    "listen_backlog",
+    "HEARTH_LISTEN_BACKLOG",
+    Kind.COUNT,
+    "Listen backlog: connections the kernel queues before the gateway accepts them, so a burst of clients "
+    "arriving at a cold model is accepted at once instead of retrying SYNs for seconds. Capped by the "
+    "kernel's net.core.somaxconn (/proc/sys/net/core/somaxconn; the gateway logs when it is).",
+    default="4096",
+    minimum=1,
+)
+RELEASE_WAVE = Setting(
+    "release_wave",
+    "HEARTH_RELEASE_WAVE",
+    Kind.COUNT,
+    "Once a backend is ready, held requests go to it first in, first out, at most this many per ready "
+    "endpoint whose answer has not begun (each one that begins lets the next in): the first held request "
+    "does not wait for the last, and the engine is not sent more than it runs at once (vLLM's default "
+    "max_num_seqs is 256; a non-streaming answer begins only when it is complete).",
+    default="256",
+    minimum=1,
+)
 API_KEYS_DIR = Setting(
     "api_keys_dir",
     "HEARTH_API_KEYS_DIR",
@@ -322,5 +343,7 @@ SETTINGS: tuple[Setting, ...] = (
     BODY_TIMEOUT,
     SHUTDOWN_TIMEOUT,
     DRAIN_DELAY,
+    LISTEN_BACKLOG,
+    RELEASE_WAVE,
     API_KEYS_DIR,
 )

@@ -6,7 +6,6 @@ each variable the gateway reads, and a bad value exits 2 naming both.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -14,7 +13,7 @@ import click
 
 from hearth.api import gatewayenv
 from hearth.cmd import params
-from hearth.common import logs, serve
+from hearth.common import eventloop, logs, serve
 from hearth.gateway import background, server
 from hearth.gateway import settings as gateway_settings
 
@@ -71,7 +70,7 @@ def command(*, log_level: str, log_format: logs.LogFormat, **values: object) -> 
     except gateway_settings.SettingsError as error:
         raise click.UsageError(str(error)) from None
     try:
-        asyncio.run(server.run(settings))
+        eventloop.run(server.run(settings))
     except serve.ListenError as error:
         raise click.UsageError(f"HEARTH_LISTEN_ADDR: {error}") from None
     except background.BackgroundFailedError as error:

@@ -13,6 +13,7 @@ import os
 import signal
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from aiohttp import http_exceptions, web, web_protocol, web_server
@@ -20,6 +21,10 @@ from aiohttp import http_exceptions, web, web_protocol, web_server
 from hearth.common import logs, netaddr
 
 log = logging.getLogger(__name__)
+
+#: aiohttp's own default (the kernel's classic SOMAXCONN): far too small for a burst of clients.
+DEFAULT_BACKLOG = 128
+SOMAXCONN = Path("/proc/sys/net/core/somaxconn")
 
 #: Called once the listener is bound, with the base URLs it answers on (port 0 resolved).
 StartedHook = Callable[[list[str]], Awaitable[None] | None]
@@ -40,13 +45,15 @@ async def serve(
     on_started: StartedHook | None = None,
     before_shutdown: Callable[[], Awaitable[None]] | None = None,
     header_deadline: float | None = None,
+    backlog: int = DEFAULT_BACKLOG,
     **server_options: Any,
 ) -> None:
     """Serve *app* on *address* until SIGTERM/SIGINT (or *stop* is set), then drain and return.
 
     *before_shutdown* runs after the signal while the listener is still open (e.g. to fail readiness and
     keep serving until the endpoint is gone); *header_deadline* bounds how long a request's head may take;
-    *server_options* go to aiohttp's request handler (limits).
+    *backlog* is the listen backlog asked for (:func:`listen_backlog` caps it); *server_options* go to
+    aiohttp's request handler (limits).
     """
     runner = web.AppRunner(
         app, shutdown_timeout=shutdown_timeout, handle_signals=False, access_log=None, **server_options
@@ -58,7 +65,13 @@ async def serve(
         runner.server.__class__ = _HeaderDeadlineServer
         runner.server.header_deadline = header_deadline  # type: ignore[attr-defined]
     try:
-        site = web.TCPSite(runner, host=address.host, port=address.port, reuse_address=True)
+        site = web.TCPSite(
+            runner,
+            host=address.host,
+            port=address.port,
+            reuse_address=True,
+            backlog=listen_backlog(backlog, component=name),
+        )
         try:
             await site.start()
         except OSError as error:
@@ -85,6 +98,24 @@ async def serve(
     finally:
         await runner.cleanup()
         log.info("stopped", extra=logs.fields(component=name))
+
+
+def listen_backlog(requested: int, *, component: str, somaxconn: Path = SOMAXCONN) -> int:
+    """*requested*, or the kernel's cap on any listen backlog when that is lower (then logged: the kernel
+    silently truncates, so a burst larger than the cap would overflow without a trace). The cap is the
+    sysctl ``net.core.somaxconn``, raised with e.g. ``sysctl -w net.core.somaxconn=8192`` (in a pod: the
+    namespaced sysctl in its securityContext)."""
+    try:
+        cap = int(somaxconn.read_text().strip())
+    except (OSError, ValueError):
+        return requested  # not Linux, or no /proc: the kernel applies whatever cap it has
+    if requested <= cap:
+        return requested
+    log.warning(
+        "listen backlog capped by the kernel (net.core.somaxconn)",
+        extra=logs.fields(component=component, requested=requested, somaxconn=cap),
+    )
+    return cap
 
 
 class _MalformedRequestFilter(logging.Filter):

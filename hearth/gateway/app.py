@@ -2,9 +2,10 @@
 
 Every path but ``/healthz``, ``/hearth/queue``, ``/hearth/warm`` and ``/metrics`` is proxied and counts as
 demand, with any method. A request is admitted (bounded), then, if the backend is cold: rejected (reject
-mode), held with SSE comments (streaming, :mod:`hearth.gateway.hold`) or held silently, until the readiness
-source says a backend is ready; then forwarded to the least busy ready backend and streamed back byte for
-byte. ``POST /hearth/warm`` starts a wake without a request (a UI opening a chat).
+mode), held with SSE comments (streaming, :mod:`hearth.gateway.hold`) or held silently, until its turn in
+the release queue (:mod:`hearth.gateway.release`: FIFO, bounded waves once a backend is ready); then
+forwarded (:mod:`hearth.gateway.proxy`). Every proxied answer is counted once, in :meth:`Gateway.handle`.
+``POST /hearth/warm`` starts a wake without a request (a UI opening a chat).
 """
 
 from __future__ import annotations
@@ -18,16 +19,14 @@ import logging
 import math
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
-import yarl
 from aiohttp import web
 
 from hearth.common import logs
-from hearth.gateway import auth, errors, hold, httpparts, progress, request_body, upstream
+from hearth.gateway import auth, errors, hold, httpparts, progress, proxy, release, request_body
 from hearth.gateway import eta as eta_module
-from hearth.gateway.balancer import Balancer
 from hearth.gateway.demand import Demand
 from hearth.gateway.metrics import GatewayMetrics
 from hearth.gateway.readiness import ReadinessSource
@@ -36,9 +35,10 @@ from hearth.gateway.waker import Waker
 
 log = logging.getLogger(__name__)
 
+_Answer = TypeVar("_Answer", bound=web.StreamResponse)
+
 HEARTBEAT = hold.HEARTBEAT
 QUEUE_FULL_RETRY_AFTER = 5
-UPSTREAM_CONNECT_TIMEOUT = 5.0
 #: On an answer that waited for a wake (the wait in seconds is in WAKE_SECONDS_HEADER).
 COLD_START_HEADER = "X-Hearth-Cold-Start"
 WAKE_SECONDS_HEADER = "X-Hearth-Wake-Seconds"
@@ -70,13 +70,6 @@ ACTIVATION_TIMEOUT = _Refusal(
 SHUTTING_DOWN = _Refusal(503, "gateway_draining", "the gateway is shutting down, retry")
 
 
-@dataclasses.dataclass
-class _Exchange:
-    """What one request has done so far (for counting a disconnect correctly)."""
-
-    committed: bool = False
-
-
 class Gateway:
     def __init__(
         self,
@@ -103,24 +96,29 @@ class Gateway:
         self.readiness = readiness
         self.demand = demand
         self.metrics = metrics
-        self.session = session
         self.waker = waker
-        self.balancer = Balancer()
+        self.proxy = proxy.Proxy(
+            session=session,
+            readiness=readiness,
+            fallback_url=settings.backend_url,
+            drop_authorization=api_keys is not None,
+        )
         self.admitted = 0
         self.held = 0
-        self._request_counters: dict[str, Any] = {}
+        self._request_counters: dict[int, Any] = {}
         self.draining = False
         self.closing = False
-        # One event for every held request: set when a backend is ready, or when the gateway closes.
-        self._release = asyncio.Event()
-        if readiness.ready:
-            self._release.set()
+        # Held requests go to a ready backend first in, first out, a bounded wave at a time.
+        self.release = release.ReleaseQueue(
+            wave=settings.release_wave,
+            endpoints=lambda: len(readiness.endpoints()),
+            ready=readiness.ready,
+        )
         readiness.on_change(self._on_readiness)
         self.phases.on_change(self._on_phase)
         demand.subscribe(self._on_demand)
         self._disconnects_logged_at = 0.0
         self.disconnects = 0
-        self.upstream_failures = upstream.Reporter()
         self.budget = request_body.Budget(settings.max_buffered_bytes)
         self._woken_at: float | None = None  # when a backend became ready while requests were held
 
@@ -129,21 +127,15 @@ class Gateway:
             self._cold_since = None
         if ready and self.held > 0:
             self._woken_at = asyncio.get_running_loop().time()
-        if ready or self.closing:
-            self._release.set()
-        else:
-            self._release.clear()
+        self.release.set_ready(ready)
 
     def _on_phase(self, phase: progress.Phase) -> None:
-        """Note the scaler's lead when the wake leaves ``requested``, and wake every held stream once so each
-        tells its client the new phase (one event swapped for a fresh one: waiters of the old one return,
-        later waits use the new one)."""
+        """Note the scaler's lead when the wake leaves ``requested``, and interrupt every held stream's wait
+        once, so each tells its client the new phase."""
         if self._cold_since is not None and not self._lead_measured and phase in progress.STARTED:
             self._lead_measured = True
             self.scaler_lead.record(asyncio.get_running_loop().time() - self._cold_since)
-        if not self._release.is_set():
-            woken, self._release = self._release, asyncio.Event()
-            woken.set()
+        self.release.interrupt()
 
     def _on_demand(self, active: bool) -> None:
         if not active:
@@ -154,7 +146,7 @@ class Gateway:
     def close_holds(self) -> None:
         """Answer every request still held cold now (they never reached a backend, so a retry is safe)."""
         self.closing = True
-        self._release.set()
+        self.release.close()
 
     @contextlib.contextmanager
     def _holding(self) -> Iterator[None]:
@@ -166,6 +158,23 @@ class Gateway:
             self.held -= 1
             self.metrics.held.set(self.held)
 
+    def _take_place(self, exchange: proxy.Exchange) -> release.Place:
+        """A place in the release queue; its slot is given back when the backend's answer begins (or the
+        attempt fails), or at the latest when the request ends (:meth:`_admit`)."""
+        place = self.release.enter()
+
+        def answered(began: bool) -> None:
+            if began and self._woken_at is not None:
+                # The wake's last phase: ready -> the backend's first answer (its headers) to a held request.
+                self.metrics.wake_phase.labels(phase="first_byte").observe(
+                    asyncio.get_running_loop().time() - self._woken_at
+                )
+                self._woken_at = None
+            self.release.answered(place)
+
+        exchange.on_answer = answered
+        return place
+
     def wake_eta(self) -> eta_module.Eta | None:
         """The ETA of the wake under way (None without wake history)."""
         now = asyncio.get_running_loop().time()
@@ -175,28 +184,11 @@ class Gateway:
     def _retry_after(self) -> int:
         return eta_module.retry_after(self.wake_eta())
 
-    async def _wait_held(self, deadline: float) -> bool:
-        """Hold a request with no stream to tell: until a backend is ready, the deadline or closing."""
+    async def _wait_held(self, place: release.Place, deadline: float, *, interruptible: bool = False) -> bool:
+        """Hold until *place*'s turn (True), the gateway closes or *deadline* passes (False); an
+        *interruptible* wait (a held stream's) also ends (False) at a phase change, so it can say so."""
         with self._holding():
-            loop = asyncio.get_running_loop()
-            while not await self._held_until(deadline):
-                if self.closing or loop.time() >= deadline:
-                    return False
-            return True
-
-    async def _wait_held_or_phase(self, deadline: float) -> bool:
-        """Hold a stream until a backend is ready (True), or the deadline, closing or a phase change."""
-        with self._holding():
-            return await self._held_until(deadline)
-
-    async def _held_until(self, deadline: float) -> bool:
-        """Wait for a ready backend until *deadline*; False on timeout, when the gateway closes, or when the
-        wake's phase changed (the event is swapped: see :meth:`_on_phase`)."""
-        # asyncio.timeout_at, not wait_for: no extra task per held request, so a release wakes each one once.
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout_at(deadline):
-                await self._release.wait()
-        return self.readiness.ready
+            return await self.release.wait(place, deadline=deadline, interruptible=interruptible)
 
     # ---- endpoints of the gateway itself -----------------------------------------------------------
     async def healthz(self, _: web.Request) -> web.Response:
@@ -223,7 +215,7 @@ class Gateway:
             )
         token = auth.bearer_token(request.headers.get("Authorization")) or ""
         if self.api_keys is not None and not self.api_keys.accepts(token):
-            return self._unauthorized(request)
+            return self._count(self._unauthorized(request))
         if self.closing:
             return self._count(SHUTTING_DOWN.response(retry_after=1))
         state: dict[str, Any] = {"state": "ready" if self.readiness.ready else "cold"}
@@ -251,11 +243,11 @@ class Gateway:
         if self.api_keys is not None and not self.api_keys.accepts(
             auth.bearer_token(request.headers.get("Authorization")) or ""
         ):
-            return self._unauthorized(request)
+            return self._count(self._unauthorized(request))
         length = request.content_length
         if length is not None and length > self.settings.max_body_bytes:
             refusal = request_body.too_large(self.settings.max_body_bytes)
-            return await self._refuse(request, refusal)
+            return self._count(await self._refuse(request, refusal))
         if request.headers.get("Expect", "").lower() != "100-continue":
             return self._count(
                 errors.error_response(
@@ -271,25 +263,42 @@ class Gateway:
         return None
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        """Every proxied path. Each answer is counted here, once, by the status the client saw (a client
+        that left is counted only when a response had been committed to it)."""
+        exchange = proxy.Exchange()
+        try:
+            response = await self._handle(request, exchange)
+        except asyncio.CancelledError:
+            # The client left. Counted, never logged one traceback each (thousands can leave at once).
+            self._client_left(exchange)
+            raise
+        except ConnectionResetError:
+            # The client left and a write noticed before aiohttp cancelled this handler (a reset seen only
+            # by a write): the same, but raising would make aiohttp log a traceback. The response returned
+            # is never sent; aiohttp's attempt to send it fails quietly on the closed connection.
+            self._client_left(exchange)
+            return web.Response(status=499)
+        self._requests(response.status).inc()
+        return response
+
+    async def _handle(self, request: web.Request, exchange: proxy.Exchange) -> web.StreamResponse:
         # Before anything counts as demand: a request without a valid key can never wake a backend.
         if self.api_keys is not None and not self.api_keys.accepts(
             auth.bearer_token(request.headers.get("Authorization")) or ""
         ):
             return self._unauthorized(request)
         if httpparts.upstream_target(request) is None:
-            return self._count(
-                errors.error_response(
-                    400,
-                    f"the request target {request.raw_path[:100]!r} has no path to forward",
-                    kind="invalid_request_error",
-                    code="invalid_request_target",
-                )
+            return errors.error_response(
+                400,
+                f"the request target {request.raw_path[:100]!r} has no path to forward",
+                kind="invalid_request_error",
+                code="invalid_request_target",
             )
-        if request.method == "GET" and request.path == "/v1/models" and not self.readiness.ready:
+        if not self.readiness.ready and request.method == "GET" and request.path == "/v1/models":
             # Listing models must not wake an accelerator (DESIGN 4): answered here, not counted as demand.
             return self._local_models()
         if self.closing:
-            return self._count(SHUTTING_DOWN.response(retry_after=1))
+            return SHUTTING_DOWN.response(retry_after=1)
         # The body before admission: a client trickling its body holds no admission slot and no demand.
         try:
             payload = await request_body.read(
@@ -301,65 +310,75 @@ class Gateway:
         except request_body.RefusedError as refusal:
             return await self._refuse(request, refusal)
         try:
-            return await self._admit(request, payload)
+            return await self._admit(request, payload, exchange)
         finally:
             self.budget.give(len(payload))
             payload.clear()
 
-    async def _admit(self, request: web.Request, payload: bytearray) -> web.StreamResponse:
+    async def _admit(
+        self, request: web.Request, payload: bytearray, exchange: proxy.Exchange
+    ) -> web.StreamResponse:
         if self.admitted >= self.settings.max_queue:
             self.metrics.rejections.labels(reason="queue_full").inc()
-            return self._count(
-                errors.error_response(
-                    429,
-                    "gateway queue full",
-                    kind="rate_limit_exceeded",
-                    code="queue_full",
-                    retry_after=QUEUE_FULL_RETRY_AFTER,
-                )
+            return errors.error_response(
+                429,
+                "gateway queue full",
+                kind="rate_limit_exceeded",
+                code="queue_full",
+                retry_after=QUEUE_FULL_RETRY_AFTER,
             )
-        exchange = _Exchange()
         self.admitted += 1
         self.demand.admitted()
+        place: release.Place | None = None
         try:
-            return await self._serve(request, payload, exchange)
-        except asyncio.CancelledError:
-            # The client left. Counted, never logged one traceback each (thousands can leave at once).
-            self._client_left(exchange)
-            raise
-        except ConnectionResetError:
-            # The client left and a write noticed before aiohttp cancelled this handler (a reset seen only
-            # by a write): the same, but raising would make aiohttp log a traceback. The response returned
-            # is never sent; aiohttp's attempt to send it fails quietly on the closed connection.
-            self._client_left(exchange)
-            return web.Response(status=499)
+            if self.readiness.ready and not self.release.must_queue:
+                # The warm path: a ready backend and nobody held before this request.
+                self.metrics.activation_wait.observe(0.0)
+                return await self.proxy.forward(request, payload, exchange)
+            place = self._take_place(exchange)
+            return await self._serve(request, payload, exchange, place)
         finally:
+            if place is not None:
+                self.release.leave(place)
             self.admitted -= 1
             self.demand.finished()
 
-    async def _serve(self, request: web.Request, body: bytearray, exchange: _Exchange) -> web.StreamResponse:
+    async def _serve(
+        self, request: web.Request, body: bytearray, exchange: proxy.Exchange, place: release.Place
+    ) -> web.StreamResponse:
         loop = asyncio.get_running_loop()
         admitted_at = loop.time()
-        if not self.readiness.ready:
-            self._cold(admitted_at)
-            if self.settings.cold_start_mode is ColdStartMode.REJECT:
-                self.metrics.rejections.labels(reason="cold_start").inc()
-                return self._count(COLD.response(retry_after=self._retry_after()))
-            if httpparts.wants_stream(request.method, body):
-                return await self._hold_streaming(request, body, admitted_at, exchange)
-            deadline = admitted_at + self.settings.activation_timeout.seconds
-            if not await self._wait_held(deadline):
-                if self.closing:
-                    return self._count(SHUTTING_DOWN.response(retry_after=1))
-                self.metrics.rejections.labels(reason="activation_timeout").inc()
-                return self._count(ACTIVATION_TIMEOUT.response(retry_after=self._retry_after()))
-            waited = loop.time() - admitted_at
-            self.metrics.activation_wait.observe(waited)
-            # The answer says it waited for a wake, so a client can tell a cold start from a slow model.
-            woke = {COLD_START_HEADER: "true", WAKE_SECONDS_HEADER: f"{waited:.3f}"}
-            return await self._forward(request, body, response=None, extra_headers=woke)
+        if self.readiness.ready:
+            return await self._behind_held(request, body, exchange, place)
+        self._cold(admitted_at)
+        if self.settings.cold_start_mode is ColdStartMode.REJECT:
+            self.metrics.rejections.labels(reason="cold_start").inc()
+            return COLD.response(retry_after=self._retry_after())
+        if httpparts.wants_stream(request.method, body):
+            return await self._hold_streaming(request, body, admitted_at, exchange, place)
+        deadline = admitted_at + self.settings.activation_timeout.seconds
+        if not await self._wait_held(place, deadline):
+            if self.closing:
+                return SHUTTING_DOWN.response(retry_after=1)
+            self.metrics.rejections.labels(reason="activation_timeout").inc()
+            return ACTIVATION_TIMEOUT.response(retry_after=self._retry_after())
+        waited = loop.time() - admitted_at
+        self.metrics.activation_wait.observe(waited)
+        # The answer says it waited for a wake, so a client can tell a cold start from a slow model.
+        woke = {COLD_START_HEADER: "true", WAKE_SECONDS_HEADER: f"{waited:.3f}"}
+        return await self.proxy.forward(request, body, exchange, extra_headers=woke)
+
+    async def _behind_held(
+        self, request: web.Request, body: bytearray, exchange: proxy.Exchange, place: release.Place
+    ) -> web.StreamResponse:
+        """Ready, but held requests are still being released: this one waits its turn behind them."""
+        loop = asyncio.get_running_loop()
+        admitted_at = loop.time()
+        deadline = admitted_at + self.settings.activation_timeout.seconds
+        if not await self.release.wait(place, deadline=deadline) and self.closing:
+            return SHUTTING_DOWN.response(retry_after=1)
         self.metrics.activation_wait.observe(loop.time() - admitted_at)
-        return await self._forward(request, body, response=None)
+        return await self.proxy.forward(request, body, exchange)
 
     def _cold(self, admitted_at: float) -> None:
         """A cold request (or a warm lease): demand up, the backend woken, the wake's start noted."""
@@ -371,10 +390,15 @@ class Gateway:
             self.waker.wake(admitted_at)
 
     async def _hold_streaming(
-        self, request: web.Request, body: bytearray, admitted_at: float, exchange: _Exchange
+        self,
+        request: web.Request,
+        body: bytearray,
+        admitted_at: float,
+        exchange: proxy.Exchange,
+        place: release.Place,
     ) -> web.StreamResponse:
-        """Commit a 200 event stream at once, hold it with comments (:mod:`hold`) until ready, then append
-        the backend's body; a hold that ends otherwise ends the stream with an error event."""
+        """Commit a 200 event stream at once, hold it with comments (:mod:`hold`) until its turn, then
+        append the backend's body; a hold that ends otherwise ends the stream with an error event."""
         loop = asyncio.get_running_loop()
         headers = {
             "Content-Type": "text/event-stream",
@@ -387,14 +411,18 @@ class Gateway:
             headers["Connection"] = "keep-alive"
         response = web.StreamResponse(status=200, headers=headers)
         await response.prepare(request)
-        exchange.committed = True
+        exchange.committed_status = 200
+
+        async def wait_turn(until: float) -> bool:
+            return await self._wait_held(place, until, interruptible=True)
+
         plan = hold.Hold(
             admitted_at=admitted_at,
             deadline=admitted_at + self.settings.activation_timeout.seconds,
             heartbeat_s=self.settings.heartbeat_interval.seconds,
             progress_s=self.settings.progress_interval.seconds,
-            wait_ready=self._wait_held_or_phase,
-            is_ready=lambda: self.readiness.ready,
+            wait_ready=wait_turn,
+            is_ready=lambda: place.released,
             is_closing=lambda: self.closing,
             eta=self.wake_eta,
             phase=self.phases.phase,
@@ -403,156 +431,35 @@ class Gateway:
         if outcome is not hold.Outcome.READY:
             if outcome is hold.Outcome.TIMED_OUT:
                 self.metrics.rejections.labels(reason="activation_timeout").inc()
-            self._requests("200").inc()
             await response.write(
                 (ACTIVATION_TIMEOUT if outcome is hold.Outcome.TIMED_OUT else SHUTTING_DOWN).event()
             )
             await response.write_eof()
-            exchange.committed = False  # counted already
             return response
         self.metrics.activation_wait.observe(loop.time() - admitted_at)
-        result = await self._forward(request, body, response=response)
-        exchange.committed = False
-        return result
+        return await self.proxy.forward(request, body, exchange, committed=response)
 
-    async def _forward(
-        self,
-        request: web.Request,
-        body: bytearray,
-        *,
-        response: web.StreamResponse | None,
-        extra_headers: dict[str, str] | None = None,
-    ) -> web.StreamResponse:
-        """Proxy to a ready backend. With *response* (already committed), only the body is appended."""
-        endpoints = self.readiness.endpoints() or [self.settings.backend_url]
-        tried: set[str] = set()
-        while True:
-            endpoint = self.balancer.pick([e for e in endpoints if e not in tried] or endpoints)
-            tried.add(endpoint)
-            try:
-                with self.balancer.use(endpoint):
-                    return await self._exchange(
-                        request, body, endpoint, response, extra_headers=extra_headers
-                    )
-            except upstream.UpstreamError as error:
-                failure = error.failure
-                if failure.retryable:
-                    # Nothing reached the backend, so the body can safely go to another ready one.
-                    self.readiness.suspect()
-                    if len(tried) < len(endpoints):
-                        continue
-                self.upstream_failures.report(failure, error=error.cause, endpoint=endpoint)
-                if response is not None:
-                    # Status and headers went out with the heartbeats: the error becomes an SSE event.
-                    await response.write(
-                        errors.stream_error_event(failure.message, kind=failure.kind, code=failure.code)
-                    )
-                    await response.write_eof()
-                    self._requests("200").inc()
-                    return response
-                return self._count(
-                    errors.error_response(
-                        failure.status, failure.message, kind=failure.kind, code=failure.code
-                    )
-                )
-
-    async def _exchange(
-        self,
-        request: web.Request,
-        body: bytearray,
-        endpoint: str,
-        committed: web.StreamResponse | None,
-        *,
-        extra_headers: dict[str, str] | None = None,
-    ) -> web.StreamResponse:
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=UPSTREAM_CONNECT_TIMEOUT)
-        try:
-            answer = await self.session.request(
-                request.method,
-                # The path and query exactly as the client sent them (SPEC: path and query unchanged).
-                yarl.URL(endpoint + (httpparts.upstream_target(request) or "/"), encoded=True),
-                headers=httpparts.upstream_headers(request, drop_authorization=self.api_keys is not None),
-                data=body or None,
-                allow_redirects=False,
-                timeout=timeout,
-                # Only what the client sent: no Accept-Encoding it never asked for, no aiohttp User-Agent.
-                skip_auto_headers=httpparts.NOT_ADDED_UPSTREAM,
-            )
-        except upstream.ERRORS as error:
-            raise upstream.UpstreamError(upstream.classify(error), error) from None
-        with contextlib.closing(answer):
-            if self._woken_at is not None:
-                # The wake's last phase: ready -> the backend's first answer (its headers) to a held request.
-                self.metrics.wake_phase.labels(phase="first_byte").observe(
-                    asyncio.get_running_loop().time() - self._woken_at
-                )
-                self._woken_at = None
-            if committed is not None:
-                # Status and headers were sent with the heartbeats; only the body can follow (SPEC §3.3).
-                await self._pipe(request, answer, committed, endpoint=endpoint)
-                self._requests("200").inc()
-                return committed
-            headers = httpparts.downstream_headers(answer.headers)
-            if extra_headers:
-                headers.update(extra_headers)
-            if _small_and_complete(answer):
-                # A short answer of known length (not an event stream): one write instead of a streamed copy.
-                try:
-                    whole = await answer.read()
-                except upstream.ERRORS as error:
-                    # Nothing was sent to the client yet, so it can still get a clean 502.
-                    raise upstream.UpstreamError(upstream.TRUNCATED, error) from None
-                self._requests(str(answer.status)).inc()
-                return web.Response(status=answer.status, reason=answer.reason, body=whole, headers=headers)
-            self._requests(str(answer.status)).inc()
-            response = web.StreamResponse(status=answer.status, reason=answer.reason, headers=headers)
-            await response.prepare(request)
-            await self._pipe(request, answer, response, endpoint=endpoint)
-            return response
-
-    async def _pipe(
-        self,
-        request: web.Request,
-        answer: aiohttp.ClientResponse,
-        response: web.StreamResponse,
-        *,
-        endpoint: str,
-    ) -> None:
-        while True:
-            try:
-                chunk = await answer.content.readany()
-            except upstream.ERRORS as error:
-                # The answer began and was cut: the client must see a cut, never a clean end.
-                self.upstream_failures.report(upstream.TRUNCATED, error=error, endpoint=endpoint)
-                upstream.abort(request)
-                return
-            if not chunk:
-                break
-            await response.write(chunk)
-        await response.write_eof()
-
-    def _requests(self, code: str) -> Any:
+    def _requests(self, code: int) -> Any:
         child = self._request_counters.get(code)
         if child is None:
-            child = self._request_counters[code] = self.metrics.requests.labels(code=code)
+            child = self._request_counters[code] = self.metrics.requests.labels(code=str(code))
         return child
 
-    def _count(self, response: web.Response) -> web.Response:
-        self._requests(str(response.status)).inc()
+    def _count(self, response: _Answer) -> _Answer:
+        """Count an answer given outside :meth:`handle` (the 100-continue check, the warm endpoint)."""
+        self._requests(response.status).inc()
         return response
 
     async def _refuse(self, request: web.Request, refusal: request_body.RefusedError) -> web.StreamResponse:
         """Answer, then close: the rest of the body stays unread (aiohttp would otherwise keep reading
         and discarding it for its lingering time, as long again as a slow client cares to trickle)."""
         self.metrics.rejections.labels(reason=refusal.code).inc()
-        response = self._count(
-            errors.error_response(
-                refusal.status,
-                refusal.message,
-                kind=refusal.kind,
-                code=refusal.code,
-                retry_after=refusal.retry_after,
-            )
+        response = errors.error_response(
+            refusal.status,
+            refusal.message,
+            kind=refusal.kind,
+            code=refusal.code,
+            retry_after=refusal.retry_after,
         )
         response.force_close()
         await response.prepare(request)
@@ -569,14 +476,12 @@ class Gateway:
             message = "incorrect API key provided"
         else:
             message = "missing API key: send it as the header Authorization: Bearer <key>"
-        return self._count(
-            errors.error_response(
-                401,
-                message,
-                kind="invalid_request_error",
-                code="invalid_api_key",
-                extra_headers={"WWW-Authenticate": 'Bearer realm="hearth"'},
-            )
+        return errors.error_response(
+            401,
+            message,
+            kind="invalid_request_error",
+            code="invalid_api_key",
+            extra_headers={"WWW-Authenticate": 'Bearer realm="hearth"'},
         )
 
     def _local_models(self) -> web.Response:
@@ -596,11 +501,11 @@ class Gateway:
         }
         return web.Response(text=json.dumps(document), content_type="application/json")
 
-    def _client_left(self, exchange: _Exchange) -> None:
+    def _client_left(self, exchange: proxy.Exchange) -> None:
         self.metrics.client_disconnects.inc()
         self.disconnects += 1
-        if exchange.committed:
-            self._requests("200").inc()
+        if exchange.committed_status is not None:
+            self._requests(exchange.committed_status).inc()
         self._log_disconnects()
 
     def _log_disconnects(self) -> None:
@@ -611,18 +516,6 @@ class Gateway:
                 "clients disconnected before their answer completed",
                 extra=logs.fields(total=self.disconnects),
             )
-
-
-SMALL_ANSWER_BYTES = 256 * 1024
-
-
-def _small_and_complete(upstream: aiohttp.ClientResponse) -> bool:
-    length = upstream.content_length
-    return (
-        length is not None
-        and length <= SMALL_ANSWER_BYTES
-        and not upstream.headers.get("Content-Type", "").startswith("text/event-stream")
-    )
 
 
 def make_app(gateway: Gateway) -> web.Application:

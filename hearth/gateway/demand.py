@@ -46,6 +46,16 @@ class Demand:
         self._subscribers: list[Subscriber] = []
         self._lease_task: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._last_value = 0
+        # Read when scraped, not written per request: admitting a request touches no metric.
+        metrics.pending.set_function(lambda: self.pending)
+        metrics.demand.set_function(self._scraped_value)
+
+    def _scraped_value(self) -> float:
+        try:
+            return self.value()
+        except RuntimeError:  # scraped outside the event loop (a test reading the registry): last known
+            return self._last_value
 
     @staticmethod
     def _now() -> float:
@@ -70,11 +80,16 @@ class Demand:
 
     def admitted(self) -> None:
         self.pending += 1
-        self._changed()
+        if not self._active:
+            # Only the first request can flip demand on; while active, one more changes nothing else (a
+            # grace timer still set finds requests pending when it fires, and leaves demand on).
+            self._changed()
 
     def finished(self) -> None:
         self.pending -= 1
-        self._changed()
+        if self.pending == 0:
+            # Only the last request can end demand (or start the grace countdown).
+            self._changed()
 
     def cold_request(self) -> None:
         """Start or renew the activation lease."""
@@ -114,9 +129,7 @@ class Demand:
         self._changed()
 
     def _changed(self) -> None:
-        value = self.value()
-        self._metrics.pending.set(self.pending)
-        self._metrics.demand.set(value)
+        value = self._last_value = self.value()
         self._schedule_expiry()
         active = value > 0
         if active == self._active:

@@ -73,14 +73,15 @@ async def read(request: web.BaseRequest, *, limit: int, budget: Budget, deadline
     if length is not None and length > budget.available:
         raise _busy()
     buffer = bytearray()
+    content = request.content
     try:
-        async with asyncio.timeout(deadline):
-            while chunk := await request.content.readany():
-                if len(buffer) + len(chunk) > limit:
-                    raise too_large(limit)
-                if not budget.take(len(chunk)):
-                    raise _busy()
-                buffer += chunk
+        if content.is_eof():
+            # The whole body came with the head (most API requests): nothing to wait for, so no deadline.
+            _take(buffer, content.read_nowait(-1), limit=limit, budget=budget)
+        else:
+            async with asyncio.timeout(deadline):
+                while chunk := await content.readany():
+                    _take(buffer, chunk, limit=limit, budget=budget)
     except http_exceptions.HttpProcessingError as error:
         _drop(buffer, budget)
         raise RefusedError(400, f"malformed request body: {error.message}", "invalid_body") from None
@@ -95,6 +96,14 @@ async def read(request: web.BaseRequest, *, limit: int, budget: Budget, deadline
         _drop(buffer, budget)
         raise
     return buffer
+
+
+def _take(buffer: bytearray, chunk: bytes, *, limit: int, budget: Budget) -> None:
+    if len(buffer) + len(chunk) > limit:
+        raise too_large(limit)
+    if not budget.take(len(chunk)):
+        raise _busy()
+    buffer += chunk
 
 
 def _drop(buffer: bytearray, budget: Budget) -> None:

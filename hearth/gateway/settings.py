@@ -70,6 +70,10 @@ class GatewaySettings:
     drain_delay: durations.Duration = _DEFAULTS["drain_delay"]
     #: endpointslices (watch the API), probe (GET <backend>/health), or auto (slices when possible).
     readiness: str = _DEFAULTS["readiness"]
+    #: The listen backlog asked for (the kernel caps it at net.core.somaxconn).
+    listen_backlog: int = _DEFAULTS["listen_backlog"]
+    #: Held requests released at once per ready endpoint (:mod:`hearth.gateway.release`).
+    release_wave: int = _DEFAULTS["release_wave"]
     #: A directory whose files are the accepted API keys (a mounted Secret); None: no authentication.
     api_keys_dir: str | None = None
 

@@ -264,11 +264,22 @@ class Controller:
             # Selected first so that a later failure (model, render, apply) still names the runtime.
             runtime = selection.select(service.spec.runtime, runtimes).metadata.name
             built = plan.build(service, runtimes, config)
+            steps = []
             for step in built.steps:
                 if not self.permissions.allows(resources.of(step.manifest)):
                     _note_skipped(skipped, step, self.permissions)
                     continue
-                result = await self._execute(step, obj)
+                steps.append(step)
+            # The children are independent for the API server (a reference to a sibling not created yet is
+            # accepted), so they are brought to their state at once: a new LLMService has every child one
+            # round trip after its event, not one per child (tools `kubectl wait` on them right after the
+            # apply). A failure is still reported as the first failing step in SPEC order.
+            results = await asyncio.gather(
+                *(self._execute(step, obj) for step in steps), return_exceptions=True
+            )
+            for step, result in zip(steps, results, strict=True):
+                if isinstance(result, BaseException):
+                    raise result
                 if step.reason is Reason.APPLY_DEPLOYMENT:
                     deployment = result
         except ReconcileError as failure:

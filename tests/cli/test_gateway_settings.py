@@ -110,6 +110,8 @@ GATEWAY_VALID: list[tuple[str, str, str, object]] = [
     ("HEARTH_SHUTDOWN_TIMEOUT", "3s", "shutdown_timeout", _seconds("3s")),
     ("HEARTH_DRAIN_DELAY", "0s", "drain_delay", _seconds("0s")),
     ("HEARTH_DRAIN_DELAY", "750ms", "drain_delay", _seconds("750ms")),
+    ("HEARTH_LISTEN_BACKLOG", "8192", "listen_backlog", 8192),
+    ("HEARTH_RELEASE_WAVE", "16", "release_wave", 16),
     ("HEARTH_API_KEYS_DIR", "/etc/hearth/api-keys", "api_keys_dir", "/etc/hearth/api-keys"),
 ]
 
@@ -138,6 +140,9 @@ GATEWAY_INVALID: list[tuple[str, str, str]] = [
     ("HEARTH_SHUTDOWN_TIMEOUT", "-1s", "less than 0s"),
     ("HEARTH_SHUTDOWN_TIMEOUT", "soon", "soon"),
     ("HEARTH_DRAIN_DELAY", "-5s", "less than 0s"),
+    ("HEARTH_LISTEN_BACKLOG", "0", "less than 1"),
+    ("HEARTH_LISTEN_BACKLOG", "big", "not a whole number"),
+    ("HEARTH_RELEASE_WAVE", "0", "less than 1"),
     ("HEARTH_LOG_LEVEL", "verbose", "verbose"),
     ("HEARTH_LOG_FORMAT", "xml", "xml"),
 ]

@@ -101,6 +101,7 @@ async def test_frozen_gateway_fronts_the_frozen_stub_and_serves_the_scaler(binar
                     [chunk.choices[0].delta.content or "" async for chunk in stream if chunk.choices]
                 )
             assert text == "tok0 tok1 "
+            assert "event_loop=uvloop" in gateway.text(), "the frozen gateway carries and runs uvloop"
 
 
 def test_frozen_binary_carries_the_upstream_kubernetes_schemas(binary: str, tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 import aiohttp
 import openai
 import pytest
+from aiohttp import web
 
 from tests.gateway.conftest import (
     ColdStartMode,
@@ -252,13 +253,13 @@ async def test_least_outstanding_requests_balancing(start_gateway: GatewayFactor
         async with start_gateway(backends=[slow, fast]) as gw:
             long = await gw.http.post(f"{gw.url}/v1/chat/completions", json={"stream": True})
             await long.content.readuntil(b"\n\n")
-            busy = next(e for e in (slow, fast) if gw.gateway.balancer.outstanding(e) == 1)
+            busy = next(e for e in (slow, fast) if gw.gateway.proxy.balancer.outstanding(e) == 1)
             idle = fast if busy == slow else slow
             for _ in range(3):
                 async with gw.http.post(f"{gw.url}/v1/chat/completions", json={}) as response:
                     assert response.status == 200
-            assert gw.gateway.balancer.outstanding(busy) == 1
-            assert gw.gateway.balancer.outstanding(idle) == 0
+            assert gw.gateway.proxy.balancer.outstanding(busy) == 1
+            assert gw.gateway.proxy.balancer.outstanding(idle) == 0
             long.close()
 
 
@@ -341,3 +342,25 @@ async def test_times_ready_to_first_answer_once_per_wake_with_held_requests(
         async with gw.http.post(f"{gw.url}/v1/chat/completions", json={"messages": []}) as response:
             assert response.status == 200  # warm: not part of any wake
         assert gw.metric('hearth_wake_phase_seconds_count{phase="first_byte"}') == 1
+
+
+async def test_a_cookie_the_backend_sets_for_one_client_never_reaches_the_backend_from_another(
+    start_gateway: GatewayFactory,
+) -> None:
+    async def backend(request: web.Request) -> web.Response:
+        return web.json_response(
+            {"cookie": request.headers.get("Cookie")}, headers={"Set-Cookie": "session=alice; Path=/"}
+        )
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", backend)
+    async with running_app(app) as url:
+        # A host name, as the backend Service URL of the probe fallback: cookies for IPs are never stored.
+        named = url.replace("127.0.0.1", "localhost")
+        async with start_gateway(backends=[named]) as gw:
+            async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as alice:
+                async with alice.post(f"{gw.url}/v1/completions", json={}) as response:
+                    assert response.headers["Set-Cookie"] == "session=alice; Path=/", "passed to its client"
+            async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as bob:
+                async with bob.post(f"{gw.url}/v1/completions", json={}) as response:
+                    assert (await response.json())["cookie"] is None, "the gateway kept no cookie of alice's"

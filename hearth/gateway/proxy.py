@@ -1,0 +1,204 @@
+"""The gateway's proxy path (SPEC §3.3): one admitted request forwarded to the least busy ready backend
+and its answer streamed back byte for byte.
+
+Before the backend's answer has begun, a failure where nothing reached the backend moves on to another
+ready endpoint; any other becomes an OpenAI-shaped error (inside a stream already committed, an SSE error
+event). Counting responses is the caller's: the proxy only says, on the :class:`Exchange`, what it
+committed and when the backend's answer began.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Callable
+
+import aiohttp
+import yarl
+from aiohttp import web
+from multidict import CIMultiDict
+
+from hearth.gateway import errors, httpparts, upstream
+from hearth.gateway.balancer import Balancer
+from hearth.gateway.readiness import ReadinessSource
+
+UPSTREAM_CONNECT_TIMEOUT = 5.0
+#: No total timeout (a generation takes as long as it takes), a bounded connect.
+UPSTREAM_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=UPSTREAM_CONNECT_TIMEOUT)
+SMALL_ANSWER_BYTES = 256 * 1024
+
+
+@dataclasses.dataclass(slots=True)
+class Exchange:
+    """What one request has done so far: the status of a response committed to the client (so a client
+    that leaves afterwards is counted with it), and a hook for the moment its backend answer began."""
+
+    committed_status: int | None = None
+    #: Called once, when the backend's answer began or the attempt failed (then with False).
+    on_answer: Callable[[bool], None] | None = None
+
+    def answer_began(self, *, began: bool) -> None:
+        hook, self.on_answer = self.on_answer, None
+        if hook is not None:
+            hook(began)
+
+
+def new_session() -> aiohttp.ClientSession:
+    """The gateway's one upstream client (the probe fallback shares it). What every proxied request needs
+    is set here once, not per request: no decompression (bytes pass through as the backend sent them),
+    only the headers the client sent, the upstream timeouts, no cookie jar."""
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=30),
+        auto_decompress=False,
+        # Only what the client sent: no Accept-Encoding it never asked for, no aiohttp User-Agent.
+        skip_auto_headers=httpparts.NOT_ADDED_UPSTREAM,
+        timeout=UPSTREAM_TIMEOUT,
+        # A proxy keeps no cookies: one client's Set-Cookie must never ride along with another's request.
+        cookie_jar=aiohttp.DummyCookieJar(),
+    )
+
+
+class Proxy:
+    def __init__(
+        self,
+        *,
+        session: aiohttp.ClientSession,
+        readiness: ReadinessSource,
+        fallback_url: str,
+        drop_authorization: bool,
+    ) -> None:
+        self._session = session
+        self._readiness = readiness
+        self._fallback = [fallback_url]
+        self._drop_authorization = drop_authorization
+        self.balancer = Balancer()
+        self.failures = upstream.Reporter()
+
+    async def forward(
+        self,
+        request: web.Request,
+        body: bytearray,
+        exchange: Exchange,
+        *,
+        committed: web.StreamResponse | None = None,
+        extra_headers: dict[str, str] | None = None,
+    ) -> web.StreamResponse:
+        """Proxy to a ready backend. With *committed* (already sent), only the body is appended."""
+        endpoints = self._readiness.endpoints() or self._fallback
+        # The same for every attempt: computed once.
+        headers = httpparts.upstream_headers(request, drop_authorization=self._drop_authorization)
+        tried: set[str] = set()
+        while True:
+            endpoint = self.balancer.pick(
+                endpoints if not tried else [e for e in endpoints if e not in tried] or endpoints
+            )
+            tried.add(endpoint)
+            try:
+                with self.balancer.use(endpoint):
+                    return await self._exchange(
+                        request,
+                        body,
+                        exchange,
+                        endpoint=endpoint,
+                        headers=headers,
+                        committed=committed,
+                        extra_headers=extra_headers,
+                    )
+            except upstream.UpstreamError as error:
+                failure = error.failure
+                if failure.retryable:
+                    # Nothing reached the backend, so the body can safely go to another ready one.
+                    self._readiness.suspect()
+                    if len(tried) < len(endpoints):
+                        continue
+                exchange.answer_began(began=False)
+                self.failures.report(failure, error=error.cause, endpoint=endpoint)
+                if committed is not None:
+                    # Status and headers went out with the heartbeats: the error becomes an SSE event.
+                    await committed.write(
+                        errors.stream_error_event(failure.message, kind=failure.kind, code=failure.code)
+                    )
+                    await committed.write_eof()
+                    return committed
+                return errors.error_response(
+                    failure.status, failure.message, kind=failure.kind, code=failure.code
+                )
+
+    async def _exchange(
+        self,
+        request: web.Request,
+        body: bytearray,
+        exchange: Exchange,
+        *,
+        endpoint: str,
+        headers: CIMultiDict[str],
+        committed: web.StreamResponse | None,
+        extra_headers: dict[str, str] | None,
+    ) -> web.StreamResponse:
+        try:
+            answer = await self._session.request(
+                request.method,
+                # The path and query exactly as the client sent them (SPEC: path and query unchanged).
+                yarl.URL(endpoint + (httpparts.upstream_target(request) or "/"), encoded=True),
+                headers=headers,
+                data=body or None,
+                allow_redirects=False,
+                # Timeouts and the headers never added come with the session (new_session).
+            )
+        except upstream.ERRORS as error:
+            raise upstream.UpstreamError(upstream.classify(error), error) from None
+        with contextlib.closing(answer):
+            exchange.answer_began(began=True)
+            if committed is not None:
+                # Status and headers were sent with the heartbeats; only the body can follow (SPEC §3.3).
+                await self._pipe(request, answer, committed, endpoint=endpoint)
+                return committed
+            downstream = httpparts.downstream_headers(answer.headers)
+            if extra_headers:
+                downstream.update(extra_headers)
+            if _small_and_complete(answer):
+                # A short answer of known length (not an event stream): one write instead of a streamed copy.
+                try:
+                    whole = await answer.read()
+                except upstream.ERRORS as error:
+                    # Nothing was sent to the client yet, so it can still get a clean 502.
+                    raise upstream.UpstreamError(upstream.TRUNCATED, error) from None
+                return web.Response(
+                    status=answer.status, reason=answer.reason, body=whole, headers=downstream
+                )
+            response = web.StreamResponse(status=answer.status, reason=answer.reason, headers=downstream)
+            await response.prepare(request)
+            exchange.committed_status = answer.status
+            await self._pipe(request, answer, response, endpoint=endpoint)
+            return response
+
+    async def _pipe(
+        self,
+        request: web.Request,
+        answer: aiohttp.ClientResponse,
+        response: web.StreamResponse,
+        *,
+        endpoint: str,
+    ) -> None:
+        content = answer.content
+        while True:
+            try:
+                chunk = await content.readany()
+            except upstream.ERRORS as error:
+                # The answer began and was cut: the client must see a cut, never a clean end.
+                self.failures.report(upstream.TRUNCATED, error=error, endpoint=endpoint)
+                upstream.abort(request)
+                return
+            if not chunk:
+                break
+            await response.write(chunk)
+        await response.write_eof()
+
+
+def _small_and_complete(answer: aiohttp.ClientResponse) -> bool:
+    length = answer.content_length
+    return (
+        length is not None
+        and length <= SMALL_ANSWER_BYTES
+        and not answer.headers.get("Content-Type", "").startswith("text/event-stream")
+    )

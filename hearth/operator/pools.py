@@ -147,6 +147,9 @@ class PoolKeeper:
             await self._write_member(member, _member_status(name, pool_api.REFUSED, why, None))
         if pool is None:
             return targets
+        if name not in self._totals:
+            # The total lives in the pool's status: a new leader (or a restart) counts on from it.
+            self._totals[name] = pool.status.evictions or 0
         rules = _rules(pool)
         planned = pooling.plan(
             rules=rules,

@@ -4,6 +4,7 @@ demand is never evicted, and both statuses, the Events and the metrics say so (i
 
 from __future__ import annotations
 
+import time
 import urllib.request
 import uuid
 from collections.abc import Callable
@@ -62,6 +63,21 @@ def _assert_the_gateway_cannot_wake(plane: ControlPlane, namespace: str, name: s
         check=False,
     ).stdout.strip()
     assert answer == "no", "a member's gateway may not scale its backend"
+
+
+def _a_new_operator_counts_evictions_on(
+    plane: ControlPlane, start_operator: StartOperator, operator: OperatorProcess, pool: str
+) -> None:
+    """A new operator process (a restart, a new leader) counts on from the pool's status, not from 0."""
+    operator.stop()
+    restarted = start_operator("--scaler-mode=builtin", "--autoscale-interval=250ms", name="restarted")
+    wait_for(
+        lambda: f'hearth_pool_devices_in_use{{pool="{pool}"}} 1.0' in _metrics(restarted),
+        what="the new operator arbitrating the pool",
+    )
+    time.sleep(1)  # a few more of its passes (250 ms each), each of which would write a wrong total
+    listed = get_json(plane, "acceleratorpool", pool) or {}
+    assert listed["status"]["evictions"] == 1
 
 
 def test_a_cold_member_evicts_the_idle_one_and_never_one_with_demand(
@@ -131,6 +147,7 @@ def test_a_cold_member_evicts_the_idle_one_and_never_one_with_demand(
         assert f'hearth_pool_swaps_total{{pool="{pool}"}} 1.0' in metrics
         assert f'hearth_pool_devices_in_use{{pool="{pool}"}} 1.0' in metrics
         assert f'hearth_pool_wait_seconds_count{{pool="{pool}"}} 1.0' in metrics
+        _a_new_operator_counts_evictions_on(hearth_cluster, start_operator, operator, pool)
     finally:
         for gateway in gateways.values():
             gateway.close()

@@ -51,6 +51,9 @@ async def hold(response: web.StreamResponse, plan: Hold) -> Outcome:
     next_beat = plan.admitted_at + plan.heartbeat_s
     next_progress: float | None = None
     told = plan.phase()
+    if told is progress.Phase.READY:
+        # Held, so no backend is ready for this gateway: a status saying so describes the wake before.
+        told = progress.Phase.REQUESTED
     if plan.progress_s > 0:
         await _progress(response, plan, now=loop.time(), phase=told)
         next_progress = plan.admitted_at + plan.progress_s

@@ -198,6 +198,22 @@ async def test_the_eta_adds_the_scaler_lead_this_gateway_saw_in_its_last_wakes(
     assert gw.gateway.scaler_lead.seconds() == pytest.approx(4, abs=0.01)
 
 
+async def test_a_status_still_saying_ready_from_the_last_wake_is_not_told_to_a_held_stream(
+    start_gateway: GatewayFactory,
+) -> None:
+    phases = ManualPhases(Phase.READY)  # the backend just went to zero; the status has not caught up
+    async with running_stub(token_count=1) as stub, start_gateway(phases=phases) as gw:
+        async with gw.http.post(f"{gw.url}/v1/completions", json={"stream": True}) as response:
+            first = await response.content.readuntil(b"\n\n")
+            await asyncio.sleep(2)
+            phases.set(Phase.SCHEDULING)
+            await asyncio.sleep(2)
+            gw.readiness.set_endpoints([stub])
+            body = first + await response.read()
+    told = [(c["elapsed_s"], c["phase"]) for c in _progress(body)]
+    assert told == [(0.0, "requested"), (2.0, "scheduling"), (4.0, "ready")]
+
+
 async def test_a_held_answer_without_a_stream_is_not_cut_short_by_phase_changes(
     start_gateway: GatewayFactory,
 ) -> None:

@@ -135,11 +135,12 @@ no_pods() { [ -z "$("$kubectl" -n "$namespace" get pods -o name)" ]; }
 wait_for "the operator's pods to go" 120 no_pods
 # What may remain: the CRDs (kept), and in the namespace only what Kubernetes and the operator's own
 # leader election made there (Helm does not own the namespace it was given).
-crds=$("$kubectl" get crd -o name | grep 'serving.hearth.dev' | sort | tr '\n' ' ')
-[ "$crds" = "customresourcedefinition.apiextensions.k8s.io/inferenceruntimes.serving.hearth.dev customresourcedefinition.apiextensions.k8s.io/llmservices.serving.hearth.dev " ] ||
-    fail "expected both CRDs kept, found: $crds"
+crds=$("$kubectl" get crd -o name | grep 'serving.hearth.dev' | sed 's|.*/||' | sort | tr '\n' ' ')
+# Every CRD the chart ships (its files/crds, kept identical to crds/ by a test), and nothing else.
+shipped=$(find charts/hearth/files/crds -name '*.yaml' -printf '%f\n' | sed 's/\.yaml$//' | sort | tr '\n' ' ')
+[ "$crds" = "$shipped" ] || fail "expected the chart's CRDs kept ($shipped), found: $crds"
 left=$("$kubectl" get clusterroles,clusterrolebindings,inferenceruntimes -l app.kubernetes.io/part-of=hearth -o name)
-left+=$("$kubectl" get inferenceruntimes,llmservices -A -o name)
+left+=$("$kubectl" get inferenceruntimes,llmservices,acceleratorpools -A -o name)
 # (hearth-prometheus is the test bed's own Prometheus, testing/prometheus, not the chart's.)
 left+=$("$kubectl" get clusterroles,clusterrolebindings -o name | grep -E '/hearth-' |
     grep -vE '/hearth-prometheus$' || true)

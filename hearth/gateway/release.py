@@ -103,7 +103,10 @@ class ReleaseQueue:
         if self._interruptible:
             now = asyncio.get_running_loop().time()
             for timeout in list(self._interruptible):
-                timeout.reschedule(now)
+                # One already fired (a second phase change before its waiter ran) cannot be moved again:
+                # reschedule would raise, and the error would stop the status watch that called this.
+                if not timeout.expired():
+                    timeout.reschedule(now)
 
     def leave(self, place: Place) -> None:
         """The request is done with its place (answered, failed, timed out or gone): give back whatever it

@@ -246,3 +246,19 @@ async def _until(condition: Callable[[], bool]) -> None:
     async with asyncio.timeout(60):
         while not condition():  # noqa: ASYNC110 - polls state of tasks in this loop, on fake time
             await asyncio.sleep(0.01)
+
+
+async def test_two_interrupts_before_the_waiter_runs_are_one_and_raise_nothing() -> None:
+    # Two status updates back to back (scheduling, then creating, in the same moment) interrupt the held
+    # streams twice before any of them has run: the second must not try to move a timeout that fired.
+    queue = release.ReleaseQueue(wave=1, endpoints=lambda: 0)
+    place = queue.enter()
+    loop = asyncio.get_running_loop()
+    waiting = asyncio.create_task(queue.wait(place, deadline=loop.time() + 60, interruptible=True))
+    await asyncio.sleep(0)  # the wait has begun
+    queue.interrupt()
+    await asyncio.sleep(0)  # its timeout fires; the waiter has not resumed yet
+    queue.interrupt()
+    assert await waiting is False, "interrupted: not released, the place kept"
+    assert not place.settled
+    queue.leave(place)

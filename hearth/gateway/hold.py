@@ -50,10 +50,7 @@ async def hold(response: web.StreamResponse, plan: Hold) -> Outcome:
     loop = asyncio.get_running_loop()
     next_beat = plan.admitted_at + plan.heartbeat_s
     next_progress: float | None = None
-    told = plan.phase()
-    if told is progress.Phase.READY:
-        # Held, so no backend is ready for this gateway: a status saying so describes the wake before.
-        told = progress.Phase.REQUESTED
+    told = _tellable(plan, told=progress.Phase.REQUESTED)
     if plan.progress_s > 0:
         await _progress(response, plan, now=loop.time(), phase=told)
         next_progress = plan.admitted_at + plan.progress_s
@@ -71,11 +68,7 @@ async def hold(response: web.StreamResponse, plan: Hold) -> Outcome:
             next_beat += plan.heartbeat_s
         if next_progress is None or now >= plan.deadline:
             continue
-        phase = plan.phase()
-        if phase is progress.Phase.READY:
-            # Ready is this gateway's to say, when it forwards: the status may say so a moment before this
-            # gateway's readiness watch sees the pod (or after the pod went, while the status lags).
-            phase = told
+        phase = _tellable(plan, told=told)
         if now >= next_progress or phase is not told:
             told = phase
             await _progress(response, plan, now=now, phase=phase)
@@ -87,6 +80,14 @@ async def hold(response: web.StreamResponse, plan: Hold) -> Outcome:
         ready = progress.comment(elapsed_s=now - plan.admitted_at, eta=None, phase=progress.Phase.READY)
         await response.write(ready)
     return Outcome.READY
+
+
+def _tellable(plan: Hold, *, told: progress.Phase) -> progress.Phase:
+    """The phase to tell a held stream now. Ready is this gateway's to say, when it forwards: while it
+    holds, a status saying ready describes the wake before (right after a scale to 0) or is a moment
+    ahead of this gateway's readiness watch, so what was told last stands."""
+    phase = plan.phase()
+    return told if phase is progress.Phase.READY else phase
 
 
 async def _progress(response: web.StreamResponse, plan: Hold, *, now: float, phase: progress.Phase) -> None:

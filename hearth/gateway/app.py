@@ -25,7 +25,17 @@ import aiohttp
 from aiohttp import web
 
 from hearth.common import logs
-from hearth.gateway import auth, errors, hold, httpparts, progress, proxy, release, request_body
+from hearth.gateway import (
+    auth,
+    errors,
+    hold,
+    httpparts,
+    progress,
+    proxy,
+    release,
+    request_body,
+    upstream_client,
+)
 from hearth.gateway import eta as eta_module
 from hearth.gateway.demand import Demand
 from hearth.gateway.metrics import GatewayMetrics
@@ -78,7 +88,7 @@ class Gateway:
         readiness: ReadinessSource,
         demand: Demand,
         metrics: GatewayMetrics,
-        session: aiohttp.ClientSession,
+        upstream_pool: upstream_client.Pool,
         waker: Waker | None = None,
         api_keys: auth.ApiKeys | None = None,
         eta: eta_module.EtaSource | None = None,
@@ -98,7 +108,7 @@ class Gateway:
         self.metrics = metrics
         self.waker = waker
         self.proxy = proxy.Proxy(
-            session=session,
+            upstream_pool=upstream_pool,
             readiness=readiness,
             fallback_url=settings.backend_url,
             drop_authorization=api_keys is not None,

@@ -14,16 +14,19 @@ import dataclasses
 from collections.abc import Callable
 
 import aiohttp
-import yarl
 from aiohttp import web
 from multidict import CIMultiDict
 
-from hearth.gateway import errors, httpparts, upstream
+from hearth.gateway import errors, httpparts, upstream, upstream_client
 from hearth.gateway.balancer import Balancer
 from hearth.gateway.readiness import ReadinessSource
 
 UPSTREAM_CONNECT_TIMEOUT = 5.0
-#: No total timeout (a generation takes as long as it takes), a bounded connect.
+#: How long an idle upstream connection is kept for the next request: under vLLM's own keep-alive (uvicorn's
+#: 5 s), so a request never goes out on a connection the backend is closing at that moment (a POST that
+#: meets that close cannot safely be sent again and would be a 502).
+UPSTREAM_IDLE_SECONDS = 4.0
+#: The probe fallback's client: no total timeout, a bounded connect.
 UPSTREAM_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=UPSTREAM_CONNECT_TIMEOUT)
 SMALL_ANSWER_BYTES = 256 * 1024
 
@@ -43,10 +46,15 @@ class Exchange:
             hook(began)
 
 
+def new_upstream() -> upstream_client.Pool:
+    """The proxy's upstream connections: a bounded connect, no total timeout (a generation takes as long
+    as it takes), idle connections kept for the next request."""
+    return upstream_client.Pool(connect_timeout=UPSTREAM_CONNECT_TIMEOUT, idle_timeout=UPSTREAM_IDLE_SECONDS)
+
+
 def new_session() -> aiohttp.ClientSession:
-    """The gateway's one upstream client (the probe fallback shares it). What every proxied request needs
-    is set here once, not per request: no decompression (bytes pass through as the backend sent them),
-    only the headers the client sent, the upstream timeouts, no cookie jar."""
+    """The probe fallback's client (readiness probes, not proxied requests): no decompression, none of the
+    headers aiohttp would add on its own, the upstream timeouts, no cookie jar."""
     return aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=30),
         auto_decompress=False,
@@ -62,12 +70,12 @@ class Proxy:
     def __init__(
         self,
         *,
-        session: aiohttp.ClientSession,
+        upstream_pool: upstream_client.Pool,
         readiness: ReadinessSource,
         fallback_url: str,
         drop_authorization: bool,
     ) -> None:
-        self._session = session
+        self._upstream = upstream_pool
         self._readiness = readiness
         self._fallback = [fallback_url]
         self._drop_authorization = drop_authorization
@@ -136,14 +144,13 @@ class Proxy:
         extra_headers: dict[str, str] | None,
     ) -> web.StreamResponse:
         try:
-            answer = await self._session.request(
+            answer = await self._upstream.request(
                 request.method,
+                endpoint,
                 # The path and query exactly as the client sent them (SPEC: path and query unchanged).
-                yarl.URL(endpoint + (httpparts.upstream_target(request) or "/"), encoded=True),
-                headers=headers,
-                data=body or None,
-                allow_redirects=False,
-                # Timeouts and the headers never added come with the session (new_session).
+                httpparts.upstream_target(request) or "/",
+                headers,
+                body,
             )
         except upstream.ERRORS as error:
             raise upstream.UpstreamError(upstream.classify(error), error) from None
@@ -175,15 +182,14 @@ class Proxy:
     async def _pipe(
         self,
         request: web.Request,
-        answer: aiohttp.ClientResponse,
+        answer: upstream_client.Answer,
         response: web.StreamResponse,
         *,
         endpoint: str,
     ) -> None:
-        content = answer.content
         while True:
             try:
-                chunk = await content.readany()
+                chunk = await answer.read_chunk()
             except upstream.ERRORS as error:
                 # The answer began and was cut: the client must see a cut, never a clean end.
                 self.failures.report(upstream.TRUNCATED, error=error, endpoint=endpoint)
@@ -195,7 +201,7 @@ class Proxy:
         await response.write_eof()
 
 
-def _small_and_complete(answer: aiohttp.ClientResponse) -> bool:
+def _small_and_complete(answer: upstream_client.Answer) -> bool:
     length = answer.content_length
     return (
         length is not None

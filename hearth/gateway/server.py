@@ -176,6 +176,7 @@ async def build(
     prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
     metrics = GatewayMetrics()
     session = proxy.new_session()
+    upstream_pool = proxy.new_upstream()
     client: KubeClient | None = None
     loops = background_module.Background()
     waker: Waker | None = None
@@ -216,7 +217,7 @@ async def build(
             readiness=readiness,
             demand=demand,
             metrics=metrics,
-            session=session,
+            upstream_pool=upstream_pool,
             waker=waker,
             api_keys=api_keys,
             eta=eta if eta is not None else eta_module.NullEta(),
@@ -253,6 +254,7 @@ async def build(
             await waker.close()
         if demand is not None:
             await demand.close()
+        await upstream_pool.close()
         await session.close()
         if client is not None:
             with contextlib.suppress(Exception):

@@ -17,11 +17,12 @@ import aiohttp
 from aiohttp import web
 
 from hearth.common import logs, throttle
+from hearth.gateway import upstream_client
 
 log = logging.getLogger(__name__)
 
 #: Everything a backend exchange can raise that is the backend's (or the network's) fault.
-ERRORS = (aiohttp.ClientError, OSError, asyncio.TimeoutError)
+ERRORS = (upstream_client.UpstreamClientError, aiohttp.ClientError, OSError, asyncio.TimeoutError)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -55,6 +56,10 @@ class UpstreamError(Exception):
 def classify(error: BaseException) -> Failure:
     """The failure a backend error stands for, raised before any of its answer arrived."""
     # Order matters: the connect errors are subclasses of the broader ones.
+    if isinstance(error, upstream_client.ConnectTimeoutError):
+        return CONNECT_TIMEOUT
+    if isinstance(error, upstream_client.ConnectFailedError):
+        return UNREACHABLE
     if isinstance(error, aiohttp.ConnectionTimeoutError):
         return CONNECT_TIMEOUT
     if isinstance(error, aiohttp.ClientConnectorError):

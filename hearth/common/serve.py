@@ -174,7 +174,8 @@ class _HeaderDeadlineHandler(web_protocol.RequestHandler):
         requests_before = self._request_count
         super().data_received(data)
         if self._request_count > requests_before:
-            self._disarm()  # a complete request head arrived
+            if self._header_timer is not None:  # checked here: this runs for every request
+                self._disarm()  # a complete request head arrived
         elif data and self._header_timer is None and self._payload_parser is None:
             self._arm()  # the head of a new (pipelined or keep-alive) request has started
 

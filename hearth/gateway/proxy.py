@@ -15,7 +15,6 @@ from collections.abc import Callable
 
 import aiohttp
 from aiohttp import web
-from multidict import CIMultiDict
 
 from hearth.gateway import errors, httpparts, upstream, upstream_client
 from hearth.gateway.balancer import Balancer
@@ -95,6 +94,8 @@ class Proxy:
         endpoints = self._readiness.endpoints() or self._fallback
         # The same for every attempt: computed once.
         headers = httpparts.upstream_headers(request, drop_authorization=self._drop_authorization)
+        # The path and query exactly as the client sent them (SPEC: path and query unchanged).
+        target = httpparts.upstream_target(request) or "/"
         tried: set[str] = set()
         while True:
             endpoint = self.balancer.pick(
@@ -103,15 +104,22 @@ class Proxy:
             tried.add(endpoint)
             try:
                 with self.balancer.use(endpoint):
-                    return await self._exchange(
-                        request,
-                        body,
-                        exchange,
-                        endpoint=endpoint,
-                        headers=headers,
-                        committed=committed,
-                        extra_headers=extra_headers,
-                    )
+                    # Awaited here rather than in a helper: on the warm path every coroutine level is
+                    # resumed again when the answer's head arrives.
+                    try:
+                        answer = await self._upstream.request(request.method, endpoint, target, headers, body)
+                    except upstream.ERRORS as error:
+                        raise upstream.UpstreamError(upstream.classify(error), error) from None
+                    with contextlib.closing(answer):
+                        exchange.answer_began(began=True)
+                        return await self._relay(
+                            request,
+                            answer,
+                            exchange,
+                            endpoint=endpoint,
+                            committed=committed,
+                            extra_headers=extra_headers,
+                        )
             except upstream.UpstreamError as error:
                 failure = error.failure
                 if failure.retryable:
@@ -132,52 +140,41 @@ class Proxy:
                     failure.status, failure.message, kind=failure.kind, code=failure.code
                 )
 
-    async def _exchange(
+    async def _relay(
         self,
         request: web.Request,
-        body: bytearray,
+        answer: upstream_client.Answer,
         exchange: Exchange,
         *,
         endpoint: str,
-        headers: CIMultiDict[str],
         committed: web.StreamResponse | None,
         extra_headers: dict[str, str] | None,
     ) -> web.StreamResponse:
-        try:
-            answer = await self._upstream.request(
-                request.method,
-                endpoint,
-                # The path and query exactly as the client sent them (SPEC: path and query unchanged).
-                httpparts.upstream_target(request) or "/",
-                headers,
-                body,
-            )
-        except upstream.ERRORS as error:
-            raise upstream.UpstreamError(upstream.classify(error), error) from None
-        with contextlib.closing(answer):
-            exchange.answer_began(began=True)
-            if committed is not None:
-                # Status and headers were sent with the heartbeats; only the body can follow (SPEC §3.3).
-                await self._pipe(request, answer, committed, endpoint=endpoint)
-                return committed
-            downstream = httpparts.downstream_headers(answer.headers)
-            if extra_headers:
-                downstream.update(extra_headers)
-            if _small_and_complete(answer):
-                # A short answer of known length (not an event stream): one write instead of a streamed copy.
+        """The backend's answer, begun, to the client: appended to a committed stream, in one write when
+        short and complete, else streamed."""
+        if committed is not None:
+            # Status and headers were sent with the heartbeats; only the body can follow (SPEC §3.3).
+            await self._pipe(request, answer, committed, endpoint=endpoint)
+            return committed
+        downstream = httpparts.downstream_headers(answer.headers)
+        if extra_headers:
+            downstream.update(extra_headers)
+        if _small_and_complete(answer):
+            # A short answer of known length (not an event stream): one write instead of a streamed copy;
+            # usually it came whole with its head, and nothing is awaited.
+            whole = answer.body_if_complete()
+            if whole is None:
                 try:
                     whole = await answer.read()
                 except upstream.ERRORS as error:
                     # Nothing was sent to the client yet, so it can still get a clean 502.
                     raise upstream.UpstreamError(upstream.TRUNCATED, error) from None
-                return web.Response(
-                    status=answer.status, reason=answer.reason, body=whole, headers=downstream
-                )
-            response = web.StreamResponse(status=answer.status, reason=answer.reason, headers=downstream)
-            await response.prepare(request)
-            exchange.committed_status = answer.status
-            await self._pipe(request, answer, response, endpoint=endpoint)
-            return response
+            return web.Response(status=answer.status, reason=answer.reason, body=whole, headers=downstream)
+        response = web.StreamResponse(status=answer.status, reason=answer.reason, headers=downstream)
+        await response.prepare(request)
+        exchange.committed_status = answer.status
+        await self._pipe(request, answer, response, endpoint=endpoint)
+        return response
 
     async def _pipe(
         self,

@@ -100,6 +100,10 @@ class Answer:
         :class:`CutError` when the body was cut short."""
         return await self._connection.read_chunk()
 
+    def body_if_complete(self) -> bytes | None:
+        """The whole body if all of it has already arrived (and none was read), else None."""
+        return self._connection.body_if_complete()
+
     async def read(self) -> bytes:
         """The whole (remaining) body."""
         parts = []
@@ -172,6 +176,14 @@ class _Connection(asyncio.Protocol):
                 await self._waiter
             finally:
                 self._waiter = None
+
+    def body_if_complete(self) -> bytes | None:
+        if not self._complete:
+            return None
+        data = b"".join(self._body)
+        self._body.clear()
+        self._buffered = 0
+        return data
 
     def finish(self) -> None:
         """The exchange is over: back to the pool if the answer ended cleanly and may be kept, else closed."""
@@ -320,25 +332,26 @@ class Pool:
         payload = b"".join((head, body))  # one send: head and body in the same segment when small
         bodyless = method in _BODYLESS_ANSWER_METHODS
         connection = self._take_idle(endpoint)
-        if connection is not None:
+        # A kept-alive connection the backend closed as the request went out (its idle timer) gets a
+        # request that may safely be repeated once more, on a fresh connection; any other is not repeated,
+        # since the backend may have acted on it.
+        retry = connection is not None and method in _IDEMPOTENT
+        while True:
+            if connection is None:
+                connection = await self._connect(endpoint, address)
+            # Sent and awaited here, not in a helper: one coroutine less to resume on the warm path.
+            answer = connection.send(payload, bodyless_answer=bodyless)
             try:
-                return await self._exchange(connection, payload, bodyless)
+                return await answer
             except ClosedError:
-                # The backend closed this kept-alive connection as the request went out (its idle timer):
-                # only a request that may safely be repeated is, on a fresh connection.
-                if method not in _IDEMPOTENT:
+                connection.finish()
+                if not retry:
                     raise
-        connection = await self._connect(endpoint, address)
-        return await self._exchange(connection, payload, bodyless)
-
-    async def _exchange(self, connection: _Connection, payload: bytes, bodyless: bool) -> Answer:
-        head = connection.send(payload, bodyless_answer=bodyless)
-        try:
-            return await head
-        except BaseException:
-            # Cancelled (the client left) or failed: this connection's exchange can never be finished.
-            connection.finish()
-            raise
+                retry, connection = False, None
+            except BaseException:
+                # Cancelled (the client left) or failed: this exchange, and its connection, can never finish.
+                connection.finish()
+                raise
 
     def _take_idle(self, endpoint: str) -> _Connection | None:
         idle = self._idle.get(endpoint)

@@ -1,4 +1,5 @@
-"""Running an aiohttp application as a long-lived server that drains gracefully on SIGTERM.
+"""Running an aiohttp application (or a bare request handler) as a long-lived server that drains
+gracefully on SIGTERM.
 
 Kubernetes sends SIGTERM and waits ``terminationGracePeriodSeconds``; a server that exits at once cuts every
 open stream. Here SIGTERM (or SIGINT) stops the listener first, so new connections are refused, then waits
@@ -28,6 +29,8 @@ SOMAXCONN = Path("/proc/sys/net/core/somaxconn")
 
 #: Called once the listener is bound, with the base URLs it answers on (port 0 resolved).
 StartedHook = Callable[[list[str]], Awaitable[None] | None]
+#: A request handler served without an Application (no router, no middlewares): the gateway's hot path.
+BareHandler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 
 
 class ListenError(Exception):
@@ -36,7 +39,7 @@ class ListenError(Exception):
 
 
 async def serve(
-    app: web.Application,
+    app: web.Application | BareHandler,
     *,
     address: netaddr.ListenAddress,
     shutdown_timeout: float,
@@ -48,22 +51,34 @@ async def serve(
     backlog: int = DEFAULT_BACKLOG,
     **server_options: Any,
 ) -> None:
-    """Serve *app* on *address* until SIGTERM/SIGINT (or *stop* is set), then drain and return.
+    """Serve *app* (an Application, or one bare handler for every request) on *address* until
+    SIGTERM/SIGINT (or *stop* is set), then drain and return.
 
     *before_shutdown* runs after the signal while the listener is still open (e.g. to fail readiness and
     keep serving until the endpoint is gone); *header_deadline* bounds how long a request's head may take;
     *backlog* is the listen backlog asked for (:func:`listen_backlog` caps it); *server_options* go to
     aiohttp's request handler (limits).
     """
-    runner = web.AppRunner(
-        app, shutdown_timeout=shutdown_timeout, handle_signals=False, access_log=None, **server_options
-    )
-    await runner.setup()
-    if header_deadline is not None and runner.server is not None:
-        # aiohttp builds its Server inside setup() with no hook for the handler class; swap the class of
-        # that one instance (same state, one overridden factory method).
-        runner.server.__class__ = _HeaderDeadlineServer
-        runner.server.header_deadline = header_deadline  # type: ignore[attr-defined]
+    runner: web.BaseRunner
+    if isinstance(app, web.Application):
+        runner = web.AppRunner(
+            app, shutdown_timeout=shutdown_timeout, handle_signals=False, access_log=None, **server_options
+        )
+        await runner.setup()
+        if header_deadline is not None and runner.server is not None:
+            # aiohttp builds its Server inside setup() with no hook for the handler class; swap the class
+            # of that one instance (same state, one overridden factory method).
+            runner.server.__class__ = _HeaderDeadlineServer
+            runner.server.header_deadline = header_deadline  # type: ignore[attr-defined]
+    else:
+        bare: web_server.Server
+        if header_deadline is not None:
+            bare = _HeaderDeadlineServer(app, access_log=None, **server_options)
+            bare.header_deadline = header_deadline
+        else:
+            bare = web_server.Server(app, access_log=None, **server_options)
+        runner = web.ServerRunner(bare, shutdown_timeout=shutdown_timeout, handle_signals=False)
+        await runner.setup()
     try:
         site = web.TCPSite(
             runner,

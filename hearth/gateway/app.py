@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 import aiohttp
 from aiohttp import web
 
-from hearth.common import logs
+from hearth.common import logs, serve
 from hearth.gateway import (
     auth,
     errors,
@@ -78,6 +78,22 @@ ACTIVATION_TIMEOUT = _Refusal(
     503, "activation_timeout", "backend not ready: activation timeout, the model is still warming up"
 )
 SHUTTING_DOWN = _Refusal(503, "gateway_draining", "the gateway is shutting down, retry")
+
+
+async def answer_expectation(request: web.BaseRequest) -> web.Response | None:
+    """``Expect: 100-continue`` met (``100 Continue`` written, as aiohttp's own handler does), or the 417
+    for any other expectation."""
+    if request.headers.get("Expect", "").lower() != "100-continue":
+        return errors.error_response(
+            417,
+            "the only expectation this gateway meets is 100-continue",
+            kind="invalid_request_error",
+            code="expectation_failed",
+        )
+    if request.version >= aiohttp.HttpVersion11:
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0  # the response proper has not begun
+    return None
 
 
 class Gateway:
@@ -201,19 +217,19 @@ class Gateway:
             return await self.release.wait(place, deadline=deadline, interruptible=interruptible)
 
     # ---- endpoints of the gateway itself -----------------------------------------------------------
-    async def healthz(self, _: web.Request) -> web.Response:
+    async def healthz(self, _: web.BaseRequest) -> web.Response:
         return web.Response(status=503 if self.draining else 200)
 
-    async def queue(self, _: web.Request) -> web.Response:
+    async def queue(self, _: web.BaseRequest) -> web.Response:
         body = json.dumps({"pending": self.demand.value()}, separators=(",", ":")) + "\n"
         return web.Response(text=body, content_type="text/plain", charset="utf-8")
 
-    async def metrics_page(self, _: web.Request) -> web.Response:
+    async def metrics_page(self, _: web.BaseRequest) -> web.Response:
         return web.Response(
             body=self.metrics.exposition(), headers={"Content-Type": "text/plain; version=0.0.4"}
         )
 
-    async def warm(self, request: web.Request) -> web.Response:
+    async def warm(self, request: web.BaseRequest) -> web.Response:
         """Wake on intent: one warm lease per client (its API key, or its address without keys); 202."""
         if request.method != "POST":
             return errors.error_response(
@@ -247,7 +263,7 @@ class Gateway:
         return web.json_response(state, status=202)
 
     # ---- proxied paths -----------------------------------------------------------------------------
-    async def expect(self, request: web.Request) -> web.StreamResponse | None:
+    async def expect(self, request: web.BaseRequest) -> web.StreamResponse | None:
         """``Expect: 100-continue``: invite the body only from a client whose request could be served, so
         a key-less or oversize request is refused before its body is sent at all."""
         if self.api_keys is not None and not self.api_keys.accepts(
@@ -258,21 +274,10 @@ class Gateway:
         if length is not None and length > self.settings.max_body_bytes:
             refusal = request_body.too_large(self.settings.max_body_bytes)
             return self._count(await self._refuse(request, refusal))
-        if request.headers.get("Expect", "").lower() != "100-continue":
-            return self._count(
-                errors.error_response(
-                    417,
-                    "the only expectation this gateway meets is 100-continue",
-                    kind="invalid_request_error",
-                    code="expectation_failed",
-                )
-            )
-        if request.version >= aiohttp.HttpVersion11:
-            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-            request.writer.output_size = 0  # as aiohttp's own handler: the response proper has not begun
-        return None
+        refused = await answer_expectation(request)
+        return None if refused is None else self._count(refused)
 
-    async def handle(self, request: web.Request) -> web.StreamResponse:
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         """Every proxied path. Each answer is counted here, once, by the status the client saw (a client
         that left is counted only when a response had been committed to it)."""
         exchange = proxy.Exchange()
@@ -291,7 +296,7 @@ class Gateway:
         self._requests(response.status).inc()
         return response
 
-    async def _handle(self, request: web.Request, exchange: proxy.Exchange) -> web.StreamResponse:
+    async def _handle(self, request: web.BaseRequest, exchange: proxy.Exchange) -> web.StreamResponse:
         # Before anything counts as demand: a request without a valid key can never wake a backend.
         if self.api_keys is not None and not self.api_keys.accepts(
             auth.bearer_token(request.headers.get("Authorization")) or ""
@@ -326,7 +331,7 @@ class Gateway:
             payload.clear()
 
     async def _admit(
-        self, request: web.Request, payload: bytearray, exchange: proxy.Exchange
+        self, request: web.BaseRequest, payload: bytearray, exchange: proxy.Exchange
     ) -> web.StreamResponse:
         if self.admitted >= self.settings.max_queue:
             self.metrics.rejections.labels(reason="queue_full").inc()
@@ -354,7 +359,7 @@ class Gateway:
             self.demand.finished()
 
     async def _serve(
-        self, request: web.Request, body: bytearray, exchange: proxy.Exchange, place: release.Place
+        self, request: web.BaseRequest, body: bytearray, exchange: proxy.Exchange, place: release.Place
     ) -> web.StreamResponse:
         loop = asyncio.get_running_loop()
         admitted_at = loop.time()
@@ -379,7 +384,7 @@ class Gateway:
         return await self.proxy.forward(request, body, exchange, extra_headers=woke)
 
     async def _behind_held(
-        self, request: web.Request, body: bytearray, exchange: proxy.Exchange, place: release.Place
+        self, request: web.BaseRequest, body: bytearray, exchange: proxy.Exchange, place: release.Place
     ) -> web.StreamResponse:
         """Ready, but held requests are still being released: this one waits its turn behind them."""
         loop = asyncio.get_running_loop()
@@ -401,7 +406,7 @@ class Gateway:
 
     async def _hold_streaming(
         self,
-        request: web.Request,
+        request: web.BaseRequest,
         body: bytearray,
         admitted_at: float,
         exchange: proxy.Exchange,
@@ -460,7 +465,9 @@ class Gateway:
         self._requests(response.status).inc()
         return response
 
-    async def _refuse(self, request: web.Request, refusal: request_body.RefusedError) -> web.StreamResponse:
+    async def _refuse(
+        self, request: web.BaseRequest, refusal: request_body.RefusedError
+    ) -> web.StreamResponse:
         """Answer, then close: the rest of the body stays unread (aiohttp would otherwise keep reading
         and discarding it for its lingering time, as long again as a slow client cares to trickle)."""
         self.metrics.rejections.labels(reason=refusal.code).inc()
@@ -477,7 +484,7 @@ class Gateway:
         request.protocol.force_close()
         return response
 
-    def _unauthorized(self, request: web.Request) -> web.Response:
+    def _unauthorized(self, request: web.BaseRequest) -> web.Response:
         self.metrics.rejections.labels(reason="unauthorized").inc()
         assert self.api_keys is not None
         if not self.api_keys.count:
@@ -528,11 +535,27 @@ class Gateway:
             )
 
 
-def make_app(gateway: Gateway) -> web.Application:
-    app = web.Application(client_max_size=gateway.settings.max_body_bytes)
-    app.router.add_route("*", "/healthz", gateway.healthz)
-    app.router.add_route("*", "/hearth/queue", gateway.queue)
-    app.router.add_route("*", "/hearth/warm", gateway.warm)
-    app.router.add_route("*", "/metrics", gateway.metrics_page)
-    app.router.add_route("*", "/{tail:.*}", gateway.handle, expect_handler=gateway.expect)
-    return app
+def make_handler(gateway: Gateway) -> serve.BareHandler:
+    """The gateway's routes: its own paths by exact match, every other one proxied. Served bare, without an
+    aiohttp Application: no router or middleware machinery on the proxied path (about 8 % of the warm
+    path's CPU). What the Application did that the gateway relies on is done here: an ``Expect`` header is
+    answered before the handler reads the body."""
+    own = {
+        "/healthz": gateway.healthz,
+        "/hearth/queue": gateway.queue,
+        "/hearth/warm": gateway.warm,
+        "/metrics": gateway.metrics_page,
+    }
+
+    async def route(request: web.BaseRequest) -> web.StreamResponse:
+        handler = own.get(request.path)
+        if request.headers.get("Expect"):
+            refused = await (gateway.expect(request) if handler is None else answer_expectation(request))
+            await request.writer.drain()
+            if refused is not None:
+                return refused
+        if handler is not None:
+            return await handler(request)
+        return await gateway.handle(request)
+
+    return route

@@ -67,7 +67,7 @@ def _strip(headers: CIMultiDictProxy[str] | CIMultiDict[str]) -> CIMultiDict[str
     return stripped
 
 
-def upstream_headers(request: web.Request, *, drop_authorization: bool = False) -> CIMultiDict[str]:
+def upstream_headers(request: web.BaseRequest, *, drop_authorization: bool = False) -> CIMultiDict[str]:
     """The client's headers for the backend: hop-by-hop removed, Host kept, X-Forwarded-* added; the
     Authorization header too when it carried the gateway's own API key (the backend has no use for it)."""
     headers = _strip(request.headers)

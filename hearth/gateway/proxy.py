@@ -83,7 +83,7 @@ class Proxy:
 
     async def forward(
         self,
-        request: web.Request,
+        request: web.BaseRequest,
         body: bytearray,
         exchange: Exchange,
         *,
@@ -142,7 +142,7 @@ class Proxy:
 
     async def _relay(
         self,
-        request: web.Request,
+        request: web.BaseRequest,
         answer: upstream_client.Answer,
         exchange: Exchange,
         *,
@@ -178,7 +178,7 @@ class Proxy:
 
     async def _pipe(
         self,
-        request: web.Request,
+        request: web.BaseRequest,
         answer: upstream_client.Answer,
         response: web.StreamResponse,
         *,

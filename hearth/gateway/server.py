@@ -22,7 +22,7 @@ from hearth.common import logs, serve
 from hearth.gateway import auth, external_scaler, progress, proxy, wakestatus
 from hearth.gateway import background as background_module
 from hearth.gateway import eta as eta_module
-from hearth.gateway.app import Gateway, make_app
+from hearth.gateway.app import Gateway, make_handler
 from hearth.gateway.demand import Demand
 from hearth.gateway.metrics import GatewayMetrics
 from hearth.gateway.readiness import EndpointSliceReadiness, ProbeReadiness, ReadinessSource
@@ -117,7 +117,7 @@ class Assembly:
         watcher = asyncio.create_task(stop_on_failure())
         try:
             await serve.serve(
-                make_app(gateway),
+                make_handler(gateway),
                 address=settings.listen,
                 shutdown_timeout=settings.shutdown_timeout.seconds,
                 name="gateway",

@@ -125,8 +125,6 @@ class _Connection(asyncio.Protocol):
         self._parser = httptools.HttpResponseParser(self)
         self.lost = False
         self.idle_since = 0.0
-        #: Whether an exchange already completed on this connection (it came from the pool).
-        self.reused = False
         self._active = False
         self._head: asyncio.Future[Answer] | None = None
         self._bodyless = False
@@ -190,7 +188,6 @@ class _Connection(asyncio.Protocol):
         self._active = False
         self._body.clear()
         if self._complete and self._keep_alive and not self.lost and not self._bodyless:
-            self.reused = True
             self._pool.give_back(self)
         else:
             self.close()
@@ -404,7 +401,9 @@ class Pool:
             for connection in [c for c in idle if now - c.idle_since >= self._idle_timeout]:
                 idle.pop(connection, None)
                 connection.close()
-        if any(self._idle.values()):
+        # Endpoints come and go with backend pods: the empty ones are dropped.
+        self._idle = {endpoint: idle for endpoint, idle in self._idle.items() if idle}
+        if self._idle:
             self._sweep = asyncio.get_running_loop().call_later(self._idle_timeout / 2, self._expire)
 
     def _address(self, endpoint: str) -> _Address:

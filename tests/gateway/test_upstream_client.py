@@ -91,6 +91,18 @@ def answering(*answers: bytes) -> Script:
     return script
 
 
+def answering_then_closing(answer: bytes) -> Script:
+    """The first request gets *answer*, then the backend ends the connection."""
+
+    async def script(served: Backend, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await served.read_request(reader)
+        writer.write(answer)
+        await writer.drain()
+        writer.close()
+
+    return script
+
+
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: application/json\r\n\r\n{}"
 
 
@@ -153,13 +165,8 @@ async def test_a_head_answer_has_no_body_whatever_its_length_says() -> None:
 
 
 async def test_a_body_delimited_by_the_connections_end_ends_cleanly() -> None:
-    async def script(served: Backend, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await served.read_request(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nall of it")
-        await writer.drain()
-        writer.close()
-
-    async with backend(script) as served, pool() as client:
+    answer = b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nall of it"
+    async with backend(answering_then_closing(answer)) as served, pool() as client:
         assert await get(client, served.url) == (200, b"all of it")
 
 
@@ -172,13 +179,7 @@ async def test_a_body_delimited_by_the_connections_end_ends_cleanly() -> None:
     ids=["content-length", "chunked"],
 )
 async def test_a_body_cut_short_raises_after_what_arrived(answer: bytes) -> None:
-    async def script(served: Backend, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await served.read_request(reader)
-        writer.write(answer)
-        await writer.drain()
-        writer.close()
-
-    async with backend(script) as served, pool() as client:
+    async with backend(answering_then_closing(answer)) as served, pool() as client:
         response = await client.request("GET", served.url, "/", CIMultiDict(), b"")
         with contextlib.closing(response):
             received = await response.read_chunk()
@@ -199,13 +200,7 @@ async def test_a_chunked_body_is_passed_on_without_its_framing() -> None:
     "reply", [b"", b"SSH-2.0-OpenSSH\r\n", b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n"]
 )
 async def test_no_answer_or_not_http_is_an_error_before_the_answer(reply: bytes) -> None:
-    async def script(served: Backend, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await served.read_request(reader)
-        writer.write(reply)
-        await writer.drain()
-        writer.close()
-
-    async with backend(script) as served, pool() as client:
+    async with backend(answering_then_closing(reply)) as served, pool() as client:
         with pytest.raises(upstream_client.UpstreamClientError) as raised:
             await client.request("GET", served.url, "/", CIMultiDict(), b"")
     assert upstream.classify(raised.value) is upstream.FAILED

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import collections
-import contextlib
 import itertools
-from collections.abc import Iterator
+from types import TracebackType
 
 
 class Balancer:
@@ -14,21 +13,38 @@ class Balancer:
         self._turn = itertools.count()
 
     def pick(self, endpoints: list[str]) -> str:
+        if len(endpoints) == 1:  # one ready backend, the usual case: nothing to compare
+            return endpoints[0]
         if not endpoints:
             raise LookupError("no ready backend")
         fewest = min(self._outstanding[endpoint] for endpoint in endpoints)
         candidates = [endpoint for endpoint in endpoints if self._outstanding[endpoint] == fewest]
         return candidates[next(self._turn) % len(candidates)]
 
-    @contextlib.contextmanager
-    def use(self, endpoint: str) -> Iterator[None]:
-        self._outstanding[endpoint] += 1
-        try:
-            yield
-        finally:
-            self._outstanding[endpoint] -= 1
-            if self._outstanding[endpoint] <= 0:
-                del self._outstanding[endpoint]
+    def use(self, endpoint: str) -> _InUse:
+        """A context in which one more request is outstanding at *endpoint*."""
+        return _InUse(self._outstanding, endpoint)
 
     def outstanding(self, endpoint: str) -> int:
         return self._outstanding[endpoint]
+
+
+class _InUse:
+    # A class rather than a generator-based context manager: this runs for every proxied request.
+    __slots__ = ("_endpoint", "_outstanding")
+
+    def __init__(self, outstanding: collections.Counter[str], endpoint: str) -> None:
+        self._outstanding = outstanding
+        self._endpoint = endpoint
+
+    def __enter__(self) -> None:
+        self._outstanding[self._endpoint] += 1
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        left = self._outstanding[self._endpoint] - 1
+        if left <= 0:
+            del self._outstanding[self._endpoint]
+        else:
+            self._outstanding[self._endpoint] = left

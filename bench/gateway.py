@@ -177,24 +177,36 @@ def _wrk(url: str, *, connections: int, seconds: float, script: Path) -> tuple[i
 def _warm(
     options: argparse.Namespace, targets: dict[str, tuple[str, int]], script: Path
 ) -> list[tuple[str, str, str]]:
-    """wrk against each target: (url, pid of the process whose CPU is counted)."""
-    rate: dict[str, float] = {}
-    cpu: dict[str, float] = {}
-    p50: dict[str, float] = {}
-    p99: dict[str, float] = {}
-    for name, (url, pid) in targets.items():
+    """wrk against each target: (url, pid of the process whose CPU is counted). The targets take turns for
+    ``--rounds`` rounds and each figure is the median of its rounds: a 2-core VM drifts by 10-20 % between
+    runs, and interleaving keeps a drift from landing on one target only."""
+    rates: dict[str, list[float]] = {name: [] for name in targets}
+    cpus: dict[str, list[float]] = {name: [] for name in targets}
+    p50s: dict[str, list[float]] = {name: [] for name in targets}
+    p99s: dict[str, list[float]] = {name: [] for name in targets}
+    for url, _ in targets.values():
         _wrk(url, connections=32, seconds=1, script=script)  # warm up: connections, caches
-        before = _cpu_seconds(pid)
-        done, _ = _wrk(url, connections=32, seconds=options.seconds, script=script)
-        cpu[name] = (_cpu_seconds(pid) - before) / done * 10_000
-        rate[name] = done / options.seconds
-        _, latency = _wrk(url, connections=1, seconds=options.seconds, script=script)
-        p50[name], p99[name] = latency["50"], latency["99"]
+    for _ in range(options.rounds):
+        for name, (url, pid) in targets.items():
+            before = _cpu_seconds(pid)
+            done, _ = _wrk(url, connections=32, seconds=options.seconds, script=script)
+            cpus[name].append((_cpu_seconds(pid) - before) / done * 10_000)
+            rates[name].append(done / options.seconds)
+            _, latency = _wrk(url, connections=1, seconds=options.seconds, script=script)
+            p50s[name].append(latency["50"])
+            p99s[name].append(latency["99"])
+    rate = {name: statistics.median(values) for name, values in rates.items()}
+    cpu = {name: statistics.median(values) for name, values in cpus.items()}
+    p50 = {name: statistics.median(values) for name, values in p50s.items()}
+    p99 = {name: statistics.median(values) for name, values in p99s.items()}
+    # Paired by round (nginx and the gateway measured back to back), then the median of those ratios.
+    paired = [g / n for g, n in zip(rates["gateway"], rates["nginx"], strict=True)]
+    ratios = ", ".join(f"{ratio:.2f}" for ratio in paired)
     return [
         (
             "throughput at 32 conns: direct / nginx / gateway",
             f"{rate['direct']:.0f} / {rate['nginx']:.0f} / {rate['gateway']:.0f} req/s",
-            f"{rate['gateway'] / rate['nginx']:.2f}x nginx (budget >= 0.3x)",
+            f"{statistics.median(paired):.2f}x nginx (budget >= 0.3x; rounds: {ratios})",
         ),
         (
             "CPU s per 10k requests: backend / nginx / gateway",
@@ -427,6 +439,9 @@ def _missing_tools() -> list[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="duration of each wrk run")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="warm-path rounds (the targets take turns; medians reported)"
+    )
     parser.add_argument("--streams", type=int, default=20, help="streams per target for token lateness")
     parser.add_argument(
         "--held",

@@ -233,6 +233,21 @@ async def test_expect_100_continue_is_answered_by_the_gateway_and_not_forwarded(
         assert json.loads(rest) == {"got": 2}
 
 
+async def test_expect_on_the_gateways_own_paths_is_met_too(start_gateway: GatewayFactory) -> None:
+    # The gateway is served without an aiohttp Application, which used to answer Expect on every route.
+    async with start_gateway() as gw:
+        reader, writer = await backends.connect(gw.url)
+        writer.write(_post_head(length=2, path="/hearth/warm", extra="Expect: 100-continue\r\n"))
+        assert (await backends.read_response_head(reader)).startswith(b"HTTP/1.1 100")
+        writer.write(b"{}")
+        head = await backends.read_response_head(reader)
+        assert head.startswith(b"HTTP/1.1 202")
+        await reader.readexactly(int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0]))
+        writer.write(_post_head(length=2, path="/healthz", extra="Expect: something-else\r\n"))
+        assert (await backends.read_response_head(reader)).startswith(b"HTTP/1.1 417")
+        writer.close()
+
+
 async def test_an_oversize_body_is_refused_before_it_is_invited(start_gateway: GatewayFactory) -> None:
     async with start_gateway(max_body_bytes=1024) as gw:
         reader, writer = await backends.connect(gw.url)

@@ -47,8 +47,9 @@ def wake_phase(status: LLMServiceStatus | None) -> Phase:
     wake = status.current_wake
     if wake is None:
         # Either the wake just completed (the operator saw a ready pod before this gateway's readiness
-        # watch did), or the operator has not seen the backend leave zero yet.
-        return Phase.READY if status.phase == "Ready" else Phase.REQUESTED
+        # watch did; the Deployment's own ready count may still lag, phase Loading), or the operator has
+        # not seen the backend leave zero yet (only then is the request still just "requested").
+        return Phase.READY if status.phase in ("Ready", "Loading") else Phase.REQUESTED
     return next((phase for reached, phase in _REACHED if reached(wake)), Phase.SCHEDULING)
 
 

@@ -21,6 +21,9 @@ STARTED = {"startedAt": "2026-12-01T10:00:00.000Z"}
         ({"phase": "ScaledToZero"}, Phase.REQUESTED),
         # The operator recorded the completed wake before this gateway's readiness watch saw the pod.
         ({"phase": "Ready", "lastWake": {**STARTED, "readyAt": "2026-12-01T10:00:30.000Z"}}, Phase.READY),
+        # The wake ended as the pods say while the Deployment's readyReplicas still lags (phase Loading):
+        # that is no step back to "requested" (seen on the test bed, external-push, scenario 2).
+        ({"phase": "Loading", "lastWake": {**STARTED, "readyAt": "2026-12-01T10:00:30.000Z"}}, Phase.READY),
         ({"currentWake": STARTED}, Phase.SCHEDULING),
         (
             {"pool": {"name": "gpus", "state": "Waiting", "reason": "evicting ml/b; starts once drained"}},
@@ -40,6 +43,7 @@ STARTED = {"startedAt": "2026-12-01T10:00:00.000Z"}
         "not-started",
         "at-zero",
         "just-completed",
+        "completed-deployment-lagging",
         "scheduling",
         "pool-waiting",
         "pool-granted",

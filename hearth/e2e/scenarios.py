@@ -186,7 +186,10 @@ async def gateways_wake_once_and_sum_demand(run: Run) -> str:
     pods = await _two_gateways(run)
     woken = []
     for pod in pods[:2]:
+        # At 0 by the Deployment's spec is not cold yet: for a moment the pod leaving is still a ready
+        # endpoint, and a gateway would forward to it (nothing held, nothing told).
         await run.wait("backend at 0 replicas", lambda: _at(run, "cold", 0))
+        await run.wait("no ready backend endpoint", lambda: _no_ready_endpoint(run, "cold"))
         started = time.monotonic()
         events, _ = await run.stream(pod.url, tokens=1)
         if events[-1] != b"data: [DONE]":
@@ -664,6 +667,20 @@ async def _new_leader(run: Run, namespace: str, old_identity: str, generation: i
 
 async def _at(run: Run, name: str, replicas: int) -> bool:
     return (await run.replicas(name))[0] == replicas
+
+
+async def _no_ready_endpoint(run: Run, name: str) -> bool:
+    """Whether the backend Service's EndpointSlices (what the gateways watch) list no ready endpoint."""
+    slices, _ = await run.client.list(
+        resources.ENDPOINT_SLICE,
+        namespace=run.namespace,
+        label_selector=f"kubernetes.io/service-name={names.backend_service(name)}",
+    )
+    return not any(
+        (endpoint.get("conditions") or {}).get("ready") is not False
+        for endpoint_slice in slices
+        for endpoint in endpoint_slice.get("endpoints") or []
+    )
 
 
 async def _ready(run: Run, name: str, replicas: int) -> bool:

@@ -18,7 +18,7 @@ import aiohttp
 from hearth.api import scalermodes
 from hearth.e2e import caches, fixtures, pools, promtext, wakeprogress
 from hearth.e2e.runner import GatewayPod, Run, ScenarioFailedError
-from hearth.kube import resources
+from hearth.kube import endpointslices, resources
 from hearth.kube.errors import ApiError
 from hearth.render import names
 
@@ -674,10 +674,10 @@ async def _no_ready_endpoint(run: Run, name: str) -> bool:
     slices, _ = await run.client.list(
         resources.ENDPOINT_SLICE,
         namespace=run.namespace,
-        label_selector=f"kubernetes.io/service-name={names.backend_service(name)}",
+        label_selector=endpointslices.selector(names.backend_service(name)),
     )
     return not any(
-        (endpoint.get("conditions") or {}).get("ready") is not False
+        endpointslices.is_ready(endpoint)
         for endpoint_slice in slices
         for endpoint in endpoint_slice.get("endpoints") or []
     )

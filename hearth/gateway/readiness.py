@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import aiohttp
 
 from hearth.common import logs, throttle
-from hearth.kube import resources
+from hearth.kube import endpointslices, resources
 from hearth.kube.client import KubeClient
 from hearth.kube.informer import Informer
 
@@ -170,7 +170,7 @@ class EndpointSliceReadiness(_Flag):
             client,
             resources.ENDPOINT_SLICE,
             namespace=namespace,
-            label_selector=f"kubernetes.io/service-name={service}",
+            label_selector=endpointslices.selector(service),
             handler=self._on_slice,
             resync_seconds=300,
         )
@@ -198,9 +198,7 @@ class EndpointSliceReadiness(_Flag):
             if port is None:
                 continue
             for endpoint in item.get("endpoints") or []:
-                conditions = endpoint.get("conditions") or {}
-                # "ready" is unset or true for serving pods; terminating pods report ready=false.
-                if conditions.get("ready") is False:
+                if not endpointslices.is_ready(endpoint):
                     continue
                 for address in endpoint.get("addresses") or []:
                     host = f"[{address}]" if ":" in address else address

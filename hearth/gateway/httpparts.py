@@ -28,9 +28,6 @@ STREAM_PEEK_LIMIT = 8 * 1024 * 1024
 #: Not forwarded although end-to-end: the gateway already answered ``Expect: 100-continue`` and read the
 #: body, so a backend that never sends 100 must not make the forwarded request wait for one.
 NOT_FORWARDED = frozenset({"expect"})
-#: Headers aiohttp's client would add on its own: the backend sees only what the client sent (a client
-#: that never asked for gzip must not get a compressed body passed through).
-NOT_ADDED_UPSTREAM = ("Accept-Encoding", "User-Agent")
 
 
 def upstream_target(request: web.BaseRequest) -> str | None:

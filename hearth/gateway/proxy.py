@@ -13,7 +13,6 @@ import contextlib
 import dataclasses
 from collections.abc import Callable
 
-import aiohttp
 from aiohttp import web
 
 from hearth.gateway import errors, httpparts, upstream, upstream_client
@@ -25,8 +24,6 @@ UPSTREAM_CONNECT_TIMEOUT = 5.0
 #: 5 s), so a request never goes out on a connection the backend is closing at that moment (a POST that
 #: meets that close cannot safely be sent again and would be a 502).
 UPSTREAM_IDLE_SECONDS = 4.0
-#: The probe fallback's client: no total timeout, a bounded connect.
-UPSTREAM_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=UPSTREAM_CONNECT_TIMEOUT)
 SMALL_ANSWER_BYTES = 256 * 1024
 
 
@@ -49,20 +46,6 @@ def new_upstream() -> upstream_client.Pool:
     """The proxy's upstream connections: a bounded connect, no total timeout (a generation takes as long
     as it takes), idle connections kept for the next request."""
     return upstream_client.Pool(connect_timeout=UPSTREAM_CONNECT_TIMEOUT, idle_timeout=UPSTREAM_IDLE_SECONDS)
-
-
-def new_session() -> aiohttp.ClientSession:
-    """The probe fallback's client (readiness probes, not proxied requests): no decompression, none of the
-    headers aiohttp would add on its own, the upstream timeouts, no cookie jar."""
-    return aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=30),
-        auto_decompress=False,
-        # Only what the client sent: no Accept-Encoding it never asked for, no aiohttp User-Agent.
-        skip_auto_headers=httpparts.NOT_ADDED_UPSTREAM,
-        timeout=UPSTREAM_TIMEOUT,
-        # A proxy keeps no cookies: one client's Set-Cookie must never ride along with another's request.
-        cookie_jar=aiohttp.DummyCookieJar(),
-    )
 
 
 class Proxy:

@@ -31,6 +31,16 @@ PROBE_TIMEOUT = 2.0
 PROBE_LOG_INTERVAL = 30.0
 
 
+def probe_session() -> aiohttp.ClientSession:
+    """The probe loop's own client: a probe is a bare GET, without the Accept-Encoding and User-Agent
+    aiohttp would add, and keeps no cookies; its connection is kept between probes."""
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(keepalive_timeout=30),
+        skip_auto_headers=("Accept-Encoding", "User-Agent"),
+        cookie_jar=aiohttp.DummyCookieJar(),
+    )
+
+
 class ReadinessSource(Protocol):
     """Where the gateway learns which backends can serve."""
 
@@ -112,11 +122,14 @@ class ProbeReadiness(_Flag):
     silence.
     """
 
-    def __init__(self, backend_url: str, session: aiohttp.ClientSession, *, path: str = "/health") -> None:
+    def __init__(
+        self, backend_url: str, session: aiohttp.ClientSession | None = None, *, path: str = "/health"
+    ) -> None:
+        """*session*: the caller's, left open; without one, :meth:`run` makes its own and closes it."""
         super().__init__()
         self._url = backend_url
         self._path = path
-        self._session = session
+        self._given = session
         self._recheck = asyncio.Event()
         self._refusals = throttle.Throttle(interval=PROBE_LOG_INTERVAL)
 
@@ -127,15 +140,20 @@ class ProbeReadiness(_Flag):
         self._recheck.set()
 
     async def run(self) -> None:
-        while True:
-            self.set(await self._probe())
-            self._recheck.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._recheck.wait(), PROBE_INTERVAL)
-
-    async def _probe(self) -> bool:
+        session = self._given if self._given is not None else probe_session()
         try:
-            async with self._session.get(
+            while True:
+                self.set(await self._probe(session))
+                self._recheck.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._recheck.wait(), PROBE_INTERVAL)
+        finally:
+            if session is not self._given:
+                await session.close()
+
+    async def _probe(self, session: aiohttp.ClientSession) -> bool:
+        try:
+            async with session.get(
                 f"{self._url}{self._path}", timeout=aiohttp.ClientTimeout(total=PROBE_TIMEOUT)
             ) as response:
                 if 200 <= response.status < 300:

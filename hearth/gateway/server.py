@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import prometheus_client
 
 from hearth.api import scalermodes
@@ -61,7 +60,7 @@ async def _kube_client(settings: GatewaySettings) -> KubeClient | None:
 
 
 def _readiness(
-    settings: GatewaySettings, client: KubeClient | None, session: aiohttp.ClientSession
+    settings: GatewaySettings, client: KubeClient | None
 ) -> tuple[ReadinessSource, Coroutine[Any, Any, None]]:
     """The readiness source the settings select, and its loop (to run in the background)."""
     if client is not None and settings.readiness != "probe":
@@ -71,7 +70,7 @@ def _readiness(
             client, namespace=settings.namespace, service=settings.backend_service
         )
         return watched, watched.run()
-    probed = ProbeReadiness(settings.backend_url, session, path=settings.readiness_path)
+    probed = ProbeReadiness(settings.backend_url, path=settings.readiness_path)
     return probed, probed.run()
 
 
@@ -175,7 +174,6 @@ async def build(
     # SPEC §3.7: exactly the listed series, without the _created samples (the library leaves this untyped).
     prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
     metrics = GatewayMetrics()
-    session = proxy.new_session()
     upstream_pool = proxy.new_upstream()
     client: KubeClient | None = None
     loops = background_module.Background()
@@ -185,7 +183,7 @@ async def build(
     try:
         client = await _kube_client(settings)
         if readiness is None:
-            readiness, readiness_loop = _readiness(settings, client, session)
+            readiness, readiness_loop = _readiness(settings, client)
             loops.start(readiness_loop, what="readiness watch")
         if client is not None and settings.namespace and settings.llmservice:
             status = wakestatus.ServiceStatus(client, namespace=settings.namespace, name=settings.llmservice)
@@ -255,7 +253,6 @@ async def build(
         if demand is not None:
             await demand.close()
         await upstream_pool.close()
-        await session.close()
         if client is not None:
             with contextlib.suppress(Exception):
                 await client.close()

@@ -152,6 +152,8 @@ class _Connection(asyncio.Protocol):
         self._complete = False
         self._until_close = False
         self._error = None
+        # Written at once, whole (the body is already buffered): nothing waits on the write buffer, so
+        # asyncio.Protocol's pause_writing/resume_writing stay the base class's no-ops.
         self.transport.write(request)
         return self._head
 
@@ -243,12 +245,6 @@ class _Connection(asyncio.Protocol):
                 self._wake()
             else:
                 self._fail(CutError(f"the backend's answer was cut short ({exc or 'EOF'})"))
-
-    def pause_writing(self) -> None:  # the request is written at once; nothing waits on it
-        pass
-
-    def resume_writing(self) -> None:
-        pass
 
     # ---- llhttp callbacks --------------------------------------------------------------------------
     def on_message_begin(self) -> None:

@@ -212,6 +212,13 @@ class _StatusCollector(Collector):
 
     def __init__(self, owner: Telemetry) -> None:
         self._owner = owner
+        # The accelerator-second counters as last exported, by labels. A reconcile closes the totals at its
+        # observation time and writes them a moment later; a scrape in between has brought the old rates
+        # a little further (and the totals are rounded to milliseconds), so the written totals can be a
+        # hair below what was exported. A counter that goes down is a reset to Prometheus, and rate() would
+        # count the whole total again; so each is exported as at least its last value. Series of services
+        # gone (or of a process no longer leading) are forgotten, so a new one starts from its own totals.
+        self._exported: dict[tuple[str, ...], float] = {}
 
     def describe(self) -> Iterator[Metric]:
         return iter(())  # computed at collect time; nothing to declare up front
@@ -258,6 +265,13 @@ class _StatusCollector(Collector):
             "Backend pods the scheduler could not place (no capacity for their accelerators).",
             labels=list(SERVICE_LABELS),
         )
+        exported: dict[tuple[str, ...], float] = {}
+
+        def never_back(family: CounterMetricFamily, labels: list[str], value: float) -> None:
+            key = (family.name, *labels)
+            exported[key] = max(value, self._exported.get(key, value))
+            family.add_metric(labels, exported[key])
+
         if owner._leading():
             now = owner.clock()
             for service in owner._services():
@@ -280,8 +294,9 @@ class _StatusCollector(Collector):
                     continue
                 for usage in accounting.totals_at(kept, now):
                     labels = [*key, usage.resource_name]
-                    allocated.add_metric([*labels, "waking"], usage.waking_seconds)
-                    allocated.add_metric([*labels, "serving"], usage.serving_seconds)
-                    saved.add_metric(labels, usage.saved_seconds)
+                    never_back(allocated, [*labels, "waking"], usage.waking_seconds)
+                    never_back(allocated, [*labels, "serving"], usage.serving_seconds)
+                    never_back(saved, labels, usage.saved_seconds)
                     held.add_metric(labels, float(usage.held))
+        self._exported = exported
         yield from (allocated, saved, held, phase, replicas, waking, p50, p90, unschedulable)

@@ -281,3 +281,38 @@ def test_a_wake_is_counted_once_even_when_its_status_write_is_redone() -> None:
     assert registry.get_sample_value("hearth_wake_seconds_count", labels) == 1
     assert registry.get_sample_value("hearth_wakes_total", {**labels, "result": "completed"}) == 1
     assert written["lastWake"]["totalSeconds"] == 8.7
+
+
+def test_accounting_counters_never_go_back_when_a_status_lands_after_a_later_scrape() -> None:
+    """A reconcile closes the totals at its observation time; a scrape between that moment and the status
+    write extrapolated the old rates a little further. Exported as is, the next scrape would be lower, a
+    counter reset to Prometheus, and rate() would count the whole total again (a spike in every panel)."""
+    registry = prometheus_client.CollectorRegistry()
+    now = [at(0)]
+    service: dict[str, Any] = {"metadata": {"name": "qwen", "namespace": "ml"}, "status": {}}
+    tracker = wiring.Telemetry(
+        None,  # type: ignore[arg-type]  # no client: its pod cache stays empty here
+        registry=registry,
+        enqueue=lambda _key: None,
+        services=lambda: [service],
+        leading=lambda: True,
+        clock=lambda: now[0],
+    )
+    labels = {"namespace": "ml", "llmservice": "qwen", "resource": GPU}
+    saved = "hearth_accelerator_seconds_saved_total"
+    tracker.update(service["status"], name="qwen", namespace="ml", deployment=deployment(0), at=at(0))
+    now[0] = at(10)
+    assert registry.get_sample_value(saved, labels) == 20.0  # 10 s at zero x 2 per replica
+    observed = dict(service["status"])  # observed at 9.9 s (leaving zero), written after the scrape at 10 s
+    tracker.update(observed, name="qwen", namespace="ml", deployment=deployment(1), at=at(9.9))
+    service["status"] = observed
+    now[0] = at(20)
+    assert registry.get_sample_value(saved, labels) == 20.0
+    # Once the service is gone its series go, and a new one of the same name starts from its own totals.
+    service["metadata"]["name"] = "other"
+    registry.get_sample_value(saved, labels)
+    service["metadata"]["name"] = "qwen"
+    service["status"] = {}
+    tracker.update(service["status"], name="qwen", namespace="ml", deployment=deployment(0), at=at(20))
+    now[0] = at(21)
+    assert registry.get_sample_value(saved, labels) == 2.0

@@ -25,6 +25,10 @@ Report = Callable[[str], None]
 #: The LLMService of the HostPath cache scenario, and the pod that prepares its directory on the node.
 HOST_CACHE_SERVICE = "host-cache"
 HOST_CACHE_PREPARE = "host-cache-prepare"
+#: How long a new Service's ClusterIP is given to answer once ClusterIPs are known to be reachable.
+CLUSTER_IP_SECONDS = 30.0
+#: How long `kubectl port-forward` is given to say it listens.
+PORT_FORWARD_SECONDS = 30.0
 
 
 @dataclasses.dataclass
@@ -82,6 +86,8 @@ class Run:
         #: The HostPath cache directory of the HOST_CACHE_SERVICE LLMService, under the node's cache root.
         self.host_cache = f"{self.namespace}-{HOST_CACHE_SERVICE}"
         self._forwards: list[asyncio.subprocess.Process] = []
+        #: Whether a Service's ClusterIP has answered from where the runner runs (see gateway_url).
+        self._cluster_ips_answer = False
         self._pod_urls: dict[str, str] = {}
         #: When the last scenario that drove load stopped it (monotonic), for scale-down timing.
         self.load_ended_at: float | None = None
@@ -120,12 +126,18 @@ class Run:
         service = await self.client.get(resources.SERVICE, name, self.namespace)
         ip = (service or {}).get("spec", {}).get("clusterIP")
         if self.options.access in ("auto", "service") and ip:
-            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-                async with self.http.get(
-                    f"http://{ip}/healthz", timeout=aiohttp.ClientTimeout(total=3)
-                ) as response:
-                    if response.status == 200:
-                        return f"http://{ip}"
+            # kube-proxy programs a new Service a moment after it exists (longer on a busy node): once one
+            # ClusterIP has answered here, they are reachable, so a new one is given time rather than
+            # replaced by a port-forward at its first silence.
+            patience = CLUSTER_IP_SECONDS if self._cluster_ips_answer else 0.0
+            deadline = time.monotonic() + patience
+            while True:
+                if await self._healthy(f"http://{ip}"):
+                    self._cluster_ips_answer = True
+                    return f"http://{ip}"
+                if time.monotonic() >= deadline:
+                    break
+                await asyncio.sleep(1.0)
             if self.options.access == "service":
                 raise ScenarioFailedError(f"Service {name} ({ip}) is not reachable from here")
         return await self._port_forward(f"service/{name}")
@@ -226,13 +238,31 @@ class Run:
             target,
             f":{port}",
             stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
         )
         self._forwards.append(process)
         assert process.stdout is not None
-        line = (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
-        local_port = line.split("127.0.0.1:")[1].split()[0]
-        return f"http://127.0.0.1:{local_port}"
+        assert process.stderr is not None
+        # kubectl prints "Forwarding from 127.0.0.1:PORT -> ..." once it listens (and an [::1] line after).
+        deadline = time.monotonic() + PORT_FORWARD_SECONDS
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                line = (await asyncio.wait_for(process.stdout.readline(), left)).decode()
+            except TimeoutError:
+                break
+            if not line:  # kubectl ended without forwarding: what it said is the reason
+                await process.wait()
+                said = (await process.stderr.read()).decode(errors="replace").strip()
+                raise ScenarioFailedError(
+                    f"kubectl port-forward {target} exited {process.returncode} without forwarding: "
+                    f"{said or 'it printed nothing'}"
+                )
+            if "127.0.0.1:" in line:
+                local_port = line.split("127.0.0.1:", 1)[1].split()[0]
+                return f"http://127.0.0.1:{local_port}"
+        raise ScenarioFailedError(
+            f"kubectl port-forward {target} did not say it was forwarding within {PORT_FORWARD_SECONDS:.0f} s"
+        )
 
     async def stream(self, url: str, tokens: int) -> tuple[list[bytes], float | None]:
         """Send a streaming chat completion; return its SSE events and when the first token arrived."""

@@ -129,3 +129,42 @@ async def test_ready_replicas_count_only_for_the_current_spec(
         assert await session.replicas("cold") == expected
     finally:
         await session.http.close()
+
+
+def _fake_kubectl(tmp_path: Any, monkeypatch: pytest.MonkeyPatch, script: str) -> None:
+    """A kubectl on PATH that behaves as *script* says (port-forward's output is all the runner reads)."""
+    path = tmp_path / "kubectl"
+    path.write_text("#!/bin/sh\n" + script)
+    path.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
+
+
+async def test_a_port_forward_that_fails_says_what_kubectl_said(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _fake_kubectl(tmp_path, monkeypatch, 'echo "error: no ready pods behind service/cold" >&2\nexit 1\n')
+    session = runner.Run(
+        cast(KubeClient, None), runner.Options(stub_image="stub", keep=True), report=lambda _: None
+    )
+    try:
+        with pytest.raises(runner.ScenarioFailedError, match="no ready pods behind service/cold"):
+            await session._port_forward("service/cold")
+    finally:
+        await session.cleanup()  # keep: only the port-forwards and the HTTP session
+
+
+async def test_a_port_forward_url_is_read_from_the_line_naming_the_local_port(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _fake_kubectl(
+        tmp_path,
+        monkeypatch,
+        'echo "Handling connection"\necho "Forwarding from 127.0.0.1:40123 -> 8080"\nexec sleep 30\n',
+    )
+    session = runner.Run(
+        cast(KubeClient, None), runner.Options(stub_image="stub", keep=True), report=lambda _: None
+    )
+    try:
+        assert await session._port_forward("service/cold") == "http://127.0.0.1:40123"
+    finally:
+        await session.cleanup()  # keep: only the port-forwards and the HTTP session

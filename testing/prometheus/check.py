@@ -204,7 +204,14 @@ def report_accounting(url: str, *, range_seconds: int, end: float, scrape: float
         }
         for expr in (at_zero, f"{at_zero} and on (namespace, llmservice) {nothing_held}")
     )
-    failures = []
+    # Counters must never go back within a series (a series is one operator pod): Prometheus reads a drop
+    # as a reset and rate() would count the whole total again, which also misleads per_replica above.
+    failures = [
+        f"{name} of {sample['metric'].get('namespace')}/{sample['metric'].get('llmservice')} went back "
+        f"{float(sample['value'][1]):.0f} time(s) on pod {sample['metric'].get('pod')}"
+        for name in (held, saved)
+        for sample in instant(url, f"resets({name}[{window}]) > 0", end)
+    ]
     print(
         "accounting (accelerator-seconds over the run; at zero = scrapes of phase ScaledToZero, emptied = "
         "those with no accelerator held, i.e. no pod left draining):"

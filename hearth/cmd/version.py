@@ -9,11 +9,13 @@ import sys
 import click
 
 import hearth
+from hearth.cmd import compiled
 from hearth.common import bundle
 
 
 def build_info() -> dict[str, object]:
-    """Facts a bug report needs: version, interpreter, frozen or not, C speedups, bundled data."""
+    """Facts a bug report needs: version, interpreter, frozen or not, C speedups (aiohttp's parser, the
+    gateway modules compiled by mypyc), bundled data."""
     from aiohttp import http_parser  # imported here: only this command needs to inspect it
 
     c_parser = http_parser.HttpRequestParser.__module__ == "aiohttp._http_parser"
@@ -23,6 +25,7 @@ def build_info() -> dict[str, object]:
         "platform": f"{sys.platform}-{platform.machine()}",
         "frozen": bool(getattr(sys, "frozen", False)),
         "aiohttp_c_parser": c_parser,
+        "compiled_modules": sorted(name for name, is_compiled in compiled.loaded().items() if is_compiled),
         "self_signed_tls": _can_self_sign(),
         "bundled": {kind: bundle.names(kind) for kind in bundle.KINDS},
     }

@@ -10,22 +10,32 @@ is read, and all bodies together never exceed the budget (the pod's memory limit
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 
 from aiohttp import http_exceptions, web
 
 BUDGET_RETRY_AFTER = 1
 
 
-@dataclasses.dataclass
 class RefusedError(Exception):
     """A body the gateway will not read (the connection is closed after the answer: the body is unread)."""
 
-    status: int
-    message: str
-    code: str
-    kind: str = "invalid_request_error"
-    retry_after: int | None = None
+    # A plain class, not a dataclass: mypyc (the frozen binary compiles this module) cannot build a
+    # dataclass that is also an exception.
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        code: str,
+        *,
+        kind: str = "invalid_request_error",
+        retry_after: int | None = None,
+    ) -> None:
+        super().__init__(status, message, code)
+        self.status = status
+        self.message = message
+        self.code = code
+        self.kind = kind
+        self.retry_after = retry_after
 
 
 class Budget:

@@ -10,6 +10,7 @@ from pathlib import Path
 import openai
 import pytest
 
+from hearth.cmd import compiled
 from tests.helpers import FROZEN_BINARY, running_hearth
 
 pytestmark = pytest.mark.frozen
@@ -29,6 +30,7 @@ def test_frozen_binary_reports_its_build(binary: str) -> None:
     info = json.loads(result.stdout)
     assert info["frozen"] is True
     assert info["aiohttp_c_parser"] is True, "the binary must carry aiohttp's C HTTP parser"
+    assert info["compiled_modules"] == sorted(compiled.MODULES), "the gateway's request path, compiled"
     assert info["self_signed_tls"] is True, "--metrics-secure needs cryptography inside the binary"
     version = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=60, check=True)
     assert version.stdout == f"hearth {info['version']}\n"

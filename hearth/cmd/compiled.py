@@ -1,0 +1,38 @@
+"""Which modules the frozen binary carries compiled to C by mypyc, and whether this process runs them so.
+
+The gateway's request path runs for every proxied request, and its Python-level work is most of the
+gateway's CPU on the warm path (bench/gateway.py). mypyc compiles these same strictly typed sources to C
+extension modules, which take about 15 % less CPU per proxied request. Only the frozen binary is compiled
+(scripts/compile.py, run by scripts/build-binary.sh): the source tree, and so a developer's edits, run as
+plain Python, and scripts/test.sh runs the gateway's tests a second time against the compiled modules.
+
+A module belongs here when it is on the per-request path and mypyc builds it without changing what it
+does (the gateway's tests pass against both); everything else stays interpreted.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.machinery
+
+MODULES = (
+    "hearth.gateway.app",
+    "hearth.gateway.balancer",
+    "hearth.gateway.demand",
+    "hearth.gateway.errors",
+    "hearth.gateway.httpparts",
+    "hearth.gateway.metrics",
+    "hearth.gateway.proxy",
+    "hearth.gateway.release",
+    "hearth.gateway.request_body",
+    "hearth.gateway.upstream",
+    "hearth.gateway.upstream_client",
+)
+
+
+def loaded() -> dict[str, bool]:
+    """For each module of :data:`MODULES`, whether this process loaded it compiled (an extension module)."""
+    return {
+        name: isinstance(importlib.import_module(name).__loader__, importlib.machinery.ExtensionFileLoader)
+        for name in MODULES
+    }

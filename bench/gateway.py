@@ -31,7 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import aiohttp
@@ -101,6 +101,16 @@ def _percentile(values: list[float], fraction: float) -> float:
 def _cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
+
+
+def _serving_process(pid: int) -> int:
+    """The process doing the work under *pid*: the frozen binary's bootloader (--binary) runs Hearth in its
+    one child, and would show next to no CPU of its own."""
+    while True:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        if len(children) != 1:
+            return pid
+        pid = int(children[0])
 
 
 def _rss_kib(pid: int) -> int:
@@ -417,7 +427,7 @@ async def main_async(options: argparse.Namespace) -> list[tuple[str, str, str]]:
                     targets = {
                         "direct": (backend + path, backend_process.pid),
                         "nginx": (f"http://127.0.0.1:{proxy_port}{path}", proxy_process.pid),
-                        "gateway": (gateway.url + path, gateway.pid),
+                        "gateway": (gateway.url + path, _serving_process(gateway.pid)),
                     }
                     rows.extend(await asyncio.to_thread(_warm, options, targets, script))
             if "stream" in options.parts:
@@ -434,6 +444,17 @@ def _missing_tools() -> list[str]:
     if not (shutil.which("nginx") or Path("/usr/sbin/nginx").exists()):
         missing.append("nginx")
     return missing
+
+
+def _variant(executable: Sequence[str]) -> tuple[str, str]:
+    """Which gateway the warm and streaming figures are of: the frozen binary carries its request path
+    compiled (hearth.cmd.compiled), ``python -m hearth`` runs it interpreted. The cold path always runs
+    interpreted, in a process of the bench's own."""
+    info = json.loads(
+        subprocess.run([*executable, "version", "-o", "json"], capture_output=True, check=True).stdout
+    )
+    kind = "frozen dist/hearth" if info["frozen"] else "python -m hearth"
+    return kind, f"{len(info['compiled_modules'])} modules compiled by mypyc"
 
 
 def main() -> int:
@@ -472,6 +493,7 @@ def main() -> int:
         return 2
     load = os.getloadavg()
     rows = asyncio.run(main_async(options))
+    rows.append(("gateway under test (warm, stream)", *_variant(options.executable)))
     rows.append(
         ("load average before / after", f"{load[0]:.2f} / {os.getloadavg()[0]:.2f}", f"{os.cpu_count()} CPUs")
     )

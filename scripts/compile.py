@@ -22,6 +22,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 import time
 from pathlib import Path
 
@@ -53,6 +54,9 @@ def build() -> None:
     if STAMP.is_file() and STAMP.read_text() == want:
         print(f"compile: {OUT.relative_to(REPO)} is up to date")
         return
+    headers = Path(sysconfig.get_paths()["include"], "Python.h")
+    if not headers.is_file():
+        sys.exit(f"compile: mypyc needs the interpreter's C headers, and {headers} is missing (python3-dev)")
     started = time.monotonic()
     shutil.rmtree(OUT / "hearth", ignore_errors=True)
     for old in OUT.glob("*__mypyc*"):

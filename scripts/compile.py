@@ -16,6 +16,7 @@ finds the compiled modules.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import importlib.metadata
 import os
@@ -36,12 +37,15 @@ LINKED = ("testing", "bench")
 def _stamp() -> str:
     digest = hashlib.sha256()
     digest.update(f"{sys.version}\nmypy {importlib.metadata.version('mypy')}\n".encode())
-    for path in sorted((REPO / "hearth").rglob("*")):
+    # The mypy settings mypyc compiles with, and every file of the package (the compiled modules import the
+    # rest, and the copy next to them is what the tests and the spec read).
+    for path in [REPO / "pyproject.toml", *sorted((REPO / "hearth").rglob("*"))]:
         if path.is_file() and "__pycache__" not in path.parts:
             digest.update(str(path.relative_to(REPO)).encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
 
 
+@functools.cache
 def _modules() -> tuple[str, ...]:
     sys.path.insert(0, str(REPO))
     from hearth.cmd import compiled

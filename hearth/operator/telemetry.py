@@ -30,6 +30,9 @@ BACKEND_PODS = f"{names.LABEL_MANAGED_BY}={names.MANAGED_BY},{names.LABEL_LLMSER
 WAKE_BUCKETS = (0.5, 1, 2, 5, 10, 20, 30, 60, 90, 120, 180, 300, 600, 1200)
 PHASES = ("Pending", "Loading", "Ready", "ScaledToZero", "Degraded")
 SERVICE_LABELS = ("namespace", "llmservice")
+#: The most an accelerator-second total can fall back between a scrape and the status write that follows
+#: (seconds of write latency x devices, plus rounding); a bigger drop is a real reset (_StatusCollector).
+RACE_DRIFT_SECONDS = 60.0
 
 Key = tuple[str, str]
 
@@ -216,8 +219,10 @@ class _StatusCollector(Collector):
         # observation time and writes them a moment later; a scrape in between has brought the old rates
         # a little further (and the totals are rounded to milliseconds), so the written totals can be a
         # hair below what was exported. A counter that goes down is a reset to Prometheus, and rate() would
-        # count the whole total again; so each is exported as at least its last value. Series of services
-        # gone (or of a process no longer leading) are forgotten, so a new one starts from its own totals.
+        # count the whole total again; so such a drop (at most RACE_DRIFT_SECONDS) is exported as the last
+        # value. A bigger drop is a real reset (the status's totals cleared by hand) and is passed on as
+        # one, rather than freezing the series until the new totals catch up. Series of services gone (or
+        # of a process no longer leading) are forgotten, so a new one starts from its own totals.
         self._exported: dict[tuple[str, ...], float] = {}
 
     def describe(self) -> Iterator[Metric]:
@@ -269,7 +274,8 @@ class _StatusCollector(Collector):
 
         def never_back(family: CounterMetricFamily, labels: list[str], value: float) -> None:
             key = (family.name, *labels)
-            exported[key] = max(value, self._exported.get(key, value))
+            last = self._exported.get(key, value)
+            exported[key] = last if value < last <= value + RACE_DRIFT_SECONDS else value
             family.add_metric(labels, exported[key])
 
         if owner._leading():

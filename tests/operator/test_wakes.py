@@ -308,6 +308,16 @@ def test_accounting_counters_never_go_back_when_a_status_lands_after_a_later_scr
     service["status"] = observed
     now[0] = at(20)
     assert registry.get_sample_value(saved, labels) == 20.0
+    # A drop bigger than that race's drift is a real reset (the totals cleared by hand), passed on as one
+    # rather than held at the old value until the new totals catch up.
+    service["status"] = observed = {}
+    tracker.update(observed, name="qwen", namespace="ml", deployment=deployment(0), at=at(20))
+    now[0] = at(70)
+    assert registry.get_sample_value(saved, labels) == 100.0  # back at zero for 50 s
+    service["status"] = cleared = {}
+    tracker.update(cleared, name="qwen", namespace="ml", deployment=deployment(0), at=at(70))
+    now[0] = at(71)
+    assert registry.get_sample_value(saved, labels) == 2.0
     # Once the service is gone its series go, and a new one of the same name starts from its own totals.
     service["metadata"]["name"] = "other"
     registry.get_sample_value(saved, labels)

@@ -25,6 +25,7 @@ import subprocess
 import sys
 import sysconfig
 import time
+import types
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -46,11 +47,11 @@ def _stamp() -> str:
 
 
 @functools.cache
-def _modules() -> tuple[str, ...]:
+def _compiled() -> types.ModuleType:
     sys.path.insert(0, str(REPO))
     from hearth.cmd import compiled
 
-    return compiled.MODULES
+    return compiled
 
 
 def build() -> None:
@@ -67,7 +68,7 @@ def build() -> None:
         old.unlink()
     STAMP.unlink(missing_ok=True)
     shutil.copytree(REPO / "hearth", OUT / "hearth", ignore=shutil.ignore_patterns("__pycache__"))
-    sources = [str(Path(*name.split(".")).with_suffix(".py")) for name in _modules()]
+    sources = [str(Path(*name.split(".")).with_suffix(".py")) for name in _compiled().MODULES]
     # mypyc type-checks as it compiles, with the project's own mypy settings (strict); its setuptools run
     # must not see the project's pyproject.toml, hence the config passed by path from a folder without one.
     command = [sys.executable, "-m", "mypyc", "--config-file", str(REPO / "pyproject.toml"), *sources]
@@ -75,17 +76,11 @@ def build() -> None:
     if result.returncode != 0:
         print(result.stdout[-6000:], result.stderr[-6000:], sep="\n", file=sys.stderr)
         sys.exit(f"compile: mypyc failed (exit {result.returncode}); output above")
-    missing = [name for name in _modules() if not _extension(name)]
+    missing = [name for name in _compiled().MODULES if _compiled().extension_file(OUT, name) is None]
     if missing:
         sys.exit(f"compile: mypyc ran but built no extension module for {', '.join(missing)}")
     STAMP.write_text(want)
     print(f"compile: {len(sources)} modules compiled in {time.monotonic() - started:.0f}s")
-
-
-def _extension(name: str) -> Path | None:
-    *package, module = name.split(".")
-    found = sorted((OUT.joinpath(*package)).glob(f"{module}.cpython-*.so"))
-    return found[0] if found else None
 
 
 def run_tests(paths: list[str], pytest_args: list[str]) -> int:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.machinery
+from pathlib import Path
 
 MODULES = (
     "hearth.gateway.app",
@@ -37,3 +38,11 @@ def loaded() -> dict[str, bool]:
         name: isinstance(importlib.import_module(name).__loader__, importlib.machinery.ExtensionFileLoader)
         for name in MODULES
     }
+
+
+def extension_file(root: Path, name: str) -> Path | None:
+    """The extension module mypyc built for the module *name* in *root* (the folder holding the compiled
+    copy of the package), or None."""
+    *package, module = name.split(".")
+    found = sorted(root.joinpath(*package).glob(f"{module}.cpython-*.so"))
+    return found[0] if found else None

@@ -320,6 +320,22 @@ API_KEYS_DIR = Setting(
     "Directory whose files are the accepted API keys (a mounted Secret); unset: no authentication.",
 )
 
+# The shared gateway's (issue 24), declared here so the operator renders the names the gateway reads.
+LLMGATEWAY = Setting(
+    "llmgateway",
+    "HEARTH_LLMGATEWAY",
+    Kind.TEXT,
+    "LLMGateway this gateway serves: it routes every LLMService of its namespace that the LLMGateway's "
+    "selector matches, by the request's model; unset: a dedicated gateway.",
+)
+API_KEY_SETS_DIR = Setting(
+    "api_key_sets_dir",
+    "HEARTH_API_KEY_SETS_DIR",
+    Kind.TEXT,
+    "Directory with one folder per API-key Secret of the LLMGateway (<dir>/<secretName>/<key>); which "
+    "models each set may use is read from the LLMGateway.",
+)
+
 #: Every setting, in the order ``--help`` lists them.
 SETTINGS: tuple[Setting, ...] = (
     BACKEND_URL,

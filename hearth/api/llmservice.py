@@ -267,7 +267,12 @@ class LLMServiceStatus(ApiModel):
     """Backend replicas wanted now: the built-in autoscaler's last decision, or the scale a gateway set when
     it woke the backend from zero."""
     endpoint_url: str | None = pydantic.Field(default=None, alias="endpointURL")
-    """OpenAI base URL of the gateway: http://<name>.<namespace>.svc/v1."""
+    """OpenAI base URL of the gateway: http://<name>.<namespace>.svc/v1, or the serving LLMGateway's
+    (http://<gateway>.<namespace>.svc/v1) when status.gateway is set."""
+    gateway: str | None = None
+    """The LLMGateway serving this model (the first by name of those selecting it), which clients reach
+    with model=<this service's name>; its Service <name> leads there too. Unset: the service's own
+    gateway serves it."""
     observed_generation: Int64 | None = None
     """The metadata.generation this status describes."""
     last_scale_time: str | None = pydantic.Field(default=None, json_schema_extra={"format": "date-time"})

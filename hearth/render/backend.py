@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from hearth.api import runtime as runtime_api
@@ -71,13 +72,20 @@ def service_manifest(service: LLMService, runtime: InferenceRuntime) -> dict[str
     }
 
 
-def network_policy(service: LLMService, runtime: InferenceRuntime) -> dict[str, Any]:
+def network_policy(
+    service: LLMService, runtime: InferenceRuntime, *, gateways: Sequence[str] = ()
+) -> dict[str, Any]:
     """``<svc>-backend`` NetworkPolicy: the backend pods take connections on the runtime port only from
-    this LLMService's gateway pods, and from namespaces labelled ``metrics: enabled`` (scrapers of the
-    runtime's /metrics). Everything else, other tenants' pods included, is refused by an enforcing CNI."""
+    this LLMService's gateway pods (or those of the LLMGateways routing it, *gateways*), and from
+    namespaces labelled ``metrics: enabled`` (scrapers of the runtime's /metrics). Everything else, other
+    tenants' pods included, is refused by an enforcing CNI."""
     name = service.metadata.name
     selector = names.backend_selector(name)
     port = [{"port": runtime.spec.container.port.name, "protocol": "TCP"}]
+    if gateways:
+        peers = [{"podSelector": {"matchLabels": names.shared_gateway_selector(each)}} for each in gateways]
+    else:
+        peers = [{"podSelector": {"matchLabels": names.gateway_selector(name)}}]
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
@@ -86,7 +94,7 @@ def network_policy(service: LLMService, runtime: InferenceRuntime) -> dict[str, 
             "podSelector": {"matchLabels": selector},
             "policyTypes": ["Ingress"],
             "ingress": [
-                {"from": [{"podSelector": {"matchLabels": names.gateway_selector(name)}}], "ports": port},
+                {"from": peers, "ports": port},
                 {
                     "from": [{"namespaceSelector": {"matchLabels": dict(names.METRICS_NAMESPACE_LABEL)}}],
                     "ports": port,

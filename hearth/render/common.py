@@ -2,16 +2,33 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from hearth.api.core import EnvVar
 from hearth.api.llmservice import LLMService
+from hearth.api.meta import ObjectMeta
 from hearth.api.runtime import InferenceRuntime
 from hearth.render import names
 
 
-def owner_reference(service: LLMService) -> dict[str, Any]:
-    """The controller reference that makes Kubernetes garbage-collect a child with its LLMService."""
+class Owner(Protocol):
+    """What owns rendered children: an LLMService or an LLMGateway."""
+
+    @property
+    def api_version(self) -> str: ...
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def metadata(self) -> ObjectMeta: ...
+
+    @property
+    def namespace(self) -> str: ...
+
+
+def owner_reference(service: Owner) -> dict[str, Any]:
+    """The controller reference that makes Kubernetes garbage-collect a child with its owner."""
     return {
         "apiVersion": service.api_version,
         "kind": service.kind,
@@ -22,8 +39,8 @@ def owner_reference(service: LLMService) -> dict[str, Any]:
     }
 
 
-def metadata(service: LLMService, name: str, labels: dict[str, str]) -> dict[str, Any]:
-    """Child metadata; the owner reference needs the LLMService's uid, so offline renders (no uid) omit it."""
+def metadata(service: Owner, name: str, labels: dict[str, str]) -> dict[str, Any]:
+    """Child metadata; the owner reference needs the owner's uid, so offline renders (no uid) omit it."""
     result: dict[str, Any] = {
         "name": name,
         "namespace": service.namespace,

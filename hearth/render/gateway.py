@@ -86,26 +86,27 @@ def _discovery_env(service: LLMService, config: OperatorConfig) -> list[dict[str
     return env
 
 
-def deployment(
-    service: LLMService, config: OperatorConfig, *, readiness: str = DEFAULT_READINESS_PATH
+def default_resources() -> dict[str, Any]:
+    """The gateway container's requests and limits, sized from the bodies it may buffer."""
+    return {"requests": {"cpu": "50m", "memory": MEMORY_REQUEST}, "limits": {"memory": MEMORY_LIMIT}}
+
+
+def container(
+    config: OperatorConfig, *, env: list[dict[str, Any]], resources: dict[str, Any]
 ) -> dict[str, Any]:
-    """*readiness* is the backend's readiness probe path (see :func:`readiness_path`)."""
-    name = service.metadata.name
-    selector = names.gateway_selector(name)
+    """The gateway container every gateway (dedicated or shared) runs: its ports (plus what the scaler mode
+    adds), /healthz probes, a locked-down security context and a writable /tmp; *env* is its own."""
     ports = [{"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"}]
     ports.extend(dict(port) for port in scalers.of(config.scaler_mode).gateway_ports)
     probe = {"httpGet": {"path": "/healthz", "port": HTTP_PORT}}
-    container: dict[str, Any] = {
+    result: dict[str, Any] = {
         "name": CONTAINER_NAME,
         "image": config.gateway_image,
-        "env": _reference_env(service, config) + _discovery_env(service, config),
+        "env": env,
         "ports": ports,
         "readinessProbe": probe,
         "livenessProbe": probe,
-        "resources": {
-            "requests": {"cpu": "50m", "memory": MEMORY_REQUEST},
-            "limits": {"memory": MEMORY_LIMIT},
-        },
+        "resources": resources,
         "securityContext": {
             "allowPrivilegeEscalation": False,
             "readOnlyRootFilesystem": True,
@@ -114,36 +115,30 @@ def deployment(
         # A writable /tmp on a read-only root filesystem (the single-file hearth binary unpacks there).
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
     }
-    container["env"].append(common.env_entry(gatewayenv.MAX_BUFFERED_BYTES.env, str(BUFFERED_BYTES)))
-    if readiness != DEFAULT_READINESS_PATH:
-        container["env"].append(common.env_entry(gatewayenv.READINESS_PATH.env, readiness))
-    if config.gateway_args:
-        container["args"] = list(config.gateway_args)
-    pod: dict[str, Any] = {
-        **({"serviceAccountName": names.gateway(name)} if config.gateway_service_account else {}),
+    return result
+
+
+def pod(*, account: str | None, gateway_container: dict[str, Any]) -> dict[str, Any]:
+    """The gateway pod spec around *gateway_container*, run as *account* (None: the default one)."""
+    return {
+        **({"serviceAccountName": account} if account else {}),
         "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
-        "containers": [container],
+        "containers": [gateway_container],
         "volumes": [{"name": "tmp", "emptyDir": {}}],
     }
-    secret = service.spec.endpoint.auth.secret_name
-    if secret:
-        # Optional, so a missing Secret still starts the gateway, which then refuses every request (401)
-        # and says why, instead of a pod stuck in ContainerCreating with no endpoint at all.
-        pod["volumes"].append({"name": API_KEYS_VOLUME, "secret": {"secretName": secret, "optional": True}})
-        mount = {"name": API_KEYS_VOLUME, "mountPath": API_KEYS_DIR, "readOnly": True}
-        container["volumeMounts"].append(mount)
-        container["env"].append(common.env_entry(gatewayenv.API_KEYS_DIR.env, API_KEYS_DIR))
-    if service.spec.image_pull_secrets:
-        pod["imagePullSecrets"] = common.pull_secrets(service)
+
+
+def deployment_spec(*, replicas: int, selector: dict[str, str], pod_spec: dict[str, Any]) -> dict[str, Any]:
+    """A gateway Deployment's spec; with more than one replica, spread and rolled out without a gap."""
     spec: dict[str, Any] = {
-        "replicas": config.effective_gateway_replicas,
+        "replicas": replicas,
         "selector": {"matchLabels": selector},
-        "template": {"metadata": {"labels": selector}, "spec": pod},
+        "template": {"metadata": {"labels": selector}, "spec": pod_spec},
     }
-    if config.effective_gateway_replicas > 1:
+    if replicas > 1:
         # High availability: spread the replicas over nodes (best effort: one node still schedules them
         # all), and roll out by adding a new replica before removing an old one, so capacity never drops.
-        pod["topologySpreadConstraints"] = [
+        pod_spec["topologySpreadConstraints"] = [
             {
                 "maxSkew": 1,
                 "topologyKey": "kubernetes.io/hostname",
@@ -152,6 +147,37 @@ def deployment(
             }
         ]
         spec["strategy"] = {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}}
+    return spec
+
+
+def deployment(
+    service: LLMService, config: OperatorConfig, *, readiness: str = DEFAULT_READINESS_PATH
+) -> dict[str, Any]:
+    """*readiness* is the backend's readiness probe path (see :func:`readiness_path`)."""
+    name = service.metadata.name
+    selector = names.gateway_selector(name)
+    env = _reference_env(service, config) + _discovery_env(service, config)
+    gateway_container = container(config, env=env, resources=default_resources())
+    env.append(common.env_entry(gatewayenv.MAX_BUFFERED_BYTES.env, str(BUFFERED_BYTES)))
+    if readiness != DEFAULT_READINESS_PATH:
+        env.append(common.env_entry(gatewayenv.READINESS_PATH.env, readiness))
+    if config.gateway_args:
+        gateway_container["args"] = list(config.gateway_args)
+    account = names.gateway(name) if config.gateway_service_account else None
+    pod_spec = pod(account=account, gateway_container=gateway_container)
+    secret = service.spec.endpoint.auth.secret_name
+    if secret:
+        # Optional, so a missing Secret still starts the gateway, which then refuses every request (401)
+        # and says why, instead of a pod stuck in ContainerCreating with no endpoint at all.
+        pod_spec["volumes"].append(
+            {"name": API_KEYS_VOLUME, "secret": {"secretName": secret, "optional": True}}
+        )
+        mount = {"name": API_KEYS_VOLUME, "mountPath": API_KEYS_DIR, "readOnly": True}
+        gateway_container["volumeMounts"].append(mount)
+        env.append(common.env_entry(gatewayenv.API_KEYS_DIR.env, API_KEYS_DIR))
+    if service.spec.image_pull_secrets:
+        pod_spec["imagePullSecrets"] = common.pull_secrets(service)
+    spec = deployment_spec(replicas=config.effective_gateway_replicas, selector=selector, pod_spec=pod_spec)
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -160,32 +186,73 @@ def deployment(
     }
 
 
+def disruption_budget_manifest(owner: common.Owner, *, name: str, selector: dict[str, str]) -> dict[str, Any]:
+    """A gateway PodDisruptionBudget: a node drain or other voluntary eviction takes at most one gateway
+    replica at a time."""
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": common.metadata(owner, name, selector),
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector}},
+    }
+
+
+def http_service(
+    owner: common.Owner, *, name: str, labels: dict[str, str], selector: dict[str, str]
+) -> dict[str, Any]:
+    """A gateway's client Service: port ``http`` 80 → the gateway pods' 8080."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": common.metadata(owner, name, labels),
+        "spec": {
+            "selector": selector,
+            "ports": [{"name": "http", "port": SERVICE_PORT, "targetPort": HTTP_PORT, "protocol": "TCP"}],
+        },
+    }
+
+
+def rbac_objects(
+    owner: common.Owner, *, account: str, labels: dict[str, str], rules: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """A gateway's ServiceAccount, and a Role with *rules* bound to it (all named *account*)."""
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": common.metadata(owner, account, labels)},
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": common.metadata(owner, account, labels),
+            "rules": rules,
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": common.metadata(owner, account, labels),
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": account},
+            "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": owner.namespace}],
+        },
+    ]
+
+
 def disruption_budget(service: LLMService) -> dict[str, Any]:
     """``<svc>-gateway`` PodDisruptionBudget (only with more than one gateway replica): a node drain or
     other voluntary eviction takes at most one gateway replica at a time. With one replica there is none,
     since it would block every drain."""
     name = service.metadata.name
-    selector = names.gateway_selector(name)
-    return {
-        "apiVersion": "policy/v1",
-        "kind": "PodDisruptionBudget",
-        "metadata": common.metadata(service, names.gateway_disruption_budget(name), selector),
-        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector}},
-    }
+    return disruption_budget_manifest(
+        service, name=names.gateway_disruption_budget(name), selector=names.gateway_selector(name)
+    )
 
 
 def service_manifest(service: LLMService) -> dict[str, Any]:
     """``<svc>``: the client endpoint (and the metrics-api scrape URL), port ``http`` 80 → 8080."""
     name = service.metadata.name
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": common.metadata(service, names.gateway_service(name), names.gateway_service_labels(name)),
-        "spec": {
-            "selector": names.gateway_selector(name),
-            "ports": [{"name": "http", "port": SERVICE_PORT, "targetPort": HTTP_PORT, "protocol": "TCP"}],
-        },
-    }
+    return http_service(
+        service,
+        name=names.gateway_service(name),
+        labels=names.gateway_service_labels(name),
+        selector=names.gateway_selector(name),
+    )
 
 
 def rbac(service: LLMService, config: OperatorConfig) -> list[dict[str, Any]]:
@@ -218,26 +285,4 @@ def rbac(service: LLMService, config: OperatorConfig) -> list[dict[str, Any]]:
         },
     ]
     rules.extend(scalers.of(config.scaler_mode).gateway_rules(service))
-    account = names.gateway(name)
-    return [
-        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": common.metadata(service, account, labels)},
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "Role",
-            "metadata": common.metadata(service, account, labels),
-            "rules": rules,
-        },
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "RoleBinding",
-            "metadata": common.metadata(service, account, labels),
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": account},
-            "subjects": [
-                {
-                    "kind": "ServiceAccount",
-                    "name": account,
-                    "namespace": service.namespace,
-                }
-            ],
-        },
-    ]
+    return rbac_objects(service, account=names.gateway(name), labels=labels, rules=rules)

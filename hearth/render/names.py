@@ -10,6 +10,8 @@ LABEL_NAME = "app.kubernetes.io/name"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 LABEL_LLMSERVICE = "serving.hearth.dev/llmservice"
 LABEL_GATEWAY = "serving.hearth.dev/gateway"
+#: Pods of a shared gateway (an LLMGateway); LABEL_GATEWAY stays the mark of a dedicated one.
+LABEL_LLMGATEWAY = "serving.hearth.dev/llmgateway"
 LABEL_RUNTIME = "serving.hearth.dev/runtime"
 VOLCANO_QUEUE_ANNOTATION = "scheduling.volcano.sh/queue-name"
 #: The operator's leader-election Lease (the reference's name); its holderIdentity starts with the pod name.
@@ -80,6 +82,33 @@ def gateway_service_labels(service: str) -> dict[str, str]:
 
 def endpoint_url(service: str, namespace: str) -> str:
     return f"http://{gateway_service(service)}.{namespace}.svc/v1"
+
+
+def shared_gateway(gateway_name: str) -> str:
+    """An LLMGateway's Deployment, ServiceAccount, Role, RoleBinding and PodDisruptionBudget."""
+    return f"{gateway_name}-gateway"
+
+
+def shared_gateway_service(gateway_name: str) -> str:
+    """An LLMGateway's client Service (its endpoint)."""
+    return gateway_name
+
+
+def shared_scaler_service(gateway_name: str) -> str:
+    return f"{gateway_name}-scaler"
+
+
+def shared_gateway_selector(gateway_name: str) -> dict[str, str]:
+    """The pod labels (and selector) of an LLMGateway's pods."""
+    return {
+        LABEL_NAME: shared_gateway(gateway_name),
+        LABEL_MANAGED_BY: MANAGED_BY,
+        LABEL_LLMGATEWAY: gateway_name,
+    }
+
+
+def shared_endpoint_url(gateway_name: str, namespace: str) -> str:
+    return f"http://{shared_gateway_service(gateway_name)}.{namespace}.svc/v1"
 
 
 #: The gateway container's HTTP port: its Service targets it, and KEDA's metrics-api trigger names it (KEDA

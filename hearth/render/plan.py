@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from hearth.api import modeluri
@@ -55,37 +55,22 @@ def _reference(service: LLMService, api_version: str, kind: str, name: str) -> d
     }
 
 
-def _network_policy_step(service: LLMService, runtime: InferenceRuntime, config: OperatorConfig) -> Step:
+def _network_policy_step(
+    service: LLMService, runtime: InferenceRuntime, config: OperatorConfig, gateways: Sequence[str]
+) -> Step:
     if config.network_policies:
-        return Step(Reason.APPLY_NETWORK_POLICY, Mode.APPLY, backend.network_policy(service, runtime))
+        policy = backend.network_policy(service, runtime, gateways=gateways)
+        return Step(Reason.APPLY_NETWORK_POLICY, Mode.APPLY, policy)
     name = names.backend_network_policy(service.metadata.name)
     leftover = _reference(service, "networking.k8s.io/v1", "NetworkPolicy", name)
     return Step(Reason.APPLY_NETWORK_POLICY, Mode.DELETE, leftover)
 
 
-def build(service: LLMService, runtimes: Iterable[InferenceRuntime], config: OperatorConfig) -> Plan:
-    """Every child of *service* in SPEC order; raises :class:`ReconcileError` naming the failing step."""
-    runtime = selection.select(service.spec.runtime, runtimes)
-    vendor = vendors.adapter(runtime.spec.vendor)
-    if vendor is None:
-        raise ReconcileError(
-            Reason.UNSUPPORTED_VENDOR, f'no backend adapter for vendor "{runtime.spec.vendor}"'
-        )
-    scalers.check_pool(service, config.scaler_mode)
-    try:
-        model = modeluri.resolve(service.spec.model)
-    except modeluri.ModelResolutionError as error:
-        raise ReconcileError(Reason.MODEL_RESOLUTION, str(error)) from None
-    cache_plan = cache.plan(service)
+def _dedicated_gateway_steps(
+    service: LLMService, runtime: InferenceRuntime, config: OperatorConfig
+) -> list[Step]:
     name = service.metadata.name
     steps = [
-        Step(
-            Reason.APPLY_DEPLOYMENT,
-            Mode.APPLY,
-            backend.deployment(service, runtime, model, cache_plan, vendor),
-        ),
-        Step(Reason.APPLY_BACKEND_SERVICE, Mode.APPLY, backend.service_manifest(service, runtime)),
-        _network_policy_step(service, runtime, config),
         *(Step(Reason.APPLY_GATEWAY_RBAC, Mode.APPLY, item) for item in gateway.rbac(service, config)),
         Step(
             Reason.APPLY_GATEWAY,
@@ -107,6 +92,75 @@ def build(service: LLMService, runtimes: Iterable[InferenceRuntime], config: Ope
     else:
         scaler = _reference(service, "v1", "Service", names.scaler_service(name))
         steps.append(Step(Reason.APPLY_GATEWAY_SCALER_SERVICE, Mode.DELETE, scaler))
+    return steps
+
+
+def _shared_gateway_steps(service: LLMService, serving: str) -> list[Step]:
+    """A service an LLMGateway routes has no gateway pods of its own (leftovers are deleted); its Service
+    ``<name>`` stays, leading to the pods of *serving* (the first selecting LLMGateway), so its old URL
+    keeps working: clients already send its name as the model."""
+    name = service.metadata.name
+    account = names.gateway(name)
+    leftovers = [
+        (Reason.APPLY_GATEWAY_RBAC, "v1", "ServiceAccount", account),
+        (Reason.APPLY_GATEWAY_RBAC, "rbac.authorization.k8s.io/v1", "Role", account),
+        (Reason.APPLY_GATEWAY_RBAC, "rbac.authorization.k8s.io/v1", "RoleBinding", account),
+        (Reason.APPLY_GATEWAY, "apps/v1", "Deployment", names.gateway(name)),
+    ]
+    steps = [Step(reason, Mode.DELETE, _reference(service, v, k, n)) for reason, v, k, n in leftovers]
+    endpoint = gateway.http_service(
+        service,
+        name=names.gateway_service(name),
+        labels=names.gateway_service_labels(name),
+        selector=names.shared_gateway_selector(serving),
+    )
+    steps.append(Step(Reason.APPLY_GATEWAY_SERVICE, Mode.APPLY, endpoint))
+    budget = _reference(service, "policy/v1", "PodDisruptionBudget", names.gateway_disruption_budget(name))
+    steps.append(Step(Reason.APPLY_GATEWAY_DISRUPTION_BUDGET, Mode.DELETE, budget))
+    scaler = _reference(service, "v1", "Service", names.scaler_service(name))
+    steps.append(Step(Reason.APPLY_GATEWAY_SCALER_SERVICE, Mode.DELETE, scaler))
+    return steps
+
+
+def build(
+    service: LLMService,
+    runtimes: Iterable[InferenceRuntime],
+    config: OperatorConfig,
+    *,
+    gateways: Sequence[str] = (),
+) -> Plan:
+    """Every child of *service* in SPEC order; raises :class:`ReconcileError` naming the failing step.
+    *gateways* are the LLMGateways that route it, sorted by name (:func:`sharedgateway.serving`): none,
+    and it has its own gateway; some, and the first one serves it."""
+    runtime = selection.select(service.spec.runtime, runtimes)
+    vendor = vendors.adapter(runtime.spec.vendor)
+    if vendor is None:
+        raise ReconcileError(
+            Reason.UNSUPPORTED_VENDOR, f'no backend adapter for vendor "{runtime.spec.vendor}"'
+        )
+    scalers.check_pool(service, config.scaler_mode)
+    try:
+        model = modeluri.resolve(service.spec.model)
+    except modeluri.ModelResolutionError as error:
+        raise ReconcileError(Reason.MODEL_RESOLUTION, str(error)) from None
+    cache_plan = cache.plan(service)
+    name = service.metadata.name
+    serving = gateways[0] if gateways else None
+    steps = [
+        Step(
+            Reason.APPLY_DEPLOYMENT,
+            Mode.APPLY,
+            backend.deployment(service, runtime, model, cache_plan, vendor),
+        ),
+        Step(Reason.APPLY_BACKEND_SERVICE, Mode.APPLY, backend.service_manifest(service, runtime)),
+        _network_policy_step(service, runtime, config, gateways),
+        *(
+            _dedicated_gateway_steps(service, runtime, config)
+            if serving is None
+            else _shared_gateway_steps(service, serving)
+        ),
+    ]
+    builders = scalers.of(config.scaler_mode)
     if cache_plan.claim is not None:
         steps.append(Step(Reason.APPLY_CACHE_PVC, Mode.CREATE, cache_plan.claim))
     job = cache.prewarm_job(service, runtime, model, cache_plan)
@@ -119,11 +173,16 @@ def build(service: LLMService, runtimes: Iterable[InferenceRuntime], config: Ope
         leftover = _reference(service, scaledobject.API_VERSION, scaledobject.KIND, names.scaled_object(name))
         steps.append(Step(Reason.APPLY_SCALED_OBJECT, Mode.DELETE, leftover, requires_crd=SCALED_OBJECT_CRD))
     else:
+        if serving is None:
+            trigger = builders.trigger(service)
+        else:
+            assert builders.shared_trigger is not None, "a KEDA mode triggers on shared gateways too"
+            trigger = builders.shared_trigger(service, serving)
         steps.append(
             Step(
                 Reason.APPLY_SCALED_OBJECT,
                 Mode.APPLY,
-                scaledobject.manifest(service, trigger=builders.trigger(service)),
+                scaledobject.manifest(service, trigger=trigger),
                 requires_crd=SCALED_OBJECT_CRD,
             )
         )

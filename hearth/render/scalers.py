@@ -9,10 +9,11 @@ there and a :class:`Builders` entry here (a test keeps the two in agreement).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from hearth.api import gatewayenv, scalermodes
+from hearth.api.llmgateway import LLMGateway
 from hearth.api.llmservice import LLMService
 from hearth.render import common, names
 from hearth.render.errors import Reason, ReconcileError
@@ -24,6 +25,10 @@ Manifest = dict[str, Any]
 
 
 def _no_rules(_service: LLMService) -> list[Manifest]:
+    return []
+
+
+def _no_shared_rules(_routed: Sequence[LLMService]) -> list[Manifest]:
     return []
 
 
@@ -41,18 +46,25 @@ class Builders:
     gateway_ports: tuple[Manifest, ...] = ()
     #: Rules added to the gateway's Role.
     gateway_rules: Callable[[LLMService], list[Manifest]] = _no_rules
+    #: The trigger of a service served by an LLMGateway (named by the second argument): demand of that
+    #: one model at the shared gateway. None exactly when ``trigger`` is None.
+    shared_trigger: Callable[[LLMService, str], Manifest] | None = None
+    #: The Service ``<gateway>-scaler`` of an LLMGateway; None: none (a leftover one is deleted).
+    shared_scaler_service: Callable[[LLMGateway], Manifest] | None = None
+    #: Rules added to an LLMGateway's Role, given the LLMServices it routes.
+    shared_gateway_rules: Callable[[Sequence[LLMService]], list[Manifest]] = _no_shared_rules
 
 
-def _metrics_api_trigger(service: LLMService) -> Manifest:
-    """KEDA polls ``/hearth/queue`` on every ready gateway pod and sums their demand (issue 12: one
-    kept-alive connection to the Service would read one pod for good; see :mod:`scaledobject`). The URL
-    names the pod port, which KEDA matches against the EndpointSlice ports."""
-    name = service.metadata.name
-    host = f"{names.gateway_service(name)}.{service.namespace}.svc:{names.GATEWAY_HTTP_PORT}"
+def _metrics_api(service: LLMService, *, gateway_service: str, path: str) -> Manifest:
+    """KEDA polls *path* on every ready gateway pod behind Service *gateway_service* and sums their demand
+    (issue 12: one kept-alive connection to the Service would read one pod for good; see
+    :mod:`scaledobject`). The URL names the pod port, which KEDA matches against the EndpointSlice
+    ports."""
+    host = f"{gateway_service}.{service.namespace}.svc:{names.GATEWAY_HTTP_PORT}"
     return {
         "type": "metrics-api",
         "metadata": {
-            "url": f"http://{host}/hearth/queue",
+            "url": f"http://{host}{path}",
             "valueLocation": "pending",
             "targetValue": str(service.spec.scaling.target),
             "activationTargetValue": "0",
@@ -62,32 +74,74 @@ def _metrics_api_trigger(service: LLMService) -> Manifest:
     }
 
 
-def _external_push_trigger(service: LLMService) -> Manifest:
-    """KEDA holds a StreamIsActive stream to the gateway, which pushes the moment demand appears."""
+def _metrics_api_trigger(service: LLMService) -> Manifest:
     name = service.metadata.name
+    return _metrics_api(service, gateway_service=names.gateway_service(name), path="/hearth/queue")
+
+
+def _shared_metrics_api_trigger(service: LLMService, gateway_name: str) -> Manifest:
+    """The model's own queue at the shared gateway (``/hearth/queue/<model>``), summed over its pods."""
+    path = f"/hearth/queue/{service.metadata.name}"
+    return _metrics_api(service, gateway_service=names.shared_gateway_service(gateway_name), path=path)
+
+
+def _external_push(service: LLMService, *, scaler_service: str) -> Manifest:
+    """KEDA holds a StreamIsActive stream to the gateway, which pushes the moment demand appears."""
     return {
         "type": "external-push",
         "metadata": {
-            "scalerAddress": f"{names.scaler_service(name)}.{service.namespace}.svc:{GRPC_PORT}",
+            "scalerAddress": f"{scaler_service}.{service.namespace}.svc:{GRPC_PORT}",
             "metricName": "pending",
             "targetValue": str(service.spec.scaling.target),
         },
     }
 
 
-def _scaler_service(service: LLMService) -> Manifest:
-    """``<svc>-scaler``: KEDA's plaintext gRPC ExternalScaler endpoint."""
-    name = service.metadata.name
+def _external_push_trigger(service: LLMService) -> Manifest:
+    return _external_push(service, scaler_service=names.scaler_service(service.metadata.name))
+
+
+def _shared_external_push_trigger(service: LLMService, gateway_name: str) -> Manifest:
+    """The shared gateway's scaler, asked about one model (scalerMetadata ``model``)."""
+    trigger = _external_push(service, scaler_service=names.shared_scaler_service(gateway_name))
+    trigger["metadata"]["model"] = service.metadata.name
+    return trigger
+
+
+def _grpc_service(
+    owner: common.Owner, *, name: str, labels: dict[str, str], selector: dict[str, str]
+) -> Manifest:
+    """KEDA's plaintext gRPC ExternalScaler endpoint in front of gateway pods."""
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": common.metadata(service, names.scaler_service(name), names.gateway_service_labels(name)),
+        "metadata": common.metadata(owner, name, labels),
         "spec": {
             "type": "ClusterIP",
-            "selector": names.gateway_selector(name),
+            "selector": selector,
             "ports": [{"name": "grpc", "port": GRPC_PORT, "targetPort": GRPC_PORT, "protocol": "TCP"}],
         },
     }
+
+
+def _scaler_service(service: LLMService) -> Manifest:
+    """``<svc>-scaler``."""
+    name = service.metadata.name
+    return _grpc_service(
+        service,
+        name=names.scaler_service(name),
+        labels=names.gateway_service_labels(name),
+        selector=names.gateway_selector(name),
+    )
+
+
+def _shared_scaler_service(gateway: LLMGateway) -> Manifest:
+    """``<gateway>-scaler``."""
+    name = gateway.metadata.name
+    selector = names.shared_gateway_selector(name)
+    return _grpc_service(
+        gateway, name=names.shared_scaler_service(name), labels=dict(selector), selector=selector
+    )
 
 
 def check_pool(service: LLMService, mode: scalermodes.ScalerMode) -> None:
@@ -117,15 +171,37 @@ def _wake_rule(service: LLMService) -> list[Manifest]:
     ]
 
 
+def _shared_wake_rule(routed: Sequence[LLMService]) -> list[Manifest]:
+    """A shared gateway wakes the backends of the models it routes, pool members excepted; no rule when
+    there are none (a rule without resourceNames would grant every Deployment's scale)."""
+    backends = sorted(names.backend(service.metadata.name) for service in routed if service.spec.pool is None)
+    if not backends:
+        return []
+    return [
+        {
+            "apiGroups": ["apps"],
+            "resources": ["deployments/scale"],
+            "resourceNames": backends,
+            "verbs": ["get", "patch", "update"],
+        }
+    ]
+
+
 _BUILDERS: dict[scalermodes.ScalerMode, Builders] = {
-    scalermodes.ScalerMode.METRICS_API: Builders(trigger=_metrics_api_trigger),
+    scalermodes.ScalerMode.METRICS_API: Builders(
+        trigger=_metrics_api_trigger, shared_trigger=_shared_metrics_api_trigger
+    ),
     scalermodes.ScalerMode.EXTERNAL_PUSH: Builders(
         trigger=_external_push_trigger,
         scaler_service=_scaler_service,
         gateway_env=(common.env_entry(gatewayenv.SCALER_LISTEN.env, f":{GRPC_PORT}"),),
         gateway_ports=({"name": "grpc", "containerPort": GRPC_PORT, "protocol": "TCP"},),
+        shared_trigger=_shared_external_push_trigger,
+        shared_scaler_service=_shared_scaler_service,
     ),
-    scalermodes.ScalerMode.BUILTIN: Builders(gateway_rules=_wake_rule),
+    scalermodes.ScalerMode.BUILTIN: Builders(
+        gateway_rules=_wake_rule, shared_gateway_rules=_shared_wake_rule
+    ),
 }
 
 

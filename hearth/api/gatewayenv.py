@@ -47,6 +47,8 @@ class Setting:
     #: As a user writes it; None: unset unless given (optional settings).
     default: str | None = None
     required: bool = False
+    #: Required unless the setting of this field is given (a dedicated gateway's backend, say).
+    required_unless: str | None = None
     choices: tuple[str, ...] = ()
     #: SPEC §3.1: the reference uses the default for a value <= 0; so does Hearth, and ``--help`` says so.
     zero_means_default: bool = False
@@ -112,6 +114,8 @@ class Setting:
             parts.append(f"One of: {', '.join(self.choices)}.")
         if self.required:
             parts.append("Required.")
+        elif self.required_unless:
+            parts.append(f"Required unless --{self.required_unless.replace('_', '-')} is given.")
         elif self.default is not None:
             parts.append(f"Default: {self.default}.")
         if self.zero_means_default:
@@ -146,7 +150,7 @@ BACKEND_URL = Setting(
     "HEARTH_BACKEND_URL",
     Kind.URL,
     "Backend Service URL requests are proxied to, e.g. http://qwen-backend.ml.svc:80.",
-    required=True,
+    required_unless="llmgateway",
 )
 LISTEN = Setting("listen", "HEARTH_LISTEN_ADDR", Kind.ADDRESS, "HTTP listen address.", default=":8080")
 SCALER_LISTEN = Setting(
@@ -319,21 +323,19 @@ API_KEYS_DIR = Setting(
     Kind.TEXT,
     "Directory whose files are the accepted API keys (a mounted Secret); unset: no authentication.",
 )
-
-# The shared gateway's (issue 24), declared here so the operator renders the names the gateway reads.
 LLMGATEWAY = Setting(
     "llmgateway",
     "HEARTH_LLMGATEWAY",
     Kind.TEXT,
-    "LLMGateway this gateway serves: it routes every LLMService of its namespace that the LLMGateway's "
-    "selector matches, by the request's model; unset: a dedicated gateway.",
+    "Run as the shared gateway of this LLMGateway (in HEARTH_NAMESPACE): route by the request's model to "
+    "every LLMService it selects, read from the API; unset: the dedicated gateway of one backend.",
 )
 API_KEY_SETS_DIR = Setting(
     "api_key_sets_dir",
     "HEARTH_API_KEY_SETS_DIR",
     Kind.TEXT,
-    "Directory with one folder per API-key Secret of the LLMGateway (<dir>/<secretName>/<key>); which "
-    "models each set may use is read from the LLMGateway.",
+    "A shared gateway's API keys: one directory per Secret its LLMGateway lists (spec.auth.keys), each "
+    "file one key; which models each Secret's keys may use is read from the LLMGateway.",
 )
 
 #: Every setting, in the order ``--help`` lists them.
@@ -362,4 +364,6 @@ SETTINGS: tuple[Setting, ...] = (
     LISTEN_BACKLOG,
     RELEASE_WAVE,
     API_KEYS_DIR,
+    LLMGATEWAY,
+    API_KEY_SETS_DIR,
 )

@@ -27,6 +27,8 @@ MODULES = (
     "hearth.gateway.proxy",
     "hearth.gateway.release",
     "hearth.gateway.request_body",
+    "hearth.gateway.route",
+    "hearth.gateway.routing",
     "hearth.gateway.upstream",
     "hearth.gateway.upstream_client",
 )

@@ -1,83 +1,42 @@
-"""The gateway's HTTP application (SPEC §3.2-3.3 with DESIGN improvements 1, 3 and 4).
+"""The gateway's HTTP front (SPEC §3.2-3.3 with DESIGN improvements 1, 3 and 4): what every request meets
+before, and regardless of, the model it is for.
 
-Every path but ``/healthz``, ``/hearth/queue``, ``/hearth/warm`` and ``/metrics`` is proxied and counts as
-demand, with any method. A request is admitted (bounded), then, if the backend is cold: rejected (reject
-mode), held with SSE comments (streaming, :mod:`hearth.gateway.hold`) or held silently, until its turn in
-the release queue (:mod:`hearth.gateway.release`: FIFO, bounded waves once a backend is ready); then
-forwarded (:mod:`hearth.gateway.proxy`). Every proxied answer is counted once, in :meth:`Gateway.handle`.
-``POST /hearth/warm`` starts a wake without a request (a UI opening a chat).
+Every path but the gateway's own (``/healthz``, ``/hearth/queue[/<model>]``, ``/hearth/queues``,
+``/hearth/warm[/<model>]``, ``/metrics``) is proxied and counts as demand, with any method. The front
+authenticates a request (before it can count as demand), answers model listings without waking anything,
+refuses new requests while the gateway drains, reads the body within the gateway's memory budget, asks the
+table of routes (:mod:`hearth.gateway.routing`) which model's route serves it, and hands it over
+(:class:`hearth.gateway.route.Route`: bounded, held or forwarded). Every answer is counted here, once, in
+:meth:`Gateway.handle`, with the route's labels once it is known.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import dataclasses
 import hashlib
 import json
 import logging
-import math
 import time
-from collections.abc import Iterator
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import aiohttp
 from aiohttp import web
 
 from hearth.common import logs, serve
-from hearth.gateway import (
-    auth,
-    errors,
-    hold,
-    httpparts,
-    progress,
-    proxy,
-    release,
-    request_body,
-    upstream_client,
-)
-from hearth.gateway import eta as eta_module
-from hearth.gateway.demand import Demand
-from hearth.gateway.metrics import GatewayMetrics
-from hearth.gateway.readiness import ReadinessSource
-from hearth.gateway.settings import ColdStartMode, GatewaySettings
-from hearth.gateway.waker import Waker
+from hearth.gateway import auth, errors, hold, httpparts, proxy, request_body, route, routing
+from hearth.gateway.metrics import GatewayMetrics, RouteMetrics
+from hearth.gateway.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
 
 _Answer = TypeVar("_Answer", bound=web.StreamResponse)
 
 HEARTBEAT = hold.HEARTBEAT
-QUEUE_FULL_RETRY_AFTER = 5
-#: On an answer that waited for a wake (the wait in seconds is in WAKE_SECONDS_HEADER).
-COLD_START_HEADER = "X-Hearth-Cold-Start"
-WAKE_SECONDS_HEADER = "X-Hearth-Wake-Seconds"
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Refusal:
-    """An answer the gateway gives instead of the backend's: a JSON error, or the same error as an SSE
-    event inside a stream already committed (which the openai SDKs raise as ``APIError`` with the code)."""
-
-    status: int
-    code: str
-    message: str
-    kind: str = "service_unavailable"
-
-    def event(self) -> bytes:
-        return errors.stream_error_event(self.message, kind=self.kind, code=self.code)
-
-    def response(self, *, retry_after: int) -> web.Response:
-        return errors.error_response(
-            self.status, self.message, kind=self.kind, code=self.code, retry_after=retry_after
-        )
-
-
-COLD = _Refusal(503, "backend_not_ready", "backend not ready: the model is warming up, retry later")
-ACTIVATION_TIMEOUT = _Refusal(
-    503, "activation_timeout", "backend not ready: activation timeout, the model is still warming up"
-)
-SHUTTING_DOWN = _Refusal(503, "gateway_draining", "the gateway is shutting down, retry")
+QUEUE_FULL_RETRY_AFTER = route.QUEUE_FULL_RETRY_AFTER
+COLD_START_HEADER = route.COLD_START_HEADER
+WAKE_SECONDS_HEADER = route.WAKE_SECONDS_HEADER
+QUEUE_PATH = "/hearth/queue"
+WARM_PATH = "/hearth/warm"
 
 
 async def answer_expectation(request: web.BaseRequest) -> web.Response | None:
@@ -97,132 +56,69 @@ async def answer_expectation(request: web.BaseRequest) -> web.Response | None:
 
 
 class Gateway:
+    """The front: one per process, whatever the number of routes behind it."""
+
     def __init__(
         self,
         *,
         settings: GatewaySettings,
-        readiness: ReadinessSource,
-        demand: Demand,
+        table: routing.Table,
         metrics: GatewayMetrics,
-        upstream_pool: upstream_client.Pool,
-        waker: Waker | None = None,
-        api_keys: auth.ApiKeys | None = None,
-        eta: eta_module.EtaSource | None = None,
-        phases: progress.PhaseSource | None = None,
+        api_keys: auth.KeyRing | None = None,
     ) -> None:
         self.settings = settings
-        self.eta = eta if eta is not None else eta_module.NullEta()
-        self.phases = phases if phases is not None else progress.NoPhase()
-        #: When the current wake began (the first cold request since a backend was last ready).
-        self._cold_since: float | None = None
-        #: Whether the scaler's lead (cold request -> backend leaving zero) was measured in this wake.
-        self._lead_measured = False
-        self.scaler_lead = eta_module.ScalerLead()
+        self.table = table
         self.api_keys = api_keys
-        self.readiness = readiness
-        self.demand = demand
         self.metrics = metrics
-        self.waker = waker
-        self.proxy = proxy.Proxy(
-            upstream_pool=upstream_pool,
-            readiness=readiness,
-            fallback_url=settings.backend_url,
-            drop_authorization=api_keys is not None,
-        )
-        self.admitted = 0
-        self.held = 0
-        self._request_counters: dict[int, Any] = {}
         self.draining = False
         self.closing = False
-        # Held requests go to a ready backend first in, first out, a bounded wave at a time.
-        self.release = release.ReleaseQueue(
-            wave=settings.release_wave,
-            endpoints=lambda: len(readiness.endpoints()),
-            ready=readiness.ready,
-        )
-        readiness.on_change(self._on_readiness)
-        self.phases.on_change(self._on_phase)
-        demand.subscribe(self._on_demand)
         self._disconnects_logged_at = 0.0
         self.disconnects = 0
         self.budget = request_body.Budget(settings.max_buffered_bytes)
-        self._woken_at: float | None = None  # when a backend became ready while requests were held
+        metrics.gauges.samples = self._gauge_samples
 
-    def _on_readiness(self, ready: bool) -> None:
-        if ready:
-            self._cold_since = None
-        if ready and self.held > 0:
-            self._woken_at = asyncio.get_running_loop().time()
-        self.release.set_ready(ready)
-
-    def _on_phase(self, phase: progress.Phase) -> None:
-        """Note the scaler's lead when the wake leaves ``requested``, and interrupt every held stream's wait
-        once, so each tells its client the new phase."""
-        if self._cold_since is not None and not self._lead_measured and phase in progress.STARTED:
-            self._lead_measured = True
-            self.scaler_lead.record(asyncio.get_running_loop().time() - self._cold_since)
-        self.release.interrupt()
-
-    def _on_demand(self, active: bool) -> None:
-        if not active:
-            # No request, lease or grace left: no wake under way, so the next cold request begins a new one
-            # (a wake given up at the activation timeout must not make every later one look overdue).
-            self._cold_since = None
+    def _gauge_samples(self) -> list[tuple[str, float, float, float]]:
+        return [
+            (each.model, each.demand.pending, each.demand.scraped_value(), each.held)
+            for each in self.table.routes()
+        ]
 
     def close_holds(self) -> None:
         """Answer every request still held cold now (they never reached a backend, so a retry is safe)."""
         self.closing = True
-        self.release.close()
+        for each in self.table.routes():
+            each.close_holds()
 
-    @contextlib.contextmanager
-    def _holding(self) -> Iterator[None]:
-        self.held += 1
-        self.metrics.held.set(self.held)
-        try:
-            yield
-        finally:
-            self.held -= 1
-            self.metrics.held.set(self.held)
-
-    def _take_place(self, exchange: proxy.Exchange) -> release.Place:
-        """A place in the release queue; its slot is given back when the backend's answer begins (or the
-        attempt fails), or at the latest when the request ends (:meth:`_admit`)."""
-        place = self.release.enter()
-
-        def answered(began: bool) -> None:
-            if began and self._woken_at is not None:
-                # The wake's last phase: ready -> the backend's first answer (its headers) to a held request.
-                self.metrics.wake_phase.labels(phase="first_byte").observe(
-                    asyncio.get_running_loop().time() - self._woken_at
-                )
-                self._woken_at = None
-            self.release.answered(place)
-
-        exchange.on_answer = answered
-        return place
-
-    def wake_eta(self) -> eta_module.Eta | None:
-        """The ETA of the wake under way (None without wake history)."""
-        now = asyncio.get_running_loop().time()
-        since = self._cold_since if self._cold_since is not None else now
-        return eta_module.estimate(self.eta, elapsed_s=now - since, lead_s=self.scaler_lead.seconds())
-
-    def _retry_after(self) -> int:
-        return eta_module.retry_after(self.wake_eta())
-
-    async def _wait_held(self, place: release.Place, deadline: float, *, interruptible: bool = False) -> bool:
-        """Hold until *place*'s turn (True), the gateway closes or *deadline* passes (False); an
-        *interruptible* wait (a held stream's) also ends (False) at a phase change, so it can say so."""
-        with self._holding():
-            return await self.release.wait(place, deadline=deadline, interruptible=interruptible)
+    def _access(self, request: web.BaseRequest) -> auth.Access | None:
+        """What the caller may use (every model without keys), or None: no valid key."""
+        if self.api_keys is None:
+            return auth.UNLIMITED
+        return self.api_keys.access(auth.bearer_token(request.headers.get("Authorization")) or "")
 
     # ---- endpoints of the gateway itself -----------------------------------------------------------
     async def healthz(self, _: web.BaseRequest) -> web.Response:
-        return web.Response(status=503 if self.draining else 200)
+        # Not ready before the routes are known: no request reaches a shared gateway that would 404 it.
+        return web.Response(status=503 if self.draining or not self.table.ready else 200)
 
-    async def queue(self, _: web.BaseRequest) -> web.Response:
-        body = json.dumps({"pending": self.demand.value()}, separators=(",", ":")) + "\n"
+    async def queue(self, request: web.BaseRequest) -> web.Response:
+        """``/hearth/queue``: the demand of every route together (SPEC §3.5; a dedicated gateway's one);
+        ``/hearth/queue/<model>``: one model's, as KEDA's metrics-api trigger of a routed model reads it."""
+        model = request.path[len(QUEUE_PATH) + 1 :]
+        if model:
+            found = self.table.get(model)
+            if found is None:
+                return errors.model_not_found(model)
+            pending = found.demand.value()
+        else:
+            pending = sum(each.demand.value() for each in self.table.routes())
+        body = json.dumps({"pending": pending}, separators=(",", ":")) + "\n"
         return web.Response(text=body, content_type="text/plain", charset="utf-8")
+
+    async def queues(self, _: web.BaseRequest) -> web.Response:
+        """``/hearth/queues``: every routed model's demand in one answer (the built-in autoscaler reads each
+        shared gateway pod once per pass, whatever the number of models)."""
+        document = {"models": {each.model: each.demand.value() for each in self.table.routes()}}
+        return web.Response(text=json.dumps(document, separators=(",", ":")), content_type="application/json")
 
     async def metrics_page(self, _: web.BaseRequest) -> web.Response:
         return web.Response(
@@ -230,7 +126,8 @@ class Gateway:
         )
 
     async def warm(self, request: web.BaseRequest) -> web.Response:
-        """Wake on intent: one warm lease per client (its API key, or its address without keys); 202."""
+        """Wake on intent: one warm lease per client (its API key, or its address without keys); 202.
+        ``/hearth/warm/<model>`` names the model (a shared gateway's; a dedicated one takes either)."""
         if request.method != "POST":
             return errors.error_response(
                 405,
@@ -239,43 +136,46 @@ class Gateway:
                 code="method_not_allowed",
                 extra_headers={"Allow": "POST"},
             )
-        token = auth.bearer_token(request.headers.get("Authorization")) or ""
-        if self.api_keys is not None and not self.api_keys.accepts(token):
-            return self._count(self._unauthorized(request))
+        access = self._access(request)
+        if access is None:
+            return self._count(self._unauthorized(request), self.metrics.unrouted)
         if self.closing:
-            return self._count(SHUTTING_DOWN.response(retry_after=1))
-        state: dict[str, Any] = {"state": "ready" if self.readiness.ready else "cold"}
-        if not self.readiness.ready:
-            # A digest, never the key itself: the lease map must not hold secrets.
-            identity = (
-                "key:" + hashlib.sha256(token.encode()).hexdigest()
-                if self.api_keys is not None
-                else "peer:" + (request.remote or "")
+            return self._count(errors.SHUTTING_DOWN.response(retry_after=1), self.metrics.unrouted)
+        found = self._warm_route(request.path[len(WARM_PATH) + 1 :], access)
+        if isinstance(found, web.Response):
+            return self._count(found, self.metrics.unrouted)
+        token = auth.bearer_token(request.headers.get("Authorization")) or ""
+        # A digest, never the key itself: the lease map must not hold secrets.
+        identity = (
+            "key:" + hashlib.sha256(token.encode()).hexdigest()
+            if self.api_keys is not None
+            else "peer:" + (request.remote or "")
+        )
+        return web.json_response(found.warm(identity), status=202)
+
+    def _warm_route(self, model: str, access: auth.Access) -> route.Route | web.Response:
+        if not model and self.table.by_model:
+            return errors.invalid_request(
+                "this endpoint serves several models: POST /hearth/warm/<model> names the one to wake",
+                code="invalid_model",
             )
-            taken, lease_s = self.demand.warm(identity)
-            if taken:  # a client asking again neither counts twice nor stretches the lease
-                self._cold(asyncio.get_running_loop().time())
-            state["lease_s"] = round(lease_s, 1)
-            state["phase"] = str(self.phases.phase())
-            estimate = self.wake_eta()
-            if estimate is not None:
-                state["eta_s"] = math.ceil(estimate.eta_s)
-        return web.json_response(state, status=202)
+        found = self.table.get(model)
+        if found is None or not access.allows(found.model):
+            return errors.model_not_found(model)
+        return found
 
     # ---- proxied paths -----------------------------------------------------------------------------
     async def expect(self, request: web.BaseRequest) -> web.StreamResponse | None:
         """``Expect: 100-continue``: invite the body only from a client whose request could be served, so
         a key-less or oversize request is refused before its body is sent at all."""
-        if self.api_keys is not None and not self.api_keys.accepts(
-            auth.bearer_token(request.headers.get("Authorization")) or ""
-        ):
-            return self._count(self._unauthorized(request))
+        if self._access(request) is None:
+            return self._count(self._unauthorized(request), self.metrics.unrouted)
         length = request.content_length
         if length is not None and length > self.settings.max_body_bytes:
             refusal = request_body.too_large(self.settings.max_body_bytes)
-            return self._count(await self._refuse(request, refusal))
+            return self._count(await self._refuse(request, refusal), self.metrics.unrouted)
         refused = await answer_expectation(request)
-        return None if refused is None else self._count(refused)
+        return None if refused is None else self._count(refused, self.metrics.unrouted)
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         """Every proxied path. Each answer is counted here, once, by the status the client saw (a client
@@ -293,27 +193,17 @@ class Gateway:
             # is never sent; aiohttp's attempt to send it fails quietly on the closed connection.
             self._client_left(exchange)
             return web.Response(status=499)
-        self._requests(response.status).inc()
+        (exchange.metrics or self.metrics.unrouted).request(response.status)
         return response
 
     async def _handle(self, request: web.BaseRequest, exchange: proxy.Exchange) -> web.StreamResponse:
         # Before anything counts as demand: a request without a valid key can never wake a backend.
-        if self.api_keys is not None and not self.api_keys.accepts(
-            auth.bearer_token(request.headers.get("Authorization")) or ""
-        ):
+        access = self._access(request)
+        if access is None:
             return self._unauthorized(request)
-        if httpparts.upstream_target(request) is None:
-            return errors.error_response(
-                400,
-                f"the request target {request.raw_path[:100]!r} has no path to forward",
-                kind="invalid_request_error",
-                code="invalid_request_target",
-            )
-        if not self.readiness.ready and request.method == "GET" and request.path == "/v1/models":
-            # Listing models must not wake an accelerator (DESIGN 4): answered here, not counted as demand.
-            return self._local_models()
-        if self.closing:
-            return SHUTTING_DOWN.response(retry_after=1)
+        answered = self._before_body(request, access)
+        if answered is not None:
+            return answered
         # The body before admission: a client trickling its body holds no admission slot and no demand.
         try:
             payload = await request_body.read(
@@ -325,144 +215,35 @@ class Gateway:
         except request_body.RefusedError as refusal:
             return await self._refuse(request, refusal)
         try:
-            return await self._admit(request, payload, exchange)
+            chosen = self.table.select(request, payload, access)
+            if isinstance(chosen, web.StreamResponse):
+                return chosen
+            exchange.metrics = chosen.metrics
+            return await chosen.admit(request, payload, exchange)
         finally:
             self.budget.give(len(payload))
             payload.clear()
 
-    async def _admit(
-        self, request: web.BaseRequest, payload: bytearray, exchange: proxy.Exchange
-    ) -> web.StreamResponse:
-        if self.admitted >= self.settings.max_queue:
-            self.metrics.rejections.labels(reason="queue_full").inc()
+    def _before_body(self, request: web.BaseRequest, access: auth.Access) -> web.Response | None:
+        """The answer to a request that needs no body and no route: a bad target, a model listing (never
+        a wake), or a gateway closing its holds; None for every other request."""
+        if httpparts.upstream_target(request) is None:
             return errors.error_response(
-                429,
-                "gateway queue full",
-                kind="rate_limit_exceeded",
-                code="queue_full",
-                retry_after=QUEUE_FULL_RETRY_AFTER,
+                400,
+                f"the request target {request.raw_path[:100]!r} has no path to forward",
+                kind="invalid_request_error",
+                code="invalid_request_target",
             )
-        self.admitted += 1
-        self.demand.admitted()
-        place: release.Place | None = None
-        try:
-            if self.readiness.ready and not self.release.must_queue:
-                # The warm path: a ready backend and nobody held before this request.
-                self.metrics.activation_wait.observe(0.0)
-                return await self.proxy.forward(request, payload, exchange)
-            place = self._take_place(exchange)
-            return await self._serve(request, payload, exchange, place)
-        finally:
-            if place is not None:
-                self.release.leave(place)
-            self.admitted -= 1
-            self.demand.finished()
+        listed = self.table.listing(request, access)
+        if listed is not None:
+            return listed
+        if self.closing:
+            return errors.SHUTTING_DOWN.response(retry_after=1)
+        return None
 
-    async def _serve(
-        self, request: web.BaseRequest, body: bytearray, exchange: proxy.Exchange, place: release.Place
-    ) -> web.StreamResponse:
-        loop = asyncio.get_running_loop()
-        admitted_at = loop.time()
-        if self.readiness.ready:
-            return await self._behind_held(request, body, exchange, place)
-        self._cold(admitted_at)
-        if self.settings.cold_start_mode is ColdStartMode.REJECT:
-            self.metrics.rejections.labels(reason="cold_start").inc()
-            return COLD.response(retry_after=self._retry_after())
-        if httpparts.wants_stream(request.method, body):
-            return await self._hold_streaming(request, body, admitted_at, exchange, place)
-        deadline = admitted_at + self.settings.activation_timeout.seconds
-        if not await self._wait_held(place, deadline):
-            if self.closing:
-                return SHUTTING_DOWN.response(retry_after=1)
-            self.metrics.rejections.labels(reason="activation_timeout").inc()
-            return ACTIVATION_TIMEOUT.response(retry_after=self._retry_after())
-        waited = loop.time() - admitted_at
-        self.metrics.activation_wait.observe(waited)
-        # The answer says it waited for a wake, so a client can tell a cold start from a slow model.
-        woke = {COLD_START_HEADER: "true", WAKE_SECONDS_HEADER: f"{waited:.3f}"}
-        return await self.proxy.forward(request, body, exchange, extra_headers=woke)
-
-    async def _behind_held(
-        self, request: web.BaseRequest, body: bytearray, exchange: proxy.Exchange, place: release.Place
-    ) -> web.StreamResponse:
-        """Ready, but held requests are still being released: this one waits its turn behind them."""
-        loop = asyncio.get_running_loop()
-        admitted_at = loop.time()
-        deadline = admitted_at + self.settings.activation_timeout.seconds
-        if not await self.release.wait(place, deadline=deadline) and self.closing:
-            return SHUTTING_DOWN.response(retry_after=1)
-        self.metrics.activation_wait.observe(loop.time() - admitted_at)
-        return await self.proxy.forward(request, body, exchange)
-
-    def _cold(self, admitted_at: float) -> None:
-        """A cold request (or a warm lease): demand up, the backend woken, the wake's start noted."""
-        if self._cold_since is None:
-            self._cold_since = admitted_at
-            self._lead_measured = False
-        self.demand.cold_request()
-        if self.waker is not None:
-            self.waker.wake(admitted_at)
-
-    async def _hold_streaming(
-        self,
-        request: web.BaseRequest,
-        body: bytearray,
-        admitted_at: float,
-        exchange: proxy.Exchange,
-        place: release.Place,
-    ) -> web.StreamResponse:
-        """Commit a 200 event stream at once, hold it with comments (:mod:`hold`) until its turn, then
-        append the backend's body; a hold that ends otherwise ends the stream with an error event."""
-        loop = asyncio.get_running_loop()
-        headers = {
-            "Content-Type": "text/event-stream",
-            "Cache-Control": "no-cache",
-            COLD_START_HEADER: "true",
-        }
-        if request.keep_alive:
-            # SPEC §3.3's header, but only as a promise the connection keeps: an HTTP/1.0 client or one
-            # that sent Connection: close gets a stream that ends with the connection.
-            headers["Connection"] = "keep-alive"
-        response = web.StreamResponse(status=200, headers=headers)
-        await response.prepare(request)
-        exchange.committed_status = 200
-
-        async def wait_turn(until: float) -> bool:
-            return await self._wait_held(place, until, interruptible=True)
-
-        plan = hold.Hold(
-            admitted_at=admitted_at,
-            deadline=admitted_at + self.settings.activation_timeout.seconds,
-            heartbeat_s=self.settings.heartbeat_interval.seconds,
-            progress_s=self.settings.progress_interval.seconds,
-            wait_ready=wait_turn,
-            is_ready=lambda: place.released,
-            is_closing=lambda: self.closing,
-            eta=self.wake_eta,
-            phase=self.phases.phase,
-        )
-        outcome = await hold.hold(response, plan)
-        if outcome is not hold.Outcome.READY:
-            if outcome is hold.Outcome.TIMED_OUT:
-                self.metrics.rejections.labels(reason="activation_timeout").inc()
-            await response.write(
-                (ACTIVATION_TIMEOUT if outcome is hold.Outcome.TIMED_OUT else SHUTTING_DOWN).event()
-            )
-            await response.write_eof()
-            return response
-        self.metrics.activation_wait.observe(loop.time() - admitted_at)
-        return await self.proxy.forward(request, body, exchange, committed=response)
-
-    def _requests(self, code: int) -> Any:
-        child = self._request_counters.get(code)
-        if child is None:
-            child = self._request_counters[code] = self.metrics.requests.labels(code=str(code))
-        return child
-
-    def _count(self, response: _Answer) -> _Answer:
+    def _count(self, response: _Answer, metrics: RouteMetrics) -> _Answer:
         """Count an answer given outside :meth:`handle` (the 100-continue check, the warm endpoint)."""
-        self._requests(response.status).inc()
+        metrics.request(response.status)
         return response
 
     async def _refuse(
@@ -470,7 +251,7 @@ class Gateway:
     ) -> web.StreamResponse:
         """Answer, then close: the rest of the body stays unread (aiohttp would otherwise keep reading
         and discarding it for its lingering time, as long again as a slow client cares to trickle)."""
-        self.metrics.rejections.labels(reason=refusal.code).inc()
+        self.metrics.unrouted.reject(refusal.code)
         response = errors.error_response(
             refusal.status,
             refusal.message,
@@ -485,7 +266,7 @@ class Gateway:
         return response
 
     def _unauthorized(self, request: web.BaseRequest) -> web.Response:
-        self.metrics.rejections.labels(reason="unauthorized").inc()
+        self.metrics.unrouted.reject("unauthorized")
         assert self.api_keys is not None
         if not self.api_keys.count:
             message = "no API key is configured for this endpoint yet (its Secret is missing or empty)"
@@ -501,28 +282,11 @@ class Gateway:
             extra_headers={"WWW-Authenticate": 'Bearer realm="hearth"'},
         )
 
-    def _local_models(self) -> web.Response:
-        name = self.settings.model_name or "model"
-        document: dict[str, Any] = {
-            "object": "list",
-            "data": [
-                {
-                    "id": name,
-                    "object": "model",
-                    "created": int(time.time()),
-                    "owned_by": "hearth",
-                    # Extra fields pass through the openai SDK's models untouched: a UI may show this.
-                    "hearth": {"state": "cold"},
-                }
-            ],
-        }
-        return web.Response(text=json.dumps(document), content_type="application/json")
-
     def _client_left(self, exchange: proxy.Exchange) -> None:
         self.metrics.client_disconnects.inc()
         self.disconnects += 1
         if exchange.committed_status is not None:
-            self._requests(exchange.committed_status).inc()
+            (exchange.metrics or self.metrics.unrouted).request(exchange.committed_status)
         self._log_disconnects()
 
     def _log_disconnects(self) -> None:
@@ -542,13 +306,19 @@ def make_handler(gateway: Gateway) -> serve.BareHandler:
     answered before the handler reads the body."""
     own = {
         "/healthz": gateway.healthz,
-        "/hearth/queue": gateway.queue,
-        "/hearth/warm": gateway.warm,
+        QUEUE_PATH: gateway.queue,
+        "/hearth/queues": gateway.queues,
+        WARM_PATH: gateway.warm,
         "/metrics": gateway.metrics_page,
     }
+    #: Paths of the gateway's own that name a model after the prefix.
+    per_model = ((QUEUE_PATH + "/", gateway.queue), (WARM_PATH + "/", gateway.warm))
 
-    async def route(request: web.BaseRequest) -> web.StreamResponse:
-        handler = own.get(request.path)
+    async def dispatch(request: web.BaseRequest) -> web.StreamResponse:
+        path = request.path
+        handler = own.get(path)
+        if handler is None and path.startswith("/hearth/"):
+            handler = next((own_path for prefix, own_path in per_model if path.startswith(prefix)), None)
         if request.headers.get("Expect"):
             refused = await (gateway.expect(request) if handler is None else answer_expectation(request))
             await request.writer.drain()
@@ -558,4 +328,4 @@ def make_handler(gateway: Gateway) -> serve.BareHandler:
             return await handler(request)
         return await gateway.handle(request)
 
-    return route
+    return dispatch

@@ -98,3 +98,107 @@ def bearer_token(authorization: str | None) -> str | None:
     if scheme.lower() != "bearer" or not token.strip():
         return None
     return token.strip()
+
+
+class Limited:
+    """Access to some models only (a key set's allowlist)."""
+
+    __slots__ = ("models",)
+
+    def __init__(self, models: frozenset[str]) -> None:
+        self.models = models
+
+    def allows(self, model: str) -> bool:
+        return model in self.models
+
+
+class Unlimited:
+    """Access to every model."""
+
+    __slots__ = ()
+
+    def allows(self, model: str) -> bool:
+        return True
+
+
+UNLIMITED = Unlimited()
+Access = Limited | Unlimited
+
+
+class KeySet:
+    """One mounted Secret's keys, and the models they may use (None: every model)."""
+
+    def __init__(self, name: str, keys: ApiKeys, models: frozenset[str] | None = None) -> None:
+        self.name = name
+        self.keys = keys
+        self.models = models
+
+
+class KeyRing:
+    """The keys a gateway accepts: one or more key sets, each optionally limited to some models.
+
+    A dedicated gateway has one set, every key for its one model. A shared gateway has one set per Secret its
+    LLMGateway lists (``spec.auth.keys``), mounted under one directory, ``<directory>/<secretName>``; which
+    models each set may use is read from the LLMGateway object (:meth:`configure`), so an allowlist changes
+    without a restart, and a Secret's keys rotate as a dedicated gateway's do.
+    """
+
+    def __init__(self, sets: list[KeySet], *, directory: Path | None = None) -> None:
+        self._sets = sets
+        self._directory = directory
+
+    @classmethod
+    def single(cls, directory: Path) -> KeyRing:
+        return cls([KeySet(directory.name, ApiKeys(directory))])
+
+    @classmethod
+    def shared(cls, directory: Path) -> KeyRing:
+        """Key sets under *directory*, none accepted until :meth:`configure` names them."""
+        return cls([], directory=directory)
+
+    @property
+    def count(self) -> int:
+        return sum(key_set.keys.count for key_set in self._sets)
+
+    def configure(self, allowlists: dict[str, frozenset[str] | None]) -> None:
+        """The key sets to accept: Secret name -> the models its keys may use (None: every model). A
+        Secret listed but not mounted (yet) has no keys; a mounted one no longer listed is dropped."""
+        assert self._directory is not None, "only a shared gateway's key ring is configured"
+        kept = {key_set.name: key_set for key_set in self._sets}
+        sets: list[KeySet] = []
+        for name, models in sorted(allowlists.items()):
+            previous = kept.get(name)
+            keys = previous.keys if previous is not None else ApiKeys(self._directory / name)
+            sets.append(KeySet(name, keys, models))
+        self._sets = sets
+
+    def access(self, presented: str) -> Access | None:
+        """What a presented key may use, or None when no set accepts it. Every set is checked (in constant
+        time each), so the time taken does not tell which set, if any, holds the key."""
+        allowed: set[str] = set()
+        unlimited = False
+        accepted = False
+        for key_set in self._sets:
+            if key_set.keys.accepts(presented):
+                accepted = True
+                if key_set.models is None:
+                    unlimited = True
+                else:
+                    allowed |= key_set.models
+        if not accepted:
+            return None
+        return UNLIMITED if unlimited else Limited(frozenset(allowed))
+
+    def accepts(self, presented: str) -> bool:
+        return self.access(presented) is not None
+
+    def reload(self) -> bool:
+        changed = False
+        for key_set in self._sets:
+            changed |= key_set.keys.reload()
+        return changed
+
+    async def watch(self, interval: float = RELOAD_SECONDS) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            self.reload()

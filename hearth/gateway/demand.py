@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 
-from hearth.gateway.metrics import GatewayMetrics
+from hearth.gateway.metrics import RouteMetrics
 from hearth.gateway.readiness import ReadinessSource
 
 READY_GRACE_SECONDS = 15.0
@@ -29,13 +29,13 @@ class Demand:
         self,
         *,
         readiness: ReadinessSource,
-        metrics: GatewayMetrics,
+        metrics: RouteMetrics,
         activation_timeout: float,
         ready_grace: float = READY_GRACE_SECONDS,
     ) -> None:
         self._readiness = readiness
         self._metrics = metrics
-        self._activation_timeout = activation_timeout
+        self.activation_timeout = activation_timeout
         self._ready_grace = ready_grace
         self.pending = 0
         self._lease_deadline: float | None = None
@@ -47,11 +47,10 @@ class Demand:
         self._lease_task: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._last_value = 0
-        # Read when scraped, not written per request: admitting a request touches no metric.
-        metrics.pending.set_function(lambda: self.pending)
-        metrics.demand.set_function(self._scraped_value)
 
-    def _scraped_value(self) -> float:
+    def scraped_value(self) -> int:
+        """The value for a scrape (read when scraped, not written per request: admitting a request
+        touches no metric)."""
         try:
             return self.value()
         except RuntimeError:  # scraped outside the event loop (a test reading the registry): last known
@@ -93,7 +92,7 @@ class Demand:
 
     def cold_request(self) -> None:
         """Start or renew the activation lease."""
-        self._lease_deadline = self._now() + self._activation_timeout
+        self._lease_deadline = self._now() + self.activation_timeout
         if self._lease_task is None or self._lease_task.done():
             self._lease_task = asyncio.get_running_loop().create_task(self._watch_lease())
         self._changed()
@@ -105,8 +104,8 @@ class Demand:
         deadline = self._warm.get(identity)
         if deadline is not None and deadline > now:
             return False, deadline - now
-        self._warm[identity] = now + self._activation_timeout
-        return True, self._activation_timeout
+        self._warm[identity] = now + self.activation_timeout
+        return True, self.activation_timeout
 
     def _warm_count(self, now: float) -> int:
         if not self._warm:
@@ -136,7 +135,7 @@ class Demand:
             return
         self._active = active
         if active:
-            self._metrics.activation_events.inc()
+            self._metrics.activated()
         for subscriber in list(self._subscribers):
             subscriber(active)
 

@@ -1,5 +1,8 @@
 """KEDA's ExternalScaler gRPC service for external-push mode (SPEC §3.6): IsActive, StreamIsActive (the
-current state first, then every flip once), GetMetricSpec and GetMetrics, plaintext, on the scaler port."""
+current state first, then every flip once), GetMetricSpec and GetMetrics, plaintext, on the scaler port.
+
+A dedicated gateway answers with its one route's demand. A shared gateway answers for the model its
+ScaledObject names in the trigger's metadata (``model: <LLMService name>``)."""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ from typing import Any
 import grpc
 
 from hearth.common import logs, netaddr
-from hearth.gateway import protowire
+from hearth.gateway import protowire, routing
 from hearth.gateway.demand import Demand
 from hearth.gateway.metrics import GatewayMetrics
 
@@ -42,15 +45,28 @@ def _target(ref: protowire.ScaledObjectRef | None) -> float:
 
 
 class ExternalScaler:
-    def __init__(self, *, demand: Demand, metrics: GatewayMetrics) -> None:
-        self._demand = demand
+    def __init__(self, *, routes: routing.Table, metrics: GatewayMetrics) -> None:
+        self._routes = routes
         self._metrics = metrics
+
+    def _demand_of(self, ref: protowire.ScaledObjectRef) -> Demand:
+        model = ref.scaler_metadata.get("model", "")
+        if not model and self._routes.by_model:
+            raise InvalidScalerMetadataError(
+                "this gateway serves several models: the trigger's metadata must name one (model: <name>)"
+            )
+        route = self._routes.get(model)
+        if route is None:
+            raise InvalidScalerMetadataError(f'model "{model}" is not routed by this gateway')
+        return route.demand
 
     async def _check(
         self, ref: protowire.ScaledObjectRef | None, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> float:
+    ) -> tuple[float, Demand]:
         try:
-            return _target(ref)
+            target = _target(ref)
+            assert ref is not None
+            return target, self._demand_of(ref)
         except InvalidScalerMetadataError as error:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
             raise  # abort raises; this keeps type checkers informed
@@ -58,13 +74,13 @@ class ExternalScaler:
     async def is_active(
         self, ref: protowire.ScaledObjectRef, context: grpc.aio.ServicerContext[Any, Any]
     ) -> bytes:
-        await self._check(ref, context)
-        return protowire.is_active_response(self._demand.value() > 0)
+        _, demand = await self._check(ref, context)
+        return protowire.is_active_response(demand.value() > 0)
 
     async def stream_is_active(
         self, ref: protowire.ScaledObjectRef, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[bytes]:
-        await self._check(ref, context)
+        _, demand = await self._check(ref, context)
         # One slot: a newer flip replaces an unconsumed older one, so a slow reader gets the latest state.
         latest: asyncio.Queue[bool] = asyncio.Queue(maxsize=1)
 
@@ -73,10 +89,10 @@ class ExternalScaler:
                 latest.get_nowait()
             latest.put_nowait(active)
 
-        unsubscribe = self._demand.subscribe(publish)
+        unsubscribe = demand.subscribe(publish)
         self._metrics.scaler_streams.inc()
         try:
-            current = self._demand.value() > 0
+            current = demand.value() > 0
             yield protowire.is_active_response(current)
             while True:
                 active = await latest.get()
@@ -90,18 +106,18 @@ class ExternalScaler:
     async def get_metric_spec(
         self, ref: protowire.ScaledObjectRef, context: grpc.aio.ServicerContext[Any, Any]
     ) -> bytes:
-        target = await self._check(ref, context)
+        target, _ = await self._check(ref, context)
         return protowire.metric_spec_response(METRIC_NAME, target)
 
     async def get_metrics(
         self, request: protowire.GetMetricsRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> bytes:
-        await self._check(request.scaled_object_ref, context)
+        _, demand = await self._check(request.scaled_object_ref, context)
         if (request.metric_name or METRIC_NAME) != METRIC_NAME:
             await context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT, f'metricName "{request.metric_name}" is not "{METRIC_NAME}"'
             )
-        return protowire.metrics_response(METRIC_NAME, float(self._demand.value()))
+        return protowire.metrics_response(METRIC_NAME, float(demand.value()))
 
     def handler(self) -> grpc.GenericRpcHandler:
         identity = bytes

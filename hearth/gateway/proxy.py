@@ -17,6 +17,7 @@ from aiohttp import web
 
 from hearth.gateway import errors, httpparts, upstream, upstream_client
 from hearth.gateway.balancer import Balancer
+from hearth.gateway.metrics import RouteMetrics
 from hearth.gateway.readiness import ReadinessSource
 
 UPSTREAM_CONNECT_TIMEOUT = 5.0
@@ -35,6 +36,8 @@ class Exchange:
     committed_status: int | None = None
     #: Called once, when the backend's answer began or the attempt failed (then with False).
     on_answer: Callable[[bool], None] | None = None
+    #: Where the answer is counted: the route's metrics once the request was routed.
+    metrics: RouteMetrics | None = None
 
     def answer_began(self, *, began: bool) -> None:
         hook, self.on_answer = self.on_answer, None
@@ -54,12 +57,14 @@ class Proxy:
         *,
         upstream_pool: upstream_client.Pool,
         readiness: ReadinessSource,
-        fallback_url: str,
+        fallback_url: str | None,
         drop_authorization: bool,
     ) -> None:
+        """*fallback_url*: where to send a request when the readiness source names no endpoint (the backend
+        Service of a dedicated gateway); None: nowhere (a shared gateway's route always knows its pods)."""
         self._upstream = upstream_pool
         self._readiness = readiness
-        self._fallback = [fallback_url]
+        self._fallback = [fallback_url] if fallback_url else []
         self._drop_authorization = drop_authorization
         self.balancer = Balancer()
         self.failures = upstream.Reporter()
@@ -75,6 +80,14 @@ class Proxy:
     ) -> web.StreamResponse:
         """Proxy to a ready backend. With *committed* (already sent), only the body is appended."""
         endpoints = self._readiness.endpoints() or self._fallback
+        if not endpoints:
+            # Readiness was lost between the decision to forward and now (the last pod left).
+            exchange.answer_began(began=False)
+            if committed is not None:
+                await committed.write(errors.COLD.event())
+                await committed.write_eof()
+                return committed
+            return errors.COLD.response(retry_after=1)
         # The same for every attempt: computed once.
         headers = httpparts.upstream_headers(request, drop_authorization=self._drop_authorization)
         # The path and query exactly as the client sent them (SPEC: path and query unchanged).

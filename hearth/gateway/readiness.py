@@ -205,22 +205,7 @@ class EndpointSliceReadiness(_Flag):
     def _on_slice(self, _kind: str, _obj: dict[str, Any]) -> None:
         endpoints: list[str] = []
         for item in self.informer.items():
-            port = next(
-                (
-                    p.get("port")
-                    for p in item.get("ports") or []
-                    if p.get("name", "") in (self._port_name, "")
-                ),
-                None,
-            )
-            if port is None:
-                continue
-            for endpoint in item.get("endpoints") or []:
-                if not endpointslices.is_ready(endpoint):
-                    continue
-                for address in endpoint.get("addresses") or []:
-                    host = f"[{address}]" if ":" in address else address
-                    endpoints.append(f"http://{host}:{port}")
+            endpoints.extend(slice_endpoints(item, port_name=self._port_name))
         endpoints.sort()
         if endpoints != self._endpoints:
             log.info(
@@ -228,3 +213,22 @@ class EndpointSliceReadiness(_Flag):
             )
         self._endpoints = endpoints
         self.set(bool(endpoints))
+
+
+def slice_endpoints(item: dict[str, Any], *, port_name: str) -> list[str]:
+    """Base URLs of the ready endpoints of one EndpointSlice, on its port *port_name* (or its only,
+    unnamed one)."""
+    port = next(
+        (p.get("port") for p in item.get("ports") or [] if p.get("name", "") in (port_name, "")),
+        None,
+    )
+    if port is None:
+        return []
+    endpoints: list[str] = []
+    for endpoint in item.get("endpoints") or []:
+        if not endpointslices.is_ready(endpoint):
+            continue
+        for address in endpoint.get("addresses") or []:
+            host = f"[{address}]" if ":" in address else address
+            endpoints.append(f"http://{host}:{port}")
+    return endpoints

@@ -16,16 +16,25 @@ from typing import Any
 
 import prometheus_client
 
-from hearth.api import scalermodes
+from hearth.api import gatewayenv, scalermodes
 from hearth.common import logs, serve
-from hearth.gateway import auth, external_scaler, progress, proxy, wakestatus
+from hearth.gateway import (
+    auth,
+    external_scaler,
+    progress,
+    proxy,
+    routing,
+    shared,
+    upstream_client,
+    wakestatus,
+)
 from hearth.gateway import background as background_module
 from hearth.gateway import eta as eta_module
 from hearth.gateway.app import Gateway, make_handler
-from hearth.gateway.demand import Demand
 from hearth.gateway.metrics import GatewayMetrics
 from hearth.gateway.readiness import EndpointSliceReadiness, ProbeReadiness, ReadinessSource
-from hearth.gateway.settings import GatewaySettings
+from hearth.gateway.route import Route, RouteSettings
+from hearth.gateway.settings import GatewaySettings, SettingsError
 from hearth.gateway.waker import Waker
 from hearth.kube.client import KubeClient
 
@@ -42,6 +51,8 @@ GC_YOUNGEST_THRESHOLD = 10_000
 
 
 async def _kube_client(settings: GatewaySettings) -> KubeClient | None:
+    if settings.llmgateway is not None:
+        return await KubeClient.connect()  # a shared gateway learns its routes from the API: no fallback
     needs_api = (
         scalermodes.traits(settings.scaler_mode).gateway_patches_scale or settings.readiness != "probe"
     )
@@ -70,6 +81,7 @@ def _readiness(
             client, namespace=settings.namespace, service=settings.backend_service
         )
         return watched, watched.run()
+    assert settings.backend_url is not None, "a dedicated gateway's settings name its backend"
     probed = ProbeReadiness(settings.backend_url, path=settings.readiness_path)
     return probed, probed.run()
 
@@ -88,8 +100,6 @@ class Assembly:
 
     settings: GatewaySettings
     gateway: Gateway
-    readiness: ReadinessSource
-    demand: Demand
     metrics: GatewayMetrics
     #: The bound port of the KEDA external scaler, when HEARTH_SCALER_LISTEN_ADDR is set.
     scaler_port: int | None
@@ -163,74 +173,70 @@ async def build(
     readiness: ReadinessSource | None = None,
     eta: eta_module.EtaSource | None = None,
     phases: progress.PhaseSource | None = None,
+    client: KubeClient | None = None,
 ) -> AsyncIterator[Assembly]:
     """Wire and start the gateway's parts from *settings*; stop and release them when the block ends.
 
-    *readiness* replaces the source the settings select (tests drive readiness by hand), *eta* the wake
-    times and *phases* the wake's phase (in production both come from a watch on the gateway's own
-    LLMService when it may read it, else none); everything else, limits included, is what the process
-    runs.
+    A dedicated gateway (no HEARTH_LLMGATEWAY) has one route: *readiness* replaces the source the settings
+    select (tests drive readiness by hand), *eta* the wake times and *phases* the wake's phase (in
+    production both come from a watch on the gateway's own LLMService when it may read it, else none). A
+    shared gateway's routes come from watches (:mod:`hearth.gateway.shared`); *client* replaces the API
+    client it connects (tests and the bench pass theirs). Everything else, limits included, is what the
+    process runs.
     """
     # SPEC §3.7: exactly the listed series, without the _created samples (the library leaves this untyped).
     prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
-    metrics = GatewayMetrics()
+    shared_mode = settings.llmgateway is not None
+    metrics = GatewayMetrics(per_model=shared_mode)
     upstream_pool = proxy.new_upstream()
-    client: KubeClient | None = None
+    owns_client = client is None
     loops = background_module.Background()
-    waker: Waker | None = None
-    demand: Demand | None = None
+    table: routing.Table | None = None
     scaler_server = None
     try:
-        client = await _kube_client(settings)
-        if readiness is None:
-            readiness, readiness_loop = _readiness(settings, client)
-            loops.start(readiness_loop, what="readiness watch")
-        if client is not None and settings.namespace and settings.llmservice:
-            status = wakestatus.ServiceStatus(client, namespace=settings.namespace, name=settings.llmservice)
-            loops.start(status.run(), what="LLMService status watch")
-            eta = eta if eta is not None else status
-            phases = phases if phases is not None else status
-        if (
-            scalermodes.traits(settings.scaler_mode).gateway_patches_scale
-            and client is not None
-            and settings.backend_deployment
-        ):
-            assert settings.namespace
-            waker = Waker(
-                client, namespace=settings.namespace, deployment=settings.backend_deployment, metrics=metrics
+        if client is None:
+            client = await _kube_client(settings)
+        api_keys = _api_keys(settings, loops)
+        if shared_mode:
+            if client is None:
+                raise SettingsError(
+                    f"{gatewayenv.LLMGATEWAY.env}: a shared gateway needs access to the Kubernetes API "
+                    "(in-cluster credentials or a kubeconfig)"
+                )
+            table = shared.SharedTable(
+                client,
+                settings=settings,
+                metrics=metrics,
+                upstream_pool=upstream_pool,
+                api_keys=api_keys,
             )
-        demand = Demand(
-            readiness=readiness, metrics=metrics, activation_timeout=settings.activation_timeout.seconds
-        )
+            table.start(loops)
+        else:
+            table = _single_route(
+                settings,
+                client,
+                loops,
+                metrics=metrics,
+                upstream_pool=upstream_pool,
+                readiness=readiness,
+                eta=eta,
+                phases=phases,
+                drop_authorization=api_keys is not None,
+            )
         scaler_port = None
         if settings.scaler_listen is not None:
-            scaler = external_scaler.ExternalScaler(demand=demand, metrics=metrics)
+            scaler = external_scaler.ExternalScaler(routes=table, metrics=metrics)
             scaler_server, scaler_port = await external_scaler.start(scaler, settings.scaler_listen)
-        api_keys = None
-        if settings.api_keys_dir is not None:
-            api_keys = auth.ApiKeys(Path(settings.api_keys_dir))
-            loops.start(api_keys.watch(), what="API key reload")
-        gateway = Gateway(
-            settings=settings,
-            readiness=readiness,
-            demand=demand,
-            metrics=metrics,
-            upstream_pool=upstream_pool,
-            waker=waker,
-            api_keys=api_keys,
-            eta=eta if eta is not None else eta_module.NullEta(),
-            phases=phases if phases is not None else progress.NoPhase(),
-        )
+        gateway = Gateway(settings=settings, table=table, metrics=metrics, api_keys=api_keys)
         log.info(
             "gateway configured",
             extra=logs.fields(
                 backend=settings.backend_url,
-                readiness=type(readiness).__name__,
+                llmgateway=settings.llmgateway,
                 scaler=str(settings.scaler_mode),
                 cold_start=str(settings.cold_start_mode),
                 max_queue=settings.max_queue,
                 api_keys="on" if api_keys is not None else "off",
-                wake_status=settings.llmservice if isinstance(phases, wakestatus.ServiceStatus) else "none",
                 # uvloop or asyncio (hearth.common.eventloop): which one runs shows in the bench.
                 event_loop=type(asyncio.get_running_loop()).__module__.split(".")[0],
             ),
@@ -238,8 +244,6 @@ async def build(
         yield Assembly(
             settings=settings,
             gateway=gateway,
-            readiness=readiness,
-            demand=demand,
             metrics=metrics,
             scaler_port=scaler_port,
             background=loops,
@@ -248,14 +252,84 @@ async def build(
         if scaler_server is not None:
             await scaler_server.stop(grace=1)
         await loops.close()
-        if waker is not None:
-            await waker.close()
-        if demand is not None:
-            await demand.close()
+        if table is not None:
+            for each in list(table.routes()):
+                await each.close()
         await upstream_pool.close()
-        if client is not None:
+        if client is not None and owns_client:
             with contextlib.suppress(Exception):
                 await client.close()
+
+
+def _api_keys(settings: GatewaySettings, loops: background_module.Background) -> auth.KeyRing | None:
+    if settings.api_keys_dir is not None:
+        keys = auth.KeyRing.single(Path(settings.api_keys_dir))
+    elif settings.api_key_sets_dir is not None:
+        keys = auth.KeyRing.shared(Path(settings.api_key_sets_dir))
+    else:
+        return None
+    loops.start(keys.watch(), what="API key reload")
+    return keys
+
+
+def _single_route(
+    settings: GatewaySettings,
+    client: KubeClient | None,
+    loops: background_module.Background,
+    *,
+    metrics: GatewayMetrics,
+    upstream_pool: upstream_client.Pool,
+    readiness: ReadinessSource | None,
+    eta: eta_module.EtaSource | None,
+    phases: progress.PhaseSource | None,
+    drop_authorization: bool,
+) -> routing.SingleRoute:
+    """A dedicated gateway's table: one route, configured by the environment (SPEC §3.1)."""
+    route_settings = RouteSettings.from_gateway(settings)
+    route_metrics = metrics.route(route_settings.model)
+    if readiness is None:
+        readiness, readiness_loop = _readiness(settings, client)
+        loops.start(readiness_loop, what="readiness watch")
+    if client is not None and settings.namespace and settings.llmservice:
+        status = wakestatus.ServiceStatus(client, namespace=settings.namespace, name=settings.llmservice)
+        loops.start(status.run(), what="LLMService status watch")
+        eta = eta if eta is not None else status
+        phases = phases if phases is not None else status
+    waker: Waker | None = None
+    if (
+        scalermodes.traits(settings.scaler_mode).gateway_patches_scale
+        and client is not None
+        and settings.backend_deployment
+    ):
+        assert settings.namespace
+        waker = Waker(
+            client,
+            namespace=settings.namespace,
+            deployment=settings.backend_deployment,
+            metrics=route_metrics,
+        )
+    log.info(
+        "route configured",
+        extra=logs.fields(
+            model=route_settings.model,
+            readiness=type(readiness).__name__,
+            wake_status=settings.llmservice if isinstance(phases, wakestatus.ServiceStatus) else "none",
+            waker="on" if waker is not None else "off",
+        ),
+    )
+    return routing.SingleRoute(
+        Route(
+            settings=route_settings,
+            readiness=readiness,
+            metrics=route_metrics,
+            upstream_pool=upstream_pool,
+            drop_authorization=drop_authorization,
+            fallback_url=settings.backend_url,
+            waker=waker,
+            eta=eta,
+            phases=phases,
+        )
+    )
 
 
 async def run(settings: GatewaySettings) -> None:

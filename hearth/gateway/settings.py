@@ -39,7 +39,8 @@ _DEFAULTS: dict[str, Any] = {
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class GatewaySettings:
-    backend_url: str
+    #: Where a dedicated gateway proxies (its backend Service); None for a shared gateway.
+    backend_url: str | None = None
     listen: netaddr.ListenAddress = _DEFAULTS["listen"]
     scaler_listen: netaddr.ListenAddress | None = None
     max_queue: int = _DEFAULTS["max_queue"]
@@ -76,6 +77,10 @@ class GatewaySettings:
     release_wave: int = _DEFAULTS["release_wave"]
     #: A directory whose files are the accepted API keys (a mounted Secret); None: no authentication.
     api_keys_dir: str | None = None
+    #: A shared gateway: the LLMGateway whose selected LLMServices it routes to (None: dedicated).
+    llmgateway: str | None = None
+    #: A shared gateway's key sets: one directory per Secret its LLMGateway lists.
+    api_key_sets_dir: str | None = None
 
     @property
     def uses_api(self) -> bool:
@@ -89,8 +94,14 @@ def from_values(values: Mapping[str, object]) -> GatewaySettings:
     for setting in gatewayenv.SETTINGS:
         value = values.get(setting.field)
         if value is None:
-            if setting.required:
+            unless = setting.required_unless
+            if setting.required or (unless is not None and values.get(unless) is None):
                 raise SettingsError(f"{setting.env} is required (flag {setting.flag}): {setting.help}")
             continue
         fields[setting.field] = _typed(setting, value)
+    if fields.get("llmgateway") is not None and fields.get("namespace") is None:
+        raise SettingsError(
+            f"{gatewayenv.NAMESPACE.env} is required with {gatewayenv.LLMGATEWAY.env} (flag "
+            f"{gatewayenv.NAMESPACE.flag}): the namespace of the LLMGateway and of the LLMServices it selects"
+        )
     return GatewaySettings(**fields)

@@ -9,7 +9,7 @@ import logging
 
 from hearth.common import clock as clock_module
 from hearth.common import logs
-from hearth.gateway.metrics import GatewayMetrics
+from hearth.gateway.metrics import RouteMetrics
 from hearth.kube import resources
 from hearth.kube.client import KubeClient
 from hearth.kube.errors import ApiError, ApiUnreachableError
@@ -27,7 +27,7 @@ class Waker:
         *,
         namespace: str,
         deployment: str,
-        metrics: GatewayMetrics,
+        metrics: RouteMetrics,
         clock: clock_module.Clock | None = None,
     ) -> None:
         self._client = client
@@ -66,7 +66,7 @@ class Waker:
             )
             if scale is None:
                 log.warning("backend Deployment not found", extra=logs.fields(deployment=self._deployment))
-                self._metrics.wakes.labels(result="missing").inc()
+                self._metrics.wake("missing")
                 return
             if int(scale.get("spec", {}).get("replicas") or 0) >= 1:
                 self._confirmed_until = self._clock.monotonic() + CONFIRMED_SECONDS
@@ -75,20 +75,20 @@ class Waker:
             await self._client.put(resources.DEPLOYMENT, scale, subresource="scale")
             patched = loop.time() - admitted_at
             self._confirmed_until = self._clock.monotonic() + CONFIRMED_SECONDS
-            self._metrics.wakes.labels(result="scaled").inc()
-            self._metrics.wake_patch.observe(patched)
+            self._metrics.wake("scaled")
+            self._metrics.wake_patched(patched)
             log.info(
                 "woke the backend: scale 0 -> 1",
                 extra=logs.fields(deployment=self._deployment, admitted_to_patch_ms=round(patched * 1000, 1)),
             )
         except ApiError as error:
             if error.conflict:
-                self._metrics.wakes.labels(result="conflict").inc()  # someone else scaled it first
+                self._metrics.wake("conflict")  # someone else scaled it first
                 return
-            self._metrics.wakes.labels(result="error").inc()
+            self._metrics.wake("error")
             log.warning(
                 "could not wake the backend", extra=logs.fields(status=error.status, error=error.message)
             )
         except ApiUnreachableError as error:
-            self._metrics.wakes.labels(result="error").inc()
+            self._metrics.wake("error")
             log.warning("could not wake the backend", extra=logs.fields(error=str(error)))

@@ -61,15 +61,60 @@ def wake_times(status: LLMServiceStatus | None) -> eta_module.WakeTimes | None:
     return eta_module.WakeTimes(p50_s=history.p50_seconds, p90_s=history.p90_seconds)
 
 
-class ServiceStatus:
-    """An :class:`eta.EtaSource` and a :class:`progress.PhaseSource` fed by a watch on one LLMService."""
+class StatusFeed:
+    """An :class:`eta.EtaSource` and a :class:`progress.PhaseSource` fed with one LLMService's status as it
+    changes (by a watch on that object, or by a shared gateway's watch on all of them)."""
 
-    def __init__(self, client: KubeClient, *, namespace: str, name: str) -> None:
+    __slots__ = ("_callbacks", "_name", "_phase", "_times", "_unreadable_logged")
+
+    def __init__(self, name: str) -> None:
         self._name = name
-        self._status: LLMServiceStatus | None = None
+        # Only what held clients are told is kept, not the status itself (a shared gateway keeps one feed
+        # per model it routes, most of them idle).
+        self._times: eta_module.WakeTimes | None = None
         self._phase = Phase.UNKNOWN
         self._callbacks: list[Callable[[Phase], None]] = []
         self._unreadable_logged = False
+
+    def wake_times(self) -> eta_module.WakeTimes | None:
+        return self._times
+
+    def phase(self) -> Phase:
+        return self._phase
+
+    def on_change(self, callback: Callable[[Phase], None]) -> None:
+        self._callbacks.append(callback)
+
+    def update(self, status: dict[str, Any] | None) -> None:
+        """The object's status as written now (None: the object is gone)."""
+        parsed: LLMServiceStatus | None = None
+        if status is not None:
+            try:
+                parsed = LLMServiceStatus.model_validate(status)
+            except pydantic.ValidationError as error:
+                # A status this version cannot read (e.g. written by a newer operator): say so once, and
+                # tell clients nothing rather than something wrong.
+                if not self._unreadable_logged:
+                    self._unreadable_logged = True
+                    log.warning(
+                        "cannot read the LLMService status; held clients get no phase or ETA",
+                        extra=logs.fields(llmservice=self._name, error=str(error).splitlines()[0]),
+                    )
+        self._times = wake_times(parsed)
+        phase = wake_phase(parsed)
+        if phase is not self._phase:
+            self._phase = phase
+            for callback in self._callbacks:
+                callback(phase)
+
+
+class ServiceStatus(StatusFeed):
+    """A :class:`StatusFeed` fed by a watch on one LLMService (a dedicated gateway's own)."""
+
+    __slots__ = ("informer",)
+
+    def __init__(self, client: KubeClient, *, namespace: str, name: str) -> None:
+        super().__init__(name)
         self.informer = Informer(
             client,
             resources.LLMSERVICE,
@@ -82,33 +127,5 @@ class ServiceStatus:
     async def run(self) -> None:
         await self.informer.run()
 
-    def wake_times(self) -> eta_module.WakeTimes | None:
-        return wake_times(self._status)
-
-    def phase(self) -> Phase:
-        return self._phase
-
-    def on_change(self, callback: Callable[[Phase], None]) -> None:
-        self._callbacks.append(callback)
-
     def _on_event(self, kind: str, obj: dict[str, Any]) -> None:
-        if kind == "DELETED":
-            self._status = None
-        else:
-            try:
-                self._status = LLMServiceStatus.model_validate(obj.get("status") or {})
-            except pydantic.ValidationError as error:
-                # A status this version cannot read (e.g. written by a newer operator): say so once, and
-                # tell clients nothing rather than something wrong.
-                if not self._unreadable_logged:
-                    self._unreadable_logged = True
-                    log.warning(
-                        "cannot read the LLMService status; held clients get no phase or ETA",
-                        extra=logs.fields(llmservice=self._name, error=str(error).splitlines()[0]),
-                    )
-                self._status = None
-        phase = wake_phase(self._status)
-        if phase is not self._phase:
-            self._phase = phase
-            for callback in self._callbacks:
-                callback(phase)
+        self.update(None if kind == "DELETED" else obj.get("status") or {})

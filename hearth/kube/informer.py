@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 
 #: Called with ("ADDED" | "MODIFIED" | "DELETED", object) for every change, and for every object on resync.
 Handler = Callable[[str, dict[str, Any]], None]
+#: Applied to every object before it is cached and handed on: keeps what the cache's reader needs.
+Transform = Callable[[dict[str, Any]], dict[str, Any]]
 Key = tuple[str, str]
 
 
@@ -40,6 +42,7 @@ class Informer:
         field_selector: str | None = None,
         resync_seconds: float = 600.0,
         watch_seconds: int = 300,
+        transform: Transform | None = None,
     ) -> None:
         self._client = client
         self.rt = rt
@@ -49,6 +52,7 @@ class Informer:
         self._namespace = namespace
         self._resync = resync_seconds
         self._watch_seconds = watch_seconds
+        self._transform = transform
         self._store: dict[Key, dict[str, Any]] = {}
         self.synced = asyncio.Event()
 
@@ -92,6 +96,8 @@ class Informer:
         items, version = await self._client.list(
             self.rt, namespace=self._namespace, label_selector=self._selector, field_selector=self._fields
         )
+        if self._transform is not None:
+            items = [self._transform(item) for item in items]
         fresh = {key_of(item): item for item in items}
         previous, self._store = self._store, fresh
         for key, obj in previous.items():
@@ -104,7 +110,7 @@ class Informer:
         return version
 
     async def _watch(self, version: str, seconds: int) -> str:
-        async for kind, obj in self._client.watch(
+        async for kind, received in self._client.watch(
             self.rt,
             resource_version=version,
             namespace=self._namespace,
@@ -112,11 +118,12 @@ class Informer:
             field_selector=self._fields,
             timeout_seconds=max(1, seconds),
         ):
-            version = str(obj.get("metadata", {}).get("resourceVersion", version))
+            version = str(received.get("metadata", {}).get("resourceVersion", version))
             if kind == "BOOKMARK":
                 continue
-            obj.setdefault("apiVersion", self.rt.api_version)
-            obj.setdefault("kind", self.rt.kind)
+            received.setdefault("apiVersion", self.rt.api_version)
+            received.setdefault("kind", self.rt.kind)
+            obj = received if self._transform is None else self._transform(received)
             if kind == "DELETED":
                 self._store.pop(key_of(obj), None)
             else:

@@ -53,6 +53,7 @@ ENDPOINT_SLICE = ResourceType("discovery.k8s.io/v1", "EndpointSlice", "endpoints
 CRD = ResourceType("apiextensions.k8s.io/v1", "CustomResourceDefinition", "customresourcedefinitions", False)
 SCALED_OBJECT = ResourceType("keda.sh/v1alpha1", "ScaledObject", "scaledobjects", True)
 LLMSERVICE = ResourceType("serving.hearth.dev/v1alpha1", "LLMService", "llmservices", True)
+LLMGATEWAY = ResourceType("serving.hearth.dev/v1alpha1", "LLMGateway", "llmgateways", True)
 INFERENCE_RUNTIME = ResourceType(
     "serving.hearth.dev/v1alpha1", "InferenceRuntime", "inferenceruntimes", False
 )
@@ -81,6 +82,7 @@ _BY_KIND = {
         CRD,
         SCALED_OBJECT,
         LLMSERVICE,
+        LLMGATEWAY,
         INFERENCE_RUNTIME,
         ACCELERATOR_POOL,
     )

@@ -13,11 +13,12 @@ import pytest
 from aiohttp import test_utils, web
 
 from hearth.common import durations, netaddr
-from hearth.gateway import server
+from hearth.gateway import routing, server
 from hearth.gateway.app import Gateway
 from hearth.gateway.eta import EtaSource
 from hearth.gateway.progress import PhaseSource
 from hearth.gateway.readiness import ManualReadiness
+from hearth.gateway.route import Route
 from hearth.gateway.settings import ColdStartMode, GatewaySettings
 from hearth.stub import app as stub_app
 from hearth.stub.settings import StubSettings
@@ -33,6 +34,13 @@ class Running:
     @property
     def gateway(self) -> Gateway:
         return self.assembly.gateway
+
+    @property
+    def route(self) -> Route:
+        """The dedicated gateway's one route."""
+        table = self.gateway.table
+        assert isinstance(table, routing.SingleRoute)
+        return table.route
 
     def metric(self, name: str) -> float:
         for line in self.gateway.metrics.exposition().decode().splitlines():

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.looptime
 
 async def test_subscribers_see_demand_end_when_the_ready_grace_ends() -> None:
     readiness = ManualReadiness()
-    demand = Demand(readiness=readiness, metrics=GatewayMetrics(), activation_timeout=300)
+    demand = Demand(readiness=readiness, metrics=GatewayMetrics().route(""), activation_timeout=300)
     flips: list[bool] = []
     demand.subscribe(flips.append)
     try:
@@ -35,7 +35,7 @@ async def test_subscribers_see_demand_end_when_the_ready_grace_ends() -> None:
 
 
 async def test_the_lease_ends_at_the_activation_timeout_without_readiness() -> None:
-    demand = Demand(readiness=ManualReadiness(), metrics=GatewayMetrics(), activation_timeout=300)
+    demand = Demand(readiness=ManualReadiness(), metrics=GatewayMetrics().route(""), activation_timeout=300)
     flips: list[bool] = []
     demand.subscribe(flips.append)
     try:

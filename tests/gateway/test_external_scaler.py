@@ -146,6 +146,18 @@ async def _delivered(condition: Callable[[], bool]) -> None:
         await asyncio.sleep(0)
 
 
+class OneRoute:
+    """A dedicated gateway's table, as far as the scaler reads it: one route, whatever the model."""
+
+    by_model = False
+
+    def __init__(self, demand: Demand) -> None:
+        self.demand = demand
+
+    def get(self, model: str) -> OneRoute:
+        return self
+
+
 def ref(**metadata: str) -> Any:
     return PB["ScaledObjectRef"](name="qwen", namespace="ml", scalerMetadata={"targetValue": "4", **metadata})
 
@@ -154,9 +166,10 @@ def ref(**metadata: str) -> Any:
 async def scaler() -> AsyncIterator[Scaler]:
     readiness = ManualReadiness()
     metrics = GatewayMetrics()
-    demand = Demand(readiness=readiness, metrics=metrics, activation_timeout=30, ready_grace=0)
+    demand = Demand(readiness=readiness, metrics=metrics.route(""), activation_timeout=30, ready_grace=0)
     server, port = await external_scaler.start(
-        external_scaler.ExternalScaler(demand=demand, metrics=metrics), netaddr.ListenAddress("127.0.0.1", 0)
+        external_scaler.ExternalScaler(routes=OneRoute(demand), metrics=metrics),  # type: ignore[arg-type]
+        netaddr.ListenAddress("127.0.0.1", 0),
     )
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
         yield Scaler(channel, demand, readiness, metrics)

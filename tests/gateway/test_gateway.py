@@ -80,7 +80,7 @@ async def test_holds_a_stream_with_heartbeats_then_forwards(start_gateway: Gatew
 async def test_holds_a_non_streaming_request_silently(start_gateway: GatewayFactory) -> None:
     async with running_stub(token_count=2) as stub, start_gateway() as gw:
         request = asyncio.ensure_future(gw.http.post(f"{gw.url}/v1/chat/completions", json={"messages": []}))
-        await _until(lambda: gw.gateway.held == 1)
+        await _until(lambda: gw.route.held == 1)
         await asyncio.sleep(240)
         assert not request.done(), "held while the backend is cold (within the 5m activation timeout)"
         gw.readiness.set_endpoints([stub])
@@ -141,7 +141,7 @@ async def test_demand_falls_to_zero_after_the_ready_grace(start_gateway: Gateway
         async with gw.http.post(f"{gw.url}/v1/completions?tokens=1", json={"stream": True}) as response:
             gw.readiness.set_endpoints([stub])
             await response.read()
-        assert gw.gateway.demand.value() == 1, "the grace keeps demand at 1 right after readiness"
+        assert gw.route.demand.value() == 1, "the grace keeps demand at 1 right after readiness"
         await asyncio.sleep(14.5)
         assert gw.metric("hearth_gateway_demand") == 1, "still within the 15 s grace"
         await asyncio.sleep(1)
@@ -153,7 +153,7 @@ async def test_429_when_the_queue_is_full(start_gateway: GatewayFactory) -> None
         held = [
             asyncio.ensure_future(gw.http.post(f"{gw.url}/v1/chat/completions", json={})) for _ in range(2)
         ]
-        await _until(lambda: gw.gateway.held == 2)
+        await _until(lambda: gw.route.held == 2)
         async with gw.http.post(f"{gw.url}/v1/chat/completions", json={}) as response:
             assert response.status == 429
             assert response.headers["Retry-After"] == "5"
@@ -173,7 +173,7 @@ async def test_a_client_that_leaves_is_not_a_timeout_and_frees_its_slot(
             request = asyncio.ensure_future(
                 impatient.post(f"{gw.url}/v1/chat/completions", json={"stream": False})
             )
-            await _until(lambda: gw.gateway.held == 1)
+            await _until(lambda: gw.route.held == 1)
             request.cancel()
         await _until(lambda: gw.metric("hearth_gateway_pending") == 0)
         assert gw.metric("hearth_gateway_client_disconnects_total") == 1
@@ -198,7 +198,7 @@ async def test_openai_client_through_the_gateway(start_gateway: GatewayFactory) 
                     model="qwen", messages=[{"role": "user", "content": "hi"}], stream=True
                 )
             )
-            await _until(lambda: gw.gateway.held == 1)
+            await _until(lambda: gw.route.held == 1)
             gw.readiness.set_endpoints([stub])
             stream = await task
             text = "".join([chunk.choices[0].delta.content or "" async for chunk in stream if chunk.choices])
@@ -240,7 +240,7 @@ async def test_a_large_body_held_cold_is_replayed_intact(start_gateway: GatewayF
     body = hashlib.sha256(b"seed").digest() * (10 * 1024 * 1024 // 32)
     async with running_app(echo_app()) as backend, start_gateway() as gw:
         request = asyncio.ensure_future(gw.http.post(f"{gw.url}/v1/embeddings", data=body))
-        await _until(lambda: gw.gateway.held == 1)
+        await _until(lambda: gw.route.held == 1)
         gw.readiness.set_endpoints([backend])
         async with await request as response:
             seen = await response.json()
@@ -253,13 +253,13 @@ async def test_least_outstanding_requests_balancing(start_gateway: GatewayFactor
         async with start_gateway(backends=[slow, fast]) as gw:
             long = await gw.http.post(f"{gw.url}/v1/chat/completions", json={"stream": True})
             await long.content.readuntil(b"\n\n")
-            busy = next(e for e in (slow, fast) if gw.gateway.proxy.balancer.outstanding(e) == 1)
+            busy = next(e for e in (slow, fast) if gw.route.proxy.balancer.outstanding(e) == 1)
             idle = fast if busy == slow else slow
             for _ in range(3):
                 async with gw.http.post(f"{gw.url}/v1/chat/completions", json={}) as response:
                     assert response.status == 200
-            assert gw.gateway.proxy.balancer.outstanding(busy) == 1
-            assert gw.gateway.proxy.balancer.outstanding(idle) == 0
+            assert gw.route.proxy.balancer.outstanding(busy) == 1
+            assert gw.route.proxy.balancer.outstanding(idle) == 0
             long.close()
 
 

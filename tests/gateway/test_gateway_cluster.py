@@ -116,7 +116,7 @@ async def test_waker_scales_zero_to_one_once_for_many_cold_requests(
     control_plane.kubectl("apply", "-f", "-", stdin=json.dumps(deployment))
     metrics = GatewayMetrics()
     clock = ManualClock()
-    waker = Waker(client, namespace=namespace, deployment="qwen", metrics=metrics, clock=clock)
+    waker = Waker(client, namespace=namespace, deployment="qwen", metrics=metrics.route("qwen"), clock=clock)
     loop = asyncio.get_running_loop()
     for _ in range(200):
         waker.wake(loop.time())

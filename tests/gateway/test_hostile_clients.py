@@ -57,7 +57,7 @@ async def test_clients_trickling_their_bodies_hold_no_admission_slot(start_gatew
             writer.write(_post_head(length=100) + b"{")
             await writer.drain()
         await asyncio.sleep(0.2)  # the in-process gateway reads the ten heads meanwhile
-        assert gw.gateway.demand.value() == 0, "a request whose body has not arrived is not demand"
+        assert gw.route.demand.value() == 0, "a request whose body has not arrived is not demand"
         async with gw.http.post(f"{gw.url}/v1/chat/completions", json={"messages": []}) as response:
             assert response.status == 200, "ten trickling clients do not fill a queue of three"
         for _, writer in slow:
@@ -76,7 +76,7 @@ async def test_a_body_that_misses_its_deadline_is_a_408_and_never_wakes_a_backen
         assert _status(answer) == 408
         assert _json_body(answer)["error"]["code"] == "body_timeout"
         assert gw.metric("hearth_gateway_activation_events_total") == 0, "the backend was never woken"
-        assert gw.gateway.demand.value() == 0
+        assert gw.route.demand.value() == 0
         assert gw.gateway.budget.in_use == 0
 
 
@@ -108,7 +108,7 @@ async def test_a_target_without_a_path_is_refused_and_never_reaches_the_backend(
         )
         # aiohttp's router already refuses these (no route matches a path that is not one).
         assert _status(answer) in (400, 404)
-        assert gw.gateway.demand.value() == 0
+        assert gw.route.demand.value() == 0
         assert gw.metric("hearth_gateway_activation_wait_seconds_count") == 0, "nothing was forwarded"
     assert not _tracebacks(caplog)
 
@@ -155,7 +155,7 @@ async def test_an_oversize_content_length_is_refused_before_the_body_is_read(
         answer = await backends.exchange(gw.url, _post_head(length=1025))
         assert _status(answer) == 413
         assert _json_body(answer)["error"]["code"] == "body_too_large"
-        assert gw.gateway.demand.value() == 0
+        assert gw.route.demand.value() == 0
 
 
 async def test_bodies_buffered_at_once_stay_within_the_gateway_budget(start_gateway: GatewayFactory) -> None:
@@ -267,7 +267,7 @@ async def test_a_body_without_a_valid_key_is_never_invited(
         head = await backends.read_response_head(reader)
         writer.close()
         assert head.startswith(b"HTTP/1.1 401")
-        assert gw.gateway.demand.value() == 0
+        assert gw.route.demand.value() == 0
 
 
 def _compressing_app() -> web.Application:

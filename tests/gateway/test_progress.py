@@ -94,7 +94,7 @@ async def test_closing_the_holds_inside_a_stream_is_an_api_error_in_the_openai_c
 ) -> None:
     async with start_gateway() as gw, _client(gw.url) as client:
         stream = await client.chat.completions.create(model="m", messages=MESSAGES, stream=True)
-        await _until(lambda: gw.gateway.held == 1)
+        await _until(lambda: gw.route.held == 1)
         gw.gateway.close_holds()  # what SIGTERM does after the drain delay
         with pytest.raises(openai.APIError) as raised:
             await _consume(stream, into=[])
@@ -146,7 +146,7 @@ async def test_each_phase_change_is_told_at_once_and_ready_is_the_last_word_befo
         start_gateway(eta=wakes, phases=phases) as gw,
         gw.http.post(f"{gw.url}/v1/chat/completions", json={"stream": True}) as response,
     ):
-        await _until(lambda: gw.gateway.held == 1)
+        await _until(lambda: gw.route.held == 1)
         loop = asyncio.get_running_loop()
         admitted = loop.time()
         changes = ((3, Phase.SCHEDULING), (8, Phase.CREATING), (11.5, Phase.LOADING), (13, Phase.READY))
@@ -195,7 +195,7 @@ async def test_the_eta_adds_the_scaler_lead_this_gateway_saw_in_its_last_wakes(
             gw.readiness.set_endpoints([])
             phases.set(Phase.REQUESTED)
             await asyncio.sleep(400)  # the lease and grace run out: the next request starts a new wake
-    assert gw.gateway.scaler_lead.seconds() == pytest.approx(4, abs=0.01)
+    assert gw.route.scaler_lead.seconds() == pytest.approx(4, abs=0.01)
 
 
 async def test_a_status_still_saying_ready_from_the_last_wake_is_not_told_to_a_held_stream(
@@ -220,7 +220,7 @@ async def test_a_held_answer_without_a_stream_is_not_cut_short_by_phase_changes(
     phases = ManualPhases()
     async with running_stub(token_count=2) as stub, start_gateway(phases=phases) as gw:
         request = asyncio.ensure_future(gw.http.post(f"{gw.url}/v1/chat/completions", json={"messages": []}))
-        await _until(lambda: gw.gateway.held == 1)
+        await _until(lambda: gw.route.held == 1)
         for phase in (Phase.SCHEDULING, Phase.CREATING, Phase.LOADING):
             await asyncio.sleep(10)
             phases.set(phase)
@@ -251,7 +251,7 @@ async def test_progress_comments_give_the_openai_client_no_spurious_chunk(
         stream = await client.chat.completions.create(model="m", messages=MESSAGES, stream=True)
         # The same stream read raw, beside it: proof the openai client's stream did carry the comments.
         raw = await gw.http.post(f"{gw.url}/v1/chat/completions", json={"stream": True})
-        await _until(lambda: gw.gateway.held == 2)
+        await _until(lambda: gw.route.held == 2)
         await asyncio.sleep(42)  # about 42 progress comments and 4 heartbeats
         gw.readiness.set_endpoints([stub])
         held_chunks = [chunk async for chunk in stream]
@@ -270,7 +270,7 @@ async def test_progress_comments_give_the_openai_client_no_spurious_chunk(
 async def test_an_answer_that_waited_for_a_wake_says_so_and_how_long(start_gateway: GatewayFactory) -> None:
     async with running_stub(token_count=2) as stub, start_gateway() as gw:
         request = asyncio.ensure_future(gw.http.post(f"{gw.url}/v1/chat/completions", json={"messages": []}))
-        await _until(lambda: gw.gateway.held == 1)
+        await _until(lambda: gw.route.held == 1)
         await asyncio.sleep(42)
         gw.readiness.set_endpoints([stub])
         async with await request as response:
@@ -309,7 +309,7 @@ async def test_a_wake_given_up_at_the_activation_timeout_does_not_make_the_next_
         async with gw.http.post(f"{gw.url}/v1/chat/completions", json={}) as response:
             assert response.headers["Retry-After"] == "20"
         await asyncio.sleep(120)  # the lease ended without a ready backend
-        assert gw.gateway.demand.value() == 0
+        assert gw.route.demand.value() == 0
         async with gw.http.post(f"{gw.url}/v1/chat/completions", json={}) as response:
             assert response.headers["Retry-After"] == "20", "a new wake, timed from its own start"
 
@@ -355,15 +355,15 @@ async def test_warm_raises_demand_by_one_lease_per_client_and_answers_202(
         assert state == {"state": "cold", "lease_s": 300.0, "phase": "unknown"}, (
             "the same lease, not a new one each time"
         )
-        assert gw.gateway.demand.value() == 1, "one client, one lease"
+        assert gw.route.demand.value() == 1, "one client, one lease"
         assert gw.metric("hearth_gateway_activation_events_total") == 1
         assert gw.metric("hearth_gateway_pending") == 0, "no request is held for it"
         gw.readiness.set_endpoints([stub])
         await asyncio.sleep(16)
-        assert gw.gateway.demand.value() == 0, "the lease ended with readiness (then the 15 s grace)"
+        assert gw.route.demand.value() == 0, "the lease ended with readiness (then the 15 s grace)"
         async with gw.http.post(f"{gw.url}/hearth/warm") as response:
             assert await response.json() == {"state": "ready"}
-        assert gw.gateway.demand.value() == 0, "warming a ready model takes no lease"
+        assert gw.route.demand.value() == 0, "warming a ready model takes no lease"
 
 
 async def test_a_warm_lease_ends_at_the_activation_timeout(start_gateway: GatewayFactory) -> None:
@@ -374,9 +374,9 @@ async def test_a_warm_lease_ends_at_the_activation_timeout(start_gateway: Gatewa
         async with gw.http.post(f"{gw.url}/hearth/warm") as response:
             assert (await response.json())["lease_s"] == 10.0, "asking again does not stretch the lease"
         await asyncio.sleep(9)
-        assert gw.gateway.demand.value() == 1
+        assert gw.route.demand.value() == 1
         await asyncio.sleep(2)
-        assert gw.gateway.demand.value() == 0
+        assert gw.route.demand.value() == 0
         assert gw.metric("hearth_gateway_demand") == 0
 
 
@@ -390,12 +390,12 @@ async def test_warm_needs_a_key_and_counts_one_lease_per_key(
     async with start_gateway(api_keys_dir=str(keys)) as gw:
         async with gw.http.post(f"{gw.url}/hearth/warm") as response:
             assert response.status == 401
-        assert gw.gateway.demand.value() == 0, "no key, no wake"
+        assert gw.route.demand.value() == 0, "no key, no wake"
         for key in ("sk-a", "sk-a", "sk-b"):
             headers = {"Authorization": f"Bearer {key}"}
             async with gw.http.post(f"{gw.url}/hearth/warm", headers=headers) as response:
                 assert response.status == 202
-        assert gw.gateway.demand.value() == 2, "two keys, two leases; the repeat counts once"
+        assert gw.route.demand.value() == 2, "two keys, two leases; the repeat counts once"
 
 
 async def test_a_closing_gateway_takes_no_warm_lease(start_gateway: GatewayFactory) -> None:
@@ -404,7 +404,7 @@ async def test_a_closing_gateway_takes_no_warm_lease(start_gateway: GatewayFacto
         async with gw.http.post(f"{gw.url}/hearth/warm") as response:
             assert response.status == 503
             assert (await response.json())["error"]["code"] == "gateway_draining"
-        assert gw.gateway.demand.value() == 0
+        assert gw.route.demand.value() == 0
 
 
 async def test_warm_takes_only_post(start_gateway: GatewayFactory) -> None:
@@ -412,7 +412,7 @@ async def test_warm_takes_only_post(start_gateway: GatewayFactory) -> None:
         async with gw.http.get(f"{gw.url}/hearth/warm") as response:
             assert response.status == 405
             assert response.headers["Allow"] == "POST"
-        assert gw.gateway.demand.value() == 0
+        assert gw.route.demand.value() == 0
 
 
 async def test_models_while_cold_say_the_state_and_the_openai_client_lists_them(

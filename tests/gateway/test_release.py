@@ -227,7 +227,7 @@ async def test_the_gateway_forwards_held_requests_in_arrival_order_one_wave_at_a
                     gw.http.post(f"{gw.url}/v1/completions", json={}, headers={"X-Order": str(index)})
                 )
             )
-            await _until(lambda count=index + 1: gw.gateway.held == count)  # type: ignore[misc]
+            await _until(lambda count=index + 1: gw.route.held == count)  # type: ignore[misc]
         gw.readiness.set_endpoints([url])
         await _until(lambda: len(seen) == 2)
         for _ in range(20):

@@ -1,0 +1,394 @@
+"""One model's route: everything the gateway does for one backend once a request is known to be for it.
+
+A request reaches a route admitted by the front (:mod:`hearth.gateway.app`: authenticated, body read, counted
+once). The route bounds its own queue (429), then forwards it at once to a ready backend, or, while the
+backend is cold: rejects it (reject mode), holds it with SSE comments (streaming, :mod:`hearth.gateway.hold`)
+or holds it silently, until its turn in the route's release queue (:mod:`hearth.gateway.release`: FIFO,
+bounded waves once a backend is ready); then forwards it (:mod:`hearth.gateway.proxy`). A cold request raises
+the route's demand and wakes its backend (the waker, builtin mode).
+
+A dedicated gateway has one route, set from its environment; a shared gateway has one per LLMService it
+routes to (:mod:`hearth.gateway.shared`), set from the object. What differs per model lives in
+:class:`RouteSettings`: a setting the gateway reads per model is a field there, read from the LLMService in
+:meth:`RouteSettings.from_service`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import math
+from collections.abc import Iterator
+from typing import Any
+
+from aiohttp import web
+
+from hearth.api.llmservice import LLMService
+from hearth.common import durations
+from hearth.gateway import errors, hold, httpparts, progress, proxy, release, upstream_client
+from hearth.gateway import eta as eta_module
+from hearth.gateway.demand import Demand
+from hearth.gateway.metrics import RouteMetrics
+from hearth.gateway.readiness import ReadinessSource
+from hearth.gateway.settings import ColdStartMode, GatewaySettings
+from hearth.gateway.waker import Waker
+
+QUEUE_FULL_RETRY_AFTER = 5
+#: On an answer that waited for a wake (the wait in seconds is in WAKE_SECONDS_HEADER).
+COLD_START_HEADER = "X-Hearth-Cold-Start"
+WAKE_SECONDS_HEADER = "X-Hearth-Wake-Seconds"
+
+#: Held requests of a model whose route was removed (its LLMService deleted, or no longer selected).
+MODEL_REMOVED = errors.Refusal(
+    404,
+    "model_not_found",
+    "the model was removed from this endpoint while the request waited",
+    kind="invalid_request_error",
+)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RouteSettings:
+    """What one model's route does differently from another's."""
+
+    #: The name clients send as ``model`` (the LLMService name: profiles serve it under that name).
+    model: str
+    activation_timeout_s: float
+    cold_start_mode: ColdStartMode
+    heartbeat_s: float
+    #: 0: no progress comments.
+    progress_s: float
+    #: Admitted requests of this model at once (waiting plus in flight); more get 429.
+    max_queue: int
+    #: Held requests released at once per ready endpoint.
+    release_wave: int
+    #: Whether the gateway scales the backend 0->1 itself (builtin mode, not a pool member).
+    wakes_backend: bool = False
+
+    @classmethod
+    def from_gateway(cls, settings: GatewaySettings) -> RouteSettings:
+        """A dedicated gateway's one route, from its environment (SPEC §3.1)."""
+        return cls(
+            model=settings.model_name or "model",
+            activation_timeout_s=settings.activation_timeout.seconds,
+            cold_start_mode=settings.cold_start_mode,
+            heartbeat_s=settings.heartbeat_interval.seconds,
+            progress_s=settings.progress_interval.seconds,
+            max_queue=settings.max_queue,
+            release_wave=settings.release_wave,
+        )
+
+    @classmethod
+    def from_service(cls, service: LLMService, settings: GatewaySettings, *, wakes: bool) -> RouteSettings:
+        """A shared gateway's route to *service*: per-model behaviour from the object (defaults are the
+        API's), gateway-wide bounds from the gateway's own settings. *wakes*: the scaler mode has gateways
+        wake backends (a pool member is woken by the operator instead)."""
+        spec = service.spec
+        heartbeat = durations.Duration.parse(spec.endpoint.cold_start.heartbeat_interval)
+        activation = durations.Duration.parse(spec.scaling.activation_timeout)
+        return cls(
+            model=service.metadata.name,
+            # As the dedicated gateway's environment reads them (SPEC §3.1): <= 0 means the default.
+            activation_timeout_s=activation.seconds
+            if activation.nanoseconds > 0
+            else settings.activation_timeout.seconds,
+            cold_start_mode=ColdStartMode(spec.endpoint.cold_start.mode),
+            heartbeat_s=heartbeat.seconds
+            if heartbeat.nanoseconds > 0
+            else settings.heartbeat_interval.seconds,
+            progress_s=settings.progress_interval.seconds,
+            max_queue=settings.max_queue,
+            release_wave=settings.release_wave,
+            wakes_backend=wakes and spec.pool is None,
+        )
+
+
+class Route:
+    def __init__(
+        self,
+        *,
+        settings: RouteSettings,
+        readiness: ReadinessSource,
+        metrics: RouteMetrics,
+        upstream_pool: upstream_client.Pool,
+        drop_authorization: bool,
+        fallback_url: str | None = None,
+        waker: Waker | None = None,
+        eta: eta_module.EtaSource | None = None,
+        phases: progress.PhaseSource | None = None,
+    ) -> None:
+        self.settings = settings
+        self.readiness = readiness
+        self.metrics = metrics
+        self.waker = waker
+        self.eta = eta if eta is not None else eta_module.NullEta()
+        self.phases = phases if phases is not None else progress.NoPhase()
+        self.demand = Demand(
+            readiness=readiness, metrics=metrics, activation_timeout=settings.activation_timeout_s
+        )
+        self.proxy = proxy.Proxy(
+            upstream_pool=upstream_pool,
+            readiness=readiness,
+            fallback_url=fallback_url,
+            drop_authorization=drop_authorization,
+        )
+        #: When the current wake began (the first cold request since a backend was last ready).
+        self._cold_since: float | None = None
+        #: Whether the scaler's lead (cold request -> backend leaving zero) was measured in this wake.
+        self._lead_measured = False
+        self.scaler_lead = eta_module.ScalerLead()
+        self.admitted = 0
+        self.held = 0
+        self.closing = False
+        #: What held requests are told when the route closes its holds.
+        self._closed_by = errors.SHUTTING_DOWN
+        # Held requests go to a ready backend first in, first out, a bounded wave at a time.
+        self.release = release.ReleaseQueue(
+            wave=settings.release_wave,
+            endpoints=lambda: len(readiness.endpoints()),
+            ready=readiness.ready,
+        )
+        readiness.on_change(self._on_readiness)
+        self.phases.on_change(self._on_phase)
+        self.demand.subscribe(self._on_demand)
+        self._woken_at: float | None = None  # when a backend became ready while requests were held
+
+    @property
+    def model(self) -> str:
+        return self.settings.model
+
+    def update(self, settings: RouteSettings, *, waker: Waker | None) -> None:
+        """New settings from a changed LLMService: they apply to requests admitted from now on."""
+        self.settings = settings
+        self.demand.activation_timeout = settings.activation_timeout_s
+        self.waker = waker
+
+    def _on_readiness(self, ready: bool) -> None:
+        if ready:
+            self._cold_since = None
+        if ready and self.held > 0:
+            self._woken_at = asyncio.get_running_loop().time()
+        self.release.set_ready(ready)
+
+    def _on_phase(self, phase: progress.Phase) -> None:
+        """Note the scaler's lead when the wake leaves ``requested``, and interrupt every held stream's wait
+        once, so each tells its client the new phase."""
+        if self._cold_since is not None and not self._lead_measured and phase in progress.STARTED:
+            self._lead_measured = True
+            self.scaler_lead.record(asyncio.get_running_loop().time() - self._cold_since)
+        self.release.interrupt()
+
+    def _on_demand(self, active: bool) -> None:
+        if not active:
+            # No request, lease or grace left: no wake under way, so the next cold request begins a new one
+            # (a wake given up at the activation timeout must not make every later one look overdue).
+            self._cold_since = None
+
+    def close_holds(self, refusal: errors.Refusal = errors.SHUTTING_DOWN) -> None:
+        """Answer every request still held cold now with *refusal* (they never reached a backend, so a
+        retry is safe)."""
+        self.closing = True
+        self._closed_by = refusal
+        self.release.close()
+
+    async def close(self) -> None:
+        """Stop the route's timers and any scale request in flight (the route is gone or the process ends)."""
+        await self.demand.close()
+        if self.waker is not None:
+            await self.waker.close()
+
+    # ---- what clients may read without waking anything ---------------------------------------------
+    def state(self) -> dict[str, Any]:
+        """The model's state as ``/v1/models`` shows it: ready, waking (a wake under way: demand here, or
+        the operator reports the backend leaving zero) or cold; with the phase and ETA while waking."""
+        if self.readiness.ready:
+            return {"state": "ready"}
+        phase = self.phases.phase()
+        if self.demand.active or phase in progress.STARTED - {progress.Phase.READY}:
+            document: dict[str, Any] = {"state": "waking", "phase": str(phase)}
+            estimate = self.wake_eta()
+            if estimate is not None:
+                document["eta_s"] = math.ceil(estimate.eta_s)
+            return document
+        return {"state": "cold"}
+
+    def warm(self, identity: str) -> dict[str, Any]:
+        """Wake on intent (``POST /hearth/warm``): one warm lease per client *identity*; the state to
+        answer with (202)."""
+        state: dict[str, Any] = {"state": "ready" if self.readiness.ready else "cold"}
+        if not self.readiness.ready:
+            taken, lease_s = self.demand.warm(identity)
+            if taken:  # a client asking again neither counts twice nor stretches the lease
+                self._cold(asyncio.get_running_loop().time())
+            state["lease_s"] = round(lease_s, 1)
+            state["phase"] = str(self.phases.phase())
+            estimate = self.wake_eta()
+            if estimate is not None:
+                state["eta_s"] = math.ceil(estimate.eta_s)
+        return state
+
+    def wake_eta(self) -> eta_module.Eta | None:
+        """The ETA of the wake under way (None without wake history)."""
+        now = asyncio.get_running_loop().time()
+        since = self._cold_since if self._cold_since is not None else now
+        return eta_module.estimate(self.eta, elapsed_s=now - since, lead_s=self.scaler_lead.seconds())
+
+    def _retry_after(self) -> int:
+        return eta_module.retry_after(self.wake_eta())
+
+    # ---- serving an admitted request ----------------------------------------------------------------
+    @contextlib.contextmanager
+    def _holding(self) -> Iterator[None]:
+        self.held += 1
+        try:
+            yield
+        finally:
+            self.held -= 1
+
+    def _take_place(self, exchange: proxy.Exchange) -> release.Place:
+        """A place in the release queue; its slot is given back when the backend's answer begins (or the
+        attempt fails), or at the latest when the request ends (:meth:`admit`)."""
+        place = self.release.enter()
+
+        def answered(began: bool) -> None:
+            if began and self._woken_at is not None:
+                # The wake's last phase: ready -> the backend's first answer (its headers) to a held request.
+                self.metrics.first_byte(asyncio.get_running_loop().time() - self._woken_at)
+                self._woken_at = None
+            self.release.answered(place)
+
+        exchange.on_answer = answered
+        return place
+
+    async def _wait_held(self, place: release.Place, deadline: float, *, interruptible: bool = False) -> bool:
+        """Hold until *place*'s turn (True), the route closes or *deadline* passes (False); an
+        *interruptible* wait (a held stream's) also ends (False) at a phase change, so it can say so."""
+        with self._holding():
+            return await self.release.wait(place, deadline=deadline, interruptible=interruptible)
+
+    async def admit(
+        self, request: web.BaseRequest, payload: bytearray, exchange: proxy.Exchange
+    ) -> web.StreamResponse:
+        """Serve one request of this model whose body has been read: bounded, then forwarded or held."""
+        if self.admitted >= self.settings.max_queue:
+            self.metrics.reject("queue_full")
+            return errors.error_response(
+                429,
+                "gateway queue full",
+                kind="rate_limit_exceeded",
+                code="queue_full",
+                retry_after=QUEUE_FULL_RETRY_AFTER,
+            )
+        self.admitted += 1
+        self.demand.admitted()
+        place: release.Place | None = None
+        try:
+            if self.readiness.ready and not self.release.must_queue:
+                # The warm path: a ready backend and nobody held before this request.
+                self.metrics.activation_waited(0.0)
+                return await self.proxy.forward(request, payload, exchange)
+            place = self._take_place(exchange)
+            return await self._serve(request, payload, exchange, place)
+        finally:
+            if place is not None:
+                self.release.leave(place)
+            self.admitted -= 1
+            self.demand.finished()
+
+    async def _serve(
+        self, request: web.BaseRequest, body: bytearray, exchange: proxy.Exchange, place: release.Place
+    ) -> web.StreamResponse:
+        loop = asyncio.get_running_loop()
+        admitted_at = loop.time()
+        if self.readiness.ready:
+            return await self._behind_held(request, body, exchange, place)
+        self._cold(admitted_at)
+        settings = self.settings
+        if settings.cold_start_mode is ColdStartMode.REJECT:
+            self.metrics.reject("cold_start")
+            return errors.COLD.response(retry_after=self._retry_after())
+        if httpparts.wants_stream(request.method, body):
+            return await self._hold_streaming(request, body, admitted_at, exchange, place)
+        deadline = admitted_at + settings.activation_timeout_s
+        if not await self._wait_held(place, deadline):
+            if self.closing:
+                return self._closed_by.response(retry_after=1)
+            self.metrics.reject("activation_timeout")
+            return errors.ACTIVATION_TIMEOUT.response(retry_after=self._retry_after())
+        waited = loop.time() - admitted_at
+        self.metrics.activation_waited(waited)
+        # The answer says it waited for a wake, so a client can tell a cold start from a slow model.
+        woke = {COLD_START_HEADER: "true", WAKE_SECONDS_HEADER: f"{waited:.3f}"}
+        return await self.proxy.forward(request, body, exchange, extra_headers=woke)
+
+    async def _behind_held(
+        self, request: web.BaseRequest, body: bytearray, exchange: proxy.Exchange, place: release.Place
+    ) -> web.StreamResponse:
+        """Ready, but held requests are still being released: this one waits its turn behind them."""
+        loop = asyncio.get_running_loop()
+        admitted_at = loop.time()
+        deadline = admitted_at + self.settings.activation_timeout_s
+        if not await self.release.wait(place, deadline=deadline) and self.closing:
+            return self._closed_by.response(retry_after=1)
+        self.metrics.activation_waited(loop.time() - admitted_at)
+        return await self.proxy.forward(request, body, exchange)
+
+    def _cold(self, admitted_at: float) -> None:
+        """A cold request (or a warm lease): demand up, the backend woken, the wake's start noted."""
+        if self._cold_since is None:
+            self._cold_since = admitted_at
+            self._lead_measured = False
+        self.demand.cold_request()
+        if self.waker is not None:
+            self.waker.wake(admitted_at)
+
+    async def _hold_streaming(
+        self,
+        request: web.BaseRequest,
+        body: bytearray,
+        admitted_at: float,
+        exchange: proxy.Exchange,
+        place: release.Place,
+    ) -> web.StreamResponse:
+        """Commit a 200 event stream at once, hold it with comments (:mod:`hold`) until its turn, then
+        append the backend's body; a hold that ends otherwise ends the stream with an error event."""
+        loop = asyncio.get_running_loop()
+        headers = {
+            "Content-Type": "text/event-stream",
+            "Cache-Control": "no-cache",
+            COLD_START_HEADER: "true",
+        }
+        if request.keep_alive:
+            # SPEC §3.3's header, but only as a promise the connection keeps: an HTTP/1.0 client or one
+            # that sent Connection: close gets a stream that ends with the connection.
+            headers["Connection"] = "keep-alive"
+        response = web.StreamResponse(status=200, headers=headers)
+        await response.prepare(request)
+        exchange.committed_status = 200
+        settings = self.settings
+
+        async def wait_turn(until: float) -> bool:
+            return await self._wait_held(place, until, interruptible=True)
+
+        plan = hold.Hold(
+            admitted_at=admitted_at,
+            deadline=admitted_at + settings.activation_timeout_s,
+            heartbeat_s=settings.heartbeat_s,
+            progress_s=settings.progress_s,
+            wait_ready=wait_turn,
+            is_ready=lambda: place.released,
+            is_closing=lambda: self.closing,
+            eta=self.wake_eta,
+            phase=self.phases.phase,
+        )
+        outcome = await hold.hold(response, plan)
+        if outcome is not hold.Outcome.READY:
+            if outcome is hold.Outcome.TIMED_OUT:
+                self.metrics.reject("activation_timeout")
+            ended = errors.ACTIVATION_TIMEOUT if outcome is hold.Outcome.TIMED_OUT else self._closed_by
+            await response.write(ended.event())
+            await response.write_eof()
+            return response
+        self.metrics.activation_waited(loop.time() - admitted_at)
+        return await self.proxy.forward(request, body, exchange, committed=response)

@@ -263,7 +263,8 @@ async def test_a_key_limited_to_one_model_sees_only_it(front: Shared) -> None:
         assert refused[0] == 404
         assert refused[1]["error"]["code"] == "model_not_found"
     llama = front.table.get("llama")
-    assert llama is not None and llama.demand.value() == 0, "a refused request raised no demand"
+    assert llama is not None
+    assert llama.demand.value() == 0, "a refused request raised no demand"
     status, body = await front.get("/v1/models", key="sk-wrong")
     assert (status, body["error"]["code"]) == (401, "invalid_api_key")
 
@@ -304,19 +305,21 @@ async def test_a_cold_model_is_held_woken_and_streamed_while_the_other_stays_col
             # Builtin mode: the gateway scaled the model's own backend 0 -> 1, and only that one.
             await _until(lambda: _replicas(control_plane, namespace, "qwen") == 1, what="qwen woken")
             assert _replicas(control_plane, namespace, "llama") == 0
-            status, listed = await front.get("/v1/models")
+            _, listed = await front.get("/v1/models")
             states = {model["id"]: model["hearth"]["state"] for model in listed["data"]}
             assert states == {"qwen": "waking", "llama": "cold"}
             _apply(control_plane, _slice(namespace, "qwen", stub))
             rest = await response.read()
         assert b"data: [DONE]" in rest
         assert b'"phase":"ready"' in rest
-        status, listed = await front.get("/v1/models")
+        _status, listed = await front.get("/v1/models")
         states = {model["id"]: model["hearth"]["state"] for model in listed["data"]}
         assert states == {"qwen": "ready", "llama": "cold"}
         # A warm request through the real openai client, and the per-model demand the autoscaler reads.
         client = openai.AsyncOpenAI(base_url=front.url + "/v1", api_key=ALL_KEY, max_retries=0)
-        answer = await client.chat.completions.create(model="qwen", messages=[{"role": "user", "content": "x"}])
+        answer = await client.chat.completions.create(
+            model="qwen", messages=[{"role": "user", "content": "x"}]
+        )
         assert answer.choices[0].message.content
         async with front.http.get(front.url + "/hearth/queues") as queues:
             assert set((await queues.json())["models"]) == {"qwen", "llama"}
@@ -363,4 +366,5 @@ async def test_held_requests_of_a_deleted_model_are_told_it_was_removed(
         await response.content.readuntil(b"\n\n")
         control_plane.kubectl("delete", "llmservice", "llama", "-n", namespace, "--wait=false")
         rest = await asyncio.wait_for(response.read(), 10)
-    assert b"event: error" in rest and b"model_not_found" in rest
+    assert b"event: error" in rest
+    assert b"model_not_found" in rest

@@ -24,6 +24,8 @@ from hearth.stub.settings import StubSettings
 from tests.helpers import REPO
 
 BACKEND = {"HEARTH_BACKEND_URL": "http://backend:80"}
+#: With a namespace too, so a shared gateway's setting (HEARTH_LLMGATEWAY needs one) runs as well.
+ANY_GATEWAY = {**BACKEND, "HEARTH_NAMESPACE": "default"}
 LOGGING_VARIABLES = {"HEARTH_LOG_LEVEL", "HEARTH_LOG_FORMAT"}
 DECLARED = {setting.env for setting in gatewayenv.SETTINGS}
 
@@ -113,6 +115,8 @@ GATEWAY_VALID: list[tuple[str, str, str, object]] = [
     ("HEARTH_LISTEN_BACKLOG", "8192", "listen_backlog", 8192),
     ("HEARTH_RELEASE_WAVE", "16", "release_wave", 16),
     ("HEARTH_API_KEYS_DIR", "/etc/hearth/api-keys", "api_keys_dir", "/etc/hearth/api-keys"),
+    ("HEARTH_LLMGATEWAY", "models", "llmgateway", "models"),
+    ("HEARTH_API_KEY_SETS_DIR", "/etc/hearth/api-key-sets", "api_key_sets_dir", "/etc/hearth/api-key-sets"),
 ]
 
 # (variable, text, what the message says besides the flag and the variable); a variable without an
@@ -153,6 +157,8 @@ GATEWAY_FREE_TEXT = {
     "HEARTH_LLMSERVICE",
     "HEARTH_MODEL_NAME",
     "HEARTH_API_KEYS_DIR",
+    "HEARTH_LLMGATEWAY",
+    "HEARTH_API_KEY_SETS_DIR",
 }
 
 
@@ -176,7 +182,7 @@ def test_a_valid_gateway_variable_becomes_its_setting(
     field: str,
     expected: object,
 ) -> None:
-    result = _gateway({**BACKEND, variable: text})
+    result = _gateway({**ANY_GATEWAY, variable: text})
     assert result.exit_code == 0, result.output
     (settings,) = gateway_runs
     assert getattr(settings, field) == expected
@@ -190,7 +196,7 @@ def test_a_flag_sets_the_same_setting_as_its_variable(
     field: str,
     expected: object,
 ) -> None:
-    result = _gateway(BACKEND, f"{_flag_of(variable)}={text}")
+    result = _gateway(ANY_GATEWAY, f"{_flag_of(variable)}={text}")
     assert result.exit_code == 0, result.output
     assert getattr(gateway_runs[0], field) == expected
 
@@ -212,7 +218,7 @@ def test_an_invalid_gateway_variable_exits_2_naming_flag_and_variable(
 def test_an_invalid_gateway_flag_exits_2_naming_flag_and_variable(
     variable: str, text: str, message: str
 ) -> None:
-    result = _gateway(BACKEND, f"{_flag_of(variable)}={text}")
+    result = _gateway(ANY_GATEWAY, f"{_flag_of(variable)}={text}")
     assert result.exit_code == 2
     assert f"'{_flag_of(variable)}'" in result.output
     assert f"'{variable}'" in result.output
@@ -230,11 +236,22 @@ def test_a_missing_backend_url_exits_2_naming_flag_and_variable(
     assert gateway_runs == []
 
 
+def test_a_shared_gateway_needs_no_backend_url_but_its_namespace(
+    gateway_runs: list[gateway_settings.GatewaySettings],
+) -> None:
+    result = _gateway({"HEARTH_LLMGATEWAY": "models"})
+    assert result.exit_code == 2
+    assert "HEARTH_NAMESPACE is required with HEARTH_LLMGATEWAY" in result.output
+    assert _gateway({"HEARTH_LLMGATEWAY": "models", "HEARTH_NAMESPACE": "ml"}).exit_code == 0
+    (settings,) = gateway_runs
+    assert (settings.llmgateway, settings.namespace, settings.backend_url) == ("models", "ml", None)
+
+
 def test_defaults_are_the_declared_ones(gateway_runs: list[gateway_settings.GatewaySettings]) -> None:
     assert _gateway(BACKEND).exit_code == 0
     (settings,) = gateway_runs
     for setting in gatewayenv.SETTINGS:
-        if setting.required:
+        if setting.required or setting.required_unless:
             continue
         declared = setting.default_value()
         value = getattr(settings, setting.field)

@@ -23,7 +23,7 @@ import aiohttp
 from aiohttp import web
 
 from hearth.common import logs, serve
-from hearth.gateway import auth, errors, hold, httpparts, proxy, request_body, route, routing
+from hearth.gateway import auth, errors, httpparts, proxy, request_body, route, routing
 from hearth.gateway.metrics import GatewayMetrics, RouteMetrics
 from hearth.gateway.settings import GatewaySettings
 
@@ -31,10 +31,6 @@ log = logging.getLogger(__name__)
 
 _Answer = TypeVar("_Answer", bound=web.StreamResponse)
 
-HEARTBEAT = hold.HEARTBEAT
-QUEUE_FULL_RETRY_AFTER = route.QUEUE_FULL_RETRY_AFTER
-COLD_START_HEADER = route.COLD_START_HEADER
-WAKE_SECONDS_HEADER = route.WAKE_SECONDS_HEADER
 QUEUE_PATH = "/hearth/queue"
 WARM_PATH = "/hearth/warm"
 

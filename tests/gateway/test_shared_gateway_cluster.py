@@ -22,7 +22,7 @@ from hearth.api import loading, scalermodes
 from hearth.api.llmgateway import LLMGateway
 from hearth.api.llmservice import LLMService
 from hearth.common import bundle, durations, netaddr
-from hearth.gateway import server, shared
+from hearth.gateway import readiness, server, shared
 from hearth.gateway.settings import GatewaySettings
 from hearth.kube.client import KubeClient
 from hearth.render import sharedgateway
@@ -31,6 +31,9 @@ from tests.cluster.controlplane import ControlPlane
 from tests.gateway.conftest import running_stub
 
 GATEWAY = "front"
+#: The address the test's EndpointSlices give a ready backend pod. The API server refuses loopback
+#: addresses in EndpointSlices, so the gateway under test reads this one as 127.0.0.1, where the stub runs.
+POD_IP = "10.88.0.5"
 ALL_KEY = "sk-all-models"
 QWEN_KEY = "sk-qwen-only"
 CHAT = "/v1/chat/completions"
@@ -103,7 +106,7 @@ def _slice(namespace: str, model: str, url: str | None) -> dict[str, Any]:
         },
         "addressType": "IPv4",
         "ports": [{"name": "http", "port": port, "protocol": "TCP"}],
-        "endpoints": [{"addresses": ["127.0.0.1"], "conditions": {"ready": True}}] if url else [],
+        "endpoints": [{"addresses": [POD_IP], "conditions": {"ready": True}}] if url else [],
     }
 
 
@@ -159,8 +162,7 @@ async def gateway_client(
     control_plane: ControlPlane, namespace: str, tmp_path: Path
 ) -> AsyncIterator[KubeClient]:
     """A client holding the token of the shared gateway's ServiceAccount, bound to the Role Hearth renders."""
-    gateway_obj = loading.parse_object(_gateway(namespace), source="test")
-    assert isinstance(gateway_obj, LLMGateway)
+    gateway_obj = LLMGateway.model_validate(_gateway(namespace))
     routed = []
     for model in ("qwen", "llama"):
         service = loading.parse_object(_service(namespace, model), source="test")
@@ -228,7 +230,15 @@ async def running_shared(client: KubeClient, namespace: str, key_sets: Path) -> 
 
 
 @pytest.fixture
-async def front(gateway_client: KubeClient, namespace: str, key_sets: Path) -> AsyncIterator[Shared]:
+async def front(
+    gateway_client: KubeClient, namespace: str, key_sets: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Shared]:
+    read = readiness.slice_endpoints
+
+    def on_loopback(item: dict[str, Any], *, port_name: str) -> list[str]:
+        return [url.replace(POD_IP, "127.0.0.1") for url in read(item, port_name=port_name)]
+
+    monkeypatch.setattr(readiness, "slice_endpoints", on_loopback)
     async with running_shared(gateway_client, namespace, key_sets) as running:
         yield running
 

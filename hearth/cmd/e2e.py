@@ -68,8 +68,10 @@ def command(
     a rolling restart of the gateway under traffic fails no request; killing one of two gateway replicas
     still answers at least 90%; API keys gate the endpoint and reject mode answers 503 at once; the
     operator's metrics need a reader's token; a NodeLocalPVC and a HostPath cache are prewarmed by their
-    Job from a stand-in hub in the run's namespace and the backend starts from them; an AcceleratorPool of 2
-    devices and three models swaps the least recently used idle model out for a cold one, never one with a
+    Job from a stand-in hub in the run's namespace and the backend starts from them; three models behind one
+    LLMGateway are listed cold, streamed at once through one URL, a key limited to one model sees only it,
+    and a deleted model's route goes within seconds (and, in builtin mode, the same before a pool); an
+    AcceleratorPool of 2 devices and three models swaps the least recently used idle model out for a cold one, never one with a
     stream in flight, a pinned one or one of higher priority, and bounds swaps under alternating traffic;
     deleting the LLMServices removes everything.
 

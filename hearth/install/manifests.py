@@ -52,6 +52,10 @@ def cluster_role_rules() -> list[dict[str, Any]]:
         # AcceleratorPools (issue 16): read the budgets, write who holds and who waits.
         _rule(["serving.hearth.dev"], ["acceleratorpools"], ["get", "list", "watch"]),
         _rule(["serving.hearth.dev"], ["acceleratorpools/status"], ["get", "patch", "update"]),
+        # LLMGateways (issue 24): shared endpoints; their gateways' Roles read LLMServices and their own
+        # LLMGateway, which the operator therefore holds too.
+        _rule(["serving.hearth.dev"], ["llmgateways"], ["get", "list", "watch"]),
+        _rule(["serving.hearth.dev"], ["llmgateways/status"], ["get", "patch", "update"]),
         _rule(["apps"], ["deployments"], ALL_VERBS),
         _rule(["apps"], ["deployments/scale"], ["get", "patch", "update"]),
         _rule([""], ["services", "serviceaccounts", "persistentvolumeclaims"], ALL_VERBS),

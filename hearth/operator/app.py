@@ -22,6 +22,7 @@ from hearth.kube.leader import LeaderElector
 from hearth.operator import metricsauth, permissions
 from hearth.operator.autoscaler import Autoscaler
 from hearth.operator.controller import Controller
+from hearth.operator.llmgateways import GatewayReconciler
 from hearth.operator.metrics import OperatorMetrics
 from hearth.operator.pools import PoolKeeper
 from hearth.operator.settings import OperatorSettings
@@ -234,6 +235,7 @@ async def _operate(
     autoscaling = controller.permissions.has(permissions.Feature.AUTOSCALER)
     if autoscaling:
         tasks.create_task(autoscaler.gateway_pods.run(), name="gateway pod informer")
+        tasks.create_task(autoscaler.shared_gateway_pods.run(), name="shared gateway pod informer")
     if autoscaling and pooling_allowed:
         tasks.create_task(keeper.informer.run(), name="AcceleratorPool informer")
     tasks.create_task(controller.watch_keda(tasks), name="KEDA discovery")
@@ -256,6 +258,9 @@ async def _operate(
         return 0
     for index in range(settings.concurrent_reconciles):
         tasks.create_task(controller.worker(), name=f"reconcile worker {index}")
+    if controller.permissions.has(permissions.Feature.LLM_GATEWAYS):
+        gateways = GatewayReconciler(client, controller, recorder=recorder)
+        tasks.create_task(gateways.worker(), name="LLMGateway reconcile worker")
     if autoscaling:
         tasks.create_task(autoscaler.run(), name="autoscaler")
     lost = elector.lost if elector is not None else asyncio.Event()

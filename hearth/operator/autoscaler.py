@@ -57,6 +57,10 @@ class Autoscaler:
         self.gateway_pods = Informer(
             client, resources.POD, handler=lambda *_: None, label_selector=names.LABEL_GATEWAY
         )
+        #: Pods of LLMGateways (issue 24): each answers for every model it routes (``/hearth/queues``).
+        self.shared_gateway_pods = Informer(
+            client, resources.POD, handler=lambda *_: None, label_selector=names.LABEL_LLMGATEWAY
+        )
         #: AcceleratorPool members are scaled only as their pool allows (issue 16).
         self.pools = pools
 
@@ -73,8 +77,10 @@ class Autoscaler:
     async def scale_once(self, limit: asyncio.Semaphore, http: aiohttp.ClientSession) -> None:
         """One pass: observe every LLMService, let the pools arbitrate their members, then scale."""
         services = self._controller.services.items()
+        # Each shared gateway pod is asked once per pass, for all its models at once.
+        shared = await self._shared_queues(http)
         observed = await asyncio.gather(
-            *(self._guarded(limit, self._observe(http, obj), obj) for obj in services)
+            *(self._guarded(limit, self._observe(http, obj, shared), obj) for obj in services)
         )
         observations = [observation for observation in observed if observation is not None]
         targets: dict[str, pools_module.Target] = {}
@@ -120,21 +126,76 @@ class Autoscaler:
 
     def _gateways(self, name: str, namespace: str) -> list[str]:
         """Base URLs of the ready gateway pods of one LLMService."""
-        urls = []
-        for pod in self.gateway_pods.items():
-            metadata, status = pod.get("metadata", {}), pod.get("status", {})
-            if (
-                metadata.get("namespace") != namespace
-                or metadata.get("labels", {}).get(names.LABEL_GATEWAY) != name
-            ):
-                continue
-            ready = any(
-                c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or []
+        return _ready_urls(
+            self.gateway_pods.items(), label=names.LABEL_GATEWAY, value=name, namespace=namespace
+        )
+
+    def _shared_urls(self) -> dict[Key, list[str]]:
+        """Base URLs of the ready pods of every LLMGateway, by (namespace, LLMGateway)."""
+        urls: dict[Key, list[str]] = {}
+        for pod in self.shared_gateway_pods.items():
+            metadata = pod.get("metadata", {})
+            key = (
+                str(metadata.get("namespace")),
+                str(metadata.get("labels", {}).get(names.LABEL_LLMGATEWAY)),
             )
-            if not ready or not status.get("podIP") or metadata.get("deletionTimestamp"):
-                continue
-            urls.append(f"http://{status['podIP']}:{_http_port(pod)}")
+            if key not in urls:
+                urls[key] = _ready_urls(
+                    self.shared_gateway_pods.items(),
+                    label=names.LABEL_LLMGATEWAY,
+                    value=key[1],
+                    namespace=key[0],
+                )
         return urls
+
+    async def _shared_queues(
+        self, http: aiohttp.ClientSession, only: set[Key] | None = None
+    ) -> dict[Key, list[dict[str, int]]]:
+        """What every ready pod of each LLMGateway (or of those in *only*) says about each of its models;
+        a pod that does not answer is left out."""
+
+        async def one(url: str) -> dict[str, int] | None:
+            try:
+                async with http.get(f"{url}/hearth/queues") as response:
+                    models = (await response.json(content_type=None))["models"]
+                    return {str(model): int(pending) for model, pending in models.items()}
+            except (aiohttp.ClientError, TimeoutError, ValueError, KeyError, TypeError, AttributeError):
+                return None
+
+        wanted = [
+            (key, url)
+            for key, urls in self._shared_urls().items()
+            if only is None or key in only
+            for url in urls
+        ]
+        answers = await asyncio.gather(*(one(url) for _, url in wanted))
+        result: dict[Key, list[dict[str, int]]] = {}
+        for (key, _), answer in zip(wanted, answers, strict=True):
+            if answer is not None:
+                result.setdefault(key, []).append(answer)
+        return result
+
+    async def _service_demand(
+        self,
+        http: aiohttp.ClientSession,
+        service: LLMService,
+        shared: dict[Key, list[dict[str, int]]],
+        dedicated: list[str],
+    ) -> int | None:
+        """A service's demand: its own gateway pods' plus, per pod of each LLMGateway routing it, that
+        pod's count for it; None when nobody answered for it (never scale on missing data). A shared pod
+        that answers without the model (it has not picked the route up yet) says nothing about it."""
+        name, namespace = service.metadata.name, service.namespace
+        counts = [
+            answer[name]
+            for gateway in self._controller.serving_gateways(service)
+            for answer in shared.get((namespace, gateway), [])
+            if name in answer
+        ]
+        own = await self._demand(http, dedicated) if dedicated else None
+        if own is None and not counts:
+            return None
+        return (own or 0) + sum(counts)
 
     async def _demand(self, http: aiohttp.ClientSession, urls: list[str]) -> int | None:
         """Summed demand, or None when no gateway answered (never scale on missing data)."""
@@ -157,10 +218,12 @@ class Autoscaler:
         """A victim's demand read again right before its eviction: nothing may have arrived meanwhile."""
         service = observation.service
         urls = self._gateways(service.metadata.name, service.namespace)
-        return await self._demand(http, urls) if urls else None
+        serving = {(service.namespace, gateway) for gateway in self._controller.serving_gateways(service)}
+        shared = await self._shared_queues(http, only=serving) if serving else {}
+        return await self._service_demand(http, service, shared, urls)
 
     async def _observe(
-        self, http: aiohttp.ClientSession, obj: dict[str, Any]
+        self, http: aiohttp.ClientSession, obj: dict[str, Any], shared: dict[Key, list[dict[str, int]]]
     ) -> pools_module.Observation | None:
         service = self._controller.parse(obj)
         name, namespace = service.metadata.name, service.namespace
@@ -169,9 +232,9 @@ class Autoscaler:
             return None
         member = service.spec.pool is not None
         urls = self._gateways(name, namespace)
-        if not urls and not member:
+        demand = await self._service_demand(http, service, shared, urls)
+        if demand is None and not urls and not member:
             return None
-        demand = await self._demand(http, urls) if urls else None
         current = int(deployment.get("spec", {}).get("replicas") or 0)
         decision = None
         if demand is not None:
@@ -254,6 +317,22 @@ class Autoscaler:
         await self._client.patch_status(
             resources.LLMSERVICE, service.metadata.name, service.namespace, {"desiredReplicas": replicas}
         )
+
+
+def _ready_urls(pods: list[dict[str, Any]], *, label: str, value: str, namespace: str) -> list[str]:
+    """Base URLs of the ready, not terminating pods labelled *label*=*value* in *namespace*."""
+    urls = []
+    for pod in pods:
+        metadata, status = pod.get("metadata", {}), pod.get("status", {})
+        if metadata.get("namespace") != namespace or metadata.get("labels", {}).get(label) != value:
+            continue
+        ready = any(
+            c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or []
+        )
+        if not ready or not status.get("podIP") or metadata.get("deletionTimestamp"):
+            continue
+        urls.append(f"http://{status['podIP']}:{_http_port(pod)}")
+    return urls
 
 
 def _live_pods(pods: list[dict[str, Any]]) -> int:

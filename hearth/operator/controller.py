@@ -15,6 +15,7 @@ from typing import Any
 import pydantic
 
 from hearth.api import meta, scalermodes
+from hearth.api.llmgateway import LLMGateway
 from hearth.api.llmservice import LLMService
 from hearth.api.runtime import InferenceRuntime
 from hearth.common import logs
@@ -28,7 +29,7 @@ from hearth.operator import drift, permissions, status, telemetry
 from hearth.operator.metrics import OperatorMetrics
 from hearth.operator.settings import OperatorSettings
 from hearth.operator.workqueue import WorkQueue
-from hearth.render import plan, selection
+from hearth.render import plan, selection, sharedgateway
 from hearth.render.config import OperatorConfig
 from hearth.render.errors import Reason, ReconcileError
 
@@ -75,6 +76,12 @@ class Controller:
         self.runtimes = Informer(
             client, resources.INFERENCE_RUNTIME, handler=self._on_runtime, resync_seconds=resync
         )
+        #: LLMGateways (issue 24), reconciled by :mod:`hearth.operator.llmgateways` from their own queue.
+        self.gateways = Informer(
+            client, resources.LLMGATEWAY, handler=self._on_gateway, resync_seconds=resync
+        )
+        self.gateway_queue: WorkQueue[Key] = WorkQueue()
+        self._parsed_gateways: dict[Key, tuple[str, LLMGateway | None]] = {}
         self.children: dict[ResourceType, Informer] = {
             rt: Informer(client, rt, handler=self._on_child, label_selector=MANAGED, resync_seconds=resync)
             for rt in CHILD_TYPES
@@ -99,6 +106,20 @@ class Controller:
         if kind == "DELETED":
             self._parsed_services.pop(key, None)
         self.queue.add(key)
+        # A new, relabelled or deleted service may join or leave the routes of its namespace's gateways.
+        for gateway in self.gateways.items():
+            if meta.namespace_of(gateway) == key[0]:
+                self.gateway_queue.add((key[0], gateway["metadata"]["name"]))
+
+    def _on_gateway(self, kind: str, obj: dict[str, Any]) -> None:
+        key = (meta.namespace_of(obj), obj["metadata"]["name"])
+        if kind == "DELETED":
+            self._parsed_gateways.pop(key, None)
+        self.gateway_queue.add(key)
+        # Its selector decides which services of the namespace keep a gateway of their own.
+        for service in self.services.items():
+            if meta.namespace_of(service) == key[0]:
+                self.queue.add((key[0], service["metadata"]["name"]))
 
     def _on_runtime(self, _kind: str, obj: dict[str, Any]) -> None:
         name, vendor = obj["metadata"]["name"], obj.get("spec", {}).get("vendor")
@@ -113,12 +134,17 @@ class Controller:
         for owner in obj.get("metadata", {}).get("ownerReferences") or []:
             if owner.get("controller") and owner.get("kind") == "LLMService":
                 self.queue.add((meta.namespace_of(obj), owner["name"]))
+            elif owner.get("controller") and owner.get("kind") == "LLMGateway":
+                self.gateway_queue.add((meta.namespace_of(obj), owner["name"]))
 
     # ---- running -----------------------------------------------------------------------------------
     def informers(self) -> list[Informer]:
         # Without the right to read pods that informer would only log 403s and never sync (issue 19).
         pods = [self.telemetry.pods] if self.permissions.has(permissions.Feature.TELEMETRY) else []
-        return [self.services, self.runtimes, *self.children.values(), *pods]
+        # Without the right to read LLMGateways there are none to honour, and services keep their own
+        # gateways (as before issue 24) instead of the operator staying unready.
+        gateways = [self.gateways] if self.permissions.has(permissions.Feature.LLM_GATEWAYS) else []
+        return [self.services, self.runtimes, *gateways, *self.children.values(), *pods]
 
     @property
     def synced(self) -> bool:
@@ -214,6 +240,46 @@ class Controller:
             raise ReconcileError(cached[1].reason, cached[1].message)  # a fresh one: no traceback pile-up
         return cached[1]
 
+    def parsed_gateways(self, namespace: str) -> list[LLMGateway]:
+        """The valid LLMGateways of *namespace*, each parsed once per resourceVersion (an invalid one
+        selects nothing: its own reconcile says why)."""
+        parsed = []
+        for obj in self.gateways.items():
+            if meta.namespace_of(obj) != namespace:
+                continue
+            key = (namespace, obj["metadata"]["name"])
+            version = obj["metadata"].get("resourceVersion", "")
+            cached = self._parsed_gateways.get(key)
+            if cached is None or cached[0] != version:
+                try:
+                    cached = (version, LLMGateway.model_validate(obj))
+                except pydantic.ValidationError:
+                    cached = (version, None)
+                self._parsed_gateways[key] = cached
+            if cached[1] is not None:
+                parsed.append(cached[1])
+        return parsed
+
+    def service_names(self, namespace: str) -> list[str]:
+        return [
+            obj["metadata"]["name"] for obj in self.services.items() if meta.namespace_of(obj) == namespace
+        ]
+
+    def serving_gateways(self, service: LLMService) -> list[str]:
+        """The LLMGateways routing *service*, sorted by name (the first serves its Service ``<name>``)."""
+        namespace = service.namespace
+        return sharedgateway.serving(service, self.parsed_gateways(namespace), self.service_names(namespace))
+
+    def config(self) -> OperatorConfig:
+        """What rendering needs, as the operator runs now (the mode follows KEDA under ``auto``)."""
+        return OperatorConfig(
+            gateway_image=self._settings.gateway_image,
+            gateway_replicas=self._settings.gateway_replicas,
+            network_policies=self._settings.network_policies,
+            scaler_mode=self.scaler_mode(),
+            gateway_service_account=self.permissions.has(permissions.Feature.GATEWAY_RBAC),
+        )
+
     def _runtimes(self) -> list[InferenceRuntime]:
         parsed = []
         for obj in self.runtimes.items():
@@ -245,25 +311,21 @@ class Controller:
         if obj is None:
             self.telemetry.forget(name, namespace)
             return  # deleted: its children are garbage-collected through their owner references
-        mode = self.scaler_mode()
-        config = OperatorConfig(
-            gateway_image=self._settings.gateway_image,
-            gateway_replicas=self._settings.gateway_replicas,
-            network_policies=self._settings.network_policies,
-            scaler_mode=mode,
-            gateway_service_account=self.permissions.has(permissions.Feature.GATEWAY_RBAC),
-        )
+        config = self.config()
+        mode = config.scaler_mode
         skipped: list[str] = []
         runtime: str | None = None
         deployment: dict[str, Any] | None = None
         error: ReconcileError | None = None
         service: LLMService | None = None
+        gateways: list[str] = []
         try:
             service = self.parse(obj)
             runtimes = self._runtimes()
             # Selected first so that a later failure (model, render, apply) still names the runtime.
             runtime = selection.select(service.spec.runtime, runtimes).metadata.name
-            built = plan.build(service, runtimes, config)
+            gateways = self.serving_gateways(service)
+            built = plan.build(service, runtimes, config, gateways=gateways)
             steps = []
             for step in built.steps:
                 if not self.permissions.allows(resources.of(step.manifest)):
@@ -275,7 +337,7 @@ class Controller:
             # round trip after its event, not one per child (tools `kubectl wait` on them right after the
             # apply). A failure is still reported as the first failing step in SPEC order.
             results = await asyncio.gather(
-                *(self._execute(step, obj) for step in steps), return_exceptions=True
+                *(self.execute(step, obj) for step in steps), return_exceptions=True
             )
             for step, result in zip(steps, results, strict=True):
                 if isinstance(result, BaseException):
@@ -292,11 +354,12 @@ class Controller:
             mode=mode,
             error=error,
             skipped=skipped,
+            gateway=gateways[0] if gateways else None,
         )
         if error is not None:
             raise error
 
-    async def _execute(self, step: plan.Step, owner: dict[str, Any]) -> dict[str, Any] | None:
+    async def execute(self, step: plan.Step, owner: dict[str, Any]) -> dict[str, Any] | None:
         manifest = step.manifest
         rt = resources.of(manifest)
         name, namespace = manifest["metadata"]["name"], manifest["metadata"].get("namespace")
@@ -335,6 +398,7 @@ class Controller:
         mode: scalermodes.ScalerMode,
         error: ReconcileError | None,
         skipped: list[str] | None = None,
+        gateway: str | None = None,
     ) -> None:
         current = obj.get("status") or {}
         at = self.telemetry.clock()
@@ -350,6 +414,7 @@ class Controller:
             permission_notes=self._permission_notes(skipped or []),
             scaling_blocked=self._scaling_blocked(mode),
             at=at,
+            gateway=gateway,
         )
         outcome = None
         if error is None and self.permissions.has(permissions.Feature.TELEMETRY):

@@ -43,6 +43,7 @@ class Feature(enum.StrEnum):
     EVENTS = "events"
     KEDA = "keda"
     ACCELERATOR_POOLS = "accelerator-pools"
+    LLM_GATEWAYS = "llm-gateways"
     METRICS_AUTH = "metrics-auth"
     LEADER_ELECTION = "leader-election"
 
@@ -65,6 +66,8 @@ EFFECTS: dict[Feature, str] = {
     Feature.KEDA: "ScaledObjects cannot be managed: with KEDA installed, reconcile fails (ApplyScaledObject)",
     Feature.ACCELERATOR_POOLS: "AcceleratorPools cannot be read: their members are never scaled up (their "
     "status.pool says Refused and names the rules); other LLMServices are unaffected",
+    Feature.LLM_GATEWAYS: "LLMGateways cannot be read: none is served, and every LLMService keeps a gateway "
+    "of its own",
     Feature.METRICS_AUTH: "--metrics-secure cannot check callers, so every /metrics request is refused",
     Feature.LEADER_ELECTION: "required with --leader-elect: the Lease cannot be taken, so no replica leads",
 }
@@ -130,6 +133,10 @@ def needs(*, leader_election_namespace: str | None, metrics_auth: bool) -> dict[
         Feature.ACCELERATOR_POOLS: (
             _rule("serving.hearth.dev", "acceleratorpools", READ),
             _rule("serving.hearth.dev", "acceleratorpools/status", ("get", "patch", "update")),
+        ),
+        Feature.LLM_GATEWAYS: (
+            _rule("serving.hearth.dev", "llmgateways", READ),
+            _rule("serving.hearth.dev", "llmgateways/status", ("get", "patch", "update")),
         ),
     }
     if metrics_auth:

@@ -114,6 +114,7 @@ def desired(
     at: datetime.datetime | None = None,
     permission_notes: Sequence[str] = (),
     scaling_blocked: str | None = None,
+    gateway: str | None = None,
 ) -> dict[str, Any]:
     """The status to hold; fields not owned here (autoscaler decisions) are kept from *current*. *service*
     is the object as read (its metadata), *scaling* its parsed spec.scaling (None only with an *error*: a
@@ -138,7 +139,12 @@ def desired(
         result["phase"] = phase
         result["resolvedRuntime"] = runtime
         result["replicas"] = int((deployment or {}).get("status", {}).get("readyReplicas") or 0)
-        result["endpointURL"] = names.endpoint_url(metadata["name"], meta.namespace_of(service))
+        if gateway is not None:
+            result["gateway"] = gateway
+            result["endpointURL"] = names.shared_endpoint_url(gateway, meta.namespace_of(service))
+        else:
+            result.pop("gateway", None)
+            result["endpointURL"] = names.endpoint_url(metadata["name"], meta.namespace_of(service))
         conditions.append(_condition(READY, phase == "Ready", reason, message, generation))
 
     conditions.extend(_resolution_conditions(runtime, error, generation))

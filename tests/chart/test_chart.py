@@ -277,7 +277,7 @@ def test_a_reference_values_file_still_renders(tmp_path: Path, home: Path) -> No
 def test_crds_keep_policy_and_switches(home: Path) -> None:
     helm4 = helm.binary("4")
     crds = [obj for obj in helm.template(helm4, home=home) if obj["kind"] == "CustomResourceDefinition"]
-    assert len(crds) == 3  # LLMService, InferenceRuntime, AcceleratorPool
+    assert len(crds) == 4  # LLMService, InferenceRuntime, AcceleratorPool, LLMGateway
     assert all(crd["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"} for crd in crds)
     loose = [
         obj

@@ -142,7 +142,7 @@ def test_a_reinstall_adopts_the_kept_crds(
     _helm(cluster, "4", home, "install", "hearth", chart, "-n", namespace, *NO_OPERATOR)
     manifest = _helm(cluster, "4", home, "get", "manifest", "hearth", "-n", namespace)
     kinds = [doc["kind"] for doc in yaml.safe_load_all(manifest) if doc]
-    assert kinds.count("CustomResourceDefinition") == 3
+    assert kinds.count("CustomResourceDefinition") == 4
     assert kinds.count("InferenceRuntime") == len(RUNTIMES), "API served: ordinary objects at once"
     _helm(cluster, "4", home, "uninstall", "hearth", "-n", namespace)
     assert _release_objects(cluster) == []

@@ -103,6 +103,7 @@ def hearth_cluster(control_plane: ControlPlane) -> ControlPlane:
         "llmservices.serving.hearth.dev",
         "inferenceruntimes.serving.hearth.dev",
         "acceleratorpools.serving.hearth.dev",
+        "llmgateways.serving.hearth.dev",
     )
     return control_plane
 

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 import hearth
+from hearth.api.llmgateway import LLMGateway
 from hearth.cmd import install
 from hearth.install import chartfiles
 from tests.chart import helm
@@ -315,6 +316,34 @@ def test_runtimes_are_a_post_install_hook_until_the_api_is_served(home: Path) ->
     ]
     assert len(served) == 4
     assert all("annotations" not in runtime["metadata"] for runtime in served)
+
+
+def test_llm_gateways_are_rendered_from_values(home: Path) -> None:
+    helm4 = helm.binary("4")
+    assert not [obj for obj in helm.template(helm4, home=home) if obj["kind"] == "LLMGateway"]
+    values = [
+        "llmGateways[0].name=models",
+        "llmGateways[0].namespace=ml",
+        "llmGateways[0].selector.matchLabels.shared=yes",
+        "llmGateways[0].replicas=2",
+        "llmGateways[0].auth.keys[0].secretName=team-keys",
+        "llmGateways[0].auth.keys[1].secretName=chat-keys",
+        "llmGateways[0].auth.keys[1].models[0]=qwen3-8b",
+        "llmGateways[1].name=search",
+        "llmGateways[1].selector.matchLabels.team=search",
+    ]
+    rendered = [obj for obj in helm.template(helm4, home=home, values=values) if obj["kind"] == "LLMGateway"]
+    models, search = (LLMGateway.model_validate(obj) for obj in rendered)
+    assert (models.metadata.name, models.metadata.namespace) == ("models", "ml")
+    assert models.spec.to_wire() == {
+        "selector": {"matchLabels": {"shared": "yes"}},
+        "replicas": 2,
+        "auth": {"keys": [{"secretName": "team-keys"}, {"secretName": "chat-keys", "models": ["qwen3-8b"]}]},
+    }
+    assert search.metadata.namespace == "hearth-system", "the release's namespace by default"
+    assert search.spec.to_wire() == {"selector": {"matchLabels": {"team": "search"}}}
+    # Not served yet (a first install brings the CRD): a post-install hook, adopted by the next upgrade.
+    assert rendered[0]["metadata"]["annotations"]["helm.sh/hook"] == "post-install"
 
 
 def test_the_helm_test_runs_hearth_selftest_with_the_hearth_image(home: Path) -> None:

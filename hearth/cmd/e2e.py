@@ -71,9 +71,9 @@ def command(
     Job from a stand-in hub in the run's namespace and the backend starts from them; three models behind one
     LLMGateway are listed cold, streamed at once through one URL, a key limited to one model sees only it,
     and a deleted model's route goes within seconds (and, in builtin mode, the same before a pool); an
-    AcceleratorPool of 2 devices and three models swaps the least recently used idle model out for a cold one, never one with a
-    stream in flight, a pinned one or one of higher priority, and bounds swaps under alternating traffic;
-    deleting the LLMServices removes everything.
+    AcceleratorPool of 2 devices and three models swaps the least recently used idle model out for a cold
+    one, never one with a stream in flight, a pinned one or one of higher priority, and bounds swaps under
+    alternating traffic; deleting the LLMServices removes everything.
 
     Needs Hearth installed (hearth install; --gateway-replicas 2 for the two-gateway scenario), a node
     advertising hearth.dev/fake-accelerator, the stub image, and a default StorageClass (for the

@@ -12,6 +12,9 @@ front of the same backend. Needs Debian's ``wrk`` and ``nginx-light`` and a C co
 - cold path (bench/coldclient.c, compiled here): N clients arrive at once at a cold gateway (1, 1k, 5k,
   10k); how long until all are held, the gateway's RSS per held request, then from the moment the backend
   is ready until each client's first byte (first / median / last) and last byte.
+- memory: the idle RSS of a dedicated gateway, the frozen dist/hearth in a fresh process once its start-up
+  has settled, in probe mode and (when tests/cluster's kube-apiserver and etcd are at hand) with API access
+  (EndpointSlice watch, its LLMService's status watch, the 0->1 waker), beside the Go reference's figure.
 The budget of DESIGN.md is printed beside each figure. A 2-core VM is noisy: the load average is printed.
 """
 
@@ -36,11 +39,12 @@ from pathlib import Path
 
 import aiohttp
 
-from hearth.common import durations, eventloop, netaddr
+from hearth.common import bundle, durations, eventloop, netaddr
 from hearth.gateway import routing, server
 from hearth.gateway.readiness import ManualReadiness
 from hearth.gateway.settings import GatewaySettings
 from tests import helpers
+from tests.cluster import controlplane
 
 BENCH = Path(__file__).resolve().parent
 PORTS = iter(range(21000, 21999))
@@ -371,6 +375,128 @@ def _cold(options: argparse.Namespace, *, backend: str, client: Path) -> list[tu
     return rows
 
 
+# ---- memory ----------------------------------------------------------------------------------------
+
+#: What the Go reference gateway holds idle, and the budget (DESIGN.md), in MiB.
+GO_IDLE_RSS_MIB = 13
+IDLE_RSS_BUDGET_MIB = 40
+#: RSS samples, this far apart, that must agree before start-up counts as settled.
+SETTLE_INTERVAL_S = 0.5
+SETTLE_SAMPLES = 4
+SETTLE_LIMIT_S = 30.0
+
+
+def _settled_rss_kib(pid: int) -> int:
+    """The VmRSS of the process serving under *pid* once start-up has settled: the same figure several
+    samples in a row (the background loops' first list/watch or probe done), or the last one after
+    SETTLE_LIMIT_S."""
+    serving = _serving_process(pid)
+    samples = [_rss_kib(serving)]
+    deadline = time.monotonic() + SETTLE_LIMIT_S
+    while time.monotonic() < deadline:
+        time.sleep(SETTLE_INTERVAL_S)
+        serving = _serving_process(pid)  # the bootloader's child may appear only now
+        samples.append(_rss_kib(serving))
+        recent = samples[-SETTLE_SAMPLES:]
+        if len(recent) == SETTLE_SAMPLES and max(recent) - min(recent) <= 64:
+            break
+    return samples[-1]
+
+
+def _memory_row(label: str, kib: int | None, note: str) -> tuple[str, str, str]:
+    value = f"{kib / 1024:.1f} MiB" if kib is not None else "-"
+    return (
+        f"idle RSS, dedicated gateway (frozen), {label}",
+        value,
+        f"Go reference {GO_IDLE_RSS_MIB} MiB (budget <= {IDLE_RSS_BUDGET_MIB} MiB){note}",
+    )
+
+
+async def _idle_rss_probe(backend: str) -> int:
+    async with helpers.running_hearth(
+        ["gateway"], executable=(str(helpers.FROZEN_BINARY),), env=_gateway_env(backend)
+    ) as gateway:
+        return await asyncio.to_thread(_settled_rss_kib, gateway.pid)
+
+
+async def _idle_rss_with_api(backend: str) -> tuple[int | None, str]:
+    """A gateway that watches a real kube-apiserver (tests/cluster), as one in a cluster does."""
+    try:
+        plane = await asyncio.to_thread(controlplane.start)
+    except controlplane.ControlPlaneError as error:
+        return None, f"; skipped: {str(error).splitlines()[0]}"
+    try:
+        await asyncio.to_thread(_with_api_objects, plane)
+        env = {
+            **_gateway_env(backend),
+            "KUBECONFIG": str(plane.kubeconfig),
+            "HEARTH_READINESS": "endpointslices",
+            "HEARTH_SCALER_MODE": "builtin",
+            "HEARTH_NAMESPACE": "bench",
+            "HEARTH_BACKEND_SERVICE": "qwen-backend",
+            "HEARTH_BACKEND_DEPLOYMENT": "qwen-backend",
+            "HEARTH_LLMSERVICE": "qwen",
+        }
+        async with helpers.running_hearth(
+            ["gateway"], executable=(str(helpers.FROZEN_BINARY),), env=env
+        ) as gateway:
+            return await asyncio.to_thread(_settled_rss_kib, gateway.pid), ""
+    finally:
+        await asyncio.to_thread(plane.stop)
+
+
+def _with_api_objects(plane: controlplane.ControlPlane) -> None:
+    """The objects a gateway in a cluster watches: its LLMService (with a status to read) and the backend
+    Service's EndpointSlice."""
+    crds = "---\n".join(bundle.read_text("crds", name) for name in bundle.names("crds"))
+    plane.apply_crds(crds, "llmservices.serving.hearth.dev", "inferenceruntimes.serving.hearth.dev")
+    plane.kubectl("create", "namespace", "bench")
+    service = {
+        "apiVersion": "serving.hearth.dev/v1alpha1",
+        "kind": "LLMService",
+        "metadata": {"name": "qwen", "namespace": "bench"},
+        "spec": {"model": {"source": {"uri": "hf://Qwen/Qwen3-8B"}}, "runtime": {"name": "vllm"}},
+    }
+    plane.kubectl("apply", "-f", "-", stdin=json.dumps(service))
+    history = {"recentSeconds": [30.0, 50.0], "count": 2, "p50Seconds": 30.0, "p90Seconds": 50.0}
+    status = {"status": {"phase": "ScaledToZero", "wakeHistory": history}}
+    plane.kubectl(
+        "patch",
+        "llmservice",
+        "qwen",
+        "-n",
+        "bench",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps(status),
+    )
+    endpoint_slice = {
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {
+            "name": "qwen-backend-1",
+            "namespace": "bench",
+            "labels": {"kubernetes.io/service-name": "qwen-backend"},
+        },
+        "addressType": "IPv4",
+        "ports": [{"name": "http", "port": 8000, "protocol": "TCP"}],
+        "endpoints": [{"addresses": ["10.0.0.1"], "conditions": {"ready": False}}],
+    }
+    plane.kubectl("apply", "-f", "-", stdin=json.dumps(endpoint_slice))
+
+
+async def _memory(backend: str) -> list[tuple[str, str, str]]:
+    if not helpers.FROZEN_BINARY.exists():
+        note = "; skipped: no dist/hearth (bash scripts/build-binary.sh)"
+        return [_memory_row("probe mode", None, note), _memory_row("with API", None, note)]
+    with_api, note = await _idle_rss_with_api(backend)
+    return [
+        _memory_row("probe mode", await _idle_rss_probe(backend), ""),
+        _memory_row("with API", with_api, note),
+    ]
+
+
 # ---- the run ---------------------------------------------------------------------------------------
 
 
@@ -434,6 +560,8 @@ async def main_async(options: argparse.Namespace) -> list[tuple[str, str, str]]:
                     rows.extend(await asyncio.to_thread(_warm, options, targets, script))
             if "stream" in options.parts:
                 rows.append(await _run_streaming(options, root))
+            if "memory" in options.parts:
+                rows.extend(await _memory(backend))
             if "cold" in options.parts:
                 rows.extend(await asyncio.to_thread(_cold, options, backend=backend, client=client))
     finally:
@@ -472,7 +600,7 @@ def main() -> int:
         default=[1, 1000, 5000, 10000],
         help="held counts of the cold path, comma-separated",
     )
-    parser.add_argument("--parts", default="warm,stream,cold", help="which parts to run")
+    parser.add_argument("--parts", default="warm,stream,memory,cold", help="which parts to run")
     parser.add_argument(
         "--binary", action="store_true", help="run the frozen dist/hearth instead of python -m hearth"
     )

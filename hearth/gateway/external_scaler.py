@@ -9,14 +9,17 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
-
-import grpc
+from typing import TYPE_CHECKING, Any
 
 from hearth.common import logs, netaddr
 from hearth.gateway import protowire, routing
 from hearth.gateway.demand import Demand
 from hearth.gateway.metrics import GatewayMetrics
+
+if TYPE_CHECKING:
+    # Imported where the scaler starts (HEARTH_SCALER_LISTEN_ADDR set): gRPC's runtime holds about 8 MiB
+    # that a gateway in any other mode would carry for nothing.
+    import grpc
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +71,8 @@ class ExternalScaler:
             assert ref is not None
             return target, self._demand_of(ref)
         except InvalidScalerMetadataError as error:
+            import grpc  # loaded by start() already
+
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
             raise  # abort raises; this keeps type checkers informed
 
@@ -114,12 +119,16 @@ class ExternalScaler:
     ) -> bytes:
         _, demand = await self._check(request.scaled_object_ref, context)
         if (request.metric_name or METRIC_NAME) != METRIC_NAME:
+            import grpc  # loaded by start() already
+
             await context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT, f'metricName "{request.metric_name}" is not "{METRIC_NAME}"'
             )
         return protowire.metrics_response(METRIC_NAME, float(demand.value()))
 
     def handler(self) -> grpc.GenericRpcHandler:
+        import grpc
+
         identity = bytes
         return grpc.method_handlers_generic_handler(
             SERVICE,
@@ -150,6 +159,8 @@ class ExternalScaler:
 
 async def start(scaler: ExternalScaler, address: netaddr.ListenAddress) -> tuple[grpc.aio.Server, int]:
     """Start the plaintext gRPC server; returns it and the bound port."""
+    import grpc
+
     server = grpc.aio.server()
     server.add_generic_rpc_handlers((scaler.handler(),))
     host = address.host or "[::]"

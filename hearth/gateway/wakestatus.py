@@ -11,19 +11,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pydantic
-
-from hearth.api import pool as pool_api
-from hearth.api import telemetry
-from hearth.api.llmservice import LLMServiceStatus
 from hearth.common import logs
 from hearth.gateway import eta as eta_module
 from hearth.gateway.progress import Phase
 from hearth.kube import resources
 from hearth.kube.client import KubeClient
 from hearth.kube.informer import Informer
+
+if TYPE_CHECKING:
+    # Imported where a status is read: pydantic and the API models (about 10 MiB) are no use to a gateway
+    # that reads no LLMService status (no API access, or no HEARTH_LLMSERVICE).
+    from hearth.api import telemetry
+    from hearth.api.llmservice import LLMServiceStatus
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,8 @@ def wake_phase(status: LLMServiceStatus | None) -> Phase:
     """The phase a held client is told, from the status the operator wrote (None: not read yet)."""
     if status is None:
         return Phase.UNKNOWN
+    from hearth.api import pool as pool_api  # loaded already: a status was read
+
     if status.pool is not None and status.pool.state == pool_api.WAITING:
         # Its AcceleratorPool has no device free yet (status.pool.reason says who holds them).
         return Phase.WAITING_FOR_CAPACITY
@@ -87,6 +90,10 @@ class StatusFeed:
 
     def update(self, status: dict[str, Any] | None) -> None:
         """The object's status as written now (None: the object is gone)."""
+        import pydantic
+
+        from hearth.api.llmservice import LLMServiceStatus
+
         parsed: LLMServiceStatus | None = None
         if status is not None:
             try:

@@ -1,2 +1,2 @@
 """The only place that talks to the Kubernetes API: client setup, server-side apply, list+watch caches,
-events and leader election, on the asyncio edition of the official client."""
+events and leader election, as plain REST calls on aiohttp."""

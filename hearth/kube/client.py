@@ -1,18 +1,21 @@
-"""A small asynchronous REST client over ``kubernetes_asyncio``: get, list, watch, server-side apply,
-create, delete, status updates. Objects are plain dicts (manifests), validated by the layers above."""
+"""A small asynchronous REST client on aiohttp: get, list, watch, server-side apply, create, delete, status
+updates. Objects are plain dicts (manifests), validated by the layers above.
+
+Every call is a plain REST request with a JSON body, so no generated client is involved; where the API
+server is and how to authenticate comes from :mod:`hearth.kube.kubeconfig`."""
 
 from __future__ import annotations
 
 import json
 import logging
-import os
+import urllib.parse
 from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
-from kubernetes_asyncio import client as k8s_client
-from kubernetes_asyncio import config as k8s_config
 
+import hearth
+from hearth.kube import kubeconfig as _kubeconfig
 from hearth.kube import resources
 from hearth.kube.errors import ApiError, ApiUnreachableError
 from hearth.kube.resources import ResourceType
@@ -22,30 +25,35 @@ log = logging.getLogger(__name__)
 FIELD_MANAGER = "hearth-operator"
 APPLY_PATCH = "application/apply-patch+yaml"
 REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=30)
+USER_AGENT = f"hearth/{hearth.__version__}"
+#: Connections kept open to the API server at most (as kubernetes_asyncio's default pool).
+POOL_SIZE = 100
+#: A watch event is one line, read whole: the buffer must hold the largest object (as kubernetes_asyncio).
+READ_BUFFER = 2**21
 
 
 class KubeClient:
     """One connection pool to one API server; counts writes so callers can prove idleness."""
 
-    def __init__(self, api: k8s_client.ApiClient) -> None:
-        self._api = api
+    def __init__(self, connection: _kubeconfig.Connection) -> None:
+        self._connection = connection
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=POOL_SIZE, ssl=connection.ssl),
+            # HTTPS_PROXY and NO_PROXY apply, as they do for kubectl.
+            trust_env=True,
+            read_bufsize=READ_BUFFER,
+        )
         self.writes = 0
 
     @classmethod
     async def connect(cls, *, kubeconfig: str | None = None, context: str | None = None) -> KubeClient:
         """In-cluster credentials when running in a pod (and no kubeconfig is given), else the kubeconfig."""
-        configuration = k8s_client.Configuration()
         if kubeconfig is None and _in_cluster():
-            # The library leaves this function unannotated.
-            k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-        else:
-            await k8s_config.load_kube_config(
-                config_file=kubeconfig, context=context, client_configuration=configuration
-            )
-        return cls(k8s_client.ApiClient(configuration=configuration))
+            return cls(_kubeconfig.in_cluster())
+        return cls(await _kubeconfig.from_kubeconfig(kubeconfig, context))
 
     async def close(self) -> None:
-        await self._api.close()
+        await self._session.close()
 
     async def _request(
         self,
@@ -60,16 +68,28 @@ class KubeClient:
     ) -> aiohttp.ClientResponse:
         if method != "GET" and counted:
             self.writes += 1
+        connection = self._connection
+        headers = {"Accept": "application/json", "Content-Type": content_type, "User-Agent": USER_AGENT}
+        authorization = await connection.authorization()
+        if authorization:
+            headers["Authorization"] = authorization
+        url = connection.host + path
+        if query:
+            url += "?" + urllib.parse.urlencode(query)
+        options: dict[str, Any] = {}
+        if connection.server_hostname:
+            options["server_hostname"] = connection.server_hostname
+        if connection.proxy:
+            options["proxy"] = connection.proxy
+            options["proxy_headers"] = connection.proxy_headers
         try:
-            response: aiohttp.ClientResponse = await self._api.call_api(
-                path,
+            response = await self._session.request(
                 method,
-                query_params=query or [],
-                header_params={"Accept": "application/json", "Content-Type": content_type},
-                body=body,
-                auth_settings=["BearerToken"],
-                _preload_content=False,
-                _request_timeout=limits,
+                url,
+                headers=headers,
+                data=json.dumps(body) if body is not None else None,
+                timeout=limits,
+                **options,
             )
         except (aiohttp.ClientConnectionError, TimeoutError) as error:
             raise ApiUnreachableError(f"{method} {path}: {error}") from error
@@ -288,6 +308,4 @@ async def _api_error(response: aiohttp.ClientResponse) -> ApiError:
 
 
 def _in_cluster() -> bool:
-    return bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and os.path.exists(
-        "/var/run/secrets/kubernetes.io/serviceaccount/token"
-    )
+    return _kubeconfig.in_cluster_available()

@@ -138,7 +138,9 @@ async def three_models_one_endpoint(run: Run) -> str:
     await run.client.apply(_gateway(run, GATEWAY, endpoint=GATEWAY, keys=keys))
     url = await run.gateway_url(GATEWAY)
     await run.wait("the three models listed", lambda: _all_listed(run, url, every))
-    # Listing wakes nothing: the backends are still at zero a few autoscaler intervals later.
+    # A new backend Deployment starts with the API server's default replica; idle, it goes to zero after
+    # the stabilization window. Then listing must wake nothing: still at zero a few autoscaler passes later.
+    await run.wait("the three idle backends at 0", lambda: _backends_at_zero(run, MODELS))
     states = await _listed(run, url, every)
     if set(states.values()) != {"cold"}:
         raise ScenarioFailedError(f"expected every model cold before any request, listed {states}")
@@ -233,6 +235,8 @@ async def shared_endpoint_before_a_pool(run: Run) -> str:
             "the pooled models listed",
             lambda: _listed_exactly(run, url, every, POOL_MODELS),
         )
+        # New members start at zero (the pool grants devices on demand only).
+        await run.wait("the pooled backends at 0", lambda: _backends_at_zero(run, POOL_MODELS))
         results = await asyncio.gather(*(_stream(run, url, every, model) for model in POOL_MODELS))
         lines = []
         waited = 0

@@ -20,11 +20,10 @@ import contextlib
 import dataclasses
 import math
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from hearth.api.llmservice import LLMService
 from hearth.common import durations
 from hearth.gateway import errors, hold, httpparts, progress, proxy, release, upstream_client
 from hearth.gateway import eta as eta_module
@@ -33,6 +32,9 @@ from hearth.gateway.metrics import RouteMetrics
 from hearth.gateway.readiness import ReadinessSource
 from hearth.gateway.settings import ColdStartMode, GatewaySettings
 from hearth.gateway.waker import Waker
+
+if TYPE_CHECKING:  # only a shared gateway builds routes from LLMService objects (pydantic stays unloaded)
+    from hearth.api.llmservice import LLMService
 
 QUEUE_FULL_RETRY_AFTER = 5
 #: On an answer that waited for a wake (the wait in seconds is in WAKE_SECONDS_HEADER).

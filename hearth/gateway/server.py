@@ -24,7 +24,6 @@ from hearth.gateway import (
     progress,
     proxy,
     routing,
-    shared,
     upstream_client,
     wakestatus,
 )
@@ -198,6 +197,10 @@ async def build(
             client = await _kube_client(settings)
         api_keys = _api_keys(settings, loops)
         if shared_mode:
+            # Only a shared gateway reads LLMGateway and LLMService objects: pydantic and the API models
+            # (about 10 MiB resident) are not imported by a dedicated one.
+            from hearth.gateway import shared
+
             if client is None:
                 raise SettingsError(
                     f"{gatewayenv.LLMGATEWAY.env}: a shared gateway needs access to the Kubernetes API "

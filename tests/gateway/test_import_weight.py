@@ -7,8 +7,9 @@ import subprocess
 import sys
 
 #: Loaded only where used: the Kubernetes client library (the fallback for exotic kubeconfigs), gRPC (the
-#: KEDA external scaler), PyYAML (reading a kubeconfig).
-HEAVY = ("kubernetes_asyncio", "grpc", "yaml")
+#: KEDA external scaler), PyYAML (reading a kubeconfig), pydantic (reading LLMService and LLMGateway objects:
+#: a shared gateway, or a dedicated one's status watch).
+HEAVY = ("kubernetes_asyncio", "grpc", "yaml", "pydantic")
 
 
 def _loaded_after(statements: str) -> list[str]:

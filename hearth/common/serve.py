@@ -9,6 +9,7 @@ up to ``shutdown_timeout`` for requests in flight to finish before the process e
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import os
 import signal
@@ -169,6 +170,68 @@ MALFORMED_REQUESTS = _MalformedRequestFilter()
 logging.getLogger("aiohttp.server").addFilter(MALFORMED_REQUESTS)
 
 
+#: First requests of new connections taken in per event-loop iteration (:class:`Intake`).
+INTAKE_STEP = 8
+
+
+class Intake:
+    """Takes the first requests of new connections in a few per event-loop iteration.
+
+    A burst of clients connects, then sends: their requests arrive together, are read in one poll and
+    handled in one loop iteration, so a request on a connection already serving (another model's warm
+    traffic behind a shared gateway, issue 24) waits for the whole burst. Here the bytes of a connection
+    that has not had a request yet are handled at once while this iteration has room (``step``); beyond
+    that the connection's reading is paused and its bytes wait, first come first served, for a later
+    iteration. Kept-alive connections never wait here. Nothing is refused and no timer changes (the header
+    deadline runs from the connection's arrival).
+    """
+
+    def __init__(self, step: int = INTAKE_STEP) -> None:
+        self._step = step
+        self._taken = 0
+        self._waiting: collections.deque[tuple[_HeaderDeadlineHandler, bytes]] = collections.deque()
+        self._scheduled = False
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiting)
+
+    def admit(self, handler: _HeaderDeadlineHandler, data: bytes) -> bool:
+        """Whether *handler* may handle *data* now; if not, they are kept for a later iteration."""
+        if self._taken < self._step and not self._waiting:
+            self._taken += 1
+            self._schedule()
+            return True
+        transport = handler.transport
+        if transport is None:
+            return True
+        if isinstance(transport, asyncio.Transport):
+            transport.pause_reading()
+        self._waiting.append((handler, data))
+        self._schedule()
+        return False
+
+    def _schedule(self) -> None:
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._next_iteration)
+
+    def _next_iteration(self) -> None:
+        self._scheduled = False
+        self._taken = 0
+        while self._waiting and self._taken < self._step:
+            handler, data = self._waiting.popleft()
+            transport = handler.transport
+            if transport is None or transport.is_closing():
+                continue  # the client left while it waited
+            self._taken += 1
+            handler.take(data)
+            if isinstance(transport, asyncio.Transport) and not transport.is_closing():
+                transport.resume_reading()
+        if self._waiting or self._taken:
+            self._schedule()
+
+
 class _HeaderDeadlineHandler(web_protocol.RequestHandler):
     """aiohttp's connection handler plus a deadline for receiving a request's head (like Go's
     ReadHeaderTimeout): a client that opens a connection, or starts a request, and then trickles its
@@ -176,16 +239,23 @@ class _HeaderDeadlineHandler(web_protocol.RequestHandler):
     line or header field over the size limit gets ``431 Request Header Fields Too Large`` (as Go answers a
     head over its limit) instead of aiohttp's generic 400."""
 
-    def __init__(self, *args: Any, header_deadline: float, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, header_deadline: float, intake: Intake, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._header_deadline = header_deadline
         self._header_timer: asyncio.TimerHandle | None = None
+        self._intake = intake
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         self._arm()
 
     def data_received(self, data: bytes) -> None:
+        if self._request_count == 0 and not self._intake.admit(self, data):
+            return  # a new connection's first bytes, beyond this iteration's intake: handled later
+        self.take(data)
+
+    def take(self, data: bytes) -> None:
+        """Handle received bytes (now, or when the intake lets them in)."""
         requests_before = self._request_count
         super().data_received(data)
         if self._request_count > requests_before:
@@ -232,10 +302,14 @@ class _HeaderDeadlineServer(web_server.Server):
     """Makes :class:`_HeaderDeadlineHandler` connections (set on a runner's server after setup)."""
 
     header_deadline: float = 10.0
+    #: One per server (made on first use: the class is also swapped onto an existing instance).
+    intake: Intake | None = None
 
     def __call__(self) -> web_protocol.RequestHandler:
+        if self.intake is None:
+            self.intake = Intake()
         return _HeaderDeadlineHandler(
-            self, loop=self._loop, header_deadline=self.header_deadline, **self._kwargs
+            self, loop=self._loop, header_deadline=self.header_deadline, intake=self.intake, **self._kwargs
         )
 
 

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import errno
+import functools
 import logging
 import os
 import signal
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -27,6 +30,11 @@ log = logging.getLogger(__name__)
 #: aiohttp's own default (the kernel's classic SOMAXCONN): far too small for a burst of clients.
 DEFAULT_BACKLOG = 128
 SOMAXCONN = Path("/proc/sys/net/core/somaxconn")
+
+#: New connections taken per event-loop iteration (see :class:`_Listener`).
+ACCEPT_STEP = 8
+#: How long accepting pauses when the process is out of descriptors or memory (asyncio's own delay).
+ACCEPT_RETRY_SECONDS = 1.0
 
 #: Called once the listener is bound, with the base URLs it answers on (port 0 resolved).
 StartedHook = Callable[[list[str]], Awaitable[None] | None]
@@ -50,6 +58,7 @@ async def serve(
     before_shutdown: Callable[[], Awaitable[None]] | None = None,
     header_deadline: float | None = None,
     backlog: int = DEFAULT_BACKLOG,
+    accept_step: int = ACCEPT_STEP,
     **server_options: Any,
 ) -> None:
     """Serve *app* (an Application, or one bare handler for every request) on *address* until
@@ -57,9 +66,13 @@ async def serve(
 
     *before_shutdown* runs after the signal while the listener is still open (e.g. to fail readiness and
     keep serving until the endpoint is gone); *header_deadline* bounds how long a request's head may take;
-    *backlog* is the listen backlog asked for (:func:`listen_backlog` caps it); *server_options* go to
-    aiohttp's request handler (limits).
+    *backlog* is the listen backlog asked for (:func:`listen_backlog` caps it); *accept_step* is how many new
+    connections are taken per event-loop iteration (:class:`_Listener`); *server_options* go to aiohttp's
+    request handler (limits).
     """
+    # The listening sockets carry SO_KEEPALIVE, which accepted sockets inherit (see _bind): aiohttp's own
+    # per-connection setsockopt would only repeat it, on the path a burst of connections takes.
+    server_options.setdefault("tcp_keepalive", False)
     runner: web.BaseRunner
     if isinstance(app, web.Application):
         runner = web.AppRunner(
@@ -80,21 +93,16 @@ async def serve(
             bare = web_server.Server(app, access_log=None, **server_options)
         runner = web.ServerRunner(bare, shutdown_timeout=shutdown_timeout, handle_signals=False)
         await runner.setup()
+    listener: _Listener | None = None
     try:
-        site = web.TCPSite(
-            runner,
-            host=address.host,
-            port=address.port,
-            reuse_address=True,
-            backlog=listen_backlog(backlog, component=name),
-        )
         try:
-            await site.start()
+            sockets = await _bind(address, listen_backlog(backlog, component=name))
         except OSError as error:
-            # asyncio's message repeats the address; the errno's own text is the reason.
-            reason = (os.strerror(error.errno) if error.errno else str(error)).lower()
-            raise ListenError(f"cannot listen on {address}: {reason}") from None
-        urls = [_url(bound) for bound in runner.addresses]
+            raise ListenError(f"cannot listen on {address}: {_reason(error)}") from None
+        assert runner.server is not None  # setup() above built it
+        listener = _Listener(sockets, runner.server, step=accept_step)
+        listener.start()
+        urls = [_url(each.getsockname()) for each in sockets]
         log.info("listening", extra=logs.fields(component=name, urls=",".join(urls)))
         if on_started is not None:
             result = on_started(urls)
@@ -112,8 +120,146 @@ async def serve(
         if before_shutdown is not None:
             await before_shutdown()
     finally:
+        if listener is not None:
+            listener.close()  # new connections are refused from here on
+            await listener.wait_closed()
         await runner.cleanup()
         log.info("stopped", extra=logs.fields(component=name))
+
+
+def _reason(error: OSError) -> str:
+    # The errno's own text, without the address repeated (a name lookup's error has its own text).
+    if isinstance(error, socket.gaierror) and error.strerror:
+        return error.strerror.lower()
+    return (os.strerror(error.errno) if error.errno else str(error)).lower()
+
+
+async def _bind(address: netaddr.ListenAddress, backlog: int) -> list[socket.socket]:
+    """Listening sockets for *address*, bound as ``loop.create_server`` binds them: every address the host
+    resolves to (no host: every interface, IPv4 and IPv6, one socket each, IPv6 ones IPv6-only),
+    SO_REUSEADDR; a family the host cannot open is skipped, an address that cannot be bound fails.
+
+    SO_KEEPALIVE and TCP_NODELAY are set here, once, instead of on every accepted connection: Linux
+    clones an accepted socket from its listener (``sk_clone_lock`` copies the listener's ``struct sock``,
+    flags and TCP options included; ``tcp_create_openreq_child`` then arms the keepalive timer when
+    SOCK_KEEPOPEN is set), as the BSDs copy ``so_options`` in ``sonewconn``. tests/common checks it.
+    """
+    infos = await asyncio.get_running_loop().getaddrinfo(
+        address.host, address.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, _, sockaddr in dict.fromkeys(infos):  # duplicates dropped, order kept
+            try:
+                listener = socket.socket(family, kind, proto)
+            except OSError:
+                continue  # a family this host has no support for (no IPv6): as create_server does
+            sockets.append(listener)
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                # Linux would otherwise make [::] dual-stack, colliding with the 0.0.0.0 socket.
+                listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+            listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            listener.bind(sockaddr)
+        for listener in sockets:
+            listener.listen(backlog)
+            listener.setblocking(False)
+    except BaseException:
+        for listener in sockets:
+            listener.close()
+        raise
+    if not sockets:
+        raise OSError(errno.EAFNOSUPPORT, os.strerror(errno.EAFNOSUPPORT))
+    return sockets
+
+
+class _Listener:
+    """Takes new connections from listening sockets at most *step* per event-loop iteration.
+
+    The loop's own server (uvloop's and asyncio's alike) accepts every pending connection when its
+    listener is readable and makes each one's protocol in the same iteration: a burst of thousands of
+    new connections becomes one iteration of ~100 ms (aiohttp's connection_made, then each first
+    request's handler), and requests on connections already open, other models' warm requests, wait it
+    out. Here the listener is watched like any socket; each time it is readable, a few connections are
+    accepted and handed to the loop (``connect_accepted_socket``), and the rest stay in the kernel's
+    accept queue (the listen backlog) until the next iteration, so established connections are served
+    between slices.
+    """
+
+    def __init__(
+        self, sockets: list[socket.socket], factory: Callable[[], asyncio.Protocol], *, step: int
+    ) -> None:
+        if step < 1:
+            raise ValueError("accept_step is at least one connection")
+        self._sockets = sockets
+        self._factory = factory
+        self._step = step
+        self._loop = asyncio.get_running_loop()
+        #: Hand-overs not finished yet (the loop keeps only weak references to tasks).
+        self._handing: set[asyncio.Task[Any]] = set()
+        self._retry: asyncio.TimerHandle | None = None
+        self._closed = False
+
+    def start(self) -> None:
+        for listener in self._sockets:
+            self._loop.add_reader(listener.fileno(), self._accept, listener)
+
+    def close(self) -> None:
+        """Stop accepting and close the listening sockets: new connections are refused, and those still
+        in the accept queue are reset. Connections already accepted keep being handed over."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._retry is not None:
+            self._retry.cancel()
+        for listener in self._sockets:
+            self._loop.remove_reader(listener.fileno())
+            listener.close()
+
+    async def wait_closed(self) -> None:
+        """Until every accepted connection has its protocol (so the server's shutdown sees them all)."""
+        while self._handing:
+            await asyncio.gather(*self._handing, return_exceptions=True)
+
+    def _accept(self, listener: socket.socket) -> None:
+        for _ in range(self._step):
+            try:
+                connection, _ = listener.accept()
+            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+                return  # the queue is empty (or that client gave up first)
+            except OSError as error:
+                if error.errno not in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    log.warning("accept failed", extra=logs.fields(error=str(error)))
+                    return
+                # Linux keeps reporting the listener readable: pause instead of spinning (asyncio's way).
+                log.error(
+                    "accept failed: out of descriptors or memory; accepting again in a second",
+                    extra=logs.fields(error=str(error)),
+                )
+                self._pause()
+                return
+            connection.setblocking(False)
+            task = self._loop.create_task(self._loop.connect_accepted_socket(self._factory, connection))
+            self._handing.add(task)
+            task.add_done_callback(functools.partial(self._handed, connection))
+
+    def _handed(self, connection: socket.socket, task: asyncio.Task[Any]) -> None:
+        self._handing.discard(task)
+        if task.cancelled() or task.exception() is not None:
+            # Failed before a transport took the socket (uvloop's own failures after that close the
+            # transport, which detaches the socket; asyncio's close this same socket object): close it.
+            connection.close()
+
+    def _pause(self) -> None:
+        for listener in self._sockets:
+            self._loop.remove_reader(listener.fileno())
+        self._retry = self._loop.call_later(ACCEPT_RETRY_SECONDS, self._resume)
+
+    def _resume(self) -> None:
+        self._retry = None
+        if not self._closed:
+            self.start()
 
 
 def listen_backlog(requested: int, *, component: str, somaxconn: Path = SOMAXCONN) -> int:
@@ -327,7 +473,7 @@ def _install_signal_handlers(stop: asyncio.Event) -> dict[str, str]:
 
 
 def _url(bound: object) -> str:
-    # AppRunner.addresses yields (host, port) for IPv4 and (host, port, flow, scope) for IPv6.
+    # getsockname() gives (host, port) for IPv4 and (host, port, flow, scope) for IPv6.
     if isinstance(bound, tuple) and len(bound) >= 2:
         host, port = str(bound[0]), int(bound[1])
         if ":" in host:

@@ -181,6 +181,13 @@ def llmservice_crd() -> dict[str, Any]:
         {"name": "Model", "type": "string", "jsonPath": ".spec.model.source.uri", "priority": 1},
         {"name": "Endpoint", "type": "string", "jsonPath": ".status.endpointURL", "priority": 1},
         {
+            "name": "Gateway",
+            "type": "string",
+            "jsonPath": ".status.gateway",
+            "description": "the LLMGateway serving this model (empty: its own dedicated gateway)",
+            "priority": 1,
+        },
+        {
             "name": "Saved-h",
             "type": "number",
             "jsonPath": ".status.accounting.savedAcceleratorHours",

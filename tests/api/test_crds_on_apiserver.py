@@ -165,6 +165,7 @@ def test_kubectl_get_shows_the_spec_columns_and_wide_extras(cluster: ControlPlan
         "DESIRED",
         "MODEL",
         "ENDPOINT",
+        "GATEWAY",
         "SAVED-H",
         "LAST-WAKE-S",
         "POOL",
@@ -172,7 +173,7 @@ def test_kubectl_get_shows_the_spec_columns_and_wide_extras(cluster: ControlPlan
         "AGE",
     ]
     assert "http://columns.default.svc/v1" in wide_row
-    assert wide_row.split()[-3:-1] == ["12.5", "41.25"]  # the pool columns are empty
+    assert wide_row.split()[-3:-1] == ["12.5", "41.25"]  # the gateway and pool columns are empty
     runtimes = cluster.kubectl("get", "inferenceruntime").stdout.splitlines()
     assert runtimes[0].split() == ["NAME", "FAMILY", "VENDOR", "RESOURCE", "PRIORITY", "AGE"]
     assert any(line.split()[:3] == ["vllm-stub", "vllm", "generic"] for line in runtimes[1:])

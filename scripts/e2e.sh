@@ -72,8 +72,9 @@ bash "$cluster" load-image dist/images/hearth.tar
 bash "$cluster" load-image dist/images/vllm-stub.tar
 bash testing/prometheus/prometheus.sh up
 # The shared-endpoint scenarios also drive the real openai client, from the project's Python (the frozen
-# binary does not carry the SDK).
-export HEARTH_E2E_OPENAI_PYTHON="$PWD/.venv/bin/python"
+# binary carries neither the SDK nor the script).
+HEARTH_E2E_OPENAI_CLIENT=$(printf '%q %q' "$PWD/.venv/bin/python" "$PWD/testing/e2e/openai_client.py")
+export HEARTH_E2E_OPENAI_CLIENT
 for stage in "${stages[@]}"; do
     case "$stage" in
         # Builtin mode needs KEDA absent (auto would pick metrics-api), so it runs before KEDA comes up.

@@ -7,9 +7,9 @@ mode, where pools run) puts the shared endpoint in front of an AcceleratorPool o
 members are streamed at once: two wake, the third waits for capacity, told so, and is served once an idle
 member is swapped out.
 
-With ``HEARTH_E2E_OPENAI_PYTHON`` set to a Python that has the ``openai`` package (scripts/e2e.sh sets the
-project's), the listing and one stream also go through the real openai client
-(``testing/e2e/openai_client.py``); the frozen binary does not carry the SDK.
+With ``HEARTH_E2E_OPENAI_CLIENT`` set to a command that runs ``testing/e2e/openai_client.py`` with a Python
+that has the ``openai`` package (scripts/e2e.sh sets it to the project's), the listing and one stream also
+go through the real openai client; the frozen binary carries neither the SDK nor that script.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import asyncio
 import contextlib
 import json
 import os
+import shlex
 import time
-from pathlib import Path
 from typing import Any
 
 from hearth.e2e import fixtures, wakeprogress
@@ -36,8 +36,7 @@ ALL_KEYS = "shared-all-keys"
 ONE_KEYS = "shared-one-keys"
 #: How long a deleted LLMService's route may outlive it ("within seconds").
 ROUTE_REMOVAL_SECONDS = 10.0
-OPENAI_PYTHON_ENV = "HEARTH_E2E_OPENAI_PYTHON"
-OPENAI_CLIENT = Path(__file__).resolve().parents[2] / "testing" / "e2e" / "openai_client.py"
+OPENAI_CLIENT_ENV = "HEARTH_E2E_OPENAI_CLIENT"
 
 
 def _gateway(run: Run, name: str, *, endpoint: str, keys: list[dict[str, Any]]) -> dict[str, Any]:
@@ -110,13 +109,12 @@ async def _backends_at_zero(run: Run, models: tuple[str, ...]) -> bool:
 
 
 async def _openai(run: Run, url: str, key: str, model: str) -> str | None:
-    """The real openai client's listing and stream (a subprocess), or None without a Python that has it."""
-    python = os.environ.get(OPENAI_PYTHON_ENV)
-    if not python:
+    """The real openai client's listing and stream (a subprocess), or None without a command to run it."""
+    command = shlex.split(os.environ.get(OPENAI_CLIENT_ENV, ""))
+    if not command:
         return None
     process = await asyncio.create_subprocess_exec(
-        python,
-        str(OPENAI_CLIENT),
+        *command,
         f"{url}/v1",
         model,
         env={**os.environ, "OPENAI_API_KEY": key},

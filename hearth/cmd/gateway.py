@@ -73,6 +73,8 @@ def command(*, log_level: str, log_format: logs.LogFormat, **values: object) -> 
         eventloop.run(server.run(settings))
     except serve.ListenError as error:
         raise click.UsageError(f"HEARTH_LISTEN_ADDR: {error}") from None
+    except gateway_settings.SettingsError as error:
+        raise click.UsageError(str(error)) from None
     except background.BackgroundFailedError as error:
         # Logged when it happened; exit non-zero so Kubernetes restarts the container.
         raise click.ClickException(str(error)) from None

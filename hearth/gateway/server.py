@@ -51,7 +51,14 @@ GC_YOUNGEST_THRESHOLD = 10_000
 
 async def _kube_client(settings: GatewaySettings) -> KubeClient | None:
     if settings.llmgateway is not None:
-        return await KubeClient.connect()  # a shared gateway learns its routes from the API: no fallback
+        # A shared gateway learns its routes from the API: there is no fallback to run without it.
+        try:
+            return await KubeClient.connect()
+        except Exception as error:
+            raise SettingsError(
+                f"{gatewayenv.LLMGATEWAY.env}: a shared gateway needs the Kubernetes API (in-cluster "
+                f"credentials or a kubeconfig): {error}"
+            ) from None
     needs_api = (
         scalermodes.traits(settings.scaler_mode).gateway_patches_scale or settings.readiness != "probe"
     )

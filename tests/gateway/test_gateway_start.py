@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -45,3 +46,19 @@ def test_the_stub_on_a_busy_port_exits_2_naming_the_setting(busy_port: int) -> N
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
     assert "STUB_LISTEN_ADDR: cannot listen on" in result.stderr
+
+
+def test_a_shared_gateway_without_api_access_exits_2_saying_it_needs_one(tmp_path: Path) -> None:
+    result = _run(
+        ["gateway"],
+        {
+            "HEARTH_LLMGATEWAY": "models",
+            "HEARTH_NAMESPACE": "ml",
+            "HEARTH_LISTEN_ADDR": "127.0.0.1:0",
+            "KUBECONFIG": str(tmp_path / "no-such-kubeconfig"),
+            "KUBERNETES_SERVICE_HOST": "",
+        },
+    )
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "HEARTH_LLMGATEWAY: a shared gateway needs the Kubernetes API" in result.stderr

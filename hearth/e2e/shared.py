@@ -179,8 +179,11 @@ async def three_models_one_endpoint(run: Run) -> str:
     status, answer = await _post(run, url, every, {"model": MODELS[2], "messages": []})
     if status != 404:
         raise ScenarioFailedError(f"a request for the deleted {MODELS[2]}: {status} {answer}")
-    gateway = await run.client.get(resources.LLMGATEWAY, GATEWAY, run.namespace)
-    routed = ((gateway or {}).get("status") or {}).get("models")
+    routed = await run.wait(
+        "the LLMGateway's status.models without the deleted model",
+        lambda: _status_models(run, MODELS[:2]),
+        within=30,
+    )
     return "; ".join(
         part
         for part in (
@@ -192,6 +195,12 @@ async def three_models_one_endpoint(run: Run) -> str:
         )
         if part
     )
+
+
+async def _status_models(run: Run, expected: tuple[str, ...]) -> list[str] | None:
+    gateway = await run.client.get(resources.LLMGATEWAY, GATEWAY, run.namespace)
+    models = ((gateway or {}).get("status") or {}).get("models") or []
+    return list(models) if sorted(models) == sorted(expected) else None
 
 
 async def _all_listed(run: Run, url: str, key: str) -> bool:

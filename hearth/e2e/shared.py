@@ -129,6 +129,18 @@ async def _openai(run: Run, url: str, key: str, model: str) -> str | None:
 
 
 async def three_models_one_endpoint(run: Run) -> str:
+    try:
+        return await _three_models_one_endpoint(run)
+    finally:
+        # What S1 made goes with it, so the last scenario finds only the run's own LLMServices' children.
+        with contextlib.suppress(ApiError):
+            await run.client.delete(resources.LLMGATEWAY, GATEWAY, run.namespace)
+        for name in MODELS:
+            with contextlib.suppress(ApiError):
+                await run.client.delete(resources.LLMSERVICE, name, run.namespace)
+
+
+async def _three_models_one_endpoint(run: Run) -> str:
     every, one = await _keys(run)
     for name in MODELS:
         await run.client.apply(_model(run, name, endpoint=GATEWAY))
@@ -259,6 +271,8 @@ async def shared_endpoint_before_a_pool(run: Run) -> str:
         swaps = ((status or {}).get("status") or {}).get("swaps")
         return f"3 pooled models on 2 devices through one URL: {', '.join(lines)}; swaps {swaps}"
     finally:
+        with contextlib.suppress(ApiError):
+            await run.client.delete(resources.LLMGATEWAY, POOL_GATEWAY, run.namespace)
         for name in POOL_MODELS:
             with contextlib.suppress(ApiError):
                 await run.client.delete(resources.LLMSERVICE, name, run.namespace)

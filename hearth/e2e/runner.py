@@ -264,13 +264,18 @@ class Run:
             f"kubectl port-forward {target} did not say it was forwarding within {PORT_FORWARD_SECONDS:.0f} s"
         )
 
-    async def stream(self, url: str, tokens: int) -> tuple[list[bytes], float | None]:
-        """Send a streaming chat completion; return its SSE events and when the first token arrived."""
+    async def stream(
+        self, url: str, tokens: int, *, model: str = "e2e", key: str | None = None
+    ) -> tuple[list[bytes], float | None]:
+        """Send a streaming chat completion (for *model*, with API *key* if given); return its SSE events
+        and when the first token arrived."""
         started = time.monotonic()
         first_token: float | None = None
         events: list[bytes] = []
-        body = {"model": "e2e", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
-        async with self.http.post(f"{url}/v1/chat/completions?tokens={tokens}", json=body) as response:
+        body = {"model": model, "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        chat = f"{url}/v1/chat/completions?tokens={tokens}"
+        async with self.http.post(chat, json=body, headers=headers) as response:
             if response.status != 200:
                 raise ScenarioFailedError(f"status {response.status}: {await response.text()}")
             buffer = b""

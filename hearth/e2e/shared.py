@@ -86,18 +86,7 @@ async def _listed(run: Run, url: str, key: str) -> dict[str, str]:
 async def _stream(run: Run, url: str, key: str, model: str) -> tuple[list[bytes], float]:
     """A streaming chat completion for *model*: its SSE events and how long it took."""
     started = time.monotonic()
-    events: list[bytes] = []
-    body = {"model": model, "stream": True, "messages": [{"role": "user", "content": "hi"}]}
-    headers = {"Authorization": f"Bearer {key}"}
-    async with run.http.post(f"{url}/v1/chat/completions?tokens=8", json=body, headers=headers) as response:
-        if response.status != 200:
-            raise ScenarioFailedError(f"{model}: status {response.status}: {await response.text()}")
-        buffer = b""
-        async for chunk in response.content.iter_any():
-            buffer += chunk
-            while b"\n\n" in buffer:
-                event, buffer = buffer.split(b"\n\n", 1)
-                events.append(event)
+    events, _ = await run.stream(url, tokens=8, model=model, key=key)
     if not events or events[-1] != b"data: [DONE]":
         last = events[-1][:80] if events else b""
         raise ScenarioFailedError(f"{model}: the stream did not end with [DONE] (last event {last!r})")

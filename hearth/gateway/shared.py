@@ -178,6 +178,7 @@ class SharedTable:
 
     # ---- the watches ------------------------------------------------------------------------------
     def _on_gateway(self, kind: str, obj: dict[str, Any]) -> None:
+        previous = self._selector
         if kind == "DELETED":
             self._selector = None
             self._configure_keys({})
@@ -200,6 +201,8 @@ class SharedTable:
                         for key_set in keys or []
                     }
                 )
+        if self._selector == previous:
+            return  # the operator's status writes (or new allowlists) leave the routes as they are
         # A new selector may add or remove any route: every service is looked at again.
         for service in self.service_informer.items():
             self._on_service("MODIFIED", service)
@@ -226,7 +229,9 @@ class SharedTable:
             self._remove(name)
             return
         try:
-            service = LLMService.model_validate(obj)
+            # The spec makes the route; the status is read by the route's feed alone (which tells held
+            # clients nothing, rather than dropping the route, when it cannot read one).
+            service = LLMService.model_validate({key: value for key, value in obj.items() if key != "status"})
         except pydantic.ValidationError as error:
             log.warning(
                 "cannot read a selected LLMService; it is not routed",

@@ -249,3 +249,31 @@ def test_model_of_reads_the_model_once_even_when_nested_objects_say_model() -> N
     assert routing.model_of(body) == "qwen"
     nested = b'{"model": "qwen", "tools": [{"model": "x"}]}'
     assert routing.model_of(nested) == "qwen"
+
+
+async def test_a_status_it_cannot_read_keeps_the_route_and_tells_no_phase() -> None:
+    """As a dedicated gateway does: a status written by a newer operator (unreadable here) costs held clients
+    their phase and ETA, never the model's route."""
+    async with fed_gateway() as fed:
+        unreadable = _service("qwen")
+        unreadable["status"] = {"phase": "Hibernating", "currentWake": "not a wake"}
+        _feed(fed.table, GATEWAY, unreadable)
+        qwen = fed.table.get("qwen")
+        assert qwen is not None
+        assert qwen.phases.phase() == "unknown"
+
+
+async def test_the_gateways_own_status_writes_leave_the_routes_alone() -> None:
+    async with fed_gateway() as fed:
+        _feed(fed.table, GATEWAY, _service("qwen"))
+        seen: list[str] = []
+        on_service = fed.table._on_service
+        fed.table._on_service = lambda kind, obj: seen.append(obj["metadata"]["name"])  # type: ignore[method-assign]
+        with_status = {**GATEWAY, "status": {"models": ["qwen"], "modelCount": 1}}
+        fed.table._on_gateway("MODIFIED", with_status)
+        assert seen == [], "an unchanged selector re-reads no LLMService"
+        relabelled = json.loads(json.dumps(GATEWAY))
+        relabelled["spec"]["selector"] = {"matchLabels": {"tier": "other"}}
+        fed.table._on_gateway("MODIFIED", relabelled)
+        assert seen == ["qwen"], "a new selector looks at every LLMService again"
+        fed.table._on_service = on_service  # type: ignore[method-assign]

@@ -31,16 +31,6 @@ class Access(Protocol):
     def allows(self, model: str) -> bool: ...
 
 
-class Everything:
-    """No restriction (no API keys, or a key not limited to models)."""
-
-    def allows(self, model: str) -> bool:
-        return True
-
-
-EVERYTHING = Everything()
-
-
 class Table(Protocol):
     """The routes of one gateway process."""
 
@@ -114,15 +104,15 @@ def _json_type(value: object) -> str:
     return names.get(type(value), type(value).__name__)
 
 
-def model_document(route: Route, *, created: int) -> dict[str, Any]:
-    """One entry of ``/v1/models``: OpenAI's model object plus ``hearth`` (the openai SDKs keep unknown
-    fields, so a UI may show whether a model is cold)."""
+def model_document(route: Route, *, created: int, state: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One entry of ``/v1/models``: OpenAI's model object plus ``hearth``, the route's state unless
+    *state* is given (the openai SDKs keep unknown fields, so a UI may show whether a model is cold)."""
     return {
         "id": route.model,
         "object": "model",
         "created": created,
         "owned_by": "hearth",
-        "hearth": route.state(),
+        "hearth": route.state() if state is None else state,
     }
 
 
@@ -149,8 +139,7 @@ class SingleRoute:
         if self.route.readiness.ready or request.method != "GET" or request.path != MODELS_PATH:
             return None  # a ready backend lists its own models
         # Listing models must not wake an accelerator (DESIGN 4): answered here, not counted as demand.
-        entry = model_document(self.route, created=int(time.time()))
-        entry["hearth"] = {"state": "cold"}
+        entry = model_document(self.route, created=int(time.time()), state={"state": "cold"})
         return json_answer({"object": "list", "data": [entry]})
 
     def select(self, request: web.BaseRequest, payload: bytearray, access: Access) -> Route | web.Response:

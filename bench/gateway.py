@@ -161,15 +161,14 @@ _WRK_LATENCY = re.compile(r"^\s+(50|99)(?:\.000)?%\s+([\d.]+)(us|ms|s)\s*$", re.
 _WRK_REQUESTS = re.compile(r"^\s*(\d+) requests in", re.M)
 
 
-def _wrk(url: str, *, connections: int, seconds: float, script: Path) -> tuple[int, dict[str, float]]:
-    """Requests completed, and latency percentiles in ms (50, 99) from wrk's --latency report."""
-    threads = min(2, connections)
+def wrk_report(url: str, *, connections: int, seconds: int, script: Path) -> str:
+    """wrk's --latency report of one run of *script* against *url* (errors it counts are printed)."""
     result = subprocess.run(
         [
             "wrk",
-            f"-t{threads}",
+            f"-t{min(2, connections)}",
             f"-c{connections}",
-            f"-d{int(seconds)}s",
+            f"-d{seconds}s",
             "--latency",
             "-s",
             str(script),
@@ -179,12 +178,18 @@ def _wrk(url: str, *, connections: int, seconds: float, script: Path) -> tuple[i
         text=True,
         check=True,
     )
-    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
-    latency = {m[0]: float(m[1]) * scale[m[2]] for m in _WRK_LATENCY.findall(result.stdout)}
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: .*", result.stdout)
     if errors:
         print(f"wrk against {url}: {errors.group(0)}", file=sys.stderr)
-    found = _WRK_REQUESTS.search(result.stdout)
+    return result.stdout
+
+
+def _wrk(url: str, *, connections: int, seconds: float, script: Path) -> tuple[int, dict[str, float]]:
+    """Requests completed, and latency percentiles in ms (50, 99) from wrk's --latency report."""
+    report = wrk_report(url, connections=connections, seconds=int(seconds), script=script)
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+    latency = {m[0]: float(m[1]) * scale[m[2]] for m in _WRK_LATENCY.findall(report)}
+    found = _WRK_REQUESTS.search(report)
     return (int(found.group(1)) if found else 0), latency
 
 

@@ -502,27 +502,10 @@ class WrkRun:
 
 
 def wrk(url: str, *, connections: int, seconds: float, script: Path) -> WrkRun:
-    result = subprocess.run(
-        [
-            "wrk",
-            f"-t{min(2, connections)}",
-            f"-c{connections}",
-            f"-d{max(1, round(seconds))}s",
-            "--latency",
-            "-s",
-            str(script),
-            url,
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    latency = {m[0]: float(m[1]) * _SCALE[m[2]] for m in single._WRK_LATENCY.findall(result.stdout)}
-    found = single._WRK_REQUESTS.search(result.stdout)
-    most = _WRK_MAX.search(result.stdout)
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: .*", result.stdout)
-    if errors:
-        print(f"wrk against {url}: {errors.group(0)}", file=sys.stderr)
+    report = single.wrk_report(url, connections=connections, seconds=max(1, round(seconds)), script=script)
+    latency = {m[0]: float(m[1]) * _SCALE[m[2]] for m in single._WRK_LATENCY.findall(report)}
+    found = single._WRK_REQUESTS.search(report)
+    most = _WRK_MAX.search(report)
     return WrkRun(
         requests=int(found.group(1)) if found else 0,
         p50_ms=latency.get("50", float("nan")),

@@ -134,18 +134,14 @@ class Autoscaler:
         """Base URLs of the ready pods of every LLMGateway, by (namespace, LLMGateway)."""
         urls: dict[Key, list[str]] = {}
         for pod in self.shared_gateway_pods.items():
-            metadata = pod.get("metadata", {})
-            key = (
-                str(metadata.get("namespace")),
-                str(metadata.get("labels", {}).get(names.LABEL_LLMGATEWAY)),
-            )
-            if key not in urls:
-                urls[key] = _ready_urls(
-                    self.shared_gateway_pods.items(),
-                    label=names.LABEL_LLMGATEWAY,
-                    value=key[1],
-                    namespace=key[0],
+            url = _ready_url(pod)
+            if url is not None:
+                metadata = pod.get("metadata", {})
+                key = (
+                    str(metadata.get("namespace")),
+                    str(metadata.get("labels", {}).get(names.LABEL_LLMGATEWAY)),
                 )
+                urls.setdefault(key, []).append(url)
         return urls
 
     async def _shared_queues(
@@ -323,16 +319,24 @@ def _ready_urls(pods: list[dict[str, Any]], *, label: str, value: str, namespace
     """Base URLs of the ready, not terminating pods labelled *label*=*value* in *namespace*."""
     urls = []
     for pod in pods:
-        metadata, status = pod.get("metadata", {}), pod.get("status", {})
+        metadata = pod.get("metadata", {})
         if metadata.get("namespace") != namespace or metadata.get("labels", {}).get(label) != value:
             continue
-        ready = any(
-            c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or []
-        )
-        if not ready or not status.get("podIP") or metadata.get("deletionTimestamp"):
-            continue
-        urls.append(f"http://{status['podIP']}:{_http_port(pod)}")
+        url = _ready_url(pod)
+        if url is not None:
+            urls.append(url)
     return urls
+
+
+def _ready_url(pod: dict[str, Any]) -> str | None:
+    """The base URL of a ready, not terminating gateway pod; None for any other."""
+    metadata, status = pod.get("metadata", {}), pod.get("status", {})
+    ready = any(
+        c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or []
+    )
+    if not ready or not status.get("podIP") or metadata.get("deletionTimestamp"):
+        return None
+    return f"http://{status['podIP']}:{_http_port(pod)}"
 
 
 def _live_pods(pods: list[dict[str, Any]]) -> int:

@@ -304,7 +304,7 @@ async def _cold_one(count: int, *, backend: str, client: str) -> dict[str, float
     )
     readiness = ManualReadiness()
     async with server.build(settings, readiness=readiness) as assembly, assembly.serving() as url:
-        server.tune_garbage_collection()  # as server.run does
+        server.pace_garbage_collection(assembly)  # as server.run does
         table = assembly.gateway.table
         assert isinstance(table, routing.SingleRoute)
         route = table.route

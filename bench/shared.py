@@ -712,6 +712,22 @@ def cold_rows(options: argparse.Namespace, figures: dict[str, Any]) -> list[tupl
             "of every model waits out a stall",
         ),
         (
+            "burst: longest stall while accepting: the loop's own CPU in it",
+            f"{statistics.median(burst['stall_held_cpu_ms']):.1f} ms",
+            "the rest of the stall the process waited for a CPU (the burst's client, wrk and the API "
+            "server share this machine's CPUs)",
+        ),
+        (
+            "burst: longest garbage collection pause: young / middle / oldest",
+            " / ".join(
+                f"{statistics.median(each[generation] for each in burst['collections_ms']):.1f}"
+                for generation in range(3)
+            )
+            + " ms",
+            "during the burst, its hold and its release (gc.callbacks, medians over rounds); the oldest "
+            "generation is collected on a timer only (hearth.gateway.gcpacing)",
+        ),
+        (
             "burst: X held after / released in (ready -> last done)",
             f"{statistics.median(burst['held_ms']):.0f} / {statistics.median(burst['released_ms']):.0f} ms",
             f"within Y's {options.burst_seconds:.0f} s wrk run: {burst['inside']}/{len(busy)} rounds; "
@@ -818,7 +834,7 @@ async def cold_run(config: dict[str, Any]) -> dict[str, Any]:
     recorder = Recorder()
     try:
         async with server.build(settings, client=client) as assembly, assembly.serving():
-            server.tune_garbage_collection()  # as server.run does
+            server.pace_garbage_collection(assembly)  # as server.run does
             table = assembly.gateway.table
             assert isinstance(table, shared.SharedTable)
             await _until(lambda: len(list(table.routes())) == len(models) + 2, within_s=120, what="routes")
@@ -887,34 +903,99 @@ class LoopLag:
     request it serves, the neighbour model's too, by as much."""
 
     def __init__(self) -> None:
-        #: (when the sleep woke, how late) in monotonic seconds.
-        self.samples: list[tuple[float, float]] = []
+        #: (when the sleep woke, how late, the loop thread's CPU seconds meanwhile) in seconds.
+        self.samples: list[tuple[float, float, float]] = []
 
     async def run(self) -> None:
         while True:
-            before = time.monotonic()
+            before, cpu_before = time.monotonic(), time.thread_time()
             await asyncio.sleep(0.001)
             after = time.monotonic()
-            self.samples.append((after, after - before - 0.001))
+            self.samples.append((after, after - before - 0.001, time.thread_time() - cpu_before))
 
     def worst_ms(self, start: float, end: float) -> float:
         """The longest stall that ended between *start* and *end*."""
-        return max((lag for at, lag in self.samples if start <= at <= end), default=0.0) * 1000
+        return max((lag for at, lag, _ in self.samples if start <= at <= end), default=0.0) * 1000
+
+    def worst_cpu_ms(self, start: float, end: float) -> float:
+        """The loop's own CPU during that stall: the rest of it, the process waited for a CPU."""
+        stalls = [(lag, cpu) for at, lag, cpu in self.samples if start <= at <= end]
+        return max(stalls, default=(0.0, 0.0))[1] * 1000
+
+
+class CollectorPauses:
+    """How long each garbage collection stopped the process (``gc.callbacks``), by generation."""
+
+    def __init__(self) -> None:
+        #: (when it ended, generation, seconds)
+        self.pauses: list[tuple[float, int, float]] = []
+        self._began = 0.0
+
+    def __enter__(self) -> CollectorPauses:
+        gc.callbacks.append(self._callback)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        gc.callbacks.remove(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        now = time.perf_counter()
+        if phase == "start":
+            self._began = now
+        else:
+            self.pauses.append((time.monotonic(), info["generation"], now - self._began))
+
+    def worst_ms(self, start: float, end: float) -> list[float]:
+        """The longest pause of each generation (young, middle, oldest) that ended between *start* and
+        *end*."""
+        window = [(gen, took) for at, gen, took in self.pauses if start <= at <= end]
+        return [
+            max((took for gen, took in window if gen == generation), default=0) * 1000
+            for generation in range(3)
+        ]
 
 
 async def _burst_phase(
     config: dict[str, Any], kubectl: Kubectl, table: Any, recorder: Recorder
 ) -> dict[str, Any]:
+    figures: dict[str, Any] = {
+        "quiet": [],
+        "busy": [],
+        "held_ms": [],
+        "released_ms": [],
+        "stall_quiet_ms": [],
+        "stall_held_ms": [],
+        "stall_held_cpu_ms": [],
+        "stall_release_ms": [],
+        "collections_ms": [],  # per busy round: the longest pause of each generation, burst to release
+        "inside": 0,
+        "not_ok": 0,
+    }
+    lag = LoopLag()
+    probe = asyncio.create_task(lag.run())
+    try:
+        with CollectorPauses() as pauses:
+            await _burst_rounds(
+                config, kubectl, table=table, recorder=recorder, lag=lag, pauses=pauses, figures=figures
+            )
+    finally:
+        probe.cancel()
+    return figures
+
+
+async def _burst_rounds(
+    config: dict[str, Any],
+    kubectl: Kubectl,
+    *,
+    table: Any,
+    recorder: Recorder,
+    lag: LoopLag,
+    pauses: CollectorPauses,
+    figures: dict[str, Any],
+) -> None:
     seconds = config["seconds"]
     url = f"http://127.0.0.1:{config['listen']}{COMPLETIONS}"
     script = Path(config["script"])
-    runs: dict[str, list[dict[str, float]]] = {"quiet": [], "busy": []}
-    figures: dict[str, list[float]] = {
-        key: [] for key in ("held_ms", "released_ms", "stall_quiet_ms", "stall_held_ms", "stall_release_ms")
-    }
-    inside = not_ok = 0
-    lag = LoopLag()
-    probe = asyncio.create_task(lag.run())
     for number in range(config["rounds"]):
         for kind in ("quiet", "busy") if number % 2 == 0 else ("busy", "quiet"):
             measured = asyncio.create_task(
@@ -923,17 +1004,15 @@ async def _burst_phase(
             began = time.monotonic()
             if kind == "busy":
                 await asyncio.sleep(min(0.5, seconds / 5))
-                failed = await _burst(
+                figures["not_ok"] += await _burst(
                     config, kubectl, x=table.get("x"), recorder=recorder, lag=lag, figures=figures
                 )
-                not_ok += failed
-                inside += time.monotonic() - began < seconds
+                figures["inside"] += time.monotonic() - began < seconds
+                figures["collections_ms"].append(pauses.worst_ms(began, time.monotonic()))
             run = await measured
             if kind == "quiet":
                 figures["stall_quiet_ms"].append(lag.worst_ms(began, time.monotonic()))
-            runs[kind].append(dataclasses.asdict(run))
-    probe.cancel()
-    return {**runs, **figures, "inside": inside, "not_ok": not_ok}
+            figures[kind].append(dataclasses.asdict(run))
 
 
 async def _burst(
@@ -952,6 +1031,7 @@ async def _burst(
     held = await _until(lambda: x.held == count, within_s=60, what="the burst held")
     figures["held_ms"].append((held - start) * 1000)
     figures["stall_held_ms"].append(lag.worst_ms(start, held))
+    figures["stall_held_cpu_ms"].append(lag.worst_cpu_ms(start, held))
     await kubectl.apply_async([backend_slice(namespace, "x", tuple(config["backends"][0]))])
     answers, failed = await _answers(process)
     ready_at = next(at for ready, at in reversed(recorder.flips["x"]) if ready)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import gc
 import logging
 import resource
 from collections.abc import AsyncIterator, Coroutine
@@ -21,6 +20,7 @@ from hearth.common import logs, serve
 from hearth.gateway import (
     auth,
     external_scaler,
+    gcpacing,
     progress,
     proxy,
     routing,
@@ -45,8 +45,6 @@ MAX_FIELD_SIZE = 16 * 1024
 KEEPALIVE_SECONDS = 75.0
 #: As the reference's ReadHeaderTimeout: a request's head must arrive within this long (else 408).
 HEADER_DEADLINE_SECONDS = 10.0
-#: Allocations between collections of the youngest generation (Python's default: 700).
-GC_YOUNGEST_THRESHOLD = 10_000
 
 
 async def _kube_client(settings: GatewaySettings) -> KubeClient | None:
@@ -346,14 +344,12 @@ async def run(settings: GatewaySettings) -> None:
     """The ``hearth gateway`` process: build, serve until SIGTERM, drain, release."""
     _raise_open_file_limit()
     async with build(settings) as assembly:
-        tune_garbage_collection()
+        pace_garbage_collection(assembly)
         await assembly.serve()
 
 
-def tune_garbage_collection() -> None:
-    """Everything built so far lives as long as the process: frozen, the collector never scans it again.
-    A proxied request allocates hundreds of short-lived objects, nearly all freed by reference counting, so
-    the youngest generation is collected less often than Python's default (every 700 allocations)."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(GC_YOUNGEST_THRESHOLD, *gc.get_threshold()[1:])
+def pace_garbage_collection(assembly: Assembly) -> None:
+    """Once start-up is done: freeze what it built and collect the oldest generation on a timer, not by
+    allocation counts (:mod:`hearth.gateway.gcpacing` says why)."""
+    gcpacing.tune()
+    assembly.background.start(gcpacing.collect_oldest_every(), what="garbage collection pacer")

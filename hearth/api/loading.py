@@ -11,13 +11,15 @@ from typing import Any
 import pydantic
 import yaml
 
+from hearth.api.llmgateway import LLMGateway
 from hearth.api.llmservice import LLMService
 from hearth.api.runtime import InferenceRuntime
 
-ApiObject = LLMService | InferenceRuntime
-_KINDS: dict[str, type[LLMService] | type[InferenceRuntime]] = {
+ApiObject = LLMService | InferenceRuntime | LLMGateway
+_KINDS: dict[str, type[LLMService] | type[InferenceRuntime] | type[LLMGateway]] = {
     "LLMService": LLMService,
     "InferenceRuntime": InferenceRuntime,
+    "LLMGateway": LLMGateway,
 }
 #: Validation problems listed in one error; the rest are counted.
 MAX_PROBLEMS = 5
@@ -85,7 +87,7 @@ def _problems(error: pydantic.ValidationError) -> str:
 
 
 def parse_object(document: Any, *, source: str) -> ApiObject:
-    """Validate one decoded YAML/JSON document as an LLMService or InferenceRuntime."""
+    """Validate one decoded YAML/JSON document as an LLMService, InferenceRuntime or LLMGateway."""
     if not isinstance(document, dict):
         raise LoadError(f"{source}: expected a Kubernetes object, got {type(document).__name__}")
     kind = document.get("kind")

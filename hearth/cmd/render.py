@@ -1,21 +1,23 @@
-"""``hearth render``: print the objects an LLMService becomes, with no cluster."""
+"""``hearth render``: print the objects LLMServices and LLMGateways become, with no cluster."""
 
 from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 import yaml
 
 from hearth.api import loading, meta, scalermodes
+from hearth.api.llmgateway import LLMGateway
 from hearth.api.llmservice import LLMService
 from hearth.api.runtime import InferenceRuntime
 from hearth.cmd import params
 from hearth.common import bundle
-from hearth.render import plan
+from hearth.render import plan, sharedgateway
 from hearth.render.config import DEFAULT_GATEWAY_IMAGE, OperatorConfig
 from hearth.render.errors import ReconcileError
 
@@ -43,40 +45,72 @@ def _load(paths: tuple[str, ...], *, flag: str) -> list[loading.ApiObject]:
     return objects
 
 
-def _manifests(
-    service: LLMService,
-    *,
-    namespace: str,
-    runtimes: list[InferenceRuntime],
-    config: OperatorConfig,
-    keda_installed: bool,
-) -> list[dict[str, Any]]:
-    if not service.metadata.namespace:
-        service = service.model_copy(
-            update={"metadata": service.metadata.model_copy(update={"namespace": namespace})}
-        )
-    try:
-        built = plan.build(service, runtimes, config)
-    except ReconcileError as error:
-        where = f"{service.metadata.namespace}/{service.metadata.name}"
-        raise click.ClickException(f"LLMService {where}: {error.reason}: {error.message}") from None
+_Namespaced = TypeVar("_Namespaced", LLMService, LLMGateway)
+
+
+def _in_namespace(item: _Namespaced, namespace: str) -> _Namespaced:
+    """*item* in *namespace* when its manifest names none (as ``kubectl apply -n`` places it)."""
+    if item.metadata.namespace:
+        return item
+    return item.model_copy(update={"metadata": item.metadata.model_copy(update={"namespace": namespace})})
+
+
+def _applied(steps: Iterable[plan.Step], *, keda_installed: bool) -> list[dict[str, Any]]:
     return [
         step.manifest
-        for step in built.steps
+        for step in steps
         # What the operator applies: deletions of leftovers are left out, and so are KEDA's objects
         # when the cluster has no KEDA (the operator skips them too, SPEC §2.6).
         if step.mode is not plan.Mode.DELETE and (keda_installed or step.requires_crd is None)
     ]
 
 
-@click.command("render", short_help="Print the objects an LLMService becomes, with no cluster.")
+def _manifests(
+    services: list[LLMService],
+    gateways: list[LLMGateway],
+    *,
+    runtimes: list[InferenceRuntime],
+    config: OperatorConfig,
+    keda_installed: bool,
+) -> list[dict[str, Any]]:
+    """Each LLMService's objects, then each LLMGateway's, as the operator reconciles them: a service an
+    LLMGateway of its namespace selects is served by it instead of a gateway of its own."""
+    manifests: list[dict[str, Any]] = []
+    for service in services:
+        neighbours = [each for each in services if each.namespace == service.namespace]
+        serving = sharedgateway.serving(
+            service,
+            (each for each in gateways if each.namespace == service.namespace),
+            (each.metadata.name for each in neighbours),
+        )
+        try:
+            built = plan.build(service, runtimes, config, gateways=serving)
+        except ReconcileError as error:
+            raise _refused("LLMService", service.namespace, service.metadata.name, error) from None
+        manifests += _applied(built.steps, keda_installed=keda_installed)
+    for gateway in gateways:
+        neighbours = [each for each in services if each.namespace == gateway.namespace]
+        try:
+            shared = sharedgateway.build(gateway, neighbours, config)
+        except ReconcileError as error:
+            raise _refused("LLMGateway", gateway.namespace, gateway.metadata.name, error) from None
+        manifests += _applied(shared.steps, keda_installed=keda_installed)
+    return manifests
+
+
+def _refused(kind: str, namespace: str, name: str, error: ReconcileError) -> click.ClickException:
+    return click.ClickException(f"{kind} {namespace}/{name}: {error.reason}: {error.message}")
+
+
+@click.command("render", short_help="Print the objects LLMServices and LLMGateways become, with no cluster.")
 @click.option(
     "-f",
     "--filename",
     "files",
     multiple=True,
     required=True,
-    help="YAML with LLMServices (and optionally InferenceRuntimes); '-' reads stdin. Repeatable.",
+    help="YAML with LLMServices and LLMGateways (and optionally InferenceRuntimes); '-' reads stdin. "
+    "Repeatable.",
 )
 @click.option(
     "-r",
@@ -91,7 +125,7 @@ def _manifests(
     type=params.NAMESPACE,
     default=meta.DEFAULT_NAMESPACE,
     show_default=True,
-    help="Namespace of LLMServices that set none.",
+    help="Namespace of LLMServices and LLMGateways that set none.",
 )
 @click.option(
     "--scaler-mode",
@@ -137,17 +171,20 @@ def command(
     network_policies: bool,
     output: str,
 ) -> None:
-    """Print every object the operator would create for each LLMService in -f, in apply order.
+    """Print every object the operator would create for each LLMService in -f, in apply order, then each
+    LLMGateway's. An LLMService that an LLMGateway of its namespace selects is served by it, without a
+    gateway of its own, as in the cluster.
 
     Objects the operator creates once (the cache PVC, the prewarm Job) are included; owner references are
-    left out because they need the LLMService's uid. Exit status 1 names the LLMService and the SPEC reason
-    when one cannot be rendered.
+    left out because they need the object's uid. Exit status 1 names the object and the SPEC reason when
+    one cannot be rendered.
     """
     objects = _load(files, flag="'-f' / '--filename'") + _load(runtime_files, flag="'-r' / '--runtime'")
-    services = [item for item in objects if isinstance(item, LLMService)]
+    services = [_in_namespace(item, namespace) for item in objects if isinstance(item, LLMService)]
+    gateways = [_in_namespace(item, namespace) for item in objects if isinstance(item, LLMGateway)]
     runtimes = [item for item in objects if isinstance(item, InferenceRuntime)]
-    if not services:
-        raise click.UsageError("no LLMService found in the -f files")
+    if not services and not gateways:
+        raise click.UsageError("no LLMService or LLMGateway found in the -f files")
     if not runtimes:
         runtimes = [
             item
@@ -168,13 +205,7 @@ def command(
         scaler_mode=choice.resolve(keda_installed=keda),
         network_policies=network_policies,
     )
-    manifests = [
-        manifest
-        for service in services
-        for manifest in _manifests(
-            service, namespace=namespace, runtimes=runtimes, config=config, keda_installed=keda
-        )
-    ]
+    manifests = _manifests(services, gateways, runtimes=runtimes, config=config, keda_installed=keda)
     if output == "json":
         click.echo(json.dumps({"apiVersion": "v1", "kind": "List", "items": manifests}, indent=2))
     else:

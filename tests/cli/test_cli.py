@@ -91,6 +91,73 @@ def test_render_prints_every_child_in_apply_order(tmp_path: Path) -> None:
     assert documents[0]["spec"]["template"]["spec"]["containers"][0]["image"] == "hearth.dev/vllm-stub:e2e"
 
 
+SHARED_INPUT = """\
+apiVersion: serving.hearth.dev/v1alpha1
+kind: LLMGateway
+metadata: {name: models}
+spec:
+  selector: {matchLabels: {endpoint: models}}
+---
+apiVersion: serving.hearth.dev/v1alpha1
+kind: LLMService
+metadata: {name: qwen, labels: {endpoint: models}}
+spec:
+  model: {source: {uri: hf://Qwen/Qwen3-0.6B}}
+  runtime: {selector: {vendor: [generic]}}
+---
+apiVersion: serving.hearth.dev/v1alpha1
+kind: LLMService
+metadata: {name: alone}
+spec:
+  model: {source: {uri: hf://Qwen/Qwen3-0.6B}}
+  runtime: {selector: {vendor: [generic]}}
+"""
+
+
+def test_render_an_llmgateway_and_the_services_it_routes(tmp_path: Path) -> None:
+    manifest = tmp_path / "shared.yaml"
+    manifest.write_text(SHARED_INPUT)
+    result = CliRunner().invoke(
+        main.cli, ["render", "-f", str(manifest), "-n", "ml", "--scaler-mode", "builtin"]
+    )
+    assert result.exit_code == 0, result.output
+    documents = list(yaml.safe_load_all(result.output))
+    kinds = [(doc["kind"], doc["metadata"]["name"]) for doc in documents]
+    # The routed model has no gateway of its own; the unselected one keeps its dedicated gateway.
+    assert ("Deployment", "qwen-gateway") not in kinds
+    assert ("Deployment", "alone-gateway") in kinds
+    shared = [doc for doc in documents if doc["metadata"]["name"].startswith("models")]
+    assert [(doc["kind"], doc["metadata"]["name"]) for doc in shared] == [
+        ("ServiceAccount", "models-gateway"),
+        ("Role", "models-gateway"),
+        ("RoleBinding", "models-gateway"),
+        ("Deployment", "models-gateway"),
+        ("Service", "models"),
+    ]
+    assert all(doc["metadata"]["namespace"] == "ml" for doc in documents)
+    role = next(doc for doc in shared if doc["kind"] == "Role")
+    scaled = {name for rule in role["rules"] for name in rule.get("resourceNames", [])}
+    assert "qwen" in scaled, "the shared gateway wakes what it routes"
+    assert "alone" not in scaled, "and nothing else"
+
+
+def test_render_refuses_an_llmgateway_named_like_an_llmservice(tmp_path: Path) -> None:
+    manifest = tmp_path / "shared.yaml"
+    manifest.write_text(SHARED_INPUT.replace("metadata: {name: models}", "metadata: {name: alone}"))
+    result = CliRunner().invoke(main.cli, ["render", "-f", str(manifest), "--scaler-mode", "builtin"])
+    assert result.exit_code == 1
+    assert "LLMGateway default/alone: " in result.output
+    assert "an LLMService named alone exists" in result.output
+
+
+def test_render_needs_an_llmservice_or_an_llmgateway(tmp_path: Path) -> None:
+    manifest = tmp_path / "runtime.yaml"
+    manifest.write_text(bundle.read_text("runtimes", bundle.names("runtimes")[0]))
+    result = CliRunner().invoke(main.cli, ["render", "-f", str(manifest)])
+    assert result.exit_code == 2
+    assert "no LLMService or LLMGateway found in the -f files" in result.output
+
+
 def test_render_shows_the_optional_guards_when_asked(tmp_path: Path) -> None:
     manifest = tmp_path / "svc.yaml"
     manifest.write_text(RENDER_INPUT)

@@ -160,11 +160,15 @@ class Route:
     def model(self) -> str:
         return self.settings.model
 
-    def update(self, settings: RouteSettings, *, waker: Waker | None) -> None:
-        """New settings from a changed LLMService: they apply to requests admitted from now on."""
+    def update(self, settings: RouteSettings, *, waker: Waker | None) -> Waker | None:
+        """New settings from a changed LLMService: they apply to requests admitted from now on. Returns the
+        waker it replaced, for the caller to close (a model that joined a pool is started by the pool
+        keeper: a scale request its route had in flight must not go on)."""
         self.settings = settings
         self.demand.activation_timeout = settings.activation_timeout_s
+        dropped = self.waker if self.waker is not waker else None
         self.waker = waker
+        return dropped
 
     def _on_readiness(self, ready: bool) -> None:
         if ready:

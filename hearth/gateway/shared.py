@@ -19,7 +19,7 @@ import asyncio
 import calendar
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
 from typing import Any
 
 import pydantic
@@ -243,7 +243,9 @@ class SharedTable:
         found = self._routes.get(name)
         if found is not None:
             route = found[0]
-            route.update(settings, waker=self._waker(route, settings))
+            dropped = route.update(settings, waker=self._waker(route, settings))
+            if dropped is not None:
+                self._close_soon(dropped.close())
         else:
             route = self._add(settings, created=_created(metadata))
         assert isinstance(route.phases, wakestatus.StatusFeed)
@@ -287,10 +289,14 @@ class SharedTable:
         route = found[0]
         route.close_holds(MODEL_REMOVED)
         route.metrics.forget()
-        task = asyncio.get_running_loop().create_task(route.close())
+        self._close_soon(route.close())
+        log.info("route removed", extra=logs.fields(model=model, routes=len(self._routes)))
+
+    def _close_soon(self, closing: Coroutine[Any, Any, None]) -> None:
+        """Run *closing* in the background (watch callbacks cannot wait), kept until it ends."""
+        task = asyncio.get_running_loop().create_task(closing)
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
-        log.info("route removed", extra=logs.fields(model=model, routes=len(self._routes)))
 
     def _on_slice(self, kind: str, obj: dict[str, Any]) -> None:
         metadata = obj.get("metadata") or {}

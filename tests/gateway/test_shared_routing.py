@@ -79,21 +79,22 @@ class Fed:
 
 
 @asynccontextmanager
-async def fed_gateway(*, keys: Path | None = None, **overrides: Any) -> AsyncIterator[Fed]:
+async def fed_gateway(
+    *, keys: Path | None = None, client: Any = None, **overrides: Any
+) -> AsyncIterator[Fed]:
     """A shared gateway's front and table as server.build wires them, its table fed by hand."""
     settings = GatewaySettings(
         listen=netaddr.ListenAddress("127.0.0.1", 0),
         drain_delay=durations.Duration(0),
         namespace=NAMESPACE,
         llmgateway="front",
-        scaler_mode=scalermodes.ScalerMode.METRICS_API,
-        **overrides,
+        **{"scaler_mode": scalermodes.ScalerMode.METRICS_API, **overrides},
     )
     metrics = GatewayMetrics(per_model=True)
     pool = proxy.new_upstream()
     api_keys = auth.KeyRing.shared(keys) if keys is not None else None
     table = shared.SharedTable(
-        None,  # type: ignore[arg-type]  # never started: fed by hand
+        client,  # never started: fed by hand
         settings=settings,
         metrics=metrics,
         upstream_pool=pool,
@@ -277,3 +278,38 @@ async def test_the_gateways_own_status_writes_leave_the_routes_alone() -> None:
         fed.table._on_gateway("MODIFIED", relabelled)
         assert seen == ["qwen"], "a new selector looks at every LLMService again"
         fed.table._on_service = on_service  # type: ignore[method-assign]
+
+
+class ScaleNeverAnswers:
+    """A Kubernetes client whose scale reads never answer: a wake stays in flight until cancelled."""
+
+    def __init__(self) -> None:
+        self.asked = asyncio.Event()
+        self.cancelled = asyncio.Event()
+
+    async def get(self, *_: Any, **__: Any) -> dict[str, Any] | None:
+        self.asked.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            self.cancelled.set()
+            raise
+        return None
+
+
+async def test_a_model_that_joins_a_pool_cancels_the_wake_its_route_had_in_flight() -> None:
+    """The pool keeper starts a member, not its gateway: the route's own scale request must not go on."""
+    client = ScaleNeverAnswers()
+    async with fed_gateway(client=client, scaler_mode=scalermodes.ScalerMode.BUILTIN) as fed:
+        _feed(fed.table, GATEWAY, _service("qwen"), _slice("qwen", None))
+        held = asyncio.create_task(fed.chat("qwen"))
+        await asyncio.wait_for(client.asked.wait(), 10)
+        pooled = _service("qwen")
+        pooled["spec"]["pool"] = {"name": "gpus"}
+        fed.table._on_service("MODIFIED", pooled)
+        qwen = fed.table.get("qwen")
+        assert qwen is not None
+        assert qwen.waker is None
+        await asyncio.wait_for(client.cancelled.wait(), 10)
+        held.cancel()
+        await asyncio.gather(held, return_exceptions=True)

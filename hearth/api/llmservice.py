@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 import pydantic
 
-from hearth.api import k8s_schema, meta, telemetry
+from hearth.api import k8s_schema, meta, telemetry, wakefailure
 from hearth.api import pool as pool_api
 from hearth.api.base import ApiModel, GoDuration, Int32, Int64, Quantity, nested
 from hearth.api.core import Condition, LocalObjectReference
@@ -287,6 +287,9 @@ class LLMServiceStatus(ApiModel):
     """The last completed wake, phase by phase."""
     current_wake: telemetry.Wake | None = None
     """The wake in progress, if any (its phases so far)."""
+    wake_failure: wakefailure.WakeFailure | None = None
+    """Why the backend cannot come up (image pull, crash loop, OOM kill, ...), until a pod is ready again or
+    its template changes: gateways end held requests and refuse cold ones with this reason."""
     wake_history: telemetry.WakeHistory | None = None
     """Totals and quantiles of recent wakes: what a caller arriving now can expect to wait."""
     accounting: telemetry.Accounting | None = None

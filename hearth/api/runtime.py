@@ -39,6 +39,9 @@ class Container(ApiModel):
 
     image: str = pydantic.Field(min_length=1)
     """Serving image; it must serve the OpenAI API and GET /health."""
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = None
+    """The serving container's imagePullPolicy (default: Kubernetes' own, IfNotPresent unless the tag is
+    latest). Never suits air-gapped nodes whose images are preloaded."""
     args: list[str] | None = None
     """Arguments; Go-template fields {{ .Model.Path }}, {{ .Service.Name }} and {{ .Service.Namespace }}
     are rendered, and an unknown field fails reconcile (Render)."""

@@ -426,6 +426,10 @@ class Controller:
                 deployment=deployment,
                 at=at,
             )
+            refusing_for = status.show_wake_failure(wanted, at=at)
+            if refusing_for is not None:
+                # Phase and Ready go back to what the backend shows once the failure stops refusing.
+                self.queue.add_after((meta.namespace_of(obj), metadata["name"]), refusing_for + 0.5)
         if not status.differs(current, wanted):
             return
         updated = {**obj, "status": wanted}
@@ -468,7 +472,13 @@ class Controller:
         error: ReconcileError | None,
     ) -> None:
         old_phase, new_phase = current.get("phase"), wanted.get("phase")
-        if error is not None:
+        failure = wanted.get("wakeFailure") or {}
+        if failure and failure.get("since") != (current.get("wakeFailure") or {}).get("since"):
+            # A wake that cannot succeed: the Event names the reason (the Ready condition says it too).
+            await self._recorder.record(
+                obj, kind="Warning", reason=str(failure.get("reason")), message=str(failure.get("message"))
+            )
+        elif error is not None:
             old_reason = _ready_reason(current)
             if old_phase != "Degraded" or old_reason != str(error.reason):
                 await self._recorder.record(

@@ -79,6 +79,21 @@ def track_activation(
             result["lastColdStartDuration"] = durations.format_nanoseconds(max(nanos, 0))
 
 
+def show_wake_failure(result: dict[str, Any], *, at: datetime.datetime) -> float | None:
+    """While ``wakeFailure`` refuses cold requests (until its retryAt): phase Degraded and Ready False with
+    the failure's reason and message, in place. Returns the seconds until it stops refusing (the status
+    must be written again then), or None."""
+    failure = result.get("wakeFailure") or {}
+    retry_at = _parse(failure.get("retryAt"))
+    if retry_at is None or at >= retry_at:
+        return None
+    result["phase"] = "Degraded"
+    generation = int(result.get("observedGeneration") or 0)
+    ready = _condition(READY, False, str(failure.get("reason")), str(failure.get("message")), generation)
+    result["conditions"] = merge_conditions(result.get("conditions") or [], [ready])
+    return (retry_at - at).total_seconds()
+
+
 def phase_of(deployment: dict[str, Any] | None, *, min_replicas: int) -> tuple[str, str, str]:
     """(phase, Ready reason, Ready message) from the backend Deployment (SPEC §2.7 precedence)."""
     status = (deployment or {}).get("status", {})

@@ -15,12 +15,12 @@ import pydantic
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from hearth.api import meta, telemetry
+from hearth.api import meta, telemetry, wakefailure
 from hearth.common import logs
 from hearth.kube import resources
 from hearth.kube.client import KubeClient
 from hearth.kube.informer import Informer
-from hearth.operator import accounting, wakes
+from hearth.operator import accounting, wakefailures, wakes
 from hearth.render import names
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,8 @@ class Outcome:
     name: str
     completed: telemetry.Wake | None
     aborted: bool
+    #: A wake failure recorded in this observation (a new one, not one already in the status).
+    failed: wakefailure.WakeFailure | None = None
 
 
 class Telemetry:
@@ -92,6 +94,13 @@ class Telemetry:
             [*SERVICE_LABELS, "result"],
             registry=registry,
         )
+        self.failures = prometheus_client.Counter(
+            "hearth_wake_failures",
+            "Wakes that could not succeed, by reason (ImagePullFailed, CrashLoopBackOff, OOMKilled, ...): "
+            "held requests were ended with the reason and cold ones refused until the retry time.",
+            [*SERVICE_LABELS, "reason"],
+            registry=registry,
+        )
         registry.register(_StatusCollector(self))
         self._known: set[Key] = set()
 
@@ -107,6 +116,8 @@ class Telemetry:
             self.phase_seconds.labels(**service, phase=phase)
         for result in ("completed", "aborted"):
             self.wakes.labels(**service, result=result)
+        for reason in wakefailure.Reason:
+            self.failures.labels(**service, reason=str(reason))
 
     def forget(self, name: str, namespace: str) -> None:
         """Drop a deleted LLMService's wake series (its status-derived series vanish with it)."""
@@ -118,6 +129,8 @@ class Telemetry:
             self.phase_seconds.remove(namespace, name, phase)
         for result in ("completed", "aborted"):
             self.wakes.remove(namespace, name, result)
+        for reason in wakefailure.Reason:
+            self.failures.remove(namespace, name, str(reason))
 
     def _on_pod(self, _kind: str, pod: dict[str, Any]) -> None:
         metadata = pod.get("metadata", {})
@@ -170,13 +183,51 @@ class Telemetry:
             result["wakeHistory"] = history.to_wire()
         rates = accounting.rates_of(deployment=deployment, pods=pods, waking=step.current is not None)
         result["accounting"] = accounting.advance(kept, rates=rates, at=at).to_wire()
-        if step.completed is None and not step.aborted:
+        failed = self._failure(result, deployment=deployment, pods=pods, at=at)
+        if step.completed is None and not step.aborted and failed is None:
             return None
-        return Outcome(namespace=namespace, name=name, completed=step.completed, aborted=step.aborted)
+        return Outcome(
+            namespace=namespace, name=name, completed=step.completed, aborted=step.aborted, failed=failed
+        )
+
+    @staticmethod
+    def _failure(
+        result: dict[str, Any],
+        *,
+        deployment: dict[str, Any],
+        pods: list[dict[str, Any]],
+        at: datetime.datetime,
+    ) -> wakefailure.WakeFailure | None:
+        """Bring ``wakeFailure`` up to *at* (in place); the failure if this observation recorded a new one."""
+        recorded = _parsed(wakefailure.WakeFailure, result.get("wakeFailure"))
+        ready = any(wakes.is_ready(pod) for pod in wakes.current(pods))
+        failure = wakefailures.advance(
+            recorded,
+            wakefailures.diagnose(deployment, pods, at=at),
+            ready=ready,
+            template=wakefailures.template_digest(deployment),
+            at=at,
+        )
+        if failure is None:
+            result.pop("wakeFailure", None)
+            return None
+        result["wakeFailure"] = failure.to_wire()
+        return failure if recorded is None or failure.since != recorded.since else None
 
     def record(self, outcome: Outcome) -> None:
         """Count a wake that ended, now that the status saying so is written."""
         service = {"namespace": outcome.namespace, "llmservice": outcome.name}
+        if outcome.failed is not None:
+            self.failures.labels(**service, reason=outcome.failed.reason).inc()
+            log.warning(
+                "wake failed",
+                extra=logs.fields(
+                    **service,
+                    reason=outcome.failed.reason,
+                    message=outcome.failed.message,
+                    retry_at=outcome.failed.retry_at,
+                ),
+            )
         if outcome.aborted:
             self.wakes.labels(**service, result="aborted").inc()
             log.info("wake aborted: back to zero before a pod was ready", extra=logs.fields(**service))

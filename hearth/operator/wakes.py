@@ -53,6 +53,11 @@ def live(pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [pod for pod in pods if pod.get("status", {}).get("phase") not in ("Succeeded", "Failed")]
 
 
+def is_ready(pod: dict[str, Any]) -> bool:
+    """The pod's Ready condition is True."""
+    return _condition(pod, "Ready").get("status") == "True"
+
+
 def bound(pod: dict[str, Any]) -> bool:
     return bool(pod.get("spec", {}).get("nodeName"))
 

@@ -183,6 +183,8 @@ def _pod_spec(
         ],
         "resources": _resources(service, runtime),
     }
+    if container_spec.image_pull_policy is not None:
+        container["imagePullPolicy"] = container_spec.image_pull_policy
     if args:
         container["args"] = args
     if env:

@@ -1,0 +1,151 @@
+"""Wakes that cannot succeed (pure): what the backend's pods and Deployment say is wrong, and the
+``status.wakeFailure`` record kept from one observation to the next.
+
+A failure is recorded the moment it shows (the kubelet's ErrImagePull comes seconds after the pod is
+bound; a crash shows as CrashLoopBackOff right after the first exit), so held clients learn it within
+seconds instead of at their activation timeout. Recorded, it stands until ``retryAt`` (30 s, doubling per
+failed wake in a row, up to 5 min): gateways refuse cold requests with its reason until then, and the next
+request after it wakes the backend again. A backend pod turning Ready, or a new pod template (a fixed image,
+new arguments), clears it at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import hashlib
+import json
+from typing import Any
+
+from hearth.api.wakefailure import Reason, WakeFailure
+from hearth.operator import wakes
+
+#: The kubelet's waiting reasons (containerStatuses[].state.waiting.reason) that no wait will cure.
+WAITING_REASONS: dict[str, Reason] = {
+    "ErrImagePull": Reason.IMAGE_PULL_FAILED,
+    "ImagePullBackOff": Reason.IMAGE_PULL_FAILED,
+    "InvalidImageName": Reason.IMAGE_PULL_FAILED,
+    "ErrImageNeverPull": Reason.IMAGE_PULL_FAILED,
+    "CrashLoopBackOff": Reason.CRASH_LOOP_BACK_OFF,
+    "CreateContainerConfigError": Reason.CONTAINER_CONFIG_ERROR,
+    "CreateContainerError": Reason.CONTAINER_CONFIG_ERROR,
+    "RunContainerError": Reason.CONTAINER_CONFIG_ERROR,
+}
+#: How long a pod may stay unschedulable before the wake counts as failed. A cluster autoscaler adding a
+#: node takes a minute or two; a pool member waits for its devices before its pod exists at all.
+SCHEDULING_PATIENCE_S = 120.0
+FIRST_RETRY_S = 30.0
+LAST_RETRY_S = 300.0
+#: A reason's message is the kubelet's or the controller's, clipped to what a status and an error carry.
+MESSAGE_CHARS = 300
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Detected:
+    """A failure seen in one observation."""
+
+    reason: Reason
+    message: str
+    pod: str | None = None
+
+
+def diagnose(
+    deployment: dict[str, Any] | None, pods: list[dict[str, Any]], *, at: datetime.datetime
+) -> Detected | None:
+    """What keeps the backend from coming up, from its live pods (not those terminating) and its
+    Deployment; None when nothing does (yet)."""
+    for pod in wakes.current(pods):
+        found = _pod_failure(pod, at=at)
+        if found is not None:
+            return found
+    for condition in (deployment or {}).get("status", {}).get("conditions") or []:
+        if (
+            condition.get("type") == "Progressing"
+            and condition.get("status") == "False"
+            and condition.get("reason") == "ProgressDeadlineExceeded"
+        ):
+            message = condition.get("message") or "the Deployment made no progress within its deadline"
+            return Detected(Reason.PROGRESS_DEADLINE_EXCEEDED, _clip(message))
+    return None
+
+
+def _pod_failure(pod: dict[str, Any], *, at: datetime.datetime) -> Detected | None:
+    name = pod.get("metadata", {}).get("name")
+    status = pod.get("status", {})
+    statuses = [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]
+    for container in statuses:
+        state, last = container.get("state") or {}, container.get("lastState") or {}
+        if any((each.get("terminated") or {}).get("reason") == "OOMKilled" for each in (state, last)):
+            message = f"container {container.get('name')} was killed for exceeding its memory limit"
+            return Detected(Reason.OOM_KILLED, f"pod {name}: {message}", name)
+        waiting = state.get("waiting") or {}
+        reason = WAITING_REASONS.get(waiting.get("reason") or "")
+        if reason is not None:
+            said = waiting.get("message") or waiting.get("reason")
+            return Detected(reason, _clip(f"pod {name}: {waiting.get('reason')}: {said}"), name)
+    for condition in status.get("conditions") or []:
+        if (
+            condition.get("type") == "PodScheduled"
+            and condition.get("status") == "False"
+            and condition.get("reason") == "Unschedulable"
+        ):
+            since = wakes.parse_time(condition.get("lastTransitionTime"))
+            if since is not None and (at - since).total_seconds() >= SCHEDULING_PATIENCE_S:
+                message = f"pod {name} unschedulable for {int((at - since).total_seconds())}s: "
+                return Detected(
+                    Reason.SCHEDULING_DELAYED, _clip(message + str(condition.get("message"))), name
+                )
+    return None
+
+
+def template_digest(deployment: dict[str, Any] | None) -> str | None:
+    """A short digest of the Deployment's pod template: a different one is a new attempt."""
+    template = (deployment or {}).get("spec", {}).get("template")
+    if template is None:
+        return None
+    text = json.dumps(template, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def advance(
+    recorded: WakeFailure | None,
+    detected: Detected | None,
+    *,
+    ready: bool,
+    template: str | None,
+    at: datetime.datetime,
+) -> WakeFailure | None:
+    """The ``status.wakeFailure`` after one observation at *at*."""
+    if ready:
+        return None
+    if recorded is not None and template is not None and recorded.template not in (None, template):
+        recorded = None  # a new pod template: the old failure says nothing about it
+    if detected is None:
+        return recorded
+    if recorded is not None:
+        retry_at = wakes.parse_time(recorded.retry_at)
+        if retry_at is not None and at < retry_at:
+            return recorded  # the same failed wake, still within its wait
+    attempts = recorded.attempts + 1 if recorded is not None else 1
+    delay = min(FIRST_RETRY_S * 2 ** (attempts - 1), LAST_RETRY_S)
+    return WakeFailure(
+        reason=str(detected.reason),
+        message=detected.message,
+        since=wakes.format_time(at),
+        retry_at=wakes.format_time(at + datetime.timedelta(seconds=delay)),
+        attempts=attempts,
+        pod=detected.pod,
+        template=template,
+    )
+
+
+def active(recorded: WakeFailure | None, *, at: datetime.datetime) -> bool:
+    """Whether *recorded* still refuses cold requests at *at*."""
+    if recorded is None:
+        return False
+    retry_at = wakes.parse_time(recorded.retry_at)
+    return retry_at is not None and at < retry_at
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= MESSAGE_CHARS else text[: MESSAGE_CHARS - 3] + "..."

@@ -1,0 +1,192 @@
+"""Wakes that cannot succeed: diagnosed from what the kubelet and the Deployment controller write, and the
+``status.wakeFailure`` record's life (new, kept, retried with backoff, cleared)."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+import pytest
+
+from hearth.api.wakefailure import Reason, WakeFailure, client_code
+from hearth.operator import status, wakefailures
+
+AT = datetime.datetime(2026, 12, 6, 12, 0, 0, tzinfo=datetime.UTC)
+
+
+def _pod(
+    *, waiting: str | None = None, message: str = "", last: str | None = None, **extra: Any
+) -> dict[str, Any]:
+    container: dict[str, Any] = {"name": "engine", "state": {}, "lastState": {}}
+    if waiting is not None:
+        container["state"] = {"waiting": {"reason": waiting, "message": message}}
+    if last is not None:
+        container["lastState"] = {"terminated": {"reason": last, "exitCode": 137}}
+    return {
+        "metadata": {"name": "qwen-abc"},
+        "spec": {"nodeName": "node"},
+        "status": {"phase": "Pending", "containerStatuses": [container], **extra},
+    }
+
+
+@pytest.mark.parametrize(
+    ("waiting", "reason"),
+    [
+        ("ErrImagePull", Reason.IMAGE_PULL_FAILED),
+        ("ImagePullBackOff", Reason.IMAGE_PULL_FAILED),
+        ("ErrImageNeverPull", Reason.IMAGE_PULL_FAILED),
+        ("InvalidImageName", Reason.IMAGE_PULL_FAILED),
+        ("CrashLoopBackOff", Reason.CRASH_LOOP_BACK_OFF),
+        ("CreateContainerConfigError", Reason.CONTAINER_CONFIG_ERROR),
+    ],
+)
+def test_the_kubelets_waiting_reasons_name_the_failure(waiting: str, reason: Reason) -> None:
+    found = wakefailures.diagnose(None, [_pod(waiting=waiting, message='image "x" not present')], at=AT)
+    assert found is not None
+    assert found.reason is reason
+    assert found.pod == "qwen-abc"
+    assert waiting in found.message
+    assert 'image "x" not present' in found.message
+
+
+def test_waits_that_pass_are_no_failure() -> None:
+    assert wakefailures.diagnose(None, [_pod(waiting="ContainerCreating")], at=AT) is None
+    assert wakefailures.diagnose(None, [_pod()], at=AT) is None
+
+
+def test_an_oom_kill_is_named_before_the_crash_loop_it_causes() -> None:
+    found = wakefailures.diagnose(None, [_pod(waiting="CrashLoopBackOff", last="OOMKilled")], at=AT)
+    assert found is not None
+    assert found.reason is Reason.OOM_KILLED
+    assert "memory limit" in found.message
+
+
+def test_a_terminating_pod_says_nothing_about_the_wake() -> None:
+    leaving = _pod(waiting="CrashLoopBackOff")
+    leaving["metadata"]["deletionTimestamp"] = "2026-12-06T11:59:00Z"
+    assert wakefailures.diagnose(None, [leaving], at=AT) is None
+
+
+def test_unschedulable_counts_only_after_the_patience() -> None:
+    def pending(for_s: float) -> dict[str, Any]:
+        since = (AT - datetime.timedelta(seconds=for_s)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        condition = {
+            "type": "PodScheduled",
+            "status": "False",
+            "reason": "Unschedulable",
+            "message": "0/1 nodes are available: 1 Insufficient nvidia.com/gpu.",
+            "lastTransitionTime": since,
+        }
+        pod = _pod(conditions=[condition])
+        pod["spec"] = {}
+        return pod
+
+    assert wakefailures.diagnose(None, [pending(wakefailures.SCHEDULING_PATIENCE_S - 5)], at=AT) is None
+    found = wakefailures.diagnose(None, [pending(wakefailures.SCHEDULING_PATIENCE_S + 5)], at=AT)
+    assert found is not None
+    assert found.reason is Reason.SCHEDULING_DELAYED
+    assert "Insufficient nvidia.com/gpu" in found.message
+
+
+def test_a_deployment_past_its_progress_deadline() -> None:
+    deployment = {
+        "status": {
+            "conditions": [
+                {
+                    "type": "Progressing",
+                    "status": "False",
+                    "reason": "ProgressDeadlineExceeded",
+                    "message": "m",
+                }
+            ]
+        }
+    }
+    found = wakefailures.diagnose(deployment, [], at=AT)
+    assert found is not None
+    assert found.reason is Reason.PROGRESS_DEADLINE_EXCEEDED
+
+
+def test_long_messages_are_clipped() -> None:
+    found = wakefailures.diagnose(None, [_pod(waiting="ErrImagePull", message="x" * 5000)], at=AT)
+    assert found is not None
+    assert len(found.message) == wakefailures.MESSAGE_CHARS
+
+
+DETECTED = wakefailures.Detected(Reason.IMAGE_PULL_FAILED, "pod p: ErrImagePull: nope", "p")
+
+
+def _advance(
+    recorded: WakeFailure | None, *, at: datetime.datetime = AT, **changes: Any
+) -> WakeFailure | None:
+    options: dict[str, Any] = {"ready": False, "template": "t1", "at": at, **changes}
+    detected = options.pop("detected", DETECTED)
+    return wakefailures.advance(recorded, detected, **options)
+
+
+def test_a_failure_is_recorded_with_a_retry_time_and_kept_while_it_refuses() -> None:
+    first = _advance(None)
+    assert first is not None
+    assert (first.reason, first.attempts, first.pod, first.template) == ("ImagePullFailed", 1, "p", "t1")
+    assert first.since == "2026-12-06T12:00:00.000Z"
+    assert first.retry_at == "2026-12-06T12:00:30.000Z"
+    later = AT + datetime.timedelta(seconds=10)
+    assert _advance(first, at=later) == first, "the same failed wake: nothing new to tell"
+    assert wakefailures.active(first, at=later)
+    assert not wakefailures.active(first, at=AT + datetime.timedelta(seconds=30))
+
+
+def test_failing_again_after_the_retry_time_doubles_the_wait_up_to_five_minutes() -> None:
+    failure = _advance(None)
+    waits = []
+    for _ in range(6):
+        assert failure is not None
+        at = wakefailures.wakes.parse_time(failure.retry_at)
+        assert at is not None
+        failure = _advance(failure, at=at)
+        assert failure is not None
+        retry = wakefailures.wakes.parse_time(failure.retry_at)
+        assert retry is not None
+        waits.append((retry - at).total_seconds())
+    assert waits == [60, 120, 240, 300, 300, 300]
+    assert failure is not None
+    assert failure.attempts == 7
+
+
+def test_a_ready_pod_or_a_new_template_clears_the_failure() -> None:
+    failure = _advance(None)
+    assert _advance(failure, ready=True) is None
+    assert _advance(failure, detected=None, template="t2") is None
+    renewed = _advance(failure, template="t2")
+    assert renewed is not None
+    assert renewed.attempts == 1, "the new template's own first failure"
+    assert _advance(failure, detected=None) == failure, "kept for its backoff while nothing shows"
+
+
+def test_the_status_shows_an_active_failure_as_degraded_with_its_reason() -> None:
+    failure = _advance(None)
+    assert failure is not None
+    result: dict[str, Any] = {
+        "phase": "Loading",
+        "observedGeneration": 3,
+        "wakeFailure": failure.to_wire(),
+        "conditions": [{"type": "Ready", "status": "False", "reason": "Deploying", "message": "m"}],
+    }
+    assert status.show_wake_failure(result, at=AT + datetime.timedelta(seconds=10)) == 20.0
+    assert result["phase"] == "Degraded"
+    (ready,) = result["conditions"]
+    assert (ready["reason"], ready["message"]) == ("ImagePullFailed", "pod p: ErrImagePull: nope")
+    expired: dict[str, Any] = {"phase": "ScaledToZero", "wakeFailure": failure.to_wire(), "conditions": []}
+    assert status.show_wake_failure(expired, at=AT + datetime.timedelta(seconds=31)) is None
+    assert expired["phase"] == "ScaledToZero"
+
+
+def test_client_codes_are_snake_case_even_for_reasons_this_version_does_not_know() -> None:
+    assert [reason.code for reason in Reason] == [
+        "image_pull_failed",
+        "oom_killed",
+        "crash_loop_back_off",
+        "container_config_error",
+        "scheduling_delayed",
+        "progress_deadline_exceeded",
+    ]
+    assert client_code("GPUFellOff") == "gpu_fell_off"

@@ -7,9 +7,14 @@ SDKs raise as ``APIError`` (with ``code``) instead of failing to decode it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 from aiohttp import web
+
+#: On every 429 and 503 the gateway itself answers: why (the error code), so a client or a proxy can tell
+#: a model that is waking or cannot start (503) from one that is saturated (429) without reading the body.
+REFUSAL_HEADER = "X-Hearth-Refusal"
 
 
 def _document(message: str, *, kind: str, code: str) -> dict[str, dict[str, str]]:
@@ -28,6 +33,8 @@ def error_response(
     """``{"error": {"message", "type", "code"}}``, as OpenAI clients parse it."""
     body = json.dumps(_document(message, kind=kind, code=code)) + "\n"
     headers = {"X-Content-Type-Options": "nosniff", **(extra_headers or {})}
+    if status in (429, 503):
+        headers[REFUSAL_HEADER] = code
     if retry_after is not None:
         headers["Retry-After"] = str(retry_after)
     return web.Response(status=status, text=body, content_type="application/json", headers=headers)
@@ -58,6 +65,20 @@ class Refusal:
         return error_response(
             self.status, self.message, kind=self.kind, code=self.code, retry_after=retry_after
         )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class FailedWake:
+    """The model's backend cannot come up (the operator's ``status.wakeFailure``): what held and cold
+    requests are told, and in how many seconds a request may wake it again (Retry-After)."""
+
+    refusal: Refusal
+    retry_after_s: int
+
+
+def wake_failed(code: str, message: str) -> Refusal:
+    """The refusal naming why the model cannot start; *code* is the reason in snake case."""
+    return Refusal(503, code, f"the model cannot start: {message}")
 
 
 COLD = Refusal(503, "backend_not_ready", "backend not ready: the model is warming up, retry later")

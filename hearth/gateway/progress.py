@@ -23,6 +23,7 @@ import math
 from collections.abc import Callable
 from typing import Protocol
 
+from hearth.gateway import errors
 from hearth.gateway import eta as eta_module
 
 VERSION = 1
@@ -46,6 +47,9 @@ class Phase(enum.StrEnum):
     LOADING = "loading"
     #: A backend is ready; the request goes to it now.
     READY = "ready"
+    #: The backend cannot come up (an image that cannot be pulled, a crash loop, ...): the stream ends
+    #: with an error event naming the reason.
+    FAILED = "failed"
 
 
 #: The phases of a wake under way: the backend has left zero replicas.
@@ -59,6 +63,10 @@ class PhaseSource(Protocol):
         """What the wake under way is doing now."""
         ...
 
+    def failure(self) -> errors.FailedWake | None:
+        """Why the backend cannot come up, while that refuses cold requests (None otherwise)."""
+        ...
+
     def on_change(self, callback: Callable[[Phase], None]) -> None:
         """Call *callback* with the new phase whenever it changes."""
         ...
@@ -69,6 +77,9 @@ class NoPhase:
 
     def phase(self) -> Phase:
         return Phase.UNKNOWN
+
+    def failure(self) -> errors.FailedWake | None:
+        return None
 
     def on_change(self, callback: Callable[[Phase], None]) -> None:
         return None

@@ -23,6 +23,8 @@ import collections
 import contextlib
 from collections.abc import Callable
 
+from hearth.gateway import errors
+
 #: Places released per event-loop iteration while a wave fills.
 STEP = 8
 
@@ -31,12 +33,14 @@ class Place:
     """One request's place in the queue: released once its turn comes (then it holds a slot until
     :meth:`ReleaseQueue.answered`), or refused when the gateway closes its holds."""
 
-    __slots__ = ("_future", "slot")
+    __slots__ = ("_future", "refusal", "slot")
 
     def __init__(self, future: asyncio.Future[bool]) -> None:
         self._future = future
         #: Whether this request holds one of the wave's slots (given back once, by ``answered``).
         self.slot = False
+        #: What the request is told when its place was refused by :meth:`ReleaseQueue.refuse_waiting`.
+        self.refusal: errors.Refusal | None = None
 
     @property
     def released(self) -> bool:
@@ -131,9 +135,17 @@ class ReleaseQueue:
     def close(self) -> None:
         """Refuse every waiting place now (the gateway is shutting down)."""
         self._closing = True
+        self._refuse(None)
+
+    def refuse_waiting(self, refusal: errors.Refusal) -> None:
+        """Refuse every place waiting now with *refusal* (the wake failed); later ones queue as usual."""
+        self._refuse(refusal)
+
+    def _refuse(self, refusal: errors.Refusal | None) -> None:
         while self._places:
             place = self._places.popleft()
             if not place._future.done():
+                place.refusal = refusal
                 place._future.set_result(False)
                 self.waiting -= 1
 

@@ -179,7 +179,11 @@ class Route:
 
     def _on_phase(self, phase: progress.Phase) -> None:
         """Note the scaler's lead when the wake leaves ``requested``, and interrupt every held stream's wait
-        once, so each tells its client the new phase."""
+        once, so each tells its client the new phase; a wake that failed ends every held request now."""
+        if phase is progress.Phase.FAILED:
+            failure = self.phases.failure()
+            if failure is not None:
+                self.release.refuse_waiting(failure.refusal)
         if self._cold_since is not None and not self._lead_measured and phase in progress.STARTED:
             self._lead_measured = True
             self.scaler_lead.record(asyncio.get_running_loop().time() - self._cold_since)
@@ -210,6 +214,14 @@ class Route:
         the operator reports the backend leaving zero) or cold; with the phase and ETA while waking."""
         if self.readiness.ready:
             return {"state": "ready"}
+        failure = self.phases.failure()
+        if failure is not None:
+            return {
+                "state": "failed",
+                "reason": failure.refusal.code,
+                "message": failure.refusal.message,
+                "retry_after_s": failure.retry_after_s,
+            }
         phase = self.phases.phase()
         if self.demand.active or phase in progress.STARTED - {progress.Phase.READY}:
             document: dict[str, Any] = {"state": "waking", "phase": str(phase)}
@@ -222,6 +234,8 @@ class Route:
     def warm(self, identity: str) -> dict[str, Any]:
         """Wake on intent (``POST /hearth/warm``): one warm lease per client *identity*; the state to
         answer with (202)."""
+        if not self.readiness.ready and self.phases.failure() is not None:
+            return self.state()  # nothing to wake before the retry time
         state: dict[str, Any] = {"state": "ready" if self.readiness.ready else "cold"}
         if not self.readiness.ready:
             taken, lease_s = self.demand.warm(identity)
@@ -309,17 +323,17 @@ class Route:
         admitted_at = loop.time()
         if self.readiness.ready:
             return await self._behind_held(request, body, exchange, place)
-        self._cold(admitted_at)
+        refused_cold = self._wake_or_refuse(admitted_at)
+        if refused_cold is not None:
+            return refused_cold
         settings = self.settings
-        if settings.cold_start_mode is ColdStartMode.REJECT:
-            self.metrics.reject("cold_start")
-            return errors.COLD.response(retry_after=self._retry_after())
         if httpparts.wants_stream(request.method, body):
             return await self._hold_streaming(request, body, admitted_at, exchange, place)
         deadline = admitted_at + settings.activation_timeout_s
         if not await self._wait_held(place, deadline):
-            if self.closing:
-                return self._closed_by.response(retry_after=1)
+            refused = self._refused(place)
+            if refused is not None:
+                return refused.response(retry_after=self._refused_retry_after(place))
             self.metrics.reject("activation_timeout")
             return errors.ACTIVATION_TIMEOUT.response(retry_after=self._retry_after())
         waited = loop.time() - admitted_at
@@ -335,10 +349,36 @@ class Route:
         loop = asyncio.get_running_loop()
         admitted_at = loop.time()
         deadline = admitted_at + self.settings.activation_timeout_s
-        if not await self.release.wait(place, deadline=deadline) and self.closing:
-            return self._closed_by.response(retry_after=1)
+        if not await self.release.wait(place, deadline=deadline):
+            refused = self._refused(place)
+            if refused is not None:
+                return refused.response(retry_after=self._refused_retry_after(place))
         self.metrics.activation_waited(loop.time() - admitted_at)
         return await self.proxy.forward(request, body, exchange)
+
+    def _wake_or_refuse(self, admitted_at: float) -> web.Response | None:
+        """A cold request: wake the backend, unless its wake failed (then say why, and do not wake it again
+        before the retry time); in reject mode, refuse it all the same."""
+        failure = self.phases.failure()
+        if failure is not None:
+            self.metrics.reject("wake_failed")
+            return failure.refusal.response(retry_after=failure.retry_after_s)
+        self._cold(admitted_at)
+        if self.settings.cold_start_mode is ColdStartMode.REJECT:
+            self.metrics.reject("cold_start")
+            return errors.COLD.response(retry_after=self._retry_after())
+        return None
+
+    def _refused(self, place: release.Place) -> errors.Refusal | None:
+        """Why a held request's place was refused: its wake failed, or the route closes its holds."""
+        if place.refusal is not None:
+            self.metrics.reject("wake_failed")
+            return place.refusal
+        return self._closed_by if self.closing else None
+
+    def _refused_retry_after(self, place: release.Place) -> int:
+        failure = self.phases.failure() if place.refusal is not None else None
+        return failure.retry_after_s if failure is not None else 1
 
     def _cold(self, admitted_at: float) -> None:
         """A cold request (or a warm lease): demand up, the backend woken, the wake's start noted."""
@@ -384,15 +424,22 @@ class Route:
             progress_s=settings.progress_s,
             wait_ready=wait_turn,
             is_ready=lambda: place.released,
-            is_closing=lambda: self.closing,
+            is_closing=lambda: self.closing or place.refusal is not None,
             eta=self.wake_eta,
             phase=self.phases.phase,
         )
         outcome = await hold.hold(response, plan)
         if outcome is not hold.Outcome.READY:
-            if outcome is hold.Outcome.TIMED_OUT:
+            ended = self._refused(place)
+            if outcome is hold.Outcome.TIMED_OUT or ended is None:
                 self.metrics.reject("activation_timeout")
-            ended = errors.ACTIVATION_TIMEOUT if outcome is hold.Outcome.TIMED_OUT else self._closed_by
+                ended = errors.ACTIVATION_TIMEOUT
+            elif place.refusal is not None and settings.progress_s > 0:
+                # The last progress word names the end: the wake failed (the error event says why).
+                failed = progress.comment(
+                    elapsed_s=loop.time() - admitted_at, eta=None, phase=progress.Phase.FAILED
+                )
+                await response.write(failed)
             await response.write(ended.event())
             await response.write_eof()
             return response

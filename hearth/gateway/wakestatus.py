@@ -9,11 +9,16 @@ phase and ETA from memory: no held request ever asks the API anything.
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
 import logging
+import math
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from hearth.common import logs
+from hearth.gateway import errors
 from hearth.gateway import eta as eta_module
 from hearth.gateway.progress import Phase
 from hearth.kube import resources
@@ -56,6 +61,32 @@ def wake_phase(status: LLMServiceStatus | None) -> Phase:
     return next((phase for reached, phase in _REACHED if reached(wake)), Phase.SCHEDULING)
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Failure:
+    """The operator's ``wakeFailure``, as kept between status updates."""
+
+    refusal: errors.Refusal
+    #: Unix time after which a request wakes the backend again.
+    retry_at: float
+    #: When the operator detected it (its RFC 3339 text): a different one is a new failure.
+    since: str
+
+
+def _failure_of(status: LLMServiceStatus | None) -> _Failure | None:
+    """The status's ``wakeFailure`` (None: none, or a retryAt this version cannot read)."""
+    failure = status.wake_failure if status is not None else None
+    if failure is None:
+        return None
+    try:
+        retry_at = datetime.datetime.fromisoformat(failure.retry_at.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+    from hearth.api import wakefailure  # loaded already: a status was read
+
+    refusal = errors.wake_failed(wakefailure.client_code(failure.reason), failure.message)
+    return _Failure(refusal=refusal, retry_at=retry_at, since=failure.since)
+
+
 def wake_times(status: LLMServiceStatus | None) -> eta_module.WakeTimes | None:
     """The recent wakes' median and p90, when the status has both."""
     history = status.wake_history if status is not None else None
@@ -68,10 +99,13 @@ class StatusFeed:
     """An :class:`eta.EtaSource` and a :class:`progress.PhaseSource` fed with one LLMService's status as it
     changes (by a watch on that object, or by a shared gateway's watch on all of them)."""
 
-    __slots__ = ("_callbacks", "_name", "_phase", "_times", "_unreadable_logged")
+    __slots__ = ("_callbacks", "_failure", "_name", "_phase", "_times", "_unreadable_logged", "_wall")
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, *, wall: Callable[[], float] = time.time) -> None:
         self._name = name
+        #: Unix time, to compare with a failure's retryAt (written by the operator, in wall-clock time).
+        self._wall = wall
+        self._failure: _Failure | None = None
         # Only what held clients are told is kept, not the status itself (a shared gateway keeps one feed
         # per model it routes, most of them idle).
         self._times: eta_module.WakeTimes | None = None
@@ -83,7 +117,16 @@ class StatusFeed:
         return self._times
 
     def phase(self) -> Phase:
-        return self._phase
+        return Phase.FAILED if self.failure() is not None else self._phase
+
+    def failure(self) -> errors.FailedWake | None:
+        failure = self._failure
+        if failure is None:
+            return None
+        left = failure.retry_at - self._wall()
+        if left <= 0:
+            return None  # past its retryAt: the next request wakes the backend again
+        return errors.FailedWake(refusal=failure.refusal, retry_after_s=max(1, math.ceil(left)))
 
     def on_change(self, callback: Callable[[Phase], None]) -> None:
         self._callbacks.append(callback)
@@ -108,8 +151,17 @@ class StatusFeed:
                         extra=logs.fields(llmservice=self._name, error=str(error).splitlines()[0]),
                     )
         self._times = wake_times(parsed)
+        failure = _failure_of(parsed)
+        new = failure is not None and (self._failure is None or failure.since != self._failure.since)
+        self._failure = failure
         phase = wake_phase(parsed)
-        if phase is not self._phase:
+        if new and self.failure() is not None:
+            # Every request held now learns it at once (a wake retried after retryAt that fails again is
+            # a new failure, even if the phase never left failed).
+            self._phase = phase
+            for callback in self._callbacks:
+                callback(Phase.FAILED)
+        elif phase is not self._phase:
             self._phase = phase
             for callback in self._callbacks:
                 callback(phase)

@@ -13,7 +13,7 @@ from typing import Any
 import openai
 import pytest
 
-from hearth.gateway import eta
+from hearth.gateway import errors, eta
 from hearth.gateway.progress import Phase
 from tests.gateway.conftest import ColdStartMode, GatewayFactory, running_stub, seconds
 from tests.helpers import split_sse
@@ -42,6 +42,9 @@ class ManualPhases:
 
     def phase(self) -> Phase:
         return self.current
+
+    def failure(self) -> errors.FailedWake | None:
+        return None
 
     def on_change(self, callback: Callable[[Phase], None]) -> None:
         self._callbacks.append(callback)

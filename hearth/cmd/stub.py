@@ -74,6 +74,23 @@ log = logging.getLogger(__name__)
     show_envvar=True,
     help="On SIGTERM, how long requests in flight may take to finish.",
 )
+@click.option(
+    "--crash-on-start/--no-crash-on-start",
+    default=False,
+    show_default=True,
+    envvar="STUB_CRASH_ON_START",
+    show_envvar=True,
+    help="Exit with status 1 at start, as an engine that cannot load its model (a crash loop in a pod).",
+)
+@click.option(
+    "--allocate-mib",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    envvar="STUB_ALLOCATE_MIB",
+    show_envvar=True,
+    help="MiB of memory to fill and hold from start, as model weights would (above a memory limit: OOM kill).",
+)
 @params.logging_options
 @click.argument("vllm_argv", nargs=-1, type=click.UNPROCESSED, metavar="[VLLM ARGS]...")
 def command(vllm_argv: tuple[str, ...], **options: Any) -> None:
@@ -115,6 +132,8 @@ def build_settings(
     token_delay: durations.Duration,
     ready_gates_serving: bool,
     shutdown_timeout: durations.Duration,
+    crash_on_start: bool = False,
+    allocate_mib: int = 0,
     **_: Any,
 ) -> StubSettings:
     """Merge flags, environment and vLLM arguments into one validated settings object."""
@@ -132,6 +151,8 @@ def build_settings(
         model=model,
         served_model_names=vllm.served_model_names or (model,),
         shutdown_timeout=shutdown_timeout,
+        crash_on_start=crash_on_start,
+        allocate_mib=allocate_mib,
     )
 
 

@@ -34,9 +34,17 @@ class StubSettings:
     served_model_names: tuple[str, ...] = (DEFAULT_MODEL,)
     #: How long SIGTERM waits for requests in flight before the process exits.
     shutdown_timeout: durations.Duration = _DEFAULT_SHUTDOWN_TIMEOUT
+    #: Exit with status 1 at start (``STUB_CRASH_ON_START``), as an engine that cannot load its model does:
+    #: the e2e's crash-looping backend.
+    crash_on_start: bool = False
+    #: MiB to allocate and hold from start (``STUB_ALLOCATE_MIB``), as a model's weights would: above the
+    #: container's memory limit the kernel kills it (the e2e's OOM-killed backend).
+    allocate_mib: int = 0
 
     def __post_init__(self) -> None:
         if self.token_count < 1:
             raise ValueError("token_count must be at least 1")
+        if self.allocate_mib < 0:
+            raise ValueError("allocate_mib must not be negative")
         if not self.served_model_names:
             raise ValueError("at least one served model name is required")

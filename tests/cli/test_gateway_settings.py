@@ -332,6 +332,8 @@ STUB_VALID: list[tuple[str, str, str, object]] = [
     ("STUB_READY_GATES_SERVING", "true", "ready_gates_serving", True),
     ("STUB_READY_GATES_SERVING", "0", "ready_gates_serving", False),
     ("STUB_SHUTDOWN_TIMEOUT", "2s", "shutdown_timeout", _seconds("2s")),
+    ("STUB_CRASH_ON_START", "true", "crash_on_start", True),
+    ("STUB_ALLOCATE_MIB", "64", "allocate_mib", 64),
 ]
 STUB_INVALID: list[tuple[str, str, str]] = [
     ("STUB_LISTEN_ADDR", "8000", "8000"),
@@ -341,6 +343,8 @@ STUB_INVALID: list[tuple[str, str, str]] = [
     ("STUB_TOKEN_DELAY", "5x", "5x"),
     ("STUB_READY_GATES_SERVING", "maybe", "maybe"),
     ("STUB_SHUTDOWN_TIMEOUT", "later", "later"),
+    ("STUB_CRASH_ON_START", "sometimes", "sometimes"),
+    ("STUB_ALLOCATE_MIB", "-1", "-1"),
     ("HEARTH_LOG_LEVEL", "loud", "loud"),
     ("HEARTH_LOG_FORMAT", "xml", "xml"),
 ]

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -61,6 +62,8 @@ async def test_vllm_arguments_set_model_names_and_port() -> None:
         ({"STUB_TOKEN_COUNT": "0"}, "STUB_TOKEN_COUNT"),
         ({"STUB_LISTEN_ADDR": "8000"}, "STUB_LISTEN_ADDR"),
         ({"STUB_READY_GATES_SERVING": "maybe"}, "STUB_READY_GATES_SERVING"),
+        ({"STUB_ALLOCATE_MIB": "-1"}, "STUB_ALLOCATE_MIB"),
+        ({"STUB_CRASH_ON_START": "sometimes"}, "STUB_CRASH_ON_START"),
     ],
 )
 def test_invalid_settings_exit_2_naming_the_variable(env: dict[str, str], named: str) -> None:
@@ -87,3 +90,32 @@ def test_bad_vllm_arguments_are_a_usage_error() -> None:
     )
     assert result.returncode == 2
     assert '--port must be a number from 0 to 65535, got "http"' in result.stderr
+
+
+def test_told_to_crash_it_exits_1_at_start_saying_why() -> None:
+    result = subprocess.run(
+        [*PYTHON_HEARTH, "stub", "--listen", "127.0.0.1:0"],
+        env={**os.environ, "STUB_CRASH_ON_START": "true"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "crashing at start, as told" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+async def test_told_to_allocate_it_holds_that_much_memory_while_it_serves() -> None:
+    env = {"STUB_LISTEN_ADDR": "127.0.0.1:0"}
+    async with running_hearth(["stub"], env=env) as plain:
+        baseline = _rss_mib(plain.pid)
+    async with running_hearth(["stub"], env={**env, "STUB_ALLOCATE_MIB": "200"}) as ballasted:
+        assert _rss_mib(ballasted.pid) >= baseline + 200
+
+
+def _rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmRSS for pid {pid}")

@@ -89,7 +89,7 @@ log = logging.getLogger(__name__)
     show_default=True,
     envvar="STUB_ALLOCATE_MIB",
     show_envvar=True,
-    help="MiB of memory to fill and hold from start, as model weights would (above a memory limit: OOM kill).",
+    help="MiB of memory to fill and hold from start, as model weights would (over a memory limit: OOM).",
 )
 @params.logging_options
 @click.argument("vllm_argv", nargs=-1, type=click.UNPROCESSED, metavar="[VLLM ARGS]...")

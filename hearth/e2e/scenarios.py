@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 
 from hearth.api import scalermodes
-from hearth.e2e import caches, fixtures, pools, promtext, shared, wakeprogress
+from hearth.e2e import caches, failfast, fixtures, pools, promtext, shared, wakeprogress
 from hearth.e2e.runner import GatewayPod, Run, ScenarioFailedError
 from hearth.kube import endpointslices, resources
 from hearth.kube.errors import ApiError
@@ -703,5 +703,6 @@ SCENARIOS = [
     ("13 HostPath cache: prewarm Job, warm start", caches.host_path_prewarmed),
     *shared.SCENARIOS,
     *pools.SCENARIOS,
+    *failfast.SCENARIOS,
     ("14 deleting LLMServices removes everything", deletion_removes_everything),
 ]

@@ -12,9 +12,10 @@ import json
 
 from aiohttp import web
 
-#: On every 429 and 503 the gateway itself answers: why (the error code), so a client or a proxy can tell
-#: a model that is waking or cannot start (503) from one that is saturated (429) without reading the body.
-REFUSAL_HEADER = "X-Hearth-Refusal"
+from hearth.api import wakereasons
+
+#: Why the gateway refused (hearth.api.wakereasons declares it for every reader).
+REFUSAL_HEADER = wakereasons.REFUSAL_HEADER
 
 
 def _document(message: str, *, kind: str, code: str) -> dict[str, dict[str, str]]:

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from hearth.api import wakereasons
 from hearth.common import logs
 from hearth.gateway import errors
 from hearth.gateway import eta as eta_module
@@ -81,9 +82,7 @@ def _failure_of(status: LLMServiceStatus | None) -> _Failure | None:
         retry_at = datetime.datetime.fromisoformat(failure.retry_at.replace("Z", "+00:00")).timestamp()
     except ValueError:
         return None
-    from hearth.api import wakefailure  # loaded already: a status was read
-
-    refusal = errors.wake_failed(wakefailure.client_code(failure.reason), failure.message)
+    refusal = errors.wake_failed(wakereasons.client_code(failure.reason), failure.message)
     return _Failure(refusal=refusal, retry_at=retry_at, since=failure.since)
 
 

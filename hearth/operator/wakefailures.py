@@ -17,7 +17,8 @@ import hashlib
 import json
 from typing import Any
 
-from hearth.api.wakefailure import Reason, WakeFailure
+from hearth.api.wakefailure import WakeFailure
+from hearth.api.wakereasons import Reason
 from hearth.operator import wakes
 
 #: The kubelet's waiting reasons (containerStatuses[].state.waiting.reason) that no wait will cure.

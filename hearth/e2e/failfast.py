@@ -1,0 +1,155 @@
+"""Wakes that cannot succeed (issue 32), end to end: a held stream learns why within seconds, cold requests
+are refused with the reason while the wake would fail again, and once the manifest is fixed the next
+request is answered.
+
+F1 uses an image that is not on the node with ``imagePullPolicy: Never`` (so no pull ever leaves the
+machine); F2 an engine that exits as it starts (the stub's ``STUB_CRASH_ON_START``). Each gets its own
+InferenceRuntime, fixed afterwards by patching it as an admin would.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from hearth.api import wakefailure
+from hearth.e2e import fixtures
+from hearth.e2e.runner import Run, ScenarioFailedError
+from hearth.kube import resources
+
+#: The issue's budget: from the request to the held client's error naming the reason.
+FAILURE_BUDGET_SECONDS = 15.0
+MISSING_IMAGE = "hearth.dev/missing:e2e"
+
+
+def _broken_runtime(run: Run, name: str, **container: Any) -> dict[str, Any]:
+    manifest = fixtures.runtime(name, image=run.options.stub_image)
+    manifest["spec"]["container"].update(container)
+    return manifest
+
+
+async def missing_image_fails_fast(run: Run) -> str:
+    """F1: the image cannot be pulled."""
+    runtime = f"{run.runtime}-missing-image"
+    await run.client.apply(_broken_runtime(run, runtime, image=MISSING_IMAGE, imagePullPolicy="Never"))
+
+    async def fix() -> None:
+        await run.client.apply(fixtures.runtime(runtime, image=run.options.stub_image))
+
+    return await _fails_fast_then_recovers(
+        run, "failfast-image", runtime, wakefailure.Reason.IMAGE_PULL_FAILED, fix=fix
+    )
+
+
+async def crash_loop_fails_fast(run: Run) -> str:
+    """F2: the engine exits as it starts."""
+    runtime = f"{run.runtime}-crashing"
+    crashing = _broken_runtime(run, runtime)
+    crashing["spec"]["container"]["env"].append({"name": "STUB_CRASH_ON_START", "value": "true"})
+    await run.client.apply(crashing)
+
+    async def fix() -> None:
+        await run.client.apply(fixtures.runtime(runtime, image=run.options.stub_image))
+
+    return await _fails_fast_then_recovers(
+        run, "failfast-crash", runtime, wakefailure.Reason.CRASH_LOOP_BACK_OFF, fix=fix
+    )
+
+
+async def _fails_fast_then_recovers(
+    run: Run, name: str, runtime: str, reason: wakefailure.Reason, *, fix: Callable[[], Awaitable[None]]
+) -> str:
+    try:
+        await run.client.apply(fixtures.service(name, run.namespace, runtime))
+        if await run.scaler_mode(name) != "builtin":
+            run.not_promised("covered in builtin mode; the KEDA modes fail held requests the same way")
+        url = await run.gateway_url(name)
+        await run.wait(f"{name} at zero", lambda: _at_zero(run, name))
+
+        started = time.monotonic()
+        events, _ = await run.stream(url, 4, model=name)
+        failed_after = time.monotonic() - started
+        told = _failure_told(events)
+        if told.get("code") != reason.code:
+            raise ScenarioFailedError(f"the held stream ended with {told}, not {reason.code}")
+        if failed_after > FAILURE_BUDGET_SECONDS:
+            raise ScenarioFailedError(
+                f"the held stream learned {reason.code} after {failed_after:.1f}s "
+                f"(budget {FAILURE_BUDGET_SECONDS:.0f}s)"
+            )
+        condition = await _ready_condition(run, name)
+        if condition.get("reason") != str(reason):
+            raise ScenarioFailedError(f"Ready condition {condition}, not reason {reason}")
+        await run.wait(f"a {reason} Event", lambda: _event(run, name, str(reason)), within=30)
+
+        status, headers, body = await _post(run, url, name)
+        refused_by = headers.get(wakefailure.REFUSAL_HEADER)
+        if status != 503 or refused_by != reason.code or "Retry-After" not in headers:
+            raise ScenarioFailedError(f"a cold request got {status} {refused_by} {body[:200]}")
+
+        await fix()
+        recovered = time.monotonic()
+        # The fixed template clears the failure; the next request wakes the backend and is answered.
+        await run.wait(f"{name} cleared of its failure", lambda: _cleared(run, name), within=60)
+        events, first_token = await run.stream(url, 4, model=name)
+        if first_token is None or any(event.startswith(b"event: error") for event in events):
+            raise ScenarioFailedError(f"after the fix the stream was not answered: {events[-2:]}")
+        return (
+            f"held stream told {reason.code} after {failed_after:.1f}s (with phase failed), Ready reason "
+            f"{reason}, Event recorded, cold request 503 {refused_by} Retry-After {headers['Retry-After']}; "
+            f"fixed, answered {time.monotonic() - recovered:.1f}s later"
+        )
+    finally:
+        await run.client.delete(resources.LLMSERVICE, name, run.namespace)
+        await run.client.delete(resources.INFERENCE_RUNTIME, runtime)
+
+
+def _failure_told(events: list[bytes]) -> dict[str, Any]:
+    """The error the held stream ended with, after checking its last progress comment said failed."""
+    comments = [event for event in events if event.startswith(b": hearth ")]
+    if not comments or json.loads(comments[-1][len(b": hearth ") :]).get("phase") != "failed":
+        raise ScenarioFailedError(f"no progress comment with phase failed: {comments[-2:]}")
+    if not events or not events[-1].startswith(b"event: error\ndata: "):
+        raise ScenarioFailedError(f"the held stream did not end with an error event: {events[-2:]}")
+    document = json.loads(events[-1].split(b"data: ", 1)[1])
+    return dict(document.get("error") or {})
+
+
+async def _at_zero(run: Run, name: str) -> bool:
+    return (await run.replicas(name)) == (0, 0)
+
+
+async def _ready_condition(run: Run, name: str) -> dict[str, Any]:
+    service = await run.client.get(resources.LLMSERVICE, name, run.namespace)
+    for condition in (service or {}).get("status", {}).get("conditions") or []:
+        if condition.get("type") == "Ready":
+            return dict(condition)
+    return {}
+
+
+async def _cleared(run: Run, name: str) -> bool:
+    service = await run.client.get(resources.LLMSERVICE, name, run.namespace)
+    return "wakeFailure" not in (service or {}).get("status", {})
+
+
+async def _event(run: Run, name: str, reason: str) -> bool:
+    events, _ = await run.client.list(
+        resources.EVENT,
+        namespace=run.namespace,
+        field_selector=f"involvedObject.name={name},reason={reason}",
+    )
+    return bool(events)
+
+
+async def _post(run: Run, url: str, model: str) -> tuple[int, dict[str, str], str]:
+    body = {"model": model, "messages": [{"role": "user", "content": "hi"}]}
+    async with run.http.post(f"{url}/v1/chat/completions", json=body) as response:
+        return response.status, dict(response.headers), await response.text()
+
+
+SCENARIOS = [
+    ("F1 an image that cannot be pulled fails held requests fast", missing_image_fails_fast),
+    ("F2 a crash-looping engine fails held requests fast", crash_loop_fails_fast),
+]

@@ -91,8 +91,8 @@ async def _fails_fast_then_recovers(
 
         await fix()
         recovered = time.monotonic()
-        # The fixed template clears the failure; the next request wakes the backend and is answered.
-        await run.wait(f"{name} cleared of its failure", lambda: _cleared(run, name), within=60)
+        # The fixed template ends the refusals; the next request wakes the backend and is answered.
+        await run.wait(f"{name} no longer refusing", lambda: _not_refusing(run, name), within=60)
         events, first_token = await run.stream(url, 4, model=name)
         if first_token is None or any(event.startswith(b"event: error") for event in events):
             raise ScenarioFailedError(f"after the fix the stream was not answered: {events[-2:]}")
@@ -129,9 +129,11 @@ async def _ready_condition(run: Run, name: str) -> dict[str, Any]:
     return {}
 
 
-async def _cleared(run: Run, name: str) -> bool:
+async def _not_refusing(run: Run, name: str) -> bool:
+    """No failure, or one a new pod template superseded (attempts 0: kept until a pod is Ready)."""
     service = await run.client.get(resources.LLMSERVICE, name, run.namespace)
-    return "wakeFailure" not in (service or {}).get("status", {})
+    failure = (service or {}).get("status", {}).get("wakeFailure")
+    return failure is None or failure.get("attempts") == 0
 
 
 async def _event(run: Run, name: str, reason: str) -> bool:

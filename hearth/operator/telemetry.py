@@ -199,20 +199,23 @@ class Telemetry:
         at: datetime.datetime,
     ) -> wakefailure.WakeFailure | None:
         """Bring ``wakeFailure`` up to *at* (in place); the failure if this observation recorded a new one."""
-        recorded = _parsed(wakefailure.WakeFailure, result.get("wakeFailure"))
+        before = _parsed(wakefailure.WakeFailure, result.get("wakeFailure"))
+        template = wakefailures.template_digest(deployment)
+        recorded = wakefailures.superseded(before, template=template, at=at)
+        stale_before = wakes.parse_time(recorded.stale_before) if recorded is not None else None
         ready = any(wakes.is_ready(pod) for pod in wakes.current(pods))
         failure = wakefailures.advance(
             recorded,
-            wakefailures.diagnose(deployment, pods, at=at),
+            wakefailures.diagnose(deployment, pods, at=at, stale_before=stale_before),
             ready=ready,
-            template=wakefailures.template_digest(deployment),
+            template=template,
             at=at,
         )
         if failure is None:
             result.pop("wakeFailure", None)
             return None
         result["wakeFailure"] = failure.to_wire()
-        return failure if recorded is None or failure.since != recorded.since else None
+        return failure if before is None or failure.since != before.since else None
 
     def record(self, outcome: Outcome) -> None:
         """Count a wake that ended, now that the status saying so is written."""

@@ -5,8 +5,9 @@ A failure is recorded the moment it shows (the kubelet's ErrImagePull comes seco
 bound; a crash shows as CrashLoopBackOff right after the first exit), so held clients learn it within
 seconds instead of at their activation timeout. Recorded, it stands until ``retryAt`` (30 s, doubling per
 failed wake in a row, up to 5 min): gateways refuse cold requests with its reason until then, and the next
-request after it wakes the backend again. A backend pod turning Ready, or a new pod template (a fixed image,
-new arguments), clears it at once.
+request after it wakes the backend again. A backend pod turning Ready clears it; a new pod template (a fixed
+image, new arguments) ends its refusals at once and leaves the old template's pods out of every diagnosis
+(``staleBefore``: a rolling update keeps the failing pod until its successor is ready).
 """
 
 from __future__ import annotations
@@ -51,11 +52,17 @@ class Detected:
 
 
 def diagnose(
-    deployment: dict[str, Any] | None, pods: list[dict[str, Any]], *, at: datetime.datetime
+    deployment: dict[str, Any] | None,
+    pods: list[dict[str, Any]],
+    *,
+    at: datetime.datetime,
+    stale_before: datetime.datetime | None = None,
 ) -> Detected | None:
-    """What keeps the backend from coming up, from its live pods (not those terminating) and its
-    Deployment; None when nothing does (yet)."""
+    """What keeps the backend from coming up, from its live pods (not those terminating, nor those created
+    before *stale_before*: an older template's) and its Deployment; None when nothing does (yet)."""
     for pod in wakes.current(pods):
+        if stale_before is not None and _older(pod, stale_before):
+            continue
         found = _pod_failure(pod, at=at)
         if found is not None:
             return found
@@ -68,6 +75,13 @@ def diagnose(
             message = condition.get("message") or "the Deployment made no progress within its deadline"
             return Detected(Reason.PROGRESS_DEADLINE_EXCEEDED, _clip(message))
     return None
+
+
+def _older(pod: dict[str, Any], moment: datetime.datetime) -> bool:
+    """Whether *pod* was created before *moment*. Creation times have whole seconds: a pod of the second
+    *moment* falls in counts as newer (an old template's failing pod is always older than that)."""
+    created = wakes.parse_time(pod.get("metadata", {}).get("creationTimestamp"))
+    return created is not None and created < moment.replace(microsecond=0)
 
 
 def _pod_failure(pod: dict[str, Any], *, at: datetime.datetime) -> Detected | None:
@@ -116,11 +130,10 @@ def advance(
     template: str | None,
     at: datetime.datetime,
 ) -> WakeFailure | None:
-    """The ``status.wakeFailure`` after one observation at *at*."""
+    """The ``status.wakeFailure`` after one observation at *at* (*detected* already leaves out the pods
+    :func:`superseded` marks stale)."""
     if ready:
         return None
-    if recorded is not None and template is not None and recorded.template not in (None, template):
-        recorded = None  # a new pod template: the old failure says nothing about it
     if detected is None:
         return recorded
     if recorded is not None:
@@ -128,6 +141,7 @@ def advance(
         if retry_at is not None and at < retry_at:
             return recorded  # the same failed wake, still within its wait
     attempts = recorded.attempts + 1 if recorded is not None else 1
+    stale_before = recorded.stale_before if recorded is not None else None
     delay = min(FIRST_RETRY_S * 2 ** (attempts - 1), LAST_RETRY_S)
     return WakeFailure(
         reason=str(detected.reason),
@@ -137,6 +151,24 @@ def advance(
         attempts=attempts,
         pod=detected.pod,
         template=template,
+        stale_before=stale_before,
+    )
+
+
+def superseded(
+    recorded: WakeFailure | None, *, template: str | None, at: datetime.datetime
+) -> WakeFailure | None:
+    """*recorded*, after the pod template became *template*: a failure of another template refuses nothing
+    from *at* on, its count starts again, and the pods created before *at* are the old template's."""
+    if recorded is None or template is None or recorded.template in (None, template):
+        return recorded
+    return recorded.model_copy(
+        update={
+            "template": template,
+            "retry_at": wakes.format_time(at),
+            "attempts": 0,
+            "stale_before": wakes.format_time(at),
+        }
     )
 
 

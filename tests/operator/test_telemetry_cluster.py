@@ -15,7 +15,7 @@ import pytest
 
 from tests.cluster.controlplane import ControlPlane
 from tests.operator.conftest import OperatorProcess, get_json, wait_for
-from tests.operator.test_operator_cluster import runtime_yaml, service_yaml, status_of
+from tests.operator.test_operator_cluster import events_of, runtime_yaml, service_yaml, status_of
 
 StartOperator = Callable[..., OperatorProcess]
 RESOURCE = "hearth.dev/fake-accelerator"
@@ -177,3 +177,107 @@ def sample(metrics: dict[str, float], name: str, **labels: str) -> float:
         if series == name and set(rest.rstrip("}").split(",")) == wanted:
             return value
     raise AssertionError(f"no {name}{labels} among {sorted(k for k in metrics if k.startswith(name))}")
+
+
+def report_waiting(
+    plane: ControlPlane, namespace: str, pod: str, node: str, *, reason: str, message: str
+) -> None:
+    """Play the kubelet of a pod whose container cannot start: bound, the container waiting for *reason*."""
+    binding = {
+        "apiVersion": "v1",
+        "kind": "Binding",
+        "metadata": {"name": pod, "namespace": namespace},
+        "target": {"apiVersion": "v1", "kind": "Node", "name": node},
+    }
+    plane.kubectl(
+        "create",
+        "--raw",
+        f"/api/v1/namespaces/{namespace}/pods/{pod}/binding",
+        "-f",
+        "-",
+        stdin=json.dumps(binding),
+    )
+    now = rfc3339(datetime.datetime.now(tz=datetime.UTC))
+    status = {
+        "status": {
+            "phase": "Pending",
+            "conditions": [{"type": "PodScheduled", "status": "True", "lastTransitionTime": now}],
+            "containerStatuses": [
+                {
+                    "name": "vllm",
+                    "image": "hearth.dev/missing:e2e",
+                    "imageID": "",
+                    "ready": False,
+                    "restartCount": 0,
+                    "state": {"waiting": {"reason": reason, "message": message}},
+                }
+            ],
+        }
+    }
+    plane.kubectl(
+        "patch", "pod", pod, "-n", namespace, "--subresource=status", "--type=merge", "-p", json.dumps(status)
+    )
+
+
+def test_a_wake_that_cannot_succeed_is_recorded_at_once_and_cleared_by_a_fixed_runtime(
+    hearth_cluster: ControlPlane, start_operator: StartOperator, namespace: str, runtime: str, node: str
+) -> None:
+    hearth_cluster.kubectl("apply", "-f", "-", stdin=service_yaml("broken", namespace, runtime))
+    operator = start_operator("--scaler-mode=builtin", name="failures")
+    pod = wait_for(lambda: backend_pods(hearth_cluster, namespace, "broken"), what="the backend pod")[0]
+    message = 'Container image "hearth.dev/missing:e2e" is not present with pull policy of Never'
+    report_waiting(
+        hearth_cluster, namespace, pod["metadata"]["name"], node, reason="ErrImageNeverPull", message=message
+    )
+
+    failure = wait_for(
+        lambda: status_of(hearth_cluster, namespace, "broken").get("wakeFailure"), what="the wake failure"
+    )
+    assert failure["reason"] == "ImagePullFailed"
+    assert message in failure["message"]
+    assert failure["pod"] == pod["metadata"]["name"]
+    assert failure["attempts"] == 1
+    current = status_of(hearth_cluster, namespace, "broken")
+    assert current["phase"] == "Degraded"
+    ready = next(c for c in current["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "ImagePullFailed")
+    wait_for(
+        lambda: [
+            e for e in events_of(hearth_cluster, namespace, "broken") if e["reason"] == "ImagePullFailed"
+        ],
+        what="a Warning Event naming the reason",
+    )
+    service = {"namespace": namespace, "llmservice": "broken"}
+    assert sample(operator.metrics(), "hearth_wake_failures_total", **service, reason="ImagePullFailed") == 1
+
+    # The admin fixes the runtime: the new pod template ends the refusals without waiting for retryAt, though
+    # the rolling update keeps the failing pod until its successor is ready.
+    hearth_cluster.kubectl(
+        "apply", "-f", "-", stdin=runtime_yaml(runtime, image="hearth.dev/vllm-stub:fixed")
+    )
+    superseded = wait_for(
+        lambda: (
+            (status_of(hearth_cluster, namespace, "broken").get("wakeFailure") or {}).get("attempts") == 0
+        ),
+        what="the failure superseded by the new template",
+    )
+    assert superseded
+    assert status_of(hearth_cluster, namespace, "broken")["phase"] != "Degraded"
+    successor = wait_for(
+        lambda: [
+            p
+            for p in backend_pods(hearth_cluster, namespace, "broken")
+            if p["metadata"]["name"] != pod["metadata"]["name"]
+        ],
+        what="the new template's pod",
+    )[0]
+    assert any(
+        p["metadata"]["name"] == pod["metadata"]["name"]
+        for p in backend_pods(hearth_cluster, namespace, "broken")
+    )
+    bind_and_report_ready(hearth_cluster, namespace, successor["metadata"]["name"], node)
+    wait_for(
+        lambda: "wakeFailure" not in status_of(hearth_cluster, namespace, "broken"),
+        what="the failure cleared by a ready pod",
+    )
+    assert sample(operator.metrics(), "hearth_wake_failures_total", **service, reason="ImagePullFailed") == 1

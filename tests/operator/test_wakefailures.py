@@ -152,14 +152,44 @@ def test_failing_again_after_the_retry_time_doubles_the_wait_up_to_five_minutes(
     assert failure.attempts == 7
 
 
-def test_a_ready_pod_or_a_new_template_clears_the_failure() -> None:
+def test_a_ready_pod_clears_the_failure_and_nothing_else_does() -> None:
     failure = _advance(None)
     assert _advance(failure, ready=True) is None
-    assert _advance(failure, detected=None, template="t2") is None
-    renewed = _advance(failure, template="t2")
-    assert renewed is not None
-    assert renewed.attempts == 1, "the new template's own first failure"
     assert _advance(failure, detected=None) == failure, "kept for its backoff while nothing shows"
+
+
+def test_a_new_template_ends_the_refusals_and_leaves_the_old_templates_pods_out() -> None:
+    failure = _advance(None)
+    fixed_at = AT + datetime.timedelta(seconds=10)
+    assert wakefailures.superseded(failure, template="t1", at=fixed_at) == failure
+    superseded = wakefailures.superseded(failure, template="t2", at=fixed_at)
+    assert superseded is not None
+    assert (superseded.attempts, superseded.template) == (0, "t2")
+    assert superseded.stale_before == "2026-12-06T12:00:10.000Z"
+    assert not wakefailures.active(superseded, at=fixed_at)
+
+    # The rolling update keeps the old pod (still failing) beside its successor.
+    old = _pod(waiting="ErrImageNeverPull")
+    old["metadata"]["creationTimestamp"] = "2026-12-06T11:59:50Z"
+    new = _pod(waiting="ContainerCreating")
+    new["metadata"] = {"name": "qwen-new", "creationTimestamp": "2026-12-06T12:00:10Z"}
+    stale_before = wakefailures.wakes.parse_time(superseded.stale_before)
+    assert wakefailures.diagnose(None, [old, new], at=fixed_at, stale_before=stale_before) is None
+    assert _advance(superseded, detected=None, template="t2") == superseded
+
+    # The new template fails on its own: a new failure, counted from one again, still skipping the old pod.
+    crashing = _pod(waiting="CrashLoopBackOff")
+    crashing["metadata"] = {"name": "qwen-new", "creationTimestamp": "2026-12-06T12:00:10Z"}
+    found = wakefailures.diagnose(None, [old, crashing], at=fixed_at, stale_before=stale_before)
+    assert found is not None
+    assert found.reason is Reason.CRASH_LOOP_BACK_OFF
+    again = _advance(superseded, detected=found, template="t2", at=fixed_at)
+    assert again is not None
+    assert (again.attempts, again.stale_before, again.since) == (
+        1,
+        superseded.stale_before,
+        superseded.stale_before,
+    )
 
 
 def test_the_status_shows_an_active_failure_as_degraded_with_its_reason() -> None:

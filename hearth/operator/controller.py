@@ -332,13 +332,8 @@ class Controller:
                     _note_skipped(skipped, step, self.permissions)
                     continue
                 steps.append(step)
-            # The children are independent for the API server (a reference to a sibling not created yet is
-            # accepted), so they are brought to their state at once: a new LLMService has every child one
-            # round trip after its event, not one per child (tools `kubectl wait` on them right after the
-            # apply). A failure is still reported as the first failing step in SPEC order.
-            results = await asyncio.gather(
-                *(self.execute(step, obj) for step in steps), return_exceptions=True
-            )
+            # A failure is still reported as the first failing step in SPEC order.
+            results = await self.execute_all(steps, obj)
             for step, result in zip(steps, results, strict=True):
                 if isinstance(result, BaseException):
                     raise result
@@ -358,6 +353,26 @@ class Controller:
         )
         if error is not None:
             raise error
+
+    async def execute_all(
+        self, steps: list[plan.Step], owner: dict[str, Any]
+    ) -> list[dict[str, Any] | BaseException | None]:
+        """Every step's result (or error), in *steps*' order. The children are independent for the API
+        server (a reference to a sibling not created yet is accepted), so they are brought to their state at
+        once: a new LLMService has every child one round trip after its event, not one per child (tools
+        `kubectl wait` on them right after the apply). Except RoleBindings, one round trip later: RBAC's
+        escalation check reads the Role a binding grants, and refuses the binding while that Role does not
+        exist yet."""
+        results: list[dict[str, Any] | BaseException | None] = [None] * len(steps)
+        bindings = [index for index, step in enumerate(steps) if step.manifest.get("kind") == "RoleBinding"]
+        rest = [index for index in range(len(steps)) if index not in set(bindings)]
+        for wave in (rest, bindings):
+            done = await asyncio.gather(
+                *(self.execute(steps[i], owner) for i in wave), return_exceptions=True
+            )
+            for index, result in zip(wave, done, strict=True):
+                results[index] = result
+        return results
 
     async def execute(self, step: plan.Step, owner: dict[str, Any]) -> dict[str, Any] | None:
         manifest = step.manifest

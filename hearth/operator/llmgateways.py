@@ -7,7 +7,6 @@ its children changed).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -147,9 +146,7 @@ class GatewayReconciler:
                 for step in built.steps
                 if self._controller.permissions.allows(resources.of(step.manifest))
             ]
-            results = await asyncio.gather(
-                *(self._controller.execute(step, obj) for step in steps), return_exceptions=True
-            )
+            results = await self._controller.execute_all(steps, obj)
             for step, result in zip(steps, results, strict=True):
                 if isinstance(result, BaseException):
                     raise result

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
+from hearth.install import manifests
 from tests.cluster.controlplane import ControlPlane
 from tests.operator.conftest import OperatorProcess, get_json, wait_for
 from tests.operator.test_operator_cluster import runtime_yaml, service_yaml, status_of
@@ -228,3 +229,30 @@ def test_with_the_reference_chart_rbac_and_keda_it_scales_and_leads_as_the_refer
             operator.stop()
         hearth_cluster.kubectl("delete", "-f", "-", stdin=crd, check=False)
         hearth_cluster.kubectl("delete", "inferenceruntime", runtime, check=False)
+
+
+def test_with_its_own_cluster_role_a_new_service_needs_no_retry(
+    hearth_cluster: ControlPlane, tmp_path: Path, namespace: str
+) -> None:
+    """Creating a RoleBinding is checked against the Role it grants (RBAC's escalation check), so the Role
+    must exist first: applied side by side, the binding was refused with "not found" and the whole
+    reconcile retried (the log line every new LLMService left on the test bed)."""
+    kubeconfig = _bind(hearth_cluster, f"own-{namespace}", manifests.cluster_role_rules(), tmp_path)
+    runtime = f"rt-{namespace}"
+    hearth_cluster.kubectl("apply", "-f", "-", stdin=runtime_yaml(runtime))
+    operator = _operator(hearth_cluster, tmp_path, kubeconfig)
+    try:
+        for name in ("one", "two", "three"):
+            hearth_cluster.kubectl("apply", "-f", "-", stdin=service_yaml(name, namespace, runtime))
+        for name in ("one", "two", "three"):
+            wait_for(
+                lambda n=name: get_json(hearth_cluster, "rolebinding", f"{n}-gateway", "-n", namespace),
+                what=f"{name}'s RoleBinding",
+            )
+            wait_for(lambda n=name: status_of(hearth_cluster, namespace, n).get("phase"), what="a status")
+        log = operator.log_path.read_text().splitlines()
+        # (Other tests' namespaces may still be going away, their services retrying.)
+        retries = [line for line in log if "retrying" in line and f"llmservice={namespace}/" in line]
+        assert retries == []
+    finally:
+        operator.stop()

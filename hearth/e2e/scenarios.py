@@ -16,6 +16,7 @@ from typing import Any
 import aiohttp
 
 from hearth.api import scalermodes
+from hearth.common import timestamps
 from hearth.e2e import caches, failfast, fixtures, pools, promtext, shared, wakeprogress
 from hearth.e2e.runner import GatewayPod, Run, ScenarioFailedError
 from hearth.kube import endpointslices, resources
@@ -307,7 +308,9 @@ async def gateway_restart_loses_nothing(run: Run) -> str:
                 "apiVersion": "apps/v1",
                 "kind": "Deployment",
                 "metadata": {"name": names.gateway("cold"), "namespace": run.namespace},
-                "spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: _utc_now()}}}},
+                "spec": {
+                    "template": {"metadata": {"annotations": {RESTARTED_AT: timestamps.format_seconds()}}}
+                },
             },
             field_manager="hearth-e2e",
         )
@@ -598,10 +601,6 @@ async def _replaced(run: Run, victim: str, wanted: int) -> bool:
     if any(pod["metadata"]["name"] == victim for pod in await _gateway_pods(run)):
         return False
     return len(await run.gateway_pods("cold")) >= wanted
-
-
-def _utc_now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 async def _spread(run: Run, url: str, *, requests: int) -> str:

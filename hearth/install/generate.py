@@ -1,0 +1,137 @@
+"""Every generated file of the checkout, each written from its one source by one command.
+
+- CRDs, from the API models (``hearth/api``, through :mod:`hearth.api.crd`): ``hearth/bundled/crds/``,
+  ``crds/`` and ``charts/hearth/files/crds/``;
+- InferenceRuntime profiles, from ``runtimes/``: ``hearth/bundled/runtimes/`` and
+  ``charts/hearth/files/runtimes/``;
+- alert rules and ServiceMonitors, from ``monitoring/`` (not its promtool tests):
+  ``charts/hearth/files/monitoring/``;
+- the Grafana dashboard, from ``dashboards/``: ``charts/hearth/files/dashboards/``.
+
+The copies exist because each reader can only see its own tree: the package and the PyInstaller binary
+read ``hearth/bundled`` through ``importlib.resources``, Helm's ``.Files.Get`` reads only inside the chart,
+and ``kubectl apply -f crds`` cannot apply a symlinked folder. A copy is never edited by hand::
+
+    python -m hearth.install.generate           # rewrite every copy that differs, remove stale ones
+    python -m hearth.install.generate --check   # exit 1 naming each copy that differs (a test runs it)
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+from hearth.api import crd
+
+COMMAND = "python -m hearth.install.generate"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Mirror:
+    """A folder whose every *pattern* file is generated: a file there without a source is stale."""
+
+    folder: str
+    pattern: str
+
+
+CRD_MIRRORS = ("hearth/bundled/crds", "crds", "charts/hearth/files/crds")
+#: Hand-written folders of the checkout and where each is copied, file by file.
+COPIED: dict[str, tuple[str, tuple[str, ...]]] = {
+    "runtimes": ("*.yaml", ("hearth/bundled/runtimes", "charts/hearth/files/runtimes")),
+    "monitoring": ("*.yaml", ("charts/hearth/files/monitoring",)),
+    "dashboards": ("*.json", ("charts/hearth/files/dashboards",)),
+}
+
+
+def checkout() -> Path:
+    """The source checkout this module belongs to (generation only makes sense in one)."""
+    return Path(__file__).resolve().parents[2]
+
+
+def mirrors() -> list[Mirror]:
+    return [
+        *(Mirror(folder, "*.yaml") for folder in CRD_MIRRORS),
+        *(Mirror(folder, pattern) for pattern, folders in COPIED.values() for folder in folders),
+    ]
+
+
+def _copied(source: Path) -> bool:
+    # promtool's unit tests of the alert rules stay out of the chart.
+    return not source.name.endswith(".test.yaml")
+
+
+def expected_files(root: Path) -> dict[str, str]:
+    """Path inside *root* (POSIX) -> the text it must have, for every generated file."""
+    files = {
+        f"{folder}/{name}": text for name, text in crd.generated_files().items() for folder in CRD_MIRRORS
+    }
+    for source_folder, (pattern, folders) in COPIED.items():
+        for source in sorted((root / source_folder).glob(pattern)):
+            if _copied(source):
+                text = source.read_text(encoding="utf-8")
+                files.update({f"{folder}/{source.name}": text for folder in folders})
+    return files
+
+
+def drift(root: Path) -> list[str]:
+    """Generated files under *root* that are missing, differ from their source, are not regular files (a
+    symlink would not survive packaging or ``kubectl apply``), or have no source any more."""
+    expected = expected_files(root)
+    # kubectl cannot apply a symlinked folder ("is a directory"), and packaging would not follow one.
+    linked = [mirror.folder for mirror in mirrors() if (root / mirror.folder).is_symlink()]
+    stale = [
+        path
+        for path, text in expected.items()
+        if (root / path).is_symlink()
+        or not (root / path).is_file()
+        or (root / path).read_text(encoding="utf-8") != text
+    ]
+    extra = [
+        path.relative_to(root).as_posix()
+        for mirror in mirrors()
+        for path in sorted((root / mirror.folder).glob(mirror.pattern))
+        if path.relative_to(root).as_posix() not in expected
+    ]
+    return linked + stale + extra
+
+
+def write(root: Path) -> list[str]:
+    """Bring every generated file under *root* up to date; returns what was out of date."""
+    changed = drift(root)
+    for mirror in mirrors():
+        if (root / mirror.folder).is_symlink():
+            (root / mirror.folder).unlink()
+    expected = expected_files(root)
+    for path in drift(root):
+        target = root / path
+        if target.is_symlink():
+            target.unlink()
+        if path in expected:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(expected[path], encoding="utf-8")
+        elif target.is_file():
+            target.unlink()
+    return changed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Write (or --check) every generated file of the checkout.")
+    parser.add_argument("--check", action="store_true", help="exit 1 if a generated file is out of date")
+    parser.add_argument("--root", type=Path, default=checkout(), help="the checkout (default: this one)")
+    options = parser.parse_args(argv)
+    if options.check:
+        stale = drift(options.root)
+        if stale:
+            print(f"out of date in {options.root}: {', '.join(stale)}; run: {COMMAND}", file=sys.stderr)
+            return 1
+        print(f"checked {len(expected_files(options.root))} generated files in {options.root}")
+        return 0
+    changed = write(options.root)
+    print(f"wrote {len(changed)} of {len(expected_files(options.root))} generated files in {options.root}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -6,7 +6,9 @@
   ``charts/hearth/files/runtimes/``;
 - alert rules and ServiceMonitors, from ``monitoring/`` (not its promtool tests):
   ``charts/hearth/files/monitoring/``;
-- the Grafana dashboard, from ``dashboards/``: ``charts/hearth/files/dashboards/``.
+- the Grafana dashboard, from ``dashboards/``: ``charts/hearth/files/dashboards/``;
+- the chart's scaler-mode choices (``values.schema.json``) and guards (a block of ``_helpers.tpl``), from
+  the registry :mod:`hearth.api.scalermodes`.
 
 The copies exist because each reader can only see its own tree: the package and the PyInstaller binary
 read ``hearth/bundled`` through ``importlib.resources``, Helm's ``.Files.Get`` reads only inside the chart,
@@ -20,10 +22,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
+import re
 import sys
 from pathlib import Path
 
-from hearth.api import crd
+from hearth.api import crd, scalermodes
 
 COMMAND = "python -m hearth.install.generate"
 
@@ -43,6 +47,16 @@ COPIED: dict[str, tuple[str, tuple[str, ...]]] = {
     "monitoring": ("*.yaml", ("charts/hearth/files/monitoring",)),
     "dashboards": ("*.json", ("charts/hearth/files/dashboards",)),
 }
+
+
+HELPERS = "charts/hearth/templates/_helpers.tpl"
+VALUES_SCHEMA = "charts/hearth/values.schema.json"
+# JSON has no comments to mark a block with: the one property is found by its shape instead.
+_SCALER_MODE_PROPERTY = re.compile(r'"scalerMode": \{[^{}]*\}')
+
+
+class GenerateError(Exception):
+    """A hand-written file lost the place its generated part goes."""
 
 
 def checkout() -> Path:
@@ -72,7 +86,75 @@ def expected_files(root: Path) -> dict[str, str]:
             if _copied(source):
                 text = source.read_text(encoding="utf-8")
                 files.update({f"{folder}/{source.name}": text for folder in folders})
+    files.update(_partly_generated(root))
     return files
+
+
+def _with_block(text: str, *, path: str, name: str, body: str) -> str:
+    """*text* with the lines between its ``BEGIN <name>`` and ``END <name>`` marker lines replaced by
+    *body* (the markers stay, so the hand-written rest of the file is kept as it is)."""
+    lines = text.splitlines(keepends=True)
+    begins = [number for number, line in enumerate(lines) if f"BEGIN {name}" in line]
+    ends = [number for number, line in enumerate(lines) if f"END {name}" in line]
+    if len(begins) != 1 or len(ends) != 1 or begins[0] > ends[0]:
+        raise GenerateError(f"{path}: needs one 'BEGIN {name}' line and then one 'END {name}' line")
+    return "".join(lines[: begins[0] + 1]) + body + "".join(lines[ends[0] :])
+
+
+def _quoted(text: str) -> str:
+    # A JSON string is a valid Go template string literal (the same escapes), and Helm templates are Go's.
+    return json.dumps(text)
+
+
+def scaler_mode_guards() -> str:
+    """The chart's templates that know the scaler modes: the guard ``hearth.validate`` includes (an unknown
+    mode, a gateway-replica limit: what ``hearth install`` refuses) and whether a mode needs KEDA."""
+    modes = " ".join(_quoted(mode) for mode in scalermodes.ScalerMode)
+    lines = [
+        '{{- define "hearth.validateScalerMode" -}}',
+        f"{{{{- $modes := list {modes} }}}}",
+        "{{- if not (has .Values.gateway.scalerMode $modes) }}",
+        '{{- fail (printf "gateway.scalerMode must be one of %s, got %q" (join ", " $modes) '
+        "(toString .Values.gateway.scalerMode)) }}",
+        "{{- end }}",
+    ]
+    for mode in scalermodes.ScalerMode:
+        for resolved in mode.candidates():
+            traits = scalermodes.traits(resolved)
+            if traits.max_gateway_replicas is None:
+                continue
+            wanted = scalermodes.replicas_wanted(traits.max_gateway_replicas)
+            why = traits.max_gateway_replicas_why
+            message = f"gateway.scalerMode={mode} requires gateway.replicas{wanted}: {why}"
+            lines += [
+                f"{{{{- if and (eq .Values.gateway.scalerMode {_quoted(mode)}) "
+                f"(gt (int .Values.gateway.replicas) {traits.max_gateway_replicas}) }}}}",
+                f"{{{{- fail {_quoted(message)} }}}}",
+                "{{- end }}",
+            ]
+    keda = " ".join(_quoted(mode) for mode in scalermodes.RESOLVED if scalermodes.traits(mode).needs_keda)
+    lines += [
+        "{{- end }}",
+        "",
+        '{{/* "true" when gateway.scalerMode always needs KEDA (auto only uses it when it is there). */}}',
+        '{{- define "hearth.scalerModeNeedsKeda" -}}',
+        f"{{{{- has .Values.gateway.scalerMode (list {keda}) }}}}",
+        "{{- end }}",
+    ]
+    return "".join(f"{line}\n" for line in lines)
+
+
+def _partly_generated(root: Path) -> dict[str, str]:
+    """Hand-written files with a generated part: path -> the whole text they must have."""
+    helpers = (root / HELPERS).read_text(encoding="utf-8")
+    schema = (root / VALUES_SCHEMA).read_text(encoding="utf-8")
+    if len(_SCALER_MODE_PROPERTY.findall(schema)) != 1:
+        raise GenerateError(f'{VALUES_SCHEMA}: needs exactly one property "scalerMode": {{...}} on one line')
+    enum = {"type": "string", "enum": list(scalermodes.ScalerMode)}
+    return {
+        HELPERS: _with_block(helpers, path=HELPERS, name="generated scaler modes", body=scaler_mode_guards()),
+        VALUES_SCHEMA: _SCALER_MODE_PROPERTY.sub(f'"scalerMode": {json.dumps(enum)}', schema),
+    }
 
 
 def drift(root: Path) -> list[str]:
@@ -121,15 +203,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="exit 1 if a generated file is out of date")
     parser.add_argument("--root", type=Path, default=checkout(), help="the checkout (default: this one)")
     options = parser.parse_args(argv)
-    if options.check:
-        stale = drift(options.root)
+    try:
+        return _run(options.root, check=options.check)
+    except GenerateError as error:
+        print(f"cannot generate: {error}", file=sys.stderr)
+        return 2
+
+
+def _run(root: Path, *, check: bool) -> int:
+    if check:
+        stale = drift(root)
         if stale:
-            print(f"out of date in {options.root}: {', '.join(stale)}; run: {COMMAND}", file=sys.stderr)
+            print(f"out of date in {root}: {', '.join(stale)}; run: {COMMAND}", file=sys.stderr)
             return 1
-        print(f"checked {len(expected_files(options.root))} generated files in {options.root}")
+        print(f"checked {len(expected_files(root))} generated files in {root}")
         return 0
-    changed = write(options.root)
-    print(f"wrote {len(changed)} of {len(expected_files(options.root))} generated files in {options.root}")
+    changed = write(root)
+    print(f"wrote {len(changed)} of {len(expected_files(root))} generated files in {root}")
     return 0
 
 

@@ -3,11 +3,15 @@ checks and rewrites them (``python -m hearth.install.generate``) finds and repai
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import shutil
 from pathlib import Path
 
 import pytest
 
+from hearth.api import scalermodes
+from hearth.api.scalermodes import ScalerMode
 from hearth.install import generate
 
 #: What generation reads and writes, relative to the checkout (copied whole into a scratch checkout).
@@ -79,3 +83,43 @@ def test_check_names_every_drift_and_the_command_and_write_repairs_it(
     assert sorted(path.name for path in (scratch / "crds").glob("*.yaml")) == sorted(
         path.name for path in (scratch / "hearth/bundled/crds").glob("*.yaml")
     )
+
+
+def test_the_chart_guards_follow_the_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    guards = generate.scaler_mode_guards()
+    assert '$modes := list "auto" "metrics-api" "external-push" "builtin"' in guards
+    assert '(eq .Values.gateway.scalerMode "external-push") (gt (int .Values.gateway.replicas) 1)' in guards
+    assert "external-push requires gateway.replicas=1: KEDA's external-push scaler reads" in guards
+    assert 'has .Values.gateway.scalerMode (list "metrics-api" "external-push")' in guards
+    # A limit added to a mode in the registry reaches the chart, for auto too when auto may resolve to it.
+    table = dict(scalermodes._TABLE)
+    table[ScalerMode.BUILTIN] = dataclasses.replace(
+        table[ScalerMode.BUILTIN], max_gateway_replicas=3, max_gateway_replicas_why="a reason"
+    )
+    monkeypatch.setattr(scalermodes, "_TABLE", table)
+    guards = generate.scaler_mode_guards()
+    for mode in ("builtin", "auto"):
+        assert f'(eq .Values.gateway.scalerMode "{mode}") (gt (int .Values.gateway.replicas) 3)' in guards
+        assert f'"gateway.scalerMode={mode} requires gateway.replicas<=3: a reason"' in guards
+    assert '(eq .Values.gateway.scalerMode "metrics-api")' not in guards
+
+
+def test_the_chart_schema_offers_the_registry_modes(scratch: Path) -> None:
+    schema = scratch / generate.VALUES_SCHEMA
+    schema.write_text(schema.read_text().replace('"external-push", "builtin"]', '"external-push"]'))
+    assert generate.drift(scratch) == [generate.VALUES_SCHEMA]
+    generate.write(scratch)
+    document = json.loads(schema.read_text())
+    assert document["properties"]["gateway"]["properties"]["scalerMode"]["enum"] == list(ScalerMode)
+    assert schema.read_text() == (generate.checkout() / generate.VALUES_SCHEMA).read_text()
+
+
+def test_a_hand_written_file_that_lost_its_block_is_named(
+    scratch: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    helpers = scratch / generate.HELPERS
+    helpers.write_text(helpers.read_text().replace("{{- /* END generated scaler modes */}}\n", ""))
+    assert generate.main(["--check", "--root", str(scratch)]) == 2
+    error = capsys.readouterr().err
+    assert generate.HELPERS in error
+    assert "'END generated scaler modes'" in error

@@ -8,7 +8,9 @@
   ``charts/hearth/files/monitoring/``;
 - the Grafana dashboard, from ``dashboards/``: ``charts/hearth/files/dashboards/``;
 - the chart's scaler-mode choices (``values.schema.json``) and guards (a block of ``_helpers.tpl``), from
-  the registry :mod:`hearth.api.scalermodes`.
+  the registry :mod:`hearth.api.scalermodes`;
+- the chart's operator ClusterRole and leader-election Role rules (blocks of ``templates/rbac.yaml``), from
+  the table :mod:`hearth.api.rbac`.
 
 The copies exist because each reader can only see its own tree: the package and the PyInstaller binary
 read ``hearth/bundled`` through ``importlib.resources``, Helm's ``.Files.Get`` reads only inside the chart,
@@ -27,7 +29,7 @@ import re
 import sys
 from pathlib import Path
 
-from hearth.api import crd, scalermodes
+from hearth.api import crd, rbac, scalermodes
 
 COMMAND = "python -m hearth.install.generate"
 
@@ -50,6 +52,7 @@ COPIED: dict[str, tuple[str, tuple[str, ...]]] = {
 
 
 HELPERS = "charts/hearth/templates/_helpers.tpl"
+RBAC = "charts/hearth/templates/rbac.yaml"
 VALUES_SCHEMA = "charts/hearth/values.schema.json"
 # JSON has no comments to mark a block with: the one property is found by its shape instead.
 _SCALER_MODE_PROPERTY = re.compile(r'"scalerMode": \{[^{}]*\}')
@@ -144,9 +147,26 @@ def scaler_mode_guards() -> str:
     return "".join(f"{line}\n" for line in lines)
 
 
+def rbac_rules(*, namespaced: bool) -> str:
+    """The operator's (Cluster)Role rules as the chart's ``rbac.yaml`` lists them under ``rules:``."""
+    lines = []
+    for rule in rbac.granted(namespaced=namespaced):
+        # JSON lists are YAML flow sequences: one line per key, as a person writes RBAC rules.
+        lines += [
+            f"  - apiGroups: {json.dumps(rule['apiGroups'])}",
+            f"    resources: {json.dumps(rule['resources'])}",
+            f"    verbs: {json.dumps(rule['verbs'])}",
+        ]
+    return "".join(f"{line}\n" for line in lines)
+
+
 def _partly_generated(root: Path) -> dict[str, str]:
     """Hand-written files with a generated part: path -> the whole text they must have."""
     helpers = (root / HELPERS).read_text(encoding="utf-8")
+    roles = (root / RBAC).read_text(encoding="utf-8")
+    for name, namespaced in (("operator rules", False), ("leader-election rules", True)):
+        body = rbac_rules(namespaced=namespaced)
+        roles = _with_block(roles, path=RBAC, name=f"generated {name}", body=body)
     schema = (root / VALUES_SCHEMA).read_text(encoding="utf-8")
     if len(_SCALER_MODE_PROPERTY.findall(schema)) != 1:
         raise GenerateError(f'{VALUES_SCHEMA}: needs exactly one property "scalerMode": {{...}} on one line')
@@ -154,6 +174,7 @@ def _partly_generated(root: Path) -> dict[str, str]:
     return {
         HELPERS: _with_block(helpers, path=HELPERS, name="generated scaler modes", body=scaler_mode_guards()),
         VALUES_SCHEMA: _SCALER_MODE_PROPERTY.sub(f'"scalerMode": {json.dumps(enum)}', schema),
+        RBAC: roles,
     }
 
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from hearth.api import scalermodes
+from hearth.api import rbac, scalermodes
 from hearth.api.scalermodes import ScalerMode
-from hearth.install import generate
+from hearth.install import generate, manifests
 
 #: What generation reads and writes, relative to the checkout (copied whole into a scratch checkout).
 TREES = ("runtimes", "monitoring", "dashboards", "crds", "hearth/bundled", "charts/hearth")
@@ -123,3 +123,37 @@ def test_a_hand_written_file_that_lost_its_block_is_named(
     error = capsys.readouterr().err
     assert generate.HELPERS in error
     assert "'END generated scaler modes'" in error
+
+
+def test_a_row_added_to_the_rbac_table_reaches_install_and_the_chart(
+    scratch: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    table = dict(rbac.TABLE)
+    table[rbac.Feature.TELEMETRY] = (*table[rbac.Feature.TELEMETRY], rbac.Rule("", "events", rbac.READ))
+    monkeypatch.setattr(rbac, "TABLE", table)
+    # The operator already creates and patches events: the read joins those verbs, in one rule.
+    events = {
+        "apiGroups": [""],
+        "resources": ["events"],
+        "verbs": ["get", "list", "watch", "create", "patch"],
+    }
+    assert events in manifests.cluster_role_rules()
+    assert generate.drift(scratch) == [generate.RBAC]
+    before = (scratch / generate.RBAC).read_text()
+    generate.write(scratch)
+    chart = (scratch / generate.RBAC).read_text()
+    assert (
+        '  - apiGroups: [""]\n    resources: ["events"]\n'
+        '    verbs: ["get", "list", "watch", "create", "patch"]\n'
+    ) in chart
+    # The hand-written rest of the file is kept as it was.
+    for marker in ("BEGIN generated operator rules", "END generated operator rules"):
+        assert chart.count(marker) == 1
+    assert (
+        chart.partition("BEGIN generated operator rules")[0]
+        == before.partition("BEGIN generated operator rules")[0]
+    )
+    assert (
+        chart.partition("END generated operator rules")[2]
+        == before.partition("END generated operator rules")[2]
+    )

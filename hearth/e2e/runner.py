@@ -189,19 +189,26 @@ class Run:
         return {pod.name: await self.metrics(pod.url) for pod in await self.gateway_pods(name)}
 
     async def scaler_mode(self, name: str) -> scalermodes.ScalerMode:
-        """The scaler mode the operator rendered into this LLMService's gateway."""
-        deployment = await self.client.get(resources.DEPLOYMENT, names.gateway(name), self.namespace)
-        for container in (deployment or {}).get("spec", {}).get("template", {}).get("spec", {}).get(
-            "containers"
-        ) or []:
-            for variable in container.get("env") or []:
-                if variable.get("name") == gatewayenv.SCALER_MODE.env:
-                    try:
-                        self.mode = scalermodes.parse_resolved(str(variable.get("value")))
-                    except ValueError as error:
-                        raise ScenarioFailedError(f"gateway {names.gateway(name)}: {error}") from None
-                    return self.mode
-        raise ScenarioFailedError(f"gateway {names.gateway(name)} names no {gatewayenv.SCALER_MODE.env}")
+        """The scaler mode the operator rendered into this LLMService's gateway (waiting for the gateway
+        Deployment, so a scenario may ask right after applying its LLMService)."""
+        gateway_name = names.gateway(name)
+
+        async def rendered() -> str | None:
+            deployment = await self.client.get(resources.DEPLOYMENT, gateway_name, self.namespace)
+            for container in (deployment or {}).get("spec", {}).get("template", {}).get("spec", {}).get(
+                "containers"
+            ) or []:
+                for variable in container.get("env") or []:
+                    if variable.get("name") == gatewayenv.SCALER_MODE.env:
+                        return str(variable.get("value"))
+            return None
+
+        text = await self.wait(f"{gatewayenv.SCALER_MODE.env} of gateway {gateway_name}", rendered)
+        try:
+            self.mode = scalermodes.parse_resolved(text)
+        except ValueError as error:
+            raise ScenarioFailedError(f"gateway {gateway_name}: {error}") from None
+        return self.mode
 
     async def traits(self, name: str) -> scalermodes.Traits:
         """What the scaler mode of this LLMService's gateway does (the registry's traits of it)."""

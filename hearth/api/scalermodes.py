@@ -141,12 +141,18 @@ def check_gateway_replicas(mode: ScalerMode, *, replicas: int) -> None:
         if _fits(resolved, replicas):
             continue
         assert limited.max_gateway_replicas is not None
-        wanted = "=1" if limited.max_gateway_replicas == 1 else f"<={limited.max_gateway_replicas}"
+        wanted = replicas_wanted(limited.max_gateway_replicas)
         roomier = " or ".join(other for other in RESOLVED if _fits(other, replicas))
         raise ValueError(
             f"--scaler-mode={mode} requires --gateway-replicas{wanted}: {limited.max_gateway_replicas_why}"
             + (f" (use {roomier} for more replicas)" if roomier else "")
         )
+
+
+def replicas_wanted(limit: int) -> str:
+    """A gateway-replica limit as it reads after the setting's name (``=1``, ``<=3``): the CLI's message
+    and the Helm chart's guard say it alike."""
+    return "=1" if limit == 1 else f"<={limit}"
 
 
 def _fits(mode: ScalerMode, replicas: int) -> bool:

@@ -31,17 +31,9 @@ def read_text(kind: str, name: str) -> str:
     return _folder(kind).joinpath(name).read_text(encoding="utf-8")
 
 
-def source_folder(kind: str) -> Path:
-    """The folder of one kind in a source checkout (for generators that write bundled files)."""
-    _folder(kind)  # validates the kind
-    return Path(__file__).resolve().parent.parent / "bundled" / kind
-
-
-def checkout_mirror(kind: str) -> Path:
-    """The top-level folder of one kind in a source checkout (``crds/``, ``runtimes/``).
-
-    kubectl cannot apply a symlinked directory (``kubectl apply -f crds`` fails with "is a directory"), so the
-    checkout keeps real copies of the bundled files for users; a test keeps them identical to the bundle.
-    """
+def checkout_folder(kind: str) -> Path:
+    """The top-level folder of one kind in a source checkout: ``crds/`` (generated, for ``kubectl apply -f
+    crds``) or ``runtimes/`` (the profiles' source). ``python -m hearth.install.generate`` keeps the bundle
+    equal to them."""
     _folder(kind)  # validates the kind
     return Path(__file__).resolve().parent.parent.parent / kind

@@ -13,6 +13,8 @@ import sys
 from collections.abc import Mapping
 from typing import Any, Literal
 
+from hearth.common import timestamps
+
 LogFormat = Literal["text", "json"]
 LOG_FORMATS: tuple[LogFormat, ...] = ("text", "json")
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -32,7 +34,7 @@ class _Formatter(logging.Formatter):
         timestamp = datetime.datetime.fromtimestamp(record.created, tz=datetime.UTC)
         extra: Mapping[str, Any] = getattr(record, "fields", {})
         entry: dict[str, Any] = {
-            "ts": timestamp.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "ts": timestamps.format_millis(timestamp),
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),

@@ -63,7 +63,7 @@ async def _fails_fast_then_recovers(
 ) -> str:
     try:
         await run.client.apply(fixtures.service(name, run.namespace, runtime))
-        if await run.scaler_mode(name) != "builtin":
+        if (await run.traits(name)).needs_keda:
             run.not_promised("covered in builtin mode; the KEDA modes fail held requests the same way")
         url = await run.gateway_url(name)
         await run.wait(f"{name} at zero", lambda: _at_zero(run, name))

@@ -108,7 +108,7 @@ async def third_model_evicts_the_lru(run: Run) -> str:
     """Pool of 2, three models: a and b are woken (a first), both go idle past minWarm; c's cold request
     evicts a (the least recently used), which drains, and c is answered. Times the swap path."""
     await run.gateway_url("cold")  # the mode is read from a rendered gateway
-    if await run.scaler_mode("cold") != "builtin":
+    if not (await run.traits("cold")).pools:
         return await _refused_in_keda_modes(run)
     await run.client.apply(pool_manifest(run))
     for name in MEMBERS:
@@ -181,7 +181,7 @@ async def in_flight_pinned_and_priority(run: Run) -> str:
     """Holders b and c, a at zero. c is pinned and b has a higher priority than a: a's cold request waits
     (Waiting, saying why). Then b's priority drops, but b has a long stream in flight: still no eviction;
     the stream ends complete, and only then (after the idle grace) b is evicted and a is answered."""
-    if run.mode != "builtin":
+    if not run.pools_promised():
         run.not_promised("pools need builtin mode")
     await run.client.apply(member(run, "pool-c", pinned=True))
     await run.client.apply(member(run, "pool-b", priority=5))
@@ -233,7 +233,7 @@ async def _gateway_pending(run: Run, name: str) -> bool:
 async def alternating_traffic_is_bounded(run: Run) -> str:
     """a and b take turns on the one unpinned device: requests alternate every few seconds; every one is
     answered, and the pool swaps at most once per minWarm (and within its swap limit)."""
-    if run.mode != "builtin":
+    if not run.pools_promised():
         run.not_promised("pools need builtin mode")
     before = await _evictions(run)
     started = time.monotonic()

@@ -15,6 +15,7 @@ from typing import Any, NoReturn
 
 import aiohttp
 
+from hearth.api import gatewayenv, scalermodes
 from hearth.e2e import fixtures, promtext
 from hearth.kube import resources
 from hearth.kube.client import KubeClient
@@ -92,7 +93,7 @@ class Run:
         #: When the last scenario that drove load stopped it (monotonic), for scale-down timing.
         self.load_ended_at: float | None = None
         #: The scaler mode the operator rendered into the gateways, once a scenario has read it.
-        self.mode: str | None = None
+        self.mode: scalermodes.ScalerMode | None = None
         self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=10))
 
     # ---- helpers ------------------------------------------------------------------------------------
@@ -187,17 +188,35 @@ class Run:
         """Every ready gateway pod's metrics, by pod name."""
         return {pod.name: await self.metrics(pod.url) for pod in await self.gateway_pods(name)}
 
-    async def scaler_mode(self, name: str) -> str:
-        """The scaler mode the operator rendered into this LLMService's gateway."""
-        deployment = await self.client.get(resources.DEPLOYMENT, names.gateway(name), self.namespace)
-        for container in (deployment or {}).get("spec", {}).get("template", {}).get("spec", {}).get(
-            "containers"
-        ) or []:
-            for variable in container.get("env") or []:
-                if variable.get("name") == "HEARTH_SCALER_MODE":
-                    self.mode = str(variable.get("value"))
-                    return self.mode
-        return "unknown"
+    async def scaler_mode(self, name: str) -> scalermodes.ScalerMode:
+        """The scaler mode the operator rendered into this LLMService's gateway (waiting for the gateway
+        Deployment, so a scenario may ask right after applying its LLMService)."""
+        gateway_name = names.gateway(name)
+
+        async def rendered() -> str | None:
+            deployment = await self.client.get(resources.DEPLOYMENT, gateway_name, self.namespace)
+            for container in (deployment or {}).get("spec", {}).get("template", {}).get("spec", {}).get(
+                "containers"
+            ) or []:
+                for variable in container.get("env") or []:
+                    if variable.get("name") == gatewayenv.SCALER_MODE.env:
+                        return str(variable.get("value"))
+            return None
+
+        text = await self.wait(f"{gatewayenv.SCALER_MODE.env} of gateway {gateway_name}", rendered)
+        try:
+            self.mode = scalermodes.parse_resolved(text)
+        except ValueError as error:
+            raise ScenarioFailedError(f"gateway {gateway_name}: {error}") from None
+        return self.mode
+
+    async def traits(self, name: str) -> scalermodes.Traits:
+        """What the scaler mode of this LLMService's gateway does (the registry's traits of it)."""
+        return scalermodes.traits(await self.scaler_mode(name))
+
+    def pools_promised(self) -> bool:
+        """Whether the scaler mode a scenario has read lets LLMServices join an AcceleratorPool."""
+        return self.mode is not None and scalermodes.traits(self.mode).pools
 
     def skip(self, reason: str) -> NoReturn:
         """End a scenario the cluster cannot run: skipped, or failed under --no-skip."""

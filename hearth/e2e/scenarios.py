@@ -16,6 +16,7 @@ from typing import Any
 import aiohttp
 
 from hearth.api import scalermodes
+from hearth.common import timestamps
 from hearth.e2e import caches, failfast, fixtures, pools, promtext, shared, wakeprogress
 from hearth.e2e.runner import GatewayPod, Run, ScenarioFailedError
 from hearth.kube import endpointslices, resources
@@ -38,23 +39,15 @@ METRICS_READER = "hearth-metrics-reader"
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 
 
-def _gateway_wakes(mode: str) -> bool:
-    """Whether the gateway itself scales the backend 0->1 in *mode* (as rendered into its env)."""
-    return (
-        mode in scalermodes.RESOLVED
-        and scalermodes.traits(scalermodes.ScalerMode(mode)).wakes is scalermodes.Driver.GATEWAY
-    )
-
-
 async def idle_reaches_zero(run: Run) -> str:
     """An idle backend reaches 0, and the LLMService's Scaling condition names the scaler mode the operator
     rendered into its gateways (with KEDA installed, ``--scaler-mode auto`` means metrics-api)."""
     await run.wait("backend at 0 replicas", lambda: _at(run, "cold", 0))
-    mode = await run.scaler_mode("cold")
+    traits = await run.traits("cold")
+    mode = traits.mode
     scaling = await run.wait("the Scaling condition", lambda: _condition(run, "cold", "Scaling"))
     reason, message = scaling.get("reason"), str(scaling.get("message"))
-    expected = "Builtin" if mode == "builtin" else "KEDA"
-    if reason != expected or (expected == "KEDA" and mode not in message):
+    if (reason, message) != (traits.scaling_reason, traits.scaling_message):
         raise ScenarioFailedError(
             f"the gateways run in {mode} mode, but the Scaling condition says {reason}: {message}"
         )
@@ -101,7 +94,7 @@ async def cold_stream_wakes(run: Run) -> str:
     )
     if forwarded is not None:
         timeline += f"; forwarded to the ready backend {forwarded:.1f}s after admission"
-    if _gateway_wakes(await run.scaler_mode("cold")):
+    if (await run.traits("cold")).wakes is scalermodes.Driver.GATEWAY:
         wakes = promtext.total_delta(before, after, "hearth_gateway_wake_patch_seconds_count")
         if wakes != 1:
             raise ScenarioFailedError(f"expected the gateways to scale the backend 0->1 once, saw {wakes:g}")
@@ -184,6 +177,7 @@ async def gateways_wake_once_and_sum_demand(run: Run) -> str:
     both at once: their summed demand (1 + 1, target 1) scales to 2 where either alone would ask for 1,
     and in builtin mode the gateways scale 0->1 once between them, not once each."""
     pods = await _two_gateways(run)
+    traits = await run.traits("cold")
     woken = []
     for pod in pods[:2]:
         # At 0 by the Deployment's spec is not cold yet: for a moment the pod leaving is still a ready
@@ -220,8 +214,8 @@ async def gateways_wake_once_and_sum_demand(run: Run) -> str:
         raise ScenarioFailedError("no PodDisruptionBudget for the replicated gateway")
     waker = (
         f"{scaled:g} gateway 0->1 scale ({conflicts:g} lost the race)"
-        if run.mode == "builtin"
-        else "woken by KEDA"
+        if traits.wakes is scalermodes.Driver.GATEWAY
+        else f"woken by {traits.wakes}"
     )
     return (
         f"a cold stream on each gateway pod alone woke the backend ({', '.join(woken)}); one on both at "
@@ -231,9 +225,10 @@ async def gateways_wake_once_and_sum_demand(run: Run) -> str:
 
 
 async def _two_gateways(run: Run) -> list[GatewayPod]:
-    """The ready gateway pods, when the scenario needs two; external-push promises only one."""
-    if await run.scaler_mode("cold") == "external-push":
-        run.not_promised("external-push runs exactly one gateway replica (its demand is not aggregated)")
+    """The ready gateway pods, when the scenario needs two; a mode limited to one gateway promises one."""
+    traits = await run.traits("cold")
+    if traits.max_gateway_replicas is not None and traits.max_gateway_replicas < 2:
+        run.not_promised(f"{traits.mode} runs one gateway replica: {traits.max_gateway_replicas_why}")
     pods = await run.gateway_pods("cold")
     if len(pods) < 2:
         run.skip(f"needs 2 gateway replicas, found {len(pods)} (hearth install --gateway-replicas 2)")
@@ -307,7 +302,9 @@ async def gateway_restart_loses_nothing(run: Run) -> str:
                 "apiVersion": "apps/v1",
                 "kind": "Deployment",
                 "metadata": {"name": names.gateway("cold"), "namespace": run.namespace},
-                "spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: _utc_now()}}}},
+                "spec": {
+                    "template": {"metadata": {"annotations": {RESTARTED_AT: timestamps.format_seconds()}}}
+                },
             },
             field_manager="hearth-e2e",
         )
@@ -598,10 +595,6 @@ async def _replaced(run: Run, victim: str, wanted: int) -> bool:
     if any(pod["metadata"]["name"] == victim for pod in await _gateway_pods(run)):
         return False
     return len(await run.gateway_pods("cold")) >= wanted
-
-
-def _utc_now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 async def _spread(run: Run, url: str, *, requests: int) -> str:

@@ -215,7 +215,7 @@ async def _not_listed(run: Run, url: str, key: str, model: str) -> bool:
 
 async def shared_endpoint_before_a_pool(run: Run) -> str:
     await run.gateway_url("cold")  # the mode is read from a rendered gateway
-    if await run.scaler_mode("cold") != "builtin":
+    if not (await run.traits("cold")).pools:
         run.not_promised("AcceleratorPools run in builtin mode only (the KEDA modes refuse them)")
     every, _ = await _keys(run)
     pool_name = f"shared-{run.namespace}"

@@ -16,7 +16,6 @@ no request reaches a gateway that does not know its routes yet).
 from __future__ import annotations
 
 import asyncio
-import calendar
 import logging
 import time
 from collections.abc import Coroutine, Iterable
@@ -28,7 +27,7 @@ from aiohttp import web
 from hearth.api import labelselector, scalermodes
 from hearth.api.llmgateway import LLMGateway
 from hearth.api.llmservice import LLMService
-from hearth.common import logs
+from hearth.common import logs, timestamps
 from hearth.gateway import auth, background, readiness, routing, upstream_client, wakestatus
 from hearth.gateway.metrics import GatewayMetrics
 from hearth.gateway.route import MODEL_REMOVED, Route, RouteSettings
@@ -85,10 +84,8 @@ def _trim_slice(obj: dict[str, Any]) -> dict[str, Any]:
 
 def _created(metadata: dict[str, Any]) -> int:
     """The object's creationTimestamp as a Unix time (``created`` of /v1/models), now when unreadable."""
-    try:
-        return calendar.timegm(time.strptime(str(metadata.get("creationTimestamp")), "%Y-%m-%dT%H:%M:%SZ"))
-    except ValueError:
-        return int(time.time())
+    created = timestamps.parse(metadata.get("creationTimestamp"))
+    return int(created.timestamp()) if created is not None else int(time.time())
 
 
 class SharedTable:

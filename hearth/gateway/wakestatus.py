@@ -10,7 +10,6 @@ phase and ETA from memory: no held request ever asks the API anything.
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import logging
 import math
 import time
@@ -18,7 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from hearth.api import wakereasons
-from hearth.common import logs
+from hearth.common import logs, timestamps
 from hearth.gateway import errors
 from hearth.gateway import eta as eta_module
 from hearth.gateway.progress import Phase
@@ -78,12 +77,11 @@ def _failure_of(status: LLMServiceStatus | None) -> _Failure | None:
     failure = status.wake_failure if status is not None else None
     if failure is None:
         return None
-    try:
-        retry_at = datetime.datetime.fromisoformat(failure.retry_at.replace("Z", "+00:00")).timestamp()
-    except ValueError:
+    retry_at = timestamps.parse(failure.retry_at)
+    if retry_at is None:
         return None
     refusal = errors.wake_failed(wakereasons.client_code(failure.reason), failure.message)
-    return _Failure(refusal=refusal, retry_at=retry_at, since=failure.since)
+    return _Failure(refusal=refusal, retry_at=retry_at.timestamp(), since=failure.since)
 
 
 def wake_times(status: LLMServiceStatus | None) -> eta_module.WakeTimes | None:

@@ -8,7 +8,7 @@ from typing import Any
 import yaml
 
 import hearth
-from hearth.api import scalermodes
+from hearth.api import rbac, scalermodes
 from hearth.common import bundle
 
 NAME = "hearth-operator"
@@ -19,7 +19,6 @@ METRICS_READER = "hearth-metrics-reader"
 DEFAULT_METRICS_PORT = 8443
 OPERATOR_LABELS = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/component": "operator"}
 DEFAULT_IMAGE = f"ghcr.io/hearth-project/hearth:{hearth.__version__}"
-ALL_VERBS = ["get", "list", "watch", "create", "update", "patch", "delete"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -39,39 +38,11 @@ class InstallConfig:
     log_format: str = "json"
 
 
-def _rule(groups: list[str], resources: list[str], verbs: list[str]) -> dict[str, Any]:
-    return {"apiGroups": groups, "resources": resources, "verbs": verbs}
-
-
 def cluster_role_rules() -> list[dict[str, Any]]:
-    """What the operator needs, and nothing more. It also holds every permission it grants in a gateway
-    Role (EndpointSlices, its backend's Deployment and scale), as Kubernetes requires to create that Role."""
-    return [
-        _rule(["serving.hearth.dev"], ["llmservices", "inferenceruntimes"], ["get", "list", "watch"]),
-        _rule(["serving.hearth.dev"], ["llmservices/status"], ["get", "patch", "update"]),
-        # AcceleratorPools (issue 16): read the budgets, write who holds and who waits.
-        _rule(["serving.hearth.dev"], ["acceleratorpools"], ["get", "list", "watch"]),
-        _rule(["serving.hearth.dev"], ["acceleratorpools/status"], ["get", "patch", "update"]),
-        # LLMGateways (issue 24): shared endpoints; their gateways' Roles read LLMServices and their own
-        # LLMGateway, which the operator therefore holds too.
-        _rule(["serving.hearth.dev"], ["llmgateways"], ["get", "list", "watch"]),
-        _rule(["serving.hearth.dev"], ["llmgateways/status"], ["get", "patch", "update"]),
-        _rule(["apps"], ["deployments"], ALL_VERBS),
-        _rule(["apps"], ["deployments/scale"], ["get", "patch", "update"]),
-        _rule([""], ["services", "serviceaccounts", "persistentvolumeclaims"], ALL_VERBS),
-        _rule(["batch"], ["jobs"], ALL_VERBS),
-        _rule(["policy"], ["poddisruptionbudgets"], ALL_VERBS),
-        _rule(["networking.k8s.io"], ["networkpolicies"], ALL_VERBS),
-        _rule(["rbac.authorization.k8s.io"], ["roles", "rolebindings"], ALL_VERBS),
-        _rule(["keda.sh"], ["scaledobjects"], ALL_VERBS),
-        _rule(["discovery.k8s.io"], ["endpointslices"], ["get", "list", "watch"]),
-        # The built-in autoscaler reads gateway pods (readiness and IP) to collect their demand.
-        _rule([""], ["pods"], ["get", "list", "watch"]),
-        _rule([""], ["events"], ["create", "patch"]),
-        # --metrics-secure: ask the API server who a metrics caller is, and whether they may read /metrics.
-        _rule(["authentication.k8s.io"], ["tokenreviews"], ["create"]),
-        _rule(["authorization.k8s.io"], ["subjectaccessreviews"], ["create"]),
-    ]
+    """What the operator needs cluster-wide, and nothing more: the table of :mod:`hearth.api.rbac`. It also
+    holds every permission it grants in a gateway Role (EndpointSlices, its backend's Deployment and scale),
+    as Kubernetes requires to create that Role."""
+    return rbac.granted(namespaced=False)
 
 
 def _meta(name: str, namespace: str | None = None, labels: dict[str, str] | None = None) -> dict[str, Any]:
@@ -199,10 +170,7 @@ def objects(config: InstallConfig) -> list[dict[str, Any]]:
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "Role",
             "metadata": _meta(f"{NAME}-leader-election", namespace),
-            "rules": [
-                _rule(["coordination.k8s.io"], ["leases"], ["get", "create", "update"]),
-                _rule([""], ["events"], ["create", "patch"]),
-            ],
+            "rules": rbac.granted(namespaced=True),
         },
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import datetime
 import logging
 import os
 from typing import Any, Literal
 
 from hearth.api import meta
-from hearth.common import logs
+from hearth.common import logs, timestamps
 from hearth.kube import resources
 from hearth.kube.client import KubeClient
 from hearth.kube.errors import ApiError, ApiUnreachableError
@@ -33,7 +32,7 @@ class EventRecorder:
             return
         metadata = obj["metadata"]
         namespace = meta.namespace_of(obj)
-        now = datetime.datetime.now(tz=datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        now = timestamps.format_seconds()
         event = {
             "apiVersion": "v1",
             "kind": "Event",

@@ -9,7 +9,7 @@ import os
 import uuid
 from typing import Any
 
-from hearth.common import logs
+from hearth.common import logs, timestamps
 from hearth.kube import resources
 from hearth.kube.client import KubeClient
 from hearth.kube.errors import ApiError, ApiUnreachableError
@@ -19,16 +19,6 @@ log = logging.getLogger(__name__)
 
 def _now() -> datetime.datetime:
     return datetime.datetime.now(tz=datetime.UTC)
-
-
-def _format(moment: datetime.datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _parse(text: str | None) -> datetime.datetime | None:
-    if not text:
-        return None
-    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 class LeaderElector:
@@ -115,9 +105,11 @@ class LeaderElector:
         spec: dict[str, Any] = lease.get("spec", {})
         holder = spec.get("holderIdentity") or ""
         if holder == self.identity:
-            spec["renewTime"] = _format(now)
+            spec["renewTime"] = timestamps.format_micros(now)
         else:
-            renewed = _parse(spec.get("renewTime")) or _parse(spec.get("acquireTime"))
+            # The API server validates both as MicroTime: an unreadable one is a bug worth failing loudly on.
+            renewed_at = spec.get("renewTime") or spec.get("acquireTime")
+            renewed = timestamps.parse_strict(renewed_at) if renewed_at else None
             duration = int(spec.get("leaseDurationSeconds") or self._lease_seconds)
             if holder and renewed is not None and renewed + datetime.timedelta(seconds=duration) > now:
                 return False
@@ -125,8 +117,8 @@ class LeaderElector:
                 {
                     "holderIdentity": self.identity,
                     "leaseDurationSeconds": self._lease_seconds,
-                    "acquireTime": _format(now),
-                    "renewTime": _format(now),
+                    "acquireTime": timestamps.format_micros(now),
+                    "renewTime": timestamps.format_micros(now),
                     "leaseTransitions": int(spec.get("leaseTransitions") or 0) + 1,
                 }
             )
@@ -145,8 +137,8 @@ class LeaderElector:
             "spec": {
                 "holderIdentity": self.identity,
                 "leaseDurationSeconds": self._lease_seconds,
-                "acquireTime": _format(acquired),
-                "renewTime": _format(now),
+                "acquireTime": timestamps.format_micros(acquired),
+                "renewTime": timestamps.format_micros(now),
                 "leaseTransitions": transitions,
             },
         }

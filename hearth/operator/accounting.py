@@ -21,6 +21,7 @@ import datetime
 from typing import Any
 
 from hearth.api import telemetry
+from hearth.common import timestamps
 from hearth.operator import wakes
 
 _NOT_ACCELERATORS = ("hugepages-",)
@@ -92,7 +93,7 @@ def _recorded(accounting: telemetry.Accounting) -> Rates:
 
 
 def _elapsed(accounting: telemetry.Accounting, at: datetime.datetime) -> float:
-    since = wakes.parse_time(accounting.since)
+    since = timestamps.parse(accounting.since)
     return max((at - since).total_seconds(), 0.0) if since is not None else 0.0
 
 
@@ -135,7 +136,7 @@ def advance(
     saved = sum(usage.saved_seconds for usage in resources)
     allocated = sum(usage.waking_seconds + usage.serving_seconds for usage in resources)
     return telemetry.Accounting(
-        since=wakes.format_time(at),
+        since=timestamps.format_millis(at),
         at_zero=rates.at_zero,
         idle=rates.idle,
         waking=rates.waking,

@@ -15,6 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
+from hearth.api import rbac
 from hearth.common import logs, netaddr, tls
 from hearth.kube.client import KubeClient
 from hearth.kube.events import EventRecorder
@@ -186,12 +187,12 @@ async def _controller(
     client: KubeClient, settings: OperatorSettings, metrics: OperatorMetrics
 ) -> tuple[EventRecorder, Controller]:
     """The controller, told what the startup permission check found (issue 19)."""
-    wanted = permissions.needs(
+    wanted = rbac.needs(
         leader_election_namespace=settings.leader_election_namespace if settings.leader_elect else None,
         metrics_auth=settings.metrics_secure and settings.metrics_address is not None,
     )
     allowed = await permissions.check(client, wanted)
-    recorder = EventRecorder(client, enabled=allowed.has(permissions.Feature.EVENTS))
+    recorder = EventRecorder(client, enabled=allowed.has(rbac.Feature.EVENTS))
     return recorder, Controller(client, settings, metrics=metrics, recorder=recorder, allowed=allowed)
 
 
@@ -214,9 +215,9 @@ async def _operate(
     except tls.CertificateError as error:
         log.error("cannot serve metrics over HTTPS", extra=logs.fields(error=str(error)))
         return 1
-    pooling_allowed = controller.permissions.has(permissions.Feature.ACCELERATOR_POOLS)
+    pooling_allowed = controller.permissions.has(rbac.Feature.ACCELERATOR_POOLS)
     missing = "; ".join(
-        rule.rbac() for rule in controller.permissions.rules_for(permissions.Feature.ACCELERATOR_POOLS)
+        rule.rbac() for rule in controller.permissions.rules_for(rbac.Feature.ACCELERATOR_POOLS)
     )
     keeper = PoolKeeper(
         client,
@@ -232,7 +233,7 @@ async def _operate(
     for informer in controller.informers():
         tasks.create_task(informer.run(), name=f"{informer.rt.kind} informer")
     # Without the autoscaler's permissions its pod informer would only log 403s (issue 19).
-    autoscaling = controller.permissions.has(permissions.Feature.AUTOSCALER)
+    autoscaling = controller.permissions.has(rbac.Feature.AUTOSCALER)
     if autoscaling:
         tasks.create_task(autoscaler.gateway_pods.run(), name="gateway pod informer")
         tasks.create_task(autoscaler.shared_gateway_pods.run(), name="shared gateway pod informer")
@@ -258,7 +259,7 @@ async def _operate(
         return 0
     for index in range(settings.concurrent_reconciles):
         tasks.create_task(controller.worker(), name=f"reconcile worker {index}")
-    if controller.permissions.has(permissions.Feature.LLM_GATEWAYS):
+    if controller.permissions.has(rbac.Feature.LLM_GATEWAYS):
         gateways = GatewayReconciler(client, controller, recorder=recorder)
         tasks.create_task(gateways.worker(), name="LLMGateway reconcile worker")
     if autoscaling:

@@ -18,7 +18,7 @@ import aiohttp
 
 from hearth.api import scalermodes
 from hearth.api.llmservice import LLMService
-from hearth.common import durations, logs
+from hearth.common import durations, logs, timestamps
 from hearth.kube import resources
 from hearth.kube.client import KubeClient
 from hearth.kube.errors import ApiError, ApiUnreachableError
@@ -294,7 +294,7 @@ class Autoscaler:
             namespace,
             {
                 "desiredReplicas": target.replicas,
-                "lastScaleTime": _timestamp(),
+                "lastScaleTime": timestamps.format_seconds(),
                 "lastScaleReason": target.reason,
             },
         )
@@ -349,7 +349,3 @@ def _http_port(pod: dict[str, Any]) -> int:
             if port.get("name") == "http":
                 return int(port["containerPort"])
     return gateway.HTTP_PORT
-
-
-def _timestamp() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

@@ -14,7 +14,7 @@ from typing import Any
 
 import pydantic
 
-from hearth.api import meta, scalermodes
+from hearth.api import meta, rbac, scalermodes
 from hearth.api.llmgateway import LLMGateway
 from hearth.api.llmservice import LLMService
 from hearth.api.runtime import InferenceRuntime
@@ -140,10 +140,10 @@ class Controller:
     # ---- running -----------------------------------------------------------------------------------
     def informers(self) -> list[Informer]:
         # Without the right to read pods that informer would only log 403s and never sync (issue 19).
-        pods = [self.telemetry.pods] if self.permissions.has(permissions.Feature.TELEMETRY) else []
+        pods = [self.telemetry.pods] if self.permissions.has(rbac.Feature.TELEMETRY) else []
         # Without the right to read LLMGateways there are none to honour, and services keep their own
         # gateways (as before issue 24) instead of the operator staying unready.
-        gateways = [self.gateways] if self.permissions.has(permissions.Feature.LLM_GATEWAYS) else []
+        gateways = [self.gateways] if self.permissions.has(rbac.Feature.LLM_GATEWAYS) else []
         return [self.services, self.runtimes, *gateways, *self.children.values(), *pods]
 
     @property
@@ -277,7 +277,7 @@ class Controller:
             gateway_replicas=self._settings.gateway_replicas,
             network_policies=self._settings.network_policies,
             scaler_mode=self.scaler_mode(),
-            gateway_service_account=self.permissions.has(permissions.Feature.GATEWAY_RBAC),
+            gateway_service_account=self.permissions.has(rbac.Feature.GATEWAY_RBAC),
         )
 
     def _runtimes(self) -> list[InferenceRuntime]:
@@ -432,7 +432,7 @@ class Controller:
             gateway=gateway,
         )
         outcome = None
-        if error is None and self.permissions.has(permissions.Feature.TELEMETRY):
+        if error is None and self.permissions.has(rbac.Feature.TELEMETRY):
             metadata = obj["metadata"]
             outcome = self.telemetry.update(
                 wanted,
@@ -460,8 +460,8 @@ class Controller:
 
     def _permission_notes(self, skipped: list[str]) -> list[str]:
         notes = []
-        if not self.permissions.has(permissions.Feature.GATEWAY_RBAC):
-            rules = "; ".join(r.rbac() for r in self.permissions.rules_for(permissions.Feature.GATEWAY_RBAC))
+        if not self.permissions.has(rbac.Feature.GATEWAY_RBAC):
+            rules = "; ".join(r.rbac() for r in self.permissions.rules_for(rbac.Feature.GATEWAY_RBAC))
             notes.append(
                 "gateway runs with the default ServiceAccount and probes GET /health: the operator may not "
                 f"create its ServiceAccount and Role (add: {rules})"
@@ -470,10 +470,10 @@ class Controller:
 
     def _scaling_blocked(self, mode: scalermodes.ScalerMode) -> str | None:
         if scalermodes.traits(mode).scales is not scalermodes.Driver.OPERATOR or self.permissions.has(
-            permissions.Feature.AUTOSCALER
+            rbac.Feature.AUTOSCALER
         ):
             return None
-        rules = "; ".join(r.rbac() for r in self.permissions.rules_for(permissions.Feature.AUTOSCALER))
+        rules = "; ".join(r.rbac() for r in self.permissions.rules_for(rbac.Feature.AUTOSCALER))
         return (
             "the built-in autoscaler is off: the operator may not read pods or scale Deployments "
             f"(add: {rules})"

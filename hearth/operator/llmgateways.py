@@ -15,7 +15,7 @@ import pydantic
 from hearth.api import meta
 from hearth.api.llmgateway import LLMGateway
 from hearth.api.llmservice import LLMService
-from hearth.common import logs
+from hearth.common import logs, timestamps
 from hearth.kube import resources
 from hearth.kube.client import KubeClient
 from hearth.kube.errors import ApiError, ApiUnreachableError
@@ -69,9 +69,9 @@ def desired_status(
                 "reason": reason,
                 "message": message,
                 "observedGeneration": generation,
-                "lastTransitionTime": status_module.now()
+                "lastTransitionTime": timestamps.format_seconds()
                 if changed
-                else previous.get("lastTransitionTime") or status_module.now(),
+                else previous.get("lastTransitionTime") or timestamps.format_seconds(),
             }
         ],
     }

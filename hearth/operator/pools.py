@@ -18,7 +18,7 @@ import pydantic
 
 from hearth.api import pool as pool_api
 from hearth.api.llmservice import LLMService
-from hearth.common import durations, logs
+from hearth.common import durations, logs, timestamps
 from hearth.kube import resources
 from hearth.kube.client import KubeClient
 from hearth.kube.errors import ApiError, ApiUnreachableError
@@ -247,7 +247,8 @@ class PoolKeeper:
             self._totals[name] += 1
             self._metrics.pool_swaps.labels(pool=name).inc()
             self._memory[eviction.victim].evicted_for = eviction.requester
-            self._last_eviction[name] = f"{eviction.victim} for {eviction.requester} at {_wall()}"
+            at = timestamps.format_seconds()
+            self._last_eviction[name] = f"{eviction.victim} for {eviction.requester} at {at}"
             message = (
                 f"AcceleratorPool {name}: scaled to 0 to free {eviction.devices} device(s) for "
                 f"{eviction.requester} ({eviction.reason})"
@@ -461,9 +462,5 @@ def _member_status(
     pool: str, state: pool_api.MemberState, reason: str, devices: int | None
 ) -> dict[str, Any]:
     return pool_api.MemberStatus(
-        name=pool, state=state, reason=reason, devices=devices, since=_wall()
+        name=pool, state=state, reason=reason, devices=devices, since=timestamps.format_seconds()
     ).to_wire()
-
-
-def _wall() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

@@ -9,7 +9,7 @@ from typing import Any
 
 from hearth.api import meta, scalermodes
 from hearth.api.llmservice import Scaling
-from hearth.common import durations
+from hearth.common import durations, timestamps
 from hearth.render import names
 from hearth.render.errors import Reason, ReconcileError
 
@@ -21,24 +21,6 @@ SCALING = "Scaling"
 PERMISSIONS = "Permissions"
 
 _RUNTIME_REASONS = {Reason.RUNTIME_RESOLUTION, Reason.UNSUPPORTED_VENDOR}
-
-
-def now() -> str:
-    return datetime.datetime.now(tz=datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _precise(moment: datetime.datetime) -> str:
-    """RFC 3339 with milliseconds: a cold start is measured in seconds, so whole seconds are too coarse."""
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
-def _parse(text: str | None) -> datetime.datetime | None:
-    if not text:
-        return None
-    try:
-        return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
 
 
 def ever_scaled(deployment: dict[str, Any] | None) -> bool:
@@ -66,14 +48,14 @@ def track_activation(
     if previous == "ScaledToZero" and not scaled:
         return
     if previous == "ScaledToZero" and phase == "Loading":
-        result["lastActivationTime"] = _precise(at)
+        result["lastActivationTime"] = timestamps.format_millis(at)
         result.pop("lastColdStartDuration", None)  # absent while this cold start is being measured
     elif previous == "ScaledToZero" and phase == "Ready":
         # Ready before Loading was ever seen: no honest duration, so the previous one stays.
-        result["lastActivationTime"] = _precise(at)
+        result["lastActivationTime"] = timestamps.format_millis(at)
     elif previous == "Loading" and phase == "Ready" and "lastColdStartDuration" not in result:
         # (A pod replaced while serving also goes Loading -> Ready; that one is not a cold start.)
-        started = _parse(result.get("lastActivationTime"))
+        started = timestamps.parse(result.get("lastActivationTime"))
         if started is not None:
             nanos = int((at - started).total_seconds() * 1000) * durations.MILLISECOND
             result["lastColdStartDuration"] = durations.format_nanoseconds(max(nanos, 0))
@@ -84,7 +66,7 @@ def show_wake_failure(result: dict[str, Any], *, at: datetime.datetime) -> float
     the failure's reason and message, in place. Returns the seconds until it stops refusing (the status
     must be written again then), or None."""
     failure = result.get("wakeFailure") or {}
-    retry_at = _parse(failure.get("retryAt"))
+    retry_at = timestamps.parse(failure.get("retryAt"))
     if retry_at is None or at >= retry_at:
         return None
     result["phase"] = "Degraded"
@@ -245,7 +227,7 @@ def merge_conditions(current: list[dict[str, Any]], wanted: list[dict[str, Any]]
         if old is not None and old.get("status") == condition["status"] and old.get("lastTransitionTime"):
             transition = old["lastTransitionTime"]
         else:
-            transition = now()
+            transition = timestamps.format_seconds()
         merged.append({**condition, "lastTransitionTime": transition})
     return merged
 

@@ -16,7 +16,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from hearth.api import meta, telemetry, wakefailure
-from hearth.common import logs
+from hearth.common import logs, timestamps
 from hearth.kube import resources
 from hearth.kube.client import KubeClient
 from hearth.kube.informer import Informer
@@ -343,7 +343,7 @@ class _StatusCollector(Collector):
                 replicas.add_metric(key, float(status.get("replicas") or 0))
                 unschedulable.add_metric(key, float(owner.unschedulable(key[1], key[0])))
                 current = _parsed(telemetry.Wake, status.get("currentWake"))
-                started = wakes.parse_time(current.started_at) if current is not None else None
+                started = timestamps.parse(current.started_at) if current is not None else None
                 waking.add_metric(key, max((now - started).total_seconds(), 0.0) if started else 0.0)
                 history = _parsed(telemetry.WakeHistory, status.get("wakeHistory"))
                 if history is not None and history.p90_seconds is not None:

@@ -20,6 +20,7 @@ from typing import Any
 
 from hearth.api.wakefailure import WakeFailure
 from hearth.api.wakereasons import Reason
+from hearth.common import timestamps
 from hearth.operator import wakes
 
 #: The kubelet's waiting reasons (containerStatuses[].state.waiting.reason) that no wait will cure.
@@ -104,7 +105,7 @@ def _pod_failure(pod: dict[str, Any], *, at: datetime.datetime) -> Detected | No
             and condition.get("status") == "False"
             and condition.get("reason") == "Unschedulable"
         ):
-            since = wakes.parse_time(condition.get("lastTransitionTime"))
+            since = timestamps.parse(condition.get("lastTransitionTime"))
             if since is not None and (at - since).total_seconds() >= SCHEDULING_PATIENCE_S:
                 message = f"pod {name} unschedulable for {int((at - since).total_seconds())}s: "
                 return Detected(
@@ -137,7 +138,7 @@ def advance(
     if detected is None:
         return recorded
     if recorded is not None:
-        retry_at = wakes.parse_time(recorded.retry_at)
+        retry_at = timestamps.parse(recorded.retry_at)
         if retry_at is not None and at < retry_at:
             return recorded  # the same failed wake, still within its wait
     attempts = recorded.attempts + 1 if recorded is not None else 1
@@ -146,8 +147,8 @@ def advance(
     return WakeFailure(
         reason=str(detected.reason),
         message=detected.message,
-        since=wakes.format_time(at),
-        retry_at=wakes.format_time(at + datetime.timedelta(seconds=delay)),
+        since=timestamps.format_millis(at),
+        retry_at=timestamps.format_millis(at + datetime.timedelta(seconds=delay)),
         attempts=attempts,
         pod=detected.pod,
         template=template,
@@ -176,7 +177,7 @@ def active(recorded: WakeFailure | None, *, at: datetime.datetime) -> bool:
     """Whether *recorded* still refuses cold requests at *at*."""
     if recorded is None:
         return False
-    retry_at = wakes.parse_time(recorded.retry_at)
+    retry_at = timestamps.parse(recorded.retry_at)
     return retry_at is not None and at < retry_at
 
 

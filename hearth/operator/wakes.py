@@ -19,26 +19,13 @@ import math
 from typing import Any
 
 from hearth.api import telemetry
+from hearth.common import timestamps
 
 #: A pod timestamp older than the observation by more than this was missed, not just seen (they are
 #: truncated to whole seconds, so anything closer is the same moment).
 STALE_SECONDS = 2.0
 
 PHASES = ("scheduling", "creating", "loading")
-
-
-def parse_time(text: str | None) -> datetime.datetime | None:
-    if not text:
-        return None
-    try:
-        return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
-def format_time(moment: datetime.datetime) -> str:
-    moment = moment.astimezone(datetime.UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 def _condition(pod: dict[str, Any], kind: str) -> dict[str, Any]:
@@ -95,15 +82,15 @@ def _moments(pod: dict[str, Any]) -> _PodMoments:
     scheduled = _condition(pod, "PodScheduled")
     is_bound = bound(pod) or scheduled.get("status") == "True"
     statuses = pod.get("status", {}).get("containerStatuses") or []
-    started = [parse_time(s.get("state", {}).get("running", {}).get("startedAt")) for s in statuses]
+    started = [timestamps.parse(s.get("state", {}).get("running", {}).get("startedAt")) for s in statuses]
     all_started = bool(statuses) and all(moment is not None for moment in started)
     ready = _condition(pod, "Ready")
     is_ready = ready.get("status") == "True"
     return _PodMoments(
-        created=parse_time(pod.get("metadata", {}).get("creationTimestamp")),
-        bound=(parse_time(scheduled.get("lastTransitionTime")) or _EPOCH) if is_bound else None,
+        created=timestamps.parse(pod.get("metadata", {}).get("creationTimestamp")),
+        bound=(timestamps.parse(scheduled.get("lastTransitionTime")) or _EPOCH) if is_bound else None,
         started=max(m for m in started if m is not None) if all_started else None,
-        ready=(parse_time(ready.get("lastTransitionTime")) or _EPOCH) if is_ready else None,
+        ready=(timestamps.parse(ready.get("lastTransitionTime")) or _EPOCH) if is_ready else None,
         unschedulable=scheduled.get("status") == "False" and scheduled.get("reason") == "Unschedulable",
     )
 
@@ -150,26 +137,27 @@ def observe(
         if not (was_idle and deployment is not None and not scaled_down):
             return Step(current=None)
         created = [m.created for m in map(_moments, pods) if m.created is not None]
-        wake = telemetry.Wake(started_at=format_time(_stamp(reported=created, at=at, floor=None)))
+        started_at = _stamp(reported=created, at=at, floor=None)
+        wake = telemetry.Wake(started_at=timestamps.format_millis(started_at))
         started = True
     elif scaled_down:
         return Step(current=None, aborted=True)  # back to zero before any pod was ready (e.g. timeout)
     moments = [_moments(pod) for pod in pods]
     fields: dict[str, Any] = {}
-    floor = parse_time(wake.started_at)
+    floor = timestamps.parse(wake.started_at)
     for name, reported in (
         ("bound_at", [m.bound for m in moments if m.bound is not None]),
         ("containers_started_at", [m.started for m in moments if m.started is not None]),
         ("ready_at", [m.ready for m in moments if m.ready is not None]),
     ):
-        existing = parse_time(getattr(wake, name))
+        existing = timestamps.parse(getattr(wake, name))
         if existing is not None:
             floor = existing
             continue
         if not reported:
             break  # later boundaries cannot have been reached before this one
         floor = _stamp(reported=reported, at=at, floor=floor)
-        fields[name] = format_time(floor)
+        fields[name] = timestamps.format_millis(floor)
     if any(m.unschedulable for m in moments) and not wake.unschedulable:
         fields["unschedulable"] = True
     ready_pods = [pod for pod, m in zip(pods, moments, strict=True) if m.ready is not None]
@@ -183,7 +171,7 @@ def observe(
 
 
 def _seconds(start: str | None, end: str | None) -> float | None:
-    first, last = parse_time(start), parse_time(end)
+    first, last = timestamps.parse(start), timestamps.parse(end)
     if first is None or last is None:
         return None
     return round(max((last - first).total_seconds(), 0.0), 3)

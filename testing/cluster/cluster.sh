@@ -12,8 +12,8 @@
 #   testing/cluster/cluster.sh kubectl ARGS...  run the matching kubectl with the admin kubeconfig
 #
 # Everything lives under HEARTH_CLUSTER_DIR (default /var/tmp/hearth-cluster); the admin
-# kubeconfig is <dir>/admin.kubeconfig.  Must run as root.  See testing/cluster/README.md and
-# /work/shared/TESTBED.md (the field notes this follows; "pitfall N" below refers to them).
+# kubeconfig is <dir>/admin.kubeconfig.  Must run as root.  See testing/cluster/README.md (the test
+# bed's notes; "pitfall N" below refers to its numbered list of pitfalls).
 #
 # Network safety: every packet stays on 127.0.0.0/8, the cluster bridge 10.88.0.0/16 and the
 # service range 10.96.0.0/12 (routed onto the bridge, never out of the machine).
@@ -958,7 +958,7 @@ main() {
     purge) cmd_purge "$@" ;;
     load-image) cmd_load_image "$@" ;;
     kubectl) kc "$@" ;;
-    -h | --help | help | "") sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' ;;
+    -h | --help | help | "") sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' ;;
     *) die "unknown command '$cmd' (see --help)" ;;
   esac
 }

@@ -6,7 +6,7 @@
 #   3. GETs /v1/models from the host through the ClusterIP (kube-proxy) and the pod IP;
 #   4. from a pod: resolves <svc>.<ns>.svc.cluster.local (CoreDNS via the kube-dns ClusterIP)
 #      with busybox nslookup, then GETs /v1/models by that name with busybox nc
-#      (busybox wget segfaults, TESTBED pitfall 9);
+#      (busybox wget segfaults, pitfall 9 of testing/cluster/README.md);
 #   5. a claim of the default StorageClass (no storageClassName) binds once a pod uses it (the test bed's
 #      provisioner, WaitForFirstConsumer), as the non-root stub user writes a file that a second pod reads.
 #   testing/cluster/smoke.sh [--keep]     --keep leaves the namespace in place

@@ -9,8 +9,8 @@
 #
 # State lives in <cluster run dir>/keda (HEARTH_CLUSTER_DIR, default /var/tmp/hearth-cluster):
 # certs/ (one CA; one cert serves the adapter's API, the operator's gRPC and the adapter's gRPC client),
-# logs/, pids/, resolv.conf.  Must run as root.  /work/shared/KEDA-TESTBED.md records why each step is
-# as it is ("pitfall N" below refers to it).
+# logs/, pids/, resolv.conf.  Must run as root.  testing/keda/README.md records why each step is as
+# it is ("pitfall N" below refers to its numbered list).
 #
 # Network safety: the processes resolve through the cluster's CoreDNS only (a private mount namespace
 # bind-mounts a resolv.conf naming 10.88.0.1 over /etc/resolv.conf for them alone, pitfall 2), listen on

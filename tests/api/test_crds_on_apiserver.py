@@ -247,7 +247,7 @@ def test_the_status_subresource_keeps_hearths_own_fields(cluster: ControlPlane) 
 @pytest.mark.parametrize("kind", bundle.KINDS)
 def test_kubectl_applies_the_checkout_folders_as_the_readme_says(cluster: ControlPlane, kind: str) -> None:
     # README: `kubectl apply -f crds` and `-f runtimes`. A symlinked folder fails with "is a directory".
-    folder = str(bundle.checkout_mirror(kind))
+    folder = str(bundle.checkout_folder(kind))
     result = cluster.kubectl("apply", "--dry-run=server", "-f", folder, check=False)
     assert result.returncode == 0, result.stderr
     assert len(result.stdout.splitlines()) == len(bundle.names(kind))

@@ -1,10 +1,10 @@
 """The Helm chart renders exactly what `hearth install` applies (object by object, for equivalent settings),
-lints clean with Helm 4 and Helm 3, refuses bad values naming the key, and carries the bundle unchanged."""
+lints clean with Helm 4 and Helm 3, and refuses bad values naming the key. (Its copied files are checked by
+tests/install/test_generate.py.)"""
 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,6 @@ import yaml
 import hearth
 from hearth.api.llmgateway import LLMGateway
 from hearth.cmd import install
-from hearth.install import chartfiles
 from tests.chart import helm
 
 HELMS = ["4", "3"]
@@ -364,21 +363,6 @@ def test_the_helm_test_runs_hearth_selftest_with_the_hearth_image(home: Path) ->
         "RoleBinding",
         "Pod",
     }
-
-
-def test_chart_files_are_the_bundle() -> None:
-    assert chartfiles.drift(helm.CHART) == [], "run: python -m hearth.install.chartfiles"
-
-
-def test_chartfiles_check_reports_drift_and_write_repairs_it(tmp_path: Path) -> None:
-    chart = tmp_path / "chart"
-    shutil.copytree(helm.CHART / "files", chart / "files")
-    assert chartfiles.main(["--check", "--chart", str(chart)]) == 0
-    (chart / "files" / "crds" / "llmservices.serving.hearth.dev.yaml").write_text("stale")
-    (chart / "files" / "runtimes" / "gone.yaml").write_text("{}")
-    assert chartfiles.main(["--check", "--chart", str(chart)]) == 1
-    assert chartfiles.main(["--chart", str(chart)]) == 0
-    assert chartfiles.drift(chart) == []
 
 
 def test_chart_version_follows_hearth() -> None:

@@ -7,6 +7,7 @@ from typing import Any, cast
 import prometheus_client
 import pytest
 
+from hearth.api import scalermodes
 from hearth.e2e import promtext, runner
 from hearth.kube.client import KubeClient
 
@@ -168,3 +169,49 @@ async def test_a_port_forward_url_is_read_from_the_line_naming_the_local_port(
         assert await session._port_forward("service/cold") == "http://127.0.0.1:40123"
     finally:
         await session.cleanup()  # keep: only the port-forwards and the HTTP session
+
+
+class _GatewayDeployments:
+    """A client whose gateway Deployment appears on the second read, naming *mode*."""
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+        self.reads = 0
+
+    async def get(self, rt: Any, name: str, namespace: str) -> dict[str, Any] | None:
+        self.reads += 1
+        if self.reads == 1:
+            return None  # not rendered yet
+        env = [
+            {"name": "HEARTH_LOG_FORMAT", "value": "json"},
+            {"name": "HEARTH_SCALER_MODE", "value": self.mode},
+        ]
+        return {"spec": {"template": {"spec": {"containers": [{"name": "gateway", "env": env}]}}}}
+
+
+@pytest.mark.looptime
+async def test_the_scaler_mode_is_read_once_the_gateway_is_rendered_with_its_registry_traits() -> None:
+    client = _GatewayDeployments("external-push")
+    session = runner.Run(cast(KubeClient, client), runner.Options(stub_image="stub"), report=lambda _: None)
+    try:
+        traits = await session.traits("cold")
+    finally:
+        await session.http.close()
+    assert client.reads == 2
+    assert traits is scalermodes.traits(scalermodes.ScalerMode.EXTERNAL_PUSH)
+    assert session.mode is scalermodes.ScalerMode.EXTERNAL_PUSH
+    assert not session.pools_promised()
+
+
+@pytest.mark.looptime
+async def test_a_gateway_in_an_unknown_scaler_mode_fails_the_scenario() -> None:
+    session = runner.Run(
+        cast(KubeClient, _GatewayDeployments("auto")),
+        runner.Options(stub_image="stub"),
+        report=lambda _: None,
+    )
+    try:
+        with pytest.raises(runner.ScenarioFailedError, match='"auto" is not one of'):
+            await session.scaler_mode("cold")
+    finally:
+        await session.http.close()

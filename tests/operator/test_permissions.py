@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from hearth.api import rbac
 from hearth.api.scalermodes import ScalerMode
 from hearth.install import manifests
 from hearth.kube import resources
@@ -13,20 +14,20 @@ from hearth.render import gateway, plan
 from hearth.render.config import OperatorConfig
 from tests.render.test_plan import RUNTIMES, _base_spec, _service
 
-Feature = permissions.Feature
+Feature = rbac.Feature
 
 
 def _missing(*features: Feature) -> permissions.Permissions:
-    wanted = permissions.needs(leader_election_namespace=None, metrics_auth=False)
+    wanted = rbac.needs(leader_election_namespace=None, metrics_auth=False)
     return permissions.Permissions(
         missing=tuple((rule, (feature,)) for feature in features for rule in wanted[feature])
     )
 
 
 def test_the_rule_to_add_is_written_as_in_a_cluster_role() -> None:
-    rule = permissions.Rule("policy", "poddisruptionbudgets", ("create", "get"))
+    rule = rbac.Rule("policy", "poddisruptionbudgets", ("create", "get"))
     assert rule.rbac() == '{apiGroups: ["policy"], resources: ["poddisruptionbudgets"], verbs: [create, get]}'
-    assert str(permissions.Rule("", "pods", ("list",), "ops")) == "core/pods list in namespace ops"
+    assert str(rbac.Rule("", "pods", ("list",), "ops")) == "core/pods list in namespace ops"
 
 
 def test_children_of_a_disabled_feature_are_not_managed_and_the_reason_names_the_rule() -> None:
@@ -42,7 +43,7 @@ def test_children_of_a_disabled_feature_are_not_managed_and_the_reason_names_the
 def test_core_and_leader_election_are_required_the_rest_degrade() -> None:
     assert _missing(Feature.CORE).required_missing
     assert not _missing(Feature.EVENTS, Feature.AUTOSCALER, Feature.NETWORK_POLICIES).required_missing
-    assert set(permissions.EFFECTS) == set(Feature), "every feature documents its degradation"
+    assert set(rbac.EFFECTS) == set(Feature), "every feature documents its degradation"
 
 
 def test_a_gateway_without_its_own_service_account_probes_health_and_leaves_waking_to_the_operator() -> None:
@@ -70,7 +71,7 @@ def test_hearth_install_grants_every_cluster_wide_rule_the_operator_checks() -> 
         for resource in rule["resources"]
         for verb in rule["verbs"]
     }
-    wanted = permissions.needs(leader_election_namespace=None, metrics_auth=True)
+    wanted = rbac.needs(leader_election_namespace=None, metrics_auth=True)
     missing = [
         f"{rule} {verb}"
         for rules in wanted.values()

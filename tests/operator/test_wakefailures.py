@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from hearth.api.wakefailure import Reason, WakeFailure, client_code
+from hearth.common import timestamps
 from hearth.operator import status, wakefailures
 
 AT = datetime.datetime(2026, 12, 6, 12, 0, 0, tzinfo=datetime.UTC)
@@ -140,11 +141,11 @@ def test_failing_again_after_the_retry_time_doubles_the_wait_up_to_five_minutes(
     waits = []
     for _ in range(6):
         assert failure is not None
-        at = wakefailures.wakes.parse_time(failure.retry_at)
+        at = timestamps.parse(failure.retry_at)
         assert at is not None
         failure = _advance(failure, at=at)
         assert failure is not None
-        retry = wakefailures.wakes.parse_time(failure.retry_at)
+        retry = timestamps.parse(failure.retry_at)
         assert retry is not None
         waits.append((retry - at).total_seconds())
     assert waits == [60, 120, 240, 300, 300, 300]

@@ -8,6 +8,7 @@ from typing import Any
 import prometheus_client
 
 from hearth.api import telemetry
+from hearth.common import timestamps
 from hearth.operator import accounting, wakes
 from hearth.operator import telemetry as wiring
 
@@ -131,7 +132,7 @@ def test_going_back_to_zero_before_a_pod_was_ready_aborts_the_wake() -> None:
 
 def test_boundaries_missed_during_an_operator_restart_come_from_the_pod() -> None:
     # The operator saw the wake start, restarted, and next looked when the pod was already ready.
-    current = telemetry.Wake(started_at=wakes.format_time(at(0)))
+    current = telemetry.Wake(started_at=timestamps.format_millis(at(0)))
     step = wakes.observe(
         current,
         was_idle=False,
@@ -147,7 +148,7 @@ def test_boundaries_missed_during_an_operator_restart_come_from_the_pod() -> Non
 def test_history_keeps_the_last_twenty_totals_and_their_quantiles() -> None:
     history = None
     for total in range(1, 26):
-        wake = telemetry.Wake(started_at=wakes.format_time(at(0)), total_seconds=float(total))
+        wake = telemetry.Wake(started_at=timestamps.format_millis(at(0)), total_seconds=float(total))
         history = wakes.remember(history, wake)
     assert history is not None
     assert history.count == 25
@@ -263,7 +264,7 @@ def test_a_wake_is_counted_once_even_when_its_status_write_is_redone() -> None:
     serving = [pod(created=1, bound=2, started=3, ready=9)]
     tracker.backend_pods = lambda _name, _namespace: serving  # type: ignore[method-assign]
     waking = {
-        "currentWake": telemetry.Wake(started_at=wakes.format_time(at(1))).to_wire(),
+        "currentWake": telemetry.Wake(started_at=timestamps.format_millis(at(1))).to_wire(),
         "accounting": accounting.advance(
             None,
             rates=accounting.rates_of(deployment=deployment(1), pods=[], waking=True),

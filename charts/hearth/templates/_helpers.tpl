@@ -83,18 +83,33 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
 {{/*
-The reference chart's guards, widened to Hearth's scaler modes (the schema lists the same choices, so this
-only fires when the schema is skipped, e.g. helm template --skip-schema-validation).
+The reference chart's guards, widened to Hearth's scaler modes (the schema lists the same choices, so the
+unknown-mode guard only fires when the schema is skipped, e.g. helm template --skip-schema-validation).
 */}}
 {{- define "hearth.validate" -}}
-{{- $modes := list "auto" "metrics-api" "external-push" "builtin" }}
-{{- if not (has .Values.gateway.scalerMode $modes) }}
-{{- fail (printf "gateway.scalerMode must be one of %s, got %q" (join ", " $modes) (toString .Values.gateway.scalerMode)) }}
-{{- end }}
-{{- if and (eq .Values.gateway.scalerMode "external-push") (ne (int .Values.gateway.replicas) 1) }}
-{{- fail "gateway.scalerMode=external-push requires gateway.replicas=1 (KEDA's ExternalScaler stream reaches one gateway)" }}
-{{- end }}
+{{- include "hearth.validateScalerMode" . }}
 {{- if and (gt (int .Values.operator.replicas) 1) (not .Values.operator.leaderElect) }}
 {{- fail "operator.replicas > 1 requires operator.leaderElect=true (otherwise every replica reconciles at once)" }}
 {{- end }}
 {{- end }}
+
+{{/*
+The scaler modes, as the registry hearth/api/scalermodes.py declares them: the block below is written by
+`python -m hearth.install.generate` (edit the registry, then run it; a test fails while they differ).
+*/}}
+{{- /* BEGIN generated scaler modes */}}
+{{- define "hearth.validateScalerMode" -}}
+{{- $modes := list "auto" "metrics-api" "external-push" "builtin" }}
+{{- if not (has .Values.gateway.scalerMode $modes) }}
+{{- fail (printf "gateway.scalerMode must be one of %s, got %q" (join ", " $modes) (toString .Values.gateway.scalerMode)) }}
+{{- end }}
+{{- if and (eq .Values.gateway.scalerMode "external-push") (gt (int .Values.gateway.replicas) 1) }}
+{{- fail "gateway.scalerMode=external-push requires gateway.replicas=1: KEDA's external-push scaler reads demand from a single gateway" }}
+{{- end }}
+{{- end }}
+
+{{/* "true" when gateway.scalerMode always needs KEDA (auto only uses it when it is there). */}}
+{{- define "hearth.scalerModeNeedsKeda" -}}
+{{- has .Values.gateway.scalerMode (list "metrics-api" "external-push") }}
+{{- end }}
+{{- /* END generated scaler modes */}}

@@ -202,7 +202,7 @@ class Telemetry:
         before = _parsed(wakefailure.WakeFailure, result.get("wakeFailure"))
         template = wakefailures.template_digest(deployment)
         recorded = wakefailures.superseded(before, template=template, at=at)
-        stale_before = wakes.parse_time(recorded.stale_before) if recorded is not None else None
+        stale_before = timestamps.parse(recorded.stale_before) if recorded is not None else None
         ready = any(wakes.is_ready(pod) for pod in wakes.current(pods))
         failure = wakefailures.advance(
             recorded,

@@ -81,7 +81,7 @@ def diagnose(
 def _older(pod: dict[str, Any], moment: datetime.datetime) -> bool:
     """Whether *pod* was created before *moment*. Creation times have whole seconds: a pod of the second
     *moment* falls in counts as newer (an old template's failing pod is always older than that)."""
-    created = wakes.parse_time(pod.get("metadata", {}).get("creationTimestamp"))
+    created = timestamps.parse(pod.get("metadata", {}).get("creationTimestamp"))
     return created is not None and created < moment.replace(microsecond=0)
 
 
@@ -166,9 +166,9 @@ def superseded(
     return recorded.model_copy(
         update={
             "template": template,
-            "retry_at": wakes.format_time(at),
+            "retry_at": timestamps.format_millis(at),
             "attempts": 0,
-            "stale_before": wakes.format_time(at),
+            "stale_before": timestamps.format_millis(at),
         }
     )
 

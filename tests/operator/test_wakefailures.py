@@ -174,7 +174,7 @@ def test_a_new_template_ends_the_refusals_and_leaves_the_old_templates_pods_out(
     old["metadata"]["creationTimestamp"] = "2026-12-06T11:59:50Z"
     new = _pod(waiting="ContainerCreating")
     new["metadata"] = {"name": "qwen-new", "creationTimestamp": "2026-12-06T12:00:10Z"}
-    stale_before = wakefailures.wakes.parse_time(superseded.stale_before)
+    stale_before = timestamps.parse(superseded.stale_before)
     assert wakefailures.diagnose(None, [old, new], at=fixed_at, stale_before=stale_before) is None
     assert _advance(superseded, detected=None, template="t2") == superseded
 

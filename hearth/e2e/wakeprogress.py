@@ -8,11 +8,12 @@ import dataclasses
 import json
 from typing import Any
 
+from hearth.api import wakephases
+
 PREFIX = b": hearth "
-#: The phases in the order a wake passes them; one may be skipped (the status moved on between two looks).
-#: The three before the pod is bound may alternate: a pool grants a device (waiting -> requested), the
-#: scheduler finds no room (scheduling -> waiting).
-ORDER = {"requested": 0, "waiting_for_capacity": 0, "scheduling": 0, "creating": 1, "loading": 2, "ready": 3}
+#: The phases in the order a wake passes them (hearth.api.wakephases.RANK); one may be skipped (the status
+#: moved on between two looks).
+ORDER = {str(phase): rank for phase, rank in wakephases.RANK.items()}
 
 
 def comments(events: list[bytes]) -> list[dict[str, Any]]:

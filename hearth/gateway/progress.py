@@ -17,12 +17,12 @@ A comment goes out at commit, at every phase change, every progress interval, an
 
 from __future__ import annotations
 
-import enum
 import json
 import math
 from collections.abc import Callable
 from typing import Protocol
 
+from hearth.api import wakephases
 from hearth.gateway import errors
 from hearth.gateway import eta as eta_module
 
@@ -30,32 +30,9 @@ VERSION = 1
 PREFIX = b": hearth "
 
 
-class Phase(enum.StrEnum):
-    """What a wake is doing, as a held client is told (the operator's status.currentWake, by boundary)."""
-
-    #: The gateway cannot read its LLMService's status.
-    UNKNOWN = "unknown"
-    #: Demand is raised; the backend has not left zero replicas yet (the scaler is about to act).
-    REQUESTED = "requested"
-    #: The backend pod cannot be placed: no node has the accelerators free (or the quota is spent).
-    WAITING_FOR_CAPACITY = "waiting_for_capacity"
-    #: The backend pod exists and waits for the scheduler.
-    SCHEDULING = "scheduling"
-    #: Bound to a node: pulling the image, creating the containers.
-    CREATING = "creating"
-    #: The engine runs and loads the model, until its readiness probe passes.
-    LOADING = "loading"
-    #: A backend is ready; the request goes to it now.
-    READY = "ready"
-    #: The backend cannot come up (an image that cannot be pulled, a crash loop, ...): the stream ends
-    #: with an error event naming the reason.
-    FAILED = "failed"
-
-
-#: The phases of a wake under way: the backend has left zero replicas.
-STARTED = frozenset(
-    {Phase.WAITING_FOR_CAPACITY, Phase.SCHEDULING, Phase.CREATING, Phase.LOADING, Phase.READY}
-)
+#: The phase vocabulary is the API's (one declaration for the operator, the gateway and the e2e).
+Phase = wakephases.Phase
+STARTED = wakephases.STARTED
 
 
 class PhaseSource(Protocol):

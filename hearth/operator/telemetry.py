@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import logging
+import typing
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -15,7 +16,7 @@ import pydantic
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from hearth.api import meta, telemetry, wakefailure
+from hearth.api import llmservice, meta, telemetry, wakefailure
 from hearth.common import logs, timestamps
 from hearth.kube import resources
 from hearth.kube.client import KubeClient
@@ -28,7 +29,8 @@ log = logging.getLogger(__name__)
 #: Backend pods only: gateway pods carry the llmservice label too, and the gateway label besides.
 BACKEND_PODS = f"{names.LABEL_MANAGED_BY}={names.MANAGED_BY},{names.LABEL_LLMSERVICE},!{names.LABEL_GATEWAY}"
 WAKE_BUCKETS = (0.5, 1, 2, 5, 10, 20, 30, 60, 90, 120, 180, 300, 600, 1200)
-PHASES = ("Pending", "Loading", "Ready", "ScaledToZero", "Degraded")
+#: Every LLMService phase, each a series of hearth_llmservice_phase.
+PHASES: tuple[str, ...] = typing.get_args(llmservice.Phase)
 SERVICE_LABELS = ("namespace", "llmservice")
 #: The most an accelerator-second total can fall back between a scrape and the status write that follows
 #: (seconds of write latency x devices, plus rounding); a bigger drop is a real reset (_StatusCollector).

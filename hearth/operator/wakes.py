@@ -18,14 +18,15 @@ import datetime
 import math
 from typing import Any
 
-from hearth.api import telemetry
+from hearth.api import telemetry, wakephases
 from hearth.common import timestamps
 
 #: A pod timestamp older than the observation by more than this was missed, not just seen (they are
 #: truncated to whole seconds, so anything closer is the same moment).
 STALE_SECONDS = 2.0
 
-PHASES = ("scheduling", "creating", "loading")
+#: The phases a wake is timed by, as metric labels and status field prefixes.
+PHASES = tuple(str(phase) for phase in wakephases.TIMED)
 
 
 def _condition(pod: dict[str, Any], kind: str) -> dict[str, Any]:

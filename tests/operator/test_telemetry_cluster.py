@@ -64,7 +64,8 @@ def rfc3339(moment: datetime.datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def bind_and_report_ready(plane: ControlPlane, namespace: str, pod: str, node: str) -> None:
+def bind(plane: ControlPlane, namespace: str, pod: str, node: str) -> None:
+    """Play the scheduler: bind *pod* to *node*."""
     binding = {
         "apiVersion": "v1",
         "kind": "Binding",
@@ -79,6 +80,10 @@ def bind_and_report_ready(plane: ControlPlane, namespace: str, pod: str, node: s
         "-",
         stdin=json.dumps(binding),
     )
+
+
+def bind_and_report_ready(plane: ControlPlane, namespace: str, pod: str, node: str) -> None:
+    bind(plane, namespace, pod, node)
     now = rfc3339(datetime.datetime.now(tz=datetime.UTC))
     status = {
         "status": {
@@ -183,20 +188,7 @@ def report_waiting(
     plane: ControlPlane, namespace: str, pod: str, node: str, *, reason: str, message: str
 ) -> None:
     """Play the kubelet of a pod whose container cannot start: bound, the container waiting for *reason*."""
-    binding = {
-        "apiVersion": "v1",
-        "kind": "Binding",
-        "metadata": {"name": pod, "namespace": namespace},
-        "target": {"apiVersion": "v1", "kind": "Node", "name": node},
-    }
-    plane.kubectl(
-        "create",
-        "--raw",
-        f"/api/v1/namespaces/{namespace}/pods/{pod}/binding",
-        "-f",
-        "-",
-        stdin=json.dumps(binding),
-    )
+    bind(plane, namespace, pod, node)
     now = rfc3339(datetime.datetime.now(tz=datetime.UTC))
     status = {
         "status": {

@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 
 from hearth.api import scalermodes
-from hearth.e2e import caches, fixtures, pools, promtext, shared, wakeprogress
+from hearth.e2e import caches, drain, fixtures, pools, promtext, shared, wakeprogress
 from hearth.e2e.runner import GatewayPod, Run, ScenarioFailedError
 from hearth.kube import endpointslices, resources
 from hearth.kube.errors import ApiError
@@ -701,6 +701,7 @@ SCENARIOS = [
     ("11 operator metrics: HTTPS + token checks", operator_metrics_are_guarded),
     ("12 NodeLocalPVC cache: prewarm Job, warm start", caches.node_local_pvc_prewarmed),
     ("13 HostPath cache: prewarm Job, warm start", caches.host_path_prewarmed),
+    *drain.SCENARIOS,
     *shared.SCENARIOS,
     *pools.SCENARIOS,
     ("14 deleting LLMServices removes everything", deletion_removes_everything),

@@ -34,11 +34,11 @@ def deployment(
     cache: CachePlan,
     vendor: VendorAdapter,
     *,
-    drainer_image: str,
+    drainer_image: str | None,
 ) -> dict[str, Any]:
     """The backend Deployment. ``spec.replicas`` is never set: the autoscaler (KEDA/HPA or Hearth's own)
     owns it, and the API server defaults it to 1 on create. *drainer_image* runs the drain sidecar (the
-    hearth image, as the gateway's)."""
+    hearth image, as the gateway's; None: no sidecar can run, an UntilIdle drain sleeps)."""
     name = service.metadata.name
     _check_accelerator(service, runtime)
     pod = _pod_spec(service, runtime, model, cache, vendor)
@@ -238,7 +238,7 @@ def _pod_spec(
 
 
 def _with_drain(
-    pod: dict[str, Any], service: LLMService, runtime: InferenceRuntime, *, drainer_image: str
+    pod: dict[str, Any], service: LLMService, runtime: InferenceRuntime, *, drainer_image: str | None
 ) -> dict[str, Any]:
     """The preStop drain (SPEC §2.4, README "Draining a backend"), when the runtime asks for one and
     drainTimeout is above zero. Either way the pod leaves the Service endpoints at once, the engine keeps
@@ -248,7 +248,7 @@ def _with_drain(
       seconds: the reference's ``sleep`` without needing a shell in the engine image.
     - UntilIdle: an ``httpGet`` of the drain sidecar's ``/drain``, which answers once the engine is idle
       (:mod:`hearth.api.drain`). Without ``metrics.running`` nothing tells in-flight work apart, so the drain
-      sleeps as with Sleep.
+      sleeps as with Sleep; so does one when no drainer image is known (:attr:`OperatorConfig.drainer_image`).
     """
     lifecycle = runtime.spec.lifecycle
     timeout = durations.Duration.parse(service.spec.scaling.drain_timeout)
@@ -257,7 +257,12 @@ def _with_drain(
         return pod
     (container,) = pod["containers"]
     metrics = runtime.spec.metrics
-    if lifecycle.drain_mode == runtime_api.DRAIN_SLEEP or metrics is None or not metrics.running:
+    if (
+        lifecycle.drain_mode == runtime_api.DRAIN_SLEEP
+        or metrics is None
+        or not metrics.running
+        or drainer_image is None
+    ):
         container["lifecycle"] = {"preStop": {"sleep": {"seconds": seconds}}}
     else:
         engine_ports = {port["containerPort"] for port in container["ports"]}

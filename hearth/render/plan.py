@@ -151,7 +151,7 @@ def build(
             Reason.APPLY_DEPLOYMENT,
             Mode.APPLY,
             backend.deployment(
-                service, runtime, model, cache_plan, vendor, drainer_image=config.gateway_image
+                service, runtime, model, cache_plan, vendor, drainer_image=config.drainer_image
             ),
         ),
         Step(Reason.APPLY_BACKEND_SERVICE, Mode.APPLY, backend.service_manifest(service, runtime)),

@@ -34,7 +34,9 @@ def _runtime(lifecycle: dict[str, Any] | None, **changes: Any) -> InferenceRunti
     return InferenceRuntime.model_validate({"metadata": {"name": "engine"}, "spec": spec})
 
 
-def _pod(runtime: InferenceRuntime, *, drain_timeout: str | None = None) -> dict[str, Any]:
+def _pod(
+    runtime: InferenceRuntime, *, drain_timeout: str | None = None, config: OperatorConfig = CONFIG
+) -> dict[str, Any]:
     scaling: dict[str, Any] = {} if drain_timeout is None else {"drainTimeout": drain_timeout}
     document = {
         "apiVersion": "serving.hearth.dev/v1alpha1",
@@ -48,7 +50,7 @@ def _pod(runtime: InferenceRuntime, *, drain_timeout: str | None = None) -> dict
     }
     service = loading.parse_object(document, source="test")
     assert isinstance(service, LLMService)
-    steps = plan.build(service, [runtime], CONFIG).steps
+    steps = plan.build(service, [runtime], config).steps
     (deployment,) = [
         step.manifest
         for step in steps
@@ -157,3 +159,13 @@ def test_the_rendered_sidecar_environment_is_what_the_drainer_command_reads(
     assert context.params["waiting_metric"] == "vllm:num_requests_waiting"
     assert context.params["timeout"] == durations.Duration.parse("90s")
     assert context.params["listen"].port == drain.DEFAULT_PORT
+
+
+def test_with_the_reference_gateway_image_no_sidecar_can_run_so_until_idle_sleeps() -> None:
+    # The reference's gateway image has no drainer role: a preStop aimed at it would fail and cut streams.
+    reference = OperatorConfig()
+    assert reference.drainer_image is None
+    runtime = _runtime({"preStopDrain": True})
+    pod = _pod(runtime, drain_timeout="30s", config=reference)
+    assert pod["containers"][0]["lifecycle"] == {"preStop": {"sleep": {"seconds": 30}}}
+    assert "initContainers" not in pod

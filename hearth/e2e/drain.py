@@ -13,6 +13,8 @@ import contextlib
 import time
 from typing import Any
 
+import aiohttp
+
 from hearth.e2e import fixtures
 from hearth.e2e.runner import Run, ScenarioFailedError
 from hearth.kube import resources
@@ -29,6 +31,8 @@ IDLE_SERVICE = "drain-idle"
 STREAM_SERVICE = "drain-stream"
 BARE_POD = "drain-kubelet-stop"
 DEFAULT_DRAIN_TIMEOUT = "2m"
+#: The stub runtime's serving port (fixtures.runtime).
+ENGINE_PORT = 8000
 
 
 def service(run: Run, name: str) -> dict[str, Any]:
@@ -94,6 +98,15 @@ async def kubelet_stop_seconds(run: Run) -> float:
     return await _poll("the bare stub pod gone", gone, within=60) - deleted
 
 
+async def _engine_answers(run: Run, url: str) -> bool:
+    """Whether the engine answers /health at its pod IP: it does until its container gets SIGTERM (the stub
+    then stops listening), i.e. while the preStop drain holds."""
+    with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+        async with run.http.get(f"{url}/health", timeout=aiohttp.ClientTimeout(total=3)) as response:
+            return response.status == 200
+    return False
+
+
 async def _wake(run: Run, name: str) -> str:
     url = await run.gateway_url(name)
     events, _ = await run.stream(url, tokens=4)
@@ -145,7 +158,10 @@ async def stream_survives_scale_down(run: Run) -> str:
     await run.client.apply(service(run, STREAM_SERVICE))
     try:
         url = await _wake(run, STREAM_SERVICE)
-        (victim,) = [pod["metadata"]["name"] for pod in await _backend_pods(run, STREAM_SERVICE)]
+        (pod,) = await _backend_pods(run, STREAM_SERVICE)
+        victim = pod["metadata"]["name"]
+        engine = f"http://{pod['status'].get('podIP')}:{ENGINE_PORT}"
+        reachable = await _engine_answers(run, engine)
         stream = asyncio.create_task(run.stream(url, tokens=STREAM_TOKENS))
         try:
             await asyncio.sleep(1.5)  # tokens are flowing from the victim
@@ -169,6 +185,12 @@ async def stream_survives_scale_down(run: Run) -> str:
                 return pod is None or bool(pod["metadata"].get("deletionTimestamp"))
 
             await _poll("the victim pod terminating", terminating, within=30)
+            await asyncio.sleep(1.5)  # well past the endpoint delay: only the engine's own count holds it now
+            if reachable and not stream.done() and not await _engine_answers(run, engine):
+                raise ScenarioFailedError(
+                    "the engine stopped answering while its stream was in flight: the preStop did not hold "
+                    "its SIGTERM back (a failed or ended drain)"
+                )
 
             async def victim_gone() -> bool:
                 return await run.client.get(resources.POD, victim, run.namespace) is None
@@ -194,9 +216,11 @@ async def stream_survives_scale_down(run: Run) -> str:
             f"the victim pod outlived its last stream by {after:.1f}s (kubelet stop {stop:.1f}s + "
             f"{BUDGET_SECONDS:.0f}s allowed): the drain did not end at idle"
         )
+    held = "the engine still answered mid-drain" if reachable else "the engine's pod IP is not reachable here"
     return (
         f"scaled to 0 mid-stream: all {tokens} tokens and [DONE] arrived {ended - scaled:.1f}s after the "
-        f"scale-down; the pod was gone {after:.1f}s after the stream ended (kubelet stop {stop:.1f}s)"
+        f"scale-down ({held}); the pod was gone {after:.1f}s after the stream ended "
+        f"(kubelet stop {stop:.1f}s)"
     )
 
 

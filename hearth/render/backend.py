@@ -290,6 +290,11 @@ def _with_drain(
         pod["volumes"].insert(0, {"name": DRAINER_TMP_VOLUME, "emptyDir": {}})
         # The sidecar needs no Kubernetes API access, and the engine never did: mount no token into either.
         pod["automountServiceAccountToken"] = False
+        # The single-file hearth binary's bootloader, as PID 1 of its container, loses a SIGTERM that comes
+        # while it unpacks (the first ~0.5-1 s; PID 1 ignores signals it has no handler for), and the pod then
+        # waits its whole grace period: the pool scales a new member's first pod to 0 that soon. With one
+        # process namespace the pod's pause process is PID 1, and an early SIGTERM simply ends the sidecar.
+        pod["shareProcessNamespace"] = True
     pod["terminationGracePeriodSeconds"] = max(
         pod.get("terminationGracePeriodSeconds") or 0, seconds + DRAIN_GRACE_MARGIN_SECONDS
     )

@@ -82,6 +82,7 @@ def test_until_idle_is_the_default_and_renders_a_native_sidecar_answering_the_pr
     assert engine["lifecycle"] == {"preStop": {"httpGet": {"path": "/drain", "port": 8091}}}
     assert pod["terminationGracePeriodSeconds"] == 130
     assert pod["automountServiceAccountToken"] is False, "nothing in the pod talks to the API"
+    assert pod["shareProcessNamespace"] is True, "the sidecar is not PID 1: an early SIGTERM is not lost"
     assert sidecar["resources"]["limits"]["memory"], "the sidecar is bounded"
     mounts = {mount["name"] for mount in sidecar["volumeMounts"]}
     assert mounts <= {volume["name"] for volume in pod["volumes"]}
@@ -93,6 +94,7 @@ def test_sleep_renders_the_kubelets_sleep_action_of_whole_seconds_and_no_sidecar
     assert engine["lifecycle"] == {"preStop": {"sleep": {"seconds": 45}}}
     assert "initContainers" not in pod
     assert "automountServiceAccountToken" not in pod
+    assert "shareProcessNamespace" not in pod
     assert pod["terminationGracePeriodSeconds"] == 55
 
 

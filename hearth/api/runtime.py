@@ -23,6 +23,12 @@ DEFAULT_STARTUP_FAILURE_THRESHOLD = 60
 Vendor = Literal["nvidia", "ascend", "generic"]
 VENDORS: tuple[str, ...] = ("nvidia", "ascend", "generic")
 Family = Literal["vllm"]
+#: How a backend pod drains when ``lifecycle.preStopDrain`` is true (README "Draining a backend"):
+#: UntilIdle ends the drain as soon as the engine reports nothing running or waiting (capped by
+#: drainTimeout); Sleep always waits the whole drainTimeout, as the reference does.
+DrainMode = Literal["UntilIdle", "Sleep"]
+DRAIN_UNTIL_IDLE: DrainMode = "UntilIdle"
+DRAIN_SLEEP: DrainMode = "Sleep"
 
 
 class Port(ApiModel):
@@ -125,16 +131,22 @@ class Lifecycle(ApiModel):
     termination_grace_period_seconds: Int64 | None = pydantic.Field(default=None, ge=1)
     """Base grace period; a drain widens it to drainTimeout + 10s."""
     pre_stop_drain: bool | None = None
-    """Sleep scaling.drainTimeout in preStop so in-flight streams finish (needs /bin/sh in the image)."""
+    """Drain in preStop, at most scaling.drainTimeout, so in-flight streams finish (see drainMode)."""
+    drain_mode: DrainMode = DRAIN_UNTIL_IDLE
+    """UntilIdle: the drain ends once the engine's metrics (metrics.running plus metrics.queueDepth) read 0,
+    watched by a small sidecar from the hearth image, so no shell is needed in the engine image; without
+    metrics.running it sleeps like Sleep. Sleep: always wait the whole drainTimeout, as the reference does
+    (the kubelet's own preStop sleep action, so no shell is needed either)."""
 
 
 class Metrics(ApiModel):
-    """Metadata about the engine's Prometheus metrics (informational; scaling uses gateway demand)."""
+    """The engine's Prometheus metrics. Scaling uses the gateway's demand, not these; the UntilIdle drain
+    reads running and queueDepth from path on port, over the pod's loopback."""
 
     path: str = "/metrics"
     """Metrics path."""
     port: str = "http"
-    """Metrics port name."""
+    """Metrics port: the serving port's name, or a port number."""
     queue_depth: str
     """Queue depth metric, e.g. vllm:num_requests_waiting."""
     kv_cache_util: str | None = None

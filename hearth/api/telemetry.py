@@ -87,6 +87,9 @@ class Accounting(ApiModel):
     is a wake."""
     waking: bool = False
     """Whether a wake was in progress since then."""
+    draining_since: DateTime | None = None
+    """When the Deployment was first seen at zero with backend pods left: their drain runs from then until
+    the last pod is gone (at_zero), and only then does saved time start."""
     resources: list[AcceleratorUsage] = pydantic.Field(
         default_factory=list,
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["resourceName"]},

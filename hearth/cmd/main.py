@@ -14,6 +14,7 @@ import hearth
 
 # name -> (module, attribute). Keep sorted: this is the order `hearth --help` lists them in.
 _COMMANDS = {
+    "drainer": ("hearth.cmd.drainer", "command"),
     "e2e": ("hearth.cmd.e2e", "command"),
     "gateway": ("hearth.cmd.gateway", "command"),
     "install": ("hearth.cmd.install", "install_command"),

@@ -37,6 +37,8 @@ def runtime(name: str, *, image: str, resource: str = FAKE_RESOURCE) -> dict[str
                 },
             },
             "lifecycle": {"preStopDrain": True},
+            # The stub's vLLM gauges: the drain sidecar ends a drain when both read 0 (drainMode UntilIdle).
+            "metrics": {"queueDepth": "vllm:num_requests_waiting", "running": "vllm:num_requests_running"},
         },
     }
 

@@ -48,9 +48,9 @@ def pool_manifest(run: Run) -> dict[str, Any]:
 
 def member(run: Run, name: str, *, priority: int = 0, pinned: bool = False) -> dict[str, Any]:
     manifest = fixtures.service(name, run.namespace, run.runtime)
-    manifest["spec"]["scaling"].update(
-        {"max": 1, "scaleDownStabilization": MEMBER_STABILIZATION, "drainTimeout": "3s"}
-    )
+    # The default drainTimeout (2m): a victim's drain ends when it is idle, so the swap does not wait it out.
+    manifest["spec"]["scaling"].pop("drainTimeout")
+    manifest["spec"]["scaling"].update({"max": 1, "scaleDownStabilization": MEMBER_STABILIZATION})
     manifest["spec"]["pool"] = {"name": pool_name(run), "priority": priority, "pinned": pinned}
     return manifest
 

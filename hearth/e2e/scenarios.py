@@ -17,7 +17,7 @@ import aiohttp
 
 from hearth.api import scalermodes
 from hearth.common import timestamps
-from hearth.e2e import caches, failfast, fixtures, pools, promtext, shared, wakeprogress
+from hearth.e2e import caches, drain, failfast, fixtures, pools, promtext, shared, wakeprogress
 from hearth.e2e.runner import GatewayPod, Run, ScenarioFailedError
 from hearth.kube import endpointslices, resources
 from hearth.kube.errors import ApiError
@@ -694,6 +694,7 @@ SCENARIOS = [
     ("11 operator metrics: HTTPS + token checks", operator_metrics_are_guarded),
     ("12 NodeLocalPVC cache: prewarm Job, warm start", caches.node_local_pvc_prewarmed),
     ("13 HostPath cache: prewarm Job, warm start", caches.host_path_prewarmed),
+    *drain.SCENARIOS,
     *shared.SCENARIOS,
     *pools.SCENARIOS,
     *failfast.SCENARIOS,

@@ -51,7 +51,8 @@ def _gateway(run: Run, name: str, *, endpoint: str, keys: list[dict[str, Any]]) 
 def _model(run: Run, name: str, *, endpoint: str) -> dict[str, Any]:
     manifest = fixtures.service(name, run.namespace, run.runtime)
     manifest["metadata"]["labels"] = {LABEL: endpoint}
-    manifest["spec"]["scaling"].update({"max": 1, "drainTimeout": "3s"})
+    manifest["spec"]["scaling"].pop("drainTimeout")  # the default (2m): drains end when idle
+    manifest["spec"]["scaling"]["max"] = 1
     return manifest
 
 

@@ -12,6 +12,9 @@ Definitions (README "Accelerator accounting"):
   *serving* (the rest).
 - saved: while the backend is at zero (Deployment scaled to 0 and no pod left), the accelerators one
   replica asks for (from the pod template): what the same service with min 1 would have held.
+- drain: from the first observation of the Deployment at 0 with pods left until the last pod is gone (the
+  preStop drain plus the kubelet's stop); saved time starts only at its end. A drain cut short by a wake
+  (the Deployment scaled up again before the pods were gone) is not a drain that ended.
 """
 
 from __future__ import annotations
@@ -62,6 +65,8 @@ class Rates:
     waking: bool
     held: dict[str, int]
     per_replica: dict[str, int]
+    #: The Deployment is at zero and backend pods are left (draining, or not yet told to stop).
+    draining: bool = False
 
 
 def rates_of(*, deployment: dict[str, Any], pods: list[dict[str, Any]], waking: bool) -> Rates:
@@ -71,13 +76,27 @@ def rates_of(*, deployment: dict[str, Any], pods: list[dict[str, Any]], waking: 
             for name, count in pod_accelerators(pod.get("spec", {})).items():
                 held[name] = held.get(name, 0) + count
     template = deployment.get("spec", {}).get("template", {}).get("spec", {})
+    at_zero = wakes.at_zero(deployment, pods)
+    replicas = deployment.get("spec", {}).get("replicas")
     return Rates(
-        at_zero=wakes.at_zero(deployment, pods),
+        at_zero=at_zero,
         idle=wakes.idle(deployment, pods),
         waking=waking,
         held=held,
         per_replica=pod_accelerators(template),
+        draining=replicas is not None and int(replicas) == 0 and not at_zero,
     )
+
+
+def drain_ended(
+    accounting: telemetry.Accounting | None, *, rates: Rates, at: datetime.datetime
+) -> float | None:
+    """The seconds a drain took, if one ended with this observation (the Deployment at 0 first seen with
+    pods left, to the last pod gone); else None."""
+    if accounting is None or accounting.draining_since is None or not rates.at_zero:
+        return None
+    started = timestamps.parse(accounting.draining_since)
+    return max((at - started).total_seconds(), 0.0) if started is not None else None
 
 
 def _recorded(accounting: telemetry.Accounting) -> Rates:
@@ -89,6 +108,7 @@ def _recorded(accounting: telemetry.Accounting) -> Rates:
         per_replica={
             usage.resource_name: usage.per_replica for usage in accounting.resources if usage.per_replica
         },
+        draining=accounting.draining_since is not None,
     )
 
 
@@ -135,11 +155,16 @@ def advance(
     ]
     saved = sum(usage.saved_seconds for usage in resources)
     allocated = sum(usage.waking_seconds + usage.serving_seconds for usage in resources)
+    draining_since = None
+    if rates.draining:
+        kept = accounting.draining_since if accounting is not None else None
+        draining_since = kept or timestamps.format_millis(at)
     return telemetry.Accounting(
         since=timestamps.format_millis(at),
         at_zero=rates.at_zero,
         idle=rates.idle,
         waking=rates.waking,
+        draining_since=draining_since,
         resources=[_rounded(usage) for usage in resources],
         saved_accelerator_hours=round(saved / 3600, 2),
         allocated_accelerator_hours=round(allocated / 3600, 2),

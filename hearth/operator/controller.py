@@ -18,7 +18,7 @@ from hearth.api import meta, rbac, scalermodes
 from hearth.api.llmgateway import LLMGateway
 from hearth.api.llmservice import LLMService
 from hearth.api.runtime import InferenceRuntime
-from hearth.common import logs
+from hearth.common import durations, logs
 from hearth.kube import resources
 from hearth.kube.client import KubeClient
 from hearth.kube.errors import ApiError, ApiUnreachableError
@@ -315,6 +315,7 @@ class Controller:
         mode = config.scaler_mode
         skipped: list[str] = []
         runtime: str | None = None
+        drain = 0.0
         deployment: dict[str, Any] | None = None
         error: ReconcileError | None = None
         service: LLMService | None = None
@@ -323,7 +324,9 @@ class Controller:
             service = self.parse(obj)
             runtimes = self._runtimes()
             # Selected first so that a later failure (model, render, apply) still names the runtime.
-            runtime = selection.select(service.spec.runtime, runtimes).metadata.name
+            selected = selection.select(service.spec.runtime, runtimes)
+            runtime = selected.metadata.name
+            drain = _drain_seconds(service, selected)
             gateways = self.serving_gateways(service)
             built = plan.build(service, runtimes, config, gateways=gateways)
             steps = []
@@ -350,6 +353,7 @@ class Controller:
             error=error,
             skipped=skipped,
             gateway=gateways[0] if gateways else None,
+            drain_timeout=drain,
         )
         if error is not None:
             raise error
@@ -414,6 +418,7 @@ class Controller:
         error: ReconcileError | None,
         skipped: list[str] | None = None,
         gateway: str | None = None,
+        drain_timeout: float = 0.0,
     ) -> None:
         current = obj.get("status") or {}
         at = self.telemetry.clock()
@@ -440,6 +445,7 @@ class Controller:
                 namespace=meta.namespace_of(obj),
                 deployment=deployment,
                 at=at,
+                drain_timeout=drain_timeout,
             )
             refusing_for = status.show_wake_failure(wanted, at=at)
             if refusing_for is not None:
@@ -560,3 +566,11 @@ def _ready_reason(status_obj: dict[str, Any]) -> str | None:
 
 def _ready_message(status_obj: dict[str, Any]) -> str | None:
     return _ready_condition(status_obj).get("message")
+
+
+def _drain_seconds(service: LLMService, runtime: InferenceRuntime) -> float:
+    """The drainTimeout a scale-down may hold its devices for: 0 when the runtime does not drain."""
+    lifecycle = runtime.spec.lifecycle
+    if lifecycle is None or not lifecycle.pre_stop_drain:
+        return 0.0
+    return max(durations.Duration.parse(service.spec.scaling.drain_timeout).seconds, 0.0)

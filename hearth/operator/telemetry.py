@@ -31,6 +31,8 @@ BACKEND_PODS = f"{names.LABEL_MANAGED_BY}={names.MANAGED_BY},{names.LABEL_LLMSER
 WAKE_BUCKETS = (0.5, 1, 2, 5, 10, 20, 30, 60, 90, 120, 180, 300, 600, 1200)
 #: Every LLMService phase, each a series of hearth_llmservice_phase.
 PHASES: tuple[str, ...] = typing.get_args(llmservice.Phase)
+#: Drains that end at idle take the kubelet's stop time plus about a second; a Sleep drain, drainTimeout.
+DRAIN_BUCKETS = (0.5, 1, 1.5, 2, 3, 5, 10, 20, 30, 60, 120, 180, 300, 600)
 SERVICE_LABELS = ("namespace", "llmservice")
 #: The most an accelerator-second total can fall back between a scrape and the status write that follows
 #: (seconds of write latency x devices, plus rounding); a bigger drop is a real reset (_StatusCollector).
@@ -58,6 +60,9 @@ class Outcome:
     aborted: bool
     #: A wake failure recorded in this observation (a new one, not one already in the status).
     failed: wakefailure.WakeFailure | None = None
+    #: A drain that ended: its seconds, and what drainTimeout would have held beyond them.
+    drained: float | None = None
+    drain_saved: float = 0.0
 
 
 class Telemetry:
@@ -103,6 +108,21 @@ class Telemetry:
             [*SERVICE_LABELS, "reason"],
             registry=registry,
         )
+        self.drain_seconds = prometheus_client.Histogram(
+            "hearth_backend_drain_seconds",
+            "Scale-downs to zero: the Deployment at 0 until its last backend pod was gone (the preStop "
+            "drain and the kubelet's stop). The accelerators stay held for this long.",
+            list(SERVICE_LABELS),
+            buckets=DRAIN_BUCKETS,
+            registry=registry,
+        )
+        self.drain_saved = prometheus_client.Counter(
+            "hearth_backend_drain_seconds_saved",
+            "Per scale-down to zero, drainTimeout minus the drain's seconds (when the runtime drains): "
+            "device time a drain that always sleeps drainTimeout would have held on, per replica.",
+            list(SERVICE_LABELS),
+            registry=registry,
+        )
         registry.register(_StatusCollector(self))
         self._known: set[Key] = set()
 
@@ -120,6 +140,8 @@ class Telemetry:
             self.wakes.labels(**service, result=result)
         for reason in wakefailure.Reason:
             self.failures.labels(**service, reason=str(reason))
+        self.drain_seconds.labels(**service)
+        self.drain_saved.labels(**service)
 
     def forget(self, name: str, namespace: str) -> None:
         """Drop a deleted LLMService's wake series (its status-derived series vanish with it)."""
@@ -127,6 +149,8 @@ class Telemetry:
             return
         self._known.discard((namespace, name))
         self.wake_seconds.remove(namespace, name)
+        self.drain_seconds.remove(namespace, name)
+        self.drain_saved.remove(namespace, name)
         for phase in wakes.PHASES:
             self.phase_seconds.remove(namespace, name, phase)
         for result in ("completed", "aborted"):
@@ -156,10 +180,12 @@ class Telemetry:
         namespace: str,
         deployment: dict[str, Any] | None,
         at: datetime.datetime,
+        drain_timeout: float = 0.0,
     ) -> Outcome | None:
         """Bring the wake and accounting fields of the status *result* up to *at* (in place). The returned
         outcome goes to :meth:`record` once that status is written: a write lost to a conflict is redone
-        from the old status, and would otherwise count the same wake twice."""
+        from the old status, and would otherwise count the same wake twice. *drain_timeout* is the
+        LLMService's drainTimeout in seconds when its runtime drains (0 when it does not)."""
         if deployment is None:
             return None  # nothing observed (e.g. a failed reconcile): keep what the status says
         pods = self.backend_pods(name, namespace)
@@ -184,12 +210,19 @@ class Telemetry:
             )
             result["wakeHistory"] = history.to_wire()
         rates = accounting.rates_of(deployment=deployment, pods=pods, waking=step.current is not None)
+        drained = accounting.drain_ended(kept, rates=rates, at=at)
         result["accounting"] = accounting.advance(kept, rates=rates, at=at).to_wire()
         failed = self._failure(result, deployment=deployment, pods=pods, at=at)
-        if step.completed is None and not step.aborted and failed is None:
+        if step.completed is None and not step.aborted and drained is None and failed is None:
             return None
         return Outcome(
-            namespace=namespace, name=name, completed=step.completed, aborted=step.aborted, failed=failed
+            namespace=namespace,
+            name=name,
+            completed=step.completed,
+            aborted=step.aborted,
+            failed=failed,
+            drained=drained,
+            drain_saved=max(drain_timeout - drained, 0.0) if drained is not None else 0.0,
         )
 
     @staticmethod
@@ -232,6 +265,13 @@ class Telemetry:
                     message=outcome.failed.message,
                     retry_at=outcome.failed.retry_at,
                 ),
+            )
+        if outcome.drained is not None:
+            self.drain_seconds.labels(**service).observe(outcome.drained)
+            self.drain_saved.labels(**service).inc(outcome.drain_saved)
+            log.info(
+                "backend drained to zero",
+                extra=logs.fields(**service, drain_s=round(outcome.drained, 3), saved_s=outcome.drain_saved),
             )
         if outcome.aborted:
             self.wakes.labels(**service, result="aborted").inc()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from hearth.api import drain as drain_api
 from hearth.api import runtime as runtime_api
 from hearth.api.core import Probe
 from hearth.api.llmservice import LLMService
@@ -20,6 +21,9 @@ CONTAINER_NAME = "serving"
 SHM_VOLUME = "dshm"
 MODEL_STORE_VOLUME = "model-store"
 DRAIN_GRACE_MARGIN_SECONDS = 10
+#: The drain sidecar is one small Python process: it reads a metrics page a few times a second at most.
+DRAINER_RESOURCES = {"requests": {"cpu": "10m", "memory": "48Mi"}, "limits": {"memory": "96Mi"}}
+DRAINER_TMP_VOLUME = "hearth-drainer-tmp"
 BACKEND_SERVICE_PORT = 80
 
 
@@ -29,12 +33,16 @@ def deployment(
     model: ResolvedModel,
     cache: CachePlan,
     vendor: VendorAdapter,
+    *,
+    drainer_image: str | None,
 ) -> dict[str, Any]:
     """The backend Deployment. ``spec.replicas`` is never set: the autoscaler (KEDA/HPA or Hearth's own)
-    owns it, and the API server defaults it to 1 on create."""
+    owns it, and the API server defaults it to 1 on create. *drainer_image* runs the drain sidecar (the
+    hearth image, as the gateway's; None: no sidecar can run, an UntilIdle drain sleeps)."""
     name = service.metadata.name
     _check_accelerator(service, runtime)
     pod = _pod_spec(service, runtime, model, cache, vendor)
+    pod = _with_drain(pod, service, runtime, drainer_image=drainer_image)
     template_metadata = common.template_metadata(
         names.backend_pod_labels(name, runtime.metadata.name), runtime
     )
@@ -226,12 +234,116 @@ def _pod_spec(
         **common.placement(service, runtime),
     }
     lifecycle = runtime.spec.lifecycle
-    grace = lifecycle.termination_grace_period_seconds if lifecycle else None
-    drain = durations.Duration.parse(service.spec.scaling.drain_timeout).whole_seconds
-    if lifecycle and lifecycle.pre_stop_drain and drain > 0:
-        # The pod leaves the Service endpoints at once; the sleep keeps the engine serving open streams.
-        container["lifecycle"] = {"preStop": {"exec": {"command": ["/bin/sh", "-c", f"sleep {drain}"]}}}
-        grace = max(grace or 0, drain + DRAIN_GRACE_MARGIN_SECONDS)
-    if grace is not None:
-        pod["terminationGracePeriodSeconds"] = grace
+    if lifecycle and lifecycle.termination_grace_period_seconds is not None:
+        pod["terminationGracePeriodSeconds"] = lifecycle.termination_grace_period_seconds
     return pod
+
+
+def _with_drain(
+    pod: dict[str, Any], service: LLMService, runtime: InferenceRuntime, *, drainer_image: str | None
+) -> dict[str, Any]:
+    """The preStop drain (SPEC §2.4, README "Draining a backend"), when the runtime asks for one and
+    drainTimeout is above zero. Either way the pod leaves the Service endpoints at once, the engine keeps
+    serving the streams it has until its preStop returns, and the grace period covers the whole drain.
+
+    - Sleep: the kubelet's own ``sleep`` action (GA in Kubernetes 1.34, KEP-3960) of drainTimeout whole
+      seconds: the reference's ``sleep`` without needing a shell in the engine image.
+    - UntilIdle: an ``httpGet`` of the drain sidecar's ``/drain``, which answers once the engine is idle
+      (:mod:`hearth.api.drain`). Without ``metrics.running`` nothing tells in-flight work apart, so the drain
+      sleeps as with Sleep; so does one when no drainer image is known (:attr:`OperatorConfig.drainer_image`).
+    """
+    lifecycle = runtime.spec.lifecycle
+    timeout = durations.Duration.parse(service.spec.scaling.drain_timeout)
+    seconds = timeout.whole_seconds
+    if not (lifecycle and lifecycle.pre_stop_drain and seconds > 0):
+        return pod
+    (container,) = pod["containers"]
+    metrics = runtime.spec.metrics
+    if (
+        lifecycle.drain_mode == runtime_api.DRAIN_SLEEP
+        or metrics is None
+        or not metrics.running
+        or drainer_image is None
+    ):
+        container["lifecycle"] = {"preStop": {"sleep": {"seconds": seconds}}}
+    else:
+        engine_ports = {port["containerPort"] for port in container["ports"]}
+        metrics_port = _metrics_port(runtime, metrics.port)
+        port = drain_api.DEFAULT_PORT
+        while port in engine_ports or port == metrics_port:
+            port += 1
+        container["lifecycle"] = {"preStop": {"httpGet": {"path": drain_api.DRAIN_PATH, "port": port}}}
+        path = metrics.path if metrics.path.startswith("/") else "/" + metrics.path
+        # Listed first, as the kubelet starts it: before the engine.
+        pod = {
+            "initContainers": [
+                _drainer_container(
+                    drainer_image,
+                    port=port,
+                    metrics_url=f"http://127.0.0.1:{metrics_port}{path}",
+                    running=metrics.running,
+                    waiting=metrics.queue_depth,
+                    timeout=str(timeout),
+                )
+            ],
+            **pod,
+        }
+        # First: the reference's volumes keep their order (SPEC §2.4), the cache's last.
+        pod["volumes"].insert(0, {"name": DRAINER_TMP_VOLUME, "emptyDir": {}})
+        # The sidecar needs no Kubernetes API access, and the engine never did: mount no token into either.
+        pod["automountServiceAccountToken"] = False
+        # The single-file hearth binary's bootloader, as PID 1 of its container, loses a SIGTERM that comes
+        # while it unpacks (the first ~0.5-1 s; PID 1 ignores signals it has no handler for), and the pod then
+        # waits its whole grace period: the pool scales a new member's first pod to 0 that soon. With one
+        # process namespace the pod's pause process is PID 1, and an early SIGTERM simply ends the sidecar.
+        pod["shareProcessNamespace"] = True
+    pod["terminationGracePeriodSeconds"] = max(
+        pod.get("terminationGracePeriodSeconds") or 0, seconds + DRAIN_GRACE_MARGIN_SECONDS
+    )
+    return pod
+
+
+def _metrics_port(runtime: InferenceRuntime, port: str) -> int:
+    """The metrics port as a number: the drain sidecar reaches it over loopback, where names mean nothing."""
+    serving = runtime.spec.container.port
+    if port == serving.name:
+        return serving.container_port
+    if port.isdigit() and 1 <= int(port) <= 65535:
+        return int(port)
+    raise ReconcileError(
+        Reason.RENDER,
+        f'InferenceRuntime "{runtime.metadata.name}": metrics.port "{port}" is neither the serving port\'s '
+        f'name ("{serving.name}") nor a port number; fix it, or set lifecycle.drainMode: Sleep',
+    )
+
+
+def _drainer_container(
+    image: str, *, port: int, metrics_url: str, running: str, waiting: str, timeout: str
+) -> dict[str, Any]:
+    """The drain sidecar: a native sidecar (an init container with restartPolicy Always), so it starts
+    before the engine and stops only after the engine's container has exited: it is there for the whole
+    preStop (Kubernetes sidecar containers, GA in 1.33)."""
+    return {
+        "name": drain_api.CONTAINER_NAME,
+        "image": image,
+        "restartPolicy": "Always",
+        "args": ["drainer"],
+        "env": [
+            common.env_entry(drain_api.LISTEN_ENV, f":{port}"),
+            common.env_entry(drain_api.METRICS_URL_ENV, metrics_url),
+            common.env_entry(drain_api.RUNNING_ENV, running),
+            common.env_entry(drain_api.WAITING_ENV, waiting),
+            common.env_entry(drain_api.TIMEOUT_ENV, timeout),
+        ],
+        "ports": [{"name": "drain", "containerPort": port, "protocol": "TCP"}],
+        "resources": DRAINER_RESOURCES,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        # A writable /tmp on a read-only root filesystem (the single-file hearth binary unpacks there).
+        "volumeMounts": [{"name": DRAINER_TMP_VOLUME, "mountPath": "/tmp"}],
+    }

@@ -150,7 +150,9 @@ def build(
         Step(
             Reason.APPLY_DEPLOYMENT,
             Mode.APPLY,
-            backend.deployment(service, runtime, model, cache_plan, vendor),
+            backend.deployment(
+                service, runtime, model, cache_plan, vendor, drainer_image=config.drainer_image
+            ),
         ),
         Step(Reason.APPLY_BACKEND_SERVICE, Mode.APPLY, backend.service_manifest(service, runtime)),
         _network_policy_step(service, runtime, config, gateways),

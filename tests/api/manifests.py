@@ -82,7 +82,7 @@ FULL_RUNTIME: dict[str, Any] = {
                 "failureThreshold": 60,
             },
         },
-        "lifecycle": {"terminationGracePeriodSeconds": 30, "preStopDrain": True},
+        "lifecycle": {"terminationGracePeriodSeconds": 30, "preStopDrain": True, "drainMode": "UntilIdle"},
         "metrics": {
             "path": "/metrics",
             "port": "http",

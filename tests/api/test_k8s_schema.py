@@ -178,7 +178,9 @@ def test_a_runtime_with_kubernetes_1_34_container_fields_parses_and_renders_unch
     model = modeluri.resolve(service.spec.model)
     vendor = vendors.adapter(runtime.spec.vendor)
     assert vendor is not None
-    deployment = backend.deployment(service, runtime, model, cache.plan(service), vendor)
+    deployment = backend.deployment(
+        service, runtime, model, cache.plan(service), vendor, drainer_image="hearth:test"
+    )
     pod = deployment["spec"]["template"]["spec"]
     (container,) = [c for c in pod["containers"] if c["name"] == "vllm"] or pod["containers"][:1]
     env = {entry["name"]: entry for entry in container["env"]}

@@ -13,7 +13,18 @@ import hearth
 from hearth.cmd import main
 from hearth.common import bundle
 
-ALL_COMMANDS = ["operator", "gateway", "stub", "install", "uninstall", "e2e", "render", "selftest", "version"]
+ALL_COMMANDS = [
+    "operator",
+    "gateway",
+    "stub",
+    "drainer",
+    "install",
+    "uninstall",
+    "e2e",
+    "render",
+    "selftest",
+    "version",
+]
 
 
 def test_help_lists_every_command() -> None:

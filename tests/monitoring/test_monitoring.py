@@ -92,6 +92,8 @@ def test_dashboard_has_the_reference_panels_variables_and_hearths_own(tmp_path: 
         "hearth_wake_recent_p90_seconds",
         "hearth_accelerator_seconds_total",
         "hearth_accelerator_seconds_saved_total",
+        "hearth_backend_drain_seconds_bucket",
+        "hearth_backend_drain_seconds_saved_total",
         "hearth_llmservice_ready_replicas",
         "hearth_gateway_demand",
         "hearth_operator_leader",

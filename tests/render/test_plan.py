@@ -187,7 +187,7 @@ def test_drain_widens_the_grace_period() -> None:
     spec = _base_spec("vllm-stub", "None")
     spec["scaling"] = {"drainTimeout": "45.9s"}
     pod = _steps(_service(spec))[("Deployment", "qwen")].manifest["spec"]["template"]["spec"]
-    assert pod["containers"][0]["lifecycle"]["preStop"]["exec"]["command"] == ["/bin/sh", "-c", "sleep 45"]
+    assert pod["containers"][0]["lifecycle"]["preStop"] == {"httpGet": {"path": "/drain", "port": 8091}}
     assert pod["terminationGracePeriodSeconds"] == 55
 
 

@@ -26,8 +26,14 @@ def namespace(control_plane: ControlPlane) -> str:
     [
         *(OperatorConfig(scaler_mode=mode) for mode in scalermodes.RESOLVED),
         OperatorConfig(scaler_mode=ScalerMode.BUILTIN, gateway_replicas=2, network_policies=True),
+        # With the hearth image as the gateway's, the backend drains UntilIdle through the native sidecar
+        # (with the reference's gateway image above, it renders the kubelet's sleep action).
+        OperatorConfig(scaler_mode=ScalerMode.BUILTIN, gateway_image="hearth.dev/hearth:test"),
     ],
-    ids=lambda config: f"{config.scaler_mode}-{config.gateway_replicas}gw-np{int(config.network_policies)}",
+    ids=lambda config: (
+        f"{config.scaler_mode}-{config.gateway_replicas}gw-np{int(config.network_policies)}"
+        f"{'-drainer' if config.drainer_image else ''}"
+    ),
 )
 def test_rendered_objects_pass_server_validation(
     control_plane: ControlPlane, namespace: str, runtime: str, config: OperatorConfig

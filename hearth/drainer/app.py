@@ -1,0 +1,174 @@
+"""The drain sidecar's process: ``GET /drain`` answers when the engine's drain is over (see
+:mod:`hearth.drainer.policy` for when), ``GET /healthz`` answers at once.
+
+The kubelet runs the engine container's preStop ``httpGet /drain`` and holds the engine's termination
+until the answer (or until the grace period ends), so the answer's timing *is* the drain. Every call joins
+the one drain of this pod: the kubelet delivers hooks at least once and may repeat the call, and a repeat
+must not restart the count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import errno
+import json
+import logging
+from collections.abc import Awaitable, Callable
+
+import aiohttp
+from aiohttp import web
+
+from hearth.api import drain as drain_api
+from hearth.common import logs, serve
+from hearth.drainer import policy
+from hearth.drainer.settings import DrainerSettings
+
+log = logging.getLogger(__name__)
+
+#: Reads the engine once, with a time budget in seconds.
+Scraper = Callable[[float], Awaitable[policy.Scrape]]
+
+#: How long a stopping drainer waits for its own answers in flight: it is stopped after the engine's
+#: container has exited, when the preStop it answers is over.
+SHUTDOWN_TIMEOUT_SECONDS = 1.0
+#: Metrics bodies larger than this are not read whole (an engine's exposition is a few hundred KiB at most).
+MAX_METRICS_BYTES = 8 * 1024 * 1024
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Result:
+    outcome: policy.Outcome
+    seconds: float
+    #: The last count read (None when none was: refused, unknown, or a zero drainTimeout).
+    in_flight: float | None
+
+
+async def run_drain(timing: policy.Timing, scrape: Scraper) -> Result:
+    """One drain, on the event loop's clock (so tests run it on fake time)."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    last: float | None = None
+    step = policy.first_step(timing)
+    while isinstance(step, policy.Wait):
+        await asyncio.sleep(step.seconds)
+        elapsed = loop.time() - started
+        reading = await scrape(policy.scrape_budget(timing, elapsed=elapsed))
+        if not isinstance(reading, policy.Reading):
+            last = reading
+        step = policy.next_step(timing, elapsed=loop.time() - started, scrape=reading)
+    return Result(outcome=step.outcome, seconds=loop.time() - started, in_flight=last)
+
+
+class HttpScraper:
+    """Reads the engine's Prometheus endpoint over one reused connection pool."""
+
+    def __init__(self, session: aiohttp.ClientSession, settings: DrainerSettings) -> None:
+        self._session = session
+        self._settings = settings
+        self._logged: set[str] = set()
+
+    async def __call__(self, budget: float) -> policy.Scrape:
+        if budget <= 0:
+            return policy.Reading.UNKNOWN
+        try:
+            async with self._session.get(
+                self._settings.metrics_url, timeout=aiohttp.ClientTimeout(total=budget)
+            ) as response:
+                if response.status != 200:
+                    self._once("status", "engine metrics answered an error", status=response.status)
+                    return policy.Reading.UNKNOWN
+                body = await response.content.read(MAX_METRICS_BYTES)
+        except aiohttp.ClientConnectorError as error:
+            if error.os_error.errno == errno.ECONNREFUSED:
+                return policy.Reading.REFUSED
+            self._once("connect", "engine metrics unreachable", error=str(error))
+            return policy.Reading.UNKNOWN
+        except (TimeoutError, aiohttp.ClientError) as error:
+            # Slow or broken, not gone: an engine busy with the very streams the drain protects can be slow.
+            self._once("scrape", "engine metrics not read", error=type(error).__name__)
+            return policy.Reading.UNKNOWN
+        reading = policy.in_flight(
+            body.decode("utf-8", "replace"),
+            running=self._settings.running_metric,
+            waiting=self._settings.waiting_metric,
+        )
+        if reading is policy.Reading.UNKNOWN:
+            self._once(
+                "series",
+                "engine metrics lack the running or waiting series (or a value is not a number)",
+                running=self._settings.running_metric,
+                waiting=self._settings.waiting_metric,
+            )
+        return reading
+
+    def _once(self, key: str, message: str, **fields: object) -> None:
+        # One line per kind of trouble per drain sidecar, not one per poll.
+        if key not in self._logged:
+            self._logged.add(key)
+            log.warning(message, extra=logs.fields(url=self._settings.metrics_url, **fields))
+
+
+class Drainer:
+    """The pod's single drain, started by the first ``/drain`` call and shared by every later one."""
+
+    def __init__(self, timing: policy.Timing, scrape: Scraper) -> None:
+        self._timing = timing
+        self._scrape = scrape
+        self._task: asyncio.Task[Result] | None = None
+
+    def start(self) -> asyncio.Task[Result]:
+        if self._task is None:
+            log.info("drain started", extra=logs.fields(timeout_s=self._timing.timeout))
+            self._task = asyncio.create_task(run_drain(self._timing, self._scrape))
+            self._task.add_done_callback(_log_result)
+        return self._task
+
+    async def handle_drain(self, request: web.Request) -> web.Response:
+        # shield: a kubelet that gives up on the call (grace period over) must not cancel the drain for a
+        # repeated call.
+        result = await asyncio.shield(self.start())
+        body = {"outcome": result.outcome.value, "seconds": round(result.seconds, 3)}
+        if result.in_flight is not None:
+            body["inFlight"] = result.in_flight
+        return web.json_response(body, dumps=json.dumps)
+
+
+def _log_result(task: asyncio.Task[Result]) -> None:
+    if task.cancelled():
+        return
+    error = task.exception()
+    if error is not None:
+        log.error("drain failed", extra=logs.fields(error=repr(error)))
+        return
+    result = task.result()
+    log.info(
+        "drain over",
+        extra=logs.fields(outcome=result.outcome.value, seconds=round(result.seconds, 3)),
+    )
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    return web.Response(text="ok\n")
+
+
+def make_app(drainer: Drainer) -> web.Application:
+    app = web.Application()
+    app.router.add_get(drain_api.DRAIN_PATH, drainer.handle_drain)
+    app.router.add_get("/healthz", _healthz)
+    return app
+
+
+async def run(settings: DrainerSettings, *, on_started: serve.StartedHook | None = None) -> None:
+    """The composition root: serve ``/drain`` until SIGTERM (sent after the engine's container exits)."""
+    # Loopback only and one connection at a time; no proxy from the environment may ever apply.
+    connector = aiohttp.TCPConnector(limit=1)
+    async with aiohttp.ClientSession(connector=connector, trust_env=False) as session:
+        drainer = Drainer(settings.timing(), HttpScraper(session, settings))
+        await serve.serve(
+            make_app(drainer),
+            address=settings.listen,
+            shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS,
+            name="drainer",
+            on_started=on_started,
+        )

@@ -368,8 +368,9 @@ class Controller:
         escalation check reads the Role a binding grants, and refuses the binding while that Role does not
         exist yet."""
         results: list[dict[str, Any] | BaseException | None] = [None] * len(steps)
-        bindings = [index for index, step in enumerate(steps) if step.manifest.get("kind") == "RoleBinding"]
-        rest = [index for index in range(len(steps)) if index not in set(bindings)]
+        is_binding = [step.manifest.get("kind") == "RoleBinding" for step in steps]
+        bindings = [index for index, binding in enumerate(is_binding) if binding]
+        rest = [index for index, binding in enumerate(is_binding) if not binding]
         for wave in (rest, bindings):
             done = await asyncio.gather(
                 *(self.execute(steps[i], owner) for i in wave), return_exceptions=True

@@ -34,6 +34,7 @@ class Feature(enum.StrEnum):
     AUTOSCALER = "autoscaler"
     TELEMETRY = "telemetry"
     EVENTS = "events"
+    POD_EVENTS = "pod-events"
     KEDA = "keda"
     ACCELERATOR_POOLS = "accelerator-pools"
     LLM_GATEWAYS = "llm-gateways"
@@ -56,6 +57,9 @@ EFFECTS: dict[Feature, str] = {
     Feature.TELEMETRY: "wake phases and accelerator accounting are not recorded (status.lastWake, "
     "status.accounting and the hearth_wake_* / hearth_accelerator_* series stay as they are)",
     Feature.EVENTS: "no Kubernetes Events are recorded; status conditions still carry every reason",
+    Feature.POD_EVENTS: "a backend container that cannot be created (an image that cannot be pulled, a "
+    "missing Secret) is noticed from its pod's status, which the kubelet updates 10-15 s after its Event, "
+    "so held requests learn the failure that much later",
     Feature.KEDA: "ScaledObjects cannot be managed: with KEDA installed, reconcile fails (ApplyScaledObject)",
     Feature.ACCELERATOR_POOLS: "AcceleratorPools cannot be read: their members are never scaled up (their "
     "status.pool says Refused and names the rules); other LLMServices are unaffected",
@@ -125,6 +129,8 @@ TABLE: dict[Feature, tuple[Rule, ...]] = {
     # The backend pods' phases are what wake telemetry and accounting are made of.
     Feature.TELEMETRY: (_rule("", "pods", READ),),
     Feature.EVENTS: (_rule("", "events", ("create", "patch")),),
+    # The kubelet's Warning Events about backend pods name a container it cannot create at once.
+    Feature.POD_EVENTS: (_rule("", "events", READ),),
     Feature.KEDA: (_rule("keda.sh", "scaledobjects", ALL_VERBS),),
     # AcceleratorPools (issue 16): read the budgets, write who holds and who waits.
     Feature.ACCELERATOR_POOLS: (

@@ -19,6 +19,7 @@ from hearth.api import wakefailure
 from hearth.e2e import fixtures
 from hearth.e2e.runner import Run, ScenarioFailedError
 from hearth.kube import resources
+from hearth.render import names
 
 #: The issue's budget: from the request to the held client's error naming the reason.
 FAILURE_BUDGET_SECONDS = 15.0
@@ -82,16 +83,20 @@ async def _fails_fast_then_recovers(
         # Past the retry time the next request wakes the backend again, is held, and learns the failure of
         # this new wake within the budget.
         await asyncio.sleep(retry_after + 1)
-        started = time.monotonic()
-        events, _ = await run.stream(url, 4, model=name)
-        failed_after = time.monotonic() - started
+        timeline = _Timeline(run, name)
+        watching = asyncio.create_task(timeline.follow())
+        try:
+            events, _ = await run.stream(url, 4, model=name)
+        finally:
+            watching.cancel()
+        failed_after = time.monotonic() - timeline.started
         told = _failure_told(events)
         if told.get("code") != reason.code:
             raise ScenarioFailedError(f"the held stream ended with {told}, not {reason.code}")
         if failed_after > FAILURE_BUDGET_SECONDS:
             raise ScenarioFailedError(
                 f"the held stream learned {reason.code} after {failed_after:.1f}s "
-                f"(budget {FAILURE_BUDGET_SECONDS:.0f}s)"
+                f"(budget {FAILURE_BUDGET_SECONDS:.0f}s; {timeline})"
             )
         condition = await _ready_condition(run, name)
         if condition.get("reason") != str(reason):
@@ -110,13 +115,74 @@ async def _fails_fast_then_recovers(
             raise ScenarioFailedError(f"after the fix the stream was not answered: {events[-2:]}")
         return (
             f"first cold request: 503 {refused_by} after {first_after:.1f}s, Retry-After {retry_after}; "
-            f"then a held stream told {reason.code} after {failed_after:.1f}s (with phase failed), Ready "
-            f"reason {reason}, Event recorded, cold requests refused; fixed, answered "
+            f"then a held stream told {reason.code} after {failed_after:.1f}s ({timeline}; with phase "
+            f"failed), Ready reason {reason}, Event recorded, cold requests refused; fixed, answered "
             f"{time.monotonic() - recovered:.1f}s later"
         )
     finally:
         await run.client.delete(resources.LLMSERVICE, name, run.namespace)
         await run.client.delete(resources.INFERENCE_RUNTIME, runtime)
+
+
+class _Timeline:
+    """When each step of a failing wake showed, seen from outside (polled every 0.2 s, so each is late by up
+    to that): which step ate the budget when the held stream learns the failure late."""
+
+    POLL_S = 0.2
+
+    def __init__(self, run: Run, name: str) -> None:
+        self.run, self.name = run, name
+        self.started = time.monotonic()
+        self.seen: dict[str, float] = {}
+
+    async def follow(self) -> None:
+        known_pods = {pod["metadata"]["name"] for pod in await self._pods()}
+        service = await self.run.client.get(resources.LLMSERVICE, self.name, self.run.namespace)
+        known_since = _failure_since(service)
+        while True:
+            for pod in await self._pods():
+                if pod["metadata"]["name"] in known_pods:
+                    continue
+                self._note("pod created")
+                status = pod.get("status", {})
+                if any(
+                    c.get("type") == "PodScheduled" and c.get("status") == "True"
+                    for c in status.get("conditions") or []
+                ):
+                    self._note("scheduled")
+                for container in status.get("initContainerStatuses") or []:
+                    if (container.get("state") or {}).get("running"):
+                        self._note("sidecar running")
+                for container in status.get("containerStatuses") or []:
+                    state = container.get("state") or {}
+                    waiting = (state.get("waiting") or {}).get("reason")
+                    if waiting and waiting != "ContainerCreating":
+                        self._note(f"kubelet said {waiting}")
+                    if state.get("running") or state.get("terminated"):
+                        self._note("engine started")
+            service = await self.run.client.get(resources.LLMSERVICE, self.name, self.run.namespace)
+            if _failure_since(service) not in (None, known_since):
+                self._note("status.wakeFailure written")
+            await asyncio.sleep(self.POLL_S)
+
+    async def _pods(self) -> list[dict[str, Any]]:
+        pods, _ = await self.run.client.list(
+            resources.POD,
+            namespace=self.run.namespace,
+            label_selector=f"{names.LABEL_LLMSERVICE}={self.name},!{names.LABEL_GATEWAY}",
+        )
+        return pods
+
+    def _note(self, step: str) -> None:
+        self.seen.setdefault(step, time.monotonic() - self.started)
+
+    def __str__(self) -> str:
+        steps = sorted(self.seen.items(), key=lambda item: item[1])
+        return ", ".join(f"{step} {at:.1f}s" for step, at in steps) or "no step seen"
+
+
+def _failure_since(service: dict[str, Any] | None) -> str | None:
+    return ((service or {}).get("status", {}).get("wakeFailure") or {}).get("since")
 
 
 def _failure_told(events: list[bytes]) -> dict[str, Any]:

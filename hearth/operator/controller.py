@@ -141,6 +141,8 @@ class Controller:
     def informers(self) -> list[Informer]:
         # Without the right to read pods that informer would only log 403s and never sync (issue 19).
         pods = [self.telemetry.pods] if self.permissions.has(rbac.Feature.TELEMETRY) else []
+        if pods and self.permissions.has(rbac.Feature.POD_EVENTS):
+            pods.append(self.telemetry.pod_warnings)
         # Without the right to read LLMGateways there are none to honour, and services keep their own
         # gateways (as before issue 24) instead of the operator staying unready.
         gateways = [self.gateways] if self.permissions.has(rbac.Feature.LLM_GATEWAYS) else []

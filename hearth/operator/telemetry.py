@@ -20,7 +20,7 @@ from hearth.api import llmservice, meta, telemetry, wakefailure
 from hearth.common import logs, timestamps
 from hearth.kube import resources
 from hearth.kube.client import KubeClient
-from hearth.kube.informer import Informer
+from hearth.kube.informer import Informer, key_of
 from hearth.operator import accounting, wakefailures, wakes
 from hearth.render import names
 
@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 
 #: Backend pods only: gateway pods carry the llmservice label too, and the gateway label besides.
 BACKEND_PODS = f"{names.LABEL_MANAGED_BY}={names.MANAGED_BY},{names.LABEL_LLMSERVICE},!{names.LABEL_GATEWAY}"
+#: Warning Events about pods: how a container that cannot be created (an image that cannot be pulled) shows
+#: at once; its pod's status says so only 10-15 s later (see :mod:`hearth.operator.wakefailures`).
+POD_WARNINGS = "involvedObject.kind=Pod,type=Warning"
 WAKE_BUCKETS = (0.5, 1, 2, 5, 10, 20, 30, 60, 90, 120, 180, 300, 600, 1200)
 #: Every LLMService phase, each a series of hearth_llmservice_phase.
 PHASES: tuple[str, ...] = typing.get_args(llmservice.Phase)
@@ -81,6 +84,16 @@ class Telemetry:
         self._leading = leading
         self.clock = clock or (lambda: datetime.datetime.now(tz=datetime.UTC))
         self.pods = Informer(client, resources.POD, handler=self._on_pod, label_selector=BACKEND_PODS)
+        self.pod_warnings = Informer(
+            client,
+            resources.EVENT,
+            handler=self._on_pod_warning,
+            field_selector=POD_WARNINGS,
+            transform=_warning_fields,
+        )
+        #: The Warning Events that name a wake failure, by pod UID then Event key (the cache holds every
+        #: Warning about a pod in the cluster; these few are what a diagnosis reads).
+        self._failure_warnings: dict[str, dict[tuple[str, str], dict[str, Any]]] = {}
         self.phase_seconds = prometheus_client.Histogram(
             "hearth_wake_phase_seconds",
             "Phases of completed wakes from zero: scheduling, creating, loading.",
@@ -164,6 +177,30 @@ class Telemetry:
         if service:
             self._enqueue((meta.namespace_of(pod), service))
 
+    def _on_pod_warning(self, kind: str, event: dict[str, Any]) -> None:
+        involved = event.get("involvedObject") or {}
+        uid, key = str(involved.get("uid") or ""), key_of(event)
+        if kind == "DELETED" or wakefailures.event_failure(event) is None:
+            kept = self._failure_warnings.get(uid)
+            if kept is not None:
+                kept.pop(key, None)
+                if not kept:
+                    del self._failure_warnings[uid]
+            return
+        self._failure_warnings.setdefault(uid, {})[key] = event
+        pod = self.pods.get(str(involved.get("name")), str(involved.get("namespace") or ""))
+        if pod is not None and pod.get("metadata", {}).get("uid") == uid:
+            self._on_pod(kind, pod)
+
+    def warnings_of(self, pods: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+        """The failure-naming Warning Events of *pods*, by pod UID."""
+        found: dict[str, list[dict[str, Any]]] = {}
+        for pod in pods:
+            uid = pod.get("metadata", {}).get("uid") or ""
+            if uid in self._failure_warnings:
+                found[uid] = list(self._failure_warnings[uid].values())
+        return found
+
     def backend_pods(self, name: str, namespace: str) -> list[dict[str, Any]]:
         return [
             pod
@@ -212,7 +249,9 @@ class Telemetry:
         rates = accounting.rates_of(deployment=deployment, pods=pods, waking=step.current is not None)
         drained = accounting.drain_ended(kept, rates=rates, at=at)
         result["accounting"] = accounting.advance(kept, rates=rates, at=at).to_wire()
-        failed = self._failure(result, deployment=deployment, pods=pods, at=at)
+        failed = self._failure(
+            result, deployment=deployment, pods=pods, warnings=self.warnings_of(pods), at=at
+        )
         if step.completed is None and not step.aborted and drained is None and failed is None:
             return None
         return Outcome(
@@ -231,6 +270,7 @@ class Telemetry:
         *,
         deployment: dict[str, Any],
         pods: list[dict[str, Any]],
+        warnings: dict[str, list[dict[str, Any]]],
         at: datetime.datetime,
     ) -> wakefailure.WakeFailure | None:
         """Bring ``wakeFailure`` up to *at* (in place); the failure if this observation recorded a new one."""
@@ -241,7 +281,7 @@ class Telemetry:
         ready = any(wakes.is_ready(pod) for pod in wakes.current(pods))
         failure = wakefailures.advance(
             recorded,
-            wakefailures.diagnose(deployment, pods, at=at, stale_before=stale_before),
+            wakefailures.diagnose(deployment, pods, at=at, stale_before=stale_before, warnings=warnings),
             ready=ready,
             template=template,
             at=at,
@@ -303,6 +343,20 @@ class Telemetry:
                 if condition.get("type") == "PodScheduled" and condition.get("reason") == "Unschedulable":
                     count += 1
         return count
+
+
+def _warning_fields(event: dict[str, Any]) -> dict[str, Any]:
+    """What a diagnosis reads of an Event: the cache holds every Warning about a pod in the cluster."""
+    metadata = event.get("metadata", {})
+    involved = event.get("involvedObject") or {}
+    return {
+        "metadata": {k: metadata[k] for k in ("name", "namespace", "resourceVersion") if k in metadata},
+        "involvedObject": {
+            k: involved[k] for k in ("name", "namespace", "uid", "fieldPath") if k in involved
+        },
+        "reason": event.get("reason"),
+        "message": event.get("message"),
+    }
 
 
 class _StatusCollector(Collector):

@@ -8,6 +8,13 @@ failed wake in a row, up to 5 min): gateways refuse cold requests with its reaso
 request after it wakes the backend again. A backend pod turning Ready clears it; a new pod template (a fixed
 image, new arguments) ends its refusals at once and leaves the old template's pods out of every diagnosis
 (``staleBefore``: a rolling update keeps the failing pod until its successor is ready).
+
+Some failures the kubelet writes into the pod's status only late: a container that cannot be created
+(an image it cannot pull, a missing Secret) fails the pod worker's sync, and the waiting reason appears at
+the next sync after the worker's error back-off, 10-15 s later (``backOffPeriod`` 10 s with jitter 0.5,
+kubernetes v1.34 ``pkg/kubelet/pod_workers.go``). Its Warning Event is recorded the moment it fails
+(``pkg/kubelet/images/image_manager.go``, ``kuberuntime_container.go``), so a pod's Warning Events count
+as well, while the container they name has not started.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import dataclasses
 import datetime
 import hashlib
 import json
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from hearth.api.wakefailure import WakeFailure
@@ -34,6 +42,19 @@ WAITING_REASONS: dict[str, Reason] = {
     "CreateContainerError": Reason.CONTAINER_CONFIG_ERROR,
     "RunContainerError": Reason.CONTAINER_CONFIG_ERROR,
 }
+#: Image Events the kubelet records by reason (kubernetes v1.34 ``pkg/kubelet/events/event.go``); "Failed" is
+#: read by its message (:func:`event_failure`).
+EVENT_REASONS: dict[str, Reason] = {
+    "ErrImageNeverPull": Reason.IMAGE_PULL_FAILED,
+    "InspectFailed": Reason.IMAGE_PULL_FAILED,
+}
+#: The kubelet's "Failed" Events: an image pull ("Failed to pull image ...") or a container it could not
+#: create or start ("Error: <what>"); the latter names the waiting reason for the image ones.
+PULL_FAILED_PREFIX = "Failed to pull image"
+CONTAINER_ERROR_PREFIX = "Error: "
+IMAGE_ERRORS = frozenset(
+    {"ErrImagePull", "ErrImageNeverPull", "ImagePullBackOff", "InvalidImageName", "ErrImageInspect"}
+)
 #: How long a pod may stay unschedulable before the wake counts as failed. A cluster autoscaler adding a
 #: node takes a minute or two; a pool member waits for its devices before its pod exists at all.
 SCHEDULING_PATIENCE_S = 120.0
@@ -52,19 +73,38 @@ class Detected:
     pod: str | None = None
 
 
+def event_failure(event: dict[str, Any]) -> Reason | None:
+    """The failure a Warning Event about a pod names, if it is one no wait will cure."""
+    reason, message = str(event.get("reason") or ""), str(event.get("message") or "")
+    if reason in EVENT_REASONS:
+        return EVENT_REASONS[reason]
+    if reason != "Failed":
+        return None
+    if message.startswith(PULL_FAILED_PREFIX):
+        return Reason.IMAGE_PULL_FAILED
+    if message.startswith(CONTAINER_ERROR_PREFIX):
+        what = message.removeprefix(CONTAINER_ERROR_PREFIX)
+        return Reason.IMAGE_PULL_FAILED if what in IMAGE_ERRORS else Reason.CONTAINER_CONFIG_ERROR
+    return None
+
+
 def diagnose(
     deployment: dict[str, Any] | None,
     pods: list[dict[str, Any]],
     *,
     at: datetime.datetime,
     stale_before: datetime.datetime | None = None,
+    warnings: Mapping[str, Sequence[dict[str, Any]]] | None = None,
 ) -> Detected | None:
     """What keeps the backend from coming up, from its live pods (not those terminating, nor those created
-    before *stale_before*: an older template's) and its Deployment; None when nothing does (yet)."""
+    before *stale_before*: an older template's), their Warning Events (*warnings*, by pod UID) and its
+    Deployment; None when nothing does (yet)."""
     for pod in wakes.current(pods):
         if stale_before is not None and _older(pod, stale_before):
             continue
         found = _pod_failure(pod, at=at)
+        if found is None and warnings:
+            found = _warned_failure(pod, warnings.get(pod.get("metadata", {}).get("uid") or "") or ())
         if found is not None:
             return found
     for condition in (deployment or {}).get("status", {}).get("conditions") or []:
@@ -111,6 +151,36 @@ def _pod_failure(pod: dict[str, Any], *, at: datetime.datetime) -> Detected | No
                 return Detected(
                     Reason.SCHEDULING_DELAYED, _clip(message + str(condition.get("message"))), name
                 )
+    return None
+
+
+def _warned_failure(pod: dict[str, Any], events: Sequence[dict[str, Any]]) -> Detected | None:
+    """A failure a Warning Event names for a container of *pod* that has not started since."""
+    status = pod.get("status", {})
+    started = {
+        container.get("name")
+        for container in [
+            *(status.get("initContainerStatuses") or []),
+            *(status.get("containerStatuses") or []),
+        ]
+        if set(container.get("state") or {}) & {"running", "terminated"}
+    }
+    name = pod.get("metadata", {}).get("name")
+    for event in events:
+        reason = event_failure(event)
+        container = _container_of(str((event.get("involvedObject") or {}).get("fieldPath") or ""))
+        if reason is None or container is None or container in started:
+            continue
+        said = f"pod {name}: container {container}: {event.get('reason')}: {event.get('message')}"
+        return Detected(reason, _clip(said), name)
+    return None
+
+
+def _container_of(field_path: str) -> str | None:
+    """The container an Event's ``involvedObject.fieldPath`` names (``spec.containers{engine}``)."""
+    for prefix in ("spec.containers{", "spec.initContainers{"):
+        if field_path.startswith(prefix) and field_path.endswith("}"):
+            return field_path[len(prefix) : -1]
     return None
 
 

@@ -273,3 +273,54 @@ def test_a_wake_that_cannot_succeed_is_recorded_at_once_and_cleared_by_a_fixed_r
         what="the failure cleared by a ready pod",
     )
     assert sample(operator.metrics(), "hearth_wake_failures_total", **service, reason="ImagePullFailed") == 1
+
+
+def record_kubelet_warning(
+    plane: ControlPlane, namespace: str, pod: dict[str, Any], *, reason: str, message: str
+) -> None:
+    """Play the kubelet recording a Warning Event about the pod's container, as it does the moment an image
+    cannot be pulled (its status names that only at the pod worker's next sync, 10-15 s later)."""
+    now = rfc3339(datetime.datetime.now(tz=datetime.UTC))
+    event = {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": f"{pod['metadata']['name']}.{uuid.uuid4().hex[:8]}", "namespace": namespace},
+        "involvedObject": {
+            "kind": "Pod",
+            "apiVersion": "v1",
+            "namespace": namespace,
+            "name": pod["metadata"]["name"],
+            "uid": pod["metadata"]["uid"],
+            "fieldPath": "spec.containers{vllm}",
+        },
+        "reason": reason,
+        "message": message,
+        "type": "Warning",
+        "source": {"component": "kubelet"},
+        "firstTimestamp": now,
+        "lastTimestamp": now,
+        "count": 1,
+    }
+    plane.kubectl("create", "-f", "-", stdin=json.dumps(event))
+
+
+def test_an_image_that_cannot_be_pulled_is_recorded_from_the_kubelets_event_before_the_pod_status_says_so(
+    hearth_cluster: ControlPlane, start_operator: StartOperator, namespace: str, runtime: str, node: str
+) -> None:
+    hearth_cluster.kubectl("apply", "-f", "-", stdin=service_yaml("unpulled", namespace, runtime))
+    start_operator("--scaler-mode=builtin", name="pull-events")
+    pod = wait_for(lambda: backend_pods(hearth_cluster, namespace, "unpulled"), what="the backend pod")[0]
+    # The container is still being created as far as the pod's status goes.
+    report_waiting(
+        hearth_cluster, namespace, pod["metadata"]["name"], node, reason="ContainerCreating", message=""
+    )
+    message = 'Container image "hearth.dev/missing:e2e" is not present with pull policy of Never'
+    record_kubelet_warning(hearth_cluster, namespace, pod, reason="ErrImageNeverPull", message=message)
+
+    failure = wait_for(
+        lambda: status_of(hearth_cluster, namespace, "unpulled").get("wakeFailure"), what="the wake failure"
+    )
+    assert failure["reason"] == "ImagePullFailed"
+    assert message in failure["message"]
+    assert "container vllm" in failure["message"]
+    assert failure["pod"] == pod["metadata"]["name"]

@@ -221,3 +221,58 @@ def test_client_codes_are_snake_case_even_for_reasons_this_version_does_not_know
         "progress_deadline_exceeded",
     ]
     assert client_code("GPUFellOff") == "gpu_fell_off"
+
+
+def _warning(reason: str, message: str, *, container: str = "engine") -> dict[str, Any]:
+    return {
+        "involvedObject": {"uid": "uid-1", "fieldPath": f"spec.containers{{{container}}}"},
+        "reason": reason,
+        "message": message,
+    }
+
+
+@pytest.mark.parametrize(
+    ("reason", "message", "named"),
+    [
+        (
+            "ErrImageNeverPull",
+            'Container image "x" is not present with pull policy of Never',
+            Reason.IMAGE_PULL_FAILED,
+        ),
+        ("Failed", 'Failed to pull image "x": not found', Reason.IMAGE_PULL_FAILED),
+        ("Failed", "Error: ErrImagePull", Reason.IMAGE_PULL_FAILED),
+        ("InspectFailed", 'Failed to apply default image tag "X": invalid', Reason.IMAGE_PULL_FAILED),
+        ("Failed", 'Error: secret "keys" not found', Reason.CONTAINER_CONFIG_ERROR),
+        ("BackOff", "Back-off restarting failed container", None),
+        ("FailedMount", "MountVolume.SetUp failed", None),
+    ],
+)
+def test_the_kubelets_warning_events_name_a_container_it_cannot_create(
+    reason: str, message: str, named: Reason | None
+) -> None:
+    assert wakefailures.event_failure(_warning(reason, message)) is named
+
+
+def _creating_pod(*, running: bool = False) -> dict[str, Any]:
+    pod = _pod(waiting=None if running else "ContainerCreating")
+    pod["metadata"]["uid"] = "uid-1"
+    if running:
+        pod["status"]["containerStatuses"][0]["state"] = {"running": {"startedAt": "2026-12-06T12:00:00Z"}}
+    return pod
+
+
+def test_a_warning_event_names_the_failure_before_the_pods_status_does() -> None:
+    warnings = {"uid-1": [_warning("ErrImageNeverPull", 'image "x" is not present')]}
+    found = wakefailures.diagnose(None, [_creating_pod()], at=AT, warnings=warnings)
+    assert found is not None
+    assert found.reason is Reason.IMAGE_PULL_FAILED
+    assert found.pod == "qwen-abc"
+    assert "container engine: ErrImageNeverPull" in found.message
+
+
+def test_a_warning_about_a_container_that_started_since_is_past() -> None:
+    """A pull that failed once and then succeeded: the Event stays for an hour, the container runs."""
+    warnings = {"uid-1": [_warning("Failed", 'Failed to pull image "x": timeout')]}
+    assert wakefailures.diagnose(None, [_creating_pod(running=True)], at=AT, warnings=warnings) is None
+    other_pod = {"uid-2": warnings["uid-1"]}
+    assert wakefailures.diagnose(None, [_creating_pod()], at=AT, warnings=other_pod) is None

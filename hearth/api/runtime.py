@@ -43,11 +43,7 @@ PORT_NAME_MESSAGE = (
 
 
 def _check_port_name(name: str) -> str:
-    if not (
-        re.match(PORT_NAME_PATTERN, name)
-        and re.search("[a-z]", name)
-        and "--" not in name
-    ):
+    if not (re.match(PORT_NAME_PATTERN, name) and re.search("[a-z]", name) and "--" not in name):
         raise ValueError(f"{PORT_NAME_MESSAGE}, got {name!r}")
     return name
 

@@ -231,7 +231,8 @@ async def test_the_gateway_checks_the_key_file_on_its_own(
     key_file = _project_key(directory, None, "2026_01")
     async with running_stub() as stub, start_gateway(backends=[stub], api_key_file=str(key_file)) as gw:
         keys = gw.gateway.api_keys
-        assert keys is not None and not keys.available
+        assert keys is not None
+        assert not keys.available
         _project_key(directory, "sk-late", "2026_02")
         await asyncio.sleep(auth.RELOAD_SECONDS * 2)
         assert keys.available

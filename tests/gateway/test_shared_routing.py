@@ -175,7 +175,8 @@ async def test_a_models_max_queue_bounds_its_own_route_and_changes_without_a_res
     async with running_stub() as stub, fed_gateway(max_queue=50) as fed:
         _feed(fed.table, GATEWAY, _service("qwen", maxQueue=1), _service("llama"), _slice("llama", stub))
         qwen, llama = fed.table.get("qwen"), fed.table.get("llama")
-        assert qwen is not None and llama is not None
+        assert qwen is not None
+        assert llama is not None
         assert (qwen.settings.max_queue, llama.settings.max_queue) == (1, 50), "unset: the gateway's bound"
         held = asyncio.ensure_future(fed.chat("qwen", messages=[]))
         while qwen.held < 1:  # noqa: ASYNC110 - the route's own counter, in this loop

@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from hearth.api import meta, scalermodes
-from hearth.api.wakereasons import Condition, Health
 from hearth.api.llmservice import Scaling
+from hearth.api.wakereasons import Condition, Health
 from hearth.common import durations, timestamps
 from hearth.render import names
 from hearth.render.errors import Reason, ReconcileError

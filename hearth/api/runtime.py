@@ -94,6 +94,12 @@ class Container(ApiModel):
     """Environment; literal values are template-rendered, valueFrom is passed through."""
     port: Port = nested(Port)
     """Serving port (default http/8000)."""
+    run_as_user: Int64 | None = pydantic.Field(default=None, ge=1)
+    """The image's non-root user id (Hearth's addition). Set, backend and prewarm pods meet the restricted
+    Pod Security Standard: they run as this user and group (also their volumes' fsGroup), without
+    privilege escalation or capabilities, under the RuntimeDefault seccomp profile. Unset: run as the
+    image says (the official vLLM images run as root). Host paths (vendor ascend, cache HostPath) never
+    meet restricted."""
 
 
 class Sharing(ApiModel):

@@ -13,7 +13,7 @@ from hearth.api import runtime as runtime_api
 from hearth.api.llmservice import LLMService
 from hearth.api.runtime import InferenceRuntime
 from hearth.common import durations
-from hearth.render import common, names, scalers
+from hearth.render import common, names, podsecurity, scalers
 from hearth.render.config import OperatorConfig
 
 CONTAINER_NAME = "gateway"
@@ -128,11 +128,7 @@ def container(
         "readinessProbe": probe,
         "livenessProbe": probe,
         "resources": resources,
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "capabilities": {"drop": ["ALL"]},
-        },
+        "securityContext": podsecurity.container_context(read_only_root=True),
         # A writable /tmp on a read-only root filesystem (the single-file hearth binary unpacks there).
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
     }
@@ -140,10 +136,11 @@ def container(
 
 
 def pod(*, account: str | None, gateway_container: dict[str, Any]) -> dict[str, Any]:
-    """The gateway pod spec around *gateway_container*, run as *account* (None: the default one)."""
+    """The gateway pod spec around *gateway_container*, run as *account* (None: the default one, with no
+    token mounted: such a gateway probes its backend and never calls the API). Restricted (podsecurity)."""
     return {
-        **({"serviceAccountName": account} if account else {}),
-        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+        **({"serviceAccountName": account} if account else {"automountServiceAccountToken": False}),
+        "securityContext": podsecurity.pod_context(),
         "containers": [gateway_container],
         "volumes": [{"name": "tmp", "emptyDir": {}}],
     }

@@ -226,8 +226,8 @@ class ComputeResources(ApiModel):
     """Memory, e.g. 256Mi."""
 
 
-class GatewayResources(ApiModel):
-    """Requests and limits of each gateway replica's container."""
+class EndpointResources(ApiModel):
+    """Requests and limits of each replica of a service's own gateway."""
 
     requests: ComputeResources | None = None
     """Compute reserved per gateway replica."""
@@ -263,7 +263,7 @@ class Endpoint(ApiModel):
     """Requests of this model each gateway replica admits at once (held plus in flight); more get 429
     queue_full. Unset: the gateway's HEARTH_MAX_QUEUE (default 100). Behind a shared endpoint
     (LLMGateway) it bounds this model's route on each of its pods."""
-    resources: GatewayResources | None = None
+    resources: EndpointResources | None = None
     """CPU and memory requests and limits of each replica of this service's own gateway; set, they replace
     Hearth's defaults (requests cpu 50m, memory 128Mi; limit memory 384Mi) as a whole. Behind a shared
     endpoint the LLMGateway's spec.resources apply instead (its pods serve many models)."""

@@ -115,10 +115,6 @@ class ApiKeyFile:
     def available(self) -> bool:
         return self._digest is not None
 
-    @property
-    def where(self) -> str:
-        return str(self._path)
-
     def accepts(self, presented: str) -> bool:
         if self._digest is None:
             return False
@@ -217,6 +213,8 @@ class KeyRing:
     def __init__(self, sets: list[KeySet], *, directory: Path | None = None) -> None:
         self._sets = sets
         self._directory = directory
+        #: The one-key files among the sets (checked on every request: kept apart, not searched for).
+        self._files = [key_set.keys for key_set in sets if isinstance(key_set.keys, ApiKeyFile)]
 
     @classmethod
     def single(cls, directory: Path) -> KeyRing:
@@ -230,16 +228,7 @@ class KeyRing:
     @property
     def available(self) -> bool:
         """False while a one-key file cannot be read: requests then get 503, not 401."""
-        return all(key_set.keys.available for key_set in self._sets if isinstance(key_set.keys, ApiKeyFile))
-
-    @property
-    def unavailable_source(self) -> str:
-        """The key file(s) that cannot be read, for the 503's message and log."""
-        return ", ".join(
-            key_set.keys.where
-            for key_set in self._sets
-            if isinstance(key_set.keys, ApiKeyFile) and not key_set.keys.available
-        )
+        return all(key_file.available for key_file in self._files)
 
     @classmethod
     def shared(cls, directory: Path) -> KeyRing:

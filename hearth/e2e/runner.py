@@ -71,7 +71,7 @@ class Options:
     keep: bool = False
     no_skip: bool = False  # a scenario that would be skipped fails instead (CI: the test bed has it all)
     #: Label the run's namespace to enforce the restricted Pod Security Standard (off until proven on the
-    #: test bed); the HostPath cache scenario, whose pods need a host path, is then skipped.
+    #: test bed); the HostPath cache scenario, whose pods need a host path, is then not promised.
     pod_security_restricted: bool = False
 
 

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from hearth.docs import alerts, cli, crds, helmvalues, metrics, settings, troubleshooting
+from hearth.docs import alerts, cli, crds, helmvalues, metrics, settings, troubleshooting, wake
 
 COMMAND = "python -m hearth.docs"
 #: Where the generated pages live (a page there that is not generated is stale and removed).
@@ -42,6 +42,7 @@ def _builders() -> dict[str, Callable[[Path], str]]:
             f"{REFERENCE}/metrics.md": lambda _root: metrics.page(),
             f"{REFERENCE}/alerts.md": alerts.page,
             f"{REFERENCE}/helm-values.md": helmvalues.page,
+            f"{REFERENCE}/wake-phases.md": lambda _root: wake.page(),
             TROUBLESHOOTING: lambda _root: troubleshooting.page(),
         }
     )

@@ -35,6 +35,7 @@ class Field:
 
 
 Shape = tuple[tuple[str, "Shape"], ...]
+Upstream = dict[Shape, tuple[str, tuple[str, ...]]]
 
 
 def _shape(schema: dict[str, Any]) -> Shape:
@@ -45,25 +46,29 @@ def _shape(schema: dict[str, Any]) -> Shape:
     return tuple(sorted((name, _shape(child)) for name, child in schema.get("properties", {}).items()))
 
 
-def _upstream_types() -> dict[Shape, tuple[str, str]]:
-    """Shape of each embedded core/v1 type -> its short name (EnvVar, Probe, ...) and description."""
+def _descriptions(schema: dict[str, Any]) -> tuple[str, ...]:
+    return tuple(child.get("description", "") for _, child in sorted(schema.get("properties", {}).items()))
+
+
+def _upstream_types() -> dict[Shape, tuple[str, tuple[str, ...]]]:
+    """Shape of each embedded core/v1 type -> its short name (EnvVar, Probe, ...) and field descriptions."""
     found = {}
     for name in k8s_schema.ROOTS:
         schema = k8s_schema.structural(name)
-        found[_shape(schema)] = (name.rsplit(".", 1)[-1], schema.get("description", ""))
+        found[_shape(schema)] = (name.rsplit(".", 1)[-1], _descriptions(schema))
     return found
 
 
-def _upstream(schema: dict[str, Any], upstream: dict[Shape, tuple[str, str]]) -> str | None:
+def _upstream(schema: dict[str, Any], upstream: Upstream) -> str | None:
     shape = _shape(schema)
     if not shape or shape not in upstream:
         return None
-    name, description = upstream[shape]
-    # One field ({name}) is too common a shape to tell by; the upstream description must match too.
-    return name if len(shape) > 1 or schema.get("description") == description else None
+    name, descriptions = upstream[shape]
+    # One field ({name}) is too common a shape to tell by; upstream's description of it must match too.
+    return name if len(shape) > 1 or _descriptions(schema) == descriptions else None
 
 
-def _type(schema: dict[str, Any], upstream: dict[Shape, tuple[str, str]]) -> str:  # noqa: PLR0911
+def _type(schema: dict[str, Any], upstream: Upstream) -> str:  # noqa: PLR0911
     if schema.get("x-kubernetes-int-or-string"):
         return "quantity" if "pattern" in schema else "integer or string"
     kind = schema.get("type", "")
@@ -110,9 +115,7 @@ def _validation(schema: dict[str, Any], required: bool) -> str:
     return "; ".join(rules)
 
 
-def fields(
-    schema: dict[str, Any], prefix: str, upstream: dict[Shape, tuple[str, str]] | None = None
-) -> Iterator[Field]:
+def fields(schema: dict[str, Any], prefix: str, upstream: Upstream | None = None) -> Iterator[Field]:
     """Every field below *schema* (an object), depth first in declaration order."""
     upstream = _upstream_types() if upstream is None else upstream
     required = set(schema.get("required", []))

@@ -25,12 +25,14 @@ class Flag:
 
 def commands() -> dict[str, tuple[click.Context, click.Command]]:
     """Every command of the group by name (``hearth`` itself too), with a context to render it in."""
-    root = click.Context(cli, info_name="hearth")
+    # As `hearth` makes them: the group's context settings (-h as well as --help) reach every command.
+    root = click.Context(cli, info_name="hearth", **cli.context_settings)
     found: dict[str, tuple[click.Context, click.Command]] = {"hearth": (root, cli)}
     for name in cli.list_commands(root):
         command = cli.get_command(root, name)
         assert command is not None, name
-        found[f"hearth {name}"] = (click.Context(command, parent=root, info_name=name), command)
+        ctx = click.Context(command, parent=root, info_name=name, **command.context_settings)
+        found[f"hearth {name}"] = (ctx, command)
     return found
 
 

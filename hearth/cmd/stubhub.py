@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import Any
 
 import click
@@ -28,43 +27,19 @@ from hearth.stub import hfcache, hub
     "repos",
     type=params.TEXT,
     multiple=True,
+    required=True,
     help="A repository id (org/name) to serve a generated tiny model under (repeatable).",
 )
-@click.option(
-    "--repo-dir",
-    "repo_dirs",
-    type=params.TEXT,
-    multiple=True,
-    metavar="ORG/NAME=DIR",
-    help="Serve the files under DIR as repository ORG/NAME (repeatable), e.g. a real GGUF for llama-server.",
-)
 @params.logging_options
-def command(
-    *, listen: netaddr.ListenAddress, repos: tuple[str, ...], repo_dirs: tuple[str, ...], **options: Any
-) -> None:
+def command(*, listen: netaddr.ListenAddress, repos: tuple[str, ...], **options: Any) -> None:
     """Serve what huggingface_hub's snapshot_download reads (model info, tree, resolve) for each --repo: a
-    generated tiny model (config.json and an LFS model.safetensors), and for each --repo-dir the files of a
-    directory, so a prewarm Job can download for real from inside a cluster with no internet. Point
-    HF_ENDPOINT at it."""
+    generated tiny model (config.json and an LFS model.safetensors), so a prewarm Job can download for
+    real from inside a cluster with no internet. Point HF_ENDPOINT at it."""
     logs.configure(level=options["log_level"], fmt=options["log_format"])
     for repo in repos:
         if not hfcache.is_repo_id(repo):
             raise click.BadParameter(f"{repo!r} is not a repository id (org/name)", param_hint="--repo")
-    directories: dict[str, Path] = {}
-    for entry in repo_dirs:
-        repo, separator, directory = entry.partition("=")
-        if not separator or not hfcache.is_repo_id(repo) or not Path(directory).is_dir():
-            raise click.BadParameter(
-                f"{entry!r} is not ORG/NAME=DIR with an existing directory", param_hint="--repo-dir"
-            )
-        directories[repo] = Path(directory)
-    if not repos and not directories:
-        raise click.UsageError("nothing to serve: give --repo or --repo-dir at least once")
     try:
-        app = hub.make_app(repos, directories)
-    except ValueError as error:
-        raise click.BadParameter(str(error), param_hint="--repo-dir") from None
-    try:
-        asyncio.run(serve.serve(app, address=listen, shutdown_timeout=5.0, name="stub-hub"))
+        asyncio.run(serve.serve(hub.make_app(repos), address=listen, shutdown_timeout=5.0, name="stub-hub"))
     except serve.ListenError as error:
         raise click.UsageError(f"--listen / STUB_HUB_LISTEN_ADDR: {error}") from None

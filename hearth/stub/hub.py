@@ -9,8 +9,6 @@ names blobs by; ``X-Linked-Etag``/``X-Linked-Size`` for LFS files, as the hub se
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from pathlib import Path
 
 from aiohttp import web
 
@@ -23,14 +21,9 @@ REPOS_KEY = web.AppKey("repos", dict)
 DOWNLOADS_KEY = web.AppKey("downloads", dict)
 
 
-def make_app(repo_ids: tuple[str, ...], directories: Mapping[str, Path] | None = None) -> web.Application:
-    """The hub app: a generated tiny model for each of *repo_ids*, and the files of each directory in
-    *directories* (by repository id)."""
+def make_app(repo_ids: tuple[str, ...]) -> web.Application:
     app = web.Application()
-    repos = {repo_id: tinymodel.generate(repo_id) for repo_id in repo_ids}
-    for repo_id, directory in (directories or {}).items():
-        repos[repo_id] = tinymodel.from_directory(repo_id, directory)
-    app[REPOS_KEY] = repos
+    app[REPOS_KEY] = {repo_id: tinymodel.generate(repo_id) for repo_id in repo_ids}
     app[DOWNLOADS_KEY] = {}
     app.router.add_get("/api/models/{org}/{name}/revision/{revision}", revision_info)
     app.router.add_get("/api/models/{org}/{name}/tree/{revision}", tree)

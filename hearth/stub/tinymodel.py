@@ -11,7 +11,6 @@ import dataclasses
 import hashlib
 import json
 import struct
-from pathlib import Path
 
 #: Files stored through LFS on the real hub (their ETag is the content's sha256).
 _LFS_SUFFIXES = (".safetensors", ".bin", ".gguf")
@@ -69,17 +68,3 @@ def generate(repo_id: str) -> Repo:
         repo_id=repo_id,
         files=(RepoFile("config.json", config + b"\n"), RepoFile("model.safetensors", _safetensors(16))),
     )
-
-
-def from_directory(repo_id: str, directory: Path) -> Repo:
-    """A repository of the files under *directory*, by relative path: a real model file to serve (the e2e's
-    GGUF for llama-server, mounted from a ConfigMap). Names starting with ``..`` are skipped: a ConfigMap
-    volume keeps its files there too, behind the top-level links."""
-    files = tuple(
-        RepoFile(path.relative_to(directory).as_posix(), path.read_bytes())
-        for path in sorted(directory.rglob("*"))
-        if path.is_file() and not any(part.startswith("..") for part in path.relative_to(directory).parts)
-    )
-    if not files:
-        raise ValueError(f"no files under {directory} to serve as {repo_id}")
-    return Repo(repo_id=repo_id, files=files)

@@ -191,32 +191,3 @@ async def test_the_stub_reports_whether_it_starts_from_the_cache(
 
 def _stub_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
     return [record for record in caplog.records if record.name == stub_command.log.name]
-
-
-async def test_the_hub_serves_a_directory_as_a_repository(tmp_path: Path) -> None:
-    """A ConfigMap volume: top-level links into ``..data`` (skipped); the file served once, as LFS."""
-    real = tmp_path / "..2026_12_06"
-    real.mkdir()
-    (real / "model.gguf").write_bytes(b"GGUF" + bytes(60))
-    (tmp_path / "..data").symlink_to(real.name)
-    (tmp_path / "model.gguf").symlink_to("..data/model.gguf")
-    app = hub.make_app((), {"hearth/e2e-gguf": tmp_path})
-    server = test_utils.TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    endpoint = str(server.make_url("")).rstrip("/")
-    try:
-        async with aiohttp.ClientSession() as http:
-            async with http.get(f"{endpoint}/api/models/hearth/e2e-gguf/revision/main") as response:
-                info = await response.json()
-            assert [sibling["rfilename"] for sibling in info["siblings"]] == ["model.gguf"]
-            async with http.get(f"{endpoint}/hearth/e2e-gguf/resolve/main/model.gguf") as response:
-                assert response.status == 200
-                assert await response.read() == b"GGUF" + bytes(60)
-                assert "X-Linked-Etag" in response.headers
-    finally:
-        await server.close()
-
-
-def test_an_empty_directory_is_no_repository(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="no files under"):
-        tinymodel.from_directory("hearth/empty", tmp_path)

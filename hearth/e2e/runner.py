@@ -70,6 +70,9 @@ class Options:
     timeout: float = 180.0
     keep: bool = False
     no_skip: bool = False  # a scenario that would be skipped fails instead (CI: the test bed has it all)
+    #: The real engine's scenarios (hearth.e2e.engines): llama-server's image, and the GGUF it serves.
+    engine_image: str | None = None
+    gguf: str | None = None
 
 
 class Run:
@@ -340,7 +343,11 @@ class Run:
             )
         )
         # The cache scenarios' hub, and their HostPath directory, get ready while the others run.
-        for manifest in fixtures.hub(self.namespace, image=self.options.stub_image):
+        gguf = None
+        if self.options.gguf:
+            gguf = fixtures.gguf_config_map(self.namespace, self.options.gguf)
+            await self.client.apply(gguf)
+        for manifest in fixtures.hub(self.namespace, image=self.options.stub_image, gguf=gguf):
             await self.client.apply(manifest)
         await self.client.apply(
             fixtures.host_cache_pod(

@@ -10,7 +10,8 @@ import click
 
 from hearth.cmd import params
 from hearth.common import durations, logs, netaddr, serve
-from hearth.stub import hfcache, server, vllm_args
+from hearth.common import hfcache
+from hearth.stub import server, vllm_args
 from hearth.stub.settings import DEFAULT_MODEL, StubSettings
 
 log = logging.getLogger(__name__)

@@ -1,9 +1,9 @@
 """The engine families: what each serving engine is given and how it is read (issue 25).
 
 One table keyed by ``InferenceRuntime.spec.family``, read by the API (the accepted families and their
-``kubectl explain`` text), the renderer (:mod:`hearth.render.engines`: default args, probes, metrics, the env a
-source needs, the model path), the gateway (the stream-flag rule and the readiness path reach it through its
-route's env), the dashboards and the docs. A runtime's own ``container.args``, ``container.env``,
+``kubectl explain`` text), the renderer (:mod:`hearth.render.engines`: default args, probes, metrics, the
+env a source needs, the model path), the gateway (the readiness path reaches it through its env), the
+dashboards and the docs. A runtime's own ``container.args``, ``container.env``,
 ``health`` probes and ``metrics`` always win over its family's defaults here.
 
 Every fact below comes from the engine's own documentation, cited beside it. Adding a family means adding an
@@ -31,8 +31,8 @@ class Family(enum.StrEnum):
 class ModelFormat(enum.StrEnum):
     """What the engine is given as its model."""
 
-    #: A hub repository id or a directory of files (config, tokenizer, safetensors); the engine resolves a repo
-    #: id through the Hugging Face cache itself.
+    #: A hub repository id or a directory of files (config, tokenizer, safetensors); the engine resolves a
+    #: repo id through the Hugging Face cache itself.
     REPO = "repo"
     #: One local file (a GGUF): the engine cannot read a hub repository, so a hub source must name the file
     #: (``hf://org/repo/file.gguf``) and be fetched into the cache first (the prewarm Job).
@@ -314,8 +314,8 @@ def describe() -> str:
         for entry in _TABLE.values()
     ]
     return (
-        "Engine family: the defaults a runtime gets for what it leaves out (args for model path, served name, "
-        "host and port; readiness and startup probe paths; metric names; the env a source needs). "
+        "Engine family: the defaults a runtime gets for what it leaves out (args for model path, served "
+        "name, host and port; readiness and startup probe paths; metric names; the env a source needs). "
         + "; ".join(lines)
         + "."
     )

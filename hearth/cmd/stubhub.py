@@ -10,8 +10,7 @@ from typing import Any
 import click
 
 from hearth.cmd import params
-from hearth.common import logs, netaddr, serve
-from hearth.common import hfcache
+from hearth.common import hfcache, logs, netaddr, serve
 from hearth.stub import hub, tinymodel
 
 

@@ -148,7 +148,9 @@ class _Hub:
         """The blob name of *url*: its ETag from a HEAD that does not follow the storage redirect."""
         for _ in range(MAX_METADATA_REDIRECTS):
             try:
-                async with self._session.head(url, headers=self.headers(url), allow_redirects=False) as answer:
+                async with self._session.head(
+                    url, headers=self.headers(url), allow_redirects=False
+                ) as answer:
                     headers = answer.headers
                     raw = headers.get("X-Linked-Etag") or headers.get("ETag") or ""
                     location = headers.get("Location")
@@ -196,9 +198,7 @@ async def _check(response: aiohttp.ClientResponse, url: URL) -> None:
     raise HubError(f"{response.method} {url}: {response.status} {code}".rstrip() + hint)
 
 
-async def _fetch_file(
-    hub: _Hub, *, repo: str, commit: str, name: str, folder: Path, snapshot: Path
-) -> int:
+async def _fetch_file(hub: _Hub, *, repo: str, commit: str, name: str, folder: Path, snapshot: Path) -> int:
     """Make ``snapshot/<name>`` a link to its blob, downloading the blob unless the cache has it."""
     link = snapshot / name
     if link.exists():

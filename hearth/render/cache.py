@@ -86,8 +86,9 @@ def prewarm_job(
 
     A hub ``hearth fetch`` knows (:data:`modeluri.FETCHED_HUBS`) is fetched by it, from the hearth image
     (*hearth_image*), so the engine image needs no Python; its env is the cache's and the hub settings of
-    *runtime_env* (the runtime's rendered env). Any other hub, or no hearth image (the reference's gateway
-    image), runs the reference's ``python3 -c "...snapshot_download(...)"`` in the engine image (SPEC §5.4)."""
+    *runtime_env* (the runtime's rendered env). Any other hub, or no hearth image (the reference's
+    gateway image), runs the reference's ``python3 -c "...snapshot_download(...)"`` in the engine image
+    (SPEC §5.4)."""
     if not service.spec.cache.prewarm or not model.prewarmable or cache.volume is None:
         return None
     name = service.metadata.name
@@ -108,8 +109,8 @@ def prewarm_job(
         if engines.of(runtime).model_format is api_engines.ModelFormat.FILE:
             raise ReconcileError(
                 Reason.RENDER,
-                f"family {runtime.spec.family} loads one model file, which only `hearth fetch` links into the "
-                "cache: run the operator with the hearth image as --gateway-image",
+                f"family {runtime.spec.family} loads one model file, which only `hearth fetch` links into "
+                "the cache: run the operator with the hearth image as --gateway-image",
             )
         library = "modelscope" if model.hub == "modelscope" else "huggingface_hub"
         # json.dumps quotes like Go's %q for the printable ASCII of repo ids.

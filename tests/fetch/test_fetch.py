@@ -4,6 +4,7 @@ and clear refusals."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import subprocess
@@ -57,20 +58,25 @@ async def test_a_repository_lands_in_the_cache_layout_the_engines_read(
 ) -> None:
     endpoint, _ = hub_server
     fetched = await _fetch(f"hf://{REPO}", _env(endpoint, tmp_path))
+    _check_layout(fetched, tmp_path)
+
+
+def _check_layout(fetched: sources.Fetched, home: Path) -> None:
     repo = tinymodel.generate(REPO)
-    base = tmp_path / "hub" / "models--hearth--e2e-model"
+    base = home / "hub" / "models--hearth--e2e-model"
     assert fetched.folder == base / "snapshots" / repo.commit
     assert (fetched.revision, fetched.files, fetched.file) == (repo.commit, 2, None)
     assert (base / "refs" / "main").read_text() == repo.commit
     for item in repo.files:
         link = fetched.folder / item.path
-        assert link.is_symlink() and not os.path.isabs(os.readlink(link))
+        assert link.is_symlink()
+        assert not os.path.isabs(os.readlink(link)), "links must survive the cache being mounted elsewhere"
         assert Path(os.path.realpath(link)) == (base / "blobs" / item.etag).resolve()
     # What the stub (and huggingface_hub) reads back: every file, LFS blobs matching their sha256.
-    found = hfcache.find(tmp_path / "hub", REPO)
+    found = hfcache.find(home / "hub", REPO)
     assert found is not None
     assert (found.commit, found.files) == (repo.commit, 2)
-    assert not list(tmp_path.rglob("*.incomplete"))
+    assert not list(home.rglob("*.incomplete"))
 
 
 async def test_one_gguf_file_is_fetched_alone_and_linked_where_the_engine_is_pointed(
@@ -80,8 +86,12 @@ async def test_one_gguf_file_is_fetched_alone_and_linked_where_the_engine_is_poi
     fetched = await _fetch(f"hf://{GGUF_REPO}/{GGUF.path}", _env(endpoint, tmp_path))
     assert fetched.files == 1
     assert app[hub.DOWNLOADS_KEY] == {f"{GGUF_REPO}/{GGUF.path}": 1}, "the README is not fetched"
+    _check_gguf_link(fetched, tmp_path)
+
+
+def _check_gguf_link(fetched: sources.Fetched, home: Path) -> None:
     # The path the renderer gives llama-server, known before the commit is.
-    rendered = modeluri.fetched_file(str(tmp_path), GGUF_REPO, GGUF.path)
+    rendered = modeluri.fetched_file(str(home), GGUF_REPO, GGUF.path)
     assert fetched.file == Path(rendered)
     assert Path(rendered).read_bytes() == GGUF.data
     assert not os.path.isabs(os.readlink(rendered))
@@ -101,7 +111,7 @@ async def test_a_warm_cache_downloads_nothing(
 
 async def test_hf_token_is_sent_to_a_private_hub(tmp_path: Path) -> None:
     async for endpoint, _ in _serve(hub.make_app((REPO,), token=TOKEN)):
-        with pytest.raises(sources.FetchError, match="401.*set HF_TOKEN"):
+        with pytest.raises(sources.FetchError, match=r"401.*set HF_TOKEN"):
             await _fetch(f"hf://{REPO}", _env(endpoint, tmp_path))
         fetched = await _fetch(f"hf://{REPO}", _env(endpoint, tmp_path, HF_TOKEN=TOKEN))
         assert fetched.files == 2
@@ -116,7 +126,11 @@ async def test_a_corrupt_lfs_file_is_refused_and_leaves_nothing(
     app[hub.REPOS_KEY][GGUF_REPO] = _Lying(good)
     with pytest.raises(sources.FetchError, match="do not match their sha256"):
         await _fetch(f"hf://{GGUF_REPO}/{GGUF.path}", _env(endpoint, tmp_path))
-    assert not [path for path in tmp_path.rglob("*") if path.is_file()]
+    _check_no_file(tmp_path)
+
+
+def _check_no_file(home: Path) -> None:
+    assert not [path for path in home.rglob("*") if path.is_file()]
 
 
 class _Lying(tinymodel.Repo):
@@ -152,7 +166,7 @@ async def test_a_missing_file_or_repository_names_it(
     hub_server: tuple[str, web.Application], tmp_path: Path
 ) -> None:
     endpoint, _ = hub_server
-    with pytest.raises(sources.FetchError, match="has no file 'nope.gguf'"):
+    with pytest.raises(sources.FetchError, match=r"has no file 'nope\.gguf'"):
         await _fetch(f"hf://{GGUF_REPO}/nope.gguf", _env(endpoint, tmp_path))
     with pytest.raises(sources.FetchError, match="404 RepoNotFound"):
         await _fetch("hf://hearth/absent", _env(endpoint, tmp_path))
@@ -186,6 +200,6 @@ async def test_the_command_prints_the_snapshot_folder_last(
 
 
 async def _run(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    import asyncio
-
-    return await asyncio.to_thread(subprocess.run, command, env=env, capture_output=True, text=True, check=False)
+    return await asyncio.to_thread(
+        subprocess.run, command, env=env, capture_output=True, text=True, check=False
+    )

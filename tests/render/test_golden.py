@@ -260,6 +260,6 @@ def test_a_file_engine_without_a_cache_is_refused() -> None:
         if not _loads_a_file(runtime):
             continue
         config = OperatorConfig(gateway_image="hearth.dev/hearth:test")
-        with pytest.raises(ReconcileError, match="spec.cache.prewarm: true") as raised:
+        with pytest.raises(ReconcileError, match=r"spec\.cache\.prewarm: true") as raised:
             plan.build(_service(runtime, "None"), RUNTIMES, config)
         assert raised.value.reason is Reason.RENDER

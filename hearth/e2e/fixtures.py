@@ -27,6 +27,9 @@ def runtime(name: str, *, image: str, resource: str = FAKE_RESOURCE) -> dict[str
                     {"name": "STUB_TOKEN_DELAY", "value": "50ms"},
                     {"name": "STUB_TOKEN_COUNT", "value": "8"},
                     {"name": "STUB_READY_GATES_SERVING", "value": "true"},
+                    # The hub the prewarm Job's `hearth fetch` (hearth image) downloads from: it takes the
+                    # runtime's HF_* env, as the engine would use it.
+                    {"name": "HF_ENDPOINT", "value": f"http://{HUB}"},
                 ],
             },
             "accelerator": {"resourceName": resource},

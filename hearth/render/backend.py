@@ -6,14 +6,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from hearth.api import drain as drain_api
+from hearth.api import quantity
 from hearth.api import runtime as runtime_api
 from hearth.api.core import Probe
 from hearth.api.llmservice import LLMService
 from hearth.api.modeluri import PVC_MOUNT_PATH, ResolvedModel
 from hearth.api.runtime import InferenceRuntime
 from hearth.common import durations
-from hearth.render import common, gotemplate, names
-from hearth.render.cache import CACHE_MOUNT_PATH, CACHE_VOLUME, CachePlan
+from hearth.render import common, engines, gotemplate, names
+from hearth.render.cache import CACHE_MOUNT_PATH, CACHE_VOLUME, HF_HOME, CachePlan
 from hearth.render.errors import Reason, ReconcileError
 from hearth.render.vendors import VendorAdapter
 
@@ -25,6 +26,8 @@ DRAIN_GRACE_MARGIN_SECONDS = 10
 DRAINER_RESOURCES = {"requests": {"cpu": "10m", "memory": "48Mi"}, "limits": {"memory": "96Mi"}}
 DRAINER_TMP_VOLUME = "hearth-drainer-tmp"
 BACKEND_SERVICE_PORT = 80
+#: An accelerator.resourceName that is the CPU itself (a CPU-only runtime, e.g. llamacpp-cpu).
+CPU_RESOURCE = "cpu"
 
 
 def deployment(
@@ -125,16 +128,20 @@ def _check_accelerator(service: LLMService, runtime: InferenceRuntime) -> None:
         raise ReconcileError(Reason.RENDER, "accelerator.scheduler.queue requires scheduler name volcano")
 
 
-def _render_templates(
-    service: LLMService, runtime: InferenceRuntime, model: ResolvedModel
+def render_templates(
+    service: LLMService, runtime: InferenceRuntime, model: ResolvedModel, cache: CachePlan
 ) -> tuple[list[str], list[dict[str, Any]]]:
+    """The serving container's args (the runtime's, else its family's, then argsOverride) and the runtime's
+    env, Go templates rendered."""
     context = gotemplate.service_context(
-        model_path=model.path,
+        model_path=engines.model_path(
+            service, runtime, model, hf_home=HF_HOME if cache.volume is not None else None
+        ),
         service_name=service.metadata.name,
         service_namespace=service.namespace,
     )
     arguments = [
-        *(runtime.spec.container.args or []),
+        *engines.args(runtime),
         *((service.spec.runtime and service.spec.runtime.args_override) or []),
     ]
     try:
@@ -158,7 +165,16 @@ def _resources(service: LLMService, runtime: InferenceRuntime) -> dict[str, Any]
         requests["memory"] = str(spec.memory)
         limits["memory"] = str(spec.memory)
     # The extended resource goes into limits only; Kubernetes mirrors it into requests.
-    limits[runtime.spec.accelerator.resource_name] = str(max(spec.accelerators, 1))
+    count = max(spec.accelerators, 1)
+    resource = runtime.spec.accelerator.resource_name
+    if resource == CPU_RESOURCE and spec.cpu is not None and quantity.parse(str(spec.cpu)) > count:
+        # A CPU runtime's "accelerator" is the CPU: the count is the limit, which the request may not exceed.
+        raise ReconcileError(
+            Reason.RENDER,
+            f"resources.cpu ({spec.cpu}) exceeds resources.accelerators ({count}), the CPU limit of runtime "
+            f'"{runtime.metadata.name}" (accelerator.resourceName cpu): raise accelerators or lower cpu',
+        )
+    limits[resource] = str(count)
     resources: dict[str, Any] = {"limits": limits}
     if requests:
         resources["requests"] = requests
@@ -177,12 +193,14 @@ def _pod_spec(
     vendor: VendorAdapter,
 ) -> dict[str, Any]:
     container_spec = runtime.spec.container
-    args, env = _render_templates(service, runtime, model)
-    env.extend(common.env_entry(key, value) for key, value in model.env)
+    args, env = render_templates(service, runtime, model, cache)
+    env.extend(common.env_entry(key, value) for key, value in engines.source_env(runtime, model))
     env.extend(common.env_entry(key, value) for key, value in cache.env)
     port_name = container_spec.port.name
     health = runtime.spec.health
-    http_health = {"httpGet": {"path": runtime_api.DEFAULT_HEALTH_PATH, "port": port_name}}
+    # The family's paths (SGLang's /health_generate; llama-server's /health answers 503 while it loads).
+    readiness = {"httpGet": {"path": engines.readiness_path(runtime), "port": port_name}}
+    startup = {"httpGet": {"path": engines.startup_path(runtime), "port": port_name}}
     container: dict[str, Any] = {
         "name": CONTAINER_NAME,
         "image": container_spec.image,
@@ -198,12 +216,12 @@ def _pod_spec(
     if env:
         container["env"] = env
     probes = {
-        "readinessProbe": _probe(health.readiness if health else None, http_health),
+        "readinessProbe": _probe(health.readiness if health else None, readiness),
         "livenessProbe": _probe(health.liveness if health else None, None),
         "startupProbe": _probe(
             health.startup if health else None,
             {
-                **http_health,
+                **startup,
                 "periodSeconds": runtime_api.DEFAULT_STARTUP_PERIOD_SECONDS,
                 "failureThreshold": runtime_api.DEFAULT_STARTUP_FAILURE_THRESHOLD,
             },
@@ -258,7 +276,7 @@ def _with_drain(
     if not (lifecycle and lifecycle.pre_stop_drain and seconds > 0):
         return pod
     (container,) = pod["containers"]
-    metrics = runtime.spec.metrics
+    metrics = engines.metrics(runtime)
     if (
         lifecycle.drain_mode == runtime_api.DRAIN_SLEEP
         or metrics is None

@@ -13,7 +13,7 @@ from hearth.api import runtime as runtime_api
 from hearth.api.llmservice import LLMService
 from hearth.api.runtime import InferenceRuntime
 from hearth.common import durations
-from hearth.render import common, names, scalers
+from hearth.render import common, engines, names, scalers
 from hearth.render.config import OperatorConfig
 
 CONTAINER_NAME = "gateway"
@@ -34,10 +34,12 @@ DEFAULT_READINESS_PATH = runtime_api.DEFAULT_HEALTH_PATH
 
 
 def readiness_path(runtime: InferenceRuntime) -> str:
-    """The path of the runtime's HTTP readiness probe, which the gateway probes without API access."""
+    """The path of the runtime's HTTP readiness probe, which the gateway probes without API access: the
+    runtime's own, else its engine family's (SGLang's /health_generate)."""
     health = runtime.spec.health
-    probe = health.readiness.root if health is not None and health.readiness is not None else {}
-    path = (probe.get("httpGet") or {}).get("path")
+    if health is None or health.readiness is None:
+        return engines.readiness_path(runtime)
+    path = (health.readiness.root.get("httpGet") or {}).get("path")
     return path if isinstance(path, str) and path else DEFAULT_READINESS_PATH
 
 

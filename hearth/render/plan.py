@@ -165,7 +165,10 @@ def build(
     builders = scalers.of(config.scaler_mode)
     if cache_plan.claim is not None:
         steps.append(Step(Reason.APPLY_CACHE_PVC, Mode.CREATE, cache_plan.claim))
-    job = cache.prewarm_job(service, runtime, model, cache_plan)
+    _, runtime_env = backend.render_templates(service, runtime, model, cache_plan)
+    job = cache.prewarm_job(
+        service, runtime, model, cache_plan, hearth_image=config.hearth_image, runtime_env=runtime_env
+    )
     if job is not None:
         steps.append(Step(Reason.APPLY_PREWARM_JOB, Mode.CREATE, job))
     if builders.trigger is None:

@@ -27,8 +27,14 @@ CONNECT_TIMEOUT_SECONDS = 30.0
     show_default=True,
     help="Branch, tag or commit of a hub repository.",
 )
+@click.option(
+    "--if-missing",
+    is_flag=True,
+    help="Do nothing, without asking the hub, when the cache already has URI whole (a single-file "
+    "engine's init step: its pods start even when the hub is unreachable).",
+)
 @params.logging_options
-def command(*, uri: str, revision: str, **options: Any) -> None:
+def command(*, uri: str, revision: str, if_missing: bool, **options: Any) -> None:
     """Download URI into the cache the engines read, as the prewarm Job does from the hearth image (no
     Python in the engine image).
 
@@ -44,7 +50,10 @@ def command(*, uri: str, revision: str, **options: Any) -> None:
     logs.configure(level=options["log_level"], fmt=options["log_format"])
     try:
         source, reference = sources.parse(uri)
-        fetched = asyncio.run(_fetch(source, reference, revision))
+        found = source.cached(reference, dict(os.environ), revision) if if_missing else None
+        if found is not None:
+            click.echo(f"hearth fetch: {uri} is in the cache already", err=True)
+        fetched = found if found is not None else asyncio.run(_fetch(source, reference, revision))
     except sources.FetchError as error:
         click.echo(f"hearth fetch: {error}", err=True)
         sys.exit(1)

@@ -76,6 +76,37 @@ def home(env: Mapping[str, str]) -> Path:
     return Path(xdg) / "huggingface"
 
 
+def cached(reference: str, *, env: Mapping[str, str], revision: str = "main") -> Result | None:
+    """What an earlier fetch of *reference* at *revision* left in the cache *env* names, read without the
+    hub (None: not there, or not known to be whole): the file's link for one file (made once the file is
+    whole), else the snapshot ``refs/<revision>`` names (written after every file of the snapshot; a fetch
+    of a commit writes no ref, so its snapshot is never known whole)."""
+    repo, file = split(reference)
+    folder = hfcache.repo_folder(hfcache.cache_dir(env), repo)
+    if file is not None:
+        link = Path(modeluri.fetched_file(str(home(env)), repo, file))
+        if not link.exists():  # follows the link: a dangling one is no file
+            return None
+        # One hop: the link names the snapshot's file (itself a link to the blob).
+        snapshot = Path(os.path.normpath(link.parent / os.readlink(link))).parent
+        return Result(snapshot=snapshot, commit=snapshot.name, files=1, size=link.stat().st_size, link=link)
+    ref = folder / "refs" / revision
+    if not ref.is_file():
+        return None
+    commit = ref.read_text().strip()
+    snapshot = folder / "snapshots" / commit
+    if not hfcache.is_commit(commit) or not snapshot.is_dir():
+        return None
+    present = [path for path in snapshot.iterdir() if path.exists()]
+    return Result(
+        snapshot=snapshot,
+        commit=commit,
+        files=len(present),
+        size=sum(path.stat().st_size for path in present if path.is_file()),
+        link=None,
+    )
+
+
 async def fetch(
     reference: str, *, env: Mapping[str, str], session: aiohttp.ClientSession, revision: str = "main"
 ) -> Result:

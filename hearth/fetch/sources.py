@@ -35,6 +35,9 @@ class FetchError(Exception):
 #: ``fetch(reference, env, session, revision)``: *reference* is the URI after ``<scheme>://``, *env* the
 #: process environment (endpoint, token, cache locations).
 Fetch = Callable[[str, Mapping[str, str], aiohttp.ClientSession, str], Awaitable[Fetched]]
+#: ``cached(reference, env, revision)``: what an earlier fetch left in the cache, read without the network
+#: (None: not there, or not known to be whole).
+Cached = Callable[[str, Mapping[str, str], str], "Fetched | None"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -42,6 +45,7 @@ class Source:
     #: The hub name of :mod:`hearth.api.modeluri` the scheme resolves to.
     hub: str
     fetch: Fetch
+    cached: Cached
     #: What the URI looks like (said when one is refused).
     form: str
 
@@ -62,7 +66,21 @@ async def _huggingface(
     )
 
 
-_HUGGINGFACE = Source(hub="huggingface", fetch=_huggingface, form="hf://<org>/<repo>[/<file>]")
+def _huggingface_cached(reference: str, env: Mapping[str, str], revision: str) -> Fetched | None:
+    found = huggingface.cached(reference, env=env, revision=revision)
+    if found is None:
+        return None
+    return Fetched(
+        folder=found.snapshot, revision=found.commit, files=found.files, size=found.size, file=found.link
+    )
+
+
+_HUGGINGFACE = Source(
+    hub="huggingface",
+    fetch=_huggingface,
+    cached=_huggingface_cached,
+    form="hf://<org>/<repo>[/<file>]",
+)
 
 SCHEMES: dict[str, Source] = {"hf": _HUGGINGFACE, "huggingface": _HUGGINGFACE}
 

@@ -6,19 +6,23 @@ from collections.abc import Sequence
 from typing import Any
 
 from hearth.api import drain as drain_api
-from hearth.api import quantity
+from hearth.api import engines as engines_api
+from hearth.api import modeluri, quantity
 from hearth.api import runtime as runtime_api
 from hearth.api.core import Probe
 from hearth.api.llmservice import LLMService
 from hearth.api.modeluri import PVC_MOUNT_PATH, ResolvedModel
 from hearth.api.runtime import InferenceRuntime
 from hearth.common import durations
+from hearth.render import cache as cache_render
 from hearth.render import common, engines, gotemplate, names
 from hearth.render.cache import CACHE_MOUNT_PATH, CACHE_VOLUME, HF_HOME, CachePlan
 from hearth.render.errors import Reason, ReconcileError
 from hearth.render.vendors import VendorAdapter
 
 CONTAINER_NAME = "serving"
+#: The init container that puts a single-file engine's model in the cache before the engine starts.
+FETCH_CONTAINER_NAME = "hearth-fetch"
 SHM_VOLUME = "dshm"
 MODEL_STORE_VOLUME = "model-store"
 DRAIN_GRACE_MARGIN_SECONDS = 10
@@ -40,11 +44,13 @@ def deployment(
     drainer_image: str | None,
 ) -> dict[str, Any]:
     """The backend Deployment. ``spec.replicas`` is never set: the autoscaler (KEDA/HPA or Hearth's own)
-    owns it, and the API server defaults it to 1 on create. *drainer_image* runs the drain sidecar (the
-    hearth image, as the gateway's; None: no sidecar can run, an UntilIdle drain sleeps)."""
+    owns it, and the API server defaults it to 1 on create. *drainer_image* runs the drain sidecar and a
+    single-file engine's model fetch (the hearth image, as the gateway's; None: no sidecar can run, an
+    UntilIdle drain sleeps)."""
     name = service.metadata.name
     _check_accelerator(service, runtime)
     pod = _pod_spec(service, runtime, model, cache, vendor)
+    pod = _with_model_fetch(pod, runtime, model, cache, hearth_image=drainer_image)
     pod = _with_drain(pod, service, runtime, drainer_image=drainer_image)
     template_metadata = common.template_metadata(
         names.backend_pod_labels(name, runtime.metadata.name), runtime
@@ -257,6 +263,39 @@ def _pod_spec(
     return pod
 
 
+def _with_model_fetch(
+    pod: dict[str, Any],
+    runtime: InferenceRuntime,
+    model: ResolvedModel,
+    cache: CachePlan,
+    *,
+    hearth_image: str | None,
+) -> dict[str, Any]:
+    """A single-file engine (llama-server) is given the path of its model file and exits when it is not
+    there, and the Deployment starts at one replica without waiting for the prewarm Job (SPEC §5.4): so its
+    pods first run ``hearth fetch --if-missing`` (an init container), which returns at once, without asking
+    the hub, when the cache has the file, and else fetches it, beside a Job doing the same (each file is
+    written under a temporary name and renamed). The engine then never starts without its model."""
+    if (
+        engines.of(runtime).model_format is not engines_api.ModelFormat.FILE
+        or model.claim is not None
+        or model.hub not in modeluri.FETCHED_HUBS
+        or hearth_image is None
+        or cache.volume is None
+    ):
+        return pod
+    (container,) = pod["containers"]
+    fetch = cache_render.fetch_container(
+        FETCH_CONTAINER_NAME,
+        model,
+        hearth_image=hearth_image,
+        runtime_env=container.get("env") or [],
+        if_missing=True,
+    )
+    fetch["volumeMounts"] = [{"name": CACHE_VOLUME, "mountPath": CACHE_MOUNT_PATH}]
+    return {**pod, "initContainers": [*pod.get("initContainers", []), fetch]}
+
+
 def _with_drain(
     pod: dict[str, Any], service: LLMService, runtime: InferenceRuntime, *, drainer_image: str | None
 ) -> dict[str, Any]:
@@ -292,20 +331,17 @@ def _with_drain(
             port += 1
         container["lifecycle"] = {"preStop": {"httpGet": {"path": drain_api.DRAIN_PATH, "port": port}}}
         path = metrics.path if metrics.path.startswith("/") else "/" + metrics.path
-        # Listed first, as the kubelet starts it: before the engine.
-        pod = {
-            "initContainers": [
-                _drainer_container(
-                    drainer_image,
-                    port=port,
-                    metrics_url=f"http://127.0.0.1:{metrics_port}{path}",
-                    running=metrics.running,
-                    waiting=metrics.queue_depth,
-                    timeout=str(timeout),
-                )
-            ],
-            **pod,
-        }
+        drainer = _drainer_container(
+            drainer_image,
+            port=port,
+            metrics_url=f"http://127.0.0.1:{metrics_port}{path}",
+            running=metrics.running,
+            waiting=metrics.queue_depth,
+            timeout=str(timeout),
+        )
+        # Listed first, as the kubelet starts it: before the model fetch and the engine.
+        others = {key: value for key, value in pod.items() if key != "initContainers"}
+        pod = {"initContainers": [drainer, *pod.get("initContainers", [])], **others}
         # First: the reference's volumes keep their order (SPEC §2.4), the cache's last.
         pod["volumes"].insert(0, {"name": DRAINER_TMP_VOLUME, "emptyDir": {}})
         # The sidecar needs no Kubernetes API access, and the engine never did: mount no token into either.

@@ -73,6 +73,30 @@ FETCH_ENV_PREFIXES = ("HF_", "HUGGING_FACE_")
 _CACHE_LOCATIONS = frozenset({"HF_HOME", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"})
 
 
+def fetch_container(
+    name: str,
+    model: ResolvedModel,
+    *,
+    hearth_image: str,
+    runtime_env: Sequence[dict[str, Any]],
+    if_missing: bool = False,
+) -> dict[str, Any]:
+    """A container running ``hearth fetch`` of the model into the cache (mounted by the caller): the
+    prewarm Job's, and (*if_missing*: no hub call when the cache has it) a single-file engine's init step.
+    Its env is the cache's and the hub settings of *runtime_env* (the runtime's rendered env)."""
+    fetch_env = [
+        entry
+        for entry in runtime_env
+        if str(entry["name"]).startswith(FETCH_ENV_PREFIXES) and entry["name"] not in _CACHE_LOCATIONS
+    ]
+    return {
+        "name": name,
+        "image": hearth_image,
+        "args": ["fetch", *(["--if-missing"] if if_missing else []), model.uri],
+        "env": [*(common.env_entry(key, value) for key, value in CACHE_ENV), *fetch_env],
+    }
+
+
 def prewarm_job(
     service: LLMService,
     runtime: InferenceRuntime,
@@ -94,17 +118,7 @@ def prewarm_job(
     name = service.metadata.name
     container: dict[str, Any]
     if hearth_image is not None and model.hub in modeluri.FETCHED_HUBS:
-        fetch_env = [
-            entry
-            for entry in runtime_env
-            if str(entry["name"]).startswith(FETCH_ENV_PREFIXES) and entry["name"] not in _CACHE_LOCATIONS
-        ]
-        container = {
-            "name": "prewarm",
-            "image": hearth_image,
-            "args": ["fetch", model.uri],
-            "env": [*(common.env_entry(key, value) for key, value in CACHE_ENV), *fetch_env],
-        }
+        container = fetch_container("prewarm", model, hearth_image=hearth_image, runtime_env=runtime_env)
     else:
         if engines.of(runtime).model_format is api_engines.ModelFormat.FILE:
             raise ReconcileError(

@@ -203,3 +203,39 @@ async def _run(command: list[str], env: dict[str, str]) -> subprocess.CompletedP
     return await asyncio.to_thread(
         subprocess.run, command, env=env, capture_output=True, text=True, check=False
     )
+
+
+async def test_if_missing_asks_no_hub_when_the_cache_has_the_file(
+    hub_server: tuple[str, web.Application], tmp_path: Path
+) -> None:
+    """A single-file engine's init step: the pod starts from a warm cache with the hub unreachable, and a
+    cold cache still fetches."""
+    endpoint, app = hub_server
+    uri = f"hf://{GGUF_REPO}/{GGUF.path}"
+    command = [sys.executable, "-m", "hearth", "fetch", "--if-missing", uri]
+    cold = await _run(command, {**os.environ, **_env(endpoint, tmp_path)})
+    assert cold.returncode == 0, cold.stderr
+    assert app[hub.DOWNLOADS_KEY] == {f"{GGUF_REPO}/{GGUF.path}": 1}
+    unreachable = "http://127.0.0.1:9"  # the discard port: nothing listens
+    warm = await _run(command, {**os.environ, **_env(unreachable, tmp_path)})
+    assert warm.returncode == 0, warm.stderr
+    assert "in the cache already" in warm.stderr
+    assert warm.stdout.splitlines()[-2:] == cold.stdout.splitlines()[-2:]
+    # Without --if-missing the hub is asked (for the commit), and its absence is an error.
+    asked = await _run([*command[:-2], uri], {**os.environ, **_env(unreachable, tmp_path)})
+    assert asked.returncode == 1
+
+
+def test_a_repository_is_cached_once_its_ref_is_written(tmp_path: Path) -> None:
+    """An interrupted fetch of a repository writes no ref: its snapshot is never taken for whole."""
+    env = _env("http://127.0.0.1:9", tmp_path)
+    commit = tinymodel.generate(REPO).commit
+    folder = tmp_path / "hub" / "models--hearth--e2e-model"
+    (folder / "snapshots" / commit).mkdir(parents=True)
+    (folder / "snapshots" / commit / "config.json").write_text("{}")
+    assert huggingface.cached(REPO, env=env) is None
+    (folder / "refs").mkdir()
+    (folder / "refs" / "main").write_text(commit)
+    found = huggingface.cached(REPO, env=env)
+    assert found is not None
+    assert (found.commit, found.files) == (commit, 1)

@@ -2,9 +2,9 @@
 
 One table keyed by ``InferenceRuntime.spec.family``, read by the API (the accepted families and their
 ``kubectl explain`` text), the renderer (:mod:`hearth.render.engines`: default args, probes, metrics, the
-env a source needs, the model path), the gateway (the readiness path reaches it through its env), the
-dashboards and the docs. A runtime's own ``container.args``, ``container.env``,
-``health`` probes and ``metrics`` always win over its family's defaults here.
+env a source needs, the model path), the gateway (the readiness path and the stream rule reach it through
+its env), the dashboards and the docs. A runtime's own ``container.args``, ``container.env``, ``health``
+probes and ``metrics`` always win over its family's defaults here.
 
 Every fact below comes from the engine's own documentation, cited beside it. Adding a family means adding an
 entry here, a bundled runtime and its golden under ``tests/render/golden``, and a row in ``docs/engines.md``

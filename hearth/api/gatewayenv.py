@@ -280,6 +280,16 @@ READINESS_PATH = Setting(
     "Path the probe fallback GETs on the backend: the runtime's readiness probe path.",
     default="/health",
 )
+STREAM_RULE = Setting(
+    "stream_rule",
+    "HEARTH_STREAM_RULE",
+    Kind.CHOICE,
+    'How the engine reads a request\'s "stream" field, so a cold request the engine will stream is held '
+    'as a stream: lax (a pydantic bool: "yes", 1, "true"... stream, as vLLM, SGLang, trtllm-serve) or '
+    "strict (JSON true only, as llama-server, TGI); the operator sets it from the runtime's engine family.",
+    default="lax",
+    choices=("lax", "strict"),
+)
 SHUTDOWN_TIMEOUT = Setting(
     "shutdown_timeout",
     "HEARTH_SHUTDOWN_TIMEOUT",
@@ -355,6 +365,7 @@ SETTINGS: tuple[Setting, ...] = (
     SCALER_MODE,
     READINESS,
     READINESS_PATH,
+    STREAM_RULE,
     MODEL_NAME,
     MAX_BODY_BYTES,
     MAX_BUFFERED_BYTES,

@@ -153,9 +153,14 @@ def deployment_spec(*, replicas: int, selector: dict[str, str], pod_spec: dict[s
 
 
 def deployment(
-    service: LLMService, config: OperatorConfig, *, readiness: str = DEFAULT_READINESS_PATH
+    service: LLMService,
+    config: OperatorConfig,
+    *,
+    readiness: str = DEFAULT_READINESS_PATH,
+    stream_rule: str = "lax",
 ) -> dict[str, Any]:
-    """*readiness* is the backend's readiness probe path (see :func:`readiness_path`)."""
+    """*readiness* is the backend's readiness probe path (see :func:`readiness_path`), *stream_rule* how its
+    engine reads ``stream`` (:func:`hearth.render.engines.of`)."""
     name = service.metadata.name
     selector = names.gateway_selector(name)
     env = _reference_env(service, config) + _discovery_env(service, config)
@@ -163,6 +168,8 @@ def deployment(
     env.append(common.env_entry(gatewayenv.MAX_BUFFERED_BYTES.env, str(BUFFERED_BYTES)))
     if readiness != DEFAULT_READINESS_PATH:
         env.append(common.env_entry(gatewayenv.READINESS_PATH.env, readiness))
+    if stream_rule != gatewayenv.STREAM_RULE.default:
+        env.append(common.env_entry(gatewayenv.STREAM_RULE.env, stream_rule))
     if config.gateway_args:
         gateway_container["args"] = list(config.gateway_args)
     account = names.gateway(name) if config.gateway_service_account else None

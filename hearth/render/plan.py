@@ -11,7 +11,7 @@ from typing import Any
 from hearth.api import modeluri
 from hearth.api.llmservice import LLMService
 from hearth.api.runtime import InferenceRuntime
-from hearth.render import backend, cache, gateway, names, scaledobject, scalers, selection, vendors
+from hearth.render import backend, cache, engines, gateway, names, scaledobject, scalers, selection, vendors
 from hearth.render.config import OperatorConfig
 from hearth.render.errors import Reason, ReconcileError
 
@@ -75,7 +75,12 @@ def _dedicated_gateway_steps(
         Step(
             Reason.APPLY_GATEWAY,
             Mode.APPLY,
-            gateway.deployment(service, config, readiness=gateway.readiness_path(runtime)),
+            gateway.deployment(
+                service,
+                config,
+                readiness=gateway.readiness_path(runtime),
+                stream_rule=str(engines.of(runtime).stream_rule),
+            ),
         ),
         Step(Reason.APPLY_GATEWAY_SERVICE, Mode.APPLY, gateway.service_manifest(service)),
     ]

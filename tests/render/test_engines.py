@@ -128,6 +128,8 @@ def test_a_runtime_without_args_or_probes_gets_its_familys(
     gateway_env = manifests["Deployment/qwen-gateway"]["spec"]["template"]["spec"]["containers"][0]["env"]
     readiness = [entry["value"] for entry in gateway_env if entry["name"] == "HEARTH_READINESS_PATH"]
     assert readiness == ([] if probe == gateway.DEFAULT_READINESS_PATH else [probe])
+    rule = [entry["value"] for entry in gateway_env if entry["name"] == "HEARTH_STREAM_RULE"]
+    assert rule == (["strict"] if family in {"llamacpp", "tgi"} else [])
 
 
 def test_every_family_has_a_case_above() -> None:

@@ -155,17 +155,22 @@ def _side(documents: list[dict[str, Any]], *, gateway: bool) -> list[dict[str, A
     return [document for document in documents if (document["step"] in GATEWAY_STEPS) is gateway]
 
 
+#: The gateway env its runtime's engine family shapes: the readiness path (SGLang's /health_generate) and
+#: the stream rule (llama-server's strict one).
+ENGINE_GATEWAY_ENV = {gatewayenv.READINESS_PATH.env, gatewayenv.STREAM_RULE.env}
+
+
 def _readiness_env(documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Take the gateway's HEARTH_READINESS_PATH out of *documents* (in place) and return it: the one part of
-    the gateway side its runtime's engine family shapes (SGLang's /health_generate)."""
+    """Take the gateway's engine env out of *documents* (in place) and return it: the one part of the
+    gateway side its runtime's engine family shapes."""
     taken: list[dict[str, Any]] = []
     for document in documents:
         if document["step"] != Reason.APPLY_GATEWAY.value:
             continue
         for container in document["spec"]["template"]["spec"]["containers"]:
             env = container.get("env", [])
-            taken += [entry for entry in env if entry["name"] == gatewayenv.READINESS_PATH.env]
-            container["env"] = [entry for entry in env if entry["name"] != gatewayenv.READINESS_PATH.env]
+            taken += [entry for entry in env if entry["name"] in ENGINE_GATEWAY_ENV]
+            container["env"] = [entry for entry in env if entry["name"] not in ENGINE_GATEWAY_ENV]
     return taken
 
 

@@ -27,7 +27,7 @@ WIDTH = 64
 HEADS = 4
 BLOCKS = 2
 FEED_FORWARD = 128
-WORD_PIECES = ("▁the", "▁model", "▁wakes", "▁from", "▁zero", "▁hearth", "▁a", "▁is", "ing", "ed", "s")
+WORD_PIECES = ("▁", "▁the", "▁model", "▁wakes", "▁from", "▁zero", "▁hearth", "▁a", "▁is", "ing", "ed", "s")
 
 
 def vocabulary() -> tuple[list[str], list[float], list[int]]:

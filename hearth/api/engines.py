@@ -111,6 +111,10 @@ class Engine:
     #: Env the engine needs per model hub (``huggingface``, ``modelscope``) on the serving container.
     source_env: Mapping[str, tuple[tuple[str, str], ...]]
     stream_rule: StreamRule
+    #: How long the engine's HTTP server keeps an idle connection open (None: it does not close idle ones).
+    #: The gateway reuses an idle upstream connection for less than every family's (hearth.gateway.proxy
+    #: UPSTREAM_IDLE_SECONDS; a test keeps it so), so a request never goes out on one being closed.
+    keep_alive_seconds: float | None
     #: How the engine itself drains on SIGTERM, said in the docs (Hearth's preStop drain works for every
     #: family; this is what the engine adds).
     drain: str
@@ -155,6 +159,9 @@ _TABLE: dict[Family, Engine] = {
         # https://docs.vllm.ai/en/stable/configuration/env_vars.html
         source_env={"modelscope": (("VLLM_USE_MODELSCOPE", "true"),)},
         stream_rule=StreamRule.LAX,
+        # uvicorn, started with VLLM_HTTP_TIMEOUT_KEEP_ALIVE (default 5 s).
+        # https://docs.vllm.ai/en/stable/configuration/env_vars.html
+        keep_alive_seconds=5.0,
         drain=(
             "finishes running requests on SIGTERM for --shutdown-timeout seconds where the version has the "
             "flag (add it to the runtime's args); older versions stop at once"
@@ -199,6 +206,8 @@ _TABLE: dict[Family, Engine] = {
         # https://docs.sglang.ai/references/environment_variables.html
         source_env={"modelscope": (("SGLANG_USE_MODELSCOPE", "true"),)},
         stream_rule=StreamRule.LAX,
+        # uvicorn with timeout_keep_alive=5 (sglang/srt/entrypoints/http_server.py).
+        keep_alive_seconds=5.0,
         drain="no documented graceful drain: Hearth's preStop drain keeps the pod until it is idle",
         proof=Proof.RENDERED,
     ),
@@ -240,6 +249,8 @@ _TABLE: dict[Family, Engine] = {
         source_env={},
         # The server reads "stream" from the request JSON as a bool (tools/server/utils.hpp json_value).
         stream_rule=StreamRule.STRICT,
+        # cpp-httplib's default keep-alive timeout, CPPHTTPLIB_KEEPALIVE_TIMEOUT_SECOND = 5.
+        keep_alive_seconds=5.0,
         drain="stops at once on SIGTERM: Hearth's preStop drain keeps the pod until it is idle",
         proof=Proof.E2E,
     ),
@@ -263,6 +274,8 @@ _TABLE: dict[Family, Engine] = {
         model_format=ModelFormat.REPO,
         source_env={},
         stream_rule=StreamRule.LAX,
+        # uvicorn's default --timeout-keep-alive, 5 s (https://www.uvicorn.org/settings/#timeouts).
+        keep_alive_seconds=5.0,
         drain="no documented graceful drain: Hearth's preStop drain sleeps drainTimeout (no metrics to read)",
         proof=Proof.RENDERED,
     ),
@@ -285,6 +298,8 @@ _TABLE: dict[Family, Engine] = {
         source_env={},
         # The router deserialises requests with serde: a JSON bool only.
         stream_rule=StreamRule.STRICT,
+        # The router's axum/hyper server closes no idle connection by default.
+        keep_alive_seconds=None,
         drain="the router finishes in-flight requests on SIGTERM",
         proof=Proof.RENDERED,
         note="upstream is in maintenance mode (https://github.com/huggingface/text-generation-inference)",

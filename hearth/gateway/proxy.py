@@ -21,9 +21,10 @@ from hearth.gateway.metrics import RouteMetrics
 from hearth.gateway.readiness import ReadinessSource
 
 UPSTREAM_CONNECT_TIMEOUT = 5.0
-#: How long an idle upstream connection is kept for the next request: under vLLM's own keep-alive (uvicorn's
-#: 5 s), so a request never goes out on a connection the backend is closing at that moment (a POST that
-#: meets that close cannot safely be sent again and would be a 502).
+#: How long an idle upstream connection is kept for the next request: under every engine's own keep-alive
+#: (5 s for vLLM's and SGLang's uvicorn and llama-server's cpp-httplib: hearth.api.engines, whose test keeps
+#: this below them), so a request never goes out on a connection the backend is closing at that moment (a
+#: POST that meets that close cannot safely be sent again and would be a 502).
 UPSTREAM_IDLE_SECONDS = 4.0
 SMALL_ANSWER_BYTES = 256 * 1024
 

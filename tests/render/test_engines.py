@@ -10,6 +10,7 @@ import pytest
 from hearth.api import engines, loading
 from hearth.api.llmservice import LLMService
 from hearth.api.runtime import InferenceRuntime
+from hearth.gateway import proxy
 from hearth.render import gateway, plan
 from hearth.render.config import OperatorConfig
 from hearth.render.errors import Reason, ReconcileError
@@ -200,3 +201,10 @@ def test_the_cpu_accelerator_limit_bounds_the_cpu_request() -> None:
     )
     with pytest.raises(ReconcileError, match=r"resources\.cpu \(3\) exceeds resources\.accelerators \(2\)"):
         plan.build(too_much, [runtime], CONFIG)
+
+
+def test_the_gateway_drops_idle_upstream_connections_before_any_engine_does() -> None:
+    """A POST sent on a connection the engine is closing cannot be retried safely (a 502)."""
+    for family in engines.FAMILIES:
+        keep_alive = engines.engine(family).keep_alive_seconds
+        assert keep_alive is None or keep_alive > proxy.UPSTREAM_IDLE_SECONDS, family

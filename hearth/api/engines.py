@@ -115,6 +115,9 @@ class Engine:
     #: The gateway reuses an idle upstream connection for less than every family's (hearth.gateway.proxy
     #: UPSTREAM_IDLE_SECONDS; a test keeps it so), so a request never goes out on one being closed.
     keep_alive_seconds: float | None
+    #: The engine closes its connection after a streamed (chunked) answer without saying so
+    #: (``Connection: close``): the gateway must not send the next request on it.
+    closes_after_stream: bool
     #: How the engine itself drains on SIGTERM, said in the docs (Hearth's preStop drain works for every
     #: family; this is what the engine adds).
     drain: str
@@ -162,6 +165,7 @@ _TABLE: dict[Family, Engine] = {
         # uvicorn, started with VLLM_HTTP_TIMEOUT_KEEP_ALIVE (default 5 s).
         # https://docs.vllm.ai/en/stable/configuration/env_vars.html
         keep_alive_seconds=5.0,
+        closes_after_stream=False,
         drain=(
             "finishes running requests on SIGTERM for --shutdown-timeout seconds where the version has the "
             "flag (add it to the runtime's args); older versions stop at once"
@@ -208,6 +212,7 @@ _TABLE: dict[Family, Engine] = {
         stream_rule=StreamRule.LAX,
         # uvicorn with timeout_keep_alive=5 (sglang/srt/entrypoints/http_server.py).
         keep_alive_seconds=5.0,
+        closes_after_stream=False,
         drain="no documented graceful drain: Hearth's preStop drain keeps the pod until it is idle",
         proof=Proof.RENDERED,
     ),
@@ -251,6 +256,9 @@ _TABLE: dict[Family, Engine] = {
         stream_rule=StreamRule.STRICT,
         # cpp-httplib's default keep-alive timeout, CPPHTTPLIB_KEEPALIVE_TIMEOUT_SECOND = 5.
         keep_alive_seconds=5.0,
+        # Measured with llama-server of llama-cpp-python 0.3.36's sources (cpp-httplib): a streamed answer
+        # ends with the connection closed, no Connection: close said; a plain one keeps it open.
+        closes_after_stream=True,
         drain="stops at once on SIGTERM: Hearth's preStop drain keeps the pod until it is idle",
         proof=Proof.E2E,
     ),
@@ -276,6 +284,7 @@ _TABLE: dict[Family, Engine] = {
         stream_rule=StreamRule.LAX,
         # uvicorn's default --timeout-keep-alive, 5 s (https://www.uvicorn.org/settings/#timeouts).
         keep_alive_seconds=5.0,
+        closes_after_stream=False,
         drain="no documented graceful drain: Hearth's preStop drain sleeps drainTimeout (no metrics to read)",
         proof=Proof.RENDERED,
     ),
@@ -300,6 +309,7 @@ _TABLE: dict[Family, Engine] = {
         stream_rule=StreamRule.STRICT,
         # The router's axum/hyper server closes no idle connection by default.
         keep_alive_seconds=None,
+        closes_after_stream=False,
         drain="the router finishes in-flight requests on SIGTERM",
         proof=Proof.RENDERED,
         note="upstream is in maintenance mode (https://github.com/huggingface/text-generation-inference)",

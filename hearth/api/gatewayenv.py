@@ -290,6 +290,16 @@ STREAM_RULE = Setting(
     default="lax",
     choices=("lax", "strict"),
 )
+UPSTREAM_AFTER_STREAM = Setting(
+    "upstream_after_stream",
+    "HEARTH_UPSTREAM_AFTER_STREAM",
+    Kind.CHOICE,
+    "What the gateway does with a backend connection after a streamed answer: reuse it, or close it for an "
+    "engine that closes it itself without saying so (llama-server), so no request goes out on a connection "
+    "being closed; the operator sets it from the runtime's engine family.",
+    default="reuse",
+    choices=("reuse", "close"),
+)
 SHUTDOWN_TIMEOUT = Setting(
     "shutdown_timeout",
     "HEARTH_SHUTDOWN_TIMEOUT",
@@ -366,6 +376,7 @@ SETTINGS: tuple[Setting, ...] = (
     READINESS,
     READINESS_PATH,
     STREAM_RULE,
+    UPSTREAM_AFTER_STREAM,
     MODEL_NAME,
     MAX_BODY_BYTES,
     MAX_BUFFERED_BYTES,

@@ -35,9 +35,10 @@ OVER_CONTEXT_TYPE = "exceed_context_size_error"
 #: by default across its slots).
 OVER_CONTEXT_PROMPT = "x " * 5000
 #: Load for 1 -> 2: clients streaming back to back (the tiny model answers in milliseconds, so only
-#: continuous traffic keeps more than one request in flight).
+#: continuous traffic keeps more than one request in flight). llama-server's slots share one KV cache of
+#: the model's 512-token context, so 4 streams of a ~54-token prompt and 64 tokens fit in it together.
 LOAD_CLIENTS = 4
-LOAD_TOKENS = 400
+LOAD_TOKENS = 64
 
 
 def runtime(name: str, *, image: str) -> dict[str, Any]:
@@ -49,7 +50,13 @@ def runtime(name: str, *, image: str) -> dict[str, Any]:
         "spec": {
             "family": "llamacpp",
             "vendor": "generic",
-            "container": {"image": image, "imagePullPolicy": "IfNotPresent"},
+            "container": {
+                "image": image,
+                "imagePullPolicy": "IfNotPresent",
+                # The hub the model comes from: a mirror, as an air-gapped user names theirs (the prewarm
+                # Job and the pods' hearth fetch read the runtime's HF_* env).
+                "env": [{"name": "HF_ENDPOINT", "value": f"http://{fixtures.HUB}"}],
+            },
             # One fake device per replica, so 1 -> 2 is the accelerator accounting's too.
             "accelerator": {"resourceName": fixtures.FAKE_RESOURCE},
             "lifecycle": {"preStopDrain": True},
@@ -120,8 +127,19 @@ async def engine_error_passes_through(run: Run) -> str:
 
 
 async def real_engine_scales_out_and_back(run: Run) -> str:
-    """L3: continuous streams over the gateway scale the engine 1 -> 2; after them it returns to 0."""
-    await _preconditions(run)
+    """L3: continuous streams over the gateway scale the engine 1 -> 2; after them it returns to 0. The
+    last of the three: the LLMService and its runtime go with it, whatever happened before."""
+    try:
+        await _preconditions(run)
+        return await _scale_out_and_back(run)
+    finally:
+        with contextlib.suppress(ApiError):
+            await run.client.delete(resources.LLMSERVICE, SERVICE, run.namespace)
+        with contextlib.suppress(ApiError):
+            await run.client.delete(resources.INFERENCE_RUNTIME, _runtime_name(run))
+
+
+async def _scale_out_and_back(run: Run) -> str:
     url = await run.gateway_url(SERVICE)
     answered = 0
     stop = asyncio.Event()
@@ -149,6 +167,7 @@ async def real_engine_scales_out_and_back(run: Run) -> str:
         waiting = asyncio.create_task(run.wait("2 ready llama-server replicas", lambda: _ready(run, 2)))
         done, _ = await asyncio.wait([waiting, *clients], return_when=asyncio.FIRST_COMPLETED)
         if waiting not in done:
+            waiting.cancel()
             next(iter(done)).result()  # a client failed: raise its error
         waiting.result()
         scaled = time.monotonic() - started
@@ -159,13 +178,7 @@ async def real_engine_scales_out_and_back(run: Run) -> str:
         with contextlib.suppress(asyncio.CancelledError, ScenarioFailedError):
             await asyncio.gather(*clients)
     ended = time.monotonic()
-    try:
-        await run.wait(f"{SERVICE} back at zero", lambda: _at(run, 0))
-    finally:
-        with contextlib.suppress(ApiError):
-            await run.client.delete(resources.LLMSERVICE, SERVICE, run.namespace)
-        with contextlib.suppress(ApiError):
-            await run.client.delete(resources.INFERENCE_RUNTIME, _runtime_name(run))
+    await run.wait(f"{SERVICE} back at zero", lambda: _at(run, 0))
     return (
         f"{LOAD_CLIENTS} clients streaming back to back: 2 ready replicas after {scaled:.1f}s "
         f"({answered} streams of {LOAD_TOKENS} tokens answered); back at 0 {time.monotonic() - ended:.1f}s "

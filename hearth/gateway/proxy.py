@@ -46,10 +46,15 @@ class Exchange:
             hook(began)
 
 
-def new_upstream() -> upstream_client.Pool:
+def new_upstream(*, reuse_after_stream: bool = True) -> upstream_client.Pool:
     """The proxy's upstream connections: a bounded connect, no total timeout (a generation takes as long
-    as it takes), idle connections kept for the next request."""
-    return upstream_client.Pool(connect_timeout=UPSTREAM_CONNECT_TIMEOUT, idle_timeout=UPSTREAM_IDLE_SECONDS)
+    as it takes), idle connections kept for the next request (after a streamed answer only when
+    *reuse_after_stream*: HEARTH_UPSTREAM_AFTER_STREAM)."""
+    return upstream_client.Pool(
+        connect_timeout=UPSTREAM_CONNECT_TIMEOUT,
+        idle_timeout=UPSTREAM_IDLE_SECONDS,
+        reuse_after_stream=reuse_after_stream,
+    )
 
 
 class Proxy:

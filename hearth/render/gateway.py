@@ -158,9 +158,11 @@ def deployment(
     *,
     readiness: str = DEFAULT_READINESS_PATH,
     stream_rule: str = "lax",
+    upstream_after_stream: str = "reuse",
 ) -> dict[str, Any]:
     """*readiness* is the backend's readiness probe path (see :func:`readiness_path`), *stream_rule* how its
-    engine reads ``stream`` (:func:`hearth.render.engines.of`)."""
+    engine reads ``stream`` and *upstream_after_stream* whether its connection outlives a streamed answer
+    (:func:`hearth.render.engines.of`)."""
     name = service.metadata.name
     selector = names.gateway_selector(name)
     env = _reference_env(service, config) + _discovery_env(service, config)
@@ -170,6 +172,8 @@ def deployment(
         env.append(common.env_entry(gatewayenv.READINESS_PATH.env, readiness))
     if stream_rule != gatewayenv.STREAM_RULE.default:
         env.append(common.env_entry(gatewayenv.STREAM_RULE.env, stream_rule))
+    if upstream_after_stream != gatewayenv.UPSTREAM_AFTER_STREAM.default:
+        env.append(common.env_entry(gatewayenv.UPSTREAM_AFTER_STREAM.env, upstream_after_stream))
     if config.gateway_args:
         gateway_container["args"] = list(config.gateway_args)
     account = names.gateway(name) if config.gateway_service_account else None

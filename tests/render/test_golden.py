@@ -157,7 +157,11 @@ def _side(documents: list[dict[str, Any]], *, gateway: bool) -> list[dict[str, A
 
 #: The gateway env its runtime's engine family shapes: the readiness path (SGLang's /health_generate) and
 #: the stream rule (llama-server's strict one).
-ENGINE_GATEWAY_ENV = {gatewayenv.READINESS_PATH.env, gatewayenv.STREAM_RULE.env}
+ENGINE_GATEWAY_ENV = {
+    gatewayenv.READINESS_PATH.env,
+    gatewayenv.STREAM_RULE.env,
+    gatewayenv.UPSTREAM_AFTER_STREAM.env,
+}
 
 
 def _readiness_env(documents: list[dict[str, Any]]) -> list[dict[str, Any]]:

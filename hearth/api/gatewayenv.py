@@ -280,6 +280,26 @@ READINESS_PATH = Setting(
     "Path the probe fallback GETs on the backend: the runtime's readiness probe path.",
     default="/health",
 )
+STREAM_RULE = Setting(
+    "stream_rule",
+    "HEARTH_STREAM_RULE",
+    Kind.CHOICE,
+    'How the engine reads a request\'s "stream" field, so a cold request the engine will stream is held '
+    'as a stream: lax (a pydantic bool: "yes", 1, "true"... stream, as vLLM, SGLang, trtllm-serve) or '
+    "strict (JSON true only, as llama-server, TGI); the operator sets it from the runtime's engine family.",
+    default="lax",
+    choices=("lax", "strict"),
+)
+UPSTREAM_AFTER_STREAM = Setting(
+    "upstream_after_stream",
+    "HEARTH_UPSTREAM_AFTER_STREAM",
+    Kind.CHOICE,
+    "What the gateway does with a backend connection after a streamed answer: reuse it, or close it for an "
+    "engine that closes it itself without saying so (llama-server), so no request goes out on a connection "
+    "being closed; the operator sets it from the runtime's engine family.",
+    default="reuse",
+    choices=("reuse", "close"),
+)
 SHUTDOWN_TIMEOUT = Setting(
     "shutdown_timeout",
     "HEARTH_SHUTDOWN_TIMEOUT",
@@ -363,6 +383,8 @@ SETTINGS: tuple[Setting, ...] = (
     SCALER_MODE,
     READINESS,
     READINESS_PATH,
+    STREAM_RULE,
+    UPSTREAM_AFTER_STREAM,
     MODEL_NAME,
     MAX_BODY_BYTES,
     MAX_BUFFERED_BYTES,

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 import pydantic
 
-from hearth.api import k8s_schema
+from hearth.api import engines, k8s_schema
 from hearth.api.base import ApiModel, Int32, Int64, nested
 from hearth.api.core import Condition, EnvVar, Probe, Toleration
 from hearth.api.meta import ObjectMeta
@@ -23,7 +23,8 @@ DEFAULT_STARTUP_FAILURE_THRESHOLD = 60
 #: nvidia and ascend as in the reference; generic is any other device plugin (no vendor-specific mounts).
 Vendor = Literal["nvidia", "ascend", "generic"]
 VENDORS: tuple[str, ...] = ("nvidia", "ascend", "generic")
-Family = Literal["vllm"]
+#: The engine families of :mod:`hearth.api.engines` (a test keeps the two in agreement).
+Family = Literal["vllm", "sglang", "llamacpp", "trtllm", "tgi"]
 #: How a backend pod drains when ``lifecycle.preStopDrain`` is true (README "Draining a backend"):
 #: UntilIdle ends the drain as soon as the engine reports nothing running or waiting (capped by
 #: drainTimeout); Sleep always waits the whole drainTimeout, as the reference does.
@@ -81,12 +82,13 @@ class Container(ApiModel):
     """The serving container."""
 
     image: str = pydantic.Field(min_length=1)
-    """Serving image; it must serve the OpenAI API and GET /health."""
+    """Serving image; it must serve the OpenAI API (and its family's readiness path, e.g. GET /health)."""
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = None
     """The serving container's imagePullPolicy (default: Kubernetes' own, IfNotPresent unless the tag is
     latest). Never suits air-gapped nodes whose images are preloaded."""
     args: list[str] | None = None
-    """Arguments; Go-template fields {{ .Model.Path }}, {{ .Service.Name }} and {{ .Service.Namespace }}
+    """Arguments (default: the family's, for its upstream image: model path, served name, host, port and the
+    metrics flag); Go-template fields {{ .Model.Path }}, {{ .Service.Name }} and {{ .Service.Namespace }}
     are rendered, and an unknown field fails reconcile (Render)."""
     env: list[EnvVar] | None = pydantic.Field(
         default=None, json_schema_extra=k8s_schema.markers(k8s_schema.CORE + "Container", "env")
@@ -158,14 +160,17 @@ class Accelerator(ApiModel):
 
 
 class Health(ApiModel):
-    """Backend probes; by default readiness and startup GET /health on the named port."""
+    """Backend probes; by default readiness and startup GET the family's readiness path (/health; SGLang
+    /health_generate) on the named port."""
 
     readiness: Probe | None = None
-    """Readiness probe (default GET /health): a pod joins the backend only once the model is loaded."""
+    """Readiness probe (default GET the family's readiness path): a pod joins the backend only once the
+    model is loaded."""
     liveness: Probe | None = None
     """Liveness probe (default none)."""
     startup: Probe | None = None
-    """Startup probe (default GET /health every 10s, 60 failures allowed: about 10 minutes to load)."""
+    """Startup probe (default GET the family's startup path every 10s, 60 failures allowed: about 10 minutes
+    to load)."""
 
 
 class Lifecycle(ApiModel):
@@ -203,8 +208,7 @@ class Metrics(ApiModel):
 class InferenceRuntimeSpec(ApiModel):
     """A reusable serving profile for one engine on one kind of accelerator."""
 
-    family: Family = "vllm"
-    """Engine family (only vllm)."""
+    family: Family = pydantic.Field(default="vllm", description=engines.describe())
     vendor: Vendor
     """Accelerator vendor: nvidia, ascend, or generic (any other device plugin)."""
     priority: Int32 = 0
@@ -218,7 +222,8 @@ class InferenceRuntimeSpec(ApiModel):
     lifecycle: Lifecycle | None = None
     """Grace period and drain."""
     metrics: Metrics | None = None
-    """Engine metrics metadata."""
+    """Engine metrics metadata (default: the family's metric names, e.g. vllm:num_requests_waiting;
+    dashboards and the UntilIdle drain read these)."""
 
 
 class InferenceRuntimeStatus(ApiModel):

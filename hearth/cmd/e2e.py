@@ -21,6 +21,20 @@ from hearth.kube.client import KubeClient
     help="Image of the CPU stub the test runtime serves (must be pullable or preloaded).",
 )
 @click.option(
+    "--engine-image",
+    type=params.TEXT,
+    envvar="HEARTH_E2E_ENGINE_IMAGE",
+    show_envvar=True,
+    help="Image of llama.cpp's llama-server for the real-engine scenarios (testing/llamacpp/build-image.sh).",
+)
+@click.option(
+    "--gguf",
+    type=click.Path(exists=True, dir_okay=False),
+    envvar="HEARTH_E2E_GGUF",
+    show_envvar=True,
+    help="The GGUF model the real-engine scenarios serve (testing/llamacpp/make_gguf.py writes one).",
+)
+@click.option(
     "--access",
     type=click.Choice(["auto", "service", "port-forward"]),
     default="auto",
@@ -60,6 +74,8 @@ def command(
     *,
     only: tuple[str, ...],
     stub_image: str,
+    engine_image: str | None,
+    gguf: str | None,
     access: str,
     timeout_seconds: int,
     keep: bool,
@@ -81,13 +97,17 @@ def command(
     and a deleted model's route goes within seconds (and, in builtin mode, the same before a pool); an
     AcceleratorPool of 2 devices and three models swaps the least recently used idle model out for a cold
     one, never one with a stream in flight, a pinned one or one of higher priority, and bounds swaps under
-    alternating traffic; deleting the LLMServices removes everything.
+    alternating traffic; a real engine (llama.cpp's llama-server, given --engine-image and --gguf) is
+    prewarmed, woken from zero, answers the openai client, passes its own errors through and scales 1->2->0;
+    deleting the LLMServices removes everything.
 
     Needs Hearth installed (hearth install; --gateway-replicas 2 for the two-gateway scenario), a node
     advertising hearth.dev/fake-accelerator, the stub image, and a default StorageClass (for the
     NodeLocalPVC scenario). Exits 1 if any scenario fails."""
     options = runner.Options(
         stub_image=stub_image,
+        engine_image=engine_image,
+        gguf=gguf,
         access=access,
         timeout=float(timeout_seconds),
         keep=keep,

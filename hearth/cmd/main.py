@@ -16,6 +16,7 @@ import hearth
 _COMMANDS = {
     "drainer": ("hearth.cmd.drainer", "command"),
     "e2e": ("hearth.cmd.e2e", "command"),
+    "fetch": ("hearth.cmd.fetch", "command"),
     "gateway": ("hearth.cmd.gateway", "command"),
     "install": ("hearth.cmd.install", "install_command"),
     "operator": ("hearth.cmd.operator", "command"),

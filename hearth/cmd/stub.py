@@ -9,8 +9,8 @@ from typing import Any
 import click
 
 from hearth.cmd import params
-from hearth.common import durations, logs, netaddr, serve
-from hearth.stub import hfcache, server, vllm_args
+from hearth.common import durations, hfcache, logs, netaddr, serve
+from hearth.stub import server, vllm_args
 from hearth.stub.settings import DEFAULT_MODEL, StubSettings
 
 log = logging.getLogger(__name__)

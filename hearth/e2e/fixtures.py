@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+from pathlib import Path
 from typing import Any
 
 from hearth.render import podsecurity
@@ -49,6 +51,9 @@ def runtime(name: str, *, image: str, resource: str = FAKE_RESOURCE) -> dict[str
                     {"name": "STUB_TOKEN_DELAY", "value": "50ms"},
                     {"name": "STUB_TOKEN_COUNT", "value": "8"},
                     {"name": "STUB_READY_GATES_SERVING", "value": "true"},
+                    # The hub the prewarm Job's `hearth fetch` (hearth image) downloads from: it takes the
+                    # runtime's HF_* env, as the engine would use it.
+                    {"name": "HF_ENDPOINT", "value": f"http://{HUB}"},
                 ],
                 # As the bundled vllm-stub: the stub image's own user, so its pods meet restricted.
                 "runAsUser": podsecurity.NONROOT_UID,
@@ -121,17 +126,43 @@ HUB_PORT = 8080
 HOST_CACHE_ROOT = "/var/lib/hearth/cache"
 
 
-def hub(namespace: str, *, image: str) -> list[dict[str, Any]]:
-    """A Deployment and Service of ``hearth stub-hub`` serving MODEL_REPO: the hub of the prewarm Jobs."""
+#: The real engine's model (hearth.e2e.engines): a GGUF the stand-in hub serves as one file of GGUF_REPO,
+#: carried to it in a ConfigMap (far under its 1 MiB limit: testing/llamacpp/make_gguf.py writes ~200 KB).
+GGUF_REPO = "hearth/e2e-gguf"
+GGUF_FILE = "model.gguf"
+GGUF_URI = f"hf://{GGUF_REPO}/{GGUF_FILE}"
+GGUF_CONFIG_MAP = "hearth-hub-gguf"
+GGUF_MOUNT = "/models"
+
+
+def gguf_config_map(namespace: str, path: str) -> dict[str, Any]:
+    """The GGUF at *path* for the stand-in hub to serve (``stub-hub --file``)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": GGUF_CONFIG_MAP, "namespace": namespace},
+        "binaryData": {GGUF_FILE: base64.b64encode(Path(path).read_bytes()).decode()},
+    }
+
+
+def hub(namespace: str, *, image: str, gguf: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """A Deployment and Service of ``hearth stub-hub`` serving MODEL_REPO: the hub of the prewarm Jobs;
+    with the *gguf* ConfigMap, GGUF_REPO too."""
     labels = {"app.kubernetes.io/name": HUB, "app.kubernetes.io/part-of": "hearth-e2e"}
-    container = {
+    command = ["/usr/local/bin/hearth", "stub-hub", f"--listen=:{HUB_PORT}", f"--repo={MODEL_REPO}"]
+    container: dict[str, Any] = {
         "name": "hub",
         "image": image,
         "imagePullPolicy": "IfNotPresent",
-        "command": ["/usr/local/bin/hearth", "stub-hub", f"--listen=:{HUB_PORT}", f"--repo={MODEL_REPO}"],
+        "command": command,
         "ports": [{"name": "http", "containerPort": HUB_PORT}],
         "readinessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 1},
     }
+    pod: dict[str, Any] = {"containers": [container]}
+    if gguf is not None:
+        command.append(f"--file={GGUF_REPO}={GGUF_MOUNT}/{GGUF_FILE}")
+        container["volumeMounts"] = [{"name": "gguf", "mountPath": GGUF_MOUNT, "readOnly": True}]
+        pod["volumes"] = [{"name": "gguf", "configMap": {"name": gguf["metadata"]["name"]}}]
     return [
         {
             "apiVersion": "apps/v1",
@@ -140,7 +171,7 @@ def hub(namespace: str, *, image: str) -> list[dict[str, Any]]:
             "spec": {
                 "replicas": 1,
                 "selector": {"matchLabels": labels},
-                "template": {"metadata": {"labels": labels}, "spec": restricted({"containers": [container]})},
+                "template": {"metadata": {"labels": labels}, "spec": restricted(pod)},
             },
         },
         {

@@ -73,6 +73,9 @@ class Options:
     #: Label the run's namespace to enforce the restricted Pod Security Standard (off until proven on the
     #: test bed); the HostPath cache scenario, whose pods need a host path, is then not promised.
     pod_security_restricted: bool = False
+    #: The real engine's scenarios (hearth.e2e.engines): llama-server's image, and the GGUF it serves.
+    engine_image: str | None = None
+    gguf: str | None = None
 
 
 class Run:
@@ -342,7 +345,11 @@ class Run:
             )
         )
         # The cache scenarios' hub, and their HostPath directory, get ready while the others run.
-        for manifest in fixtures.hub(self.namespace, image=self.options.stub_image):
+        gguf = None
+        if self.options.gguf:
+            gguf = fixtures.gguf_config_map(self.namespace, self.options.gguf)
+            await self.client.apply(gguf)
+        for manifest in fixtures.hub(self.namespace, image=self.options.stub_image, gguf=gguf):
             await self.client.apply(manifest)
         if not restricted:  # a root pod with a host path: what restricted refuses (the HostPath scenario)
             await self.client.apply(

@@ -99,13 +99,18 @@ def _engine_reads_true(value: object) -> bool:
     return isinstance(value, str) and value.lower() in _TRUE_STRINGS
 
 
-def wants_stream(method: str, body: bytes | bytearray) -> bool:
+def wants_stream(method: str, body: bytes | bytearray, *, strict: bool = False) -> bool:
     """SPEC §3.3 step 6: a JSON object body whose ``stream`` the engine reads as true (GET, empty, oversized
-    or unparsable bodies never stream). Bounded: JSON nested deeper than the parser goes is not a stream."""
+    or unparsable bodies never stream); *strict*: the engine streams on JSON ``true`` only (llama-server,
+    TGI: :class:`hearth.api.engines.StreamRule`). Bounded: JSON nested deeper than the parser goes is not a
+    stream."""
     if method == "GET" or not body or len(body) > STREAM_PEEK_LIMIT:
         return False
     try:
         document = json.loads(body)
     except (ValueError, RecursionError):
         return False
-    return isinstance(document, dict) and _engine_reads_true(document.get("stream"))
+    if not isinstance(document, dict):
+        return False
+    value = document.get("stream")
+    return value is True if strict else _engine_reads_true(value)

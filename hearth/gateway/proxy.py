@@ -21,9 +21,10 @@ from hearth.gateway.metrics import RouteMetrics
 from hearth.gateway.readiness import ReadinessSource
 
 UPSTREAM_CONNECT_TIMEOUT = 5.0
-#: How long an idle upstream connection is kept for the next request: under vLLM's own keep-alive (uvicorn's
-#: 5 s), so a request never goes out on a connection the backend is closing at that moment (a POST that
-#: meets that close cannot safely be sent again and would be a 502).
+#: How long an idle upstream connection is kept for the next request: under every engine's own keep-alive
+#: (5 s for vLLM's and SGLang's uvicorn and llama-server's cpp-httplib: hearth.api.engines, whose test keeps
+#: this below them), so a request never goes out on a connection the backend is closing at that moment (a
+#: POST that meets that close cannot safely be sent again and would be a 502).
 UPSTREAM_IDLE_SECONDS = 4.0
 SMALL_ANSWER_BYTES = 256 * 1024
 
@@ -45,10 +46,15 @@ class Exchange:
             hook(began)
 
 
-def new_upstream() -> upstream_client.Pool:
+def new_upstream(*, reuse_after_stream: bool = True) -> upstream_client.Pool:
     """The proxy's upstream connections: a bounded connect, no total timeout (a generation takes as long
-    as it takes), idle connections kept for the next request."""
-    return upstream_client.Pool(connect_timeout=UPSTREAM_CONNECT_TIMEOUT, idle_timeout=UPSTREAM_IDLE_SECONDS)
+    as it takes), idle connections kept for the next request (after a streamed answer only when
+    *reuse_after_stream*: HEARTH_UPSTREAM_AFTER_STREAM)."""
+    return upstream_client.Pool(
+        connect_timeout=UPSTREAM_CONNECT_TIMEOUT,
+        idle_timeout=UPSTREAM_IDLE_SECONDS,
+        reuse_after_stream=reuse_after_stream,
+    )
 
 
 class Proxy:

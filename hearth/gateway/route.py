@@ -67,6 +67,8 @@ class RouteSettings:
     release_wave: int
     #: Whether the gateway scales the backend 0->1 itself (builtin mode, not a pool member).
     wakes_backend: bool = False
+    #: The engine streams only on a JSON ``true`` (HEARTH_STREAM_RULE strict: llama-server, TGI).
+    strict_stream: bool = False
 
     @classmethod
     def from_gateway(cls, settings: GatewaySettings) -> RouteSettings:
@@ -79,6 +81,7 @@ class RouteSettings:
             progress_s=settings.progress_interval.seconds,
             max_queue=settings.max_queue,
             release_wave=settings.release_wave,
+            strict_stream=settings.stream_rule == "strict",
         )
 
     @classmethod
@@ -330,7 +333,7 @@ class Route:
         if refused_cold is not None:
             return refused_cold
         settings = self.settings
-        if httpparts.wants_stream(request.method, body):
+        if httpparts.wants_stream(request.method, body, strict=settings.strict_stream):
             return await self._hold_streaming(request, body, admitted_at, exchange, place)
         deadline = admitted_at + settings.activation_timeout_s
         if not await self._wait_held(place, deadline):

@@ -64,6 +64,9 @@ class GatewaySettings:
     body_timeout: durations.Duration = _DEFAULTS["body_timeout"]
     #: The path the probe fallback GETs on the backend: the runtime's readiness probe path.
     readiness_path: str = _DEFAULTS["readiness_path"]
+    #: How the engine reads "stream": lax (a pydantic bool, vLLM's) or strict (JSON true only).
+    stream_rule: str = _DEFAULTS["stream_rule"]
+    upstream_after_stream: str = _DEFAULTS["upstream_after_stream"]
     #: After SIGTERM, how long streams in flight may take to finish.
     shutdown_timeout: durations.Duration = _DEFAULTS["shutdown_timeout"]
     #: After SIGTERM, how long to keep admitting (readiness already failing) while Kubernetes removes this

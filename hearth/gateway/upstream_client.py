@@ -136,6 +136,7 @@ class _Connection(asyncio.Protocol):
         self._paused = False
         self._complete = False
         self._until_close = False
+        self._chunked = False
         self._keep_alive = False
         self._error: UpstreamClientError | None = None
         self._waiter: asyncio.Future[None] | None = None
@@ -189,7 +190,13 @@ class _Connection(asyncio.Protocol):
         """The exchange is over: back to the pool if the answer ended cleanly and may be kept, else closed."""
         self._active = False
         self._body.clear()
-        if self._complete and self._keep_alive and not self.lost and not self._bodyless:
+        if (
+            self._complete
+            and self._keep_alive
+            and not self.lost
+            and not self._bodyless
+            and (self._pool.reuse_after_stream or not self._chunked)
+        ):
             self._pool.give_back(self)
         else:
             self.close()
@@ -272,9 +279,8 @@ class _Connection(asyncio.Protocol):
         headers = CIMultiDict(self._fields)
         self._fields = []
         self._keep_alive = self._parser.should_keep_alive()
-        self._until_close = (
-            "Content-Length" not in headers and "chunked" not in headers.get("Transfer-Encoding", "").lower()
-        )
+        self._chunked = "chunked" in headers.get("Transfer-Encoding", "").lower()
+        self._until_close = "Content-Length" not in headers and not self._chunked
         answer = Answer(self, status, self._reason.decode("latin-1"), CIMultiDictProxy(headers))
         if self._bodyless:
             # A HEAD answer has no body whatever its Content-Length says; the parser would wait for one,
@@ -306,9 +312,13 @@ class Pool:
     """Keep-alive connections to the backends, most recently used first (the least likely to have been
     closed by the backend's own idle timer)."""
 
-    def __init__(self, *, connect_timeout: float, idle_timeout: float) -> None:
+    def __init__(
+        self, *, connect_timeout: float, idle_timeout: float, reuse_after_stream: bool = True
+    ) -> None:
         self._connect_timeout = connect_timeout
         self._idle_timeout = idle_timeout
+        #: False for an engine that closes its connection after a streamed (chunked) answer unannounced.
+        self.reuse_after_stream = reuse_after_stream
         # An ordered set per endpoint: popitem() takes the newest, forget() removes one in O(1).
         self._idle: dict[str, dict[_Connection, None]] = {}
         self._addresses: dict[str, _Address] = {}

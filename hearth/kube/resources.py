@@ -30,6 +30,7 @@ DEPLOYMENT = ResourceType("apps/v1", "Deployment", "deployments", True)
 SERVICE = ResourceType("v1", "Service", "services", True)
 SERVICE_ACCOUNT = ResourceType("v1", "ServiceAccount", "serviceaccounts", True)
 SECRET = ResourceType("v1", "Secret", "secrets", True)
+CONFIG_MAP = ResourceType("v1", "ConfigMap", "configmaps", True)
 CLAIM = ResourceType("v1", "PersistentVolumeClaim", "persistentvolumeclaims", True)
 EVENT = ResourceType("v1", "Event", "events", True)
 NAMESPACE = ResourceType("v1", "Namespace", "namespaces", False)
@@ -66,6 +67,7 @@ _BY_KIND = {
         SERVICE,
         SERVICE_ACCOUNT,
         SECRET,
+        CONFIG_MAP,
         CLAIM,
         EVENT,
         NAMESPACE,

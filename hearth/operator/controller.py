@@ -95,6 +95,7 @@ class Controller:
             enqueue=self.queue.add,
             services=self.services.items,
             leading=lambda: self.leading,
+            runtimes=lambda: {runtime.metadata.name: runtime for runtime in self._runtimes()},
         )
         self._parsed_runtimes: dict[str, tuple[str, InferenceRuntime | None]] = {}
         self._parsed_services: dict[Key, tuple[str, LLMService | ReconcileError]] = {}

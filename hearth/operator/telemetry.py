@@ -8,7 +8,7 @@ import dataclasses
 import datetime
 import logging
 import typing
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import prometheus_client
@@ -17,12 +17,13 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from hearth.api import llmservice, meta, telemetry, wakefailure
+from hearth.api.runtime import InferenceRuntime
 from hearth.common import logs, timestamps
 from hearth.kube import resources
 from hearth.kube.client import KubeClient
 from hearth.kube.informer import Informer, key_of
 from hearth.operator import accounting, wakefailures, wakes
-from hearth.render import names
+from hearth.render import engines, names
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,8 @@ PHASES: tuple[str, ...] = typing.get_args(llmservice.Phase)
 #: Drains that end at idle take the kubelet's stop time plus about a second; a Sleep drain, drainTimeout.
 DRAIN_BUCKETS = (0.5, 1, 1.5, 2, 3, 5, 10, 20, 30, 60, 120, 180, 300, 600)
 SERVICE_LABELS = ("namespace", "llmservice")
+#: The engine series each LLMService's runtime declares (the dashboard's engine panels select by it).
+ENGINE_METRIC_INFO = "hearth_llmservice_engine_metric"
 #: The most an accelerator-second total can fall back between a scrape and the status write that follows
 #: (seconds of write latency x devices, plus rounding); a bigger drop is a real reset (_StatusCollector).
 RACE_DRIFT_SECONDS = 60.0
@@ -78,9 +81,11 @@ class Telemetry:
         services: Callable[[], list[dict[str, Any]]],
         leading: Callable[[], bool],
         clock: Callable[[], datetime.datetime] | None = None,
+        runtimes: Callable[[], Mapping[str, InferenceRuntime]] | None = None,
     ) -> None:
         self._enqueue = enqueue
         self._services = services
+        self._runtimes = runtimes or dict
         self._leading = leading
         self.clock = clock or (lambda: datetime.datetime.now(tz=datetime.UTC))
         self.pods = Informer(client, resources.POD, handler=self._on_pod, label_selector=BACKEND_PODS)
@@ -420,6 +425,13 @@ class _StatusCollector(Collector):
             "Backend pods the scheduler could not place (no capacity for their accelerators).",
             labels=list(SERVICE_LABELS),
         )
+        engine_metric = GaugeMetricFamily(
+            ENGINE_METRIC_INFO,
+            "1 per engine series the LLMService's runtime declares (its metrics, else its engine family's), "
+            "by role: waiting, running, kv_usage, ttft. Dashboards select the engine's series by these "
+            "names.",
+            labels=[*SERVICE_LABELS, "runtime", "family", "role", "metric"],
+        )
         exported: dict[tuple[str, ...], float] = {}
 
         def never_back(family: CounterMetricFamily, labels: list[str], value: float) -> None:
@@ -437,6 +449,11 @@ class _StatusCollector(Collector):
                 for name in PHASES:
                     phase.add_metric([*key, name], 1.0 if status.get("phase") == name else 0.0)
                 replicas.add_metric(key, float(status.get("replicas") or 0))
+                runtime = owner._runtimes().get(str(status.get("resolvedRuntime") or ""))
+                for role, series in _engine_series(runtime):
+                    assert runtime is not None
+                    labels = [*key, runtime.metadata.name, runtime.spec.family, role, series]
+                    engine_metric.add_metric(labels, 1.0)
                 unschedulable.add_metric(key, float(owner.unschedulable(key[1], key[0])))
                 current = _parsed(telemetry.Wake, status.get("currentWake"))
                 started = timestamps.parse(current.started_at) if current is not None else None
@@ -455,4 +472,18 @@ class _StatusCollector(Collector):
                     never_back(saved, labels, usage.saved_seconds)
                     held.add_metric(labels, float(usage.held))
         self._exported = exported
-        yield from (allocated, saved, held, phase, replicas, waking, p50, p90, unschedulable)
+        yield from (allocated, saved, held, phase, replicas, waking, p50, p90, unschedulable, engine_metric)
+
+
+def _engine_series(runtime: InferenceRuntime | None) -> list[tuple[str, str]]:
+    """(role, series name) of the engine series *runtime* declares, or its family's."""
+    declared = engines.metrics(runtime) if runtime is not None else None
+    if declared is None:
+        return []
+    roles = (
+        ("waiting", declared.queue_depth),
+        ("running", declared.running),
+        ("kv_usage", declared.kv_cache_util),
+        ("ttft", declared.ttft),
+    )
+    return [(role, series) for role, series in roles if series]

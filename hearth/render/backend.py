@@ -6,18 +6,23 @@ from collections.abc import Sequence
 from typing import Any
 
 from hearth.api import drain as drain_api
+from hearth.api import engines as engines_api
+from hearth.api import modeluri, quantity
 from hearth.api import runtime as runtime_api
 from hearth.api.core import Probe
 from hearth.api.llmservice import LLMService
 from hearth.api.modeluri import PVC_MOUNT_PATH, ResolvedModel
 from hearth.api.runtime import InferenceRuntime
 from hearth.common import durations
-from hearth.render import common, gotemplate, names, podsecurity
-from hearth.render.cache import CACHE_MOUNT_PATH, CACHE_VOLUME, CachePlan
+from hearth.render import cache as cache_render
+from hearth.render import common, engines, gotemplate, names, podsecurity
+from hearth.render.cache import CACHE_MOUNT_PATH, CACHE_VOLUME, HF_HOME, CachePlan
 from hearth.render.errors import Reason, ReconcileError
 from hearth.render.vendors import VendorAdapter
 
 CONTAINER_NAME = "serving"
+#: The init container that puts a single-file engine's model in the cache before the engine starts.
+FETCH_CONTAINER_NAME = "hearth-fetch"
 SHM_VOLUME = "dshm"
 MODEL_STORE_VOLUME = "model-store"
 DRAIN_GRACE_MARGIN_SECONDS = 10
@@ -25,6 +30,8 @@ DRAIN_GRACE_MARGIN_SECONDS = 10
 DRAINER_RESOURCES = {"requests": {"cpu": "10m", "memory": "48Mi"}, "limits": {"memory": "96Mi"}}
 DRAINER_TMP_VOLUME = "hearth-drainer-tmp"
 BACKEND_SERVICE_PORT = 80
+#: An accelerator.resourceName that is the CPU itself (a CPU-only runtime, e.g. llamacpp-cpu).
+CPU_RESOURCE = "cpu"
 
 
 def deployment(
@@ -37,11 +44,13 @@ def deployment(
     drainer_image: str | None,
 ) -> dict[str, Any]:
     """The backend Deployment. ``spec.replicas`` is never set: the autoscaler (KEDA/HPA or Hearth's own)
-    owns it, and the API server defaults it to 1 on create. *drainer_image* runs the drain sidecar (the
-    hearth image, as the gateway's; None: no sidecar can run, an UntilIdle drain sleeps)."""
+    owns it, and the API server defaults it to 1 on create. *drainer_image* runs the drain sidecar and a
+    single-file engine's model fetch (the hearth image, as the gateway's; None: no sidecar can run, an
+    UntilIdle drain sleeps)."""
     name = service.metadata.name
     _check_accelerator(service, runtime)
     pod = _pod_spec(service, runtime, model, cache, vendor)
+    pod = _with_model_fetch(pod, runtime, model, cache, hearth_image=drainer_image)
     pod = _with_drain(pod, service, runtime, drainer_image=drainer_image)
     template_metadata = common.template_metadata(
         names.backend_pod_labels(name, runtime.metadata.name), runtime
@@ -125,16 +134,20 @@ def _check_accelerator(service: LLMService, runtime: InferenceRuntime) -> None:
         raise ReconcileError(Reason.RENDER, "accelerator.scheduler.queue requires scheduler name volcano")
 
 
-def _render_templates(
-    service: LLMService, runtime: InferenceRuntime, model: ResolvedModel
+def render_templates(
+    service: LLMService, runtime: InferenceRuntime, model: ResolvedModel, cache: CachePlan
 ) -> tuple[list[str], list[dict[str, Any]]]:
+    """The serving container's args (the runtime's, else its family's, then argsOverride) and the runtime's
+    env, Go templates rendered."""
     context = gotemplate.service_context(
-        model_path=model.path,
+        model_path=engines.model_path(
+            service, runtime, model, hf_home=HF_HOME if cache.volume is not None else None
+        ),
         service_name=service.metadata.name,
         service_namespace=service.namespace,
     )
     arguments = [
-        *(runtime.spec.container.args or []),
+        *engines.args(runtime),
         *((service.spec.runtime and service.spec.runtime.args_override) or []),
     ]
     try:
@@ -158,7 +171,16 @@ def _resources(service: LLMService, runtime: InferenceRuntime) -> dict[str, Any]
         requests["memory"] = str(spec.memory)
         limits["memory"] = str(spec.memory)
     # The extended resource goes into limits only; Kubernetes mirrors it into requests.
-    limits[runtime.spec.accelerator.resource_name] = str(max(spec.accelerators, 1))
+    count = max(spec.accelerators, 1)
+    resource = runtime.spec.accelerator.resource_name
+    if resource == CPU_RESOURCE and spec.cpu is not None and quantity.parse(str(spec.cpu)) > count:
+        # A CPU runtime's "accelerator" is the CPU: the count is the limit, which the request may not exceed.
+        raise ReconcileError(
+            Reason.RENDER,
+            f"resources.cpu ({spec.cpu}) exceeds resources.accelerators ({count}), the CPU limit of runtime "
+            f'"{runtime.metadata.name}" (accelerator.resourceName cpu): raise accelerators or lower cpu',
+        )
+    limits[resource] = str(count)
     resources: dict[str, Any] = {"limits": limits}
     if requests:
         resources["requests"] = requests
@@ -177,12 +199,14 @@ def _pod_spec(
     vendor: VendorAdapter,
 ) -> dict[str, Any]:
     container_spec = runtime.spec.container
-    args, env = _render_templates(service, runtime, model)
-    env.extend(common.env_entry(key, value) for key, value in model.env)
+    args, env = render_templates(service, runtime, model, cache)
+    env.extend(common.env_entry(key, value) for key, value in engines.source_env(runtime, model))
     env.extend(common.env_entry(key, value) for key, value in cache.env)
     port_name = container_spec.port.name
     health = runtime.spec.health
-    http_health = {"httpGet": {"path": runtime_api.DEFAULT_HEALTH_PATH, "port": port_name}}
+    # The family's paths (SGLang's /health_generate; llama-server's /health answers 503 while it loads).
+    readiness = {"httpGet": {"path": engines.readiness_path(runtime), "port": port_name}}
+    startup = {"httpGet": {"path": engines.startup_path(runtime), "port": port_name}}
     container: dict[str, Any] = {
         "name": CONTAINER_NAME,
         "image": container_spec.image,
@@ -198,12 +222,12 @@ def _pod_spec(
     if env:
         container["env"] = env
     probes = {
-        "readinessProbe": _probe(health.readiness if health else None, http_health),
+        "readinessProbe": _probe(health.readiness if health else None, readiness),
         "livenessProbe": _probe(health.liveness if health else None, None),
         "startupProbe": _probe(
             health.startup if health else None,
             {
-                **http_health,
+                **startup,
                 "periodSeconds": runtime_api.DEFAULT_STARTUP_PERIOD_SECONDS,
                 "failureThreshold": runtime_api.DEFAULT_STARTUP_FAILURE_THRESHOLD,
             },
@@ -242,6 +266,40 @@ def _pod_spec(
     return pod
 
 
+def _with_model_fetch(
+    pod: dict[str, Any],
+    runtime: InferenceRuntime,
+    model: ResolvedModel,
+    cache: CachePlan,
+    *,
+    hearth_image: str | None,
+) -> dict[str, Any]:
+    """A single-file engine (llama-server) is given the path of its model file and exits when it is not
+    there, and the Deployment starts at one replica without waiting for the prewarm Job (SPEC §5.4): so its
+    pods first run ``hearth fetch --if-missing`` (an init container), which returns at once, without asking
+    the hub, when the cache has the file, and else fetches it, beside a Job doing the same (each file is
+    written under a temporary name and renamed). The engine then never starts without its model."""
+    if (
+        engines.of(runtime).model_format is not engines_api.ModelFormat.FILE
+        or model.claim is not None
+        or model.hub not in modeluri.FETCHED_HUBS
+        or hearth_image is None
+        or cache.volume is None
+    ):
+        return pod
+    (container,) = pod["containers"]
+    fetch = cache_render.fetch_container(
+        FETCH_CONTAINER_NAME,
+        model,
+        hearth_image=hearth_image,
+        runtime_env=container.get("env") or [],
+        run_as_user=runtime.spec.container.run_as_user,
+        if_missing=True,
+    )
+    fetch["volumeMounts"] = [{"name": CACHE_VOLUME, "mountPath": CACHE_MOUNT_PATH}]
+    return {**pod, "initContainers": [*pod.get("initContainers", []), fetch]}
+
+
 def _with_drain(
     pod: dict[str, Any], service: LLMService, runtime: InferenceRuntime, *, drainer_image: str | None
 ) -> dict[str, Any]:
@@ -261,7 +319,7 @@ def _with_drain(
     if not (lifecycle and lifecycle.pre_stop_drain and seconds > 0):
         return pod
     (container,) = pod["containers"]
-    metrics = runtime.spec.metrics
+    metrics = engines.metrics(runtime)
     if (
         lifecycle.drain_mode == runtime_api.DRAIN_SLEEP
         or metrics is None
@@ -277,20 +335,17 @@ def _with_drain(
             port += 1
         container["lifecycle"] = {"preStop": {"httpGet": {"path": drain_api.DRAIN_PATH, "port": port}}}
         path = metrics.path if metrics.path.startswith("/") else "/" + metrics.path
-        # Listed first, as the kubelet starts it: before the engine.
-        pod = {
-            "initContainers": [
-                _drainer_container(
-                    drainer_image,
-                    port=port,
-                    metrics_url=f"http://127.0.0.1:{metrics_port}{path}",
-                    running=metrics.running,
-                    waiting=metrics.queue_depth,
-                    timeout=str(timeout),
-                )
-            ],
-            **pod,
-        }
+        drainer = _drainer_container(
+            drainer_image,
+            port=port,
+            metrics_url=f"http://127.0.0.1:{metrics_port}{path}",
+            running=metrics.running,
+            waiting=metrics.queue_depth,
+            timeout=str(timeout),
+        )
+        # Listed first, as the kubelet starts it: before the model fetch and the engine.
+        others = {key: value for key, value in pod.items() if key != "initContainers"}
+        pod = {"initContainers": [drainer, *pod.get("initContainers", [])], **others}
         # First: the reference's volumes keep their order (SPEC §2.4), the cache's last.
         pod["volumes"].insert(0, {"name": DRAINER_TMP_VOLUME, "emptyDir": {}})
         # The single-file hearth binary's bootloader, as PID 1 of its container, loses a SIGTERM that comes

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Sequence
 from typing import Any
 
+from hearth.api import engines as api_engines
+from hearth.api import modeluri
 from hearth.api.llmservice import LLMService
 from hearth.api.modeluri import ResolvedModel
 from hearth.api.runtime import InferenceRuntime
-from hearth.render import common, names, podsecurity
+from hearth.render import common, engines, names, podsecurity
 from hearth.render.errors import Reason, ReconcileError
 
 CACHE_VOLUME = "model-cache"
 CACHE_MOUNT_PATH = "/cache"
 HOST_CACHE_ROOT = "/var/lib/hearth/cache"
-CACHE_ENV = (("HF_HOME", "/cache/hf"), ("MODELSCOPE_CACHE", "/cache/modelscope"))
+HF_HOME = "/cache/hf"
+CACHE_ENV = (("HF_HOME", HF_HOME), ("MODELSCOPE_CACHE", "/cache/modelscope"))
 PREWARM_BACKOFF_LIMIT = 4
 
 
@@ -62,34 +66,99 @@ def plan(service: LLMService) -> CachePlan:
     raise ReconcileError(Reason.RENDER, f"cache.strategy {strategy} is not supported yet")
 
 
+#: Env of the runtime the prewarm Job's ``hearth fetch`` takes too: the hub's address and credentials
+#: (HF_ENDPOINT, HF_TOKEN, ...), which the engine would use to download the same files. The cache's own
+#: locations are the cache's.
+FETCH_ENV_PREFIXES = ("HF_", "HUGGING_FACE_")
+_CACHE_LOCATIONS = frozenset({"HF_HOME", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"})
+
+
+def fetch_container(
+    name: str,
+    model: ResolvedModel,
+    *,
+    hearth_image: str,
+    runtime_env: Sequence[dict[str, Any]],
+    run_as_user: int | None,
+    if_missing: bool = False,
+) -> dict[str, Any]:
+    """A container running ``hearth fetch`` of the model into the cache (mounted by the caller): the
+    prewarm Job's, and (*if_missing*: no hub call when the cache has it) a single-file engine's init step.
+    Its env is the cache's and the hub settings of *runtime_env* (the runtime's rendered env).
+
+    It writes as the engine reads: as the runtime's user *run_as_user* (the pod's securityContext, see
+    :func:`podsecurity.restrict`), else as root, the user of most engine images, which the reference's
+    prewarm ran as (a HostPath cache directory the kubelet creates is root's)."""
+    fetch_env = [
+        entry
+        for entry in runtime_env
+        if str(entry["name"]).startswith(FETCH_ENV_PREFIXES) and entry["name"] not in _CACHE_LOCATIONS
+    ]
+    return {
+        "name": name,
+        "image": hearth_image,
+        "args": ["fetch", *(["--if-missing"] if if_missing else []), model.uri],
+        "env": [*(common.env_entry(key, value) for key, value in CACHE_ENV), *fetch_env],
+        "securityContext": podsecurity.container_context()
+        if run_as_user is not None
+        else {"runAsUser": 0, **podsecurity.container_context()},
+    }
+
+
 def prewarm_job(
-    service: LLMService, runtime: InferenceRuntime, model: ResolvedModel, cache: CachePlan
+    service: LLMService,
+    runtime: InferenceRuntime,
+    model: ResolvedModel,
+    cache: CachePlan,
+    *,
+    hearth_image: str | None,
+    runtime_env: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any] | None:
-    """The one-shot download Job; None when prewarm is off, the source is a claim, or nothing is cached."""
+    """The one-shot download Job; None when prewarm is off, the source is a claim, or nothing is cached.
+
+    A hub ``hearth fetch`` knows (:data:`modeluri.FETCHED_HUBS`) is fetched by it, from the hearth image
+    (*hearth_image*), so the engine image needs no Python; its env is the cache's and the hub settings of
+    *runtime_env* (the runtime's rendered env). Any other hub, or no hearth image (the reference's
+    gateway image), runs the reference's ``python3 -c "...snapshot_download(...)"`` in the engine image
+    (SPEC §5.4)."""
     if not service.spec.cache.prewarm or not model.prewarmable or cache.volume is None:
         return None
     name = service.metadata.name
-    library = "modelscope" if model.hub == "modelscope" else "huggingface_hub"
-    # json.dumps quotes like Go's %q for the printable ASCII of repo ids.
-    script = f"from {library} import snapshot_download; snapshot_download({json.dumps(model.path)})"
-    env = [
-        *(common.env_entry(key, value) for key, value in CACHE_ENV),
-        common.env_entry("TORCH_DEVICE_BACKEND_AUTOLOAD", "0"),
-        *(common.env_entry(key, value) for key, value in model.env),
-    ]
+    container: dict[str, Any]
+    if hearth_image is not None and model.hub in modeluri.FETCHED_HUBS:
+        container = fetch_container(
+            "prewarm",
+            model,
+            hearth_image=hearth_image,
+            runtime_env=runtime_env,
+            run_as_user=runtime.spec.container.run_as_user,
+        )
+    else:
+        if engines.of(runtime).model_format is api_engines.ModelFormat.FILE:
+            raise ReconcileError(
+                Reason.RENDER,
+                f"family {runtime.spec.family} loads one model file, which only `hearth fetch` links into "
+                "the cache: run the operator with the hearth image as --gateway-image",
+            )
+        library = "modelscope" if model.hub == "modelscope" else "huggingface_hub"
+        # json.dumps quotes like Go's %q for the printable ASCII of repo ids.
+        script = f"from {library} import snapshot_download; snapshot_download({json.dumps(model.path)})"
+        container = {
+            "name": "prewarm",
+            "image": runtime.spec.container.image,
+            "command": ["python3", "-c", script],
+            "env": [
+                *(common.env_entry(key, value) for key, value in CACHE_ENV),
+                common.env_entry("TORCH_DEVICE_BACKEND_AUTOLOAD", "0"),
+                *(common.env_entry(key, value) for key, value in engines.source_env(runtime, model)),
+            ],
+        }
+    container["volumeMounts"] = [{"name": CACHE_VOLUME, "mountPath": CACHE_MOUNT_PATH}]
     pod: dict[str, Any] = {
         # A download needs no Kubernetes API: no token in the pod.
         "automountServiceAccountToken": False,
         "restartPolicy": "OnFailure",
-        "containers": [
-            {
-                "name": "prewarm",
-                "image": runtime.spec.container.image,
-                "command": ["python3", "-c", script],
-                "env": env,
-                "volumeMounts": [{"name": CACHE_VOLUME, "mountPath": CACHE_MOUNT_PATH}],
-            }
-        ],
+        "containers": [container],
         "volumes": [cache.volume],
     }
     pod.update(common.placement(service, runtime))

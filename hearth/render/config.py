@@ -32,12 +32,19 @@ class OperatorConfig:
         scalermodes.traits(self.scaler_mode)  # ValueError for auto: render what is in force, never a choice
 
     @property
+    def hearth_image(self) -> str | None:
+        """The hearth image, which the gateways run (``hearth install`` and the chart set it), and which also
+        runs the backend's drain sidecar and the prewarm Job's ``hearth fetch``; None with the reference's
+        gateway image, which has neither role."""
+        return None if self.gateway_image == DEFAULT_GATEWAY_IMAGE else self.gateway_image
+
+    @property
     def drainer_image(self) -> str | None:
         """The image of the backend's drain sidecar (``hearth drainer``): the hearth image, which the gateways
         run (``hearth install`` and the chart set it). None with the reference's gateway image, which has no
         drainer role: an UntilIdle drain then sleeps drainTimeout as Sleep does, rather than point the
         engine's preStop at a sidecar that would never answer (a failed hook cuts the streams at once)."""
-        return None if self.gateway_image == DEFAULT_GATEWAY_IMAGE else self.gateway_image
+        return self.hearth_image
 
     @property
     def effective_gateway_replicas(self) -> int:

@@ -13,7 +13,7 @@ from hearth.api import runtime as runtime_api
 from hearth.api.llmservice import LLMService
 from hearth.api.runtime import InferenceRuntime
 from hearth.common import durations
-from hearth.render import common, names, podsecurity, scalers
+from hearth.render import common, engines, names, podsecurity, scalers
 from hearth.render.config import OperatorConfig
 
 CONTAINER_NAME = "gateway"
@@ -39,10 +39,12 @@ DEFAULT_READINESS_PATH = runtime_api.DEFAULT_HEALTH_PATH
 
 
 def readiness_path(runtime: InferenceRuntime) -> str:
-    """The path of the runtime's HTTP readiness probe, which the gateway probes without API access."""
+    """The path of the runtime's HTTP readiness probe, which the gateway probes without API access: the
+    runtime's own, else its engine family's (SGLang's /health_generate)."""
     health = runtime.spec.health
-    probe = health.readiness.root if health is not None and health.readiness is not None else {}
-    path = (probe.get("httpGet") or {}).get("path")
+    if health is None or health.readiness is None:
+        return engines.readiness_path(runtime)
+    path = (health.readiness.root.get("httpGet") or {}).get("path")
     return path if isinstance(path, str) and path else DEFAULT_READINESS_PATH
 
 
@@ -169,9 +171,16 @@ def deployment_spec(*, replicas: int, selector: dict[str, str], pod_spec: dict[s
 
 
 def deployment(
-    service: LLMService, config: OperatorConfig, *, readiness: str = DEFAULT_READINESS_PATH
+    service: LLMService,
+    config: OperatorConfig,
+    *,
+    readiness: str = DEFAULT_READINESS_PATH,
+    stream_rule: str = "lax",
+    upstream_after_stream: str = "reuse",
 ) -> dict[str, Any]:
-    """*readiness* is the backend's readiness probe path (see :func:`readiness_path`)."""
+    """*readiness* is the backend's readiness probe path (see :func:`readiness_path`), *stream_rule* how its
+    engine reads ``stream`` and *upstream_after_stream* whether its connection outlives a streamed answer
+    (:func:`hearth.render.engines.of`)."""
     name = service.metadata.name
     selector = names.gateway_selector(name)
     env = _reference_env(service, config) + _discovery_env(service, config)
@@ -183,6 +192,10 @@ def deployment(
         env.append(common.env_entry(gatewayenv.MAX_QUEUE.env, str(max_queue)))
     if readiness != DEFAULT_READINESS_PATH:
         env.append(common.env_entry(gatewayenv.READINESS_PATH.env, readiness))
+    if stream_rule != gatewayenv.STREAM_RULE.default:
+        env.append(common.env_entry(gatewayenv.STREAM_RULE.env, stream_rule))
+    if upstream_after_stream != gatewayenv.UPSTREAM_AFTER_STREAM.default:
+        env.append(common.env_entry(gatewayenv.UPSTREAM_AFTER_STREAM.env, upstream_after_stream))
     if config.gateway_args:
         gateway_container["args"] = list(config.gateway_args)
     account = names.gateway(name) if config.gateway_service_account else None

@@ -11,7 +11,7 @@ from typing import Any
 from hearth.api import modeluri
 from hearth.api.llmservice import LLMService
 from hearth.api.runtime import InferenceRuntime
-from hearth.render import backend, cache, gateway, names, scaledobject, scalers, selection, vendors
+from hearth.render import backend, cache, engines, gateway, names, scaledobject, scalers, selection, vendors
 from hearth.render.config import OperatorConfig
 from hearth.render.errors import Reason, ReconcileError
 
@@ -75,7 +75,13 @@ def _dedicated_gateway_steps(
         Step(
             Reason.APPLY_GATEWAY,
             Mode.APPLY,
-            gateway.deployment(service, config, readiness=gateway.readiness_path(runtime)),
+            gateway.deployment(
+                service,
+                config,
+                readiness=gateway.readiness_path(runtime),
+                stream_rule=str(engines.of(runtime).stream_rule),
+                upstream_after_stream="close" if engines.of(runtime).closes_after_stream else "reuse",
+            ),
         ),
         Step(Reason.APPLY_GATEWAY_SERVICE, Mode.APPLY, gateway.service_manifest(service)),
     ]
@@ -165,7 +171,10 @@ def build(
     builders = scalers.of(config.scaler_mode)
     if cache_plan.claim is not None:
         steps.append(Step(Reason.APPLY_CACHE_PVC, Mode.CREATE, cache_plan.claim))
-    job = cache.prewarm_job(service, runtime, model, cache_plan)
+    _, runtime_env = backend.render_templates(service, runtime, model, cache_plan)
+    job = cache.prewarm_job(
+        service, runtime, model, cache_plan, hearth_image=config.hearth_image, runtime_env=runtime_env
+    )
     if job is not None:
         steps.append(Step(Reason.APPLY_PREWARM_JOB, Mode.CREATE, job))
     if builders.trigger is None:

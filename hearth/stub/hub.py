@@ -9,6 +9,8 @@ names blobs by; ``X-Linked-Etag``/``X-Linked-Size`` for LFS files, as the hub se
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from aiohttp import web
 
@@ -21,15 +23,36 @@ REPOS_KEY = web.AppKey("repos", dict)
 DOWNLOADS_KEY = web.AppKey("downloads", dict)
 
 
-def make_app(repo_ids: tuple[str, ...]) -> web.Application:
-    app = web.Application()
+def make_app(
+    repo_ids: tuple[str, ...],
+    *,
+    files: Mapping[str, Sequence[tinymodel.RepoFile]] | None = None,
+    token: str | None = None,
+) -> web.Application:
+    """Serve a generated tiny model under each of *repo_ids*, and a repository of the given *files* under each
+    key of *files* (e.g. one GGUF). With *token*, every request but /healthz must carry it as a Bearer token
+    (a private repository: 401 otherwise, as the hub answers)."""
+    app = web.Application(middlewares=[_authorize(token)] if token else [])
     app[REPOS_KEY] = {repo_id: tinymodel.generate(repo_id) for repo_id in repo_ids}
+    for repo_id, repo_files in (files or {}).items():
+        app[REPOS_KEY][repo_id] = tinymodel.Repo(repo_id=repo_id, files=tuple(repo_files))
     app[DOWNLOADS_KEY] = {}
     app.router.add_get("/api/models/{org}/{name}/revision/{revision}", revision_info)
     app.router.add_get("/api/models/{org}/{name}/tree/{revision}", tree)
     app.router.add_get("/{org}/{name}/resolve/{revision}/{path:.+}", resolve)  # and HEAD
     app.router.add_get("/healthz", healthz)
     return app
+
+
+def _authorize(token: str) -> Any:
+    @web.middleware
+    async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.path != "/healthz" and request.headers.get("Authorization") != f"Bearer {token}":
+            return _error(401, "RepoNotFound", "Invalid username or password.")
+        response: web.StreamResponse = await handler(request)
+        return response
+
+    return middleware
 
 
 async def healthz(_: web.Request) -> web.Response:

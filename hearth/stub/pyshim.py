@@ -16,7 +16,8 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 
-from hearth.stub import hfcache, snapshot
+from hearth.common import hfcache
+from hearth.stub import snapshot
 
 USAGE = (
     "this python3 is the Hearth stub image's stand-in: it runs only "

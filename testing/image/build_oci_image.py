@@ -29,6 +29,11 @@ The output is reproducible: same inputs, same bytes (sorted tar entries, uid/gid
 mtime ``SOURCE_DATE_EPOCH`` or 0, gzip header mtime 0, canonical JSON). Import it with
 ``ctr -n k8s.io images import OUT.tar`` and run it with ``imagePullPolicy: Never``.
 
+``--plain`` packs a dynamically linked executable that is not a PyInstaller onefile (e.g. llama.cpp's
+``llama-server``): the binary, the host libraries ``ldd`` finds for it (plus the ``dlopen``-only ones
+above), ``/etc`` and ``/tmp`` as above, and no busybox: a shell-less image, as distroless and most engine
+images are (so nothing Hearth renders for such a backend may rely on a shell).
+
 ``--bare`` packs a static executable alone instead (e.g. the test bed's pod-sandbox ``pause`` program):
 the layer holds only that file, at ``--binary-path``; no libraries, busybox, ``/etc`` or ``/tmp``, and the
 container runs in ``/`` with only ``PATH`` set (plus ``--env``).
@@ -501,9 +506,15 @@ def busybox_applets(busybox: Path) -> list[str]:
     return [applet for applet in applets if "/" not in applet and applet != "busybox"]
 
 
-def find_host_libraries(binary: Path, *, python: str | None = None) -> list[str]:
-    """Host paths of every shared library the onefile binary and its extracted contents load (sorted)."""
-    entries = read_carchive_with_pyinstaller(binary, python) if python else read_carchive(binary)
+def find_host_libraries(binary: Path, *, python: str | None = None, plain: bool = False) -> list[str]:
+    """Host paths of every shared library the onefile binary and its extracted contents load (sorted);
+    *plain*: of a binary that is not a onefile (only its own ``ldd`` libraries and the dlopen-only ones)."""
+    if plain:
+        entries: list[ArchiveEntry] = []
+    elif python:
+        entries = read_carchive_with_pyinstaller(binary, python)
+    else:
+        entries = read_carchive(binary)
     bundled = {os.path.basename(entry.name) for entry in entries}
     found: set[str] = set()
     with tempfile.TemporaryDirectory(prefix="hearth-oci-") as temp:
@@ -534,7 +545,7 @@ def find_host_libraries(binary: Path, *, python: str | None = None) -> list[str]
 
 def build_rootfs(
     binary: Path,
-    busybox: Path,
+    busybox: Path | None,
     libraries: Sequence[str],
     *,
     extra_files: dict[str, bytes] | None = None,
@@ -546,9 +557,10 @@ def build_rootfs(
     rootfs.add_dir("root", 0o700)
     rootfs.add_dir("tmp", 0o1777)
     rootfs.add_file(binary_path, source=str(binary), mode=0o755)
-    rootfs.add_file("/bin/busybox", source=str(busybox), mode=0o755)
-    for applet in busybox_applets(busybox):
-        rootfs.add_symlink(f"/bin/{applet}", "busybox")
+    if busybox is not None:
+        rootfs.add_file("/bin/busybox", source=str(busybox), mode=0o755)
+        for applet in busybox_applets(busybox):
+            rootfs.add_symlink(f"/bin/{applet}", "busybox")
     for path, text in (
         ("/etc/passwd", PASSWD),
         ("/etc/group", GROUP),
@@ -604,6 +616,7 @@ def build_image(
     python: str | None = None,
     source_date_epoch: int | None = None,
     bare: bool = False,
+    plain: bool = False,
     binary_path: str = BINARY_PATH,
     symlinks: dict[str, str] | None = None,
 ) -> BuildResult:
@@ -611,6 +624,8 @@ def build_image(
     binary = Path(binary)
     out = Path(out)
     repository, tag = split_ref(ref)
+    if bare and plain:
+        raise BuildError("--bare and --plain exclude each other")
     architecture = check_binary(binary, bare=bare, binary_path=binary_path)
     for port in ports:
         number, _, protocol = port.partition("/")
@@ -623,8 +638,9 @@ def build_image(
     if bare:
         rootfs = bare_rootfs(binary, path=binary_path)
     else:
-        libraries = find_host_libraries(binary, python=python)
-        rootfs = build_rootfs(binary, find_busybox(busybox), libraries, binary_path=binary_path)
+        libraries = find_host_libraries(binary, python=python, plain=plain)
+        shell = None if plain else find_busybox(busybox)
+        rootfs = build_rootfs(binary, shell, libraries, binary_path=binary_path)
     for path, target in (symlinks or {}).items():
         rootfs.add_symlink(path, target)
 
@@ -811,6 +827,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="pack the static --binary alone (no libraries, busybox, /etc or /tmp), e.g. a pause program",
     )
     parser.add_argument(
+        "--plain",
+        action="store_true",
+        help="the --binary is a dynamically linked executable, not a PyInstaller onefile (e.g. "
+        "llama-server): pack it with its ldd libraries and no busybox (a shell-less image)",
+    )
+    parser.add_argument(
         "--binary-path",
         default=BINARY_PATH,
         help="where the binary goes in the image (default: %(default)s)",
@@ -839,6 +861,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             busybox=args.busybox,
             python=args.python,
             bare=args.bare,
+            plain=args.plain,
             binary_path=args.binary_path,
             symlinks=_key_values("--symlink", args.symlink),
         )

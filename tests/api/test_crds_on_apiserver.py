@@ -145,7 +145,11 @@ def test_bad_llmservices_are_refused_naming_the_field(
     [
         ("spec.vendor", "moorethreads", ["spec.vendor", 'Unsupported value: "moorethreads"']),
         ("spec.vendor", None, ["spec.vendor", "Required value"]),
-        ("spec.family", "sglang", ["spec.family"]),
+        (
+            "spec.family",
+            "ollama",
+            ["spec.family", 'Unsupported value: "ollama"', '"vllm", "sglang", "llamacpp", "trtllm", "tgi"'],
+        ),
         ("spec.container.port.containerPort", 70000, ["spec.container.port.containerPort"]),
         ("spec.accelerator.resourceName", None, ["spec.accelerator.resourceName", "Required value"]),
         (

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import typing
 from typing import Any
 
 import pytest
 
-from hearth.api import loading
+from hearth.api import engines, loading
+from hearth.api import runtime as runtime_api
 from hearth.api.llmservice import LLMService
 from hearth.api.runtime import InferenceRuntime
 from tests.api.manifests import (
@@ -133,7 +135,11 @@ def test_min_above_max_is_refused() -> None:
     [
         ("spec.vendor", "moorethreads", "spec.vendor"),
         ("spec.vendor", None, "spec.vendor: Field required"),
-        ("spec.family", "sglang", "spec.family"),
+        (
+            "spec.family",
+            "ollama",
+            "spec.family: Input should be 'vllm', 'sglang', 'llamacpp', 'trtllm' or 'tgi'",
+        ),
         ("spec.container.image", "", "spec.container.image"),
         ("spec.container.port.containerPort", 70000, "spec.container.port.containerPort"),
         ("spec.accelerator.resourceName", None, "spec.accelerator.resourceName: Field required"),
@@ -148,6 +154,17 @@ def test_min_above_max_is_refused() -> None:
 )
 def test_bad_runtime_fields_are_refused_by_name(path: str, value: Any, message: str) -> None:
     assert message in _problem("InferenceRuntime", with_changes(FULL_RUNTIME, path, value))
+
+
+@pytest.mark.parametrize("family", engines.FAMILIES)
+def test_every_engine_family_is_accepted(family: str) -> None:
+    runtime = InferenceRuntime.model_validate(with_changes(FULL_RUNTIME, "spec.family", family))
+    assert runtime.spec.family == family
+
+
+def test_the_family_literal_is_the_registry() -> None:
+    assert typing.get_args(runtime_api.Family) == tuple(str(family) for family in engines.FAMILIES)
+    assert runtime_api.InferenceRuntimeSpec.model_fields["family"].default == engines.DEFAULT_FAMILY
 
 
 def test_load_all_names_the_document_and_kind() -> None:

@@ -10,28 +10,45 @@ from hearth.api.modeluri import ModelResolutionError
 
 
 @pytest.mark.parametrize(
-    ("uri", "hub", "path", "env", "claim"),
+    ("uri", "hub", "path", "claim", "repo", "file"),
     [
-        ("hf://Qwen/Qwen3-8B", "huggingface", "Qwen/Qwen3-8B", (), None),
-        ("huggingface://deepseek-ai/DeepSeek-R1", "huggingface", "deepseek-ai/DeepSeek-R1", (), None),
+        ("hf://Qwen/Qwen3-8B", "huggingface", "Qwen/Qwen3-8B", None, "Qwen/Qwen3-8B", None),
         (
-            "modelscope://ZhipuAI/glm-4-9b",
-            "modelscope",
-            "ZhipuAI/glm-4-9b",
-            (("VLLM_USE_MODELSCOPE", "true"),),
+            "huggingface://deepseek-ai/DeepSeek-R1",
+            "huggingface",
+            "deepseek-ai/DeepSeek-R1",
+            None,
+            "deepseek-ai/DeepSeek-R1",
             None,
         ),
-        ("pvc://models", "pvc", "/models", (), "models"),
-        ("pvc://models/qwen/8b", "pvc", "/models/qwen/8b", (), "models"),
-        ("pvc://shared.store/q", "pvc", "/models/q", (), "shared.store"),
+        # One file of a repository (a GGUF): the path stays verbatim for engines that load repositories.
+        (
+            "hf://Qwen/Qwen3-8B-GGUF/q4/Qwen3-8B-Q4_K_M.gguf",
+            "huggingface",
+            "Qwen/Qwen3-8B-GGUF/q4/Qwen3-8B-Q4_K_M.gguf",
+            None,
+            "Qwen/Qwen3-8B-GGUF",
+            "q4/Qwen3-8B-Q4_K_M.gguf",
+        ),
+        ("modelscope://ZhipuAI/glm-4-9b", "modelscope", "ZhipuAI/glm-4-9b", None, "ZhipuAI/glm-4-9b", None),
+        ("pvc://models", "pvc", "/models", "models", None, None),
+        ("pvc://models/qwen/8b", "pvc", "/models/qwen/8b", "models", None, None),
+        ("pvc://shared.store/q", "pvc", "/models/q", "shared.store", None, None),
     ],
 )
-def test_resolves_supported_schemes(
-    uri: str, hub: str, path: str, env: tuple[tuple[str, str], ...], claim: str | None
+def test_resolves_supported_schemes(  # noqa: PLR0917 (one parameter per column of the table)
+    uri: str, hub: str, path: str, claim: str | None, repo: str | None, file: str | None
 ) -> None:
     resolved = modeluri.resolve_uri(uri)
-    assert (resolved.hub, resolved.path, resolved.env, resolved.claim) == (hub, path, env, claim)
+    assert (resolved.hub, resolved.path, resolved.claim) == (hub, path, claim)
+    assert (resolved.uri, resolved.repo, resolved.file) == (uri, repo, file)
     assert resolved.prewarmable is (hub != "pvc")
+
+
+def test_the_fetched_file_path_is_known_before_the_download() -> None:
+    assert (
+        modeluri.fetched_file("/cache/hf", "org/repo", "m.gguf") == "/cache/hf/hearth-files/org/repo/m.gguf"
+    )
 
 
 @pytest.mark.parametrize(
@@ -43,6 +60,7 @@ def test_resolves_supported_schemes(
         ("s3://bucket/model", 'scheme "s3://" is not supported yet'),
         ("oci://registry/model", 'scheme "oci://" is not supported yet'),
         ("pvc://Models", "not a valid PersistentVolumeClaim name"),
+        ("hf://org/repo/../x.gguf", "must be a clean path inside the repository"),
         ("pvc://bad_claim/x", "not a valid PersistentVolumeClaim name"),
         ("pvc://models//x", "must be relative and already clean"),
         ("pvc://models/a/../b", "must be relative and already clean"),

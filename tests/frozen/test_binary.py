@@ -143,7 +143,8 @@ async def test_frozen_binary_as_python3_runs_a_real_prewarm(binary: str, tmp_pat
     """The stub image links python3 to the binary: under that name it downloads from HF_ENDPOINT."""
     from aiohttp import test_utils
 
-    from hearth.stub import hfcache, hub, tinymodel
+    from hearth.common import hfcache
+    from hearth.stub import hub, tinymodel
 
     link = tmp_path / "bin" / "python3"
     link.parent.mkdir()

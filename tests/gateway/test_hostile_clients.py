@@ -146,6 +146,18 @@ async def test_a_cold_request_is_held_as_a_stream_exactly_when_the_engine_would_
     assert held_as_stream == _engine_streams(value)
 
 
+@pytest.mark.parametrize(("value", "streams"), [(True, True), ("yes", False), (1, False), ("true", False)])
+async def test_a_strict_engine_is_held_as_a_stream_only_on_json_true(
+    start_gateway: GatewayFactory, value: object, streams: bool
+) -> None:
+    """llama-server and TGI stream on a JSON true only (HEARTH_STREAM_RULE=strict)."""
+    async with start_gateway(activation_timeout=seconds("200ms"), stream_rule="strict") as gw:
+        async with gw.http.post(f"{gw.url}/v1/chat/completions", json={"stream": value}) as response:
+            await response.read()
+            held_as_stream = response.headers["Content-Type"] == "text/event-stream"
+    assert held_as_stream is streams
+
+
 # ---- B6: memory bounds ----------------------------------------------------------------------------------
 async def test_an_oversize_content_length_is_refused_before_the_body_is_read(
     start_gateway: GatewayFactory,

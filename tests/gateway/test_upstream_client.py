@@ -68,9 +68,11 @@ async def backend(script: Script) -> AsyncIterator[Backend]:
 
 @contextlib.asynccontextmanager
 async def pool(
-    *, idle_timeout: float = 30.0, connect_timeout: float = 5.0
+    *, idle_timeout: float = 30.0, connect_timeout: float = 5.0, reuse_after_stream: bool = True
 ) -> AsyncIterator[upstream_client.Pool]:
-    client = upstream_client.Pool(connect_timeout=connect_timeout, idle_timeout=idle_timeout)
+    client = upstream_client.Pool(
+        connect_timeout=connect_timeout, idle_timeout=idle_timeout, reuse_after_stream=reuse_after_stream
+    )
     try:
         yield client
     finally:
@@ -194,6 +196,31 @@ async def test_a_chunked_body_is_passed_on_without_its_framing() -> None:
         assert await get(client, served.url) == (200, b"abcde")
         assert await get(client, served.url) == (200, b"{}")
         assert served.connections == 1, "a chunked answer read to its end leaves the connection reusable"
+
+
+async def test_an_engine_that_closes_after_a_stream_gets_its_next_request_on_a_new_connection() -> None:
+    """llama-server ends a streamed answer by closing the connection, unannounced: reused, the next POST
+    would meet that close (a 502: a POST is never sent twice)."""
+    chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+
+    async def script(served: Backend, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        request = await served.read_request(reader)
+        writer.write(chunked if request is not None and b"stream" in request else OK)
+        await writer.drain()
+        if request is not None and b"stream" in request:
+            await served.read_request(reader)  # a request sent on it anyway meets the close
+            writer.close()
+            return
+        await reader.read()
+
+    async with backend(script) as served, pool(reuse_after_stream=False) as client:
+        assert await get(client, served.url, "POST", b"stream") == (200, b"abc")
+        assert await get(client, served.url, "POST", b"plain") == (200, b"{}")
+        assert served.connections == 2
+    async with backend(script) as served, pool() as client:
+        assert await get(client, served.url, "POST", b"stream") == (200, b"abc")
+        with pytest.raises(upstream_client.ClosedError):
+            await get(client, served.url, "POST", b"plain")
 
 
 @pytest.mark.parametrize(

@@ -13,11 +13,23 @@ from typing import Any
 import pytest
 import yaml
 
+from hearth.operator import telemetry as wiring
+
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "monitoring" / "hearth-alerts.yaml"
 DASHBOARD = ROOT / "dashboards" / "hearth-overview.json"
 #: What Grafana substitutes at query time, with values a test Prometheus accepts.
-GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__range": "1h", "$namespace": ".*", "$model": ".*"}
+GRAFANA_VARIABLES = {
+    "$__rate_interval": "1m",
+    "$__range": "1h",
+    "$namespace": ".*",
+    "$model": ".*",
+    # The engine-series variables, as Grafana's regex format writes two selected values.
+    "${waiting_metric:regex}": "(vllm:num_requests_waiting|llamacpp:requests_deferred)",
+    "${running_metric:regex}": "(vllm:num_requests_running|llamacpp:requests_processing)",
+    "${kv_metric:regex}": "(vllm:kv_cache_usage_perc|sglang:token_usage)",
+    "${ttft_metric:regex}": "(vllm:time_to_first_token_seconds|sglang:time_to_first_token_seconds)",
+}
 
 
 def promtool() -> str:
@@ -81,9 +93,9 @@ def test_dashboard_has_the_reference_panels_variables_and_hearths_own(tmp_path: 
         "Request rate by status code",
         "Rejections by reason (429 / 503)",
         "Cold-start wait (p95, seconds)",
-        "vLLM requests (waiting / running)",
-        "vLLM KV-cache usage (%)",
-        "vLLM time-to-first-token (p95, seconds)",
+        "Engine requests (waiting / running)",
+        "Engine KV-cache usage (%)",
+        "Engine time-to-first-token (p95, seconds)",
     }
     assert reference <= titles
     queries = " ".join(expr for _, expr in dashboard_queries())
@@ -103,6 +115,25 @@ def test_dashboard_has_the_reference_panels_variables_and_hearths_own(tmp_path: 
         assert series in queries, f"no panel shows {series}"
     ids = [panel["id"] for panel in dashboard["panels"]]
     assert len(ids) == len(set(ids))
+
+
+def test_engine_panels_select_the_series_each_runtime_declares() -> None:
+    """No engine's names are written in the dashboard: its variables list what the operator exports per
+    LLMService (hearth_llmservice_engine_metric, by role), so every family's series are shown."""
+    dashboard = json.loads(DASHBOARD.read_text())
+    assert "vllm:" not in DASHBOARD.read_text()
+    variables = {variable["name"]: variable for variable in dashboard["templating"]["list"]}
+    for name, role in (
+        ("waiting_metric", "waiting"),
+        ("running_metric", "running"),
+        ("kv_metric", "kv_usage"),
+        ("ttft_metric", "ttft"),
+    ):
+        assert (
+            f'{wiring.ENGINE_METRIC_INFO}{{namespace=~"$namespace",llmservice=~"$model",role="{role}"}}'
+            in (variables[name]["definition"])
+        )
+        assert any(f"${{{name}:regex}}" in expr for _, expr in dashboard_queries()), name
 
 
 def test_every_model_panel_follows_the_namespace_and_model_variables() -> None:

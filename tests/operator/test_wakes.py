@@ -8,6 +8,7 @@ from typing import Any
 import prometheus_client
 
 from hearth.api import telemetry
+from hearth.api.runtime import InferenceRuntime
 from hearth.common import timestamps
 from hearth.operator import accounting, wakes
 from hearth.operator import telemetry as wiring
@@ -327,3 +328,48 @@ def test_accounting_counters_never_go_back_when_a_status_lands_after_a_later_scr
     tracker.update(service["status"], name="qwen", namespace="ml", deployment=deployment(0), at=at(20))
     now[0] = at(21)
     assert registry.get_sample_value(saved, labels) == 2.0
+
+
+def test_each_service_exports_the_engine_series_its_runtime_declares_or_its_family_has() -> None:
+    """The dashboard's engine panels select series by these names, whatever the engine."""
+    registry = prometheus_client.CollectorRegistry()
+
+    def runtime(name: str, family: str, metrics: dict[str, str] | None) -> InferenceRuntime:
+        spec: dict[str, Any] = {
+            "family": family,
+            "vendor": "generic",
+            "container": {"image": "engine:1"},
+            "accelerator": {"resourceName": "cpu"},
+        }
+        if metrics is not None:
+            spec["metrics"] = metrics
+        return InferenceRuntime.model_validate({"metadata": {"name": name}, "spec": spec})
+
+    runtimes = {
+        "llama": runtime("llama", "llamacpp", None),
+        "custom": runtime("custom", "vllm", {"queueDepth": "my_waiting"}),
+        "trt": runtime("trt", "trtllm", None),
+    }
+    services = [
+        {"metadata": {"name": name, "namespace": "ml"}, "status": {"resolvedRuntime": resolved}}
+        for name, resolved in (("a", "llama"), ("b", "custom"), ("c", "trt"), ("d", "gone"))
+    ]
+    wiring.Telemetry(
+        None,  # type: ignore[arg-type]  # no client: no pods are read here
+        registry=registry,
+        enqueue=lambda _key: None,
+        services=lambda: services,
+        leading=lambda: True,
+        runtimes=lambda: runtimes,
+    )
+    series = {
+        (sample.labels["llmservice"], sample.labels["role"], sample.labels["metric"])
+        for metric in registry.collect()
+        if metric.name == wiring.ENGINE_METRIC_INFO
+        for sample in metric.samples
+    }
+    assert series == {
+        ("a", "waiting", "llamacpp:requests_deferred"),
+        ("a", "running", "llamacpp:requests_processing"),
+        ("b", "waiting", "my_waiting"),
+    }

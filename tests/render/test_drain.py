@@ -35,7 +35,11 @@ def _runtime(lifecycle: dict[str, Any] | None, **changes: Any) -> InferenceRunti
 
 
 def _pod(
-    runtime: InferenceRuntime, *, drain_timeout: str | None = None, config: OperatorConfig = CONFIG
+    runtime: InferenceRuntime,
+    *,
+    drain_timeout: str | None = None,
+    config: OperatorConfig = CONFIG,
+    uri: str = "hf://Qwen/Qwen3-8B",
 ) -> dict[str, Any]:
     scaling: dict[str, Any] = {} if drain_timeout is None else {"drainTimeout": drain_timeout}
     document = {
@@ -43,7 +47,7 @@ def _pod(
         "kind": "LLMService",
         "metadata": {"name": "qwen", "namespace": "ml", "uid": "0b5e7c1e-7b61-4b4b-9d4e-0a6f3c1d2e3f"},
         "spec": {
-            "model": {"source": {"uri": "hf://Qwen/Qwen3-8B"}},
+            "model": {"source": {"uri": uri}},
             "runtime": {"name": "engine"},
             "scaling": scaling,
         },
@@ -103,8 +107,27 @@ def test_until_idle_without_a_running_metric_sleeps() -> None:
     pod = _pod(runtime, drain_timeout="30s")
     assert pod["containers"][0]["lifecycle"] == {"preStop": {"sleep": {"seconds": 30}}}
     assert "initContainers" not in pod
-    no_metrics = _pod(_runtime({"preStopDrain": True}, metrics=None), drain_timeout="30s")
+    # trtllm-serve exports no Prometheus series by name, so a runtime of that family without metrics sleeps.
+    no_metrics = _pod(_runtime({"preStopDrain": True}, metrics=None, family="trtllm"), drain_timeout="30s")
     assert no_metrics["containers"][0]["lifecycle"] == {"preStop": {"sleep": {"seconds": 30}}}
+
+
+@pytest.mark.parametrize(
+    ("family", "running", "waiting"),
+    [
+        ("vllm", "vllm:num_requests_running", "vllm:num_requests_waiting"),
+        ("sglang", "sglang:num_running_reqs", "sglang:num_queue_reqs"),
+        ("llamacpp", "llamacpp:requests_processing", "llamacpp:requests_deferred"),
+    ],
+)
+def test_until_idle_reads_the_family_metrics_when_the_runtime_declares_none(
+    family: str, running: str, waiting: str
+) -> None:
+    runtime = _runtime({"preStopDrain": True}, metrics=None, family=family)
+    pod = _pod(runtime, drain_timeout="30s", uri="pvc://models/model.gguf")
+    (sidecar,) = pod["initContainers"]
+    env = {entry["name"]: entry["value"] for entry in sidecar["env"]}
+    assert (env[drain.RUNNING_ENV], env[drain.WAITING_ENV]) == (running, waiting)
 
 
 def test_no_drain_without_prestop_drain_or_with_a_zero_timeout() -> None:

@@ -19,14 +19,15 @@ from typing import Any
 import pytest
 import yaml
 
-from hearth.api import loading, scalermodes
+from hearth.api import gatewayenv, loading, scalermodes
 from hearth.api.llmservice import LLMService
 from hearth.api.runtime import InferenceRuntime
 from hearth.api.scalermodes import ScalerMode
 from hearth.common import bundle
 from hearth.render import cache, plan
 from hearth.render.config import OperatorConfig
-from hearth.render.errors import Reason
+from hearth.render.errors import Reason, ReconcileError
+from tests.render.test_plan import loads_a_file, on_cpu
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("HEARTH_UPDATE_GOLDEN") == "1"
@@ -50,11 +51,24 @@ GOLDEN_COMBINATIONS: list[Combination] = list(
         ]
     )
 )
+
+#: The golden each scaler mode's gateway side is compared with.
+BASE_GOLDEN: dict[ScalerMode, Combination] = {
+    mode: (BASE_RUNTIME, BASE_STRATEGY, mode) for mode in scalermodes.RESOLVED
+}
+
+
+_loads_a_file = loads_a_file
+
+
+#: A file-loading engine needs the prewarm Job to fetch its file into a cache: strategy None is refused
+#: (test_a_file_engine_without_a_cache_is_refused).
 ALL_COMBINATIONS: list[Combination] = [
     (runtime, strategy, mode)
     for runtime in RUNTIME_NAMES
     for strategy in STRATEGIES
     for mode in scalermodes.RESOLVED
+    if not (strategy == "None" and _loads_a_file(runtime))
 ]
 
 #: Steps whose objects belong to the gateway and the scaler; every other step belongs to the backend.
@@ -67,6 +81,7 @@ GATEWAY_STEPS = {
     Reason.APPLY_SCALED_OBJECT.value,
 }
 CACHE_ENV_NAMES = {name for name, _ in cache.CACHE_ENV}
+GGUF_URI = "hf://Qwen/Qwen3-8B-GGUF/Qwen3-8B-Q4_K_M.gguf"
 
 
 def _service(runtime: str, strategy: str) -> LLMService:
@@ -75,9 +90,10 @@ def _service(runtime: str, strategy: str) -> LLMService:
         "kind": "LLMService",
         "metadata": {"name": "qwen", "namespace": "ml", "uid": "0b5e7c1e-7b61-4b4b-9d4e-0a6f3c1d2e3f"},
         "spec": {
-            "model": {"source": {"uri": "hf://Qwen/Qwen3-8B"}},
+            "model": {"source": {"uri": GGUF_URI if _loads_a_file(runtime) else "hf://Qwen/Qwen3-8B"}},
             "runtime": {"name": runtime, "argsOverride": ["--max-model-len=8192"]},
-            "resources": {"accelerators": 2, "cpu": "4", "memory": "32Gi"},
+            # A CPU runtime's accelerators are its CPU limit, which the request may not exceed.
+            "resources": {"accelerators": 4 if on_cpu(runtime) else 2, "cpu": "4", "memory": "32Gi"},
             "scaling": {"min": 0, "max": 3, "target": 4},
             "cache": {"strategy": strategy, "prewarm": True, "size": "80Gi"},
             "imagePullSecrets": [{"name": "registry"}],
@@ -139,6 +155,29 @@ def _side(documents: list[dict[str, Any]], *, gateway: bool) -> list[dict[str, A
     return [document for document in documents if (document["step"] in GATEWAY_STEPS) is gateway]
 
 
+#: The gateway env its runtime's engine family shapes: the readiness path (SGLang's /health_generate) and
+#: the stream rule (llama-server's strict one).
+ENGINE_GATEWAY_ENV = {
+    gatewayenv.READINESS_PATH.env,
+    gatewayenv.STREAM_RULE.env,
+    gatewayenv.UPSTREAM_AFTER_STREAM.env,
+}
+
+
+def _readiness_env(documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Take the gateway's engine env out of *documents* (in place) and return it: the one part of the
+    gateway side its runtime's engine family shapes."""
+    taken: list[dict[str, Any]] = []
+    for document in documents:
+        if document["step"] != Reason.APPLY_GATEWAY.value:
+            continue
+        for container in document["spec"]["template"]["spec"]["containers"]:
+            env = container.get("env", [])
+            taken += [entry for entry in env if entry["name"] in ENGINE_GATEWAY_ENV]
+            container["env"] = [entry for entry in env if entry["name"] not in ENGINE_GATEWAY_ENV]
+    return taken
+
+
 def _take_cache(items: list[dict[str, Any]], names: set[str], *, first: bool = False) -> list[dict[str, Any]]:
     """Remove and return the cache entries of *items*, which must all sit at its end (its start with
     *first*), where render puts them; an entry with a cache name anywhere else fails."""
@@ -191,8 +230,14 @@ def _prewarm_without_cache(documents: list[dict[str, Any]]) -> dict[str, Any] | 
 def test_every_combination_is_what_the_goldens_compose_to(combination: Combination) -> None:
     runtime, strategy, mode = combination
     rendered = _documents_copy(combination)
-    # The scaler mode alone shapes the gateway side: the same as the mode's golden for any runtime/cache.
-    assert _side(rendered, gateway=True) == _side(_golden((BASE_RUNTIME, BASE_STRATEGY, mode)), gateway=True)
+    # The scaler mode alone shapes the gateway side: the same as the mode's golden for any runtime/cache,
+    # but for the readiness path of the runtime's golden.
+    gateway_side, mode_side = _side(rendered, gateway=True), _side(_golden(BASE_GOLDEN[mode]), gateway=True)
+    assert _readiness_env(gateway_side) == _readiness_env(
+        _side(_golden((runtime, BASE_STRATEGY, BASE_MODE)), gateway=True)
+    )
+    _readiness_env(mode_side)
+    assert gateway_side == mode_side
     # ... and never the backend side, which is the (runtime, strategy) render of the baseline mode.
     assert _side(rendered, gateway=False) == _side(
         _documents_copy((runtime, strategy, BASE_MODE)), gateway=False
@@ -217,3 +262,13 @@ def test_every_combination_is_what_the_goldens_compose_to(combination: Combinati
         for document in _golden((BASE_RUNTIME, BASE_STRATEGY, mode))
         if document["step"] in GATEWAY_STEPS or document["step"] in steps
     ]
+
+
+def test_a_file_engine_without_a_cache_is_refused() -> None:
+    for runtime in RUNTIME_NAMES:
+        if not _loads_a_file(runtime):
+            continue
+        config = OperatorConfig(gateway_image="hearth.dev/hearth:test")
+        with pytest.raises(ReconcileError, match=r"spec\.cache\.prewarm: true") as raised:
+            plan.build(_service(runtime, "None"), RUNTIMES, config)
+        assert raised.value.reason is Reason.RENDER

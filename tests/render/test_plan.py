@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from hearth.api import loading
+from hearth.api import engines, loading
 from hearth.api.llmservice import LLMService
 from hearth.api.runtime import InferenceRuntime
 from hearth.api.scalermodes import ScalerMode
@@ -39,15 +39,31 @@ def _service(spec: dict[str, Any], name: str = "qwen", namespace: str = "ml") ->
     return service
 
 
+def loads_a_file(runtime: str) -> bool:
+    """Whether the bundled *runtime*'s engine loads one model file (llama.cpp's GGUF)."""
+    return any(
+        each.metadata.name == runtime
+        and engines.engine(each.spec.family).model_format is engines.ModelFormat.FILE
+        for each in RUNTIMES
+    )
+
+
 def _base_spec(runtime: str, strategy: str) -> dict[str, Any]:
+    uri = "hf://Qwen/Qwen3-8B-GGUF/Qwen3-8B-Q4_K_M.gguf" if loads_a_file(runtime) else "hf://Qwen/Qwen3-8B"
     return {
-        "model": {"source": {"uri": "hf://Qwen/Qwen3-8B"}},
+        "model": {"source": {"uri": uri}},
         "runtime": {"name": runtime, "argsOverride": ["--max-model-len=8192"]},
-        "resources": {"accelerators": 2, "cpu": "4", "memory": "32Gi"},
+        # A CPU runtime's accelerators are its CPU limit, which the request may not exceed.
+        "resources": {"accelerators": 4 if on_cpu(runtime) else 2, "cpu": "4", "memory": "32Gi"},
         "scaling": {"min": 0, "max": 3, "target": 4},
         "cache": {"strategy": strategy, "prewarm": True, "size": "80Gi"},
         "imagePullSecrets": [{"name": "registry"}],
     }
+
+
+def on_cpu(runtime: str) -> bool:
+    """Whether the bundled *runtime*'s accelerator is the CPU itself."""
+    return any(r.metadata.name == runtime and r.spec.accelerator.resource_name == "cpu" for r in RUNTIMES)
 
 
 def _render(service: LLMService, config: OperatorConfig = CONFIG) -> str:

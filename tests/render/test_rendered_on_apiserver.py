@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import yaml
 
@@ -9,7 +11,7 @@ from hearth.api import scalermodes
 from hearth.api.scalermodes import ScalerMode
 from hearth.render.config import OperatorConfig
 from tests.cluster.controlplane import ControlPlane
-from tests.render.test_plan import RUNTIMES, _base_spec, _render, _service
+from tests.render.test_plan import RUNTIMES, _base_spec, _render, _service, loads_a_file
 
 KEDA_KINDS = {"ScaledObject"}
 
@@ -38,6 +40,9 @@ def namespace(control_plane: ControlPlane) -> str:
 def test_rendered_objects_pass_server_validation(
     control_plane: ControlPlane, namespace: str, runtime: str, config: OperatorConfig
 ) -> None:
+    if loads_a_file(runtime) and config.hearth_image is None:
+        # Only `hearth fetch` (the hearth image) fetches the one file such an engine loads.
+        config = dataclasses.replace(config, gateway_image="hearth.dev/hearth:test")
     service = _service(_base_spec(runtime, "HostPath"), namespace=namespace)
     service = service.model_copy(update={"metadata": service.metadata.model_copy(update={"uid": None})})
     documents = [doc for doc in yaml.safe_load_all(_render(service, config)) if doc]

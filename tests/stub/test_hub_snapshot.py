@@ -16,7 +16,8 @@ import pytest
 from aiohttp import test_utils
 
 from hearth.cmd import stub as stub_command
-from hearth.stub import hfcache, hub, snapshot, tinymodel
+from hearth.common import hfcache
+from hearth.stub import hub, snapshot, tinymodel
 
 REPO = "hearth/e2e-model"
 

@@ -21,7 +21,8 @@ def _rendered_script(uri: str) -> str:
     assert isinstance(service, LLMService)
     assert isinstance(runtime, InferenceRuntime)
     model = modeluri.resolve_uri(uri)
-    job = cache.prewarm_job(service, runtime, model, cache.plan(service))
+    # The reference's form: rendered when the operator does not know the hearth image.
+    job = cache.prewarm_job(service, runtime, model, cache.plan(service), hearth_image=None)
     assert job is not None
     command = job["spec"]["template"]["spec"]["containers"][0]["command"]
     assert command[:2] == ["python3", "-c"]

@@ -2,8 +2,8 @@
 
 ``<cache>/models--<org>--<name>/`` holds ``blobs/<etag>`` (the file contents, named by the hub's ETag: the
 sha256 for LFS files, the git blob sha1 otherwise), ``snapshots/<commit>/<file>`` (relative symlinks to the
-blobs) and ``refs/<branch>`` (the commit a branch pointed at when it was downloaded). Both the stub's
-``snapshot_download`` (which writes it) and the stub's start-up report (which reads it) use this module.
+blobs) and ``refs/<branch>`` (the commit a branch pointed at when it was downloaded). ``hearth fetch`` and
+the stub image's ``snapshot_download`` write it; the stub's start-up report reads it.
 """
 
 from __future__ import annotations

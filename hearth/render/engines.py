@@ -1,0 +1,89 @@
+"""What a runtime's engine family adds to its backend, keyed by ``spec.family`` (issue 25): the args, probes
+and metrics a runtime leaves out, the env a model source needs, and the model path the engine is given.
+
+:mod:`hearth.api.engines` says what each engine is; this module applies it to one runtime, the runtime's
+own ``container.args``, ``health`` probes and ``metrics`` winning over the family's.
+"""
+
+from __future__ import annotations
+
+from hearth.api import engines, modeluri
+from hearth.api import runtime as runtime_api
+from hearth.api.llmservice import LLMService
+from hearth.api.modeluri import ResolvedModel
+from hearth.api.runtime import InferenceRuntime
+from hearth.render.errors import Reason, ReconcileError
+
+
+def of(runtime: InferenceRuntime) -> engines.Engine:
+    """The family entry of *runtime* (the API admits only known families)."""
+    return engines.engine(runtime.spec.family)
+
+
+def args(runtime: InferenceRuntime) -> list[str]:
+    """The runtime's args, or its family's defaults when it has none (templates not yet rendered)."""
+    if runtime.spec.container.args is not None:
+        return list(runtime.spec.container.args)
+    return of(runtime).default_args(port=runtime.spec.container.port.container_port)
+
+
+def readiness_path(runtime: InferenceRuntime) -> str:
+    """The GET path of the default readiness probe."""
+    return of(runtime).readiness_path
+
+
+def startup_path(runtime: InferenceRuntime) -> str:
+    """The GET path of the default startup probe."""
+    return of(runtime).startup_path
+
+
+def metrics(runtime: InferenceRuntime) -> runtime_api.Metrics | None:
+    """The runtime's declared metrics, or its family's names (None: the engine exports nothing by name)."""
+    if runtime.spec.metrics is not None:
+        return runtime.spec.metrics
+    names = of(runtime).metrics
+    if names.waiting is None:
+        return None
+    return runtime_api.Metrics(
+        path=names.path,
+        queue_depth=names.waiting,
+        running=names.running,
+        kv_cache_util=names.kv_usage,
+        ttft=names.ttft,
+    )
+
+
+def source_env(runtime: InferenceRuntime, model: ResolvedModel) -> tuple[tuple[str, str], ...]:
+    """The env the engine needs for the model's hub (``VLLM_USE_MODELSCOPE=true`` for vLLM on ModelScope)."""
+    return of(runtime).env_for(model.hub)
+
+
+def model_path(
+    service: LLMService, runtime: InferenceRuntime, model: ResolvedModel, *, hf_home: str | None
+) -> str:
+    """What ``{{ .Model.Path }}`` renders to. An engine that loads repositories gets the source's reference;
+    one that loads a single file gets the local file: in the claim, or where ``hearth fetch`` links it in the
+    cache (*hf_home*: the cache's HF_HOME, None without a cache), which needs the prewarm Job."""
+    entry = of(runtime)
+    if entry.model_format is engines.ModelFormat.REPO or model.claim is not None:
+        return model.path
+    family = f"family {entry.family} ({entry.title}) loads one model file"
+    if model.repo is None or model.file is None:
+        raise ReconcileError(
+            Reason.MODEL_RESOLUTION,
+            f'model.source.uri "{model.uri}": {family}: name it after the repository, e.g. '
+            f'"hf://<org>/<repo>/<file>.gguf", or use pvc://<claim>/<file>',
+        )
+    if model.hub != "huggingface":
+        raise ReconcileError(
+            Reason.MODEL_RESOLUTION,
+            f'model.source.uri "{model.uri}": {family}, which only hf:// sources are fetched as yet',
+        )
+    if hf_home is None or not service.spec.cache.prewarm:
+        raise ReconcileError(
+            Reason.RENDER,
+            f"{family}, which the prewarm Job fetches into the model cache: set spec.cache.prewarm: true and "
+            f"a spec.cache.strategy other than None (strategy {service.spec.cache.strategy}, prewarm "
+            f"{'true' if service.spec.cache.prewarm else 'false'})",
+        )
+    return modeluri.fetched_file(hf_home, model.repo, model.file)

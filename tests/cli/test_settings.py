@@ -159,6 +159,8 @@ _RENDER = [
 _E2E = [
     _bad("e2e", "--stub-image", "", "must be non-empty"),
     _bad("e2e", "--access", "ssh", "is not one of"),
+    _env("e2e", "--engine-image", "HEARTH_E2E_ENGINE_IMAGE", " ", "must be non-empty"),
+    _env("e2e", "--gguf", "HEARTH_E2E_GGUF", "/nonexistent/model.gguf", "does not exist"),
     _bad("e2e", "--timeout", "5", "x>=10"),
     _bad("e2e", "--scenario", "", "must be non-empty"),
 ]

@@ -200,6 +200,20 @@ def llmservice_crd() -> dict[str, Any]:
             "description": "Holding, Waiting, Evicted, Idle or Refused (status.pool.reason says why)",
             "priority": 1,
         },
+        {
+            "name": "Window",
+            "type": "string",
+            "jsonPath": ".status.warmWindow.name",
+            "description": "the warm window in force (spec.scaling.schedules; empty outside every window)",
+            "priority": 1,
+        },
+        {
+            "name": "Window-state",
+            "type": "string",
+            "jsonPath": ".status.warmWindow.state",
+            "description": "Warming (woken ahead of its start) or Open",
+            "priority": 1,
+        },
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     ]
     schema = _object_schema(

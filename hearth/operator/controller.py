@@ -25,7 +25,7 @@ from hearth.kube.errors import ApiError, ApiUnreachableError
 from hearth.kube.events import EventRecorder
 from hearth.kube.informer import Informer
 from hearth.kube.resources import ResourceType
-from hearth.operator import drift, permissions, status, telemetry
+from hearth.operator import drift, permissions, status, telemetry, windows
 from hearth.operator.metrics import OperatorMetrics
 from hearth.operator.settings import OperatorSettings
 from hearth.operator.workqueue import WorkQueue
@@ -440,6 +440,13 @@ class Controller:
             gateway=gateway,
         )
         outcome = None
+        # Warm windows (issue 31): shown in status, counted apart in the accounting, and looked at again at
+        # the next boundary (a window's early wake or its end) even if nothing else changes by then.
+        window, boundary = windows.show(
+            wanted, schedules=service.spec.scaling.schedules if service is not None else None, at=at
+        )
+        if boundary is not None:
+            self.queue.add_after((meta.namespace_of(obj), obj["metadata"]["name"]), boundary + 0.5)
         if error is None and self.permissions.has(rbac.Feature.TELEMETRY):
             metadata = obj["metadata"]
             outcome = self.telemetry.update(
@@ -449,6 +456,7 @@ class Controller:
                 deployment=deployment,
                 at=at,
                 drain_timeout=drain_timeout,
+                scheduled=window is not None,
             )
             refusing_for = status.show_wake_failure(wanted, at=at)
             if refusing_for is not None:

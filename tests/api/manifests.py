@@ -34,6 +34,15 @@ FULL_LLMSERVICE: dict[str, Any] = {
             "activationTimeout": "10m",
             "scaleDownStabilization": "2m30s",
             "drainTimeout": "90s",
+            "schedules": [
+                {
+                    "name": "office-hours",
+                    "start": "0 9 * * 1-5",
+                    "end": "0 18 * * mon-fri",
+                    "timezone": "Europe/Berlin",
+                    "minReplicas": 2,
+                }
+            ],
         },
         "cache": {"strategy": "HostPath", "size": "100Gi", "storageClassName": "local-path", "prewarm": True},
         "endpoint": {

@@ -7,8 +7,8 @@ from typing import Annotated, Any, Literal
 import pydantic
 
 from hearth.api import k8s_schema, meta, telemetry, wakefailure
-from hearth.api import schedule as schedule_api
 from hearth.api import pool as pool_api
+from hearth.api import schedule as schedule_api
 from hearth.api.base import ApiModel, GoDuration, Int32, Int64, Quantity, nested
 from hearth.api.core import Condition, LocalObjectReference
 from hearth.api.meta import ObjectMeta

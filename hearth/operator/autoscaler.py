@@ -25,9 +25,8 @@ from hearth.kube.errors import ApiError, ApiUnreachableError
 from hearth.kube.events import EventRecorder
 from hearth.kube.informer import Informer
 from hearth.operator import pools as pools_module
-from hearth.operator import scaling
+from hearth.operator import scaling, windows
 from hearth.operator import status as status_module
-from hearth.operator import windows
 from hearth.operator.controller import Controller
 from hearth.render import gateway, names
 from hearth.render.errors import ReconcileError

@@ -54,6 +54,9 @@ def decide(
     while len(history.samples) > 1 and history.samples[1][0] <= now - stabilization:
         history.samples.popleft()
     if wanted > current:
+        if recommend(demand=demand, target=target, minimum=0, maximum=maximum) < wanted:
+            # The floor, not demand, asks for these replicas: say which floor.
+            return Decision(wanted, floor_reason or f"below the minimum of {minimum}")
         return Decision(wanted, f"demand {demand} needs {wanted} replicas (target {target} per replica)")
     if current < minimum:
         return Decision(minimum, floor_reason or f"below the minimum of {minimum}")

@@ -121,7 +121,6 @@ def next_change(
     return min(moments) if moments else None
 
 
-
 def show(
     result: dict[str, Any], *, schedules: Sequence[schedule.WarmWindow] | None, at: datetime.datetime
 ) -> tuple[Active | None, float | None]:

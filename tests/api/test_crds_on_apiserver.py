@@ -114,7 +114,10 @@ def test_runtime_defaults_are_applied_by_the_server(cluster: ControlPlane) -> No
         ),
         (
             "spec.scaling",
-            {"max": 2, "schedules": [{"name": "w", "start": "0 9 * * *", "end": "0 18 * * *", "minReplicas": 3}]},
+            {
+                "max": 2,
+                "schedules": [{"name": "w", "start": "0 9 * * *", "end": "0 18 * * *", "minReplicas": 3}],
+            },
             ["spec.scaling.schedules", "minReplicas must not exceed max"],
         ),
         (

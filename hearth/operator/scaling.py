@@ -55,11 +55,9 @@ def decide(
         history.samples.popleft()
     if wanted > current:
         if recommend(demand=demand, target=target, minimum=0, maximum=maximum) < wanted:
-            # The floor, not demand, asks for these replicas: say which floor.
+            # The floor (scaling.min, or a warm window's), not demand, asks for these replicas: say which.
             return Decision(wanted, floor_reason or f"below the minimum of {minimum}")
         return Decision(wanted, f"demand {demand} needs {wanted} replicas (target {target} per replica)")
-    if current < minimum:
-        return Decision(minimum, floor_reason or f"below the minimum of {minimum}")
     if now - history.started < stabilization:
         return None  # the window is not fully observed yet: never scale down on partial history
     highest = max(replicas for _, replicas in history.samples)

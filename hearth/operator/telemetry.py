@@ -223,8 +223,8 @@ class Telemetry:
         """Bring the wake and accounting fields of the status *result* up to *at* (in place). The returned
         outcome goes to :meth:`record` once that status is written: a write lost to a conflict is redone
         from the old status, and would otherwise count the same wake twice. *drain_timeout* is the
-        LLMService's drainTimeout in seconds when its runtime drains (0 when it does not); *scheduled*, whether a
-        warm window is in force (its accelerator time is then scheduled, not demand-driven)."""
+        LLMService's drainTimeout in seconds when its runtime drains (0 when it does not); *scheduled*,
+        whether a warm window is in force (its accelerator time is then scheduled, not demand-driven)."""
         if deployment is None:
             return None  # nothing observed (e.g. a failed reconcile): keep what the status says
         pods = self.backend_pods(name, namespace)

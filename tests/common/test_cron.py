@@ -35,7 +35,8 @@ def test_wall_clock_follows_daylight_saving() -> None:
     nine = cron.Cron.parse("0 9 * * *")
     summer = nine.next(utc(2026, 7, 1, 0, 0), BERLIN)
     winter = nine.next(utc(2026, 12, 1, 0, 0), BERLIN)
-    assert summer is not None and winter is not None
+    assert summer is not None
+    assert winter is not None
     assert summer.astimezone(UTC).hour == 7  # CEST, UTC+2
     assert winter.astimezone(UTC).hour == 8  # CET, UTC+1
 

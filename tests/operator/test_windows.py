@@ -31,7 +31,8 @@ def test_open_inside_the_window_and_closed_outside() -> None:
     assert inside is not None
     assert inside.state == schedule.OPEN
     assert inside.opens_at.astimezone(UTC) == utc(7, 8)
-    assert inside.closes_at is not None and inside.closes_at.astimezone(UTC) == utc(7, 17)
+    assert inside.closes_at is not None
+    assert inside.closes_at.astimezone(UTC) == utc(7, 17)
     assert windows.active([OFFICE], now=utc(7, 17, 0, 1), lead=60) is None  # 18:00:01 Berlin
     assert windows.active([OFFICE], now=utc(5, 10), lead=60) is None  # Saturday
 
@@ -68,7 +69,8 @@ def test_next_change_is_the_next_early_wake_or_end() -> None:
     assert windows.next_change([OFFICE], now=utc(6, 20), lead=120) == utc(7, 7, 58)
     # Warming already: the next change is the window's end, not this start again.
     change = windows.next_change([OFFICE], now=utc(7, 7, 59), lead=120)
-    assert change is not None and change.astimezone(UTC) == utc(7, 17)
+    assert change is not None
+    assert change.astimezone(UTC) == utc(7, 17)
 
 
 def test_status_shows_the_window_and_clears_it_after() -> None:
@@ -95,7 +97,8 @@ def test_the_autoscaler_keeps_the_floor_inside_a_window_and_goes_to_zero_after_b
     inside = windows.active([OFFICE], now=utc(7, 7, 59), lead=120)
     minimum, why = autoscaler._floor(0, 2, inside)
     assert minimum == 1
-    assert why is not None and "warm window office opens at" in why
+    assert why is not None
+    assert "warm window office opens at" in why
 
     def decide(now: float, current: int, minimum: int, why: str | None) -> scaling.Decision | None:
         return scaling.decide(
@@ -119,7 +122,8 @@ def test_the_autoscaler_keeps_the_floor_inside_a_window_and_goes_to_zero_after_b
     assert decide(3602.0, 1, 0, None) is None
     assert decide(3700.0, 1, 0, None) is None
     gone = decide(3903.0, 1, 0, None)
-    assert gone is not None and gone.replicas == 0
+    assert gone is not None
+    assert gone.replicas == 0
 
 
 def test_a_window_never_raises_the_floor_above_max_nor_below_min() -> None:

@@ -13,7 +13,7 @@ from typing import Any
 import pydantic
 import yaml
 
-from hearth.api import GROUP, VERSION, llmgateway, llmservice, runtime
+from hearth.api import GROUP, VERSION, fallback, llmgateway, llmservice, runtime
 from hearth.api import pool as pool_api
 from hearth.api.base import ApiModel
 
@@ -220,7 +220,7 @@ def llmservice_crd() -> dict[str, Any]:
         model=llmservice.LLMService,
         spec=llmservice.LLMServiceSpec,
         status=llmservice.LLMServiceStatus,
-        extra_rules=[name_rule],
+        extra_rules=[name_rule, fallback.SELF_REFERENCE_RULE],
     )
     return _crd(
         kind=llmservice.KIND,

@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 
 import pydantic
 
+from hearth.api import fallback as fallback_api
 from hearth.api import k8s_schema, meta, telemetry, wakefailure
 from hearth.api import pool as pool_api
 from hearth.api import schedule as schedule_api
@@ -218,6 +219,10 @@ class Endpoint(ApiModel):
     """Cold-request handling."""
     auth: EndpointAuth = nested(EndpointAuth)
     """API keys for the endpoint."""
+    fallback: fallback_api.Fallback | None = None
+    """Another LLMService or an external OpenAI-compatible URL that answers while this model is cold or
+    full (opt-in; unset: requests wait or are refused as coldStart says). Privacy: with an external url,
+    prompts leave the cluster."""
 
 
 class LLMServiceSpec(ApiModel):

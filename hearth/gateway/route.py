@@ -361,6 +361,24 @@ class Route:
             return await self._hold_streaming(
                 request, body, admitted_at, exchange, place, deadline=deadline, after_hold=after_hold
             )
+        return await self._hold_plain(
+            request, body, exchange, place, admitted_at=admitted_at, deadline=deadline, after_hold=after_hold
+        )
+
+    async def _hold_plain(
+        self,
+        request: web.BaseRequest,
+        body: bytearray,
+        exchange: proxy.Exchange,
+        place: release.Place,
+        *,
+        admitted_at: float,
+        deadline: float,
+        after_hold: fallback_module.Fallback | None,
+    ) -> web.StreamResponse:
+        """Hold a non-streaming request silently until its turn, then forward it; past *deadline* it is
+        refused, or answered by *after_hold*."""
+        loop = asyncio.get_running_loop()
         if not await self._wait_held(place, deadline):
             refused = self._refused(place)
             if refused is not None:

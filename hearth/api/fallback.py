@@ -116,6 +116,13 @@ class Fallback(ApiModel):
         """The model name the fallback is asked for."""
         return self.model or self.service or ""
 
+    def base_url(self, namespace: str) -> str:
+        """Where requests go: an external url as written, another LLMService through its Service
+        ``<service>`` (its own gateway, or the LLMGateway serving it)."""
+        if self.url is not None:
+            return self.url.rstrip("/")
+        return f"http://{self.service}.{namespace}.svc/v1"
+
 
 #: The rule on the whole LLMService (only there are both its name and its fallback in reach).
 SELF_REFERENCE_RULE: dict[str, Any] = {

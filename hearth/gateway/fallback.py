@@ -78,20 +78,12 @@ class FallbackSettings:
         if spec is None or spec.api_key_secret is not None:
             return None
         return cls(
-            base_url=base_url(service.namespace, spec.service, spec.url),
+            base_url=spec.base_url(service.namespace),
             model=spec.target_model(),
             while_cold=spec.while_cold,
             hold_s=durations.Duration.parse(spec.hold_for).seconds,
             when_full=spec.when_full,
         )
-
-
-def base_url(namespace: str, service: str | None, url: str | None) -> str:
-    """The fallback's base URL: an external *url* as written, another LLMService through its Service
-    ``<service>`` (its own gateway, or the LLMGateway serving it)."""
-    if url is not None:
-        return url.rstrip("/")
-    return f"http://{service}.{namespace}.svc/v1"
 
 
 def _rewritten(body: bytes | bytearray, model: str) -> bytes:

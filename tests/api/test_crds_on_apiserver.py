@@ -125,6 +125,36 @@ def test_runtime_defaults_are_applied_by_the_server(cluster: ControlPlane) -> No
             [{"name": "w", "start": "0 9 * * *", "end": "0 18 * * *"}] * 2,
             ["spec.scaling.schedules[1]", "Duplicate value"],
         ),
+        (
+            "spec.endpoint",
+            {"fallback": {"service": "small", "url": "https://api.example.com/v1", "model": "m"}},
+            ["spec.endpoint.fallback", "set exactly one of service or url"],
+        ),
+        (
+            "spec.endpoint",
+            {"fallback": {"service": "small", "apiKeySecret": {"name": "k"}}},
+            ["spec.endpoint.fallback.apiKeySecret", "apiKeySecret is for an external url"],
+        ),
+        (
+            "spec.endpoint",
+            {"fallback": {"url": "https://api.example.com/v1"}},
+            ["spec.endpoint.fallback.model", "model is required with url"],
+        ),
+        (
+            "spec.endpoint",
+            {"fallback": {"url": "ftp://files.example.com", "model": "m"}},
+            ["spec.endpoint.fallback.url", "should match"],
+        ),
+        (
+            "spec.endpoint",
+            {"fallback": {"service": "minimal"}},
+            ["spec.endpoint.fallback.service", "must name another LLMService, not this one"],
+        ),
+        (
+            "spec.endpoint",
+            {"fallback": {"service": "small", "whileCold": "Sometimes"}},
+            ["spec.endpoint.fallback.whileCold", "Unsupported value"],
+        ),
         ("metadata.name", "Qwen3", ["metadata.name"]),
         ("metadata.name", "a" * 56, ["metadata.name", "at most 55 characters"]),
     ],

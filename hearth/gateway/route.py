@@ -505,6 +505,9 @@ class Route:
             "Cache-Control": "no-cache",
             COLD_START_HEADER: "true",
         }
+        if after_hold is None:
+            # Only this model can answer it now (an AfterHold stream may still end at the fallback).
+            headers.update(self._served_by)
         if request.keep_alive:
             # SPEC §3.3's header, but only as a promise the connection keeps: an HTTP/1.0 client or one
             # that sent Connection: close gets a stream that ends with the connection.

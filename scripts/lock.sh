@@ -9,6 +9,6 @@ ${PYTHON:-python3} -m venv "$tmp/venv"
 "$tmp/venv/bin/pip" install --quiet --disable-pip-version-check '.[dev]'
 {
     echo "# Exact versions for bootstrap.sh; regenerate with scripts/lock.sh after changing pyproject.toml."
-    "$tmp/venv/bin/pip" freeze --exclude-editable | grep -viE '^(hearth|pip|setuptools|wheel)=='
+    "$tmp/venv/bin/pip" freeze --exclude-editable | grep -viE '^(hearth|pip|setuptools|wheel)( *==| @ )'
 } > constraints.txt
 echo "lock: wrote $(grep -vc '^#' constraints.txt) pins to constraints.txt"

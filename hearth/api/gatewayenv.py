@@ -323,6 +323,14 @@ API_KEYS_DIR = Setting(
     Kind.TEXT,
     "Directory whose files are the accepted API keys (a mounted Secret); unset: no authentication.",
 )
+API_KEY_FILE = Setting(
+    "api_key_file",
+    "HEARTH_API_KEY_FILE",
+    Kind.TEXT,
+    "File holding the one accepted API key (one key of a mounted Secret, spec.endpoint.authentication); "
+    "re-read when it changes; while it is missing or empty every request gets 503 "
+    "authentication_unavailable. Not together with --api-keys-dir.",
+)
 LLMGATEWAY = Setting(
     "llmgateway",
     "HEARTH_LLMGATEWAY",
@@ -410,6 +418,7 @@ SETTINGS: tuple[Setting, ...] = (
     LISTEN_BACKLOG,
     RELEASE_WAVE,
     API_KEYS_DIR,
+    API_KEY_FILE,
     LLMGATEWAY,
     API_KEY_SETS_DIR,
     FALLBACK_BASE_URL,

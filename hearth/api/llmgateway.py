@@ -77,7 +77,9 @@ class LLMGatewaySpec(ApiModel):
     replicas: Int32 | None = pydantic.Field(default=None, ge=1)
     """Gateway pods. Unset: the operator's gateway replicas setting (as for a dedicated gateway)."""
     resources: GatewayResources | None = None
-    """Requests and limits of the gateway container. Unset: the dedicated gateway's."""
+    """Requests and limits of the gateway container. Unset: the dedicated gateway's defaults. The routed
+    LLMServices' spec.endpoint.resources do not apply here (they size a service's own gateway only); their
+    spec.endpoint.maxQueue does, per model."""
     auth: GatewayAuth | None = None
     """API keys, each set optionally limited to some models. Unset: no authentication."""
 

@@ -30,6 +30,8 @@ NAME_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 MAX_STABILIZATION = durations.HOUR
 #: A Secret's name: a DNS subdomain.
 SECRET_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
+#: A key of a Secret's data (core/v1's rule for ConfigMap and Secret keys).
+SECRET_KEY_PATTERN = r"^[-._a-zA-Z0-9]+$"
 #: The NodeLocalPVC's size when ``cache.size`` is unset (SPEC §5.2: a controller default, not a CRD one).
 DEFAULT_CACHE_SIZE = "50Gi"
 
@@ -207,22 +209,95 @@ class EndpointAuth(ApiModel):
     so unauthenticated traffic never wakes the backend. To rotate, add the new key to the Secret, move the
     clients, then remove the old key: gateways pick changes up without a restart (after the kubelet syncs
     the Secret, about a minute). A missing or empty Secret refuses every request with 401. Unset: no
-    authentication."""
+    authentication. Not together with endpoint.authentication (v0.4's one-key form)."""
+
+
+class SecretKeyReference(ApiModel):
+    """One key of a Secret in this namespace."""
+
+    name: str = pydantic.Field(min_length=1, max_length=253, pattern=SECRET_NAME_PATTERN)
+    """The Secret's name."""
+    key: str = pydantic.Field(min_length=1, max_length=253, pattern=SECRET_KEY_PATTERN)
+    """The data key whose value is the API key."""
+
+
+class EndpointAuthentication(ApiModel):
+    """One API key (the reference v0.4's form of endpoint authentication)."""
+
+    secret_ref: SecretKeyReference
+    """The Secret key holding the one accepted API key, sent by clients as "Authorization: Bearer <key>".
+    Checked before a request counts as demand. The gateway re-reads it without a restart (after the
+    kubelet syncs the Secret, about a minute). While the Secret or its key is missing or empty every
+    request is answered 503 authentication_unavailable; a wrong or missing key gets 401 with
+    WWW-Authenticate: Bearer. Several keys (rotation without a gap): endpoint.auth.secretName instead."""
+
+
+class ComputeResources(ApiModel):
+    """CPU and memory (the two resources a gateway uses)."""
+
+    cpu: Quantity | None = None
+    """CPU, e.g. 100m."""
+    memory: Quantity | None = None
+    """Memory, e.g. 256Mi."""
+
+
+class EndpointResources(ApiModel):
+    """Requests and limits of each replica of a service's own gateway."""
+
+    requests: ComputeResources | None = None
+    """Compute reserved per gateway replica."""
+    limits: ComputeResources | None = None
+    """Compute allowed per gateway replica. A memory limit also bounds the request bodies the gateway
+    buffers at once (HEARTH_MAX_BUFFERED_BYTES: the limit less 128Mi for the process, at most 256Mi)."""
+
+    def requirements(self) -> dict[str, Any]:
+        """As core/v1 ResourceRequirements (only what is set)."""
+        wire = self.to_wire()
+        return {side: values for side, values in wire.items() if values}
 
 
 class Endpoint(ApiModel):
     """The client-facing endpoint."""
 
+    model_config = pydantic.ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(
+                    "!has(self.authentication) || !has(self.auth) || !has(self.auth.secretName)",
+                    "set endpoint.authentication.secretRef or endpoint.auth.secretName, not both",
+                    field_path=".authentication",
+                    reason="FieldValueForbidden",
+                )
+            ]
+        }
+    )
+
     open_ai_compatible: bool = pydantic.Field(default=True, alias="openAICompatible")
     """Informational: the gateway always speaks the OpenAI API."""
+    max_queue: Int32 | None = pydantic.Field(default=None, ge=1)
+    """Requests of this model each gateway replica admits at once (held plus in flight); more get 429
+    queue_full. Unset: the gateway's HEARTH_MAX_QUEUE (default 100). Behind a shared endpoint
+    (LLMGateway) it bounds this model's route on each of its pods."""
+    resources: EndpointResources | None = None
+    """CPU and memory requests and limits of each replica of this service's own gateway; set, they replace
+    Hearth's defaults (requests cpu 50m, memory 128Mi; limit memory 384Mi) as a whole. Behind a shared
+    endpoint the LLMGateway's spec.resources apply instead (its pods serve many models)."""
+    authentication: EndpointAuthentication | None = None
+    """One Bearer API key from one Secret key (v0.4's form). Unset: endpoint.auth, if any."""
     cold_start: ColdStart = nested(ColdStart)
     """Cold-request handling."""
     auth: EndpointAuth = nested(EndpointAuth)
-    """API keys for the endpoint."""
+    """API keys for the endpoint (Hearth's form: every value of a Secret is a key)."""
     fallback: fallback_api.Fallback | None = None
     """Another LLMService or an external OpenAI-compatible URL that answers while this model is cold or
     full (opt-in; unset: requests wait or are refused as coldStart says). Privacy: with an external url,
     prompts leave the cluster."""
+
+    @pydantic.model_validator(mode="after")
+    def _check_one_auth(self) -> Endpoint:
+        if self.authentication is not None and self.auth.secret_name:
+            raise ValueError("set endpoint.authentication.secretRef or endpoint.auth.secretName, not both")
+        return self
 
 
 class LLMServiceSpec(ApiModel):
@@ -323,7 +398,10 @@ class LLMServiceStatus(ApiModel):
         default=None,
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
-    """Ready, plus RuntimeResolved, ModelResolved and Scaling."""
+    """Ready, plus RuntimeResolved, ModelResolved and Scaling, and the reference v0.4's Degraded (True
+    while reconcile fails or a wake cannot succeed, with that reason: the wakeFailure reason or the
+    reconcile step's) and AutoscalingReady (Scaling's status and reason). Each carries observedGeneration;
+    the reasons are declared once in hearth.api.wakereasons."""
 
 
 class LLMService(pydantic.BaseModel):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import re
+from typing import Annotated, Literal
 
 import pydantic
 
@@ -31,11 +32,47 @@ DRAIN_UNTIL_IDLE: DrainMode = "UntilIdle"
 DRAIN_SLEEP: DrainMode = "Sleep"
 
 
+#: A container port's name (an IANA service name, as core/v1 checks it): at most 15 lowercase letters,
+#: digits and inner dashes, with at least one letter and no two dashes in a row.
+PORT_NAME_MAX_LENGTH = 15
+PORT_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+PORT_NAME_MESSAGE = (
+    "container.port.name must be an IANA service name: at most 15 lowercase letters, digits and '-', "
+    "with a letter, starting and ending with a letter or digit, no '--'"
+)
+
+
+def _check_port_name(name: str) -> str:
+    if not (re.match(PORT_NAME_PATTERN, name) and re.search("[a-z]", name) and "--" not in name):
+        raise ValueError(f"{PORT_NAME_MESSAGE}, got {name!r}")
+    return name
+
+
 class Port(ApiModel):
     """The named TCP port of the serving API."""
 
-    name: str = "http"
-    """Port name: the backend Service targets it and default probes use it."""
+    model_config = pydantic.ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    # The backend Deployment would be refused for it anyway, later and less clearly (the
+                    # reference v0.4 checks the same shape by pattern).
+                    # has(): the API server also checks rules against the bare `default: {}`.
+                    "rule": f"!has(self.name) || (self.name.matches('{PORT_NAME_PATTERN}') && "
+                    "self.name.matches('[a-z]') && !self.name.contains('--'))",
+                    "message": PORT_NAME_MESSAGE,
+                    "fieldPath": ".name",
+                    "reason": "FieldValueInvalid",
+                }
+            ]
+        }
+    )
+
+    name: Annotated[
+        str, pydantic.AfterValidator(_check_port_name), pydantic.Field(max_length=PORT_NAME_MAX_LENGTH)
+    ] = "http"
+    """Port name: the backend Service targets it and default probes use it. An IANA service name (at most
+    15 characters: lowercase letters, digits, '-')."""
     container_port: Int32 = pydantic.Field(default=8000, ge=1, le=65535)
     """Container port number."""
 
@@ -57,6 +94,12 @@ class Container(ApiModel):
     """Environment; literal values are template-rendered, valueFrom is passed through."""
     port: Port = nested(Port)
     """Serving port (default http/8000)."""
+    run_as_user: Int64 | None = pydantic.Field(default=None, ge=1)
+    """The image's non-root user id (Hearth's addition). Set, backend and prewarm pods meet the restricted
+    Pod Security Standard: they run as this user and group (also their volumes' fsGroup), without
+    privilege escalation or capabilities, under the RuntimeDefault seccomp profile. Unset: run as the
+    image says (the official vLLM images run as root). Host paths (vendor ascend, cache HostPath) never
+    meet restricted."""
 
 
 class Sharing(ApiModel):

@@ -2,6 +2,11 @@
 the backend's pods and Deployment, and writes ``status.wakeFailure``), the gateway (which ends held requests
 and refuses cold ones with the reason's code) and the e2e checks. No pydantic here: the gateway reads it.
 
+The same table gives the reasons of the LLMService conditions the reference v0.4 added (:class:`Condition`):
+``Degraded`` is True with a :class:`Reason` while a wake cannot succeed (or with the reconcile step's
+reason, SPEC §1.3, while reconcile fails), and False with a :class:`Health` reason otherwise;
+``AutoscalingReady`` carries the reasons of Hearth's ``Scaling`` condition.
+
 Reason names follow Kubernetes' own words where it has them (the kubelet's waiting and terminated reasons,
 the Deployment's ProgressDeadlineExceeded), as Noctaya's conditions do; clients get the same reason as an
 OpenAI-style error ``code`` in snake case (``image_pull_failed``).
@@ -45,3 +50,30 @@ def client_code(reason: str) -> str:
     """*reason* (CamelCase, possibly one this version does not know) as a snake_case error code."""
     words = re.findall(r"[A-Z]+(?=[A-Z][a-z]|$)|[A-Z]?[a-z]+|[0-9]+", reason)
     return "_".join(word.lower() for word in words) or "wake_failed"
+
+
+class Condition(enum.StrEnum):
+    """The condition types of an LLMService's status (each with observedGeneration)."""
+
+    READY = "Ready"
+    RUNTIME_RESOLVED = "RuntimeResolved"
+    MODEL_RESOLVED = "ModelResolved"
+    #: Hearth's: who scales the backend, and whether it can.
+    SCALING = "Scaling"
+    #: Present only while the operator lacks RBAC for part of the service (issue 19).
+    PERMISSIONS = "Permissions"
+    #: The reference v0.4's: True while the backend cannot come up or reconcile fails.
+    DEGRADED = "Degraded"
+    #: The reference v0.4's: whether the backend's autoscaling is in place (Scaling's status and reason).
+    AUTOSCALING_READY = "AutoscalingReady"
+
+
+class Health(enum.StrEnum):
+    """Why ``Degraded`` is False (the reference v0.4's words), by the phase the backend is in."""
+
+    #: A backend replica is ready.
+    HEALTHY = "Healthy"
+    #: At zero replicas, with no failed wake to report.
+    INACTIVE = "Inactive"
+    #: Starting or loading, with no failure seen so far.
+    PROGRESSING = "Progressing"

@@ -42,6 +42,13 @@ from hearth.kube.client import KubeClient
     help="Fail scenarios the cluster cannot run instead of skipping them (e.g. with one gateway replica).",
 )
 @click.option(
+    "--pod-security-restricted",
+    is_flag=True,
+    help="Label the run's namespace pod-security.kubernetes.io/enforce=restricted, so the API server "
+    "refuses any pod short of the restricted Pod Security Standard; the HostPath cache scenario is then "
+    "not promised (skipped even with --no-skip: host paths are the documented exception).",
+)
+@click.option(
     "--scenario",
     "only",
     type=params.TEXT,
@@ -57,6 +64,7 @@ def command(
     timeout_seconds: int,
     keep: bool,
     no_skip: bool,
+    pod_security_restricted: bool,
     kubeconfig: str | None,
     context: str | None,
 ) -> None:
@@ -84,6 +92,7 @@ def command(
         timeout=float(timeout_seconds),
         keep=keep,
         no_skip=no_skip,
+        pod_security_restricted=pod_security_restricted,
     )
 
     async def main() -> tuple[list[runner.Result], str | None]:

@@ -10,7 +10,13 @@ import time
 from typing import Any
 
 from hearth.e2e import fixtures
-from hearth.e2e.runner import HOST_CACHE_PREPARE, HOST_CACHE_SERVICE, Run, ScenarioFailedError
+from hearth.e2e.runner import (
+    HOST_CACHE_PREPARE,
+    HOST_CACHE_SERVICE,
+    Run,
+    ScenarioFailedError,
+    ScenarioNotPromisedError,
+)
 from hearth.kube import resources
 from hearth.kube.errors import ApiError
 from hearth.render import names
@@ -39,6 +45,12 @@ async def node_local_pvc_prewarmed(run: Run) -> str:
 
 
 async def host_path_prewarmed(run: Run) -> str:
+    if run.options.pod_security_restricted:
+        # Skipped also under --no-skip: no cluster could run it in a namespace that enforces restricted.
+        raise ScenarioNotPromisedError(
+            "not promised under --pod-security-restricted: a HostPath cache needs a hostPath volume, which "
+            "the restricted Pod Security Standard refuses (the documented exception)"
+        )
     await run.wait("the HostPath cache directory prepared", lambda: _pod_done(run, HOST_CACHE_PREPARE))
     cleanup = "host-cache-cleanup"
     try:

@@ -69,17 +69,19 @@ async def kubelet_stop_seconds(run: Run) -> float:
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"name": BARE_POD, "namespace": run.namespace},
-        "spec": {
-            "containers": [
-                {
-                    "name": "stub",
-                    "image": run.options.stub_image,
-                    "imagePullPolicy": "IfNotPresent",
-                    "args": ["--port=8000"],
-                    "readinessProbe": {"httpGet": {"path": "/health", "port": 8000}, "periodSeconds": 1},
-                }
-            ]
-        },
+        "spec": fixtures.restricted(
+            {
+                "containers": [
+                    {
+                        "name": "stub",
+                        "image": run.options.stub_image,
+                        "imagePullPolicy": "IfNotPresent",
+                        "args": ["--port=8000"],
+                        "readinessProbe": {"httpGet": {"path": "/health", "port": 8000}, "periodSeconds": 1},
+                    }
+                ]
+            }
+        ),
     }
     await run.client.apply(pod)
 

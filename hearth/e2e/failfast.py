@@ -98,9 +98,13 @@ async def _fails_fast_then_recovers(
                 f"the held stream learned {reason.code} after {failed_after:.1f}s "
                 f"(budget {FAILURE_BUDGET_SECONDS:.0f}s; {timeline})"
             )
-        condition = await _ready_condition(run, name)
-        if condition.get("reason") != str(reason):
-            raise ScenarioFailedError(f"Ready condition {condition}, not reason {reason}")
+        conditions = await _conditions(run, name)
+        ready, degraded = conditions.get("Ready", {}), conditions.get("Degraded", {})
+        if ready.get("reason") != str(reason):
+            raise ScenarioFailedError(f"Ready condition {ready}, not reason {reason}")
+        # The reference v0.4's Degraded condition says the same, from the same vocabulary.
+        if (degraded.get("status"), degraded.get("reason")) != ("True", str(reason)):
+            raise ScenarioFailedError(f"Degraded condition {degraded}, not True with reason {reason}")
         await run.wait(f"a {reason} Event", lambda: _event(run, name, str(reason)), within=30)
         status, headers, body = await _post(run, url, name)
         if status != 503 or headers.get(wakefailure.REFUSAL_HEADER) != reason.code:
@@ -116,7 +120,8 @@ async def _fails_fast_then_recovers(
         return (
             f"first cold request: 503 {refused_by} after {first_after:.1f}s, Retry-After {retry_after}; "
             f"then a held stream told {reason.code} after {failed_after:.1f}s ({timeline}; with phase "
-            f"failed), Ready reason {reason}, Event recorded, cold requests refused; fixed, answered "
+            f"failed), Ready and Degraded reason {reason}, Event recorded, cold requests refused; fixed, "
+            f"answered "
             f"{time.monotonic() - recovered:.1f}s later"
         )
     finally:
@@ -200,12 +205,11 @@ async def _at_zero(run: Run, name: str) -> bool:
     return (await run.replicas(name)) == (0, 0)
 
 
-async def _ready_condition(run: Run, name: str) -> dict[str, Any]:
+async def _conditions(run: Run, name: str) -> dict[str, dict[str, Any]]:
+    """The LLMService's conditions by type, from one read."""
     service = await run.client.get(resources.LLMSERVICE, name, run.namespace)
-    for condition in (service or {}).get("status", {}).get("conditions") or []:
-        if condition.get("type") == "Ready":
-            return dict(condition)
-    return {}
+    conditions = (service or {}).get("status", {}).get("conditions") or []
+    return {str(condition.get("type")): dict(condition) for condition in conditions}
 
 
 async def _not_refusing(run: Run, name: str) -> bool:

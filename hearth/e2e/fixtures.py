@@ -4,10 +4,34 @@ from __future__ import annotations
 
 from typing import Any
 
+from hearth.render import podsecurity
+
 API = "serving.hearth.dev/v1alpha1"
 FAKE_RESOURCE = "hearth.dev/fake-accelerator"
 STARTUP_DELAY_SECONDS = 5
 STABILIZATION_SECONDS = 15
+#: The label that makes the API server refuse every pod of a namespace short of the restricted Pod Security
+#: Standard (hearth e2e --pod-security-restricted).
+ENFORCE_RESTRICTED = {
+    "pod-security.kubernetes.io/enforce": "restricted",
+    "pod-security.kubernetes.io/enforce-version": "latest",
+}
+
+
+def restricted(pod_spec: dict[str, Any]) -> dict[str, Any]:
+    """*pod_spec* meeting the restricted Pod Security Standard as the stub image's user (which it runs as
+    anyway): the e2e's own pods pass a namespace that enforces it."""
+    for container in pod_spec["containers"]:
+        container["securityContext"] = podsecurity.container_context()
+    return {**pod_spec, "securityContext": podsecurity.pod_context()}
+
+
+def namespace(name: str, *, enforce_restricted: bool = False) -> dict[str, Any]:
+    """The run's namespace; with *enforce_restricted*, one whose pods must meet ``restricted``."""
+    metadata: dict[str, Any] = {"name": name}
+    if enforce_restricted:
+        metadata["labels"] = dict(ENFORCE_RESTRICTED)
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": metadata}
 
 
 def runtime(name: str, *, image: str, resource: str = FAKE_RESOURCE) -> dict[str, Any]:
@@ -26,6 +50,8 @@ def runtime(name: str, *, image: str, resource: str = FAKE_RESOURCE) -> dict[str
                     {"name": "STUB_TOKEN_COUNT", "value": "8"},
                     {"name": "STUB_READY_GATES_SERVING", "value": "true"},
                 ],
+                # As the bundled vllm-stub: the stub image's own user, so its pods meet restricted.
+                "runAsUser": podsecurity.NONROOT_UID,
             },
             "accelerator": {"resourceName": resource},
             "health": {
@@ -114,7 +140,7 @@ def hub(namespace: str, *, image: str) -> list[dict[str, Any]]:
             "spec": {
                 "replicas": 1,
                 "selector": {"matchLabels": labels},
-                "template": {"metadata": {"labels": labels}, "spec": {"containers": [container]}},
+                "template": {"metadata": {"labels": labels}, "spec": restricted({"containers": [container]})},
             },
         },
         {

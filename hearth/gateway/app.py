@@ -32,6 +32,10 @@ log = logging.getLogger(__name__)
 _Answer = TypeVar("_Answer", bound=web.StreamResponse)
 
 QUEUE_PATH = "/hearth/queue"
+#: The 503 while the endpoint's one API key cannot be read (the reference v0.4's code), and when to retry:
+#: the kubelet brings a created or fixed Secret within about a minute, the gateway sees it within seconds.
+AUTHENTICATION_UNAVAILABLE = "authentication_unavailable"
+AUTHENTICATION_RETRY_AFTER = 10
 WARM_PATH = "/hearth/warm"
 
 
@@ -85,11 +89,15 @@ class Gateway:
         for each in self.table.routes():
             each.close_holds()
 
-    def _access(self, request: web.BaseRequest) -> auth.Access | None:
-        """What the caller may use (every model without keys), or None: no valid key."""
+    def _access(self, request: web.BaseRequest) -> auth.Access | web.Response:
+        """What the caller may use (every model without keys), or the refusal: 401 without a valid key,
+        503 while the endpoint's one key cannot be read (spec.endpoint.authentication)."""
         if self.api_keys is None:
             return auth.UNLIMITED
-        return self.api_keys.access(auth.bearer_token(request.headers.get("Authorization")) or "")
+        if not self.api_keys.available:
+            return self._authentication_unavailable()
+        access = self.api_keys.access(auth.bearer_token(request.headers.get("Authorization")) or "")
+        return self._unauthorized(request) if access is None else access
 
     # ---- endpoints of the gateway itself -----------------------------------------------------------
     async def healthz(self, _: web.BaseRequest) -> web.Response:
@@ -133,8 +141,8 @@ class Gateway:
                 extra_headers={"Allow": "POST"},
             )
         access = self._access(request)
-        if access is None:
-            return self._count(self._unauthorized(request), self.metrics.unrouted)
+        if isinstance(access, web.Response):
+            return self._count(access, self.metrics.unrouted)
         if self.closing:
             return self._count(errors.SHUTTING_DOWN.response(retry_after=1), self.metrics.unrouted)
         found = self._warm_route(request.path[len(WARM_PATH) + 1 :], access)
@@ -164,8 +172,9 @@ class Gateway:
     async def expect(self, request: web.BaseRequest) -> web.StreamResponse | None:
         """``Expect: 100-continue``: invite the body only from a client whose request could be served, so
         a key-less or oversize request is refused before its body is sent at all."""
-        if self._access(request) is None:
-            return self._count(self._unauthorized(request), self.metrics.unrouted)
+        access = self._access(request)
+        if isinstance(access, web.Response):
+            return self._count(access, self.metrics.unrouted)
         length = request.content_length
         if length is not None and length > self.settings.max_body_bytes:
             refusal = request_body.too_large(self.settings.max_body_bytes)
@@ -195,8 +204,8 @@ class Gateway:
     async def _handle(self, request: web.BaseRequest, exchange: proxy.Exchange) -> web.StreamResponse:
         # Before anything counts as demand: a request without a valid key can never wake a backend.
         access = self._access(request)
-        if access is None:
-            return self._unauthorized(request)
+        if isinstance(access, web.Response):
+            return access
         answered = self._before_body(request, access)
         if answered is not None:
             return answered
@@ -260,6 +269,18 @@ class Gateway:
         await response.write_eof()
         request.protocol.force_close()
         return response
+
+    def _authentication_unavailable(self) -> web.Response:
+        self.metrics.unrouted.reject(AUTHENTICATION_UNAVAILABLE)
+        assert self.api_keys is not None
+        return errors.error_response(
+            503,
+            "the endpoint's API key cannot be read: its Secret or the key named by "
+            "spec.endpoint.authentication.secretRef is missing or empty",
+            kind="service_unavailable",
+            code=AUTHENTICATION_UNAVAILABLE,
+            retry_after=AUTHENTICATION_RETRY_AFTER,
+        )
 
     def _unauthorized(self, request: web.BaseRequest) -> web.Response:
         self.metrics.unrouted.reject("unauthorized")

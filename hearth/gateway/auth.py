@@ -1,6 +1,8 @@
 """API keys (DESIGN improvement 5): the accepted keys are the files of a directory, a Secret mounted by the
 kubelet, one key per file. The directory is re-read when it changes, so keys rotate without a restart:
-add a key to the Secret, move clients to it, remove the old one.
+add a key to the Secret, move clients to it, remove the old one. The reference v0.4's form is one key in one
+file (one key of a Secret, :class:`ApiKeyFile`), re-read the same way; while it cannot be read the endpoint
+is unavailable (503) rather than closed (401).
 
 Only SHA-256 digests are kept, and a presented key is compared with every digest in constant time, so
 neither timing nor a memory dump reveals a key. Keys never reach a log line.
@@ -90,6 +92,71 @@ class ApiKeys:
             self.reload()
 
 
+class ApiKeyFile:
+    """One accepted key in one file: one key of a Secret, mounted by the kubelet (the reference v0.4's
+    ``spec.endpoint.authentication.secretRef``). Re-read when the file changes, as :class:`ApiKeys`.
+
+    Unlike a directory of keys, a missing, unreadable, oversized or empty file makes the endpoint
+    *unavailable* (503), not closed (401): the Secret or its key is absent, which is the operator's
+    problem to fix, not the client's key to change."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._digest: bytes | None = None
+        self._signature: tuple[int, int, int] | None = None
+        self._loaded = False
+        self.reload()
+
+    @property
+    def count(self) -> int:
+        return 0 if self._digest is None else 1
+
+    @property
+    def available(self) -> bool:
+        return self._digest is not None
+
+    def accepts(self, presented: str) -> bool:
+        if self._digest is None:
+            return False
+        return hmac.compare_digest(hashlib.sha256(presented.encode()).digest(), self._digest)
+
+    def reload(self) -> bool:
+        """Re-read the key if the file changed (or appeared, or went); True if it did."""
+        signature = self._scan()
+        if self._loaded and signature == self._signature:
+            return False
+        key = b""
+        if signature is not None:
+            with contextlib.suppress(OSError):
+                key = self._path.read_bytes().strip()
+        digest = hashlib.sha256(key).digest() if key else None
+        first = not self._loaded
+        self._loaded = True
+        self._signature = signature
+        self._digest = digest
+        log.log(
+            logging.INFO if digest else logging.WARNING,
+            "API key loaded" if first else "API key reloaded",
+            extra=logs.fields(
+                file=str(self._path),
+                keys=self.count,
+                note="" if digest else "no key: every request is answered 503 authentication_unavailable",
+            ),
+        )
+        return True
+
+    def _scan(self) -> tuple[int, int, int] | None:
+        """Inode, size and modification time of the key file (following the kubelet's ``..data``
+        symlink), or None when there is no usable file."""
+        try:
+            stat = self._path.stat()
+        except OSError:
+            return None
+        if not self._path.is_file() or stat.st_size > MAX_KEY_BYTES:
+            return None
+        return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+
 def bearer_token(authorization: str | None) -> str | None:
     """The key of an ``Authorization: Bearer <key>`` header (the OpenAI SDK's form), else None."""
     if not authorization:
@@ -128,7 +195,7 @@ Access = Limited | Unlimited
 class KeySet:
     """One mounted Secret's keys, and the models they may use (None: every model)."""
 
-    def __init__(self, name: str, keys: ApiKeys, models: frozenset[str] | None = None) -> None:
+    def __init__(self, name: str, keys: ApiKeys | ApiKeyFile, models: frozenset[str] | None = None) -> None:
         self.name = name
         self.keys = keys
         self.models = models
@@ -146,10 +213,22 @@ class KeyRing:
     def __init__(self, sets: list[KeySet], *, directory: Path | None = None) -> None:
         self._sets = sets
         self._directory = directory
+        #: The one-key files among the sets (checked on every request: kept apart, not searched for).
+        self._files = [key_set.keys for key_set in sets if isinstance(key_set.keys, ApiKeyFile)]
 
     @classmethod
     def single(cls, directory: Path) -> KeyRing:
         return cls([KeySet(directory.name, ApiKeys(directory))])
+
+    @classmethod
+    def single_file(cls, path: Path) -> KeyRing:
+        """One key in one file: while it cannot be read the ring is not :attr:`available`."""
+        return cls([KeySet(path.name, ApiKeyFile(path))])
+
+    @property
+    def available(self) -> bool:
+        """False while a one-key file cannot be read: requests then get 503, not 401."""
+        return all(key_file.available for key_file in self._files)
 
     @classmethod
     def shared(cls, directory: Path) -> KeyRing:

@@ -88,7 +88,8 @@ class RouteSettings:
     @classmethod
     def from_service(cls, service: LLMService, settings: GatewaySettings, *, wakes: bool) -> RouteSettings:
         """A shared gateway's route to *service*: per-model behaviour from the object (defaults are the
-        API's), gateway-wide bounds from the gateway's own settings. *wakes*: the scaler mode has gateways
+        API's), including its queue bound (spec.endpoint.maxQueue), and the rest of the bounds from the
+        gateway's own settings. *wakes*: the scaler mode has gateways
         wake backends (a pool member is woken by the operator instead)."""
         spec = service.spec
         heartbeat = durations.Duration.parse(spec.endpoint.cold_start.heartbeat_interval)
@@ -104,7 +105,9 @@ class RouteSettings:
             if heartbeat.nanoseconds > 0
             else settings.heartbeat_interval.seconds,
             progress_s=settings.progress_interval.seconds,
-            max_queue=settings.max_queue,
+            # spec.endpoint.maxQueue bounds this model's route on each shared gateway pod, as it bounds a
+            # dedicated gateway's one route; unset: the gateway's own bound.
+            max_queue=spec.endpoint.max_queue or settings.max_queue,
             release_wave=settings.release_wave,
             wakes_backend=wakes and spec.pool is None,
             fallback=fallback_module.FallbackSettings.from_service(service),

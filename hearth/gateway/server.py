@@ -272,6 +272,8 @@ async def build(
 def _api_keys(settings: GatewaySettings, loops: background_module.Background) -> auth.KeyRing | None:
     if settings.api_keys_dir is not None:
         keys = auth.KeyRing.single(Path(settings.api_keys_dir))
+    elif settings.api_key_file is not None:
+        keys = auth.KeyRing.single_file(Path(settings.api_key_file))
     elif settings.api_key_sets_dir is not None:
         keys = auth.KeyRing.shared(Path(settings.api_key_sets_dir))
     else:

@@ -77,6 +77,8 @@ class GatewaySettings:
     release_wave: int = _DEFAULTS["release_wave"]
     #: A directory whose files are the accepted API keys (a mounted Secret); None: no authentication.
     api_keys_dir: str | None = None
+    #: The file of the one accepted API key (one key of a mounted Secret); None: see api_keys_dir.
+    api_key_file: str | None = None
     #: A shared gateway: the LLMGateway whose selected LLMServices it routes to (None: dedicated).
     llmgateway: str | None = None
     #: A shared gateway's key sets: one directory per Secret its LLMGateway lists.
@@ -112,4 +114,8 @@ def from_values(values: Mapping[str, object]) -> GatewaySettings:
             f"{gatewayenv.NAMESPACE.env} is required with {gatewayenv.LLMGATEWAY.env} (flag "
             f"{gatewayenv.NAMESPACE.flag}): the namespace of the LLMGateway and of the LLMServices it selects"
         )
+    key_sources = [name for name in ("api_keys_dir", "api_key_file", "api_key_sets_dir") if fields.get(name)]
+    if len(key_sources) > 1:
+        flags = " and ".join(f"--{name.replace('_', '-')}" for name in key_sources)
+        raise SettingsError(f"{flags}: API keys come from one place; set one of them")
     return GatewaySettings(**fields)

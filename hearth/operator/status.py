@@ -9,16 +9,20 @@ from typing import Any
 
 from hearth.api import meta, scalermodes
 from hearth.api.llmservice import Scaling
+from hearth.api.wakereasons import Condition, Health
 from hearth.common import durations, timestamps
 from hearth.render import names
 from hearth.render.errors import Reason, ReconcileError
 
-READY = "Ready"
-RUNTIME_RESOLVED = "RuntimeResolved"
-MODEL_RESOLVED = "ModelResolved"
-SCALING = "Scaling"
-#: Present only while the operator lacks RBAC for part of the service (issue 19).
-PERMISSIONS = "Permissions"
+READY = str(Condition.READY)
+RUNTIME_RESOLVED = str(Condition.RUNTIME_RESOLVED)
+MODEL_RESOLVED = str(Condition.MODEL_RESOLVED)
+SCALING = str(Condition.SCALING)
+PERMISSIONS = str(Condition.PERMISSIONS)
+DEGRADED = str(Condition.DEGRADED)
+AUTOSCALING_READY = str(Condition.AUTOSCALING_READY)
+#: Degraded's reason when it is False, by phase (Degraded True is handled apart).
+_HEALTH = {"Ready": Health.HEALTHY, "ScaledToZero": Health.INACTIVE}
 
 _RUNTIME_REASONS = {Reason.RUNTIME_RESOLUTION, Reason.UNSUPPORTED_VENDOR}
 
@@ -71,9 +75,19 @@ def show_wake_failure(result: dict[str, Any], *, at: datetime.datetime) -> float
         return None
     result["phase"] = "Degraded"
     generation = int(result.get("observedGeneration") or 0)
-    ready = _condition(READY, False, str(failure.get("reason")), str(failure.get("message")), generation)
-    result["conditions"] = merge_conditions(result.get("conditions") or [], [ready])
+    reason, message = str(failure.get("reason")), str(failure.get("message"))
+    ready = _condition(READY, False, reason, message, generation)
+    degraded = _condition(DEGRADED, True, reason, message, generation)
+    result["conditions"] = _replace(result.get("conditions") or [], [ready, degraded])
     return (retry_at - at).total_seconds()
+
+
+def _replace(current: list[dict[str, Any]], changed: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """*current* with the conditions of *changed* types replaced in place (the others kept), transition
+    times as :func:`merge_conditions` keeps them."""
+    updated = {condition["type"]: condition for condition in merge_conditions(current, changed)}
+    kept = [updated.pop(condition.get("type"), condition) for condition in current]
+    return kept + list(updated.values())
 
 
 def phase_of(deployment: dict[str, Any] | None, *, min_replicas: int) -> tuple[str, str, str]:
@@ -126,6 +140,7 @@ def desired(
     if error is not None:
         result["phase"] = "Degraded"
         conditions.append(_condition(READY, False, str(error.reason), error.message, generation))
+        degraded = _condition(DEGRADED, True, str(error.reason), error.message, generation)
     else:
         assert scaling is not None, "a reconcile without an error has parsed the spec"
         phase, reason, message = phase_of(deployment, min_replicas=scaling.min)
@@ -143,17 +158,33 @@ def desired(
             result.pop("gateway", None)
             result["endpointURL"] = names.endpoint_url(metadata["name"], meta.namespace_of(service))
         conditions.append(_condition(READY, phase == "Ready", reason, message, generation))
+        degraded = _health_condition(phase, generation)
 
     conditions.extend(_resolution_conditions(runtime, error, generation))
     if scaling_blocked is not None and error is None:
-        conditions.append(_condition(SCALING, False, "MissingPermission", scaling_blocked, generation))
+        scaling_condition = _condition(SCALING, False, "MissingPermission", scaling_blocked, generation)
     else:
-        conditions.append(_scaling_condition(scaler_mode, keda_installed, generation, error=error))
+        scaling_condition = _scaling_condition(scaler_mode, keda_installed, generation, error=error)
+    conditions.append(scaling_condition)
+    conditions.append(degraded)
+    # The reference v0.4's name for what Scaling says: one vocabulary, two types.
+    conditions.append({**scaling_condition, "type": AUTOSCALING_READY})
     if permission_notes:
         message = "; ".join(permission_notes)
         conditions.append(_condition(PERMISSIONS, False, "MissingPermission", message, generation))
     result["conditions"] = merge_conditions(current.get("conditions") or [], conditions)
     return result
+
+
+def _health_condition(phase: str, generation: int) -> dict[str, Any]:
+    """Degraded False, with why by *phase*; a failed wake turns it True (:func:`show_wake_failure`)."""
+    health = _HEALTH.get(phase, Health.PROGRESSING)
+    messages = {
+        Health.HEALTHY: "no backend failure is observed",
+        Health.INACTIVE: "backend is at zero replicas with no failed wake to report",
+        Health.PROGRESSING: "the backend is starting; no failure is observed so far",
+    }
+    return _condition(DEGRADED, False, str(health), messages[health], generation)
 
 
 def _resolution_conditions(

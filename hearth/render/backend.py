@@ -12,7 +12,7 @@ from hearth.api.llmservice import LLMService
 from hearth.api.modeluri import PVC_MOUNT_PATH, ResolvedModel
 from hearth.api.runtime import InferenceRuntime
 from hearth.common import durations
-from hearth.render import common, gotemplate, names
+from hearth.render import common, gotemplate, names, podsecurity
 from hearth.render.cache import CACHE_MOUNT_PATH, CACHE_VOLUME, CachePlan
 from hearth.render.errors import Reason, ReconcileError
 from hearth.render.vendors import VendorAdapter
@@ -229,10 +229,13 @@ def _pod_spec(
     container["volumeMounts"] = mounts
 
     pod: dict[str, Any] = {
+        # The engine never calls the Kubernetes API (nor does the drain sidecar): no token in the pod.
+        "automountServiceAccountToken": False,
         "containers": [container],
         "volumes": volumes,
         **common.placement(service, runtime),
     }
+    podsecurity.restrict(pod, runtime.spec.container.run_as_user)
     lifecycle = runtime.spec.lifecycle
     if lifecycle and lifecycle.termination_grace_period_seconds is not None:
         pod["terminationGracePeriodSeconds"] = lifecycle.termination_grace_period_seconds
@@ -290,8 +293,6 @@ def _with_drain(
         }
         # First: the reference's volumes keep their order (SPEC §2.4), the cache's last.
         pod["volumes"].insert(0, {"name": DRAINER_TMP_VOLUME, "emptyDir": {}})
-        # The sidecar needs no Kubernetes API access, and the engine never did: mount no token into either.
-        pod["automountServiceAccountToken"] = False
         # The single-file hearth binary's bootloader, as PID 1 of its container, loses a SIGTERM that comes
         # while it unpacks (the first ~0.5-1 s; PID 1 ignores signals it has no handler for), and the pod then
         # waits its whole grace period: the pool scales a new member's first pod to 0 that soon. With one

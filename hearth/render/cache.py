@@ -9,7 +9,7 @@ from typing import Any
 from hearth.api.llmservice import LLMService
 from hearth.api.modeluri import ResolvedModel
 from hearth.api.runtime import InferenceRuntime
-from hearth.render import common, names
+from hearth.render import common, names, podsecurity
 from hearth.render.errors import Reason, ReconcileError
 
 CACHE_VOLUME = "model-cache"
@@ -78,6 +78,8 @@ def prewarm_job(
         *(common.env_entry(key, value) for key, value in model.env),
     ]
     pod: dict[str, Any] = {
+        # A download needs no Kubernetes API: no token in the pod.
+        "automountServiceAccountToken": False,
         "restartPolicy": "OnFailure",
         "containers": [
             {
@@ -91,6 +93,7 @@ def prewarm_job(
         "volumes": [cache.volume],
     }
     pod.update(common.placement(service, runtime))
+    podsecurity.restrict(pod, runtime.spec.container.run_as_user)
     template_metadata = common.template_metadata(names.backend_selector(name), runtime)
     return {
         "apiVersion": "batch/v1",

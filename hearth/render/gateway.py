@@ -8,18 +8,23 @@ from __future__ import annotations
 from typing import Any
 
 from hearth import api
-from hearth.api import gatewayenv
+from hearth.api import gatewayenv, quantity
 from hearth.api import runtime as runtime_api
 from hearth.api.llmservice import LLMService
 from hearth.api.runtime import InferenceRuntime
 from hearth.common import durations
-from hearth.render import common, names, scalers
+from hearth.render import common, names, podsecurity, scalers
 from hearth.render.config import OperatorConfig
 
 CONTAINER_NAME = "gateway"
 HTTP_PORT = names.GATEWAY_HTTP_PORT
 API_KEYS_VOLUME = "api-keys"
 API_KEYS_DIR = "/etc/hearth/api-keys"
+#: spec.endpoint.authentication: the one key of one Secret, projected into a file of its own directory (no
+#: subPath: the kubelet updates only whole Secret volumes, and the gateway re-reads the file).
+API_KEY_VOLUME = "api-key"
+API_KEY_DIR = "/etc/hearth/api-key"
+API_KEY_FILE = "api-key"
 SERVICE_PORT = 80
 MIB = 1024 * 1024
 #: Request bodies the gateway may buffer at once (HEARTH_MAX_BUFFERED_BYTES): its one large, client-driven
@@ -115,6 +120,22 @@ def default_resources() -> dict[str, Any]:
     return {"requests": {"cpu": "50m", "memory": MEMORY_REQUEST}, "limits": {"memory": MEMORY_LIMIT}}
 
 
+def buffered_bytes(resources: dict[str, Any]) -> int:
+    """HEARTH_MAX_BUFFERED_BYTES for a container with *resources*: the default budget, or less under a
+    smaller memory limit (the limit less the process's own, at least 1 MiB), so that buffered bodies
+    never get the pod OOM-killed."""
+    limit = (resources.get("limits") or {}).get("memory")
+    if limit is None:
+        return BUFFERED_BYTES
+    return max(MIB, min(BUFFERED_BYTES, quantity.bytes_of(limit) - PROCESS_BYTES))
+
+
+def resources_of(service: LLMService) -> dict[str, Any]:
+    """spec.endpoint.resources as they are, or the defaults when unset (as an LLMGateway's)."""
+    wanted = service.spec.endpoint.resources
+    return wanted.requirements() if wanted is not None else default_resources()
+
+
 def container(
     config: OperatorConfig, *, env: list[dict[str, Any]], resources: dict[str, Any]
 ) -> dict[str, Any]:
@@ -131,11 +152,7 @@ def container(
         "readinessProbe": probe,
         "livenessProbe": probe,
         "resources": resources,
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "capabilities": {"drop": ["ALL"]},
-        },
+        "securityContext": podsecurity.container_context(read_only_root=True),
         # A writable /tmp on a read-only root filesystem (the single-file hearth binary unpacks there).
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
     }
@@ -143,10 +160,11 @@ def container(
 
 
 def pod(*, account: str | None, gateway_container: dict[str, Any]) -> dict[str, Any]:
-    """The gateway pod spec around *gateway_container*, run as *account* (None: the default one)."""
+    """The gateway pod spec around *gateway_container*, run as *account* (None: the default one, with no
+    token mounted: such a gateway probes its backend and never calls the API). Restricted (podsecurity)."""
     return {
-        **({"serviceAccountName": account} if account else {}),
-        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+        **({"serviceAccountName": account} if account else {"automountServiceAccountToken": False}),
+        "securityContext": podsecurity.pod_context(),
         "containers": [gateway_container],
         "volumes": [{"name": "tmp", "emptyDir": {}}],
     }
@@ -181,8 +199,12 @@ def deployment(
     name = service.metadata.name
     selector = names.gateway_selector(name)
     env = _reference_env(service, config) + _discovery_env(service, config)
-    gateway_container = container(config, env=env, resources=default_resources())
-    env.append(common.env_entry(gatewayenv.MAX_BUFFERED_BYTES.env, str(BUFFERED_BYTES)))
+    resources = resources_of(service)
+    gateway_container = container(config, env=env, resources=resources)
+    env.append(common.env_entry(gatewayenv.MAX_BUFFERED_BYTES.env, str(buffered_bytes(resources))))
+    max_queue = service.spec.endpoint.max_queue
+    if max_queue is not None:
+        env.append(common.env_entry(gatewayenv.MAX_QUEUE.env, str(max_queue)))
     if readiness != DEFAULT_READINESS_PATH:
         env.append(common.env_entry(gatewayenv.READINESS_PATH.env, readiness))
     if config.gateway_args:
@@ -199,6 +221,17 @@ def deployment(
         mount = {"name": API_KEYS_VOLUME, "mountPath": API_KEYS_DIR, "readOnly": True}
         gateway_container["volumeMounts"].append(mount)
         env.append(common.env_entry(gatewayenv.API_KEYS_DIR.env, API_KEYS_DIR))
+    authentication = service.spec.endpoint.authentication
+    if authentication is not None:
+        reference = authentication.secret_ref
+        # Optional too: a missing Secret (or key) starts the gateway, which answers 503
+        # authentication_unavailable until the kubelet brings the key, instead of a pod that never starts.
+        item = {"key": reference.key, "path": API_KEY_FILE}
+        volume = {"secretName": reference.name, "items": [item], "optional": True}
+        pod_spec["volumes"].append({"name": API_KEY_VOLUME, "secret": volume})
+        mount = {"name": API_KEY_VOLUME, "mountPath": API_KEY_DIR, "readOnly": True}
+        gateway_container["volumeMounts"].append(mount)
+        env.append(common.env_entry(gatewayenv.API_KEY_FILE.env, f"{API_KEY_DIR}/{API_KEY_FILE}"))
     env.extend(fallback_env(service))
     if service.spec.image_pull_secrets:
         pod_spec["imagePullSecrets"] = common.pull_secrets(service)

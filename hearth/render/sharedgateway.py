@@ -91,7 +91,7 @@ def _check(gateway_obj: LLMGateway, services: Sequence[LLMService], config: Oper
         )
 
 
-def _env(gateway_obj: LLMGateway, config: OperatorConfig) -> list[dict[str, Any]]:
+def _env(gateway_obj: LLMGateway, config: OperatorConfig, *, buffered_bytes: int) -> list[dict[str, Any]]:
     env = [common.env_entry(gatewayenv.LISTEN.env, f":{gateway.HTTP_PORT}")]
     env.extend(dict(entry) for entry in scalers.of(config.scaler_mode).gateway_env)
     env.extend(
@@ -102,7 +102,7 @@ def _env(gateway_obj: LLMGateway, config: OperatorConfig) -> list[dict[str, Any]
             },
             common.env_entry(gatewayenv.LLMGATEWAY.env, gateway_obj.metadata.name),
             common.env_entry(gatewayenv.SCALER_MODE.env, str(config.scaler_mode)),
-            common.env_entry(gatewayenv.MAX_BUFFERED_BYTES.env, str(gateway.BUFFERED_BYTES)),
+            common.env_entry(gatewayenv.MAX_BUFFERED_BYTES.env, str(buffered_bytes)),
         ]
     )
     return env
@@ -112,13 +112,10 @@ def deployment(gateway_obj: LLMGateway, config: OperatorConfig) -> dict[str, Any
     """``<gw>-gateway``: the shared gateway's pods (no backend env: it routes what its LLMGateway selects)."""
     name = gateway_obj.metadata.name
     selector = names.shared_gateway_selector(name)
-    resources = gateway_obj.spec.resources
-    env = _env(gateway_obj, config)
-    container = gateway.container(
-        config,
-        env=env,
-        resources=resources.to_wire() if resources is not None else gateway.default_resources(),
-    )
+    wanted = gateway_obj.spec.resources
+    resources = wanted.to_wire() if wanted is not None else gateway.default_resources()
+    env = _env(gateway_obj, config, buffered_bytes=gateway.buffered_bytes(resources))
+    container = gateway.container(config, env=env, resources=resources)
     if config.gateway_args:
         container["args"] = list(config.gateway_args)
     pod_spec = gateway.pod(account=names.shared_gateway(name), gateway_container=container)

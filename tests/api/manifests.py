@@ -111,6 +111,26 @@ FULL_RUNTIME: dict[str, Any] = {
     },
 }
 
+#: The endpoint fields the reference added in v0.4 (Noctaya's docs, with our group): a per-model queue
+#: bound, the gateway's compute and one Bearer key from one Secret key.
+V04_LLMSERVICE: dict[str, Any] = {
+    "apiVersion": "serving.hearth.dev/v1alpha1",
+    "kind": "LLMService",
+    "metadata": {"name": "qwen-v04", "namespace": "default"},
+    "spec": {
+        "model": {"source": {"uri": "hf://Qwen/Qwen3-0.6B"}},
+        "runtime": {"name": "vllm-nvidia"},
+        "endpoint": {
+            "maxQueue": 8,
+            "resources": {
+                "requests": {"cpu": "100m", "memory": "128Mi"},
+                "limits": {"cpu": "1", "memory": "512Mi"},
+            },
+            "authentication": {"secretRef": {"name": "qwen-client-key", "key": "api-key"}},
+        },
+    },
+}
+
 MINIMAL_LLMSERVICE: dict[str, Any] = {
     "apiVersion": "serving.hearth.dev/v1alpha1",
     "kind": "LLMService",

@@ -15,6 +15,7 @@ from tests.api.manifests import (
     FULL_LLMSERVICE,
     FULL_RUNTIME,
     MINIMAL_LLMSERVICE,
+    V04_LLMSERVICE,
     with_changes,
 )
 from tests.cluster.controlplane import ControlPlane
@@ -42,6 +43,17 @@ def test_every_spec_field_is_accepted_and_preserved(cluster: ControlPlane) -> No
         assert code == 0, output
         stored = json.loads(output)["spec"]
         assert stored == document["spec"], "the server must neither prune nor alter a complete manifest"
+
+
+def test_a_manifest_of_the_v04_endpoint_fields_is_accepted_and_preserved(cluster: ControlPlane) -> None:
+    code, output = _apply(cluster, V04_LLMSERVICE)
+    assert code == 0, output
+    endpoint = json.loads(output)["spec"]["endpoint"]
+    written = V04_LLMSERVICE["spec"]["endpoint"]
+    assert {key: endpoint[key] for key in written} == written
+    assert "maxQueue" not in json.loads(_apply(cluster, MINIMAL_LLMSERVICE)[1])["spec"]["endpoint"], (
+        "no CRD default: old objects must not change (nor their gateways' pod templates)"
+    )
 
 
 def test_the_server_applies_defaults_even_when_parents_are_omitted(cluster: ControlPlane) -> None:
@@ -157,6 +169,24 @@ def test_runtime_defaults_are_applied_by_the_server(cluster: ControlPlane) -> No
         ),
         ("metadata.name", "Qwen3", ["metadata.name"]),
         ("metadata.name", "a" * 56, ["metadata.name", "at most 55 characters"]),
+        ("spec.endpoint.maxQueue", 0, ["spec.endpoint.maxQueue", "should be greater than or equal to 1"]),
+        ("spec.endpoint.resources.limits.memory", "lots", ["spec.endpoint.resources.limits.memory"]),
+        ("spec.endpoint.resources.limits.gpu", 1, ["spec.endpoint.resources.limits.gpu"]),
+        ("spec.endpoint.authentication", {}, ["spec.endpoint.authentication.secretRef", "Required value"]),
+        (
+            "spec.endpoint.authentication.secretRef",
+            {"name": "keys", "key": "a/b"},
+            ["spec.endpoint.authentication.secretRef.key", "should match"],
+        ),
+        (
+            # v0.4's one-key form beside Hearth's every-value form: which would win is not guessed.
+            "spec.endpoint",
+            {"auth": {"secretName": "keys"}, "authentication": {"secretRef": {"name": "k", "key": "a"}}},
+            [
+                "spec.endpoint.authentication",
+                "set endpoint.authentication.secretRef or endpoint.auth.secretName, not both",
+            ],
+        ),
     ],
 )
 def test_bad_llmservices_are_refused_naming_the_field(
@@ -182,6 +212,15 @@ def test_bad_llmservices_are_refused_naming_the_field(
             ["spec.accelerator.scheduler.queue", "requires scheduler name volcano"],
         ),
         ("spec.lifecycle.terminationGracePeriodSeconds", 0, ["spec.lifecycle.terminationGracePeriodSeconds"]),
+        *(
+            (
+                "spec.container.port.name",
+                name,
+                ["spec.container.port.name", "container.port.name must be an IANA service name"],
+            )
+            for name in ("HTTP", "8000", "a--b", "-http")
+        ),
+        ("spec.container.port.name", "serving-api-port", ["spec.container.port.name", "Too long"]),
     ],
 )
 def test_bad_runtimes_are_refused_naming_the_field(

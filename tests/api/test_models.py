@@ -14,6 +14,7 @@ from tests.api.manifests import (
     FULL_LLMSERVICE,
     FULL_RUNTIME,
     MINIMAL_LLMSERVICE,
+    V04_LLMSERVICE,
     with_changes,
 )
 
@@ -23,6 +24,26 @@ def test_every_llmservice_field_round_trips() -> None:
     assert service.spec.to_wire() == FULL_LLMSERVICE["spec"]
     assert service.spec.scaling.scale_down_stabilization == "2m30s"
     assert service.spec.endpoint.cold_start.mode == "reject"
+
+
+def test_the_v04_endpoint_fields_round_trip() -> None:
+    service = LLMService.model_validate(V04_LLMSERVICE)
+    written = V04_LLMSERVICE["spec"]["endpoint"]
+    assert {key: service.spec.endpoint.to_wire()[key] for key in written} == written
+    endpoint = service.spec.endpoint
+    assert endpoint.max_queue == 8
+    assert endpoint.authentication is not None
+    assert (endpoint.authentication.secret_ref.name, endpoint.authentication.secret_ref.key) == (
+        "qwen-client-key",
+        "api-key",
+    )
+    assert endpoint.resources is not None
+    assert endpoint.resources.requirements() == V04_LLMSERVICE["spec"]["endpoint"]["resources"]
+
+
+def test_the_v04_endpoint_fields_are_unset_by_default() -> None:
+    endpoint = LLMService.model_validate(MINIMAL_LLMSERVICE).spec.endpoint
+    assert (endpoint.max_queue, endpoint.resources, endpoint.authentication) == (None, None, None)
 
 
 def test_every_runtime_field_round_trips() -> None:
@@ -82,6 +103,20 @@ def _problem(kind: str, document: dict[str, Any]) -> str:
         ("spec.model.source.uri", "", "spec.model.source.uri"),
         ("spec.runtime", None, "set runtime.name or runtime.selector.vendor"),
         ("spec.scaling.maxReplicas", 3, "spec.scaling.maxReplicas: Extra inputs are not permitted"),
+        ("spec.endpoint.maxQueue", 0, "spec.endpoint.maxQueue: Input should be greater than or equal to 1"),
+        ("spec.endpoint.resources.limits.memory", "lots", "is not a Kubernetes quantity"),
+        ("spec.endpoint.resources.limits.gpu", 1, "spec.endpoint.resources.limits.gpu"),
+        ("spec.endpoint.authentication", {}, "spec.endpoint.authentication.secretRef: Field required"),
+        (
+            "spec.endpoint.authentication.secretRef",
+            {"name": "keys", "key": "a/b"},
+            "spec.endpoint.authentication.secretRef.key",
+        ),
+        (
+            "spec.endpoint",
+            {"auth": {"secretName": "keys"}, "authentication": {"secretRef": {"name": "k", "key": "a"}}},
+            "set endpoint.authentication.secretRef or endpoint.auth.secretName, not both",
+        ),
     ],
 )
 def test_bad_llmservice_fields_are_refused_by_name(path: str, value: Any, message: str) -> None:
@@ -105,6 +140,10 @@ def test_min_above_max_is_refused() -> None:
         ("spec.accelerator.scheduler", {"queue": "llm"}, "queue requires scheduler name volcano"),
         ("spec.lifecycle.terminationGracePeriodSeconds", 0, "terminationGracePeriodSeconds"),
         ("spec.metrics", {"path": "/metrics"}, "spec.metrics.queueDepth: Field required"),
+        ("spec.container.port.name", "HTTP", "container.port.name must be an IANA service name"),
+        ("spec.container.port.name", "8000", "container.port.name must be an IANA service name"),
+        ("spec.container.port.name", "a--b", "container.port.name must be an IANA service name"),
+        ("spec.container.port.name", "serving-api-port", "spec.container.port.name"),
     ],
 )
 def test_bad_runtime_fields_are_refused_by_name(path: str, value: Any, message: str) -> None:

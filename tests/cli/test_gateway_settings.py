@@ -115,6 +115,7 @@ GATEWAY_VALID: list[tuple[str, str, str, object]] = [
     ("HEARTH_LISTEN_BACKLOG", "8192", "listen_backlog", 8192),
     ("HEARTH_RELEASE_WAVE", "16", "release_wave", 16),
     ("HEARTH_API_KEYS_DIR", "/etc/hearth/api-keys", "api_keys_dir", "/etc/hearth/api-keys"),
+    ("HEARTH_API_KEY_FILE", "/etc/hearth/api-key/api-key", "api_key_file", "/etc/hearth/api-key/api-key"),
     ("HEARTH_LLMGATEWAY", "models", "llmgateway", "models"),
     ("HEARTH_API_KEY_SETS_DIR", "/etc/hearth/api-key-sets", "api_key_sets_dir", "/etc/hearth/api-key-sets"),
     (
@@ -172,6 +173,7 @@ GATEWAY_FREE_TEXT = {
     "HEARTH_LLMSERVICE",
     "HEARTH_MODEL_NAME",
     "HEARTH_API_KEYS_DIR",
+    "HEARTH_API_KEY_FILE",
     "HEARTH_LLMGATEWAY",
     "HEARTH_API_KEY_SETS_DIR",
     "HEARTH_FALLBACK_MODEL",
@@ -262,6 +264,18 @@ def test_a_shared_gateway_needs_no_backend_url_but_its_namespace(
     assert _gateway({"HEARTH_LLMGATEWAY": "models", "HEARTH_NAMESPACE": "ml"}).exit_code == 0
     (settings,) = gateway_runs
     assert (settings.llmgateway, settings.namespace, settings.backend_url) == ("models", "ml", None)
+
+
+def test_api_keys_come_from_one_place(gateway_runs: list[gateway_settings.GatewaySettings]) -> None:
+    env = {
+        "HEARTH_BACKEND_URL": "http://b",
+        "HEARTH_API_KEYS_DIR": "/etc/hearth/api-keys",
+        "HEARTH_API_KEY_FILE": "/etc/hearth/api-key/api-key",
+    }
+    result = _gateway(env)
+    assert result.exit_code == 2
+    assert "--api-keys-dir and --api-key-file: API keys come from one place" in result.output
+    assert gateway_runs == []
 
 
 def test_defaults_are_the_declared_ones(gateway_runs: list[gateway_settings.GatewaySettings]) -> None:

@@ -31,6 +31,32 @@ def test_fixtures_are_valid_hearth_objects(control_plane: ControlPlane) -> None:
         assert result.returncode == 0, result.stderr
 
 
+def test_the_e2e_pods_pass_a_namespace_enforcing_restricted_but_the_host_path_one(
+    control_plane: ControlPlane,
+) -> None:
+    """hearth e2e --pod-security-restricted: the run's own pods (the stand-in hub) are admitted by the
+    API server's PodSecurity admission; the HostPath preparation pod (skipped under the flag) is not."""
+    name = "e2e-restricted"
+    namespace = fixtures.namespace(name, enforce_restricted=True)
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    assert "labels" not in fixtures.namespace(name)["metadata"], "off by default"
+    control_plane.kubectl("apply", "-f", "-", stdin=json.dumps(namespace))
+    control_plane.kubectl("create", "serviceaccount", "default", "-n", name, check=False)
+    (hub, _service) = fixtures.hub(name, image="hearth.dev/vllm-stub:e2e")
+    pods = {
+        "hub": hub["spec"]["template"]["spec"],
+        "host-cache": fixtures.host_cache_pod("prepare", name, image="stub", script="true")["spec"],
+    }
+    outcome = {}
+    for pod_name, spec in pods.items():
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": pod_name, "namespace": name}}
+        result = control_plane.kubectl(
+            "create", "--dry-run=server", "-f", "-", stdin=json.dumps({**pod, "spec": spec}), check=False
+        )
+        outcome[pod_name] = (result.returncode, "violates PodSecurity" in result.stderr)
+    assert outcome == {"hub": (0, False), "host-cache": (1, True)}
+
+
 def test_verdict_table_ends_with_the_counts() -> None:
     table = runner.verdict_table([runner.Result("a", True, 1.0, "ok"), runner.Result("b", False, 2.0, "no")])
     assert table.splitlines()[-1] == "e2e verdict: 1 of 2 scenarios passed"

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any, cast
 
 import prometheus_client
 import pytest
 
 from hearth.api import scalermodes
-from hearth.e2e import promtext, runner
+from hearth.e2e import caches, promtext, runner
 from hearth.kube.client import KubeClient
 
 
@@ -58,6 +59,18 @@ async def test_a_scenario_the_mode_does_not_promise_is_skipped_even_under_no_ski
         result.detail
         == "skipped: not promised in external-push mode: external-push runs exactly one gateway replica"
     )
+
+
+async def test_the_host_path_cache_is_not_promised_in_a_restricted_namespace_even_under_no_skip() -> None:
+    options = runner.Options(stub_image="stub", no_skip=True, pod_security_restricted=True)
+    session = runner.Run(cast(KubeClient, None), options, report=lambda _: None)
+    try:  # the scenario ends before it touches the cluster (no client here)
+        await session.scenario("hostpath", functools.partial(caches.host_path_prewarmed, session))
+    finally:
+        await session.http.close()
+    (result,) = session.results
+    assert (result.verdict, result.passed) == ("SKIP", True)
+    assert "not promised under --pod-security-restricted" in result.detail
 
 
 def test_the_verdict_table_names_the_scaler_mode() -> None:

@@ -3,6 +3,7 @@ restart from a directory laid out as the kubelet mounts a Secret, never forwarde
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 from typing import Any
@@ -156,3 +157,101 @@ def test_an_empty_or_oversized_file_is_not_a_key(tmp_path: Path) -> None:
     assert keys.accepts("sk-real")
     assert not keys.accepts("")
     assert not keys.accepts("x" * (auth.MAX_KEY_BYTES + 1))
+
+
+# ---- spec.endpoint.authentication.secretRef: one key of one Secret, in one file -----------------------
+
+
+def _project_key(directory: Path, value: str | None, version: str) -> Path:
+    """Lay out a Secret volume with one projected item (``items: [{key, path: api-key}]``), as the kubelet
+    does; *value* None: the Secret (or its key) is missing, so the optional volume holds no file."""
+    _mount_secret(directory, {} if value is None else {"api-key": value}, version)
+    return directory / "api-key"
+
+
+async def test_one_key_file_admits_its_key_and_refuses_others_with_a_bearer_challenge(
+    start_gateway: GatewayFactory, tmp_path: Path
+) -> None:
+    key_file = _project_key(tmp_path / "api-key", "sk-only", "2026_01")
+    async with running_stub() as stub, start_gateway(backends=[stub], api_key_file=str(key_file)) as gw:
+        ok = await gw.http.post(
+            f"{gw.url}/v1/chat/completions", json=BODY, headers={"Authorization": "Bearer sk-only"}
+        )
+        assert ok.status == 200
+        for headers in ({}, {"Authorization": "Bearer sk-guess"}):
+            async with gw.http.post(f"{gw.url}/v1/chat/completions", json=BODY, headers=headers) as refused:
+                assert refused.status == 401
+                assert refused.headers["WWW-Authenticate"].startswith("Bearer")
+                assert (await refused.json())["error"]["code"] == "invalid_api_key"
+
+
+async def test_an_unreadable_key_answers_503_authentication_unavailable_until_it_appears(
+    start_gateway: GatewayFactory, tmp_path: Path
+) -> None:
+    directory = tmp_path / "api-key"
+    key_file = _project_key(directory, None, "2026_01")  # the Secret does not exist yet
+    async with running_stub() as stub, start_gateway(backends=[stub], api_key_file=str(key_file)) as gw:
+        keys = gw.gateway.api_keys
+        assert keys is not None
+
+        async def answer(key: str) -> tuple[int, str | None, str]:
+            headers = {"Authorization": f"Bearer {key}"}
+            async with gw.http.post(f"{gw.url}/v1/chat/completions", json=BODY, headers=headers) as response:
+                code = (await response.json())["error"]["code"] if response.status != 200 else ""
+                return response.status, response.headers.get("X-Hearth-Refusal"), code
+
+        unavailable = (503, "authentication_unavailable", "authentication_unavailable")
+        assert await answer("sk-only") == unavailable
+        async with gw.http.post(f"{gw.url}/v1/chat/completions", json=BODY) as keyless:
+            assert keyless.status == 503, "no key can be checked: not the client's fault"
+            assert keyless.headers["Retry-After"]
+        assert gw.metric("hearth_gateway_activation_events_total") == 0, "nothing may wake the backend"
+        assert gw.metric('hearth_gateway_rejections_total{reason="authentication_unavailable"}') == 2
+
+        # The Secret is created: read without a restart.
+        _project_key(directory, "sk-only", "2026_02")
+        assert keys.reload()
+        assert await answer("sk-only") == (200, None, "")
+        # Rotated in place: the old key stops working at once, the new one works.
+        _project_key(directory, "sk-next", "2026_03")
+        assert keys.reload()
+        assert (await answer("sk-only"))[0] == 401
+        assert await answer("sk-next") == (200, None, "")
+        # The key is emptied (or removed from the Secret): unavailable again, not open.
+        _project_key(directory, "", "2026_04")
+        assert keys.reload()
+        assert await answer("sk-next") == unavailable
+
+
+async def test_the_gateway_checks_the_key_file_on_its_own(
+    start_gateway: GatewayFactory, tmp_path: Path
+) -> None:
+    """The reload loop runs in the background (fake time): a Secret fixed later is picked up alone."""
+    directory = tmp_path / "api-key"
+    key_file = _project_key(directory, None, "2026_01")
+    async with running_stub() as stub, start_gateway(backends=[stub], api_key_file=str(key_file)) as gw:
+        keys = gw.gateway.api_keys
+        assert keys is not None
+        assert not keys.available
+        _project_key(directory, "sk-late", "2026_02")
+        await asyncio.sleep(auth.RELOAD_SECONDS * 2)
+        assert keys.available
+
+
+def test_one_key_file_is_compared_whole_and_in_constant_time(tmp_path: Path) -> None:
+    path = tmp_path / "api-key"
+    path.write_text("  sk-exact\n")
+    key = auth.ApiKeyFile(path)
+    assert (key.available, key.count) == (True, 1)
+    assert key.accepts("sk-exact")
+    assert not key.accepts("sk-exac")
+    assert not key.accepts("sk-exact-and-more")
+    path.write_text("x" * (auth.MAX_KEY_BYTES + 1))
+    assert key.reload()
+    assert not key.available, "an oversized file is not a key"
+    path.unlink()
+    assert not key.reload(), "still no usable file: nothing changed"
+    assert not key.available
+    path.write_text("sk-back")
+    assert key.reload()
+    assert key.accepts("sk-back")

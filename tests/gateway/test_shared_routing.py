@@ -171,6 +171,28 @@ async def test_one_models_burst_does_not_take_another_models_queue() -> None:
         assert [response.status for response in await asyncio.gather(*held)] == [200, 200]
 
 
+async def test_a_models_max_queue_bounds_its_own_route_and_changes_without_a_restart() -> None:
+    async with running_stub() as stub, fed_gateway(max_queue=50) as fed:
+        _feed(fed.table, GATEWAY, _service("qwen", maxQueue=1), _service("llama"), _slice("llama", stub))
+        qwen, llama = fed.table.get("qwen"), fed.table.get("llama")
+        assert qwen is not None
+        assert llama is not None
+        assert (qwen.settings.max_queue, llama.settings.max_queue) == (1, 50), "unset: the gateway's bound"
+        held = asyncio.ensure_future(fed.chat("qwen", messages=[]))
+        while qwen.held < 1:  # noqa: ASYNC110 - the route's own counter, in this loop
+            await asyncio.sleep(0.01)
+        second = await fed.chat("qwen", messages=[])
+        assert (second.status, (await second.json())["error"]["code"]) == (429, "queue_full")
+        # spec.endpoint.maxQueue raised: the route takes it for the next request, no restart.
+        fed.table._on_service("MODIFIED", _service("qwen", maxQueue=2))
+        assert qwen.settings.max_queue == 2
+        another = asyncio.ensure_future(fed.chat("qwen", messages=[]))
+        while qwen.held < 2:  # noqa: ASYNC110 - the route's own counter, in this loop
+            await asyncio.sleep(0.01)
+        _feed(fed.table, _slice("qwen", stub))
+        assert [response.status for response in await asyncio.gather(held, another)] == [200, 200]
+
+
 async def test_listing_and_demand_per_model() -> None:
     async with running_stub() as stub, fed_gateway() as fed:
         _feed(fed.table, GATEWAY, _service("qwen"), _service("llama"), _slice("llama", stub))

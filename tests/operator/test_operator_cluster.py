@@ -131,6 +131,13 @@ def test_creates_every_child_with_owner_references_and_the_spec_phase(
     assert conditions["Ready"]["reason"] == "Deploying"
     assert conditions["RuntimeResolved"]["status"] == "True"
     assert conditions["Scaling"]["reason"] == "Builtin", "no KEDA here, so scaler mode auto means builtin"
+    # The reference v0.4's conditions, beside ours, each for the generation it describes.
+    assert (conditions["Degraded"]["status"], conditions["Degraded"]["reason"]) == ("False", "Progressing")
+    assert (conditions["AutoscalingReady"]["status"], conditions["AutoscalingReady"]["reason"]) == (
+        "True",
+        "Builtin",
+    )
+    assert {c["observedGeneration"] for c in conditions.values()} == {owner["metadata"]["generation"]}
     reasons = {event["reason"] for event in events_of(hearth_cluster, namespace, "qwen")}
     assert "Loading" in reasons
 
@@ -389,3 +396,7 @@ def test_a_degraded_service_names_its_runtime_and_does_not_claim_scaling(
     assert conditions["RuntimeResolved"]["status"] == "True"
     assert conditions["RuntimeResolved"]["message"] == f"using InferenceRuntime {runtime}"
     assert conditions["Scaling"]["status"] != "True", "nothing is scaled while reconcile fails"
+    degraded = conditions["Degraded"]
+    assert (degraded["status"], degraded["reason"]) == ("True", "ModelResolution")
+    assert degraded["message"] == conditions["Ready"]["message"]
+    assert conditions["AutoscalingReady"]["status"] == conditions["Scaling"]["status"]

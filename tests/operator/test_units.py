@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from hearth.api import wakereasons
 from hearth.api.llmservice import Scaling
 from hearth.api.scalermodes import ScalerMode
 from hearth.operator import drift, status
@@ -84,7 +85,55 @@ def test_ready_status_has_the_spec_fields_and_extra_conditions() -> None:
         "RuntimeResolved": ("True", "Resolved"),
         "ModelResolved": ("True", "Resolved"),
         "Scaling": ("True", "Builtin"),
+        "Degraded": ("False", "Healthy"),
+        "AutoscalingReady": ("True", "Builtin"),
     }
+    assert {c["observedGeneration"] for c in result["conditions"]} == {3}
+
+
+@pytest.mark.parametrize(
+    ("deployment_status", "minimum", "reason"),
+    [
+        ({"readyReplicas": 1, "replicas": 1}, 0, "Healthy"),
+        ({}, 0, "Inactive"),
+        ({"replicas": 1}, 0, "Progressing"),
+        ({}, 1, "Progressing"),
+    ],
+)
+def test_degraded_is_false_with_the_references_reason_by_phase(
+    deployment_status: dict[str, Any], minimum: int, reason: str
+) -> None:
+    result = status.desired(
+        current={},
+        service=SERVICE,
+        scaling=Scaling.model_validate({"min": minimum, "max": 1}),
+        runtime="vllm-stub",
+        deployment={"status": deployment_status},
+        scaler_mode=ScalerMode.BUILTIN,
+        keda_installed=False,
+        error=None,
+    )
+    (degraded,) = [c for c in result["conditions"] if c["type"] == "Degraded"]
+    assert (degraded["status"], degraded["reason"]) == ("False", reason)
+    assert reason in set(wakereasons.Health)
+
+
+def test_autoscaling_ready_says_what_scaling_says_in_every_case() -> None:
+    for mode, installed in ((ScalerMode.METRICS_API, True), (ScalerMode.METRICS_API, False)):
+        result = status.desired(
+            current={},
+            service=SERVICE,
+            scaling=SCALING,
+            runtime="vllm-stub",
+            deployment=None,
+            scaler_mode=mode,
+            keda_installed=installed,
+            error=None,
+        )
+        kinds = {c["type"]: c for c in result["conditions"]}
+        scaling, autoscaling = kinds["Scaling"], kinds["AutoscalingReady"]
+        assert {**scaling, "type": "AutoscalingReady"} == autoscaling
+        assert autoscaling["status"] == ("True" if installed else "False")
 
 
 def test_degraded_keeps_previous_fields_and_names_the_step() -> None:
@@ -104,6 +153,8 @@ def test_degraded_keeps_previous_fields_and_names_the_step() -> None:
     assert kinds["Ready"] == ("False", "ModelResolution")
     assert kinds["ModelResolved"] == ("False", "ModelResolution")
     assert kinds["Scaling"] == ("False", "KEDANotInstalled")
+    assert kinds["Degraded"] == ("True", "ModelResolution"), "the reconcile step's reason, as Ready's"
+    assert kinds["AutoscalingReady"] == ("False", "KEDANotInstalled")
 
 
 def _observe(current: dict[str, Any], deployment_status: dict[str, Any], at: float) -> dict[str, Any]:

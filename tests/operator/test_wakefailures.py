@@ -200,12 +200,21 @@ def test_the_status_shows_an_active_failure_as_degraded_with_its_reason() -> Non
         "phase": "Loading",
         "observedGeneration": 3,
         "wakeFailure": failure.to_wire(),
-        "conditions": [{"type": "Ready", "status": "False", "reason": "Deploying", "message": "m"}],
+        "conditions": [
+            {"type": "Ready", "status": "False", "reason": "Deploying", "message": "m"},
+            {"type": "Scaling", "status": "True", "reason": "KEDA", "message": "m"},
+            {"type": "Degraded", "status": "False", "reason": "Progressing", "message": "m"},
+        ],
     }
     assert status.show_wake_failure(result, at=AT + datetime.timedelta(seconds=10)) == 20.0
     assert result["phase"] == "Degraded"
-    (ready,) = result["conditions"]
+    ready, scaling, degraded = result["conditions"]
     assert (ready["reason"], ready["message"]) == ("ImagePullFailed", "pod p: ErrImagePull: nope")
+    assert scaling["reason"] == "KEDA", "the other conditions are kept, in place"
+    # The reference v0.4's Degraded condition, with the same reason (one vocabulary: wakereasons.Reason).
+    assert (degraded["status"], degraded["reason"]) == ("True", "ImagePullFailed")
+    assert degraded["message"] == "pod p: ErrImagePull: nope"
+    assert degraded["reason"] in set(Reason)
     expired: dict[str, Any] = {"phase": "ScaledToZero", "wakeFailure": failure.to_wire(), "conditions": []}
     assert status.show_wake_failure(expired, at=AT + datetime.timedelta(seconds=31)) is None
     assert expired["phase"] == "ScaledToZero"

@@ -93,7 +93,7 @@ def test_sleep_renders_the_kubelets_sleep_action_of_whole_seconds_and_no_sidecar
     (engine,) = pod["containers"]
     assert engine["lifecycle"] == {"preStop": {"sleep": {"seconds": 45}}}
     assert "initContainers" not in pod
-    assert "automountServiceAccountToken" not in pod
+    assert pod["automountServiceAccountToken"] is False, "the engine never talks to the API, sidecar or not"
     assert "shareProcessNamespace" not in pod
     assert pod["terminationGracePeriodSeconds"] == 55
 

@@ -1,0 +1,3 @@
+from hearth.docs.generate import main
+
+raise SystemExit(main())

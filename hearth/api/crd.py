@@ -13,7 +13,7 @@ from typing import Any
 import pydantic
 import yaml
 
-from hearth.api import GROUP, VERSION, llmgateway, llmservice, runtime
+from hearth.api import GROUP, VERSION, fallback, llmgateway, llmservice, runtime
 from hearth.api import pool as pool_api
 from hearth.api.base import ApiModel
 
@@ -200,13 +200,27 @@ def llmservice_crd() -> dict[str, Any]:
             "description": "Holding, Waiting, Evicted, Idle or Refused (status.pool.reason says why)",
             "priority": 1,
         },
+        {
+            "name": "Window",
+            "type": "string",
+            "jsonPath": ".status.warmWindow.name",
+            "description": "the warm window in force (spec.scaling.schedules; empty outside every window)",
+            "priority": 1,
+        },
+        {
+            "name": "Window-state",
+            "type": "string",
+            "jsonPath": ".status.warmWindow.state",
+            "description": "Warming (woken ahead of its start) or Open",
+            "priority": 1,
+        },
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     ]
     schema = _object_schema(
         model=llmservice.LLMService,
         spec=llmservice.LLMServiceSpec,
         status=llmservice.LLMServiceStatus,
-        extra_rules=[name_rule],
+        extra_rules=[name_rule, fallback.SELF_REFERENCE_RULE],
     )
     return _crd(
         kind=llmservice.KIND,

@@ -366,6 +366,52 @@ API_KEY_SETS_DIR = Setting(
     "file one key; which models each Secret's keys may use is read from the LLMGateway.",
 )
 
+FALLBACK_BASE_URL = Setting(
+    "fallback_base_url",
+    "HEARTH_FALLBACK_BASE_URL",
+    Kind.URL,
+    "Base URL (with its /v1) of spec.endpoint.fallback: another LLMService's endpoint or an external "
+    "OpenAI-compatible API that answers while the model is cold or full; unset: no fallback.",
+)
+FALLBACK_MODEL = Setting(
+    "fallback_model",
+    "HEARTH_FALLBACK_MODEL",
+    Kind.TEXT,
+    "Model name sent to the fallback (replaces the request's model).",
+)
+FALLBACK_WHILE_COLD = Setting(
+    "fallback_while_cold",
+    "HEARTH_FALLBACK_WHILE_COLD",
+    Kind.CHOICE,
+    "When a cold model's requests go to the fallback: at once (the wake still starts), after holding "
+    "--fallback-hold, or never (only when full).",
+    default="Immediately",
+    choices=("Immediately", "AfterHold", "Never"),
+)
+FALLBACK_HOLD = Setting(
+    "fallback_hold",
+    "HEARTH_FALLBACK_HOLD",
+    Kind.DURATION,
+    "With AfterHold: how long a cold request is held before the fallback answers it.",
+    default="30s",
+    minimum=0,
+)
+FALLBACK_WHEN_FULL = Setting(
+    "fallback_when_full",
+    "HEARTH_FALLBACK_WHEN_FULL",
+    Kind.CHOICE,
+    "Also answer from the fallback when the model's queue is full or its AcceleratorPool has no room.",
+    default="true",
+    choices=("true", "false"),
+)
+FALLBACK_API_KEY = Setting(
+    "fallback_api_key",
+    "HEARTH_FALLBACK_API_KEY",
+    Kind.TEXT,
+    "Bearer key sent to the fallback (an external URL's, from a Secret); never logged. Prefer the "
+    "variable to the flag, which other processes can read.",
+)
+
 #: Every setting, in the order ``--help`` lists them.
 SETTINGS: tuple[Setting, ...] = (
     BACKEND_URL,
@@ -397,4 +443,10 @@ SETTINGS: tuple[Setting, ...] = (
     API_KEY_FILE,
     LLMGATEWAY,
     API_KEY_SETS_DIR,
+    FALLBACK_BASE_URL,
+    FALLBACK_MODEL,
+    FALLBACK_WHILE_COLD,
+    FALLBACK_HOLD,
+    FALLBACK_WHEN_FULL,
+    FALLBACK_API_KEY,
 )

@@ -6,8 +6,10 @@ from typing import Annotated, Any, Literal
 
 import pydantic
 
+from hearth.api import fallback as fallback_api
 from hearth.api import k8s_schema, meta, telemetry, wakefailure
 from hearth.api import pool as pool_api
+from hearth.api import schedule as schedule_api
 from hearth.api.base import ApiModel, GoDuration, Int32, Int64, Quantity, nested
 from hearth.api.core import Condition, LocalObjectReference
 from hearth.api.meta import ObjectMeta
@@ -123,6 +125,7 @@ class Scaling(ApiModel):
                     field_path=".scaleDownStabilization",
                     reason="FieldValueInvalid",
                 ),
+                *schedule_api.SCALING_RULES,
             ]
         }
     )
@@ -142,6 +145,9 @@ class Scaling(ApiModel):
     seconds from 0s to 1h."""
     drain_timeout: GoDuration = "2m"
     """preStop sleep that lets streams finish when a backend pod stops (runtimes with preStopDrain)."""
+    schedules: list[schedule_api.WarmWindow] | None = schedule_api.schedules_field()
+    """Warm windows: times at least minReplicas are kept warm without waiting for a request (e.g. office
+    hours), woken early enough to be ready at each start; after a window the normal idle rule applies."""
 
     @pydantic.model_validator(mode="after")
     def _check_bounds(self) -> Scaling:
@@ -152,6 +158,15 @@ class Scaling(ApiModel):
             raise ValueError(
                 f"scaleDownStabilization must be between 0s and 1h, got {self.scale_down_stabilization}"
             )
+        seen: set[str] = set()
+        for index, window in enumerate(self.schedules or ()):
+            if window.min_replicas > self.max:
+                raise ValueError(
+                    f"schedules[{index}].minReplicas ({window.min_replicas}) must not exceed max ({self.max})"
+                )
+            if window.name in seen:
+                raise ValueError(f"schedules[{index}].name {window.name} is used twice")
+            seen.add(window.name)
         return self
 
 
@@ -273,6 +288,10 @@ class Endpoint(ApiModel):
     """Cold-request handling."""
     auth: EndpointAuth = nested(EndpointAuth)
     """API keys for the endpoint (Hearth's form: every value of a Secret is a key)."""
+    fallback: fallback_api.Fallback | None = None
+    """Another LLMService or an external OpenAI-compatible URL that answers while this model is cold or
+    full (opt-in; unset: requests wait or are refused as coldStart says). Privacy: with an external url,
+    prompts leave the cluster."""
 
     @pydantic.model_validator(mode="after")
     def _check_one_auth(self) -> Endpoint:
@@ -369,6 +388,9 @@ class LLMServiceStatus(ApiModel):
     """Totals and quantiles of recent wakes: what a caller arriving now can expect to wait."""
     accounting: telemetry.Accounting | None = None
     """Accelerator-seconds allocated (waking, serving) and saved by scaling to zero."""
+    warm_window: schedule_api.WarmWindowStatus | None = None
+    """The warm window in force (spec.scaling.schedules), or whose early wake has started; absent outside
+    every window."""
     pool: pool_api.MemberStatus | None = None
     """Its standing in its AcceleratorPool (spec.pool): Holding, Waiting, Evicted, Idle or Refused, and
     why."""

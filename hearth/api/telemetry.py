@@ -71,6 +71,10 @@ class AcceleratorUsage(ApiModel):
     """Accelerator-seconds held outside wakes (until accounting.since). Allocated = waking + serving."""
     saved_seconds: float = 0.0
     """Time at zero replicas times perReplica (until accounting.since): what min 1 would have held."""
+    scheduled_seconds: float = 0.0
+    """Of wakingSeconds + servingSeconds, those held while a warm window was in force (status.warmWindow,
+    its early wake included): kept warm by schedule; the rest was driven by demand (until
+    accounting.since)."""
 
 
 class Accounting(ApiModel):
@@ -87,6 +91,8 @@ class Accounting(ApiModel):
     is a wake."""
     waking: bool = False
     """Whether a wake was in progress since then."""
+    scheduled: bool = False
+    """Whether a warm window was in force since then (spec.scaling.schedules)."""
     draining_since: DateTime | None = None
     """When the Deployment was first seen at zero with backend pods left: their drain runs from then until
     the last pod is gone (at_zero), and only then does saved time start."""
@@ -99,3 +105,6 @@ class Accounting(ApiModel):
     """savedSeconds of every resource, in hours (rounded to 0.01): the kubectl -o wide column."""
     allocated_accelerator_hours: float = 0.0
     """wakingSeconds + servingSeconds of every resource, in hours (rounded to 0.01)."""
+    scheduled_accelerator_hours: float = 0.0
+    """scheduledSeconds of every resource, in hours (rounded to 0.01): the part of the allocated hours
+    warm windows account for."""

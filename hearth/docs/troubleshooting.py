@@ -94,6 +94,15 @@ EVENTS: dict[str, tuple[str, str, str]] = {
     "PoolSwap": ("Normal", "LLMService", "An idle member was evicted to make room for this one."),
     "Swap": ("Normal", "AcceleratorPool", "The pool evicted one member for another."),
     "Routes": ("Normal", "LLMGateway", "The models the shared endpoint routes changed."),
+    "ServiceFallback": ("Normal", "LLMService", "Its `endpoint.fallback`, another LLMService, is in use."),
+    "ExternalFallback": (
+        "Normal",
+        "LLMService",
+        "Its `endpoint.fallback` is an external URL: prompts of the requests it takes leave the cluster.",
+    ),
+    "FallbackMissing": ("Warning", "LLMService", "Its fallback LLMService does not exist in the namespace."),
+    "FallbackSelf": ("Warning", "LLMService", "Its fallback names itself."),
+    "FallbackLoop": ("Warning", "LLMService", "Its fallbacks lead back to it (`a -> b -> a`)."),
 }
 
 PHASE_EVENT = "LLMService phase (`Pending`, `Loading`, `Ready`, `ScaledToZero`, `Degraded`)"
@@ -185,7 +194,12 @@ def page() -> str:
         "- `Scaling=Unknown`, reason `ReconcileFailed`: scaling is not set up while reconcile fails; fix "
         "the Ready reason first.\n"
         "- `status.pool.state: Waiting` / `Refused`: see [Accelerator pools](concepts/pools.md); "
-        "`status.pool.reason` says why.\n",
+        "`status.pool.reason` says why.\n"
+        "- `Fallback=False`, reason `FallbackMissing`, `FallbackSelf` or `FallbackLoop`: the "
+        "`endpoint.fallback` cannot be used and is not given to the gateway; see "
+        "[A fallback while cold](concepts/fallback.md).\n"
+        "- `status.warmWindow` present: a warm window keeps the model up (`state: Warming` before its "
+        "start); see [Warm windows](concepts/warm-windows.md).\n",
         "## Events\n\n" + _events(),
         "## Wake phases a held client is told\n\nA held stream's progress comments (`: hearth {...}`) "
         "name the phase; so does `GET /v1/models` while the model is cold.\n\n" + _phases(),

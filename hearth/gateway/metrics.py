@@ -121,6 +121,14 @@ class GatewayMetrics:
             buckets=WAKE_PHASE_BUCKETS,
             registry=registry,
         )
+        self.fallback_answers = prometheus_client.Counter(
+            "hearth_gateway_fallback_answers",
+            "Requests answered by spec.endpoint.fallback instead of the model, by reason (cold, "
+            "hold_timeout, queue_full, no_capacity, wake_failed) and result (ok, error: the fallback "
+            "answered an error or could not be reached).",
+            [*model, "reason", "result"],
+            registry=registry,
+        )
         #: Answers given before a route was known (unauthorized, bad requests, unknown models).
         self.unrouted = RouteMetrics(self, "")
         if not per_model:
@@ -139,6 +147,7 @@ class RouteMetrics:
     __slots__ = (
         "_activation_events",
         "_activation_wait",
+        "_fallbacks",
         "_family",
         "_first_byte",
         "_labels",
@@ -158,6 +167,7 @@ class RouteMetrics:
         self._activation_events: Any = None
         self._wake_patch: Any = None
         self._first_byte: Any = None
+        self._fallbacks: dict[tuple[str, str], Any] = {}
 
     def _child(self, metric: Any, *values: str) -> Any:
         labels = self._labels + values
@@ -205,6 +215,15 @@ class RouteMetrics:
             self._first_byte = self._child(self._family.wake_phase, "first_byte")
         self._first_byte.observe(seconds)
 
+    def fallback(self, reason: str, result: str) -> None:
+        """A request answered by the fallback (issue 31)."""
+        child = self._fallbacks.get((reason, result))
+        if child is None:
+            child = self._fallbacks[reason, result] = self._child(
+                self._family.fallback_answers, reason, result
+            )
+        child.inc()
+
     def forget(self) -> None:
         """The route is gone: remove its labelled series (a shared gateway's model was deleted)."""
         if not self._labels:
@@ -218,6 +237,7 @@ class RouteMetrics:
             family.wakes,
             family.wake_patch,
             family.wake_phase,
+            family.fallback_answers,
         ):
             model = self._labels[0]
             for labels in list(metric._metrics):  # the library keeps children keyed by label values

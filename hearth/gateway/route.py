@@ -27,6 +27,7 @@ from aiohttp import web
 from hearth.common import durations
 from hearth.gateway import errors, hold, httpparts, progress, proxy, release, upstream_client
 from hearth.gateway import eta as eta_module
+from hearth.gateway import fallback as fallback_module
 from hearth.gateway.demand import Demand
 from hearth.gateway.metrics import RouteMetrics
 from hearth.gateway.readiness import ReadinessSource
@@ -69,6 +70,8 @@ class RouteSettings:
     wakes_backend: bool = False
     #: The engine streams only on a JSON ``true`` (HEARTH_STREAM_RULE strict: llama-server, TGI).
     strict_stream: bool = False
+    #: spec.endpoint.fallback: who answers while the model is cold or full (None: nobody else).
+    fallback: fallback_module.FallbackSettings | None = None
 
     @classmethod
     def from_gateway(cls, settings: GatewaySettings) -> RouteSettings:
@@ -82,6 +85,7 @@ class RouteSettings:
             max_queue=settings.max_queue,
             release_wave=settings.release_wave,
             strict_stream=settings.stream_rule == "strict",
+            fallback=fallback_module.FallbackSettings.from_gateway(settings),
         )
 
     @classmethod
@@ -109,6 +113,7 @@ class RouteSettings:
             max_queue=spec.endpoint.max_queue or settings.max_queue,
             release_wave=settings.release_wave,
             wakes_backend=wakes and spec.pool is None,
+            fallback=fallback_module.FallbackSettings.from_service(service),
         )
 
 
@@ -157,6 +162,11 @@ class Route:
             endpoints=lambda: len(readiness.endpoints()),
             ready=readiness.ready,
         )
+        self.fallback = fallback_module.Fallback(settings.fallback) if settings.fallback is not None else None
+        #: Every answer of the model itself says so (a fallback's names the fallback's model).
+        self._served_by = {fallback_module.SERVED_BY_HEADER: settings.model}
+        #: Fallbacks replaced by a changed LLMService, closed with the route (requests may still use them).
+        self._retired: list[fallback_module.Fallback] = []
         readiness.on_change(self._on_readiness)
         self.phases.on_change(self._on_phase)
         self.demand.subscribe(self._on_demand)
@@ -170,7 +180,14 @@ class Route:
         """New settings from a changed LLMService: they apply to requests admitted from now on. Returns the
         waker it replaced, for the caller to close (a model that joined a pool is started by the pool
         keeper: a scale request its route had in flight must not go on)."""
+        if settings.fallback != self.settings.fallback:
+            if self.fallback is not None:
+                self._retired.append(self.fallback)
+            self.fallback = (
+                fallback_module.Fallback(settings.fallback) if settings.fallback is not None else None
+            )
         self.settings = settings
+        self._served_by = {fallback_module.SERVED_BY_HEADER: settings.model}
         self.demand.activation_timeout = settings.activation_timeout_s
         dropped = self.waker if self.waker is not waker else None
         self.waker = waker
@@ -213,6 +230,8 @@ class Route:
         await self.demand.close()
         if self.waker is not None:
             await self.waker.close()
+        for fallback in [*self._retired, *([self.fallback] if self.fallback is not None else [])]:
+            await fallback.close()
 
     # ---- what clients may read without waking anything ---------------------------------------------
     def state(self) -> dict[str, Any]:
@@ -298,6 +317,9 @@ class Route:
     ) -> web.StreamResponse:
         """Serve one request of this model whose body has been read: bounded, then forwarded or held."""
         if self.admitted >= self.settings.max_queue:
+            fallback = self.fallback
+            if fallback is not None and fallback.settings.when_full:
+                return await self._from_fallback(fallback, request, payload, reason="queue_full")
             self.metrics.reject("queue_full")
             return errors.error_response(
                 429,
@@ -313,7 +335,7 @@ class Route:
             if self.readiness.ready and not self.release.must_queue:
                 # The warm path: a ready backend and nobody held before this request.
                 self.metrics.activation_waited(0.0)
-                return await self.proxy.forward(request, payload, exchange)
+                return await self.proxy.forward(request, payload, exchange, extra_headers=self._served_by)
             place = self._take_place(exchange)
             return await self._serve(request, payload, exchange, place)
         finally:
@@ -329,23 +351,55 @@ class Route:
         admitted_at = loop.time()
         if self.readiness.ready:
             return await self._behind_held(request, body, exchange, place)
+        reason = self._fallback_reason(admitted_at)
+        if reason is not None and self.fallback is not None:
+            self.release.leave(place)
+            return await self._from_fallback(self.fallback, request, body, reason=reason)
         refused_cold = self._wake_or_refuse(admitted_at)
         if refused_cold is not None:
             return refused_cold
         settings = self.settings
-        if httpparts.wants_stream(request.method, body, strict=settings.strict_stream):
-            return await self._hold_streaming(request, body, admitted_at, exchange, place)
         deadline = admitted_at + settings.activation_timeout_s
+        after_hold = self._after_hold()
+        if after_hold is not None:
+            deadline = min(deadline, admitted_at + after_hold.settings.hold_s)
+        if httpparts.wants_stream(request.method, body, strict=settings.strict_stream):
+            return await self._hold_streaming(
+                request, body, admitted_at, exchange, place, deadline=deadline, after_hold=after_hold
+            )
+        return await self._hold_plain(
+            request, body, exchange, place, admitted_at=admitted_at, deadline=deadline, after_hold=after_hold
+        )
+
+    async def _hold_plain(
+        self,
+        request: web.BaseRequest,
+        body: bytearray,
+        exchange: proxy.Exchange,
+        place: release.Place,
+        *,
+        admitted_at: float,
+        deadline: float,
+        after_hold: fallback_module.Fallback | None,
+    ) -> web.StreamResponse:
+        """Hold a non-streaming request silently until its turn, then forward it; past *deadline* it is
+        refused, or answered by *after_hold*."""
+        loop = asyncio.get_running_loop()
         if not await self._wait_held(place, deadline):
             refused = self._refused(place)
             if refused is not None:
                 return refused.response(retry_after=self._refused_retry_after(place))
+            if after_hold is not None:
+                self.release.leave(place)
+                return await self._from_fallback(
+                    after_hold, request, body, reason="hold_timeout", elapsed_s=loop.time() - admitted_at
+                )
             self.metrics.reject("activation_timeout")
             return errors.ACTIVATION_TIMEOUT.response(retry_after=self._retry_after())
         waited = loop.time() - admitted_at
         self.metrics.activation_waited(waited)
         # The answer says it waited for a wake, so a client can tell a cold start from a slow model.
-        woke = {COLD_START_HEADER: "true", WAKE_SECONDS_HEADER: f"{waited:.3f}"}
+        woke = {COLD_START_HEADER: "true", WAKE_SECONDS_HEADER: f"{waited:.3f}", **self._served_by}
         return await self.proxy.forward(request, body, exchange, extra_headers=woke)
 
     async def _behind_held(
@@ -360,7 +414,49 @@ class Route:
             if refused is not None:
                 return refused.response(retry_after=self._refused_retry_after(place))
         self.metrics.activation_waited(loop.time() - admitted_at)
-        return await self.proxy.forward(request, body, exchange)
+        return await self.proxy.forward(request, body, exchange, extra_headers=self._served_by)
+
+    # ---- the fallback (issue 31) --------------------------------------------------------------------
+    def _fallback_reason(self, admitted_at: float) -> str | None:
+        """Why a cold request goes to the fallback at once (None: it is held or refused as usual). The
+        model's wake starts all the same (unless its wake failed: then not before the retry time)."""
+        fallback = self.fallback
+        if fallback is None:
+            return None
+        settings = fallback.settings
+        if self.phases.failure() is not None:
+            return "wake_failed" if settings.while_cold != fallback_module.NEVER else None
+        if settings.when_full and self.phases.phase() is progress.Phase.WAITING_FOR_CAPACITY:
+            reason = "no_capacity"
+        elif settings.while_cold == fallback_module.IMMEDIATELY:
+            reason = "cold"
+        else:
+            return None
+        self._cold(admitted_at)
+        return reason
+
+    def _after_hold(self) -> fallback_module.Fallback | None:
+        """The fallback that answers a cold request once it has been held for its holdFor."""
+        fallback = self.fallback
+        if fallback is None or fallback.settings.while_cold != fallback_module.AFTER_HOLD:
+            return None
+        return fallback
+
+    async def _from_fallback(
+        self,
+        fallback: fallback_module.Fallback,
+        request: web.BaseRequest,
+        body: bytearray,
+        *,
+        reason: str,
+        elapsed_s: float = 0.0,
+        committed: web.StreamResponse | None = None,
+    ) -> web.StreamResponse:
+        response, ok = await fallback.answer(
+            request, body, reason=reason, elapsed_s=elapsed_s, committed=committed
+        )
+        self.metrics.fallback(reason, "ok" if ok else "error")
+        return response
 
     def _wake_or_refuse(self, admitted_at: float) -> web.Response | None:
         """A cold request: wake the backend, unless its wake failed (then say why, and do not wake it again
@@ -402,15 +498,22 @@ class Route:
         admitted_at: float,
         exchange: proxy.Exchange,
         place: release.Place,
+        *,
+        deadline: float,
+        after_hold: fallback_module.Fallback | None = None,
     ) -> web.StreamResponse:
         """Commit a 200 event stream at once, hold it with comments (:mod:`hold`) until its turn, then
-        append the backend's body; a hold that ends otherwise ends the stream with an error event."""
+        append the backend's body; a hold that ends otherwise ends the stream with an error event, or,
+        past *deadline* with *after_hold*, with the fallback's answer."""
         loop = asyncio.get_running_loop()
         headers = {
             "Content-Type": "text/event-stream",
             "Cache-Control": "no-cache",
             COLD_START_HEADER: "true",
         }
+        if after_hold is None:
+            # Only this model can answer it now (an AfterHold stream may still end at the fallback).
+            headers.update(self._served_by)
         if request.keep_alive:
             # SPEC §3.3's header, but only as a promise the connection keeps: an HTTP/1.0 client or one
             # that sent Connection: close gets a stream that ends with the connection.
@@ -425,7 +528,7 @@ class Route:
 
         plan = hold.Hold(
             admitted_at=admitted_at,
-            deadline=admitted_at + settings.activation_timeout_s,
+            deadline=deadline,
             heartbeat_s=settings.heartbeat_s,
             progress_s=settings.progress_s,
             wait_ready=wait_turn,
@@ -435,6 +538,16 @@ class Route:
             phase=self.phases.phase,
         )
         outcome = await hold.hold(response, plan)
+        if outcome is hold.Outcome.TIMED_OUT and after_hold is not None and self._refused(place) is None:
+            self.release.leave(place)
+            return await self._from_fallback(
+                after_hold,
+                request,
+                body,
+                reason="hold_timeout",
+                elapsed_s=loop.time() - admitted_at,
+                committed=response,
+            )
         if outcome is not hold.Outcome.READY:
             ended = self._refused(place)
             if outcome is hold.Outcome.TIMED_OUT or ended is None:

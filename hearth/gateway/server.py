@@ -325,6 +325,8 @@ def _single_route(
             readiness=type(readiness).__name__,
             wake_status=settings.llmservice if isinstance(phases, wakestatus.ServiceStatus) else "none",
             waker="on" if waker is not None else "off",
+            # Where prompts may go besides the backend (never the key).
+            fallback=route_settings.fallback.base_url if route_settings.fallback is not None else "none",
         ),
     )
     return routing.SingleRoute(

@@ -86,6 +86,14 @@ class GatewaySettings:
     llmgateway: str | None = None
     #: A shared gateway's key sets: one directory per Secret its LLMGateway lists.
     api_key_sets_dir: str | None = None
+    #: spec.endpoint.fallback (issue 31; :mod:`hearth.gateway.fallback`): None: no fallback.
+    fallback_base_url: str | None = None
+    fallback_model: str | None = None
+    fallback_while_cold: str = _DEFAULTS["fallback_while_cold"]
+    fallback_hold: durations.Duration = _DEFAULTS["fallback_hold"]
+    fallback_when_full: str = _DEFAULTS["fallback_when_full"]
+    #: Never logged (the settings object has no repr of it: see the field's repr=False).
+    fallback_api_key: str | None = dataclasses.field(default=None, repr=False)
 
     @property
     def uses_api(self) -> bool:

@@ -67,9 +67,13 @@ class Rates:
     per_replica: dict[str, int]
     #: The Deployment is at zero and backend pods are left (draining, or not yet told to stop).
     draining: bool = False
+    #: A warm window is in force: what is held now is held by schedule (issue 31).
+    scheduled: bool = False
 
 
-def rates_of(*, deployment: dict[str, Any], pods: list[dict[str, Any]], waking: bool) -> Rates:
+def rates_of(
+    *, deployment: dict[str, Any], pods: list[dict[str, Any]], waking: bool, scheduled: bool = False
+) -> Rates:
     held: dict[str, int] = {}
     for pod in wakes.live(pods):
         if wakes.bound(pod):
@@ -85,6 +89,7 @@ def rates_of(*, deployment: dict[str, Any], pods: list[dict[str, Any]], waking: 
         held=held,
         per_replica=pod_accelerators(template),
         draining=replicas is not None and int(replicas) == 0 and not at_zero,
+        scheduled=scheduled,
     )
 
 
@@ -109,6 +114,7 @@ def _recorded(accounting: telemetry.Accounting) -> Rates:
             usage.resource_name: usage.per_replica for usage in accounting.resources if usage.per_replica
         },
         draining=accounting.draining_since is not None,
+        scheduled=accounting.scheduled,
     )
 
 
@@ -130,6 +136,7 @@ def totals_at(accounting: telemetry.Accounting, at: datetime.datetime) -> list[t
                     "serving_seconds": usage.serving_seconds + (0.0 if accounting.waking else held),
                     "saved_seconds": usage.saved_seconds
                     + (usage.per_replica * elapsed if accounting.at_zero else 0.0),
+                    "scheduled_seconds": usage.scheduled_seconds + (held if accounting.scheduled else 0.0),
                 }
             )
         )
@@ -155,6 +162,7 @@ def advance(
     ]
     saved = sum(usage.saved_seconds for usage in resources)
     allocated = sum(usage.waking_seconds + usage.serving_seconds for usage in resources)
+    scheduled = sum(usage.scheduled_seconds for usage in resources)
     draining_since = None
     if rates.draining:
         kept = accounting.draining_since if accounting is not None else None
@@ -164,10 +172,12 @@ def advance(
         at_zero=rates.at_zero,
         idle=rates.idle,
         waking=rates.waking,
+        scheduled=rates.scheduled,
         draining_since=draining_since,
         resources=[_rounded(usage) for usage in resources],
         saved_accelerator_hours=round(saved / 3600, 2),
         allocated_accelerator_hours=round(allocated / 3600, 2),
+        scheduled_accelerator_hours=round(scheduled / 3600, 2),
     )
 
 
@@ -178,5 +188,6 @@ def _rounded(usage: telemetry.AcceleratorUsage) -> telemetry.AcceleratorUsage:
             "waking_seconds": round(usage.waking_seconds, 3),
             "serving_seconds": round(usage.serving_seconds, 3),
             "saved_seconds": round(usage.saved_seconds, 3),
+            "scheduled_seconds": round(usage.scheduled_seconds, 3),
         }
     )

@@ -25,7 +25,7 @@ from hearth.kube.errors import ApiError, ApiUnreachableError
 from hearth.kube.events import EventRecorder
 from hearth.kube.informer import Informer
 from hearth.operator import pools as pools_module
-from hearth.operator import scaling
+from hearth.operator import scaling, windows
 from hearth.operator import status as status_module
 from hearth.operator.controller import Controller
 from hearth.render import gateway, names
@@ -99,8 +99,8 @@ class Autoscaler:
             if target is None and observation.service.spec.pool is not None:
                 # No keeper: a member is never scaled up unchecked.
                 target = pools_module.Target(min(observation.wanted, observation.current), "no pool keeper")
-            if target is None and observation.demand is None:
-                continue  # never scale on missing data
+            if target is None and observation.demand is None and observation.decision is None:
+                continue  # never scale on missing data (a warm window's floor is not data)
             work = self._guarded(limit, self._apply(observation, target), observation.obj)
             (evictions if target is not None and target.eviction else others).append(work)
         # Evictions first, so a victim's drain starts as early as possible.
@@ -229,23 +229,33 @@ class Autoscaler:
         member = service.spec.pool is not None
         urls = self._gateways(name, namespace)
         demand = await self._service_demand(http, service, shared, urls)
-        if demand is None and not urls and not member:
-            return None
         current = int(deployment.get("spec", {}).get("replicas") or 0)
+        spec = service.spec.scaling
+        window = windows.active(
+            spec.schedules,
+            now=self._controller.telemetry.clock(),
+            lead=windows.lead_seconds(service.status),
+        )
+        minimum, floor_reason = _floor(spec.min, spec.max, window)
+        # A window needs no demand: a model whose gateway is not up (or not answering) is still woken for
+        # it; without one, never scale on missing data.
+        opening = window is not None and current < minimum
+        if demand is None and not urls and not member and not opening:
+            return None
         decision = None
-        if demand is not None:
-            spec = service.spec.scaling
+        if demand is not None or opening:
             now = time.monotonic()
             history = self._histories.setdefault((namespace, name), scaling.History(started=now))
             decision = scaling.decide(
                 history=history,
                 now=now,
-                demand=demand,
+                demand=demand or 0,
                 current=current,
                 target=spec.target,
-                minimum=spec.min,
+                minimum=minimum,
                 maximum=spec.max,
                 stabilization=durations.parse_nanoseconds(spec.scale_down_stabilization) / durations.SECOND,
+                floor_reason=floor_reason,
             )
         # A pool member's devices stay held while its pods drain (the pool counts them).
         pods = _live_pods(self._controller.telemetry.backend_pods(name, namespace)) if member else current
@@ -257,6 +267,7 @@ class Autoscaler:
             decision=decision,
             pods=pods,
             fresh=not status_module.ever_scaled(deployment),
+            window=window,
         )
 
     async def _apply(self, observation: pools_module.Observation, target: pools_module.Target | None) -> None:
@@ -313,6 +324,21 @@ class Autoscaler:
         await self._client.patch_status(
             resources.LLMSERVICE, service.metadata.name, service.namespace, {"desiredReplicas": replicas}
         )
+
+
+def _floor(minimum: int, maximum: int, window: windows.Active | None) -> tuple[int, str | None]:
+    """The fewest replicas now: scaling.min, raised by a warm window (never above scaling.max), and why."""
+    if window is None or window.min_replicas <= minimum:
+        return minimum, None
+    floor = min(window.min_replicas, maximum)
+    if window.state == "Warming":
+        why = (
+            f"warm window {window.window.name} opens at {window.opens_at.isoformat(timespec='minutes')}: "
+            f"waking {window.lead_seconds:.0f}s ahead to keep {floor} warm"
+        )
+    else:
+        why = f"warm window {window.window.name} keeps {floor} warm until its end"
+    return floor, why
 
 
 def _ready_urls(pods: list[dict[str, Any]], *, label: str, value: str, namespace: str) -> list[str]:

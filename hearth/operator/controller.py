@@ -25,7 +25,7 @@ from hearth.kube.errors import ApiError, ApiUnreachableError
 from hearth.kube.events import EventRecorder
 from hearth.kube.informer import Informer
 from hearth.kube.resources import ResourceType
-from hearth.operator import drift, permissions, status, telemetry
+from hearth.operator import drift, fallbacks, permissions, status, telemetry, windows
 from hearth.operator.metrics import OperatorMetrics
 from hearth.operator.settings import OperatorSettings
 from hearth.operator.workqueue import WorkQueue
@@ -323,15 +323,18 @@ class Controller:
         error: ReconcileError | None = None
         service: LLMService | None = None
         gateways: list[str] = []
+        verdict: fallbacks.Verdict | None = None
         try:
             service = self.parse(obj)
+            verdict = fallbacks.judge(service, lookup=self._fallback_lookup(service.namespace))
             runtimes = self._runtimes()
             # Selected first so that a later failure (model, render, apply) still names the runtime.
             selected = selection.select(service.spec.runtime, runtimes)
             runtime = selected.metadata.name
             drain = _drain_seconds(service, selected)
             gateways = self.serving_gateways(service)
-            built = plan.build(service, runtimes, config, gateways=gateways)
+            rendered = service if verdict is None or verdict.usable else fallbacks.without_fallback(service)
+            built = plan.build(rendered, runtimes, config, gateways=gateways)
             steps = []
             for step in built.steps:
                 if not self.permissions.allows(resources.of(step.manifest)):
@@ -357,9 +360,22 @@ class Controller:
             skipped=skipped,
             gateway=gateways[0] if gateways else None,
             drain_timeout=drain,
+            fallback=verdict,
         )
         if error is not None:
             raise error
+
+    def _fallback_lookup(self, namespace: str) -> fallbacks.Lookup:
+        def parsed(name: str) -> LLMService | None:
+            obj = self.services.get(name, namespace)
+            if obj is None:
+                return None
+            try:
+                return self.parse(obj)
+            except ReconcileError:
+                return None  # its own reconcile reports it; as a fallback it has no onward fallback
+
+        return fallbacks.lookup_in(parsed)
 
     async def execute_all(
         self, steps: list[plan.Step], owner: dict[str, Any]
@@ -423,6 +439,7 @@ class Controller:
         skipped: list[str] | None = None,
         gateway: str | None = None,
         drain_timeout: float = 0.0,
+        fallback: fallbacks.Verdict | None = None,
     ) -> None:
         current = obj.get("status") or {}
         at = self.telemetry.clock()
@@ -441,6 +458,20 @@ class Controller:
             gateway=gateway,
         )
         outcome = None
+        # spec.endpoint.fallback (issue 31): a condition of its own, present only with a fallback.
+        kept = [c for c in wanted.get("conditions") or [] if c.get("type") != fallbacks.CONDITION]
+        if fallback is not None:
+            generation = int(obj["metadata"].get("generation") or 0)
+            kept.append(fallbacks.condition(fallback, generation=generation))
+        if kept or wanted.get("conditions"):
+            wanted["conditions"] = status.merge_conditions(current.get("conditions") or [], kept)
+        # Warm windows (issue 31): shown in status, counted apart in the accounting, and looked at again at
+        # the next boundary (a window's early wake or its end) even if nothing else changes by then.
+        window, boundary = windows.show(
+            wanted, schedules=service.spec.scaling.schedules if service is not None else None, at=at
+        )
+        if boundary is not None:
+            self.queue.add_after((meta.namespace_of(obj), obj["metadata"]["name"]), boundary + 0.5)
         if error is None and self.permissions.has(rbac.Feature.TELEMETRY):
             metadata = obj["metadata"]
             outcome = self.telemetry.update(
@@ -450,6 +481,7 @@ class Controller:
                 deployment=deployment,
                 at=at,
                 drain_timeout=drain_timeout,
+                scheduled=window is not None,
             )
             refusing_for = status.show_wake_failure(wanted, at=at)
             if refusing_for is not None:
@@ -512,6 +544,16 @@ class Controller:
         elif old_phase != new_phase:
             await self._recorder.record(
                 obj, kind="Normal", reason=str(new_phase), message=_ready_message(wanted) or str(new_phase)
+            )
+        # A fallback configured, changed or refused is an Event (an external one sends prompts elsewhere).
+        old_fallback = _condition(current, fallbacks.CONDITION)
+        new_fallback = _condition(wanted, fallbacks.CONDITION)
+        if new_fallback and new_fallback.get("message") != old_fallback.get("message"):
+            await self._recorder.record(
+                obj,
+                kind="Normal" if new_fallback.get("status") == "True" else "Warning",
+                reason=str(new_fallback.get("reason")),
+                message=str(new_fallback.get("message")),
             )
         # Which scaler drives the backend (and a change of it, e.g. when KEDA appears) is an Event too.
         old_scaling, new_scaling = _condition(current, status.SCALING), _condition(wanted, status.SCALING)

@@ -24,7 +24,7 @@ from hearth.kube.client import KubeClient
 from hearth.kube.errors import ApiError, ApiUnreachableError
 from hearth.kube.events import EventRecorder
 from hearth.kube.informer import Informer
-from hearth.operator import pooling, scaling
+from hearth.operator import pooling, scaling, windows
 from hearth.operator.metrics import OperatorMetrics
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,8 @@ class Observation:
     pods: int
     #: The backend still has only the replica the API server defaulted at its creation (never scaled).
     fresh: bool = False
+    #: The warm window in force (issue 31): its replicas are pinned until it closes.
+    window: windows.Active | None = None
 
     @property
     def key(self) -> str:
@@ -211,7 +213,8 @@ class PoolKeeper:
             key=observation.key,
             accelerators=observation.service.spec.resources.accelerators,
             priority=membership.priority,
-            pinned=membership.pinned,
+            # A warm window's replicas hold their devices until it closes: nobody's request evicts them.
+            pinned=membership.pinned or observation.window is not None,
             replicas=observation.current,
             pods=observation.pods,
             wanted=observation.wanted,

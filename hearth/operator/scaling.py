@@ -43,8 +43,10 @@ def decide(
     minimum: int,
     maximum: int,
     stabilization: float,
+    floor_reason: str | None = None,
 ) -> Decision | None:
-    """A scale to apply now, or None to leave *current* as it is."""
+    """A scale to apply now, or None to leave *current* as it is. *floor_reason* says why *minimum* is
+    what it is when something other than ``scaling.min`` raised it (a warm window)."""
     wanted = recommend(demand=demand, target=target, minimum=minimum, maximum=maximum)
     history.samples.append((now, wanted))
     # A sample stands until the next one replaces it: demand between two looks is unknown, so lower demand
@@ -52,9 +54,10 @@ def decide(
     while len(history.samples) > 1 and history.samples[1][0] <= now - stabilization:
         history.samples.popleft()
     if wanted > current:
+        if recommend(demand=demand, target=target, minimum=0, maximum=maximum) < wanted:
+            # The floor (scaling.min, or a warm window's), not demand, asks for these replicas: say which.
+            return Decision(wanted, floor_reason or f"below the minimum of {minimum}")
         return Decision(wanted, f"demand {demand} needs {wanted} replicas (target {target} per replica)")
-    if current < minimum:
-        return Decision(minimum, f"below the minimum of {minimum}")
     if now - history.started < stabilization:
         return None  # the window is not fully observed yet: never scale down on partial history
     highest = max(replicas for _, replicas in history.samples)

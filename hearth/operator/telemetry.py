@@ -223,11 +223,13 @@ class Telemetry:
         deployment: dict[str, Any] | None,
         at: datetime.datetime,
         drain_timeout: float = 0.0,
+        scheduled: bool = False,
     ) -> Outcome | None:
         """Bring the wake and accounting fields of the status *result* up to *at* (in place). The returned
         outcome goes to :meth:`record` once that status is written: a write lost to a conflict is redone
         from the old status, and would otherwise count the same wake twice. *drain_timeout* is the
-        LLMService's drainTimeout in seconds when its runtime drains (0 when it does not)."""
+        LLMService's drainTimeout in seconds when its runtime drains (0 when it does not); *scheduled*,
+        whether a warm window is in force (its accelerator time is then scheduled, not demand-driven)."""
         if deployment is None:
             return None  # nothing observed (e.g. a failed reconcile): keep what the status says
         pods = self.backend_pods(name, namespace)
@@ -251,7 +253,9 @@ class Telemetry:
                 _parsed(telemetry.WakeHistory, result.get("wakeHistory")), step.completed
             )
             result["wakeHistory"] = history.to_wire()
-        rates = accounting.rates_of(deployment=deployment, pods=pods, waking=step.current is not None)
+        rates = accounting.rates_of(
+            deployment=deployment, pods=pods, waking=step.current is not None, scheduled=scheduled
+        )
         drained = accounting.drain_ended(kept, rates=rates, at=at)
         result["accounting"] = accounting.advance(kept, rates=rates, at=at).to_wire()
         failed = self._failure(
@@ -396,6 +400,12 @@ class _StatusCollector(Collector):
             "Accelerator-seconds not held because the backend was at zero (time at zero x per replica).",
             labels=[*SERVICE_LABELS, "resource"],
         )
+        scheduled = CounterMetricFamily(
+            "hearth_accelerator_seconds_scheduled",
+            "Of the allocated accelerator-seconds, those held while a warm window was in force "
+            "(spec.scaling.schedules); the rest were demand-driven.",
+            labels=[*SERVICE_LABELS, "resource"],
+        )
         held = GaugeMetricFamily(
             "hearth_accelerators_held",
             "Accelerators held right now by bound backend pods.",
@@ -470,9 +480,22 @@ class _StatusCollector(Collector):
                     never_back(allocated, [*labels, "waking"], usage.waking_seconds)
                     never_back(allocated, [*labels, "serving"], usage.serving_seconds)
                     never_back(saved, labels, usage.saved_seconds)
+                    never_back(scheduled, labels, usage.scheduled_seconds)
                     held.add_metric(labels, float(usage.held))
         self._exported = exported
-        yield from (allocated, saved, held, phase, replicas, waking, p50, p90, unschedulable, engine_metric)
+        yield from (
+            allocated,
+            saved,
+            scheduled,
+            held,
+            phase,
+            replicas,
+            waking,
+            p50,
+            p90,
+            unschedulable,
+            engine_metric,
+        )
 
 
 def _engine_series(runtime: InferenceRuntime | None) -> list[tuple[str, str]]:

@@ -37,9 +37,14 @@ class WorkQueue(Generic[K]):
         self._ready.put_nowait(key)
 
     def add_after(self, key: K, delay: float) -> None:
-        if key in self._delayed:
-            return
+        """Add *key* after *delay* seconds; of two pending delays the sooner one stands (a warm window's
+        boundary days away must not postpone a wake failure's requeue in seconds)."""
         loop = asyncio.get_running_loop()
+        pending = self._delayed.get(key)
+        if pending is not None:
+            if pending.when() <= loop.time() + delay:
+                return
+            pending.cancel()
 
         def fire() -> None:
             self._delayed.pop(key, None)

@@ -93,6 +93,30 @@ def _discovery_env(service: LLMService, config: OperatorConfig) -> list[dict[str
     return env
 
 
+def fallback_env(service: LLMService) -> list[dict[str, Any]]:
+    """``spec.endpoint.fallback`` for the gateway (issue 31); the key of an external one from its Secret
+    (optional: a missing Secret sends no key, and the fallback's 401 reaches the client)."""
+    spec = service.spec.endpoint.fallback
+    if spec is None:
+        return []
+    env = [
+        common.env_entry(gatewayenv.FALLBACK_BASE_URL.env, spec.base_url(service.namespace)),
+        common.env_entry(gatewayenv.FALLBACK_MODEL.env, spec.target_model()),
+        common.env_entry(gatewayenv.FALLBACK_WHILE_COLD.env, spec.while_cold),
+        common.env_entry(gatewayenv.FALLBACK_HOLD.env, spec.hold_for),
+        common.env_entry(gatewayenv.FALLBACK_WHEN_FULL.env, "true" if spec.when_full else "false"),
+    ]
+    secret = spec.api_key_secret
+    if secret is not None:
+        env.append(
+            {
+                "name": gatewayenv.FALLBACK_API_KEY.env,
+                "valueFrom": {"secretKeyRef": {"name": secret.name, "key": secret.key, "optional": True}},
+            }
+        )
+    return env
+
+
 def default_resources() -> dict[str, Any]:
     """The gateway container's requests and limits, sized from the bodies it may buffer."""
     return {"requests": {"cpu": "50m", "memory": MEMORY_REQUEST}, "limits": {"memory": MEMORY_LIMIT}}
@@ -221,6 +245,7 @@ def deployment(
         mount = {"name": API_KEY_VOLUME, "mountPath": API_KEY_DIR, "readOnly": True}
         gateway_container["volumeMounts"].append(mount)
         env.append(common.env_entry(gatewayenv.API_KEY_FILE.env, f"{API_KEY_DIR}/{API_KEY_FILE}"))
+    env.extend(fallback_env(service))
     if service.spec.image_pull_secrets:
         pod_spec["imagePullSecrets"] = common.pull_secrets(service)
     spec = deployment_spec(replicas=config.effective_gateway_replicas, selector=selector, pod_spec=pod_spec)

@@ -102,6 +102,28 @@ def manifest(service: LLMService, *, trigger: dict[str, Any]) -> dict[str, Any]:
                     }
                 }
             },
-            "triggers": [trigger],
+            "triggers": [trigger, *cron_triggers(service)],
         },
     }
+
+
+def cron_triggers(service: LLMService) -> list[dict[str, Any]]:
+    """KEDA's cron scaler for each warm window (issue 31): KEDA keeps ``desiredReplicas`` from ``start`` to
+    ``end`` and, as with every trigger, takes the highest wanted by any trigger; after ``end`` the demand
+    trigger and the cooldownPeriod bring it back to zero. KEDA wakes at the window's start, not ahead of it
+    by the model's wake time as the builtin autoscaler does: its cron expressions cannot be shifted by a
+    measured number of seconds in general, so write ``start`` earlier by a wake time to be ready at the
+    hour (docs/warm-windows.md)."""
+    return [
+        {
+            "type": "cron",
+            "name": f"warm-window-{window.name}",
+            "metadata": {
+                "timezone": window.timezone,
+                "start": window.start,
+                "end": window.end,
+                "desiredReplicas": str(window.min_replicas),
+            },
+        }
+        for window in service.spec.scaling.schedules or ()
+    ]

@@ -34,12 +34,29 @@ FULL_LLMSERVICE: dict[str, Any] = {
             "activationTimeout": "10m",
             "scaleDownStabilization": "2m30s",
             "drainTimeout": "90s",
+            "schedules": [
+                {
+                    "name": "office-hours",
+                    "start": "0 9 * * 1-5",
+                    "end": "0 18 * * mon-fri",
+                    "timezone": "Europe/Berlin",
+                    "minReplicas": 2,
+                }
+            ],
         },
         "cache": {"strategy": "HostPath", "size": "100Gi", "storageClassName": "local-path", "prewarm": True},
         "endpoint": {
             "openAICompatible": True,
             "coldStart": {"mode": "reject", "heartbeatInterval": "5s"},
             "auth": {"secretName": "qwen-api-keys"},
+            "fallback": {
+                "url": "https://api.example.com/v1",
+                "model": "small-model",
+                "apiKeySecret": {"name": "fallback-key", "key": "token"},
+                "whileCold": "AfterHold",
+                "holdFor": "20s",
+                "whenFull": False,
+            },
         },
         "imagePullSecrets": [{"name": "registry"}],
     },

@@ -109,6 +109,64 @@ def test_runtime_defaults_are_applied_by_the_server(cluster: ControlPlane) -> No
         ("spec.endpoint.auth.secretName", "Keys_v2", ["spec.endpoint.auth.secretName", "should match"]),
         ("spec.model", None, ["spec.model", "Required value"]),
         ("spec.runtime", None, ["spec.runtime", "set runtime.name or runtime.selector.vendor"]),
+        (
+            "spec.scaling.schedules",
+            [{"name": "w", "start": "0 9 * *", "end": "0 18 * * *"}],
+            ["spec.scaling.schedules[0].start", "should match"],
+        ),
+        (
+            "spec.scaling.schedules",
+            [{"name": "w", "start": "0 9 * * *", "end": "0 9 * * *"}],
+            ["spec.scaling.schedules[0].end", "start and end must differ"],
+        ),
+        (
+            "spec.scaling.schedules",
+            [{"name": "w", "start": "0 9 * * *", "end": "0 18 * * *", "timezone": "Europe Berlin"}],
+            ["spec.scaling.schedules[0].timezone", "should match"],
+        ),
+        (
+            "spec.scaling",
+            {
+                "max": 2,
+                "schedules": [{"name": "w", "start": "0 9 * * *", "end": "0 18 * * *", "minReplicas": 3}],
+            },
+            ["spec.scaling.schedules", "minReplicas must not exceed max"],
+        ),
+        (
+            "spec.scaling.schedules",
+            [{"name": "w", "start": "0 9 * * *", "end": "0 18 * * *"}] * 2,
+            ["spec.scaling.schedules[1]", "Duplicate value"],
+        ),
+        (
+            "spec.endpoint",
+            {"fallback": {"service": "small", "url": "https://api.example.com/v1", "model": "m"}},
+            ["spec.endpoint.fallback", "set exactly one of service or url"],
+        ),
+        (
+            "spec.endpoint",
+            {"fallback": {"service": "small", "apiKeySecret": {"name": "k"}}},
+            ["spec.endpoint.fallback.apiKeySecret", "apiKeySecret is for an external url"],
+        ),
+        (
+            "spec.endpoint",
+            {"fallback": {"url": "https://api.example.com/v1"}},
+            ["spec.endpoint.fallback.model", "model is required with url"],
+        ),
+        (
+            "spec.endpoint",
+            {"fallback": {"url": "ftp://files.example.com", "model": "m"}},
+            ["spec.endpoint.fallback.url", "should match"],
+        ),
+        (
+            "spec.endpoint",
+            {"fallback": {"service": "minimal"}},
+            ["spec.endpoint.fallback.service", "must name another LLMService, not this one"],
+        ),
+        (
+            "spec.endpoint",
+            {"fallback": {"service": "small", "whileCold": "Sometimes"}},
+            ["spec.endpoint.fallback.whileCold", "Unsupported value"],
+        ),
         ("metadata.name", "Qwen3", ["metadata.name"]),
         ("metadata.name", "a" * 56, ["metadata.name", "at most 55 characters"]),
         ("spec.endpoint.maxQueue", 0, ["spec.endpoint.maxQueue", "should be greater than or equal to 1"]),
@@ -191,6 +249,12 @@ def test_kubectl_get_shows_the_spec_columns_and_wide_extras(cluster: ControlPlan
             "endpointURL": "http://columns.default.svc/v1",
             "accounting": {"since": "2026-01-01T00:00:00.000Z", "savedAcceleratorHours": 12.5},
             "lastWake": {"startedAt": "2026-01-01T00:00:00.000Z", "totalSeconds": 41.25},
+            "warmWindow": {
+                "name": "office-hours",
+                "state": "Open",
+                "opensAt": "2026-01-01T08:00:00Z",
+                "minReplicas": 1,
+            },
         }
     }
     cluster.kubectl(
@@ -213,10 +277,13 @@ def test_kubectl_get_shows_the_spec_columns_and_wide_extras(cluster: ControlPlan
         "LAST-WAKE-S",
         "POOL",
         "POOL-STATE",
+        "WINDOW",
+        "WINDOW-STATE",
         "AGE",
     ]
     assert "http://columns.default.svc/v1" in wide_row
-    assert wide_row.split()[-3:-1] == ["12.5", "41.25"]  # the gateway and pool columns are empty
+    # The gateway and pool columns are empty.
+    assert wide_row.split()[-5:-1] == ["12.5", "41.25", "office-hours", "Open"]
     runtimes = cluster.kubectl("get", "inferenceruntime").stdout.splitlines()
     assert runtimes[0].split() == ["NAME", "FAMILY", "VENDOR", "RESOURCE", "PRIORITY", "AGE"]
     assert any(line.split()[:3] == ["vllm-stub", "vllm", "generic"] for line in runtimes[1:])

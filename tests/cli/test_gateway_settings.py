@@ -120,6 +120,17 @@ GATEWAY_VALID: list[tuple[str, str, str, object]] = [
     ("HEARTH_API_KEY_FILE", "/etc/hearth/api-key/api-key", "api_key_file", "/etc/hearth/api-key/api-key"),
     ("HEARTH_LLMGATEWAY", "models", "llmgateway", "models"),
     ("HEARTH_API_KEY_SETS_DIR", "/etc/hearth/api-key-sets", "api_key_sets_dir", "/etc/hearth/api-key-sets"),
+    (
+        "HEARTH_FALLBACK_BASE_URL",
+        "http://small.ml.svc/v1/",
+        "fallback_base_url",
+        "http://small.ml.svc/v1",
+    ),
+    ("HEARTH_FALLBACK_MODEL", "small", "fallback_model", "small"),
+    ("HEARTH_FALLBACK_WHILE_COLD", "AfterHold", "fallback_while_cold", "AfterHold"),
+    ("HEARTH_FALLBACK_HOLD", "20s", "fallback_hold", _seconds("20s")),
+    ("HEARTH_FALLBACK_WHEN_FULL", "false", "fallback_when_full", "false"),
+    ("HEARTH_FALLBACK_API_KEY", "sk-fallback", "fallback_api_key", "sk-fallback"),
 ]
 
 # (variable, text, what the message says besides the flag and the variable); a variable without an
@@ -152,6 +163,10 @@ GATEWAY_INVALID: list[tuple[str, str, str]] = [
     ("HEARTH_LISTEN_BACKLOG", "0", "less than 1"),
     ("HEARTH_LISTEN_BACKLOG", "big", "not a whole number"),
     ("HEARTH_RELEASE_WAVE", "0", "less than 1"),
+    ("HEARTH_FALLBACK_BASE_URL", "small.ml.svc", "must start with http://"),
+    ("HEARTH_FALLBACK_WHILE_COLD", "immediately", "not one of Immediately, AfterHold, Never"),
+    ("HEARTH_FALLBACK_HOLD", "-1s", "less than 0s"),
+    ("HEARTH_FALLBACK_WHEN_FULL", "yes", "not one of true, false"),
     ("HEARTH_LOG_LEVEL", "verbose", "verbose"),
     ("HEARTH_LOG_FORMAT", "xml", "xml"),
 ]
@@ -165,6 +180,8 @@ GATEWAY_FREE_TEXT = {
     "HEARTH_API_KEY_FILE",
     "HEARTH_LLMGATEWAY",
     "HEARTH_API_KEY_SETS_DIR",
+    "HEARTH_FALLBACK_MODEL",
+    "HEARTH_FALLBACK_API_KEY",
 }
 
 

@@ -194,6 +194,24 @@ def test_allocated_splits_into_waking_and_serving_until_the_pod_is_gone() -> Non
     assert kept.allocated_accelerator_hours == round(1260 / 3600, 2)
 
 
+def test_time_held_inside_a_warm_window_is_counted_as_scheduled() -> None:
+    bound = [pod(created=0, bound=0)]
+
+    def rates(scheduled: bool) -> accounting.Rates:
+        return accounting.rates_of(deployment=deployment(1), pods=bound, waking=False, scheduled=scheduled)
+
+    kept = accounting.advance(None, rates=rates(True), at=at(0))
+    assert kept.scheduled
+    kept = accounting.advance(kept, rates=rates(False), at=at(1800))  # the window closed, demand keeps it
+    kept = accounting.advance(
+        kept, rates=accounting.rates_of(deployment=deployment(0), pods=[], waking=False), at=at(3600)
+    )
+    usage = kept.resources[0]
+    assert (usage.serving_seconds, usage.scheduled_seconds) == (7200.0, 3600.0)
+    assert (kept.allocated_accelerator_hours, kept.scheduled_accelerator_hours) == (2.0, 1.0)
+    assert not kept.scheduled
+
+
 def test_unbound_and_finished_pods_hold_nothing() -> None:
     finished = pod(created=0, bound=0)
     finished["status"]["phase"] = "Failed"

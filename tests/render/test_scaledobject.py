@@ -157,3 +157,40 @@ def test_the_hpa_window_stays_within_what_the_hpa_accepts() -> None:
     window = spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]["scaleDown"]
     assert window["stabilizationWindowSeconds"] == scaledobject.MAX_HPA_WINDOW_SECONDS == 3600
     assert spec["cooldownPeriod"] > 3600
+
+
+def test_warm_windows_become_keda_cron_triggers_beside_the_demand_trigger() -> None:
+    document = _service().model_dump(by_alias=True, exclude_none=True)
+    document["spec"]["scaling"]["schedules"] = [
+        {"name": "office", "start": "0 9 * * 1-5", "end": "0 18 * * 1-5", "timezone": "Asia/Kolkata"},
+        {"name": "batch", "start": "30 1 * * *", "end": "0 3 * * *", "minReplicas": 2},
+    ]
+    service = loading.parse_object(document, source="test")
+    assert isinstance(service, LLMService)
+    for mode in (ScalerMode.METRICS_API, ScalerMode.EXTERNAL_PUSH):
+        triggers = _scaled_object(service, mode)["spec"]["triggers"]
+        assert triggers[0]["type"] == mode.value
+        assert triggers[1:] == [
+            {
+                "type": "cron",
+                "name": "warm-window-office",
+                "metadata": {
+                    "timezone": "Asia/Kolkata",
+                    "start": "0 9 * * 1-5",
+                    "end": "0 18 * * 1-5",
+                    "desiredReplicas": "1",
+                },
+            },
+            {
+                "type": "cron",
+                "name": "warm-window-batch",
+                "metadata": {
+                    "timezone": "UTC",
+                    "start": "30 1 * * *",
+                    "end": "0 3 * * *",
+                    "desiredReplicas": "2",
+                },
+            },
+        ]
+    # Without windows the ScaledObject is as before: one trigger.
+    assert len(_scaled_object(_service(), ScalerMode.METRICS_API)["spec"]["triggers"]) == 1

@@ -38,10 +38,19 @@ def startup_path(runtime: InferenceRuntime) -> str:
 
 
 def metrics(runtime: InferenceRuntime) -> runtime_api.Metrics | None:
-    """The runtime's declared metrics, or its family's names (None: the engine exports nothing by name)."""
-    if runtime.spec.metrics is not None:
-        return runtime.spec.metrics
+    """The runtime's declared metrics, or its family's names (None: the engine exports nothing by name).
+    Declared, the dashboard-only roles it leaves out (KV-cache usage, time to first token) are the family's;
+    ``running`` is not filled in: the drain waits on it, and only the runtime can vouch that its engine
+    exports it."""
     names = of(runtime).metrics
+    declared = runtime.spec.metrics
+    if declared is not None:
+        return declared.model_copy(
+            update={
+                "kv_cache_util": declared.kv_cache_util or names.kv_usage,
+                "ttft": declared.ttft or names.ttft,
+            }
+        )
     if names.waiting is None:
         return None
     return runtime_api.Metrics(

@@ -45,7 +45,9 @@ def api(url: str, path: str, **params: str) -> Any:
     return body["data"]
 
 
-def substitute(expr: str, *, range_seconds: int) -> str:
+def substitute(expr: str, *, range_seconds: int, variables: dict[str, list[str]] | None = None) -> str:
+    """*expr* as Grafana sends it with "All" selected: the built-ins, the namespace and model filters, and
+    each query variable's values (*variables*, from :func:`query_variables`) as a regex alternation."""
     values = {
         "$__rate_interval": "1m",
         "$__range": f"{range_seconds}s",
@@ -53,9 +55,33 @@ def substitute(expr: str, *, range_seconds: int) -> str:
         "$namespace": ".*",
         "$model": ".*",
     }
+    for name, found in (variables or {}).items():
+        alternation = "(" + "|".join(re.escape(value) for value in found) + ")"
+        values[f"${{{name}:regex}}"] = alternation
+        values[f"${{{name}}}"] = alternation
+        values[f"${name}"] = alternation
     for name in sorted(values, key=len, reverse=True):
         expr = expr.replace(name, values[name])
     return expr
+
+
+def query_variables(url: str, dashboard: dict[str, Any], *, start: float, end: float) -> dict[str, list[str]]:
+    """The values of the dashboard's ``label_values(selector, label)`` variables over the run, as Grafana's
+    variable query reads them (the label values API, the selector's filters set to "All")."""
+    found: dict[str, list[str]] = {}
+    for variable in dashboard.get("templating", {}).get("list", []):
+        if variable.get("type") != "query":
+            continue
+        query = variable.get("query")
+        text = query.get("query", "") if isinstance(query, dict) else str(query or "")
+        match = re.fullmatch(r"label_values\((.*),\s*(\w+)\)", text.strip())
+        if match is None:
+            continue
+        selector = substitute(match.group(1), range_seconds=max(60, math.ceil(end - start)))
+        path = f"/api/v1/label/{match.group(2)}/values"
+        values = api(url, path, **{"match[]": selector}, start=str(start), end=str(end))
+        found[variable["name"]] = sorted(values)
+    return found
 
 
 def series_names(expr: str) -> set[str]:
@@ -81,10 +107,11 @@ def check_panels(url: str, dashboard: dict[str, Any], *, start: float, end: floa
     range_seconds = max(60, math.ceil(end - start))
     step = str(max(5, range_seconds // 400))
     count, failures = 0, []
+    variables = query_variables(url, dashboard, start=start, end=end)
     for panel in dashboard["panels"]:
         for target in panel.get("targets", []):
             count += 1
-            expr = substitute(target["expr"], range_seconds=range_seconds)
+            expr = substitute(target["expr"], range_seconds=range_seconds, variables=variables)
             try:
                 result = api(
                     url, "/api/v1/query_range", query=expr, start=str(start), end=str(end), step=step
@@ -195,7 +222,15 @@ def report_accounting(url: str, *, range_seconds: int, end: float, scrape: float
     # accelerators through its preStop drain, and saved counts only once the last pod is gone (README).
     # max by: two operator processes may both export for a moment while the leadership changes.
     step = max(1, round(scrape))
-    at_zero = 'max by (namespace, llmservice) (hearth_llmservice_phase{phase="ScaledToZero"}) == 1'
+    # At zero: phase ScaledToZero, or Degraded while a wake failure is shown (until its retryAt) with no
+    # replica ready and no wake in progress (the backend was scaled back to zero meanwhile).
+    service = "namespace, llmservice"
+    at_zero = (
+        f'(max by ({service}) (hearth_llmservice_phase{{phase="ScaledToZero"}}) == 1 or ('
+        f'max by ({service}) (hearth_llmservice_phase{{phase="Degraded"}}) == 1 '
+        f"and on ({service}) max by ({service}) (hearth_llmservice_ready_replicas) == 0 "
+        f"and on ({service}) max by ({service}) (hearth_wake_in_progress_seconds) == 0))"
+    )
     nothing_held = "max by (namespace, llmservice) (hearth_accelerators_held) == 0"
     zero, emptied = (
         {

@@ -56,6 +56,11 @@ def flags(ctx: click.Context, command: click.Command) -> list[Flag]:
         else:
             synopsis, help_text = record
         names = (*param.opts, *param.secondary_opts)
+        if "--help" in names:
+            # As the context spells it: click caches a command's help option with the names of the first
+            # context it met (one made without the group's -h, e.g. in a test), not this one's.
+            names = tuple(ctx.help_option_names)
+            synopsis = ", ".join(names)
         result.append(Flag(names, synopsis, help_text, _envvar(param), param.hidden))
     return result
 

@@ -389,5 +389,9 @@ def test_each_service_exports_the_engine_series_its_runtime_declares_or_its_fami
     assert series == {
         ("a", "waiting", "llamacpp:requests_deferred"),
         ("a", "running", "llamacpp:requests_processing"),
+        # Declared: its own names; the dashboard-only roles it leaves out are its family's (never running,
+        # which the drain waits on).
         ("b", "waiting", "my_waiting"),
+        ("b", "kv_usage", "vllm:kv_cache_usage_perc"),
+        ("b", "ttft", "vllm:time_to_first_token_seconds"),
     }

@@ -56,7 +56,12 @@ def substitute(expr: str, *, range_seconds: int, variables: dict[str, list[str]]
         "$model": ".*",
     }
     for name, found in (variables or {}).items():
+        if f"${name}" in values:
+            continue  # the namespace and model filters stay "All"
+        # Regex-escaped as Grafana's :regex format does, then each backslash doubled: the alternation goes
+        # into a PromQL double-quoted string, where a lone backslash must start a known escape.
         alternation = "(" + "|".join(re.escape(value) for value in found) + ")"
+        alternation = alternation.replace("\\", "\\\\")
         values[f"${{{name}:regex}}"] = alternation
         values[f"${{{name}}}"] = alternation
         values[f"${name}"] = alternation

@@ -79,7 +79,7 @@ async def _prewarmed_start(run: Run, name: str, strategy: str) -> str:
     started = time.monotonic()
     try:
         job = names.prewarm_job(name)
-        await run.wait(f"Job {job} to succeed", lambda: _job_succeeded(run, job))
+        await run.wait(f"Job {job} to succeed", lambda: job_succeeded(run, job))
         warmed = time.monotonic() - started
         downloaded = (await _job_log(run, job)).strip().splitlines()
         snapshot = downloaded[-1] if downloaded else ""
@@ -138,7 +138,7 @@ async def _ready(run: Run, deployment: str) -> bool:
     return (await run.replicas(deployment))[1] > 0
 
 
-async def _job_succeeded(run: Run, job: str) -> bool:
+async def job_succeeded(run: Run, job: str) -> bool:
     found = await run.client.get(resources.JOB, job, run.namespace) or {}
     status = found.get("status", {})
     for condition in status.get("conditions") or []:

@@ -21,7 +21,7 @@ import time
 from typing import Any
 
 from hearth.api import scalermodes
-from hearth.e2e import fixtures, shared, wakeprogress
+from hearth.e2e import caches, fixtures, shared, wakeprogress
 from hearth.e2e.runner import Run, ScenarioFailedError
 from hearth.kube import resources
 from hearth.kube.errors import ApiError
@@ -91,7 +91,7 @@ async def real_engine_wakes(run: Run) -> str:
     await run.client.apply(service(run, _runtime_name(run)))
     started = time.monotonic()
     job = names.prewarm_job(SERVICE)
-    await run.wait(f"Job {job} to succeed", lambda: _job_succeeded(run, job))
+    await run.wait(f"Job {job} to succeed", lambda: caches.job_succeeded(run, job))
     warmed = time.monotonic() - started
     await run.wait(f"{SERVICE} at zero", lambda: _at(run, 0))
     url = await run.gateway_url(SERVICE)
@@ -207,15 +207,6 @@ async def _openai(run: Run, url: str) -> str:
         f"openai client: listed {report['models']}, streamed {report['chunks']} chunks, non-stream "
         f"{report['chat_tokens']} completion tokens, completions {report['completion_tokens']} tokens"
     )
-
-
-async def _job_succeeded(run: Run, job: str) -> bool:
-    found = await run.client.get(resources.JOB, job, run.namespace) or {}
-    status = found.get("status", {})
-    for condition in status.get("conditions") or []:
-        if condition.get("type") == "Failed" and condition.get("status") == "True":
-            raise ScenarioFailedError(f"Job {job} failed: {condition.get('message')}")
-    return int(status.get("succeeded") or 0) >= 1
 
 
 async def _at(run: Run, replicas: int) -> bool:

@@ -113,6 +113,8 @@ def command(
         keep=keep,
         no_skip=no_skip,
         pod_security_restricted=pod_security_restricted,
+        kubeconfig=kubeconfig,
+        context=context,
     )
 
     async def main() -> tuple[list[runner.Result], str | None]:

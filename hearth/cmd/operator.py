@@ -4,22 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
 import hearth
-from hearth.api import meta, scalermodes
+from hearth.api import meta, operatorsettings, scalermodes
 from hearth.cmd import goflags, params
 from hearth.common import durations, logs, netaddr
 from hearth.operator import app
 from hearth.operator.settings import OperatorSettings
 
+F = TypeVar("F", bound=Callable[..., Any])
 _SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 
-#: The settings' own defaults are the flags' defaults (one declaration).
+#: The settings the flags fill when not given (their defaults are the table's).
 DEFAULTS = OperatorSettings()
 
 
@@ -55,8 +57,6 @@ class _CertDirectory(click.ParamType[str | None, Any]):
 
 OPTIONAL_ADDRESS = _OptionalAddress()
 CERT_DIRECTORY = _CertDirectory()
-#: Shorter would make the built-in autoscaler hammer every gateway (and the API) for nothing.
-MIN_AUTOSCALE_INTERVAL = durations.Duration(100 * durations.MILLISECOND)
 
 
 def _default_namespace() -> str:
@@ -67,112 +67,81 @@ def _default_namespace() -> str:
     return meta.DEFAULT_NAMESPACE
 
 
+def _duration(setting: operatorsettings.Setting[object]) -> params.GoDurationType:
+    return params.GoDurationType(
+        minimum=None if setting.minimum is None else durations.Duration(setting.minimum)
+    )
+
+
+#: The click type reading each kind of setting (a switch takes no value).
+_TYPES: dict[
+    operatorsettings.Kind, Callable[[operatorsettings.Setting[object]], click.ParamType[Any, Any] | None]
+] = {
+    operatorsettings.Kind.ADDRESS_OR_OFF: lambda _: OPTIONAL_ADDRESS,
+    operatorsettings.Kind.SWITCH: lambda _: None,
+    operatorsettings.Kind.COUNT: lambda setting: click.IntRange(min=setting.minimum),
+    operatorsettings.Kind.CHOICE: lambda setting: click.Choice(setting.choices),
+    operatorsettings.Kind.TEXT: lambda _: params.TEXT,
+    operatorsettings.Kind.OBJECT_NAME: lambda _: params.OBJECT_NAME,
+    operatorsettings.Kind.NAMESPACE: lambda _: params.NAMESPACE,
+    operatorsettings.Kind.DURATION: _duration,
+    operatorsettings.Kind.DIRECTORY: lambda _: CERT_DIRECTORY,
+}
+
+
+def param_name(setting: operatorsettings.Setting[object]) -> str:
+    """The click parameter's name: the flag's, as click derives it (tests and Go spellings use it)."""
+    return setting.flag.removeprefix("--").replace("-", "_")
+
+
+def setting_option(setting: operatorsettings.Setting[object]) -> Callable[[F], F]:
+    """The flag of one setting of the table, with its variable, default and help."""
+    if setting.default_help is not None:
+        # A default the command works out (or a file it makes): the flag itself is unset.
+        default, help = None, f"{setting.help.removesuffix('.')} [default: {setting.default_help}]."
+    elif setting.kind is operatorsettings.Kind.SWITCH:
+        default, help = setting.default, setting.help
+    else:
+        default, help = setting.default_text(), setting.help
+    names = [f"{setting.flag}/{setting.off_flag}" if setting.off_flag else setting.flag, param_name(setting)]
+    return click.option(
+        *names,
+        type=_TYPES[setting.kind](setting),
+        default=default,
+        show_default=setting.default_help is None,
+        envvar=setting.env,
+        show_envvar=setting.env is not None,
+        help=help,
+    )
+
+
+def setting_options(function: F) -> F:
+    """Every setting of the table as a flag, in its order."""
+    for setting in reversed(operatorsettings.SETTINGS):
+        function = setting_option(setting)(function)
+    return function
+
+
+def settings_from(values: dict[str, Any], *, kubeconfig: str | None, context: str | None) -> OperatorSettings:
+    """The operator's settings from the parsed flags (ValueError for a combination it refuses)."""
+    fields: dict[str, Any] = {}
+    for setting in operatorsettings.SETTINGS:
+        value = values[param_name(setting)]
+        if value is not None:
+            fields[setting.field] = value
+    if "leader_election_namespace" not in fields:
+        fields["leader_election_namespace"] = _default_namespace()
+    # "" is the reference's spelling of metrics-api.
+    fields["scaler"] = scalermodes.ScalerMode(fields["scaler"] or scalermodes.ScalerMode.METRICS_API)
+    return OperatorSettings(**fields, kubeconfig=kubeconfig, context=context)
+
+
 @goflags.command("operator", short_help="Run the control loop that turns LLMServices into workloads.")
 @click.option("--version", "show_version", is_flag=True, help="Print the version and exit.")
-@click.option(
-    "--health-probe-bind-address",
-    type=OPTIONAL_ADDRESS,
-    default=str(DEFAULTS.health_address),
-    show_default=True,
-    help="Address of /healthz and /readyz; 0 disables them.",
-)
-@click.option(
-    "--metrics-bind-address",
-    type=OPTIONAL_ADDRESS,
-    default="0",
-    show_default=True,
-    help="Address of /metrics (e.g. :8443); 0 disables it. With --no-metrics-secure it may equal the "
-    "health address.",
-)
-@click.option(
-    "--metrics-secure/--no-metrics-secure",
-    default=DEFAULTS.metrics_secure,
-    show_default=True,
-    help="Serve metrics over HTTPS, only to callers the API server allows to get /metrics "
-    "(TokenReview + SubjectAccessReview; bind the hearth-metrics-reader ClusterRole).",
-)
-@click.option(
-    "--metrics-cert-path",
-    type=CERT_DIRECTORY,
-    default=None,
-    help="Directory with the metrics serving certificate and key, reloaded when they change "
-    "[default: a self-signed pair made at start].",
-)
-@click.option(
-    "--metrics-cert-name",
-    type=params.TEXT,
-    default=DEFAULTS.metrics_cert_name,
-    show_default=True,
-    help="Certificate file name.",
-)
-@click.option(
-    "--metrics-cert-key",
-    type=params.TEXT,
-    default=DEFAULTS.metrics_key_name,
-    show_default=True,
-    help="Key file name.",
-)
+@setting_options
+# The reference's spelling, not a setting.
 @click.option(
     "--enable-http2", is_flag=True, hidden=True, help="Accepted for compatibility; metrics use HTTP/1.1."
-)
-@click.option(
-    "--leader-elect/--no-leader-elect",
-    default=DEFAULTS.leader_elect,
-    show_default=True,
-    help="Hold a Lease so only one replica reconciles.",
-)
-@click.option(
-    "--leader-election-id",
-    type=params.OBJECT_NAME,
-    default=DEFAULTS.leader_election_id,
-    show_default=True,
-    help="Name of the Lease.",
-)
-@click.option(
-    "--leader-election-namespace",
-    type=params.NAMESPACE,
-    default=None,
-    help="Namespace of the Lease [default: POD_NAMESPACE, else the pod's own namespace, else default].",
-)
-@click.option(
-    "--gateway-image",
-    type=params.TEXT,
-    default=DEFAULTS.gateway_image,
-    show_default=True,
-    envvar="HEARTH_GATEWAY_IMAGE",
-    show_envvar=True,
-    help="Image of every LLMService's gateway.",
-)
-@click.option(
-    "--gateway-replicas",
-    type=click.IntRange(min=1),
-    default=DEFAULTS.gateway_replicas,
-    show_default=True,
-    help="Gateway replicas per LLMService (external-push requires 1).",
-)
-@click.option(
-    "--network-policies/--no-network-policies",
-    default=DEFAULTS.network_policies,
-    show_default=True,
-    help="A NetworkPolicy per LLMService: only its gateway (and namespaces labelled metrics=enabled) may "
-    "reach its backend pods. Needs a CNI that enforces NetworkPolicies.",
-)
-@click.option(
-    "--scaler-mode",
-    # "" is the reference's spelling of metrics-api.
-    type=click.Choice([*(mode.value for mode in scalermodes.ScalerMode), ""]),
-    default=DEFAULTS.scaler.value,
-    show_default=True,
-    help="auto: KEDA metrics-api when KEDA is installed, else builtin (followed as KEDA comes and goes). "
-    'metrics-api/external-push: KEDA ScaledObjects ("" means metrics-api, as in the reference). '
-    "builtin: Hearth scales the backends itself.",
-)
-@click.option(
-    "--concurrent-reconciles",
-    type=click.IntRange(min=1),
-    default=DEFAULTS.concurrent_reconciles,
-    show_default=True,
-    help="LLMServices reconciled in parallel.",
 )
 @params.kube_options
 @click.option(
@@ -201,40 +170,17 @@ def _default_namespace() -> str:
     hidden=True,
     help="Accepted for compatibility.",
 )
-@click.option(
-    "--autoscale-interval",
-    type=params.GoDurationType(minimum=MIN_AUTOSCALE_INTERVAL),
-    default=str(durations.Duration.from_seconds(DEFAULTS.autoscale_interval)),
-    show_default=True,
-    help=f"Built-in mode: how often gateway demand is read and backends are scaled (at least "
-    f"{MIN_AUTOSCALE_INTERVAL}).",
-)
 @params.logging_options
 def command(
     *,
     show_version: bool,
-    health_probe_bind_address: netaddr.ListenAddress | None,
-    metrics_bind_address: netaddr.ListenAddress | None,
-    metrics_secure: bool,
-    metrics_cert_path: str | None,
-    metrics_cert_name: str,
-    metrics_cert_key: str,
-    leader_elect: bool,
-    leader_election_id: str,
-    leader_election_namespace: str | None,
-    gateway_image: str,
-    gateway_replicas: int,
-    network_policies: bool,
-    scaler_mode: str,
-    concurrent_reconciles: int,
-    autoscale_interval: durations.Duration,
     kubeconfig: str | None,
     context: str | None,
     zap_level: str | None,
     zap_encoder: str | None,
     log_level: str,
     log_format: logs.LogFormat,
-    **_: object,
+    **values: Any,
 ) -> None:
     """Run the control loop: reconcile every LLMService into its backend, gateway, cache and scaler.
 
@@ -246,25 +192,7 @@ def command(
     # --zap-log-level and --zap-encoder are the reference's spellings; given, they win.
     logs.configure(level=zap_level or log_level, fmt="json" if zap_encoder == "json" else log_format)
     try:
-        settings = OperatorSettings(
-            health_address=health_probe_bind_address,
-            metrics_address=metrics_bind_address,
-            metrics_secure=metrics_secure,
-            metrics_cert_dir=metrics_cert_path,
-            metrics_cert_name=metrics_cert_name,
-            metrics_key_name=metrics_cert_key,
-            leader_elect=leader_elect,
-            leader_election_id=leader_election_id,
-            leader_election_namespace=leader_election_namespace or _default_namespace(),
-            gateway_image=gateway_image,
-            gateway_replicas=gateway_replicas,
-            network_policies=network_policies,
-            scaler=scalermodes.ScalerMode(scaler_mode or scalermodes.ScalerMode.METRICS_API),
-            concurrent_reconciles=concurrent_reconciles,
-            autoscale_interval=autoscale_interval.seconds,
-            kubeconfig=kubeconfig,
-            context=context,
-        )
+        settings = settings_from(values, kubeconfig=kubeconfig, context=context)
     except ValueError as error:
         raise click.UsageError(str(error)) from None
     raise SystemExit(asyncio.run(app.run(settings)))

@@ -12,7 +12,6 @@ from hearth.api import rbac, scalermodes
 from hearth.common import bundle
 
 NAME = "hearth-operator"
-LEASE_ID = "6d7012cb.hearth.dev"
 LABELS = {"app.kubernetes.io/part-of": "hearth", "app.kubernetes.io/managed-by": "hearth-install"}
 METRICS_READER = "hearth-metrics-reader"
 #: The reference's metrics port (its Kustomize config serves HTTPS metrics on :8443).

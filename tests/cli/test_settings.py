@@ -291,6 +291,6 @@ def test_defaults_are_the_settings_defaults() -> None:
     assert params["scaler_mode"] == defaults.scaler.value == "auto"
     assert params["gateway_replicas"] == defaults.gateway_replicas
     assert params["concurrent_reconciles"] == defaults.concurrent_reconciles
-    assert params["autoscale_interval"].seconds == defaults.autoscale_interval
+    assert params["autoscale_interval"] == defaults.autoscale_interval
     assert params["health_probe_bind_address"] == defaults.health_address
     assert params["gateway_image"] == defaults.gateway_image

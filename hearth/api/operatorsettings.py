@@ -21,7 +21,7 @@ from typing import Generic, TypeVar
 from hearth.api import meta, scalermodes
 from hearth.common import durations, netaddr
 
-T = TypeVar("T", covariant=True)
+T_co = TypeVar("T_co", covariant=True)
 
 #: The reference's gateway image: the operator's default, which it renders unless told the hearth image.
 DEFAULT_GATEWAY_IMAGE = "ghcr.io/hearth-project/hearth-gateway:latest"
@@ -51,12 +51,15 @@ class Deployed:
     #: ``hearth install``'s flag passing it through (same meaning, type and default as the operator's);
     #: None: install always passes ``fixed``.
     install_flag: str | None = None
+    #: What ``hearth install --help`` says is the default, when it is not the operator's.
+    install_default_help: str | None = None
     #: The chart value (a path under ``.Values``) passing it through; None: the chart passes ``fixed``.
     chart_value: str | None = None
     #: The Go template expression of the chart's value when it is not just ``.Values.<chart_value>``.
     chart_expression: str | None = None
     #: What install passes when the user has no choice, and the chart value's default (as a user writes
-    #: it); None: the operator's default. A switch is passed as ``--name`` when on and left out when off.
+    #: it); None: the operator's default. A switch with a fixed value is always passed, ``--name`` or
+    #: ``--no-name``; a switch users choose is passed when on (off is the operator's default).
     fixed: str | None = None
 
     def expression(self) -> str | None:
@@ -67,7 +70,7 @@ class Deployed:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class Setting(Generic[T]):
+class Setting(Generic[T_co]):
     """One operator setting."""
 
     #: The field of ``OperatorSettings`` it fills.
@@ -77,7 +80,7 @@ class Setting(Generic[T]):
     kind: Kind
     help: str
     #: The typed default (what the operator runs with when the flag is not given).
-    default: T
+    default: T_co
     #: What ``--help`` says about a default that is not a plain value (None: the value itself).
     default_help: str | None = None
     env: str | None = None
@@ -181,7 +184,11 @@ GATEWAY_IMAGE: Setting[str] = Setting(
     default=DEFAULT_GATEWAY_IMAGE,
     env="HEARTH_GATEWAY_IMAGE",
     # install's and the chart's default is the hearth image itself (one image runs every role).
-    deployed=Deployed(install_flag="--gateway-image", chart_expression='include "hearth.gatewayImage" .'),
+    deployed=Deployed(
+        install_flag="--gateway-image",
+        install_default_help="--image",
+        chart_expression='include "hearth.gatewayImage" .',
+    ),
 )
 GATEWAY_REPLICAS: Setting[int] = Setting(
     "gateway_replicas",

@@ -12,7 +12,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from hearth.cmd import e2e, goflags, install, main, operator, render, selftest
+from hearth.cmd import e2e, goflags, install, main, operator, operatorflags, render, selftest
 
 COMMANDS: dict[str, click.Command] = {
     "operator": operator.command,
@@ -255,7 +255,7 @@ GO_SPELLINGS = [
     (["--health-probe-bind-address=:8081", "--metrics-bind-address=0"], {"metrics_bind_address": None}),
     (
         ["-metrics-bind-address=:8443"],
-        {"metrics_bind_address": operator.OPTIONAL_ADDRESS.convert(":8443", None, None)},
+        {"metrics_bind_address": operatorflags.OPTIONAL_ADDRESS.convert(":8443", None, None)},
     ),
     (["-zap-log-level=debug", "-zap-encoder=json"], {"zap_level": "debug", "zap_encoder": "json"}),
     (["--zap-log-level=3"], {"zap_level": "debug"}),

@@ -206,3 +206,15 @@ def test_a_setting_added_to_the_table_reaches_install_and_the_chart(
         "operator",
         "--network-policies",
     ]
+
+
+def test_the_chart_readme_maps_each_value_to_its_install_flag_and_default() -> None:
+    """The chart README's table is prose, but its rows for the operator's settings must say what the table
+    says (the value, its default and the `hearth install` flag it stands for)."""
+    readme = (generate.checkout() / "charts/hearth/README.md").read_text()
+    for setting, deployed in operatorsettings.deployed():
+        if deployed.chart_value is None:
+            continue
+        flag = f"`{deployed.install_flag}`" if deployed.install_flag else "(always on)"
+        row = f"| `{deployed.chart_value}` | `{generate.value_default(setting, deployed)}` | {flag} |"
+        assert row in readme, row

@@ -11,7 +11,8 @@
   the registry :mod:`hearth.api.scalermodes`;
 - the chart's operator ClusterRole and leader-election Role rules (blocks of ``templates/rbac.yaml``), from
   the table :mod:`hearth.api.rbac`;
-- the chart's operator arguments (a block of ``templates/deployment.yaml``), and the schema and default of
+- the chart's operator arguments (a block of ``templates/deployment.yaml``) and health port (a block of
+  ``_helpers.tpl``), and the schema and default of
   each value passing an operator setting (``values.schema.json``, ``values.yaml``), from the table
   :mod:`hearth.api.operatorsettings`.
 
@@ -292,7 +293,12 @@ def _partly_generated(root: Path) -> dict[str, str]:
         roles = _with_block(roles, path=RBAC, name=f"generated {name}", body=body)
     deployment = (root / DEPLOYMENT).read_text(encoding="utf-8")
     return {
-        HELPERS: _with_block(helpers, path=HELPERS, name="generated scaler modes", body=scaler_mode_guards()),
+        HELPERS: _with_block(
+            _with_block(helpers, path=HELPERS, name="generated scaler modes", body=scaler_mode_guards()),
+            path=HELPERS,
+            name="generated health port",
+            body=f'{{{{- define "hearth.healthPort" -}}}}{operatorsettings.HEALTH_PORT}{{{{- end }}}}\n',
+        ),
         RBAC: roles,
         DEPLOYMENT: _with_block(
             deployment, path=DEPLOYMENT, name="generated operator arguments", body=operator_args()

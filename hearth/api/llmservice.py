@@ -6,11 +6,11 @@ from typing import Annotated, Any, Literal
 
 import pydantic
 
+from hearth.api import base, k8s_schema, meta, telemetry, wakefailure
 from hearth.api import fallback as fallback_api
-from hearth.api import k8s_schema, meta, telemetry, wakefailure
 from hearth.api import pool as pool_api
 from hearth.api import schedule as schedule_api
-from hearth.api.base import ApiModel, GoDuration, Int32, Int64, Quantity, nested
+from hearth.api.base import ApiModel, GoDuration, Int32, Int64, Quantity
 from hearth.api.core import Condition, LocalObjectReference
 from hearth.api.meta import ObjectMeta
 from hearth.common import durations
@@ -284,9 +284,9 @@ class Endpoint(ApiModel):
     endpoint the LLMGateway's spec.resources apply instead (its pods serve many models)."""
     authentication: EndpointAuthentication | None = None
     """One Bearer API key from one Secret key (v0.4's form). Unset: endpoint.auth, if any."""
-    cold_start: ColdStart = nested(ColdStart)
+    cold_start: ColdStart = base.nested(ColdStart)
     """Cold-request handling."""
-    auth: EndpointAuth = nested(EndpointAuth)
+    auth: EndpointAuth = base.nested(EndpointAuth)
     """API keys for the endpoint (Hearth's form: every value of a Secret is a key)."""
     fallback: fallback_api.Fallback | None = None
     """Another LLMService or an external OpenAI-compatible URL that answers while this model is cold or
@@ -322,13 +322,13 @@ class LLMServiceSpec(ApiModel):
     """What to serve."""
     runtime: RuntimeSpec | None = None
     """Which InferenceRuntime serves it: by name, or by vendor preference."""
-    resources: Resources = nested(Resources)
+    resources: Resources = base.nested(Resources)
     """Accelerators, CPU and memory per backend replica."""
-    scaling: Scaling = nested(Scaling)
+    scaling: Scaling = base.nested(Scaling)
     """Replica bounds, demand target and timing."""
-    cache: Cache = nested(Cache)
+    cache: Cache = base.nested(Cache)
     """Weight cache and prewarming."""
-    endpoint: Endpoint = nested(Endpoint)
+    endpoint: Endpoint = base.nested(Endpoint)
     """Client endpoint and cold-start behaviour."""
     image_pull_secrets: list[LocalObjectReference] | None = pydantic.Field(
         default=None, json_schema_extra=k8s_schema.markers(k8s_schema.CORE + "PodSpec", "imagePullSecrets")

@@ -14,7 +14,8 @@ from typing import Any, Literal
 
 import pydantic
 
-from hearth.api.base import ApiModel, GoDuration, Int32, Int64, nested
+from hearth.api import base
+from hearth.api.base import ApiModel, GoDuration, Int32, Int64
 from hearth.api.meta import ObjectMeta
 from hearth.common import durations
 
@@ -100,7 +101,7 @@ class AcceleratorPoolSpec(ApiModel):
     idle_grace: GoDuration = "30s"
     """A member is evictable only after its gateways have reported no demand (nothing waiting, nothing in
     flight) for this long."""
-    swap_limit: SwapLimit = nested(SwapLimit)
+    swap_limit: SwapLimit = base.nested(SwapLimit)
     """The most evictions per window."""
 
     @pydantic.model_validator(mode="after")

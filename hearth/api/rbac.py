@@ -152,6 +152,33 @@ TABLE: dict[Feature, tuple[Rule, ...]] = {
 }
 
 
+#: What a gateway's Role grants, each rule limited by the renderer to the objects it names (``resourceNames``)
+#: where a gateway needs only its own. Each is also held by the operator through :data:`TABLE`, since
+#: Kubernetes lets the operator grant only what it holds (a test checks it).
+#: Backend readiness: the EndpointSlices of the backend Services (a list and watch cannot be named).
+GATEWAY_READINESS = _rule("discovery.k8s.io", "endpointslices", READ)
+#: A dedicated gateway's own backend Deployment, by name.
+GATEWAY_BACKEND = _rule("apps", "deployments", ("get",))
+#: A dedicated gateway's own LLMService (by name: the wake's phase and ETA), or a shared gateway's routes.
+GATEWAY_LLMSERVICES = _rule("serving.hearth.dev", "llmservices", READ)
+#: A shared gateway's own LLMGateway, by name: its selector and each key set's models.
+GATEWAY_LLMGATEWAY = _rule("serving.hearth.dev", "llmgateways", READ)
+#: Builtin mode: wake its backends 0->1 through their scale subresource, by name.
+GATEWAY_WAKE = _rule("apps", "deployments/scale", STATUS)
+GATEWAY_RULES = (GATEWAY_READINESS, GATEWAY_BACKEND, GATEWAY_LLMSERVICES, GATEWAY_LLMGATEWAY, GATEWAY_WAKE)
+
+
+def role_rule(rule: Rule, *, names: Iterable[str] = ()) -> dict[str, Any]:
+    """*rule* as one PolicyRule of a Role, limited to the objects *names* when there are any."""
+    limited = list(names)
+    return {
+        "apiGroups": [rule.group],
+        "resources": [rule.resource],
+        **({"resourceNames": limited} if limited else {}),
+        "verbs": list(rule.verbs),
+    }
+
+
 def needs(*, leader_election_namespace: str | None, metrics_auth: bool) -> dict[Feature, tuple[Rule, ...]]:
     """The rules one operator process uses, by feature: metrics auth only with ``--metrics-secure``, and
     leader election only with ``--leader-elect`` (in *leader_election_namespace*)."""

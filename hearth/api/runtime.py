@@ -7,8 +7,8 @@ from typing import Annotated, Literal
 
 import pydantic
 
-from hearth.api import engines, k8s_schema
-from hearth.api.base import ApiModel, Int32, Int64, nested
+from hearth.api import base, engines, k8s_schema
+from hearth.api.base import ApiModel, Int32, Int64
 from hearth.api.core import Condition, EnvVar, Probe, Toleration
 from hearth.api.meta import ObjectMeta
 
@@ -94,7 +94,7 @@ class Container(ApiModel):
         default=None, json_schema_extra=k8s_schema.markers(k8s_schema.CORE + "Container", "env")
     )
     """Environment; literal values are template-rendered, valueFrom is passed through."""
-    port: Port = nested(Port)
+    port: Port = base.nested(Port)
     """Serving port (default http/8000)."""
     run_as_user: Int64 | None = pydantic.Field(default=None, ge=1)
     """The image's non-root user id (Hearth's addition). Set, backend and prewarm pods meet the restricted

@@ -7,9 +7,9 @@ import pydantic
 
 from hearth.api.base import ApiModel, Int32
 from hearth.api.telemetry import DateTime
-from hearth.api.wakereasons import REFUSAL_HEADER, Reason, client_code
+from hearth.api.wakereasons import REFUSAL_HEADER, Reason
 
-__all__ = ["REFUSAL_HEADER", "Reason", "WakeFailure", "client_code"]
+__all__ = ["REFUSAL_HEADER", "Reason", "WakeFailure"]
 
 
 class WakeFailure(ApiModel):

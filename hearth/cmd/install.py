@@ -10,7 +10,7 @@ import click
 import yaml
 
 from hearth.api import scalermodes
-from hearth.cmd import params
+from hearth.cmd import operatorflags, params
 from hearth.install import installer, manifests
 from hearth.kube.client import KubeClient
 from hearth.kube.errors import ApiUnreachableError
@@ -65,28 +65,11 @@ async def _with_client(kubeconfig: str | None, context: str | None, work: Any) -
     help="The hearth image (operator).",
 )
 @click.option(
-    "--gateway-image", type=params.TEXT, default=None, help="Image of the gateways [default: --image]."
-)
-@click.option(
     "--image-pull-policy",
     type=click.Choice(["IfNotPresent", "Always", "Never"]),
     default=manifests.InstallConfig().image_pull_policy,
     show_default=True,
     help="Pull policy of the operator's image.",
-)
-@click.option(
-    "--scaler-mode",
-    type=click.Choice([mode.value for mode in scalermodes.ScalerMode]),
-    default=manifests.InstallConfig().scaler_mode.value,
-    show_default=True,
-    help="Passed to the operator (auto: KEDA when installed, else builtin).",
-)
-@click.option(
-    "--gateway-replicas",
-    type=click.IntRange(min=1),
-    default=manifests.InstallConfig().gateway_replicas,
-    show_default=True,
-    help="Passed to the operator: gateway replicas per LLMService (external-push requires 1).",
 )
 @click.option(
     "--replicas",
@@ -95,12 +78,7 @@ async def _with_client(kubeconfig: str | None, context: str | None, work: Any) -
     show_default=True,
     help="Operator replicas (one leads; the others stand by).",
 )
-@click.option(
-    "--network-policies/--no-network-policies",
-    default=False,
-    show_default=True,
-    help="Passed to the operator: a NetworkPolicy per LLMService guarding its backend.",
-)
+@operatorflags.install_options
 @click.option(
     "--metrics-port",
     type=click.IntRange(min=0, max=65535),
@@ -162,7 +140,7 @@ def install_command(
         image=image,
         gateway_image=gateway_image,
         image_pull_policy=image_pull_policy,
-        scaler_mode=mode,
+        scaler=mode,
         gateway_replicas=gateway_replicas,
         replicas=replicas,
         network_policies=network_policies,

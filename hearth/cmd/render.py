@@ -11,14 +11,14 @@ from typing import Any, TypeVar
 import click
 import yaml
 
-from hearth.api import loading, meta, scalermodes
+from hearth.api import loading, meta, operatorsettings, scalermodes
 from hearth.api.llmgateway import LLMGateway
 from hearth.api.llmservice import LLMService
 from hearth.api.runtime import InferenceRuntime
-from hearth.cmd import params
+from hearth.cmd import operatorflags, params
 from hearth.common import bundle
 from hearth.render import plan, sharedgateway
-from hearth.render.config import DEFAULT_GATEWAY_IMAGE, OperatorConfig
+from hearth.render.config import OperatorConfig
 from hearth.render.errors import ReconcileError
 
 
@@ -127,13 +127,10 @@ def _refused(kind: str, namespace: str, name: str, error: ReconcileError) -> cli
     show_default=True,
     help="Namespace of LLMServices and LLMGateways that set none.",
 )
-@click.option(
-    "--scaler-mode",
-    type=click.Choice([mode.value for mode in scalermodes.ScalerMode]),
-    default=scalermodes.ScalerMode.AUTO.value,
-    show_default=True,
-    help="The operator's --scaler-mode (auto: metrics-api with --keda, builtin without, as the operator "
-    "resolves it).",
+@operatorflags.install_option(
+    operatorsettings.SCALER,
+    flag=operatorsettings.SCALER.flag,
+    says="The operator's (auto resolves to metrics-api with --keda, to builtin without)",
 )
 @click.option(
     "--keda/--no-keda",
@@ -142,21 +139,14 @@ def _refused(kind: str, namespace: str, name: str, error: ReconcileError) -> cli
     "as the operator leaves it out [default: --keda for a mode that needs KEDA, else --no-keda, so a "
     "bare 'hearth render' shows what the operator does on a cluster without KEDA].",
 )
-@click.option(
-    "--gateway-image",
-    type=params.TEXT,
-    default=DEFAULT_GATEWAY_IMAGE,
-    show_default=True,
-    help="Gateway container image (the operator's --gateway-image).",
+@operatorflags.install_option(
+    operatorsettings.GATEWAY_IMAGE, flag=operatorsettings.GATEWAY_IMAGE.flag, says="The operator's"
 )
-@click.option(
-    "--gateway-replicas", type=click.IntRange(min=1), default=1, show_default=True, help="Gateway replicas."
+@operatorflags.install_option(
+    operatorsettings.GATEWAY_REPLICAS, flag=operatorsettings.GATEWAY_REPLICAS.flag, says="The operator's"
 )
-@click.option(
-    "--network-policies/--no-network-policies",
-    default=False,
-    show_default=True,
-    help="Include the backend NetworkPolicy (the operator's --network-policies).",
+@operatorflags.install_option(
+    operatorsettings.NETWORK_POLICIES, flag=operatorsettings.NETWORK_POLICIES.flag, says="The operator's"
 )
 @click.option("-o", "--output", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True)
 def command(

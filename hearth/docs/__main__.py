@@ -1,3 +1,3 @@
-from hearth.docs.generate import main
+from hearth.docs import generate
 
-raise SystemExit(main())
+raise SystemExit(generate.main())

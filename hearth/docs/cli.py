@@ -7,7 +7,7 @@ import inspect
 
 import click
 
-from hearth.cmd.main import cli
+from hearth.cmd import main
 from hearth.docs import markdown as md
 
 
@@ -26,10 +26,10 @@ class Flag:
 def commands() -> dict[str, tuple[click.Context, click.Command]]:
     """Every command of the group by name (``hearth`` itself too), with a context to render it in."""
     # As `hearth` makes them: the group's context settings (-h as well as --help) reach every command.
-    root = click.Context(cli, info_name="hearth", **cli.context_settings)
-    found: dict[str, tuple[click.Context, click.Command]] = {"hearth": (root, cli)}
-    for name in cli.list_commands(root):
-        command = cli.get_command(root, name)
+    root = click.Context(main.cli, info_name="hearth", **main.cli.context_settings)
+    found: dict[str, tuple[click.Context, click.Command]] = {"hearth": (root, main.cli)}
+    for name in main.cli.list_commands(root):
+        command = main.cli.get_command(root, name)
         assert command is not None, name
         ctx = click.Context(command, parent=root, info_name=name, **command.context_settings)
         found[f"hearth {name}"] = (ctx, command)

@@ -105,8 +105,6 @@ EVENTS: dict[str, tuple[str, str, str]] = {
     "FallbackLoop": ("Warning", "LLMService", "Its fallbacks lead back to it (`a -> b -> a`)."),
 }
 
-PHASE_EVENT = "LLMService phase (`Pending`, `Loading`, `Ready`, `ScaledToZero`, `Degraded`)"
-
 
 def _from_kubelet() -> dict[wakereasons.Reason, list[str]]:
     seen: dict[wakereasons.Reason, list[str]] = {}

@@ -18,6 +18,7 @@ import prometheus_client
 from hearth.api import gatewayenv, scalermodes
 from hearth.common import logs, serve
 from hearth.gateway import (
+    app,
     auth,
     external_scaler,
     gcpacing,
@@ -29,7 +30,7 @@ from hearth.gateway import (
 )
 from hearth.gateway import background as background_module
 from hearth.gateway import eta as eta_module
-from hearth.gateway.app import Gateway, make_handler
+from hearth.gateway.app import Gateway
 from hearth.gateway.metrics import GatewayMetrics
 from hearth.gateway.readiness import EndpointSliceReadiness, ProbeReadiness, ReadinessSource
 from hearth.gateway.route import Route, RouteSettings
@@ -130,7 +131,7 @@ class Assembly:
         watcher = asyncio.create_task(stop_on_failure())
         try:
             await serve.serve(
-                make_handler(gateway),
+                app.make_handler(gateway),
                 address=settings.listen,
                 shutdown_timeout=settings.shutdown_timeout.seconds,
                 name="gateway",

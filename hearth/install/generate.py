@@ -10,7 +10,11 @@
 - the chart's scaler-mode choices (``values.schema.json``) and guards (a block of ``_helpers.tpl``), from
   the registry :mod:`hearth.api.scalermodes`;
 - the chart's operator ClusterRole and leader-election Role rules (blocks of ``templates/rbac.yaml``), from
-  the table :mod:`hearth.api.rbac`.
+  the table :mod:`hearth.api.rbac`;
+- the chart's operator arguments (a block of ``templates/deployment.yaml``) and health port (a block of
+  ``_helpers.tpl``), and the schema and default of
+  each value passing an operator setting (``values.schema.json``, ``values.yaml``), from the table
+  :mod:`hearth.api.operatorsettings`.
 
 The copies exist because each reader can only see its own tree: the package and the PyInstaller binary
 read ``hearth/bundled`` through ``importlib.resources``, Helm's ``.Files.Get`` reads only inside the chart,
@@ -25,11 +29,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import re
 import sys
 from pathlib import Path
 
-from hearth.api import crd, rbac, scalermodes
+from hearth.api import crd, operatorsettings, rbac, scalermodes
+from hearth.install import manifests
 
 COMMAND = "python -m hearth.install.generate"
 
@@ -54,8 +58,8 @@ COPIED: dict[str, tuple[str, tuple[str, ...]]] = {
 HELPERS = "charts/hearth/templates/_helpers.tpl"
 RBAC = "charts/hearth/templates/rbac.yaml"
 VALUES_SCHEMA = "charts/hearth/values.schema.json"
-# JSON has no comments to mark a block with: the one property is found by its shape instead.
-_SCALER_MODE_PROPERTY = re.compile(r'"scalerMode": \{[^{}]*\}')
+VALUES = "charts/hearth/values.yaml"
+DEPLOYMENT = "charts/hearth/templates/deployment.yaml"
 
 
 class GenerateError(Exception):
@@ -160,6 +164,126 @@ def rbac_rules(*, namespaced: bool) -> str:
     return "".join(f"{line}\n" for line in lines)
 
 
+def operator_args() -> str:
+    """The chart's operator arguments after ``operator``, as ``hearth install`` writes them
+    (:func:`hearth.install.manifests.operator_args`): the table's deployed settings in its order, then
+    logging and metrics."""
+    lines = []
+    for setting, deployed in operatorsettings.deployed():
+        expression = deployed.expression()
+        if setting.kind is operatorsettings.Kind.SWITCH and deployed.fixed is not None:
+            # Always passed, on or off (install's value is fixed; the chart's may turn it off).
+            on, off = _quoted(setting.flag), _quoted(setting.off_flag or "")
+            lines.append(
+                f"- {{{{ ternary {on} {off} {expression} }}}}" if expression else f"- {setting.flag}"
+            )
+        elif setting.kind is operatorsettings.Kind.SWITCH:
+            # Passed when on; off is the operator's default, so install leaves it out too.
+            lines += [f"{{{{- if {expression} }}}}", f"- {setting.flag}", "{{- end }}"]
+        else:
+            value = deployed.fixed if expression is None else f"{{{{ {expression} }}}}"
+            lines.append(f"- {setting.flag}={value}")
+    lines += [
+        f"- --log-format={manifests.LOG_FORMAT}",
+        "{{- if .Values.metrics.enabled }}",
+        f"- {operatorsettings.METRICS_ADDRESS.flag}=:{{{{ .Values.metrics.port }}}}",
+        "{{- end }}",
+    ]
+    return "".join(f"            {line}\n" for line in lines)
+
+
+def value_schema(setting: operatorsettings.Setting[object]) -> dict[str, object]:
+    """The JSON schema of a chart value passing *setting*: what the operator's flag accepts."""
+    if setting.kind is operatorsettings.Kind.SWITCH:
+        return {"type": "boolean"}
+    if setting.kind is operatorsettings.Kind.COUNT:
+        return {"type": "integer", **({"minimum": setting.minimum} if setting.minimum is not None else {})}
+    if setting.kind is operatorsettings.Kind.CHOICE:
+        # The reference's empty spelling stays the operator's own.
+        return {"type": "string", "enum": [choice for choice in setting.choices if choice]}
+    raise GenerateError(f"no chart schema for a {setting.kind.value} setting ({setting.flag})")
+
+
+def value_default(setting: operatorsettings.Setting[object], deployed: operatorsettings.Deployed) -> str:
+    """A chart value's default in ``values.yaml``: what ``hearth install`` passes when not told."""
+    text = deployed.fixed if deployed.fixed is not None else setting.default_text()
+    return text or '""'
+
+
+def _string_end(text: str, start: int) -> int:
+    """Just past the JSON string that starts at *start* (its opening quote)."""
+    index = start + 1
+    while text[index] != '"':
+        index += 2 if text[index] == "\\" else 1
+    return index + 1
+
+
+def _json_object_span(text: str, path: tuple[str, ...]) -> tuple[int, int] | None:
+    """Where the object at *path* (keys from the top) starts and ends in the JSON *text*."""
+    stack: list[str | None] = []
+    key: str | None = None
+    start: int | None = None
+    index = 0
+    while index < len(text):
+        character = text[index]
+        if character == '"':
+            end = _string_end(text, index)
+            if text[end:].lstrip().startswith(":"):
+                key = json.loads(text[index:end])
+            index = end
+            continue
+        if character in "{[":
+            stack.append(key)
+            if start is None and character == "{" and tuple(stack[1:]) == path:
+                start, depth = index, len(stack)
+            key = None
+        elif character in "}]":
+            if start is not None and len(stack) == depth:
+                return start, index + 1
+            stack.pop()
+        elif character == ",":
+            key = None
+        index += 1
+    return None
+
+
+def _with_schema(text: str, *, value: str, schema: dict[str, object]) -> str:
+    """*text* (``values.schema.json``) with the property of chart value *value* replaced by *schema*."""
+    path = tuple(part for name in value.split(".") for part in ("properties", name))
+    span = _json_object_span(text, path)
+    if span is None:
+        raise GenerateError(f"{VALUES_SCHEMA}: has no property {value}")
+    return text[: span[0]] + json.dumps(schema) + text[span[1] :]
+
+
+def _with_default(text: str, *, value: str, default: str) -> str:
+    """*text* (``values.yaml``) with the line of chart value *value* (``section.key``) set to *default*."""
+    section, _, name = value.partition(".")
+    lines = text.splitlines(keepends=True)
+    inside = False
+    for number, line in enumerate(lines):
+        if not line.startswith((" ", "#", "\n")):
+            inside = line.startswith(f"{section}:")
+        elif inside and line.startswith(f"  {name}:"):
+            lines[number] = f"  {name}: {default}\n"
+            return "".join(lines)
+    raise GenerateError(f"{VALUES}: has no line '  {name}:' under '{section}:'")
+
+
+def _chart_values(root: Path) -> dict[str, str]:
+    """``values.schema.json`` and ``values.yaml`` with each value passing an operator setting as the table
+    says (the scaler-mode choices among them)."""
+    schema = (root / VALUES_SCHEMA).read_text(encoding="utf-8")
+    values = (root / VALUES).read_text(encoding="utf-8")
+    for setting, deployed in operatorsettings.deployed():
+        if deployed.chart_value is not None:
+            schema = _with_schema(schema, value=deployed.chart_value, schema=value_schema(setting))
+            values = _with_default(
+                values, value=deployed.chart_value, default=value_default(setting, deployed)
+            )
+    return {VALUES_SCHEMA: schema, VALUES: values}
+
+
 def _partly_generated(root: Path) -> dict[str, str]:
     """Hand-written files with a generated part: path -> the whole text they must have."""
     helpers = (root / HELPERS).read_text(encoding="utf-8")
@@ -167,14 +291,19 @@ def _partly_generated(root: Path) -> dict[str, str]:
     for name, namespaced in (("operator rules", False), ("leader-election rules", True)):
         body = rbac_rules(namespaced=namespaced)
         roles = _with_block(roles, path=RBAC, name=f"generated {name}", body=body)
-    schema = (root / VALUES_SCHEMA).read_text(encoding="utf-8")
-    if len(_SCALER_MODE_PROPERTY.findall(schema)) != 1:
-        raise GenerateError(f'{VALUES_SCHEMA}: needs exactly one property "scalerMode": {{...}} on one line')
-    enum = {"type": "string", "enum": list(scalermodes.ScalerMode)}
+    deployment = (root / DEPLOYMENT).read_text(encoding="utf-8")
     return {
-        HELPERS: _with_block(helpers, path=HELPERS, name="generated scaler modes", body=scaler_mode_guards()),
-        VALUES_SCHEMA: _SCALER_MODE_PROPERTY.sub(f'"scalerMode": {json.dumps(enum)}', schema),
+        HELPERS: _with_block(
+            _with_block(helpers, path=HELPERS, name="generated scaler modes", body=scaler_mode_guards()),
+            path=HELPERS,
+            name="generated health port",
+            body=f'{{{{- define "hearth.healthPort" -}}}}{operatorsettings.HEALTH_PORT}{{{{- end }}}}\n',
+        ),
         RBAC: roles,
+        DEPLOYMENT: _with_block(
+            deployment, path=DEPLOYMENT, name="generated operator arguments", body=operator_args()
+        ),
+        **_chart_values(root),
     }
 
 

@@ -8,11 +8,10 @@ from typing import Any
 import yaml
 
 import hearth
-from hearth.api import rbac, scalermodes
+from hearth.api import operatorsettings, rbac, scalermodes
 from hearth.common import bundle
 
 NAME = "hearth-operator"
-LEASE_ID = "6d7012cb.hearth.dev"
 LABELS = {"app.kubernetes.io/part-of": "hearth", "app.kubernetes.io/managed-by": "hearth-install"}
 METRICS_READER = "hearth-metrics-reader"
 #: The reference's metrics port (its Kustomize config serves HTTPS metrics on :8443).
@@ -21,21 +20,28 @@ OPERATOR_LABELS = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/component"
 DEFAULT_IMAGE = f"ghcr.io/hearth-project/hearth:{hearth.__version__}"
 
 
+#: How the operator logs where install deploys it (one JSON object per line, for log collectors).
+LOG_FORMAT = "json"
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class InstallConfig:
+    """What ``hearth install`` deploys. The settings it passes through to the operator are named by their
+    fields in :mod:`hearth.api.operatorsettings` (a test keeps them so) and default as the operator does."""
+
     namespace: str = "hearth-system"
     image: str = DEFAULT_IMAGE
     #: Gateway image; the same single image by default (it runs `hearth gateway`).
     gateway_image: str | None = None
     image_pull_policy: str = "IfNotPresent"
-    scaler_mode: scalermodes.ScalerMode = scalermodes.ScalerMode.AUTO
-    gateway_replicas: int = 1
+    scaler: scalermodes.ScalerMode = operatorsettings.SCALER.default
+    gateway_replicas: int = operatorsettings.GATEWAY_REPLICAS.default
     replicas: int = 1
-    network_policies: bool = False
+    network_policies: bool = operatorsettings.NETWORK_POLICIES.default
     #: Serve the operator's /metrics over HTTPS (--metrics-secure) on this port, with a Service; 0: off.
     metrics_port: int = 0
     runtimes: bool = True
-    log_format: str = "json"
+    log_format: str = LOG_FORMAT
 
 
 def cluster_role_rules() -> list[dict[str, Any]]:
@@ -63,23 +69,39 @@ def runtimes() -> list[dict[str, Any]]:
     return documents
 
 
+def _passed(setting: operatorsettings.Setting[object], value: object, *, always: bool) -> list[str]:
+    """The operator's argument setting *setting* to *value*. A switch the user chooses is passed when on
+    (off is the operator's default); one with a fixed value (*always*) is passed on or off."""
+    if setting.kind is operatorsettings.Kind.SWITCH:
+        on = value in (True, "true")
+        if not always:
+            return [setting.flag] if on else []
+        return [setting.flag if on else setting.off_flag or ""]
+    text = value if isinstance(value, str) else operatorsettings.format_value(value, kind=setting.kind)
+    return [f"{setting.flag}={text}"]
+
+
 def operator_args(config: InstallConfig) -> list[str]:
-    return [
-        "operator",
-        "--leader-elect",
-        "--health-probe-bind-address=:8081",
-        f"--scaler-mode={config.scaler_mode}",
-        f"--gateway-image={config.gateway_image or config.image}",
-        f"--gateway-replicas={config.gateway_replicas}",
-        f"--log-format={config.log_format}",
-        *(["--network-policies"] if config.network_policies else []),
-        *([f"--metrics-bind-address=:{config.metrics_port}"] if config.metrics_port else []),
-    ]
+    """The operator's arguments: the table's deployed settings in its order, then logging and metrics."""
+    args = ["operator"]
+    for setting, deployed in operatorsettings.deployed():
+        if deployed.install_flag is None:
+            value: object = deployed.fixed
+        elif setting is operatorsettings.GATEWAY_IMAGE:
+            value = config.gateway_image or config.image  # one image runs every role
+        else:
+            value = getattr(config, setting.field)
+        args += _passed(setting, value, always=deployed.fixed is not None)
+    args.append(f"--log-format={config.log_format}")
+    if config.metrics_port:
+        args.append(f"{operatorsettings.METRICS_ADDRESS.flag}=:{config.metrics_port}")
+    return args
 
 
 def deployment(config: InstallConfig) -> dict[str, Any]:
-    probe = {"httpGet": {"path": "/healthz", "port": 8081}, "periodSeconds": 20, "initialDelaySeconds": 15}
-    readiness = {"httpGet": {"path": "/readyz", "port": 8081}, "periodSeconds": 10, "initialDelaySeconds": 5}
+    port = operatorsettings.HEALTH_PORT
+    probe = {"httpGet": {"path": "/healthz", "port": port}, "periodSeconds": 20, "initialDelaySeconds": 15}
+    readiness = {"httpGet": {"path": "/readyz", "port": port}, "periodSeconds": 10, "initialDelaySeconds": 5}
     container = {
         "name": "operator",
         "image": config.image,
@@ -90,7 +112,7 @@ def deployment(config: InstallConfig) -> dict[str, Any]:
             {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
         ],
         "ports": [
-            {"name": "health", "containerPort": 8081, "protocol": "TCP"},
+            {"name": "health", "containerPort": port, "protocol": "TCP"},
             *(
                 [{"name": "metrics", "containerPort": config.metrics_port, "protocol": "TCP"}]
                 if config.metrics_port

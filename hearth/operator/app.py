@@ -228,7 +228,7 @@ async def _operate(
         why_disabled=f"the operator may not read AcceleratorPools (add: {missing})",
     )
     autoscaler = Autoscaler(
-        client, controller, recorder=recorder, interval=settings.autoscale_interval, pools=keeper
+        client, controller, recorder=recorder, interval=settings.autoscale_interval.seconds, pools=keeper
     )
     for informer in controller.informers():
         tasks.create_task(informer.run(), name=f"{informer.rt.kind} informer")

@@ -19,9 +19,9 @@ from prometheus_client.registry import Collector
 from hearth.api import llmservice, meta, telemetry, wakefailure
 from hearth.api.runtime import InferenceRuntime
 from hearth.common import logs, timestamps
-from hearth.kube import resources
+from hearth.kube import informer, resources
 from hearth.kube.client import KubeClient
-from hearth.kube.informer import Informer, key_of
+from hearth.kube.informer import Informer
 from hearth.operator import accounting, wakefailures, wakes
 from hearth.render import engines, names
 
@@ -184,7 +184,7 @@ class Telemetry:
 
     def _on_pod_warning(self, kind: str, event: dict[str, Any]) -> None:
         involved = event.get("involvedObject") or {}
-        uid, key = str(involved.get("uid") or ""), key_of(event)
+        uid, key = str(involved.get("uid") or ""), informer.key_of(event)
         if kind == "DELETED" or wakefailures.event_failure(event) is None:
             kept = self._failure_warnings.get(uid)
             if kept is not None:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 
-from hearth.api import scalermodes
+from hearth.api import operatorsettings, scalermodes
 
-DEFAULT_GATEWAY_IMAGE = "ghcr.io/hearth-project/hearth-gateway:latest"
+#: The operator's default gateway image (the reference's), rendered unless told the hearth image.
+DEFAULT_GATEWAY_IMAGE = operatorsettings.DEFAULT_GATEWAY_IMAGE
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -14,7 +15,7 @@ class OperatorConfig:
     """What rendering needs from the operator's flags."""
 
     gateway_image: str = DEFAULT_GATEWAY_IMAGE
-    gateway_replicas: int = 1
+    gateway_replicas: int = operatorsettings.GATEWAY_REPLICAS.default
     #: A resolved mode (the operator resolves ``auto`` against the cluster before rendering).
     scaler_mode: scalermodes.ScalerMode = scalermodes.ScalerMode.METRICS_API
     #: Arguments of the gateway container: the single hearth image runs the gateway role as a subcommand.
@@ -22,7 +23,7 @@ class OperatorConfig:
     gateway_args: tuple[str, ...] = ("gateway",)
     #: Render a NetworkPolicy per LLMService that lets only its gateway (and metrics scrapers) reach the
     #: backend pods (DESIGN: optional, needs a CNI that enforces NetworkPolicies).
-    network_policies: bool = False
+    network_policies: bool = operatorsettings.NETWORK_POLICIES.default
     #: Give each gateway its own ServiceAccount and Role (EndpointSlice readiness, instant wake). False when
     #: the operator may not create them: gateways then run as the reference's do, with the namespace's
     #: default ServiceAccount, probing GET /health (issue 19: the reference chart's ClusterRole).

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from hearth import api
 from hearth.api import gatewayenv, quantity
+from hearth.api import rbac as rbac_api
 from hearth.api import runtime as runtime_api
 from hearth.api.llmservice import LLMService
 from hearth.api.runtime import InferenceRuntime
@@ -335,25 +335,11 @@ def rbac(service: LLMService, config: OperatorConfig) -> list[dict[str, Any]]:
     name = service.metadata.name
     labels = names.gateway_selector(name)
     rules: list[dict[str, Any]] = [
-        {
-            "apiGroups": ["discovery.k8s.io"],
-            "resources": ["endpointslices"],
-            "verbs": ["get", "list", "watch"],
-        },
-        {
-            "apiGroups": ["apps"],
-            "resources": ["deployments"],
-            "resourceNames": [names.backend(name)],
-            "verbs": ["get"],
-        },
-        {
-            # Its own LLMService only (a watch with fieldSelector metadata.name is authorized by name): the
-            # status says the wake's phase and recent wake times, for the held clients' progress and ETA.
-            "apiGroups": [api.GROUP],
-            "resources": ["llmservices"],
-            "resourceNames": [name],
-            "verbs": ["get", "list", "watch"],
-        },
+        rbac_api.role_rule(rbac_api.GATEWAY_READINESS),
+        rbac_api.role_rule(rbac_api.GATEWAY_BACKEND, names=[names.backend(name)]),
+        # Its own LLMService only (a watch with fieldSelector metadata.name is authorized by name): the
+        # status says the wake's phase and recent wake times, for the held clients' progress and ETA.
+        rbac_api.role_rule(rbac_api.GATEWAY_LLMSERVICES, names=[name]),
     ]
     rules.extend(scalers.of(config.scaler_mode).gateway_rules(service))
     return rbac_objects(service, account=names.gateway(name), labels=labels, rules=rules)

@@ -3,6 +3,8 @@ contract for label queries, metrics discovery and scripts written against the re
 
 from __future__ import annotations
 
+from hearth.api import operatorsettings
+
 MANAGED_BY = "hearth"
 FIELD_MANAGER = "hearth-operator"
 
@@ -14,8 +16,8 @@ LABEL_GATEWAY = "serving.hearth.dev/gateway"
 LABEL_LLMGATEWAY = "serving.hearth.dev/llmgateway"
 LABEL_RUNTIME = "serving.hearth.dev/runtime"
 VOLCANO_QUEUE_ANNOTATION = "scheduling.volcano.sh/queue-name"
-#: The operator's leader-election Lease (the reference's name); its holderIdentity starts with the pod name.
-LEADER_ELECTION_ID = "6d7012cb.hearth.dev"
+#: The operator's leader-election Lease by default (the e2e looks for it).
+LEADER_ELECTION_ID = operatorsettings.LEADER_ELECTION_ID.default
 #: Namespaces with this label may reach backends through their NetworkPolicy (Prometheus scraping vLLM's
 #: /metrics); the same convention as the reference's optional metrics NetworkPolicy.
 METRICS_NAMESPACE_LABEL = {"metrics": "enabled"}

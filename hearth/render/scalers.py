@@ -12,7 +12,7 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from hearth.api import gatewayenv, scalermodes
+from hearth.api import gatewayenv, rbac, scalermodes
 from hearth.api.llmgateway import LLMGateway
 from hearth.api.llmservice import LLMService
 from hearth.render import common, names
@@ -161,14 +161,7 @@ def _wake_rule(service: LLMService) -> list[Manifest]:
     """The gateway patches its own backend's scale 0→1 (and nothing else's); a pool member's does not."""
     if service.spec.pool is not None:
         return []
-    return [
-        {
-            "apiGroups": ["apps"],
-            "resources": ["deployments/scale"],
-            "resourceNames": [names.backend(service.metadata.name)],
-            "verbs": ["get", "patch", "update"],
-        }
-    ]
+    return [rbac.role_rule(rbac.GATEWAY_WAKE, names=[names.backend(service.metadata.name)])]
 
 
 def _shared_wake_rule(routed: Sequence[LLMService]) -> list[Manifest]:
@@ -177,14 +170,7 @@ def _shared_wake_rule(routed: Sequence[LLMService]) -> list[Manifest]:
     backends = sorted(names.backend(service.metadata.name) for service in routed if service.spec.pool is None)
     if not backends:
         return []
-    return [
-        {
-            "apiGroups": ["apps"],
-            "resources": ["deployments/scale"],
-            "resourceNames": backends,
-            "verbs": ["get", "patch", "update"],
-        }
-    ]
+    return [rbac.role_rule(rbac.GATEWAY_WAKE, names=backends)]
 
 
 _BUILDERS: dict[scalermodes.ScalerMode, Builders] = {

@@ -14,8 +14,8 @@ import dataclasses
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from hearth import api
 from hearth.api import gatewayenv, labelselector, scalermodes
+from hearth.api import rbac as rbac_api
 from hearth.api.llmgateway import LLMGateway
 from hearth.api.llmservice import LLMService
 from hearth.render import common, gateway, names, plan, scalers
@@ -163,19 +163,10 @@ def rbac(
     wake the routed backends)."""
     name = gateway_obj.metadata.name
     rules: list[dict[str, Any]] = [
-        {"apiGroups": [api.GROUP], "resources": ["llmservices"], "verbs": ["get", "list", "watch"]},
-        {
-            # Its own LLMGateway only: the selector and each key set's models (read without a restart).
-            "apiGroups": [api.GROUP],
-            "resources": ["llmgateways"],
-            "resourceNames": [name],
-            "verbs": ["get", "list", "watch"],
-        },
-        {
-            "apiGroups": ["discovery.k8s.io"],
-            "resources": ["endpointslices"],
-            "verbs": ["get", "list", "watch"],
-        },
+        rbac_api.role_rule(rbac_api.GATEWAY_LLMSERVICES),
+        # Its own LLMGateway only: the selector and each key set's models (read without a restart).
+        rbac_api.role_rule(rbac_api.GATEWAY_LLMGATEWAY, names=[name]),
+        rbac_api.role_rule(rbac_api.GATEWAY_READINESS),
     ]
     rules.extend(scalers.of(config.scaler_mode).shared_gateway_rules(routed))
     labels = names.shared_gateway_selector(name)

@@ -12,8 +12,8 @@
 #   testing/cluster/cluster.sh kubectl ARGS...  run the matching kubectl with the admin kubeconfig
 #
 # Everything lives under HEARTH_CLUSTER_DIR (default /var/tmp/hearth-cluster); the admin
-# kubeconfig is <dir>/admin.kubeconfig.  Must run as root.  See testing/cluster/README.md (the test
-# bed's notes; "pitfall N" below refers to its numbered list of pitfalls).
+# kubeconfig is <dir>/admin.kubeconfig.  Must run as root.  See testing/README.md (the whole test bed)
+# and testing/cluster/README.md (this cluster; "pitfall N" below refers to its numbered pitfalls).
 #
 # Network safety: every packet stays on 127.0.0.0/8, the cluster bridge 10.88.0.0/16 and the
 # service range 10.96.0.0/12 (routed onto the bridge, never out of the machine).

@@ -52,3 +52,25 @@ def test_policy_rules_merge_verbs_and_group_resources_in_first_seen_order() -> N
         {"apiGroups": [""], "resources": ["pods", "services"], "verbs": ["get", "list", "watch"]},
         {"apiGroups": ["apps"], "resources": ["deployments", "deployments/scale"], "verbs": ["get"]},
     ]
+
+
+def test_the_operator_holds_every_rule_it_grants_a_gateway() -> None:
+    held = {
+        (rule.group, rule.resource, verb)
+        for feature, rules in rbac.TABLE.items()
+        if feature not in rbac.NAMESPACED
+        for rule in rules
+        for verb in rule.verbs
+    }
+    for rule in rbac.GATEWAY_RULES:
+        assert {(rule.group, rule.resource, verb) for verb in rule.verbs} <= held, str(rule)
+
+
+def test_a_gateway_role_rule_names_its_objects_only_when_given() -> None:
+    assert rbac.role_rule(rbac.GATEWAY_WAKE, names=["qwen-backend"]) == {
+        "apiGroups": ["apps"],
+        "resources": ["deployments/scale"],
+        "resourceNames": ["qwen-backend"],
+        "verbs": ["get", "patch", "update"],
+    }
+    assert "resourceNames" not in rbac.role_rule(rbac.GATEWAY_READINESS)

@@ -12,7 +12,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from hearth.cmd import e2e, goflags, install, main, operator, render, selftest
+from hearth.cmd import e2e, goflags, install, main, operator, operatorflags, render, selftest
 
 COMMANDS: dict[str, click.Command] = {
     "operator": operator.command,
@@ -255,7 +255,7 @@ GO_SPELLINGS = [
     (["--health-probe-bind-address=:8081", "--metrics-bind-address=0"], {"metrics_bind_address": None}),
     (
         ["-metrics-bind-address=:8443"],
-        {"metrics_bind_address": operator.OPTIONAL_ADDRESS.convert(":8443", None, None)},
+        {"metrics_bind_address": operatorflags.OPTIONAL_ADDRESS.convert(":8443", None, None)},
     ),
     (["-zap-log-level=debug", "-zap-encoder=json"], {"zap_level": "debug", "zap_encoder": "json"}),
     (["--zap-log-level=3"], {"zap_level": "debug"}),
@@ -291,6 +291,6 @@ def test_defaults_are_the_settings_defaults() -> None:
     assert params["scaler_mode"] == defaults.scaler.value == "auto"
     assert params["gateway_replicas"] == defaults.gateway_replicas
     assert params["concurrent_reconciles"] == defaults.concurrent_reconciles
-    assert params["autoscale_interval"].seconds == defaults.autoscale_interval
+    assert params["autoscale_interval"] == defaults.autoscale_interval
     assert params["health_probe_bind_address"] == defaults.health_address
     assert params["gateway_image"] == defaults.gateway_image

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from hearth.api.wakefailure import Reason, WakeFailure, client_code
+from hearth.api import wakereasons
+from hearth.api.wakefailure import Reason, WakeFailure
 from hearth.common import timestamps
 from hearth.operator import status, wakefailures
 
@@ -229,7 +230,7 @@ def test_client_codes_are_snake_case_even_for_reasons_this_version_does_not_know
         "scheduling_delayed",
         "progress_deadline_exceeded",
     ]
-    assert client_code("GPUFellOff") == "gpu_fell_off"
+    assert wakereasons.client_code("GPUFellOff") == "gpu_fell_off"
 
 
 def _warning(reason: str, message: str, *, container: str = "engine") -> dict[str, Any]:

@@ -113,3 +113,11 @@ The scaler modes, as the registry hearth/api/scalermodes.py declares them: the b
 {{- has .Values.gateway.scalerMode (list "metrics-api" "external-push") }}
 {{- end }}
 {{- /* END generated scaler modes */}}
+
+{{/*
+The operator's health port (/healthz, /readyz: its probes), as hearth/api/operatorsettings.py declares it:
+written by `python -m hearth.install.generate`.
+*/}}
+{{- /* BEGIN generated health port */}}
+{{- define "hearth.healthPort" -}}8081{{- end }}
+{{- /* END generated health port */}}

@@ -139,7 +139,7 @@ class Gateway:
                 return errors.invalid_request(
                     "since must be an integer and wait a number of seconds", code="invalid_query"
                 )
-            await calls.wait(since=since, timeout=wait if wait > 0 else 0.0)
+            await calls.wait(since=since, seconds=max(wait, 0.0))
             document["called"] = calls.since(since)
         document["calls"] = calls.sequence
         document["models"] = {each.model: each.demand.value() for each in self.table.routes()}

@@ -196,9 +196,9 @@ class ColdCalls:
             number = 0
         return sorted({model for sequence, model in self._calls if sequence > number})
 
-    async def wait(self, *, since: int, timeout: float) -> int:
-        """The sequence number once it differs from *since*, or after *timeout* seconds (then unchanged)."""
-        if since == self.sequence and timeout > 0 and not self._closed:
+    async def wait(self, *, since: int, seconds: float) -> int:
+        """The sequence number once it differs from *since*, or after *seconds* (then unchanged)."""
+        if since == self.sequence and seconds > 0 and not self._closed:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), timeout)
+                await asyncio.wait_for(self._changed.wait(), seconds)
         return self.sequence

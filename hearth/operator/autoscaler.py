@@ -24,8 +24,8 @@ from hearth.kube.client import KubeClient
 from hearth.kube.errors import ApiError, ApiUnreachableError
 from hearth.kube.events import EventRecorder
 from hearth.kube.informer import Informer
+from hearth.operator import coldwatch, scaling, windows
 from hearth.operator import pools as pools_module
-from hearth.operator import scaling, windows
 from hearth.operator import status as status_module
 from hearth.operator.controller import Controller
 from hearth.render import gateway, names
@@ -63,16 +63,58 @@ class Autoscaler:
         )
         #: AcceleratorPool members are scaled only as their pool allows (issue 16).
         self.pools = pools
+        #: Passes run at once when a gateway admits a cold request the operator must wake (issue 32).
+        self.cold = coldwatch.ColdWatch()
 
     async def run(self) -> None:
         limit = asyncio.Semaphore(PARALLEL_SERVICES)
+        loop = asyncio.get_running_loop()
         async with aiohttp.ClientSession(timeout=QUEUE_TIMEOUT) as http:
-            while True:
-                started = time.monotonic()
-                mode = self._controller.scaler_mode()
-                if scalermodes.traits(mode).scales is scalermodes.Driver.OPERATOR:
-                    await self.scale_once(limit, http)
-                await asyncio.sleep(max(0.0, self._interval - (time.monotonic() - started)))
+            try:
+                while True:
+                    started = loop.time()
+                    self.cold.kick.clear()  # a kick from now on means another pass
+                    mode = self._controller.scaler_mode()
+                    if scalermodes.traits(mode).scales is scalermodes.Driver.OPERATOR:
+                        await self.scale_once(limit, http)
+                        self.cold.watch(self._cold_urls(), http)
+                    else:
+                        self.cold.watch((), http)
+                    await self.cold.pause(started=started, interval=self._interval)
+            finally:
+                await self.cold.close()
+
+    def _cold_urls(self) -> set[str]:
+        """The gateway pods to long-poll: those routing a model the operator wakes from zero itself (a pool
+        member; any model when gateways may not call the API)."""
+        every = not self._controller.config().gateway_service_account
+        shared = self._shared_urls()
+        urls: set[str] = set()
+        for obj in self._controller.services.items():
+            spec = obj.get("spec") or {}
+            if not every and not spec.get("pool"):
+                continue
+            metadata = obj.get("metadata") or {}
+            name, namespace = str(metadata.get("name")), str(metadata.get("namespace"))
+            urls.update(self._gateways(name, namespace))
+            try:
+                service = self._controller.parse(obj)
+            except ReconcileError:
+                continue
+            for llmgateway in self._controller.serving_gateways(service):
+                urls.update(shared.get((namespace, llmgateway), ()))
+        return urls
+
+    def on_backend_pod(self, kind: str, pod: dict[str, Any]) -> None:
+        """A pool member's backend pod went away: its devices are free, so a member waiting for them may
+        start now rather than at the next pass."""
+        if kind != "DELETED":
+            return
+        metadata = pod.get("metadata") or {}
+        name = (metadata.get("labels") or {}).get(names.LABEL_LLMSERVICE)
+        obj = self._controller.services.get(str(name), str(metadata.get("namespace"))) if name else None
+        if obj is not None and (obj.get("spec") or {}).get("pool"):
+            self.cold.wake("pool member's pod gone", pod=str(metadata.get("name")))
 
     async def scale_once(self, limit: asyncio.Semaphore, http: aiohttp.ClientSession) -> None:
         """One pass: observe every LLMService, let the pools arbitrate their members, then scale."""

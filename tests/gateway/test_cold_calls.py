@@ -50,7 +50,8 @@ async def test_a_number_from_another_process_is_answered_at_once(start_gateway: 
     async with start_gateway() as gw:
         async with gw.http.get(f"{gw.url}/hearth/queues?since=41&wait=30") as response:
             answer = await response.json()
-        assert answer["calls"] == 0 and answer["called"] == []
+        assert answer["calls"] == 0
+        assert answer["called"] == []
         async with gw.http.get(f"{gw.url}/hearth/queues?since=x") as response:
             assert response.status == 400
             assert "since" in (await response.json())["error"]["message"]
@@ -62,11 +63,11 @@ async def test_a_gateway_that_wakes_its_backend_announces_nothing(start_gateway:
         route = gw.route
         route.cold_calls = calls
 
-        class Waking:
-            woken: list[float] = []
+        woken: list[float] = []
 
+        class Waking:
             def wake(self, at: float) -> None:
-                self.woken.append(at)
+                woken.append(at)
 
             async def close(self) -> None:
                 return None
@@ -74,16 +75,17 @@ async def test_a_gateway_that_wakes_its_backend_announces_nothing(start_gateway:
         route.waker = Waking()  # type: ignore[assignment]
         async with gw.http.post(f"{gw.url}/v1/completions", json={}) as refused:
             assert refused.status == 503
-        assert Waking.woken and calls.sequence == 0
+        assert woken, "the gateway woke it"
+        assert calls.sequence == 0, "and announced nothing"
 
 
 async def test_stopping_answers_a_held_poll() -> None:
     calls = ColdCalls()
-    waiter = asyncio.create_task(calls.wait(since=0, timeout=60))
+    waiter = asyncio.create_task(calls.wait(since=0, seconds=60))
     await asyncio.sleep(1)
     calls.close()
     assert await waiter == 0
     loop = asyncio.get_running_loop()
     started = loop.time()
-    assert await calls.wait(since=0, timeout=60) == 0
+    assert await calls.wait(since=0, seconds=60) == 0
     assert loop.time() == started, "a closed sequence holds no poll"

@@ -391,7 +391,7 @@ def _drainer_container(
             common.env_entry(drain_api.WAITING_ENV, waiting),
             common.env_entry(drain_api.TIMEOUT_ENV, timeout),
         ],
-        "ports": [{"name": "drain", "containerPort": port, "protocol": "TCP"}],
+        "ports": [{"name": drain_api.PORT_NAME, "containerPort": port, "protocol": "TCP"}],
         "resources": DRAINER_RESOURCES,
         "securityContext": {
             "runAsNonRoot": True,

@@ -52,7 +52,9 @@ class Result:
     in_flight: float | None
 
 
-async def run_drain(timing: policy.Timing, scrape: Scraper, *, settled: asyncio.Event | None = None) -> Result:
+async def run_drain(
+    timing: policy.Timing, scrape: Scraper, *, settled: asyncio.Event | None = None
+) -> Result:
     """One drain, on the event loop's clock (so tests run it on fake time); *settled*, once set, ends the
     endpoint delay (the first wait)."""
     loop = asyncio.get_running_loop()
@@ -152,7 +154,6 @@ class Drainer:
         if result.in_flight is not None:
             body["inFlight"] = result.in_flight
         return web.json_response(body, dumps=json.dumps)
-
 
     async def handle_settled(self, request: web.Request) -> web.Response:
         if not self.settled.is_set():

@@ -259,6 +259,17 @@ class Route:
             return document
         return {"state": "cold"}
 
+    def routing(self) -> dict[str, Any]:
+        """Where this route sends requests now (``GET /hearth/routing/<model>``): the operator, having
+        evicted a pool member, waits until every gateway pod routes it nowhere and has nothing outstanding
+        at any of its endpoints, then tells the member's drain sidecars so (issue 32). Counts only: the
+        path is unauthenticated, as ``/hearth/queue`` is, and pod addresses are nobody else's business."""
+        return {
+            "addressesPods": self.readiness.addresses_pods,
+            "endpoints": len(self.readiness.endpoints()),
+            "outstanding": self.proxy.balancer.in_flight(),
+        }
+
     def warm(self, identity: str) -> dict[str, Any]:
         """Wake on intent (``POST /hearth/warm``): one warm lease per client *identity*; the state to
         answer with (202)."""

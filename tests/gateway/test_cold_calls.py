@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from aiohttp import web
 
 from hearth.gateway.demand import ColdCalls
-from tests.gateway.conftest import ColdStartMode, GatewayFactory
+from tests.gateway.conftest import ColdStartMode, GatewayFactory, running_app
 
 pytestmark = pytest.mark.looptime
 
@@ -89,3 +90,29 @@ async def test_stopping_answers_a_held_poll() -> None:
     started = loop.time()
     assert await calls.wait(since=0, seconds=60) == 0
     assert loop.time() == started, "a closed sequence holds no poll"
+
+
+async def test_routing_counts_where_the_route_sends_requests(start_gateway: GatewayFactory) -> None:
+    release = asyncio.Event()
+
+    async def slow(request: web.Request) -> web.Response:
+        await release.wait()
+        return web.json_response({})
+
+    app = web.Application()
+    app.router.add_post("/v1/completions", slow)
+    async with running_app(app) as backend, start_gateway(backends=[backend], model_name="pool-a") as gw:
+        request = asyncio.create_task(gw.http.post(f"{gw.url}/v1/completions", json={}))
+        await asyncio.sleep(1)
+        async with gw.http.get(f"{gw.url}/hearth/routing/pool-a") as response:
+            assert await response.json() == {"addressesPods": True, "endpoints": 1, "outstanding": 1}
+        gw.readiness.set_endpoints([])  # the pod's endpoint removal reached this gateway
+        async with gw.http.get(f"{gw.url}/hearth/routing/pool-a") as response:
+            assert await response.json() == {"addressesPods": True, "endpoints": 0, "outstanding": 1}
+        release.set()
+        async with await request as answered:
+            assert answered.status == 200
+        async with gw.http.get(f"{gw.url}/hearth/routing/pool-a") as response:
+            assert await response.json() == {"addressesPods": True, "endpoints": 0, "outstanding": 0}
+        async with gw.http.get(f"{gw.url}/hearth/routing/other") as response:
+            assert response.status == 404

@@ -2,7 +2,7 @@
 before, and regardless of, the model it is for.
 
 Every path but the gateway's own (``/healthz``, ``/hearth/queue[/<model>]``, ``/hearth/queues``,
-``/hearth/warm[/<model>]``, ``/hearth/routing/<model>``, ``/metrics``) is proxied and counts as demand, with
+``/hearth/warm[/<model>]``, ``/metrics``) is proxied and counts as demand, with
 any method. The front authenticates a request (before it can count as demand), answers model listings
 without waking anything, refuses new requests while the gateway drains, reads the body within the gateway's
 memory budget, asks the table of routes (:mod:`hearth.gateway.routing`) which model's route serves it, and
@@ -37,7 +37,6 @@ QUEUE_PATH = "/hearth/queue"
 AUTHENTICATION_UNAVAILABLE = "authentication_unavailable"
 AUTHENTICATION_RETRY_AFTER = 10
 WARM_PATH = "/hearth/warm"
-ROUTING_PATH = "/hearth/routing"
 #: The longest a ``/hearth/queues`` long-poll is held (a caller asking for more is answered after this).
 MAX_QUEUES_WAIT_SECONDS = 60.0
 
@@ -129,7 +128,12 @@ class Gateway:
 
         ``?since=<calls>&wait=<seconds>`` long-polls: the answer waits until a newer such request is
         admitted (or *wait* passes) and names its models in ``called``, so the operator's pool keeper
-        arbitrates at once (:class:`hearth.gateway.demand.ColdCalls`)."""
+        arbitrates at once (:class:`hearth.gateway.demand.ColdCalls`).
+
+        ``?routing=1`` adds, per model, where its route sends requests now (:meth:`Route.routing`). Both are
+        query parameters of a path every gateway serves: an older gateway ignores them and answers as
+        before, which its callers tell by the missing keys (a new path would be proxied by it as a client's
+        request, and wake the model)."""
         calls = self.table.cold_calls
         document: dict[str, object] = {}
         if "since" in request.query:
@@ -144,15 +148,9 @@ class Gateway:
             document["called"] = calls.since(since)
         document["calls"] = calls.sequence
         document["models"] = {each.model: each.demand.value() for each in self.table.routes()}
+        if request.query.get("routing"):
+            document["routing"] = {each.model: each.routing() for each in self.table.routes()}
         return web.Response(text=json.dumps(document, separators=(",", ":")), content_type="application/json")
-
-    async def routing(self, request: web.BaseRequest) -> web.Response:
-        """``/hearth/routing/<model>``: where the model's route sends requests now (:meth:`Route.routing`)."""
-        model = request.path[len(ROUTING_PATH) + 1 :]
-        found = self.table.get(model)
-        if found is None or (not self.table.by_model and model != found.model):
-            return errors.model_not_found(model)
-        return web.json_response(found.routing())
 
     async def metrics_page(self, _: web.BaseRequest) -> web.Response:
         return web.Response(
@@ -359,11 +357,7 @@ def make_handler(gateway: Gateway) -> serve.BareHandler:
         "/metrics": gateway.metrics_page,
     }
     #: Paths of the gateway's own that name a model after the prefix.
-    per_model = (
-        (QUEUE_PATH + "/", gateway.queue),
-        (WARM_PATH + "/", gateway.warm),
-        (ROUTING_PATH + "/", gateway.routing),
-    )
+    per_model = ((QUEUE_PATH + "/", gateway.queue), (WARM_PATH + "/", gateway.warm))
 
     async def dispatch(request: web.BaseRequest) -> web.StreamResponse:
         path = request.path

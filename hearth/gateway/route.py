@@ -260,7 +260,7 @@ class Route:
         return {"state": "cold"}
 
     def routing(self) -> dict[str, Any]:
-        """Where this route sends requests now (``GET /hearth/routing/<model>``): the operator, having
+        """Where this route sends requests now (``GET /hearth/queues?routing=1``): the operator, having
         evicted a pool member, waits until every gateway pod routes it nowhere and has nothing outstanding
         at any of its endpoints, then tells the member's drain sidecars so (issue 32). Counts only: the
         path is unauthenticated, as ``/hearth/queue`` is, and pod addresses are nobody else's business."""

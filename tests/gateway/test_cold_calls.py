@@ -9,7 +9,7 @@ import pytest
 from aiohttp import web
 
 from hearth.gateway.demand import ColdCalls
-from tests.gateway.conftest import ColdStartMode, GatewayFactory, running_app
+from tests.gateway.conftest import ColdStartMode, GatewayFactory, Running, running_app
 
 pytestmark = pytest.mark.looptime
 
@@ -104,15 +104,18 @@ async def test_routing_counts_where_the_route_sends_requests(start_gateway: Gate
     async with running_app(app) as backend, start_gateway(backends=[backend], model_name="pool-a") as gw:
         request = asyncio.create_task(gw.http.post(f"{gw.url}/v1/completions", json={}))
         await asyncio.sleep(1)
-        async with gw.http.get(f"{gw.url}/hearth/routing/pool-a") as response:
-            assert await response.json() == {"addressesPods": True, "endpoints": 1, "outstanding": 1}
+        assert await _routing(gw) == {"addressesPods": True, "endpoints": 1, "outstanding": 1}
         gw.readiness.set_endpoints([])  # the pod's endpoint removal reached this gateway
-        async with gw.http.get(f"{gw.url}/hearth/routing/pool-a") as response:
-            assert await response.json() == {"addressesPods": True, "endpoints": 0, "outstanding": 1}
+        assert await _routing(gw) == {"addressesPods": True, "endpoints": 0, "outstanding": 1}
         release.set()
         async with await request as answered:
             assert answered.status == 200
-        async with gw.http.get(f"{gw.url}/hearth/routing/pool-a") as response:
-            assert await response.json() == {"addressesPods": True, "endpoints": 0, "outstanding": 0}
-        async with gw.http.get(f"{gw.url}/hearth/routing/other") as response:
-            assert response.status == 404
+        assert await _routing(gw) == {"addressesPods": True, "endpoints": 0, "outstanding": 0}
+        async with gw.http.get(f"{gw.url}/hearth/queues") as response:
+            assert "routing" not in await response.json(), "only when asked"
+
+
+async def _routing(gw: Running) -> dict[str, object]:
+    async with gw.http.get(f"{gw.url}/hearth/queues?routing=1") as response:
+        routing: dict[str, object] = (await response.json())["routing"]["pool-a"]
+        return routing

@@ -232,6 +232,7 @@ class PollingGateway:
         self.pending = 0
         self.calls = 0
         self.held = threading.Event()
+        self.routing_asked = threading.Event()
         self._changed = threading.Condition()
         gateway = self
 
@@ -251,6 +252,10 @@ class PollingGateway:
                             )
                     called = [model] if since is not None and gateway.calls != since else []
                     document = {"calls": gateway.calls, "called": called, "models": {model: gateway.pending}}
+                    if "routing" in query:
+                        gateway.routing_asked.set()
+                        view = {"addressesPods": True, "endpoints": 0, "outstanding": 0}
+                        document["routing"] = {model: view}
                 body = json.dumps(document).encode()
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(body)))
@@ -281,29 +286,46 @@ class PollingGateway:
 def test_a_cold_member_is_woken_at_once_not_at_the_next_pass(
     hearth_cluster: ControlPlane, start_operator: StartOperator
 ) -> None:
-    """With passes 20 s apart, a cold request at the member's gateway wakes it within a second: the
-    leader's long-poll kicks a pass (issue 32)."""
+    """With passes 20 s apart, a cold request at a member's gateway wakes it within a second (the leader's
+    long-poll kicks a pass); a second member's cold request evicts the first, asks the first's gateway where
+    it routes (the drain's endpoint delay may be skipped), and wakes the second as soon as the first's pod
+    is gone (issue 32)."""
     namespace = f"pool-{uuid.uuid4().hex[:8]}"
     runtime = f"rt-{uuid.uuid4().hex[:8]}"
     pool = f"pool-{uuid.uuid4().hex[:8]}"
-    gateway = PollingGateway("a")
+    gateways = {"a": PollingGateway("a"), "b": PollingGateway("b")}
     hearth_cluster.kubectl("create", "namespace", namespace)
     hearth_cluster.kubectl("apply", "-f", "-", stdin=runtime_yaml(runtime))
     hearth_cluster.kubectl("apply", "-f", "-", stdin=_pool_yaml(pool))
     try:
         start_operator("--scaler-mode=builtin", "--autoscale-interval=20s")
-        hearth_cluster.kubectl("apply", "-f", "-", stdin=service_yaml("a", namespace, runtime, _member(pool)))
-        wait_for(lambda: get_json(hearth_cluster, "deployment", "a-gateway", "-n", namespace))
-        add_gateway_pod(hearth_cluster, namespace, "a", gateway, 0)  # type: ignore[arg-type]
-        # A periodic pass takes the new member to zero and starts polling its gateway pod.
-        wait_for(gateway.held.is_set, timeout=60, what="the operator's long-poll")
-        wait_for(lambda: replicas(hearth_cluster, namespace, "a") == 0, what="a new member at zero")
+        for index, (name, gateway) in enumerate(gateways.items()):
+            hearth_cluster.kubectl(
+                "apply", "-f", "-", stdin=service_yaml(name, namespace, runtime, _member(pool))
+            )
+            wait_for(lambda n=name: get_json(hearth_cluster, "deployment", f"{n}-gateway", "-n", namespace))
+            add_gateway_pod(hearth_cluster, namespace, name, gateway, index)  # type: ignore[arg-type]
+        # A periodic pass takes the new members to zero and starts polling their gateway pods.
+        for name, gateway in gateways.items():
+            wait_for(gateway.held.is_set, timeout=60, what=f"the operator's long-poll of {name}")
+            wait_for(lambda n=name: replicas(hearth_cluster, namespace, n) == 0, what=f"{name} at zero")
         called = time.monotonic()
-        gateway.call()
+        gateways["a"].call()
         wait_for(lambda: replicas(hearth_cluster, namespace, "a") == 1, timeout=15, what="a woken")
         assert time.monotonic() - called < 2, "woken by the kicked pass, not the next periodic one"
+
+        gateways["a"].pending = 0
+        time.sleep(1.5)  # past the idle grace (1 s)
+        called = time.monotonic()
+        gateways["b"].call()
+        wait_for(lambda: replicas(hearth_cluster, namespace, "a") == 0, timeout=15, what="a evicted")
+        assert gateways["a"].routing_asked.wait(5), "the victim's gateway is asked where it routes"
+        # No kubelet here: a's pod is deleted at once, and its going kicks the pass that wakes b.
+        wait_for(lambda: replicas(hearth_cluster, namespace, "b") == 1, timeout=15, what="b woken")
+        assert time.monotonic() - called < 4, "the swap took kicked passes, not periodic ones"
     finally:
-        gateway.close()
+        for gateway in gateways.values():
+            gateway.close()
         hearth_cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
         hearth_cluster.kubectl("delete", "acceleratorpool", pool, check=False)
         hearth_cluster.kubectl("delete", "inferenceruntime", runtime, check=False)

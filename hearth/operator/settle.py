@@ -38,6 +38,8 @@ POLL_SECONDS = 0.05
 #: How long the confirmation may take; past it the drains keep their endpoint delay.
 WITHIN_SECONDS = 5.0
 REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=1.0)
+#: How long the operator's pod cache may lag behind the gateways in showing the victim's pods terminating.
+PODS_WITHIN_SECONDS = 1.0
 
 
 class Outcome(enum.StrEnum):
@@ -98,6 +100,22 @@ async def tell(http: aiohttp.ClientSession, drainers: Sequence[str]) -> int:
     return sum(await asyncio.gather(*(one(url) for url in drainers)))
 
 
+async def _leaving(
+    pods: Callable[[], Sequence[dict[str, Any]]], *, within: float = PODS_WITHIN_SECONDS
+) -> list[dict[str, Any]]:
+    """The victim's terminating pods, once the operator's own pod cache shows every one terminating (the
+    gateways can learn of it first), or as they are after *within* seconds (a pod created since stays
+    out)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        current = list(pods())
+        leaving = [pod for pod in current if (pod.get("metadata") or {}).get("deletionTimestamp")]
+        if len(leaving) == len(current) or loop.time() + POLL_SECONDS > deadline:
+            return leaving
+        await asyncio.sleep(POLL_SECONDS)
+
+
 def drainer_urls(pods: Sequence[dict[str, Any]]) -> list[str]:
     """The drain sidecar's base URL of each pod that has one and an address."""
     urls = []
@@ -131,8 +149,7 @@ async def after_eviction(
     outcome = await confirm(http, model=model, gateways=gateways)
     told = 0
     if outcome is Outcome.SETTLED:
-        leaving = [pod for pod in pods() if (pod.get("metadata") or {}).get("deletionTimestamp")]
-        told = await tell(http, drainer_urls(leaving))
+        told = await tell(http, drainer_urls(await _leaving(pods)))
     log.info(
         "evicted member's endpoint removal",
         extra=logs.fields(victim=victim, outcome=outcome.name.lower(), why=str(outcome), drainers_told=told),

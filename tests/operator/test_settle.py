@@ -109,6 +109,17 @@ async def test_only_the_terminating_pods_sidecars_are_told() -> None:
         assert leaving.settled.is_set()
         assert not staying.settled.is_set(), "a pod created since (the member woken again) drains in full"
 
+        # The operator's cache shows the deletion after the gateways did: the word waits for it.
+        lagging = drainer_app.Drainer(timing, idle)
+        async with running_app(drainer_app.make_app(lagging)) as lagging_url:
+            seen = [_pod(lagging_url, terminating=False)]
+            loop = asyncio.get_running_loop()
+            loop.call_later(0.3, seen.__setitem__, 0, _pod(lagging_url, terminating=True))
+            await settle.after_eviction(
+                http, victim=f"ns/{MODEL}", model=MODEL, gateways=[gw.url], pods=lambda: seen
+            )
+            assert lagging.settled.is_set()
+
 
 def _pod(url: str, *, terminating: bool) -> dict[str, Any]:
     host, port = url.removeprefix("http://").rsplit(":", 1)

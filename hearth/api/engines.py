@@ -134,6 +134,12 @@ class Engine:
         """The args a runtime without ``container.args`` renders (templates still to render)."""
         return [argument.replace(PORT, str(port)) for argument in self.args]
 
+    @property
+    def upstream_after_stream(self) -> str:
+        """What a gateway does with its connection after a streamed answer (HEARTH_UPSTREAM_AFTER_STREAM,
+        ``status.engine.upstreamAfterStream``): ``close`` for an engine that closes it unannounced."""
+        return "close" if self.closes_after_stream else "reuse"
+
     def env_for(self, hub: str) -> tuple[tuple[str, str], ...]:
         """The env a source on *hub* needs on the serving container."""
         return self.source_env.get(hub, ())

@@ -346,6 +346,23 @@ class LLMServiceSpec(ApiModel):
         return self
 
 
+class EngineStatus(ApiModel):
+    """What a gateway must know of the engine behind a model: its runtime's family's facts
+    (:mod:`hearth.api.engines`). A dedicated gateway is given them in its env; a shared gateway (LLMGateway),
+    which reads LLMServices but not InferenceRuntimes, reads them here."""
+
+    model_config = pydantic.ConfigDict(extra="ignore")
+
+    family: str | None = None
+    """The selected InferenceRuntime's spec.family."""
+    stream_rule: Literal["lax", "strict"] | None = None
+    """How the engine reads a request's "stream" field (as HEARTH_STREAM_RULE): lax (a pydantic bool) or
+    strict (JSON true only)."""
+    upstream_after_stream: Literal["reuse", "close"] | None = None
+    """Whether a gateway may reuse the engine's connection after a streamed answer (as
+    HEARTH_UPSTREAM_AFTER_STREAM): close for an engine that closes it itself unannounced."""
+
+
 class LLMServiceStatus(ApiModel):
     """The observed state of an LLMService."""
 
@@ -355,6 +372,8 @@ class LLMServiceStatus(ApiModel):
     """Pending, Loading, Ready, ScaledToZero or Degraded."""
     resolved_runtime: str | None = None
     """The InferenceRuntime chosen."""
+    engine: EngineStatus | None = None
+    """The chosen runtime's engine facts that gateways act on (the stream rule, connection reuse)."""
     replicas: Int32 | None = None
     """Ready backend replicas (gateway pods are not counted)."""
     desired_replicas: Int32 | None = None

@@ -99,6 +99,8 @@ def command(
     one, never one with a stream in flight, a pinned one or one of higher priority, and bounds swaps under
     alternating traffic; a real engine (llama.cpp's llama-server, given --engine-image and --gguf) is
     prewarmed, woken from zero, answers the openai client, passes its own errors through and scales 1->2->0;
+    a warm window opening soon makes a model Ready by its start without a request, and it returns to 0
+    after the window; a cold model with a fallback is answered by the fallback at once, then by itself;
     deleting the LLMServices removes everything.
 
     Needs Hearth installed (hearth install; --gateway-replicas 2 for the two-gateway scenario), a node
@@ -113,6 +115,8 @@ def command(
         keep=keep,
         no_skip=no_skip,
         pod_security_restricted=pod_security_restricted,
+        kubeconfig=kubeconfig,
+        context=context,
     )
 
     async def main() -> tuple[list[runner.Result], str | None]:

@@ -76,6 +76,14 @@ class Options:
     #: The real engine's scenarios (hearth.e2e.engines): llama-server's image, and the GGUF it serves.
     engine_image: str | None = None
     gguf: str | None = None
+    #: The cluster the run was given, for the kubectl it starts (port-forwards) to reach the same one.
+    kubeconfig: str | None = None
+    context: str | None = None
+
+    def kubectl_flags(self) -> list[str]:
+        """kubectl's flags naming the run's cluster (none: kubectl's own default, as the run's client)."""
+        flags = ["--kubeconfig", self.kubeconfig] if self.kubeconfig else []
+        return flags + (["--context", self.context] if self.context else [])
 
 
 class Run:
@@ -257,6 +265,7 @@ class Run:
             )
         process = await asyncio.create_subprocess_exec(
             kubectl,
+            *self.options.kubectl_flags(),
             "port-forward",
             "-n",
             namespace or self.namespace,

@@ -1,9 +1,7 @@
 """The scenarios of issue 31 for ``hearth e2e``: a scheduled warm window and a fallback while cold.
 
-Not yet in :data:`hearth.e2e.scenarios.SCENARIOS`: W2 passed on the test bed in builtin mode (session 9),
-W1 failed there (the window's early wake began before the model was ever seen at zero) and was rewritten
-to wake the model once first; neither has run in the KEDA modes. Wire them in (``*warm.SCENARIOS`` before
-scenario 14) once both pass in every scaler mode (``hearth e2e --scenario W``).
+In :data:`hearth.e2e.scenarios.SCENARIOS` before scenario 14, in every scaler mode (passed on the test bed
+in builtin, metrics-api and external-push, session 10).
 
 - W1: a window that opens in the near future makes the model Ready by the window's start (within one wake
   estimate) without any request, shows in ``status.warmWindow``, and after the window and the idle period
@@ -121,7 +119,8 @@ async def window_opens_ready_and_closes_to_zero(run: Run) -> str:
     service = await run.client.get(resources.LLMSERVICE, WINDOW_SERVICE, run.namespace) or {}
     scheduled = float(service.get("status", {}).get("accounting", {}).get("scheduledAcceleratorHours") or 0)
     return (
-        f"window {start:%H:%M}-{end:%H:%M} UTC: Ready {-late:.0f}s before its start without a request "
+        f"window {start:%H:%M}-{end:%H:%M} UTC: Ready {abs(late):.0f}s {'after' if late > 0 else 'before'} "
+        "its start without a request "
         f"({'woken ahead by the operator' if ahead else 'woken at the start by KEDA'}); back at 0 "
         f"{after_end:.0f}s after its end (stabilization {fixtures.STABILIZATION_SECONDS}s); "
         f"scheduled accelerator-hours {scheduled}"
@@ -193,7 +192,6 @@ async def cold_model_answered_by_its_fallback_then_itself(run: Run) -> str:
     )
 
 
-#: Not yet in hearth.e2e.scenarios.SCENARIOS (see the module docstring).
 SCENARIOS = [
     ("W1 warm window: Ready by its start, 0 after", window_opens_ready_and_closes_to_zero),
     ("W2 cold model answered by its fallback, then itself", cold_model_answered_by_its_fallback_then_itself),

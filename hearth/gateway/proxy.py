@@ -46,15 +46,11 @@ class Exchange:
             hook(began)
 
 
-def new_upstream(*, reuse_after_stream: bool = True) -> upstream_client.Pool:
+def new_upstream() -> upstream_client.Pool:
     """The proxy's upstream connections: a bounded connect, no total timeout (a generation takes as long
-    as it takes), idle connections kept for the next request (after a streamed answer only when
-    *reuse_after_stream*: HEARTH_UPSTREAM_AFTER_STREAM)."""
-    return upstream_client.Pool(
-        connect_timeout=UPSTREAM_CONNECT_TIMEOUT,
-        idle_timeout=UPSTREAM_IDLE_SECONDS,
-        reuse_after_stream=reuse_after_stream,
-    )
+    as it takes), idle connections kept for the next request (after a streamed answer only where the
+    route's engine allows it: :attr:`Proxy.reuse_after_stream`)."""
+    return upstream_client.Pool(connect_timeout=UPSTREAM_CONNECT_TIMEOUT, idle_timeout=UPSTREAM_IDLE_SECONDS)
 
 
 class Proxy:
@@ -65,6 +61,7 @@ class Proxy:
         readiness: ReadinessSource,
         fallback_url: str | None,
         drop_authorization: bool,
+        reuse_after_stream: bool = True,
     ) -> None:
         """*fallback_url*: where to send a request when the readiness source names no endpoint (the backend
         Service of a dedicated gateway); None: nowhere (a shared gateway's route always knows its pods)."""
@@ -72,6 +69,9 @@ class Proxy:
         self._readiness = readiness
         self._fallback = [fallback_url] if fallback_url else []
         self._drop_authorization = drop_authorization
+        #: Whether a connection may carry the next request after a streamed answer (the engine's fact; one
+        #: pool serves every route of a shared gateway, so it is said per request).
+        self.reuse_after_stream = reuse_after_stream
         self.balancer = Balancer()
         self.failures = upstream.Reporter()
 
@@ -109,7 +109,14 @@ class Proxy:
                     # Awaited here rather than in a helper: on the warm path every coroutine level is
                     # resumed again when the answer's head arrives.
                     try:
-                        answer = await self._upstream.request(request.method, endpoint, target, headers, body)
+                        answer = await self._upstream.request(
+                            request.method,
+                            endpoint,
+                            target,
+                            headers,
+                            body,
+                            reuse_after_stream=self.reuse_after_stream,
+                        )
                     except upstream.ERRORS as error:
                         raise upstream.UpstreamError(upstream.classify(error), error) from None
                     with contextlib.closing(answer):

@@ -35,7 +35,7 @@ from hearth.gateway.settings import ColdStartMode, GatewaySettings
 from hearth.gateway.waker import Waker
 
 if TYPE_CHECKING:  # only a shared gateway builds routes from LLMService objects (pydantic stays unloaded)
-    from hearth.api.llmservice import LLMService
+    from hearth.api.llmservice import EngineStatus, LLMService
 
 QUEUE_FULL_RETRY_AFTER = 5
 #: On an answer that waited for a wake (the wait in seconds is in WAKE_SECONDS_HEADER).
@@ -70,6 +70,9 @@ class RouteSettings:
     wakes_backend: bool = False
     #: The engine streams only on a JSON ``true`` (HEARTH_STREAM_RULE strict: llama-server, TGI).
     strict_stream: bool = False
+    #: The engine's connection may carry another request after a streamed answer (HEARTH_UPSTREAM_AFTER_STREAM
+    #: reuse; llama-server closes it unannounced).
+    reuse_after_stream: bool = True
     #: spec.endpoint.fallback: who answers while the model is cold or full (None: nobody else).
     fallback: fallback_module.FallbackSettings | None = None
 
@@ -85,15 +88,25 @@ class RouteSettings:
             max_queue=settings.max_queue,
             release_wave=settings.release_wave,
             strict_stream=settings.stream_rule == "strict",
+            reuse_after_stream=settings.upstream_after_stream == "reuse",
             fallback=fallback_module.FallbackSettings.from_gateway(settings),
         )
 
     @classmethod
-    def from_service(cls, service: LLMService, settings: GatewaySettings, *, wakes: bool) -> RouteSettings:
+    def from_service(
+        cls,
+        service: LLMService,
+        settings: GatewaySettings,
+        *,
+        wakes: bool,
+        engine: EngineStatus | None = None,
+    ) -> RouteSettings:
         """A shared gateway's route to *service*: per-model behaviour from the object (defaults are the
         API's), including its queue bound (spec.endpoint.maxQueue), and the rest of the bounds from the
         gateway's own settings. *wakes*: the scaler mode has gateways
-        wake backends (a pool member is woken by the operator instead)."""
+        wake backends (a pool member is woken by the operator instead). *engine*: the engine's facts as the
+        operator published them in status.engine (a shared gateway reads no InferenceRuntime); None (no
+        status yet): the defaults a dedicated gateway has without env."""
         spec = service.spec
         heartbeat = durations.Duration.parse(spec.endpoint.cold_start.heartbeat_interval)
         activation = durations.Duration.parse(spec.scaling.activation_timeout)
@@ -113,6 +126,8 @@ class RouteSettings:
             max_queue=spec.endpoint.max_queue or settings.max_queue,
             release_wave=settings.release_wave,
             wakes_backend=wakes and spec.pool is None,
+            strict_stream=engine is not None and engine.stream_rule == "strict",
+            reuse_after_stream=engine is None or engine.upstream_after_stream != "close",
             fallback=fallback_module.FallbackSettings.from_service(service),
         )
 
@@ -148,6 +163,7 @@ class Route:
             readiness=readiness,
             fallback_url=fallback_url,
             drop_authorization=drop_authorization,
+            reuse_after_stream=settings.reuse_after_stream,
         )
         #: When the current wake began (the first cold request since a backend was last ready).
         self._cold_since: float | None = None
@@ -192,6 +208,7 @@ class Route:
         self.settings = settings
         self._served_by = {fallback_module.SERVED_BY_HEADER: settings.model}
         self.demand.activation_timeout = settings.activation_timeout_s
+        self.proxy.reuse_after_stream = settings.reuse_after_stream
         dropped = self.waker if self.waker is not waker else None
         self.waker = waker
         return dropped

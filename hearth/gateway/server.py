@@ -192,7 +192,7 @@ async def build(
     prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
     shared_mode = settings.llmgateway is not None
     metrics = GatewayMetrics(per_model=shared_mode)
-    upstream_pool = proxy.new_upstream(reuse_after_stream=settings.upstream_after_stream == "reuse")
+    upstream_pool = proxy.new_upstream()
     owns_client = client is None
     loops = background_module.Background()
     table: routing.Table | None = None

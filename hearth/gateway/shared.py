@@ -26,7 +26,7 @@ from aiohttp import web
 
 from hearth.api import labelselector, scalermodes
 from hearth.api.llmgateway import LLMGateway
-from hearth.api.llmservice import LLMService
+from hearth.api.llmservice import EngineStatus, LLMService
 from hearth.common import logs, timestamps
 from hearth.gateway import auth, background, readiness, routing, upstream_client, wakestatus
 from hearth.gateway.demand import ColdCalls
@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 #: The label the EndpointSlice controller copies from every LLMService-owned Service onto its slices.
 _SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 #: The status fields a route reads (phase and ETA for held clients); the rest is dropped on arrival.
-_STATUS_KEPT = ("phase", "currentWake", "wakeHistory", "pool")
+_STATUS_KEPT = ("phase", "currentWake", "wakeHistory", "pool", "engine")
 
 
 def _trim_service(obj: dict[str, Any]) -> dict[str, Any]:
@@ -61,6 +61,15 @@ def _trim_service(obj: dict[str, Any]) -> dict[str, Any]:
         "spec": obj.get("spec") or {},
         "status": {key: status[key] for key in _STATUS_KEPT if key in status},
     }
+
+
+def _engine_of(status: dict[str, Any]) -> EngineStatus | None:
+    """status.engine, read leniently as the rest of the status is: one the gateway cannot read leaves the
+    route with the defaults (lax stream rule, connections reused) rather than unrouted."""
+    try:
+        return EngineStatus.model_validate(status["engine"]) if "engine" in status else None
+    except pydantic.ValidationError:
+        return None
 
 
 def _trim_slice(obj: dict[str, Any]) -> dict[str, Any]:
@@ -239,7 +248,9 @@ class SharedTable:
             )
             self._remove(name)
             return
-        settings = RouteSettings.from_service(service, self._settings, wakes=self._wakes)
+        settings = RouteSettings.from_service(
+            service, self._settings, wakes=self._wakes, engine=_engine_of(obj.get("status") or {})
+        )
         found = self._routes.get(name)
         if found is not None:
             route = found[0]

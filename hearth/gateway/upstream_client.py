@@ -138,6 +138,8 @@ class _Connection(asyncio.Protocol):
         self._until_close = False
         self._chunked = False
         self._keep_alive = False
+        #: Set per request: False for an engine that closes its connection after a streamed answer.
+        self.reuse_after_stream = True
         self._error: UpstreamClientError | None = None
         self._waiter: asyncio.Future[None] | None = None
 
@@ -195,7 +197,7 @@ class _Connection(asyncio.Protocol):
             and self._keep_alive
             and not self.lost
             and not self._bodyless
-            and (self._pool.reuse_after_stream or not self._chunked)
+            and (self.reuse_after_stream or not self._chunked)
         ):
             self._pool.give_back(self)
         else:
@@ -312,13 +314,9 @@ class Pool:
     """Keep-alive connections to the backends, most recently used first (the least likely to have been
     closed by the backend's own idle timer)."""
 
-    def __init__(
-        self, *, connect_timeout: float, idle_timeout: float, reuse_after_stream: bool = True
-    ) -> None:
+    def __init__(self, *, connect_timeout: float, idle_timeout: float) -> None:
         self._connect_timeout = connect_timeout
         self._idle_timeout = idle_timeout
-        #: False for an engine that closes its connection after a streamed (chunked) answer unannounced.
-        self.reuse_after_stream = reuse_after_stream
         # An ordered set per endpoint: popitem() takes the newest, forget() removes one in O(1).
         self._idle: dict[str, dict[_Connection, None]] = {}
         self._addresses: dict[str, _Address] = {}
@@ -327,9 +325,18 @@ class Pool:
         self._closed = False
 
     async def request(
-        self, method: str, endpoint: str, target: str, headers: CIMultiDict[str], body: bytes | bytearray
+        self,
+        method: str,
+        endpoint: str,
+        target: str,
+        headers: CIMultiDict[str],
+        body: bytes | bytearray,
+        *,
+        reuse_after_stream: bool = True,
     ) -> Answer:
-        """Send one request to *endpoint* (``http://host:port``) and return its answer once its head came."""
+        """Send one request to *endpoint* (``http://host:port``) and return its answer once its head came.
+        *reuse_after_stream*: False for an engine that closes its connection after a streamed (chunked)
+        answer unannounced, so that connection is not given back for the next request."""
         address = self._address(endpoint)
         head = _request_head(method, target, headers, body, address)
         payload = b"".join((head, body))  # one send: head and body in the same segment when small
@@ -342,6 +349,7 @@ class Pool:
         while True:
             if connection is None:
                 connection = await self._connect(endpoint, address)
+            connection.reuse_after_stream = reuse_after_stream
             # Sent and awaited here, not in a helper: one coroutine less to resume on the warm path.
             answer = connection.send(payload, bodyless_answer=bodyless)
             try:

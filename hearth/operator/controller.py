@@ -14,7 +14,7 @@ from typing import Any
 
 import pydantic
 
-from hearth.api import meta, rbac, scalermodes
+from hearth.api import engines, meta, rbac, scalermodes
 from hearth.api.llmgateway import LLMGateway
 from hearth.api.llmservice import LLMService
 from hearth.api.runtime import InferenceRuntime
@@ -29,6 +29,7 @@ from hearth.operator import drift, fallbacks, permissions, status, telemetry, wi
 from hearth.operator.metrics import OperatorMetrics
 from hearth.operator.settings import OperatorSettings
 from hearth.operator.workqueue import WorkQueue
+from hearth.render import engines as render_engines
 from hearth.render import plan, selection, sharedgateway
 from hearth.render.config import OperatorConfig
 from hearth.render.errors import Reason, ReconcileError
@@ -318,6 +319,7 @@ class Controller:
         mode = config.scaler_mode
         skipped: list[str] = []
         runtime: str | None = None
+        engine: engines.Engine | None = None
         drain = 0.0
         deployment: dict[str, Any] | None = None
         error: ReconcileError | None = None
@@ -331,6 +333,7 @@ class Controller:
             # Selected first so that a later failure (model, render, apply) still names the runtime.
             selected = selection.select(service.spec.runtime, runtimes)
             runtime = selected.metadata.name
+            engine = render_engines.of(selected)
             drain = _drain_seconds(service, selected)
             gateways = self.serving_gateways(service)
             rendered = service if verdict is None or verdict.usable else fallbacks.without_fallback(service)
@@ -361,6 +364,7 @@ class Controller:
             gateway=gateways[0] if gateways else None,
             drain_timeout=drain,
             fallback=verdict,
+            engine=engine,
         )
         if error is not None:
             raise error
@@ -440,6 +444,7 @@ class Controller:
         gateway: str | None = None,
         drain_timeout: float = 0.0,
         fallback: fallbacks.Verdict | None = None,
+        engine: engines.Engine | None = None,
     ) -> None:
         current = obj.get("status") or {}
         at = self.telemetry.clock()
@@ -456,6 +461,7 @@ class Controller:
             scaling_blocked=self._scaling_blocked(mode),
             at=at,
             gateway=gateway,
+            engine=engine,
         )
         outcome = None
         # spec.endpoint.fallback (issue 31): a condition of its own, present only with a fallback.

@@ -7,7 +7,7 @@ import datetime
 from collections.abc import Sequence
 from typing import Any
 
-from hearth.api import meta, scalermodes
+from hearth.api import engines, meta, scalermodes
 from hearth.api.llmservice import Scaling
 from hearth.api.wakereasons import Condition, Health
 from hearth.common import durations, timestamps
@@ -126,12 +126,14 @@ def desired(
     permission_notes: Sequence[str] = (),
     scaling_blocked: str | None = None,
     gateway: str | None = None,
+    engine: engines.Engine | None = None,
 ) -> dict[str, Any]:
     """The status to hold; fields not owned here (autoscaler decisions) are kept from *current*. *service*
     is the object as read (its metadata), *scaling* its parsed spec.scaling (None only with an *error*: a
     spec that does not parse). *at* is the moment of observation (now by default). *permission_notes* say
     what was skipped or degraded for lack of RBAC (a Permissions condition, present only then);
-    *scaling_blocked* says why nothing can scale (Scaling False, reason MissingPermission)."""
+    *scaling_blocked* says why nothing can scale (Scaling False, reason MissingPermission); *engine* is the
+    chosen runtime's engine family (status.engine)."""
     metadata = service["metadata"]
     generation = int(metadata.get("generation") or 0)
     result = dict(current)
@@ -150,6 +152,13 @@ def desired(
         )
         result["phase"] = phase
         result["resolvedRuntime"] = runtime
+        if engine is not None:
+            # Shared gateways read these per model (they do not read InferenceRuntimes).
+            result["engine"] = {
+                "family": str(engine.family),
+                "streamRule": str(engine.stream_rule),
+                "upstreamAfterStream": engine.upstream_after_stream,
+            }
         result["replicas"] = int((deployment or {}).get("status", {}).get("readyReplicas") or 0)
         if gateway is not None:
             result["gateway"] = gateway

@@ -80,7 +80,7 @@ def _dedicated_gateway_steps(
                 config,
                 readiness=gateway.readiness_path(runtime),
                 stream_rule=str(engines.of(runtime).stream_rule),
-                upstream_after_stream="close" if engines.of(runtime).closes_after_stream else "reuse",
+                upstream_after_stream=engines.of(runtime).upstream_after_stream,
             ),
         ),
         Step(Reason.APPLY_GATEWAY_SERVICE, Mode.APPLY, gateway.service_manifest(service)),

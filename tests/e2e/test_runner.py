@@ -184,6 +184,29 @@ async def test_a_port_forward_url_is_read_from_the_line_naming_the_local_port(
         await session.cleanup()  # keep: only the port-forwards and the HTTP session
 
 
+async def test_a_port_forward_talks_to_the_cluster_the_run_was_given(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`hearth e2e --kubeconfig X --context Y`: kubectl port-forward must use X and Y too, not the default
+    kubeconfig (it asked localhost:8080 on the test bed)."""
+    _fake_kubectl(
+        tmp_path,
+        monkeypatch,
+        f'echo "$@" > {tmp_path}/args\necho "Forwarding from 127.0.0.1:40123 -> 8080"\nexec sleep 30\n',
+    )
+    options = runner.Options(
+        stub_image="stub", keep=True, kubeconfig="/etc/bed/admin.kubeconfig", context="bed"
+    )
+    session = runner.Run(cast(KubeClient, None), options, report=lambda _: None)
+    try:
+        await session._port_forward("service/cold")
+    finally:
+        await session.cleanup()  # keep: only the port-forwards and the HTTP session
+    words = (tmp_path / "args").read_text().split()
+    assert words[:4] == ["--kubeconfig", "/etc/bed/admin.kubeconfig", "--context", "bed"]
+    assert "port-forward" in words
+
+
 class _GatewayDeployments:
     """A client whose gateway Deployment appears on the second read, naming *mode*."""
 

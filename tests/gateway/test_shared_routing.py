@@ -336,3 +336,63 @@ async def test_a_model_that_joins_a_pool_cancels_the_wake_its_route_had_in_fligh
         await asyncio.wait_for(client.cancelled.wait(), 10)
         held.cancel()
         await asyncio.gather(held, return_exceptions=True)
+
+
+@asynccontextmanager
+async def closing_after_streams() -> AsyncIterator[str]:
+    """A backend that, like llama-server, closes its connection after a streamed (chunked) answer without
+    saying so: a request sent on that connection meets the close."""
+    chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+    plain = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = next(
+                    (
+                        int(line.split(b":")[1])
+                        for line in head.split(b"\r\n")
+                        if line.lower().startswith(b"content-length")
+                    ),
+                    0,
+                )
+                body = await reader.readexactly(length)
+                streamed = json.loads(body or b"{}").get("stream") is True
+                writer.write(chunked if streamed else plain)
+                await writer.drain()
+                if streamed:
+                    await reader.readuntil(b"\r\n\r\n")  # the next request on it meets the close
+                    return
+        except (asyncio.IncompleteReadError, ConnectionError):
+            return
+        finally:
+            writer.close()
+
+    server_ = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server_.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server_.close()
+
+
+async def test_a_models_engine_facts_come_from_its_status() -> None:
+    """A shared gateway reads no InferenceRuntime: the operator publishes the engine's facts in
+    status.engine, and the route follows them (llama-server: strict stream rule, no reuse after a stream)."""
+    llama = _service("llama")
+    llama["status"] = {
+        "engine": {"family": "llamacpp", "streamRule": "strict", "upstreamAfterStream": "close"}
+    }
+    async with closing_after_streams() as backend, fed_gateway() as fed:
+        _feed(fed.table, GATEWAY, llama, _service("qwen"), _slice("llama", backend))
+        route, other = fed.table.get("llama"), fed.table.get("qwen")
+        assert route is not None
+        assert other is not None
+        assert route.settings.strict_stream
+        assert not other.settings.strict_stream
+        for _ in range(3):
+            streamed = await fed.chat("llama", messages=[], stream=True)
+            assert (streamed.status, await streamed.read()) == (200, b"abc")
+            plain = await fed.chat("llama", messages=[])
+            assert plain.status == 200, "the next request went out on the connection the engine closed"

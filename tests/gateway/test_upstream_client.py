@@ -68,11 +68,9 @@ async def backend(script: Script) -> AsyncIterator[Backend]:
 
 @contextlib.asynccontextmanager
 async def pool(
-    *, idle_timeout: float = 30.0, connect_timeout: float = 5.0, reuse_after_stream: bool = True
+    *, idle_timeout: float = 30.0, connect_timeout: float = 5.0
 ) -> AsyncIterator[upstream_client.Pool]:
-    client = upstream_client.Pool(
-        connect_timeout=connect_timeout, idle_timeout=idle_timeout, reuse_after_stream=reuse_after_stream
-    )
+    client = upstream_client.Pool(connect_timeout=connect_timeout, idle_timeout=idle_timeout)
     try:
         yield client
     finally:
@@ -109,9 +107,21 @@ OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: application/json\r\
 
 
 async def get(
-    client: upstream_client.Pool, url: str, method: str = "GET", body: bytes = b""
+    client: upstream_client.Pool,
+    url: str,
+    method: str = "GET",
+    body: bytes = b"",
+    *,
+    reuse_after_stream: bool = True,
 ) -> tuple[int, bytes]:
-    answer = await client.request(method, url, "/v1/models", CIMultiDict({"Host": "backend"}), body)
+    answer = await client.request(
+        method,
+        url,
+        "/v1/models",
+        CIMultiDict({"Host": "backend"}),
+        body,
+        reuse_after_stream=reuse_after_stream,
+    )
     with contextlib.closing(answer):
         return answer.status, await answer.read()
 
@@ -213,9 +223,9 @@ async def test_an_engine_that_closes_after_a_stream_gets_its_next_request_on_a_n
             return
         await reader.read()
 
-    async with backend(script) as served, pool(reuse_after_stream=False) as client:
-        assert await get(client, served.url, "POST", b"stream") == (200, b"abc")
-        assert await get(client, served.url, "POST", b"plain") == (200, b"{}")
+    async with backend(script) as served, pool() as client:
+        assert await get(client, served.url, "POST", b"stream", reuse_after_stream=False) == (200, b"abc")
+        assert await get(client, served.url, "POST", b"plain", reuse_after_stream=False) == (200, b"{}")
         assert served.connections == 2
     async with backend(script) as served, pool() as client:
         assert await get(client, served.url, "POST", b"stream") == (200, b"abc")

@@ -125,6 +125,8 @@ def test_creates_every_child_with_owner_references_and_the_spec_phase(
     # No kubelet runs here: the Deployment has a replica that never becomes ready.
     assert status["phase"] == "Loading"
     assert status["resolvedRuntime"] == runtime
+    # What shared gateways act on, published because they read no InferenceRuntime (the stub is vLLM's).
+    assert status["engine"] == {"family": "vllm", "streamRule": "lax", "upstreamAfterStream": "reuse"}
     assert status["endpointURL"] == f"http://qwen.{namespace}.svc/v1"
     assert status["observedGeneration"] == owner["metadata"]["generation"]
     conditions = {condition["type"]: condition for condition in status["conditions"]}

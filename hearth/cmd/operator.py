@@ -207,7 +207,8 @@ def _default_namespace() -> str:
     default=str(durations.Duration.from_seconds(DEFAULTS.autoscale_interval)),
     show_default=True,
     help=f"Built-in mode: how often gateway demand is read and backends are scaled (at least "
-    f"{MIN_AUTOSCALE_INTERVAL}).",
+    f"{MIN_AUTOSCALE_INTERVAL}); a pass also runs at once when a gateway admits a cold request for a model "
+    "the operator wakes (a pool member) or a pool member's pod goes away.",
 )
 @params.logging_options
 def command(

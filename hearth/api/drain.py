@@ -14,6 +14,11 @@ CONTAINER_NAME = "hearth-drainer"
 #: renderer takes the next free number when a runtime uses this one.
 DEFAULT_PORT = 8091
 DRAIN_PATH = "/drain"
+#: ``POST``: every gateway has stopped routing to this pod (the operator says so after a pool eviction, issue
+#: 32), so the drain need not wait out its endpoint delay.
+SETTLED_PATH = "/drain/settled"
+#: The name of the sidecar's port, by which the operator finds it in a pod's spec.
+PORT_NAME = "drain"
 
 # Environment variables of ``hearth drainer`` (each is also a flag; see ``hearth drainer --help``).
 LISTEN_ENV = "HEARTH_DRAINER_LISTEN_ADDR"

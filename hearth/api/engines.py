@@ -122,6 +122,11 @@ class Engine:
     #: family; this is what the engine adds).
     drain: str
     proof: Proof
+    #: The flag, taking whole seconds, with which the engine finishes its running requests on SIGTERM
+    #: before it exits (None: it has none, or drains without being asked). Rendered only when a runtime
+    #: opts in (``lifecycle.engineDrain``): the flag exists only in some versions of the engine, and an
+    #: engine given a flag it does not know refuses to start.
+    shutdown_flag: str | None = None
     #: Why the family is render-only, when it is.
     note: str = ""
 
@@ -174,9 +179,14 @@ _TABLE: dict[Family, Engine] = {
         closes_after_stream=False,
         drain=(
             "finishes running requests on SIGTERM for --shutdown-timeout seconds where the version has the "
-            "flag (add it to the runtime's args); older versions stop at once"
+            "flag (a runtime opts in with lifecycle.engineDrain); older versions stop at once"
         ),
         proof=Proof.STUB,
+        # The online server's shutdown semantics (RFC https://github.com/vllm-project/vllm/issues/24885):
+        # on SIGTERM stop accepting requests, let running ones finish for at most the configured time,
+        # then exit; llm-d's graceful-shutdown guide pairs it with the pod's grace period
+        # (https://llm-d.ai/docs/dev/operations/lifecycle/graceful-shutdown). Not in every version.
+        shutdown_flag="--shutdown-timeout",
     ),
     Family.SGLANG: Engine(
         family=Family.SGLANG,

@@ -236,7 +236,8 @@ AUTOSCALE_INTERVAL: Setting[durations.Duration] = Setting(
     "--autoscale-interval",
     Kind.DURATION,
     f"Built-in mode: how often gateway demand is read and backends are scaled (at least "
-    f"{MIN_AUTOSCALE_INTERVAL}).",
+    f"{MIN_AUTOSCALE_INTERVAL}); a pass also runs at once when a gateway admits a cold request for a model "
+    "the operator wakes (a pool member) or a pool member's pod goes away.",
     default=durations.Duration(2 * durations.SECOND),
     minimum=MIN_AUTOSCALE_INTERVAL.nanoseconds,
 )

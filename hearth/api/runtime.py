@@ -185,6 +185,12 @@ class Lifecycle(ApiModel):
     watched by a small sidecar from the hearth image, so no shell is needed in the engine image; without
     metrics.running it sleeps like Sleep. Sleep: always wait the whole drainTimeout, as the reference does
     (the kubelet's own preStop sleep action, so no shell is needed either)."""
+    engine_drain: bool | None = None
+    """Also give the engine its own drain on SIGTERM, with its family's flag set to scaling.drainTimeout
+    (vLLM: --shutdown-timeout, which only some versions have: opt in only for an image that does). It
+    finishes what is still running when the preStop ends (a drain cut at its timeout, a Sleep drain, or no
+    preStop at all); the grace period grows by drainTimeout to cover it. A family without such a flag is
+    refused; args that already pass the flag are left as they are."""
 
 
 class Metrics(ApiModel):

@@ -1,5 +1,12 @@
 """The drain sidecar's process: ``GET /drain`` answers when the engine's drain is over (see
-:mod:`hearth.drainer.policy` for when), ``GET /healthz`` answers at once.
+:mod:`hearth.drainer.policy` for when), ``GET /healthz`` answers at once, and ``POST /drain/settled`` ends the
+endpoint delay early (before or during the drain).
+
+``/drain/settled`` is the operator's word, after a pool eviction, that every gateway pod has stopped routing
+to this pod and has nothing outstanding at it (:mod:`hearth.operator.settle` asks each one): the endpoint
+delay exists only to wait for that, so the drain reads the engine at once. A settled drain still ends only
+when the engine says it is idle (or its metrics port is gone, or the timeout), so a wrong or hostile word can
+shorten the wait for endpoint removal, never cut a request the engine has counted.
 
 The kubelet runs the engine container's preStop ``httpGet /drain`` and holds the engine's termination
 until the answer (or until the grace period ends), so the answer's timing *is* the drain. Every call joins
@@ -10,6 +17,7 @@ must not restart the count.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import errno
 import json
@@ -44,14 +52,23 @@ class Result:
     in_flight: float | None
 
 
-async def run_drain(timing: policy.Timing, scrape: Scraper) -> Result:
-    """One drain, on the event loop's clock (so tests run it on fake time)."""
+async def run_drain(
+    timing: policy.Timing, scrape: Scraper, *, settled: asyncio.Event | None = None
+) -> Result:
+    """One drain, on the event loop's clock (so tests run it on fake time); *settled*, once set, ends the
+    endpoint delay (the first wait)."""
     loop = asyncio.get_running_loop()
     started = loop.time()
     last: float | None = None
     step = policy.first_step(timing)
+    first = True
     while isinstance(step, policy.Wait):
-        await asyncio.sleep(step.seconds)
+        if first and settled is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(settled.wait(), step.seconds)
+        else:
+            await asyncio.sleep(step.seconds)
+        first = False
         elapsed = loop.time() - started
         reading = await scrape(policy.scrape_budget(timing, elapsed=elapsed))
         if not isinstance(reading, policy.Reading):
@@ -116,11 +133,16 @@ class Drainer:
         self._timing = timing
         self._scrape = scrape
         self._task: asyncio.Task[Result] | None = None
+        #: Set by ``POST /drain/settled``: no gateway routes here any more (kept for a drain not begun yet).
+        self.settled = asyncio.Event()
 
     def start(self) -> asyncio.Task[Result]:
         if self._task is None:
-            log.info("drain started", extra=logs.fields(timeout_s=self._timing.timeout))
-            self._task = asyncio.create_task(run_drain(self._timing, self._scrape))
+            log.info(
+                "drain started",
+                extra=logs.fields(timeout_s=self._timing.timeout, settled=self.settled.is_set()),
+            )
+            self._task = asyncio.create_task(run_drain(self._timing, self._scrape, settled=self.settled))
             self._task.add_done_callback(_log_result)
         return self._task
 
@@ -132,6 +154,12 @@ class Drainer:
         if result.in_flight is not None:
             body["inFlight"] = result.in_flight
         return web.json_response(body, dumps=json.dumps)
+
+    async def handle_settled(self, request: web.Request) -> web.Response:
+        if not self.settled.is_set():
+            log.info("endpoint removal confirmed by the operator: no more endpoint delay")
+            self.settled.set()
+        return web.Response(status=204)
 
 
 def _log_result(task: asyncio.Task[Result]) -> None:
@@ -155,6 +183,7 @@ async def _healthz(request: web.Request) -> web.Response:
 def make_app(drainer: Drainer) -> web.Application:
     app = web.Application()
     app.router.add_get(drain_api.DRAIN_PATH, drainer.handle_drain)
+    app.router.add_post(drain_api.SETTLED_PATH, drainer.handle_settled)
     app.router.add_get("/healthz", _healthz)
     return app
 

@@ -2,12 +2,12 @@
 before, and regardless of, the model it is for.
 
 Every path but the gateway's own (``/healthz``, ``/hearth/queue[/<model>]``, ``/hearth/queues``,
-``/hearth/warm[/<model>]``, ``/metrics``) is proxied and counts as demand, with any method. The front
-authenticates a request (before it can count as demand), answers model listings without waking anything,
-refuses new requests while the gateway drains, reads the body within the gateway's memory budget, asks the
-table of routes (:mod:`hearth.gateway.routing`) which model's route serves it, and hands it over
-(:class:`hearth.gateway.route.Route`: bounded, held or forwarded). Every answer is counted here, once, in
-:meth:`Gateway.handle`, with the route's labels once it is known.
+``/hearth/warm[/<model>]``, ``/metrics``) is proxied and counts as demand, with
+any method. The front authenticates a request (before it can count as demand), answers model listings
+without waking anything, refuses new requests while the gateway drains, reads the body within the gateway's
+memory budget, asks the table of routes (:mod:`hearth.gateway.routing`) which model's route serves it, and
+hands it over (:class:`hearth.gateway.route.Route`: bounded, held or forwarded). Every answer is counted
+here, once, in :meth:`Gateway.handle`, with the route's labels once it is known.
 """
 
 from __future__ import annotations
@@ -37,6 +37,8 @@ QUEUE_PATH = "/hearth/queue"
 AUTHENTICATION_UNAVAILABLE = "authentication_unavailable"
 AUTHENTICATION_RETRY_AFTER = 10
 WARM_PATH = "/hearth/warm"
+#: The longest a ``/hearth/queues`` long-poll is held (a caller asking for more is answered after this).
+MAX_QUEUES_WAIT_SECONDS = 60.0
 
 
 async def answer_expectation(request: web.BaseRequest) -> web.Response | None:
@@ -86,6 +88,7 @@ class Gateway:
     def close_holds(self) -> None:
         """Answer every request still held cold now (they never reached a backend, so a retry is safe)."""
         self.closing = True
+        self.table.cold_calls.close()
         for each in self.table.routes():
             each.close_holds()
 
@@ -118,10 +121,35 @@ class Gateway:
         body = json.dumps({"pending": pending}, separators=(",", ":")) + "\n"
         return web.Response(text=body, content_type="text/plain", charset="utf-8")
 
-    async def queues(self, _: web.BaseRequest) -> web.Response:
+    async def queues(self, request: web.BaseRequest) -> web.Response:
         """``/hearth/queues``: every routed model's demand in one answer (the built-in autoscaler reads each
-        shared gateway pod once per pass, whatever the number of models)."""
-        document = {"models": {each.model: each.demand.value() for each in self.table.routes()}}
+        shared gateway pod once per pass, whatever the number of models), with ``calls``, the number of
+        the last cold request whose backend the gateway does not wake itself.
+
+        ``?since=<calls>&wait=<seconds>`` long-polls: the answer waits until a newer such request is
+        admitted (or *wait* passes) and names its models in ``called``, so the operator's pool keeper
+        arbitrates at once (:class:`hearth.gateway.demand.ColdCalls`).
+
+        ``?routing=1`` adds, per model, where its route sends requests now (:meth:`Route.routing`). Both are
+        query parameters of a path every gateway serves: an older gateway ignores them and answers as
+        before, which its callers tell by the missing keys (a new path would be proxied by it as a client's
+        request, and wake the model)."""
+        calls = self.table.cold_calls
+        document: dict[str, object] = {}
+        if "since" in request.query:
+            try:
+                since = int(request.query["since"])
+                wait = min(float(request.query.get("wait", "0")), MAX_QUEUES_WAIT_SECONDS)
+            except ValueError:
+                return errors.invalid_request(
+                    "since must be an integer and wait a number of seconds", code="invalid_query"
+                )
+            await calls.wait(since=since, seconds=max(wait, 0.0))
+            document["called"] = calls.since(since)
+        document["calls"] = calls.sequence
+        document["models"] = {each.model: each.demand.value() for each in self.table.routes()}
+        if request.query.get("routing"):
+            document["routing"] = {each.model: each.routing() for each in self.table.routes()}
         return web.Response(text=json.dumps(document, separators=(",", ":")), content_type="application/json")
 
     async def metrics_page(self, _: web.BaseRequest) -> web.Response:

@@ -28,6 +28,10 @@ class Balancer:
     def outstanding(self, endpoint: str) -> int:
         return self._outstanding[endpoint]
 
+    def in_flight(self) -> int:
+        """Requests outstanding at any endpoint."""
+        return sum(self._outstanding.values())
+
 
 class _InUse:
     # A class rather than a generator-based context manager: this runs for every proxied request.

@@ -12,6 +12,7 @@ timeout passes; never more than one per client at a time.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 from collections.abc import Callable
 
@@ -155,3 +156,49 @@ class Demand:
             self._lease_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._lease_task
+
+
+class ColdCalls:
+    """Cold requests whose backend this gateway does not wake itself (an AcceleratorPool member's: its pool
+    keeper in the operator arbitrates, and evicts, before it may wake): a numbered sequence the operator's
+    autoscaler long-polls (``GET /hearth/queues?since=<n>&wait=<seconds>``), so the pool arbitrates as soon
+    as such a request is admitted instead of at its next periodic pass (issue 32).
+
+    One number per wake (the first cold request since the backend was last ready or demand last ended), not
+    per request: the periodic pass goes on serving a wake the pool could not grant at once. The numbers are
+    the process's own: a caller holding a number from another process (a restarted gateway at the same
+    address) is answered at once and adopts the new one."""
+
+    def __init__(self, *, kept: int = 64) -> None:
+        self.sequence = 0
+        #: The latest calls, (number, model), for the answer to name who asked.
+        self._calls: collections.deque[tuple[int, str]] = collections.deque(maxlen=kept)
+        self._changed = asyncio.Event()
+        self._closed = False
+
+    def close(self) -> None:
+        """The gateway stops: every long-poll is answered now, and later ones at once (none holds its
+        shutdown up)."""
+        self._closed = True
+        self._changed.set()
+
+    def record(self, model: str) -> None:
+        self.sequence += 1
+        self._calls.append((self.sequence, model))
+        # Every waiter of the current event is woken; later waiters wait on a fresh one.
+        self._changed.set()
+        if not self._closed:
+            self._changed = asyncio.Event()
+
+    def since(self, number: int) -> list[str]:
+        """The models of the calls after *number* (every kept one when *number* is not this process's)."""
+        if number > self.sequence:
+            number = 0
+        return sorted({model for sequence, model in self._calls if sequence > number})
+
+    async def wait(self, *, since: int, seconds: float) -> int:
+        """The sequence number once it differs from *since*, or after *seconds* (then unchanged)."""
+        if since == self.sequence and seconds > 0 and not self._closed:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), seconds)
+        return self.sequence

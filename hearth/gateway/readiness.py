@@ -44,6 +44,10 @@ def probe_session() -> aiohttp.ClientSession:
 class ReadinessSource(Protocol):
     """Where the gateway learns which backends can serve."""
 
+    #: Whether :meth:`endpoints` are the backend pods' own addresses (not a Service URL that hides them):
+    #: only then can the gateway tell the operator it no longer routes to a given pod.
+    addresses_pods: bool
+
     @property
     def ready(self) -> bool: ...
 
@@ -66,6 +70,8 @@ class ReadinessSource(Protocol):
 
 class _Flag:
     """A readiness flag with waiters and change callbacks (shared by every source)."""
+
+    addresses_pods = True
 
     def __init__(self) -> None:
         self._event = asyncio.Event()
@@ -115,12 +121,15 @@ class ManualReadiness(_Flag):
 
 
 class ProbeReadiness(_Flag):
-    """One shared loop probing ``<backend_url><path>`` (any 2xx means ready), every 500 ms.
+    """One shared loop probing ``<backend_url><path>`` (any 2xx means ready), every 500 ms. Its one endpoint
+    is the backend Service's URL, behind which any pod may answer.
 
     A probe answered with another status is logged (once per interval, with the count): an engine that
     answers 404 on the path would otherwise keep every request waiting its whole activation timeout, in
     silence.
     """
+
+    addresses_pods = False
 
     def __init__(
         self, backend_url: str, session: aiohttp.ClientSession | None = None, *, path: str = "/health"

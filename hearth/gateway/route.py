@@ -28,7 +28,7 @@ from hearth.common import durations
 from hearth.gateway import errors, hold, httpparts, progress, proxy, release, upstream_client
 from hearth.gateway import eta as eta_module
 from hearth.gateway import fallback as fallback_module
-from hearth.gateway.demand import Demand
+from hearth.gateway.demand import ColdCalls, Demand
 from hearth.gateway.metrics import RouteMetrics
 from hearth.gateway.readiness import ReadinessSource
 from hearth.gateway.settings import ColdStartMode, GatewaySettings
@@ -145,6 +145,7 @@ class Route:
         waker: Waker | None = None,
         eta: eta_module.EtaSource | None = None,
         phases: progress.PhaseSource | None = None,
+        cold_calls: ColdCalls | None = None,
     ) -> None:
         self.settings = settings
         self.readiness = readiness
@@ -155,6 +156,8 @@ class Route:
         self.demand = Demand(
             readiness=readiness, metrics=metrics, activation_timeout=settings.activation_timeout_s
         )
+        #: Where a wake this route does not start itself is announced (the table's, shared by its routes).
+        self.cold_calls = cold_calls if cold_calls is not None else ColdCalls()
         self.proxy = proxy.Proxy(
             upstream_pool=upstream_pool,
             readiness=readiness,
@@ -272,6 +275,17 @@ class Route:
                 document["eta_s"] = math.ceil(estimate.eta_s)
             return document
         return {"state": "cold"}
+
+    def routing(self) -> dict[str, Any]:
+        """Where this route sends requests now (``GET /hearth/queues?routing=1``): the operator, having
+        evicted a pool member, waits until every gateway pod routes it nowhere and has nothing outstanding
+        at any of its endpoints, then tells the member's drain sidecars so (issue 32). Counts only: the
+        path is unauthenticated, as ``/hearth/queue`` is, and pod addresses are nobody else's business."""
+        return {
+            "addressesPods": self.readiness.addresses_pods,
+            "endpoints": len(self.readiness.endpoints()),
+            "outstanding": self.proxy.balancer.in_flight(),
+        }
 
     def warm(self, identity: str) -> dict[str, Any]:
         """Wake on intent (``POST /hearth/warm``): one warm lease per client *identity*; the state to
@@ -501,12 +515,17 @@ class Route:
 
     def _cold(self, admitted_at: float) -> None:
         """A cold request (or a warm lease): demand up, the backend woken, the wake's start noted."""
-        if self._cold_since is None:
+        waking = self._cold_since is None
+        if waking:
             self._cold_since = admitted_at
             self._lead_measured = False
         self.demand.cold_request()
         if self.waker is not None:
             self.waker.wake(admitted_at)
+        elif waking:
+            # Someone else wakes it (the operator's pool keeper; KEDA in its modes): say so at once to
+            # whoever long-polls the gateway, rather than leave it to their next look at the demand.
+            self.cold_calls.record(self.model)
 
     async def _hold_streaming(
         self,

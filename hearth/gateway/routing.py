@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from hearth.gateway import errors
+from hearth.gateway.demand import ColdCalls
 from hearth.gateway.route import Route
 
 #: The longest model name a request may carry (LLMService names have at most 55 characters; a served name
@@ -36,6 +37,8 @@ class Table(Protocol):
 
     #: Whether requests are routed by their body's model (a shared gateway).
     by_model: bool
+    #: Cold requests of its routes that the gateway does not wake itself (``/hearth/queues?since=``).
+    cold_calls: ColdCalls
 
     @property
     def ready(self) -> bool:
@@ -128,6 +131,7 @@ class SingleRoute:
 
     def __init__(self, route: Route) -> None:
         self.route = route
+        self.cold_calls = route.cold_calls
 
     def get(self, model: str) -> Route | None:
         return self.route

@@ -29,6 +29,7 @@ from hearth.api.llmgateway import LLMGateway
 from hearth.api.llmservice import EngineStatus, LLMService
 from hearth.common import logs, timestamps
 from hearth.gateway import auth, background, readiness, routing, upstream_client, wakestatus
+from hearth.gateway.demand import ColdCalls
 from hearth.gateway.metrics import GatewayMetrics
 from hearth.gateway.route import MODEL_REMOVED, Route, RouteSettings
 from hearth.gateway.settings import GatewaySettings
@@ -124,6 +125,8 @@ class SharedTable:
         self._selector: labelselector.LabelSelector | None = None
         #: model -> (route, when its LLMService was created)
         self._routes: dict[str, tuple[Route, int]] = {}
+        #: One sequence for every route: the operator long-polls the pod once, for all its models.
+        self.cold_calls = ColdCalls()
         #: backend Service -> EndpointSlice name -> ready base URLs
         self._slices: dict[str, dict[str, list[str]]] = {}
         self._closing: set[asyncio.Task[None]] = set()
@@ -272,6 +275,7 @@ class SharedTable:
             drop_authorization=self._api_keys is not None,
             eta=feed,
             phases=feed,
+            cold_calls=self.cold_calls,
         )
         route.waker = self._waker(route, settings)
         self._routes[model] = (route, created)

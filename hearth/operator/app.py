@@ -230,6 +230,7 @@ async def _operate(
     autoscaler = Autoscaler(
         client, controller, recorder=recorder, interval=settings.autoscale_interval.seconds, pools=keeper
     )
+    controller.telemetry.pod_listeners.append(autoscaler.on_backend_pod)
     for informer in controller.informers():
         tasks.create_task(informer.run(), name=f"{informer.rt.kind} informer")
     # Without the autoscaler's permissions its pod informer would only log 403s (issue 19).

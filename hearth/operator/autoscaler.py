@@ -24,8 +24,8 @@ from hearth.kube.client import KubeClient
 from hearth.kube.errors import ApiError, ApiUnreachableError
 from hearth.kube.events import EventRecorder
 from hearth.kube.informer import Informer
+from hearth.operator import coldwatch, scaling, settle, windows
 from hearth.operator import pools as pools_module
-from hearth.operator import scaling, windows
 from hearth.operator import status as status_module
 from hearth.operator.controller import Controller
 from hearth.render import gateway, names
@@ -63,16 +63,93 @@ class Autoscaler:
         )
         #: AcceleratorPool members are scaled only as their pool allows (issue 16).
         self.pools = pools
+        #: Passes run at once when a gateway admits a cold request the operator must wake (issue 32).
+        self.cold = coldwatch.ColdWatch()
+        #: Evicted members' endpoint-removal confirmations under way (issue 32).
+        self._settling: set[asyncio.Task[settle.Outcome]] = set()
+        self._http: aiohttp.ClientSession | None = None
 
     async def run(self) -> None:
         limit = asyncio.Semaphore(PARALLEL_SERVICES)
+        loop = asyncio.get_running_loop()
         async with aiohttp.ClientSession(timeout=QUEUE_TIMEOUT) as http:
-            while True:
-                started = time.monotonic()
-                mode = self._controller.scaler_mode()
-                if scalermodes.traits(mode).scales is scalermodes.Driver.OPERATOR:
-                    await self.scale_once(limit, http)
-                await asyncio.sleep(max(0.0, self._interval - (time.monotonic() - started)))
+            self._http = http
+            try:
+                while True:
+                    started = loop.time()
+                    self.cold.kick.clear()  # a kick from now on means another pass
+                    mode = self._controller.scaler_mode()
+                    if scalermodes.traits(mode).scales is scalermodes.Driver.OPERATOR:
+                        await self.scale_once(limit, http)
+                        self.cold.watch(self._cold_urls(), http)
+                    else:
+                        self.cold.watch((), http)
+                    await self.cold.pause(started=started, interval=self._interval)
+            finally:
+                self._http = None
+                await self.cold.close()
+                for task in list(self._settling):
+                    task.cancel()
+
+    def _cold_urls(self) -> set[str]:
+        """The gateway pods to long-poll: those routing a model the operator wakes from zero itself (a pool
+        member; any model when gateways may not call the API)."""
+        every = not self._controller.config().gateway_service_account
+        shared = self._shared_urls()
+        urls: set[str] = set()
+        for obj in self._controller.services.items():
+            spec = obj.get("spec") or {}
+            if not every and not spec.get("pool"):
+                continue
+            metadata = obj.get("metadata") or {}
+            name, namespace = str(metadata.get("name")), str(metadata.get("namespace"))
+            urls.update(self._gateways(name, namespace))
+            try:
+                service = self._controller.parse(obj)
+            except ReconcileError:
+                continue
+            for llmgateway in self._controller.serving_gateways(service):
+                urls.update(shared.get((namespace, llmgateway), ()))
+        return urls
+
+    def _settle(self, service: LLMService, http: aiohttp.ClientSession) -> None:
+        """An evicted member's pods may skip their drain's endpoint delay once every gateway pod that may
+        route it confirms it no longer does (:mod:`hearth.operator.settle`); in the background, so the pass
+        goes on."""
+        name, namespace = service.metadata.name, service.namespace
+        gateways = _live_urls(
+            self.gateway_pods.items(), label=names.LABEL_GATEWAY, value=name, namespace=namespace
+        )
+        for llmgateway in self._controller.serving_gateways(service):
+            gateways += _live_urls(
+                self.shared_gateway_pods.items(),
+                label=names.LABEL_LLMGATEWAY,
+                value=llmgateway,
+                namespace=namespace,
+            )
+        task = asyncio.create_task(
+            settle.after_eviction(
+                http,
+                victim=f"{namespace}/{name}",
+                model=name,
+                gateways=gateways,
+                pods=lambda: self._controller.telemetry.backend_pods(name, namespace),
+            ),
+            name=f"settle {namespace}/{name}",
+        )
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
+
+    def on_backend_pod(self, kind: str, pod: dict[str, Any]) -> None:
+        """A pool member's backend pod went away: its devices are free, so a member waiting for them may
+        start now rather than at the next pass."""
+        if kind != "DELETED":
+            return
+        metadata = pod.get("metadata") or {}
+        name = (metadata.get("labels") or {}).get(names.LABEL_LLMSERVICE)
+        obj = self._controller.services.get(str(name), str(metadata.get("namespace"))) if name else None
+        if obj is not None and (obj.get("spec") or {}).get("pool"):
+            self.cold.wake("pool member's pod gone", pod=str(metadata.get("name")))
 
     async def scale_once(self, limit: asyncio.Semaphore, http: aiohttp.ClientSession) -> None:
         """One pass: observe every LLMService, let the pools arbitrate their members, then scale."""
@@ -289,6 +366,8 @@ class Autoscaler:
             return
         scale["spec"]["replicas"] = target.replicas
         await self._client.put(resources.DEPLOYMENT, scale, subresource="scale")
+        if target.eviction and self._http is not None:
+            self._settle(service, self._http)
         direction = "ScaledUp" if target.replicas > current else "ScaledDown"
         log.info(
             "scaled backend",
@@ -351,6 +430,19 @@ def _ready_urls(pods: list[dict[str, Any]], *, label: str, value: str, namespace
         url = _ready_url(pod)
         if url is not None:
             urls.append(url)
+    return urls
+
+
+def _live_urls(pods: list[dict[str, Any]], *, label: str, value: str, namespace: str) -> list[str]:
+    """Base URLs of every running pod labelled *label*=*value* in *namespace*, ready or not, terminating
+    or not (a draining gateway still forwards the requests it admitted)."""
+    urls = []
+    for pod in pods:
+        metadata, status = pod.get("metadata", {}), pod.get("status", {})
+        if metadata.get("namespace") != namespace or metadata.get("labels", {}).get(label) != value:
+            continue
+        if status.get("phase") == "Running" and status.get("podIP"):
+            urls.append(f"http://{status['podIP']}:{_http_port(pod)}")
     return urls
 
 

@@ -89,6 +89,8 @@ class Telemetry:
         self._leading = leading
         self.clock = clock or (lambda: datetime.datetime.now(tz=datetime.UTC))
         self.pods = Informer(client, resources.POD, handler=self._on_pod, label_selector=BACKEND_PODS)
+        #: Also told of every backend pod change (the autoscaler's pool kick: a member's pod gone).
+        self.pod_listeners: list[Callable[[str, dict[str, Any]], None]] = []
         self.pod_warnings = Informer(
             client,
             resources.EVENT,
@@ -176,7 +178,9 @@ class Telemetry:
         for reason in wakefailure.Reason:
             self.failures.remove(namespace, name, str(reason))
 
-    def _on_pod(self, _kind: str, pod: dict[str, Any]) -> None:
+    def _on_pod(self, kind: str, pod: dict[str, Any]) -> None:
+        for listener in self.pod_listeners:
+            listener(kind, pod)
         metadata = pod.get("metadata", {})
         service = (metadata.get("labels") or {}).get(names.LABEL_LLMSERVICE)
         if service:

@@ -152,6 +152,8 @@ def render_templates(
     ]
     try:
         args = [gotemplate.render(argument, context) for argument in arguments]
+        drain_seconds = durations.Duration.parse(service.spec.scaling.drain_timeout).whole_seconds
+        args += engines.shutdown_args(runtime, args, seconds=drain_seconds)
         env = [
             common.env_var(entry, gotemplate.render(entry.value, context) if entry.value else entry.value)
             for entry in runtime.spec.container.env or []
@@ -316,7 +318,14 @@ def _with_drain(
     lifecycle = runtime.spec.lifecycle
     timeout = durations.Duration.parse(service.spec.scaling.drain_timeout)
     seconds = timeout.whole_seconds
+    # lifecycle.engineDrain: after the preStop, the engine finishes what still runs for up to drainTimeout
+    # on its own (its flag, rendered with the args), and the grace period must cover that too.
+    engine_seconds = seconds if lifecycle and lifecycle.engine_drain else 0
     if not (lifecycle and lifecycle.pre_stop_drain and seconds > 0):
+        if engine_seconds > 0:
+            pod["terminationGracePeriodSeconds"] = max(
+                pod.get("terminationGracePeriodSeconds") or 0, engine_seconds + DRAIN_GRACE_MARGIN_SECONDS
+            )
         return pod
     (container,) = pod["containers"]
     metrics = engines.metrics(runtime)
@@ -354,7 +363,7 @@ def _with_drain(
         # process namespace the pod's pause process is PID 1, and an early SIGTERM simply ends the sidecar.
         pod["shareProcessNamespace"] = True
     pod["terminationGracePeriodSeconds"] = max(
-        pod.get("terminationGracePeriodSeconds") or 0, seconds + DRAIN_GRACE_MARGIN_SECONDS
+        pod.get("terminationGracePeriodSeconds") or 0, seconds + engine_seconds + DRAIN_GRACE_MARGIN_SECONDS
     )
     return pod
 
@@ -391,7 +400,7 @@ def _drainer_container(
             common.env_entry(drain_api.WAITING_ENV, waiting),
             common.env_entry(drain_api.TIMEOUT_ENV, timeout),
         ],
-        "ports": [{"name": "drain", "containerPort": port, "protocol": "TCP"}],
+        "ports": [{"name": drain_api.PORT_NAME, "containerPort": port, "protocol": "TCP"}],
         "resources": DRAINER_RESOURCES,
         "securityContext": {
             "runAsNonRoot": True,

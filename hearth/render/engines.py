@@ -96,3 +96,24 @@ def model_path(
             f"{'true' if service.spec.cache.prewarm else 'false'})",
         )
     return modeluri.fetched_file(hf_home, model.repo, model.file)
+
+
+def shutdown_args(runtime: InferenceRuntime, args: list[str], *, seconds: int) -> list[str]:
+    """What ``lifecycle.engineDrain`` adds to the engine's *args* (rendered): its family's shutdown flag set
+    to *seconds*, unless the args pass it already (the runtime's own value wins); nothing when the runtime
+    does not opt in or there is no drain (*seconds* 0). A family without a flag is refused, naming the
+    field."""
+    lifecycle = runtime.spec.lifecycle
+    if lifecycle is None or not lifecycle.engine_drain or seconds <= 0:
+        return []
+    entry = of(runtime)
+    flag = entry.shutdown_flag
+    if flag is None:
+        raise ReconcileError(
+            Reason.RENDER,
+            f'InferenceRuntime "{runtime.metadata.name}": lifecycle.engineDrain: family {entry.family} '
+            f"({entry.title}) has no shutdown flag Hearth knows ({entry.drain}); unset it",
+        )
+    if any(argument == flag or argument.startswith(flag + "=") for argument in args):
+        return []
+    return [f"{flag}={seconds}"]

@@ -61,6 +61,16 @@ async def test_an_idle_engine_answers_the_prestop_at_once(stub: StubFactory) -> 
         assert (await _drain(base, http))["outcome"] == "idle"
 
 
+async def test_the_settled_word_over_http_ends_the_endpoint_delay(stub: StubFactory) -> None:
+    slow = policy.Timing(timeout=30.0, endpoint_delay=20.0, poll_interval=0.01)
+    async with stub() as (engine, _), _drainer(f"{engine}/metrics", slow) as (base, http):
+        async with http.post(f"{base}/drain/settled") as response:
+            assert response.status == 204
+        body = await asyncio.wait_for(_drain(base, http), 5)  # not the 20 s endpoint delay
+        assert body["outcome"] == "idle"
+        assert float(str(body["seconds"])) < 1
+
+
 async def test_the_prestop_waits_for_a_stream_in_flight_to_finish_whole(stub: StubFactory) -> None:
     async with stub(token_delay=durations.Duration.parse("20ms")) as (engine, client):
         async with _drainer(f"{engine}/metrics") as (base, http):

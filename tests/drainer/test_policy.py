@@ -174,3 +174,24 @@ async def test_repeated_drain_calls_share_one_drain() -> None:
     assert second is first, "a repeated preStop call must not restart the count"
     result = await second
     assert result.seconds == pytest.approx(5.0)
+
+
+@pytest.mark.looptime
+async def test_the_operators_word_ends_the_endpoint_delay_during_the_drain() -> None:
+    scrape, reads = _engine(lambda _: 0.0)
+    settled = asyncio.Event()
+    asyncio.get_running_loop().call_later(0.2, settled.set)
+    result = await app.run_drain(TIMING, scrape, settled=settled)
+    assert result.outcome is policy.Outcome.IDLE
+    assert reads == [pytest.approx(0.2)], "read as soon as every gateway stopped routing here"
+
+
+@pytest.mark.looptime
+async def test_a_settled_drain_still_waits_for_what_the_engine_counts() -> None:
+    scrape, reads = _engine(lambda t: 1.0 if t < 12 else 0.0)
+    drainer = app.Drainer(TIMING, scrape)
+    drainer.settled.set()  # the word came before the kubelet's preStop
+    result = await drainer.start()
+    assert reads[0] == 0.0
+    assert result.outcome is policy.Outcome.IDLE
+    assert result.seconds == pytest.approx(12.0)

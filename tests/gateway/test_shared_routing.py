@@ -208,7 +208,8 @@ async def test_listing_and_demand_per_model() -> None:
         async with fed.http.get(f"{fed.url}/hearth/queue/qwen") as response:
             assert json.loads(await response.text()) == {"pending": 1}, "a warm lease is demand"
         async with fed.http.get(f"{fed.url}/hearth/queues") as response:
-            assert (await response.json()) == {"models": {"qwen": 1, "llama": 0}}
+            # The gateway wakes nothing itself here: the lease's wake is announced to the operator's poll.
+            assert (await response.json()) == {"calls": 1, "models": {"qwen": 1, "llama": 0}}
         async with fed.http.get(f"{fed.url}/v1/models/qwen") as response:
             assert (await response.json())["hearth"]["state"] == "waking"
         async with fed.http.post(f"{fed.url}/hearth/warm") as response:

@@ -4,10 +4,14 @@ demand is never evicted, and both statuses, the Events and the metrics say so (i
 
 from __future__ import annotations
 
+import json
+import threading
 import time
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from tests.cluster.controlplane import ControlPlane
@@ -217,4 +221,111 @@ def test_keda_modes_refuse_a_pool_member_naming_the_field(
         assert get_json(hearth_cluster, "deployment", "keda", "-n", namespace) is None
     finally:
         hearth_cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+        hearth_cluster.kubectl("delete", "inferenceruntime", runtime, check=False)
+
+
+class PollingGateway:
+    """A gateway pod's ``/hearth/queue`` and ``/hearth/queues`` with the long-poll (issue 32): ``call()`` is a
+    cold request for the member, which the gateway does not wake itself."""
+
+    def __init__(self, model: str) -> None:
+        self.pending = 0
+        self.calls = 0
+        self.held = threading.Event()
+        self.routing_asked = threading.Event()
+        self._changed = threading.Condition()
+        gateway = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                url = urllib.parse.urlsplit(self.path)
+                query = urllib.parse.parse_qs(url.query)
+                if url.path == "/hearth/queue":
+                    document: dict[str, Any] = {"pending": gateway.pending}
+                else:
+                    since = int(query["since"][0]) if "since" in query else None
+                    if since is not None and since == gateway.calls:
+                        gateway.held.set()
+                        with gateway._changed:
+                            gateway._changed.wait_for(
+                                lambda: gateway.calls != since, timeout=float(query["wait"][0])
+                            )
+                    called = [model] if since is not None and gateway.calls != since else []
+                    document = {"calls": gateway.calls, "called": called, "models": {model: gateway.pending}}
+                    if "routing" in query:
+                        gateway.routing_asked.set()
+                        view = {"addressesPods": True, "endpoints": 0, "outstanding": 0}
+                        document["routing"] = {model: view}
+                body = json.dumps(document).encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *_: object) -> None:
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def call(self) -> None:
+        with self._changed:
+            self.pending = 1
+            self.calls += 1
+            self._changed.notify_all()
+
+    def close(self) -> None:
+        with self._changed:
+            self.calls += 1  # ends a held poll
+            self._changed.notify_all()
+        self.server.shutdown()
+
+
+def test_a_cold_member_is_woken_at_once_not_at_the_next_pass(
+    hearth_cluster: ControlPlane, start_operator: StartOperator
+) -> None:
+    """With passes 20 s apart, a cold request at a member's gateway wakes it within a second (the leader's
+    long-poll kicks a pass); a second member's cold request evicts the first, asks the first's gateway where
+    it routes (the drain's endpoint delay may be skipped), and wakes the second as soon as the first's pod
+    is gone (issue 32)."""
+    namespace = f"pool-{uuid.uuid4().hex[:8]}"
+    runtime = f"rt-{uuid.uuid4().hex[:8]}"
+    pool = f"pool-{uuid.uuid4().hex[:8]}"
+    gateways = {"a": PollingGateway("a"), "b": PollingGateway("b")}
+    hearth_cluster.kubectl("create", "namespace", namespace)
+    hearth_cluster.kubectl("apply", "-f", "-", stdin=runtime_yaml(runtime))
+    hearth_cluster.kubectl("apply", "-f", "-", stdin=_pool_yaml(pool))
+    try:
+        start_operator("--scaler-mode=builtin", "--autoscale-interval=20s")
+        for index, (name, gateway) in enumerate(gateways.items()):
+            hearth_cluster.kubectl(
+                "apply", "-f", "-", stdin=service_yaml(name, namespace, runtime, _member(pool))
+            )
+            wait_for(lambda n=name: get_json(hearth_cluster, "deployment", f"{n}-gateway", "-n", namespace))
+            add_gateway_pod(hearth_cluster, namespace, name, gateway, index)  # type: ignore[arg-type]
+        # A periodic pass takes the new members to zero and starts polling their gateway pods.
+        for name, gateway in gateways.items():
+            wait_for(gateway.held.is_set, timeout=60, what=f"the operator's long-poll of {name}")
+            wait_for(lambda n=name: replicas(hearth_cluster, namespace, n) == 0, what=f"{name} at zero")
+        called = time.monotonic()
+        gateways["a"].call()
+        wait_for(lambda: replicas(hearth_cluster, namespace, "a") == 1, timeout=15, what="a woken")
+        assert time.monotonic() - called < 2, "woken by the kicked pass, not the next periodic one"
+
+        gateways["a"].pending = 0
+        time.sleep(1.5)  # past the idle grace (1 s)
+        called = time.monotonic()
+        gateways["b"].call()
+        wait_for(lambda: replicas(hearth_cluster, namespace, "a") == 0, timeout=15, what="a evicted")
+        assert gateways["a"].routing_asked.wait(5), "the victim's gateway is asked where it routes"
+        # No kubelet here: a's pod is deleted at once, and its going kicks the pass that wakes b.
+        wait_for(lambda: replicas(hearth_cluster, namespace, "b") == 1, timeout=15, what="b woken")
+        assert time.monotonic() - called < 4, "the swap took kicked passes, not periodic ones"
+    finally:
+        for gateway in gateways.values():
+            gateway.close()
+        hearth_cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+        hearth_cluster.kubectl("delete", "acceleratorpool", pool, check=False)
         hearth_cluster.kubectl("delete", "inferenceruntime", runtime, check=False)

@@ -4,10 +4,13 @@ between (no running metric, a numeric or unknown metrics port, a port clash, no 
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import click
 import pytest
+import yaml
 
 from hearth.api import drain, loading
 from hearth.api.llmservice import LLMService
@@ -194,3 +197,68 @@ def test_with_the_reference_gateway_image_no_sidecar_can_run_so_until_idle_sleep
     pod = _pod(runtime, drain_timeout="30s", config=reference)
     assert pod["containers"][0]["lifecycle"] == {"preStop": {"sleep": {"seconds": 30}}}
     assert "initContainers" not in pod
+
+
+# ---- the engine's own drain (lifecycle.engineDrain, issue 32) -----------------------------------------
+GOLDEN_DRAIN = Path(__file__).parent / "golden-drain"
+UPDATE = os.environ.get("HEARTH_UPDATE_GOLDEN") == "1"
+
+
+@pytest.mark.parametrize(
+    "lifecycle",
+    [
+        {"preStopDrain": True, "engineDrain": True},
+        {"preStopDrain": True, "drainMode": "Sleep", "engineDrain": True},
+        {"engineDrain": True},
+    ],
+    ids=["until-idle", "sleep", "engine-only"],
+)
+def test_the_engines_own_drain_golden(lifecycle: dict[str, Any], request: pytest.FixtureRequest) -> None:
+    """vLLM's --shutdown-timeout at drainTimeout beside each preStop (the drain sidecar, the reference's
+    sleep, none), and the grace period covering both."""
+    pod = _pod(_runtime(lifecycle), drain_timeout="90s")
+    (engine,) = pod["containers"]
+    shown = {
+        "args": engine["args"],
+        "lifecycle": engine.get("lifecycle"),
+        "initContainers": [each["name"] for each in pod.get("initContainers", [])],
+        "terminationGracePeriodSeconds": pod["terminationGracePeriodSeconds"],
+    }
+    rendered = yaml.safe_dump(shown, sort_keys=False)
+    golden = GOLDEN_DRAIN / f"vllm.{request.node.callspec.id}.yaml"
+    if UPDATE:
+        golden.write_text(rendered)
+    assert rendered == golden.read_text(), f"{golden.name} differs: review, then HEARTH_UPDATE_GOLDEN=1"
+
+
+def test_the_engines_drain_is_rendered_at_drain_timeout_and_covered_by_the_grace_period() -> None:
+    pod = _pod(_runtime({"preStopDrain": True, "engineDrain": True}))
+    (engine,) = pod["containers"]
+    assert engine["args"][-1] == "--shutdown-timeout=120"
+    assert pod["terminationGracePeriodSeconds"] == 120 + 120 + 10, "the preStop, then the engine's own"
+    assert engine["lifecycle"] == {"preStop": {"httpGet": {"path": "/drain", "port": 8091}}}
+    without = _pod(_runtime({"preStopDrain": True}))
+    assert not any("shutdown" in argument for argument in without["containers"][0]["args"]), "opt-in only"
+
+
+def test_the_runtimes_own_shutdown_flag_wins_and_no_drain_renders_none() -> None:
+    own = _runtime(
+        {"engineDrain": True},
+        container={
+            "image": "engine:1",
+            "port": {"name": "http", "containerPort": 8000},
+            "args": ["--model=x", "--shutdown-timeout=7"],
+        },
+    )
+    args = _pod(own, drain_timeout="30s")["containers"][0]["args"]
+    assert [argument for argument in args if "shutdown" in argument] == ["--shutdown-timeout=7"]
+    none = _pod(_runtime({"engineDrain": True}), drain_timeout="0s")
+    assert not any("shutdown" in argument for argument in none["containers"][0]["args"])
+
+
+def test_a_family_without_a_shutdown_flag_is_refused_naming_the_field() -> None:
+    with pytest.raises(ReconcileError) as refused:
+        _pod(_runtime({"preStopDrain": True, "engineDrain": True}, family="sglang"))
+    assert refused.value.reason is Reason.RENDER
+    assert "lifecycle.engineDrain" in str(refused.value)
+    assert "SGLang" in str(refused.value)

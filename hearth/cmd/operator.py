@@ -20,6 +20,7 @@ _SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount
 
 
 #: The settings the flags fill when not given (their defaults are the table's).
+DEFAULTS = OperatorSettings()
 
 
 def _default_namespace() -> str:

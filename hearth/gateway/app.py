@@ -2,10 +2,10 @@
 before, and regardless of, the model it is for.
 
 Every path but the gateway's own (``/healthz``, ``/hearth/queue[/<model>]``, ``/hearth/queues``,
-``/hearth/warm[/<model>]``, ``/metrics``) is proxied and counts as demand, with any method. The front
-authenticates a request (before it can count as demand), answers model listings without waking anything,
-refuses new requests while the gateway drains, reads the body within the gateway's memory budget, asks the
-table of routes (:mod:`hearth.gateway.routing`) which model's route serves it, and hands it over
+``/hearth/warm[/<model>]``, ``/hearth/peer``, ``/metrics``) is proxied and counts as demand, with any
+method. The front authenticates a request (before it can count as demand), answers model listings without
+waking anything, refuses new requests while the gateway drains, reads the body within the gateway's memory
+budget, asks the table of routes (:mod:`hearth.gateway.routing`) which model's route serves it, and hands it over
 (:class:`hearth.gateway.route.Route`: bounded, held or forwarded). Every answer is counted here, once, in
 :meth:`Gateway.handle`, with the route's labels once it is known.
 """
@@ -13,6 +13,7 @@ table of routes (:mod:`hearth.gateway.routing`) which model's route serves it, a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -23,7 +24,7 @@ import aiohttp
 from aiohttp import web
 
 from hearth.common import logs, serve
-from hearth.gateway import auth, errors, httpparts, proxy, request_body, route, routing
+from hearth.gateway import auth, errors, httpparts, peers, proxy, request_body, route, routing
 from hearth.gateway.metrics import GatewayMetrics, RouteMetrics
 from hearth.gateway.settings import GatewaySettings
 
@@ -65,8 +66,11 @@ class Gateway:
         table: routing.Table,
         metrics: GatewayMetrics,
         api_keys: auth.KeyRing | None = None,
+        identity: str | None = None,
     ) -> None:
         self.settings = settings
+        #: This process among its peers (:mod:`hearth.gateway.peers`).
+        self.identity = identity if identity is not None else peers.new_identity()
         self.table = table
         self.api_keys = api_keys
         self.metrics = metrics
@@ -123,6 +127,29 @@ class Gateway:
         shared gateway pod once per pass, whatever the number of models)."""
         document = {"models": {each.model: each.demand.value() for each in self.table.routes()}}
         return web.Response(text=json.dumps(document, separators=(",", ":")), content_type="application/json")
+
+    async def peer_stream(self, request: web.BaseRequest) -> web.StreamResponse:
+        """``/hearth/peer``: this replica's demand per model, streamed to its peer replicas (external-push
+        sums them for KEDA; :mod:`hearth.gateway.peers`). Shows no more than ``/hearth/queue`` does."""
+        if request.method != "GET":
+            return errors.error_response(
+                405,
+                "GET /hearth/peer streams demand",
+                kind="invalid_request_error",
+                code="method_not_allowed",
+            )
+        response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+        await response.prepare(request)
+
+        def finished() -> bool:
+            # Shutting down: withdraw once nothing is in flight here (until then it still counts).
+            return self.closing and not any(each.demand.pending for each in self.table.routes())
+
+        with contextlib.suppress(ConnectionResetError):
+            await peers.serve_stream(
+                identity=self.identity, routes=self.table.routes, finished=finished, write=response.write
+            )
+        return response
 
     async def metrics_page(self, _: web.BaseRequest) -> web.Response:
         return web.Response(
@@ -325,6 +352,7 @@ def make_handler(gateway: Gateway) -> serve.BareHandler:
         "/healthz": gateway.healthz,
         QUEUE_PATH: gateway.queue,
         "/hearth/queues": gateway.queues,
+        peers.PATH: gateway.peer_stream,
         WARM_PATH: gateway.warm,
         "/metrics": gateway.metrics_page,
     }

@@ -5,8 +5,8 @@ Every path but the gateway's own (``/healthz``, ``/hearth/queue[/<model>]``, ``/
 ``/hearth/warm[/<model>]``, ``/hearth/peer``, ``/metrics``) is proxied and counts as demand, with any
 method. The front authenticates a request (before it can count as demand), answers model listings without
 waking anything, refuses new requests while the gateway drains, reads the body within the gateway's memory
-budget, asks the table of routes (:mod:`hearth.gateway.routing`) which model's route serves it, and hands it over
-(:class:`hearth.gateway.route.Route`: bounded, held or forwarded). Every answer is counted here, once, in
+budget, asks the table of routes (:mod:`hearth.gateway.routing`) which model's route serves it, and hands it
+over (:class:`hearth.gateway.route.Route`: bounded, held or forwarded). Every answer is counted here, once, in
 :meth:`Gateway.handle`, with the route's labels once it is known.
 """
 

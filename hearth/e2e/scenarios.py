@@ -17,7 +17,18 @@ import aiohttp
 
 from hearth.api import scalermodes
 from hearth.common import timestamps
-from hearth.e2e import caches, drain, engines, failfast, fixtures, pools, promtext, shared, wakeprogress
+from hearth.e2e import (
+    caches,
+    drain,
+    engines,
+    failfast,
+    fixtures,
+    pools,
+    promtext,
+    scalertls,
+    shared,
+    wakeprogress,
+)
 from hearth.e2e.runner import GatewayPod, Run, ScenarioFailedError
 from hearth.kube import endpointslices, resources
 from hearth.kube.errors import ApiError
@@ -699,5 +710,6 @@ SCENARIOS = [
     *pools.SCENARIOS,
     *failfast.SCENARIOS,
     *engines.SCENARIOS,
+    *scalertls.SCENARIOS,
     ("14 deleting LLMServices removes everything", deletion_removes_everything),
 ]

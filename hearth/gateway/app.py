@@ -2,7 +2,7 @@
 before, and regardless of, the model it is for.
 
 Every path but the gateway's own (``/healthz``, ``/hearth/queue[/<model>]``, ``/hearth/queues``,
-``/hearth/warm[/<model>]``, ``/hearth/peer``, ``/metrics``) is proxied and counts as demand, with any
+``/hearth/warm[/<model>]``, ``/metrics``) is proxied and counts as demand, with any
 method. The front authenticates a request (before it can count as demand), answers model listings without
 waking anything, refuses new requests while the gateway drains, reads the body within the gateway's memory
 budget, asks the table of routes (:mod:`hearth.gateway.routing`) which model's route serves it, and hands it
@@ -122,22 +122,18 @@ class Gateway:
         body = json.dumps({"pending": pending}, separators=(",", ":")) + "\n"
         return web.Response(text=body, content_type="text/plain", charset="utf-8")
 
-    async def queues(self, _: web.BaseRequest) -> web.Response:
+    async def queues(self, request: web.BaseRequest) -> web.StreamResponse:
         """``/hearth/queues``: every routed model's demand in one answer (the built-in autoscaler reads each
-        shared gateway pod once per pass, whatever the number of models)."""
+        shared gateway pod once per pass, whatever the number of models); with ``?watch=true``, the
+        stream of it the peer replicas follow (:meth:`peer_stream`)."""
+        if request.query.get("watch") == "true":
+            return await self.peer_stream(request)
         document = {"models": {each.model: each.demand.value() for each in self.table.routes()}}
         return web.Response(text=json.dumps(document, separators=(",", ":")), content_type="application/json")
 
     async def peer_stream(self, request: web.BaseRequest) -> web.StreamResponse:
-        """``/hearth/peer``: this replica's demand per model, streamed to its peer replicas (external-push
-        sums them for KEDA; :mod:`hearth.gateway.peers`). Shows no more than ``/hearth/queue`` does."""
-        if request.method != "GET":
-            return errors.error_response(
-                405,
-                "GET /hearth/peer streams demand",
-                kind="invalid_request_error",
-                code="method_not_allowed",
-            )
+        """This replica's demand per model, streamed to its peer replicas (external-push sums them for KEDA;
+        :mod:`hearth.gateway.peers`): no more than ``/hearth/queues`` shows."""
         response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
         await response.prepare(request)
 
@@ -352,7 +348,6 @@ def make_handler(gateway: Gateway) -> serve.BareHandler:
         "/healthz": gateway.healthz,
         QUEUE_PATH: gateway.queue,
         "/hearth/queues": gateway.queues,
-        peers.PATH: gateway.peer_stream,
         WARM_PATH: gateway.warm,
         "/metrics": gateway.metrics_page,
     }

@@ -12,9 +12,12 @@ How a replica learns its peers' demand:
 * **Membership** comes from the EndpointSlices of the gateway's own Service (the Role already lets it
   watch EndpointSlices): every address listed, ready or not, terminating or not, so a draining replica's
   requests in flight still count. An address that leaves the slices is forgotten at once.
-* **Demand** comes from each peer over one long-lived HTTP stream (``GET /hearth/peer``, newline-delimited
-  JSON): the peer's demand per model on every flip of its demand (no wait) and at least every
-  :data:`INTERVAL` seconds. Pulled, never pushed: nothing is accepted from an address the API server does
+* **Demand** comes from each peer over one long-lived HTTP stream (``GET /hearth/queues?watch=true``,
+  newline-delimited JSON): the peer's demand per model on every flip of its demand (no wait) and at least
+  every :data:`INTERVAL` seconds. The path is one every gateway version answers itself: a gateway from
+  before the stream (met during a rolling upgrade) answers its one-shot ``/hearth/queues``, which is
+  never taken for a stream, where any other path would be proxied to the backend as a request and wake
+  it. Pulled, never pushed: nothing is accepted from an address the API server does
   not list, so no token is needed, and a frame carries what ``/hearth/queue`` already shows anyone.
 * **Expiry**: a peer whose stream breaks (a killed pod's socket is reset) or that sends nothing for
   :data:`TTL` seconds (a vanished node) is dropped at once; its demand no longer counts.
@@ -45,7 +48,9 @@ from hearth.kube.informer import Informer
 
 log = logging.getLogger(__name__)
 
-PATH = "/hearth/peer"
+PATH = "/hearth/queues"
+#: The query that turns ``/hearth/queues``'s one answer into the stream.
+WATCH = {"watch": "true"}
 #: The longest a peer's frames are apart while its demand does not flip.
 INTERVAL = 1.0
 #: A peer silent this long is dropped (several intervals: a busy event loop may be late once).
@@ -155,7 +160,7 @@ class Peers:
         peer is shutting down, "reported" when it ended after reporting demand, else "ended"."""
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=self._ttl, sock_read=self._ttl)
         ended = "ended"
-        async with self._client().get(f"{url}{PATH}", timeout=timeout) as response:
+        async with self._client().get(f"{url}{PATH}", params=WATCH, timeout=timeout) as response:
             if response.status != 200:
                 raise ValueError(f"status {response.status}")
             while True:

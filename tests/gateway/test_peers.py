@@ -1,7 +1,7 @@
 """External-push with several gateway replicas (issue 27): a replica's external scaler answers KEDA with the
-demand summed over its peers, each followed over ``/hearth/peer``: a peer's flip reaches KEDA's stream at
-once, a peer that leaves, breaks its stream, falls silent or shuts down stops counting, and one that joins
-starts counting. Real gateways (``server.build``) on loopback sockets and a real gRPC client; real loop
+demand summed over its peers, each followed over ``/hearth/queues?watch=true``: a peer's flip reaches KEDA's
+stream at once, a peer that leaves, breaks its stream, falls silent or shuts down stops counting, and one
+that joins starts counting. Real gateways (``server.build``) on loopback sockets and a real gRPC client; real loop
 time (gRPC's core runs outside the event loop), so the peers' TTL is set short."""
 
 from __future__ import annotations
@@ -187,17 +187,26 @@ async def test_a_peer_that_falls_silent_or_dies_stops_counting(then: str) -> Non
             assert gone < TTL * 0.8, f"a reset stream is dropped at once, not after {gone:.2f}s"
 
 
-async def test_a_peer_that_answers_with_an_error_never_counts() -> None:
-    async def refuse(_request: web.Request) -> web.Response:
-        return web.Response(status=404)
+@pytest.mark.parametrize("answer", ["error", "one-shot"])
+async def test_a_peer_that_does_not_stream_never_counts(answer: str) -> None:
+    """An error, or a gateway from before the stream (met during a rolling upgrade), which answers its
+    one-shot /hearth/queues: never taken for a stream (and never a request to its backend)."""
+
+    async def queues(_request: web.Request) -> web.Response:
+        if answer == "error":
+            return web.Response(status=404)
+        return web.json_response({"models": {"chat": 2}})
 
     app = web.Application()
-    app.router.add_get(peers.PATH, refuse)
+    app.router.add_get(peers.PATH, queues)
     known = peers.Peers(identity="me", ttl=TTL)
+    changes: list[int] = []
+    known.on_change(lambda: changes.append(known.total("chat")))
     async with running_app(app) as url:
         known.set_members([url])
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(0.6)  # a few retries
         assert known.connected() == []
+        assert changes == []
     await known.close()
 
 

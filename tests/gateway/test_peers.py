@@ -1,8 +1,8 @@
 """External-push with several gateway replicas (issue 27): a replica's external scaler answers KEDA with the
 demand summed over its peers, each followed over ``/hearth/queues?watch=true``: a peer's flip reaches KEDA's
 stream at once, a peer that leaves, breaks its stream, falls silent or shuts down stops counting, and one
-that joins starts counting. Real gateways (``server.build``) on loopback sockets and a real gRPC client; real loop
-time (gRPC's core runs outside the event loop), so the peers' TTL is set short."""
+that joins starts counting. Real gateways (``server.build``) on loopback sockets and a real gRPC client;
+real loop time (gRPC's core runs outside the event loop), so the peers' TTL is set short."""
 
 from __future__ import annotations
 

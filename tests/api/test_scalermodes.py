@@ -37,6 +37,9 @@ def test_traits_agree_with_who_does_what() -> None:
         assert (traits.scales is scalermodes.Driver.KEDA) is traits.needs_keda
         assert traits.gateway_patches_scale is (traits.wakes is scalermodes.Driver.GATEWAY)
         assert bool(traits.max_gateway_replicas_why) is (traits.max_gateway_replicas is not None)
+        # Summing the peers is what the gRPC scaler answers with; a mode that reads every gateway pod itself
+        # (metrics-api, the builtin autoscaler) must not sum them again.
+        assert traits.gateway_sums_peers is traits.gateway_serves_grpc
 
 
 @pytest.mark.parametrize(

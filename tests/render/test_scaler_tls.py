@@ -19,6 +19,7 @@ from hearth.render import gateway, plan, scalers
 from hearth.render.config import OperatorConfig
 from hearth.render.errors import ReconcileError
 from tests.api.manifests import FULL_RUNTIME, MINIMAL_LLMSERVICE, with_changes
+from tests.cluster.controlplane import ControlPlane
 
 GOLDEN = Path(__file__).parent / "golden-tls"
 UPDATE = os.environ.get("HEARTH_UPDATE_GOLDEN") == "1"
@@ -131,3 +132,46 @@ def test_a_model_of_a_shared_gateway_cannot_ask_for_tls() -> None:
 def test_bad_tls_settings_are_refused_naming_the_field(tls: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         _service(tls)
+
+
+def test_the_tls_gateway_passes_server_validation_and_restricted(control_plane: ControlPlane) -> None:
+    """The gateway Deployment with the scaler's Secret volume, two replicas, on a real kube-apiserver, in a
+    namespace that enforces the restricted Pod Security Standard (a Secret volume is allowed there)."""
+    namespace = "scaler-tls-check"
+    control_plane.kubectl("create", "namespace", namespace, check=False)
+    control_plane.kubectl(
+        "label", "--overwrite", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted"
+    )
+    assert isinstance(RUNTIME, InferenceRuntime)
+    config = OperatorConfig(
+        gateway_image="hearth.dev/hearth:test", scaler_mode=ScalerMode.EXTERNAL_PUSH, gateway_replicas=2
+    )
+    service = _service()
+    service = service.model_copy(
+        update={"metadata": service.metadata.model_copy(update={"namespace": namespace})}
+    )
+    for step in plan.build(service, [RUNTIME], config).steps:
+        manifest = step.manifest
+        if manifest["kind"] == "ServiceAccount":
+            control_plane.kubectl("apply", "-f", "-", stdin=yaml.safe_dump(manifest))
+        if manifest["kind"] != "Deployment" or not manifest["metadata"]["name"].endswith("-gateway"):
+            continue
+        assert manifest["spec"]["replicas"] == 2
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "tls-gateway", "namespace": namespace},
+            "spec": manifest["spec"]["template"]["spec"],
+        }
+        for document in (manifest, pod):
+            result = control_plane.kubectl(
+                "create",
+                "--dry-run=server",
+                "-o",
+                "name",
+                "-f",
+                "-",
+                stdin=yaml.safe_dump(document),
+                check=False,
+            )
+            assert result.returncode == 0, result.stderr

@@ -58,8 +58,8 @@ TTL = 4.0
 #: Retry delays after a failed or ended stream: first, and at most (doubling in between).
 RETRY_FIRST = 0.25
 RETRY_MOST = 5.0
-#: The longest frame a peer may send (a shared gateway's models and counts; far above any real one).
-MAX_FRAME = 1024 * 1024
+#: Failed attempts in a row after which a peer that never answers is logged as a warning (about 4 s).
+WARN_AFTER_FAILURES = 5
 
 
 def new_identity() -> str:
@@ -78,19 +78,10 @@ def frame(identity: str, models: dict[str, int], *, withdraw: bool = False) -> b
 class Peers:
     """The latest demand of every peer replica, by model; :meth:`on_change` hears every change."""
 
-    def __init__(
-        self,
-        *,
-        identity: str,
-        session: aiohttp.ClientSession | None = None,
-        interval: float = INTERVAL,
-        ttl: float = TTL,
-    ) -> None:
+    def __init__(self, *, identity: str, ttl: float = TTL) -> None:
         self.identity = identity
-        self._given = session
-        self._session: aiohttp.ClientSession | None = session
+        self._session: aiohttp.ClientSession | None = None
         self._ttl = ttl
-        self.interval = interval
         self._followers: dict[str, asyncio.Task[None]] = {}
         #: Base URL of a peer -> its latest demand by model (only peers whose stream is up).
         self._demand: dict[str, dict[str, int]] = {}
@@ -128,17 +119,19 @@ class Peers:
         for task in followers:
             task.cancel()
         await asyncio.gather(*followers, return_exceptions=True)
-        if self._session is not None and self._session is not self._given:
+        if self._session is not None:
             await self._session.close()
         self._session = None
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
-            self._session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
+            # read_bufsize: a line of a shared gateway with many models must fit the reader's buffer.
+            self._session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar(), read_bufsize=MAX_FRAME)
         return self._session
 
     async def _follow(self, url: str) -> None:
         delay = RETRY_FIRST
+        failures = 0
         while True:
             try:
                 ended = await self._read(url)
@@ -147,9 +140,17 @@ class Peers:
                     self._followers.pop(url, None)
                     return
                 if ended == "reported":
-                    delay = RETRY_FIRST  # it was up: a restart, say; reconnect soon
+                    delay, failures = RETRY_FIRST, 0  # it was up: a restart, say; reconnect soon
             except (aiohttp.ClientError, TimeoutError, ValueError, KeyError, TypeError) as error:
-                log.debug("peer stream failed", extra=logs.fields(peer=url, error=str(error)))
+                failures += 1
+                # A replica starting fails a few times; one that never answers (a NetworkPolicy, say)
+                # leaves KEDA blind to its demand, which an operator must hear about, once.
+                level = logging.WARNING if failures == WARN_AFTER_FAILURES else logging.DEBUG
+                log.log(
+                    level,
+                    "cannot follow a peer gateway's demand; it does not count until it answers",
+                    extra=logs.fields(peer=url, error=str(error) or type(error).__name__, failures=failures),
+                )
             finally:
                 self._drop(url, why="its stream ended")
             await asyncio.sleep(delay)
@@ -165,7 +166,7 @@ class Peers:
                 raise ValueError(f"status {response.status}")
             while True:
                 line = await response.content.readuntil(b"\n")
-                if not line.endswith(b"\n") or len(line) > MAX_FRAME:
+                if not line.endswith(b"\n"):
                     return ended  # the peer closed the stream
                 document = json.loads(line)
                 if document.get("id") == self.identity:

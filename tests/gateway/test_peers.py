@@ -231,3 +231,12 @@ def test_members_are_every_endpoint_of_the_gateway_service_whatever_its_conditio
     assert (
         peers.member_urls({"ports": [{"name": "grpc", "port": 9090}], "endpoints": item["endpoints"]}) == []
     )
+
+
+async def test_a_shared_gateway_with_thousands_of_models_fits_in_one_line() -> None:
+    models = {f"model-{index:05d}": 1 for index in range(10000)}  # ~240 KB, past aiohttp's 64 KiB read buffer
+    known = peers.Peers(identity="me", ttl=TTL)
+    async with fake_peer([peers.frame("other", models)], then="hang") as url:
+        known.set_members([url])
+        await _until(lambda: known.total("model-09999") == 1)
+    await known.close()

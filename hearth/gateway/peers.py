@@ -125,8 +125,7 @@ class Peers:
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
-            # read_bufsize: a line of a shared gateway with many models must fit the reader's buffer.
-            self._session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar(), read_bufsize=MAX_FRAME)
+            self._session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
         return self._session
 
     async def _follow(self, url: str) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -59,6 +59,20 @@ class ExternalScaler:
         self._routes = routes
         self._metrics = metrics
         self._peers = peers
+        #: Set when the gateway drains: its streams end cleanly (see :meth:`end_streams`).
+        self._ending = False
+        self._enders: set[Callable[[], None]] = set()
+
+    def end_streams(self) -> None:
+        """End every StreamIsActive stream with status OK, now and for any opened later. KEDA 2.21
+        reconnects 2 s after a stream that ended (io.EOF) and resets its backoff, where a stream cut by the
+        process's exit is an error that doubles it, up to a minute (pkg/scalers/external_scaler.go:242-275).
+        Called when the gateway starts draining: the Service has dropped this replica, so KEDA's next
+        stream reaches another one, which answers with the sum of all replicas (this one's included, until
+        it withdraws)."""
+        self._ending = True
+        for end in list(self._enders):
+            end()
 
     def _value(self, found: route.Route) -> int:
         """The model's demand on this replica plus, with peers, on every other replica."""
@@ -99,24 +113,38 @@ class ExternalScaler:
         self, ref: protowire.ScaledObjectRef, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[bytes]:
         _, found = await self._check(ref, context)
-        # One slot: a newer flip replaces an unconsumed older one, so a slow reader gets the latest state.
-        latest: asyncio.Queue[bool] = asyncio.Queue(maxsize=1)
+        # One slot: a newer flip replaces an unconsumed older one, so a slow reader gets the latest state;
+        # None ends the stream.
+        latest: asyncio.Queue[bool | None] = asyncio.Queue(maxsize=1)
+
+        def put(item: bool | None) -> None:
+            if latest.full():
+                latest.get_nowait()
+            latest.put_nowait(item)
 
         def publish(_flipped: bool | None = None) -> None:
             # The sum decides, whoever changed (this replica's demand flipped, or a peer's report).
-            if latest.full():
-                latest.get_nowait()
-            latest.put_nowait(self._value(found) > 0)
+            if not self._ending:
+                put(self._value(found) > 0)
 
-        unsubscribes = [found.demand.subscribe(publish)]
+        def end() -> None:
+            put(None)
+
+        def forget() -> None:
+            self._enders.discard(end)
+
+        self._enders.add(end)
+        unsubscribes: list[Callable[[], None]] = [found.demand.subscribe(publish), forget]
         if self._peers is not None:
             unsubscribes.append(self._peers.on_change(publish))
         self._metrics.scaler_streams.inc()
         try:
             current = self._value(found) > 0
             yield protowire.is_active_response(current)
-            while True:
+            while not self._ending:
                 active = await latest.get()
+                if active is None:
+                    break
                 if active != current:
                     current = active
                     yield protowire.is_active_response(active)

@@ -111,6 +111,8 @@ class Assembly:
     #: The bound port of the KEDA external scaler, when HEARTH_SCALER_LISTEN_ADDR is set.
     scaler_port: int | None
     background: background_module.Background
+    #: The KEDA external scaler, when HEARTH_SCALER_LISTEN_ADDR is set.
+    scaler: external_scaler.ExternalScaler | None = None
 
     async def serve(
         self, *, stop: asyncio.Event | None = None, on_started: serve.StartedHook | None = None
@@ -127,6 +129,8 @@ class Assembly:
 
         async def drain() -> None:
             gateway.draining = True  # /healthz fails, so Kubernetes takes this pod out of the Service
+            if self.scaler is not None:
+                self.scaler.end_streams()  # KEDA reconnects, through the Service, to another replica
             await asyncio.sleep(settings.drain_delay.seconds)
             gateway.close_holds()  # requests in flight finish; requests still held cold get a 503 to retry
 
@@ -236,6 +240,7 @@ async def build(
             )
         identity = peers.new_identity()
         scaler_port = None
+        scaler = None
         if settings.scaler_listen is not None:
             scaler = external_scaler.ExternalScaler(
                 routes=table, metrics=metrics, peers=_peers(settings, client, loops, identity=identity)
@@ -266,6 +271,7 @@ async def build(
             metrics=metrics,
             scaler_port=scaler_port,
             background=loops,
+            scaler=scaler,
         )
     finally:
         if scaler_server is not None:

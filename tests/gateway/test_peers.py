@@ -16,10 +16,11 @@ import grpc
 import pytest
 from aiohttp import web
 
-from hearth.common import netaddr
-from hearth.gateway import external_scaler, peers
+from hearth.common import durations, netaddr
+from hearth.gateway import external_scaler, peers, server
 from hearth.gateway.metrics import GatewayMetrics
-from tests.gateway.conftest import Running, running_app, running_gateway
+from hearth.gateway.readiness import ManualReadiness
+from tests.gateway.conftest import Running, local_settings, running_app, running_gateway
 from tests.gateway.test_external_scaler import PB
 
 TTL = 0.5
@@ -240,3 +241,20 @@ async def test_a_shared_gateway_with_thousands_of_models_fits_in_one_line() -> N
         known.set_members([url])
         await _until(lambda: known.total("model-09999") == 1)
     await known.close()
+
+
+async def test_the_drain_ends_keda_streams_before_the_gateway_stops() -> None:
+    settings = local_settings(
+        scaler_listen=netaddr.ListenAddress("127.0.0.1", 0), drain_delay=durations.Duration.parse("2s")
+    )
+    async with server.build(settings, readiness=ManualReadiness()) as assembly:
+        stop = asyncio.Event()
+        serving = asyncio.create_task(assembly.serve(stop=stop))
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{assembly.scaler_port}") as channel:
+            call = Scaler(channel, peers.Peers(identity="x")).stream_is_active(ref())
+            assert (await call.read()).result is False
+            stop.set()  # SIGTERM
+            started = time.monotonic()
+            assert await asyncio.wait_for(call.read(), 5) is grpc.aio.EOF
+            assert time.monotonic() - started < 1.0, "at the start of the drain, not after its delay"
+        await serving

@@ -5,7 +5,7 @@
 #   1. builtin, installed with real Helm (testing/helm/e2e.sh: helm install --wait, helm test, helm upgrade
 #      1 -> 2 gateways under traffic, the scenarios with 2 operators and 2 gateways, helm uninstall leaving
 #      only the CRDs);
-#   2. metrics-api (`--scaler-mode auto` with real KEDA served, 2 gateways) and external-push (1 gateway),
+#   2. metrics-api (`--scaler-mode auto` with real KEDA served, 2 gateways) and external-push (2 gateways),
 #      installed with `hearth install` (testing/keda/e2e.sh);
 #   3. with the keda stage: a real Prometheus (testing/prometheus) that scraped everything above evaluates
 #      every dashboard panel query and every alert expression (all must parse and return data), and

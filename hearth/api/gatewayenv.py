@@ -159,6 +159,20 @@ SCALER_LISTEN = Setting(
     Kind.ADDRESS,
     "Listen address of KEDA's gRPC external scaler (external-push); unset: no gRPC server.",
 )
+SCALER_TLS_DIR = Setting(
+    "scaler_tls_dir",
+    "HEARTH_SCALER_TLS_DIR",
+    Kind.TEXT,
+    "Directory with tls.crt, tls.key and ca.crt (a mounted Secret): the external scaler serves mutual TLS, "
+    "requiring a client certificate signed by ca.crt; unset: plaintext.",
+)
+PEERS_SERVICE = Setting(
+    "peers_service",
+    "HEARTH_PEERS_SERVICE",
+    Kind.TEXT,
+    "The Service whose EndpointSlices list every replica of this gateway: the external scaler answers KEDA "
+    "with the demand summed over them (needs --namespace and API access); unset: this replica's own.",
+)
 MAX_QUEUE = Setting(
     "max_queue",
     "HEARTH_MAX_QUEUE",
@@ -417,6 +431,8 @@ SETTINGS: tuple[Setting, ...] = (
     BACKEND_URL,
     LISTEN,
     SCALER_LISTEN,
+    SCALER_TLS_DIR,
+    PEERS_SERVICE,
     MAX_QUEUE,
     ACTIVATION_TIMEOUT,
     COLDSTART_MODE,

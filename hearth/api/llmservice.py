@@ -105,6 +105,35 @@ class Resources(ApiModel):
     """Memory request and limit of the serving container."""
 
 
+class KEDAAuthenticationReference(ApiModel):
+    """A KEDA TriggerAuthentication (this namespace) or ClusterTriggerAuthentication."""
+
+    name: str = pydantic.Field(min_length=1, max_length=253, pattern=SECRET_NAME_PATTERN)
+    """The TriggerAuthentication's or ClusterTriggerAuthentication's name."""
+    kind: Literal["TriggerAuthentication", "ClusterTriggerAuthentication"] = "TriggerAuthentication"
+    """TriggerAuthentication (namespaced, this namespace) or ClusterTriggerAuthentication."""
+
+
+class ExternalScalerTLS(ApiModel):
+    """Mutual TLS between KEDA and the gateway's external scaler (credentials managed outside Hearth)."""
+
+    server_secret_name: str = pydantic.Field(min_length=1, max_length=253, pattern=SECRET_NAME_PATTERN)
+    """A Secret in this namespace with tls.crt and tls.key (the gateway's gRPC server certificate, valid for
+    the DNS name <name>-scaler.<namespace>.svc that KEDA dials) and ca.crt (the CA that must have signed
+    KEDA's client certificate). The gateway requires a client certificate and re-reads the files when the
+    Secret changes. The gateway pods do not start until the Secret exists."""
+    authentication_ref: KEDAAuthenticationReference
+    """The KEDA authentication object the ScaledObject's trigger uses: it must give caCert (the CA of the
+    server certificate), tlsClientCert and tlsClientKey (KEDA's client certificate)."""
+
+
+class ExternalScaler(ApiModel):
+    """KEDA's connection to the gateway's external scaler (external-push mode; other modes ignore it)."""
+
+    tls: ExternalScalerTLS | None = None
+    """Mutual TLS for the gRPC connection; unset: plaintext inside the cluster."""
+
+
 class Scaling(ApiModel):
     """Replica bounds and the demand signal that drives them."""
 
@@ -148,6 +177,8 @@ class Scaling(ApiModel):
     schedules: list[schedule_api.WarmWindow] | None = schedule_api.schedules_field()
     """Warm windows: times at least minReplicas are kept warm without waiting for a request (e.g. office
     hours), woken early enough to be ready at each start; after a window the normal idle rule applies."""
+    external_scaler: ExternalScaler | None = None
+    """KEDA's connection to the gateway's external scaler (external-push mode): mutual TLS."""
 
     @pydantic.model_validator(mode="after")
     def _check_bounds(self) -> Scaling:

@@ -59,6 +59,9 @@ class Traits:
     gateway_serves_grpc: bool
     #: The gateway patches its backend Deployment's scale subresource (Role rule, Kubernetes API access).
     gateway_patches_scale: bool
+    #: Each gateway replica answers KEDA with the demand summed over its peer replicas, found through the
+    #: EndpointSlices of the gateway's own Service (HEARTH_PEERS_SERVICE; :mod:`hearth.gateway.peers`).
+    gateway_sums_peers: bool
     #: The Scaling condition when the mode is in force: its reason and message.
     scaling_reason: str
     scaling_message: str
@@ -78,6 +81,7 @@ _TABLE: dict[ScalerMode, Traits] = {
         max_gateway_replicas_why="",
         gateway_serves_grpc=False,
         gateway_patches_scale=False,
+        gateway_sums_peers=False,
         scaling_reason="KEDA",
         scaling_message="scaled by KEDA (metrics-api)",
         pools_why="KEDA owns the backend's replicas in metrics-api mode, so the pool could not hold them",
@@ -87,10 +91,12 @@ _TABLE: dict[ScalerMode, Traits] = {
         needs_keda=True,
         wakes=Driver.KEDA,
         scales=Driver.KEDA,
-        max_gateway_replicas=1,
-        max_gateway_replicas_why="KEDA's external-push scaler reads demand from a single gateway",
+        # KEDA's one connection reaches one replica, which answers for all of them (issue 27).
+        max_gateway_replicas=None,
+        max_gateway_replicas_why="",
         gateway_serves_grpc=True,
         gateway_patches_scale=False,
+        gateway_sums_peers=True,
         scaling_reason="KEDA",
         scaling_message="scaled by KEDA (external-push)",
         pools_why="KEDA owns the backend's replicas in external-push mode, so the pool could not hold them",
@@ -104,6 +110,7 @@ _TABLE: dict[ScalerMode, Traits] = {
         max_gateway_replicas_why="",
         gateway_serves_grpc=False,
         gateway_patches_scale=True,
+        gateway_sums_peers=False,
         scaling_reason="Builtin",
         scaling_message="scaled by Hearth's built-in autoscaler",
         pools=True,

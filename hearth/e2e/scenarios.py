@@ -17,7 +17,19 @@ import aiohttp
 
 from hearth.api import scalermodes
 from hearth.common import timestamps
-from hearth.e2e import caches, drain, engines, failfast, fixtures, pools, promtext, shared, wakeprogress, warm
+from hearth.e2e import (
+    caches,
+    drain,
+    engines,
+    failfast,
+    fixtures,
+    pools,
+    promtext,
+    scalertls,
+    shared,
+    wakeprogress,
+    warm,
+)
 from hearth.e2e.runner import GatewayPod, Run, ScenarioFailedError
 from hearth.kube import endpointslices, resources
 from hearth.kube.errors import ApiError
@@ -700,5 +712,6 @@ SCENARIOS = [
     *failfast.SCENARIOS,
     *engines.SCENARIOS,
     *warm.SCENARIOS,
+    *scalertls.SCENARIOS,
     ("14 deleting LLMServices removes everything", deletion_removes_everything),
 ]

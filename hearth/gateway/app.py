@@ -13,6 +13,7 @@ here, once, in :meth:`Gateway.handle`, with the route's labels once it is known.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -23,7 +24,7 @@ import aiohttp
 from aiohttp import web
 
 from hearth.common import logs, serve
-from hearth.gateway import auth, errors, httpparts, proxy, request_body, route, routing
+from hearth.gateway import auth, errors, httpparts, peers, proxy, request_body, route, routing
 from hearth.gateway.metrics import GatewayMetrics, RouteMetrics
 from hearth.gateway.settings import GatewaySettings
 
@@ -67,8 +68,11 @@ class Gateway:
         table: routing.Table,
         metrics: GatewayMetrics,
         api_keys: auth.KeyRing | None = None,
+        identity: str | None = None,
     ) -> None:
         self.settings = settings
+        #: This process among its peers (:mod:`hearth.gateway.peers`).
+        self.identity = identity if identity is not None else peers.new_identity()
         self.table = table
         self.api_keys = api_keys
         self.metrics = metrics
@@ -121,7 +125,7 @@ class Gateway:
         body = json.dumps({"pending": pending}, separators=(",", ":")) + "\n"
         return web.Response(text=body, content_type="text/plain", charset="utf-8")
 
-    async def queues(self, request: web.BaseRequest) -> web.Response:
+    async def queues(self, request: web.BaseRequest) -> web.StreamResponse:
         """``/hearth/queues``: every routed model's demand in one answer (the built-in autoscaler reads each
         shared gateway pod once per pass, whatever the number of models), with ``calls``, the number of
         the last cold request whose backend the gateway does not wake itself.
@@ -130,10 +134,14 @@ class Gateway:
         admitted (or *wait* passes) and names its models in ``called``, so the operator's pool keeper
         arbitrates at once (:class:`hearth.gateway.demand.ColdCalls`).
 
+        ``?watch=true`` streams it to the peer replicas (:meth:`peer_stream`: external-push sums them).
+
         ``?routing=1`` adds, per model, where its route sends requests now (:meth:`Route.routing`). Both are
         query parameters of a path every gateway serves: an older gateway ignores them and answers as
         before, which its callers tell by the missing keys (a new path would be proxied by it as a client's
         request, and wake the model)."""
+        if request.query.get("watch") == "true":
+            return await self.peer_stream(request)
         calls = self.table.cold_calls
         document: dict[str, object] = {}
         if "since" in request.query:
@@ -151,6 +159,22 @@ class Gateway:
         if request.query.get("routing"):
             document["routing"] = {each.model: each.routing() for each in self.table.routes()}
         return web.Response(text=json.dumps(document, separators=(",", ":")), content_type="application/json")
+
+    async def peer_stream(self, request: web.BaseRequest) -> web.StreamResponse:
+        """This replica's demand per model, streamed to its peer replicas (external-push sums them for KEDA;
+        :mod:`hearth.gateway.peers`): no more than ``/hearth/queues`` shows."""
+        response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+        await response.prepare(request)
+
+        def finished() -> bool:
+            # Shutting down: withdraw once nothing is in flight here (until then it still counts).
+            return self.closing and not any(each.demand.pending for each in self.table.routes())
+
+        with contextlib.suppress(ConnectionResetError):
+            await peers.serve_stream(
+                identity=self.identity, routes=self.table.routes, finished=finished, write=response.write
+            )
+        return response
 
     async def metrics_page(self, _: web.BaseRequest) -> web.Response:
         return web.Response(

@@ -1,19 +1,24 @@
 """KEDA's ExternalScaler gRPC service for external-push mode (SPEC §3.6): IsActive, StreamIsActive (the
-current state first, then every flip once), GetMetricSpec and GetMetrics, plaintext, on the scaler port.
+current state first, then every flip once), GetMetricSpec and GetMetrics, on the scaler port.
 
 A dedicated gateway answers with its one route's demand. A shared gateway answers for the model its
-ScaledObject names in the trigger's metadata (``model: <LLMService name>``)."""
+ScaledObject names in the trigger's metadata (``model: <LLMService name>``). With peers
+(:mod:`hearth.gateway.peers`), every answer is the demand summed over all replicas of the gateway: KEDA
+reaches one replica and must see them all. With TLS settings (``spec.scaling.externalScaler.tls``) the
+server requires a client certificate signed by the configured CA (mutual TLS), and re-reads its files when
+the kubelet updates the mounted Secret."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hearth.common import logs, netaddr
-from hearth.gateway import protowire, routing
-from hearth.gateway.demand import Demand
+from hearth.gateway import peers as peers_module
+from hearth.gateway import protowire, route, routing
 from hearth.gateway.metrics import GatewayMetrics
 
 if TYPE_CHECKING:
@@ -48,28 +53,50 @@ def _target(ref: protowire.ScaledObjectRef | None) -> float:
 
 
 class ExternalScaler:
-    def __init__(self, *, routes: routing.Table, metrics: GatewayMetrics) -> None:
+    def __init__(
+        self, *, routes: routing.Table, metrics: GatewayMetrics, peers: peers_module.Peers | None = None
+    ) -> None:
         self._routes = routes
         self._metrics = metrics
+        self._peers = peers
+        #: Set when the gateway drains: its streams end cleanly (see :meth:`end_streams`).
+        self._ending = False
+        self._enders: set[Callable[[], None]] = set()
 
-    def _demand_of(self, ref: protowire.ScaledObjectRef) -> Demand:
+    def end_streams(self) -> None:
+        """End every StreamIsActive stream with status OK, now and for any opened later. KEDA 2.21
+        reconnects 2 s after a stream that ended (io.EOF) and resets its backoff, where a stream cut by the
+        process's exit is an error that doubles it, up to a minute (pkg/scalers/external_scaler.go:242-275).
+        Called when the gateway starts draining: the Service has dropped this replica, so KEDA's next
+        stream reaches another one, which answers with the sum of all replicas (this one's included, until
+        it withdraws)."""
+        self._ending = True
+        for end in list(self._enders):
+            end()
+
+    def _value(self, found: route.Route) -> int:
+        """The model's demand on this replica plus, with peers, on every other replica."""
+        own = found.demand.value()
+        return own if self._peers is None else own + self._peers.total(found.model)
+
+    def _route_of(self, ref: protowire.ScaledObjectRef) -> route.Route:
         model = ref.scaler_metadata.get("model", "")
         if not model and self._routes.by_model:
             raise InvalidScalerMetadataError(
                 "this gateway serves several models: the trigger's metadata must name one (model: <name>)"
             )
-        route = self._routes.get(model)
-        if route is None:
+        found = self._routes.get(model)
+        if found is None:
             raise InvalidScalerMetadataError(f'model "{model}" is not routed by this gateway')
-        return route.demand
+        return found
 
     async def _check(
         self, ref: protowire.ScaledObjectRef | None, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> tuple[float, Demand]:
+    ) -> tuple[float, route.Route]:
         try:
             target = _target(ref)
             assert ref is not None
-            return target, self._demand_of(ref)
+            return target, self._route_of(ref)
         except InvalidScalerMetadataError as error:
             import grpc  # loaded by start() already
 
@@ -79,33 +106,51 @@ class ExternalScaler:
     async def is_active(
         self, ref: protowire.ScaledObjectRef, context: grpc.aio.ServicerContext[Any, Any]
     ) -> bytes:
-        _, demand = await self._check(ref, context)
-        return protowire.is_active_response(demand.value() > 0)
+        _, found = await self._check(ref, context)
+        return protowire.is_active_response(self._value(found) > 0)
 
     async def stream_is_active(
         self, ref: protowire.ScaledObjectRef, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[bytes]:
-        _, demand = await self._check(ref, context)
-        # One slot: a newer flip replaces an unconsumed older one, so a slow reader gets the latest state.
-        latest: asyncio.Queue[bool] = asyncio.Queue(maxsize=1)
+        _, found = await self._check(ref, context)
+        # One slot: a newer flip replaces an unconsumed older one, so a slow reader gets the latest state;
+        # None ends the stream.
+        latest: asyncio.Queue[bool | None] = asyncio.Queue(maxsize=1)
 
-        def publish(active: bool) -> None:
+        def put(item: bool | None) -> None:
             if latest.full():
                 latest.get_nowait()
-            latest.put_nowait(active)
+            latest.put_nowait(item)
 
-        unsubscribe = demand.subscribe(publish)
+        def publish(_flipped: bool | None = None) -> None:
+            # The sum decides, whoever changed (this replica's demand flipped, or a peer's report).
+            if not self._ending:
+                put(self._value(found) > 0)
+
+        def end() -> None:
+            put(None)
+
+        def forget() -> None:
+            self._enders.discard(end)
+
+        self._enders.add(end)
+        unsubscribes: list[Callable[[], None]] = [found.demand.subscribe(publish), forget]
+        if self._peers is not None:
+            unsubscribes.append(self._peers.on_change(publish))
         self._metrics.scaler_streams.inc()
         try:
-            current = demand.value() > 0
+            current = self._value(found) > 0
             yield protowire.is_active_response(current)
-            while True:
+            while not self._ending:
                 active = await latest.get()
+                if active is None:
+                    break
                 if active != current:
                     current = active
                     yield protowire.is_active_response(active)
         finally:
-            unsubscribe()
+            for unsubscribe in unsubscribes:
+                unsubscribe()
             self._metrics.scaler_streams.dec()
 
     async def get_metric_spec(
@@ -117,14 +162,14 @@ class ExternalScaler:
     async def get_metrics(
         self, request: protowire.GetMetricsRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> bytes:
-        _, demand = await self._check(request.scaled_object_ref, context)
+        _, found = await self._check(request.scaled_object_ref, context)
         if (request.metric_name or METRIC_NAME) != METRIC_NAME:
             import grpc  # loaded by start() already
 
             await context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT, f'metricName "{request.metric_name}" is not "{METRIC_NAME}"'
             )
-        return protowire.metrics_response(METRIC_NAME, float(demand.value()))
+        return protowire.metrics_response(METRIC_NAME, float(self._value(found)))
 
     def handler(self) -> grpc.GenericRpcHandler:
         import grpc
@@ -157,8 +202,62 @@ class ExternalScaler:
         )
 
 
-async def start(scaler: ExternalScaler, address: netaddr.ListenAddress) -> tuple[grpc.aio.Server, int]:
-    """Start the plaintext gRPC server; returns it and the bound port."""
+#: The files of HEARTH_SCALER_TLS_DIR (a mounted kubernetes.io/tls Secret with the client CA beside).
+TLS_KEY, TLS_CERT, TLS_CLIENT_CA = "tls.key", "tls.crt", "ca.crt"
+
+
+class TLSFilesError(ValueError):
+    """The scaler's TLS files cannot be read (the message names them)."""
+
+
+def server_credentials(directory: Path) -> grpc.ServerCredentials:
+    """mTLS credentials from *directory*: the server's key and certificate, and the CA a client's
+    certificate must be signed by (required: KEDA's TriggerAuthentication gives ``tlsClientCert`` and
+    ``tlsClientKey``). gRPC asks before each handshake whether they changed; they are re-read when a
+    file's modification time moved (the kubelet swaps a Secret volume's files atomically), so a rotated
+    certificate is served without a restart."""
+    import grpc
+
+    paths = tuple(directory / name for name in (TLS_KEY, TLS_CERT, TLS_CLIENT_CA))
+
+    def stamp() -> tuple[int, ...]:
+        return tuple(path.stat().st_mtime_ns for path in paths)
+
+    def load() -> grpc.ServerCertificateConfiguration:
+        key, cert, client_ca = (path.read_bytes() for path in paths)
+        return grpc.ssl_server_certificate_configuration([(key, cert)], root_certificates=client_ca)
+
+    try:
+        loaded = [stamp()]
+        initial = load()
+    except OSError as error:
+        listed = ", ".join(str(path) for path in paths)
+        raise TLSFilesError(f"the external scaler's TLS files {listed} cannot be read: {error}") from None
+
+    def fetch() -> grpc.ServerCertificateConfiguration | None:
+        try:
+            now = stamp()
+            if now == loaded[0]:
+                return None
+            fresh = load()
+        except OSError:
+            return None  # mid-update: keep serving the last pair, the next handshake asks again
+        loaded[0] = now
+        log.info("KEDA external scaler certificate reloaded", extra=logs.fields(directory=str(directory)))
+        return fresh
+
+    # grpc's stubs say the fetcher returns a configuration; its docs (and C core) take None for "unchanged".
+    return grpc.dynamic_ssl_server_credentials(
+        initial,
+        fetch,  # type: ignore[arg-type]
+        require_client_authentication=True,
+    )
+
+
+async def start(
+    scaler: ExternalScaler, address: netaddr.ListenAddress, *, tls_dir: Path | None = None
+) -> tuple[grpc.aio.Server, int]:
+    """Start the gRPC server, plaintext or (with *tls_dir*) mutual TLS; returns it and the bound port."""
     import grpc
 
     server = grpc.aio.server()
@@ -166,7 +265,13 @@ async def start(scaler: ExternalScaler, address: netaddr.ListenAddress) -> tuple
     host = address.host or "[::]"
     if ":" in host and not host.startswith("["):
         host = f"[{host}]"
-    port = server.add_insecure_port(f"{host}:{address.port}")
+    if tls_dir is None:
+        port = server.add_insecure_port(f"{host}:{address.port}")
+    else:
+        port = server.add_secure_port(f"{host}:{address.port}", server_credentials(tls_dir))
     await server.start()
-    log.info("KEDA external scaler listening", extra=logs.fields(address=f"{host}:{port}"))
+    log.info(
+        "KEDA external scaler listening",
+        extra=logs.fields(address=f"{host}:{port}", tls="mutual" if tls_dir is not None else "off"),
+    )
     return server, port

@@ -22,6 +22,7 @@ from hearth.gateway import (
     auth,
     external_scaler,
     gcpacing,
+    peers,
     progress,
     proxy,
     routing,
@@ -59,7 +60,9 @@ async def _kube_client(settings: GatewaySettings) -> KubeClient | None:
                 f"credentials or a kubeconfig): {error}"
             ) from None
     needs_api = (
-        scalermodes.traits(settings.scaler_mode).gateway_patches_scale or settings.readiness != "probe"
+        scalermodes.traits(settings.scaler_mode).gateway_patches_scale
+        or settings.readiness != "probe"
+        or settings.peers_service is not None
     )
     if not needs_api or not settings.uses_api:
         return None
@@ -109,6 +112,8 @@ class Assembly:
     #: The bound port of the KEDA external scaler, when HEARTH_SCALER_LISTEN_ADDR is set.
     scaler_port: int | None
     background: background_module.Background
+    #: The KEDA external scaler, when HEARTH_SCALER_LISTEN_ADDR is set.
+    scaler: external_scaler.ExternalScaler | None = None
 
     async def serve(
         self, *, stop: asyncio.Event | None = None, on_started: serve.StartedHook | None = None
@@ -125,6 +130,8 @@ class Assembly:
 
         async def drain() -> None:
             gateway.draining = True  # /healthz fails, so Kubernetes takes this pod out of the Service
+            if self.scaler is not None:
+                self.scaler.end_streams()  # KEDA reconnects, through the Service, to another replica
             await asyncio.sleep(settings.drain_delay.seconds)
             gateway.close_holds()  # requests in flight finish; requests still held cold get a 503 to retry
 
@@ -232,11 +239,20 @@ async def build(
                 phases=phases,
                 drop_authorization=api_keys is not None,
             )
+        identity = peers.new_identity()
         scaler_port = None
+        scaler = None
         if settings.scaler_listen is not None:
-            scaler = external_scaler.ExternalScaler(routes=table, metrics=metrics)
-            scaler_server, scaler_port = await external_scaler.start(scaler, settings.scaler_listen)
-        gateway = Gateway(settings=settings, table=table, metrics=metrics, api_keys=api_keys)
+            scaler = external_scaler.ExternalScaler(
+                routes=table, metrics=metrics, peers=_peers(settings, client, loops, identity=identity)
+            )
+            tls_dir = Path(settings.scaler_tls_dir) if settings.scaler_tls_dir else None
+            scaler_server, scaler_port = await external_scaler.start(
+                scaler, settings.scaler_listen, tls_dir=tls_dir
+            )
+        gateway = Gateway(
+            settings=settings, table=table, metrics=metrics, api_keys=api_keys, identity=identity
+        )
         log.info(
             "gateway configured",
             extra=logs.fields(
@@ -256,6 +272,7 @@ async def build(
             metrics=metrics,
             scaler_port=scaler_port,
             background=loops,
+            scaler=scaler,
         )
     finally:
         if scaler_server is not None:
@@ -268,6 +285,30 @@ async def build(
         if client is not None and owns_client:
             with contextlib.suppress(Exception):
                 await client.close()
+
+
+def _peers(
+    settings: GatewaySettings,
+    client: KubeClient | None,
+    loops: background_module.Background,
+    *,
+    identity: str,
+) -> peers.Peers | None:
+    """The peer replicas whose demand the external scaler adds to this one's (HEARTH_PEERS_SERVICE), or
+    None: no Service named, or no API to list its EndpointSlices (then KEDA sees this replica only)."""
+    if settings.peers_service is None:
+        return None
+    if client is None or not settings.namespace:
+        log.warning(
+            "no Kubernetes API access (or no namespace): the external scaler reports this replica's demand "
+            "only, not its peers'",
+            extra=logs.fields(peers_service=settings.peers_service),
+        )
+        return None
+    found = peers.Peers(identity=identity)
+    members = peers.SliceMembers(client, found, namespace=settings.namespace, service=settings.peers_service)
+    loops.start(members.run(), what="peer gateway watch")
+    return found
 
 
 def _api_keys(settings: GatewaySettings, loops: background_module.Background) -> auth.KeyRing | None:

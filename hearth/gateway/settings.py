@@ -43,6 +43,11 @@ class GatewaySettings:
     backend_url: str | None = None
     listen: netaddr.ListenAddress = _DEFAULTS["listen"]
     scaler_listen: netaddr.ListenAddress | None = None
+    #: The external scaler's mutual TLS files (tls.crt, tls.key, ca.crt); None: plaintext.
+    scaler_tls_dir: str | None = None
+    #: The gateway's own Service, whose EndpointSlices list its peer replicas (external-push sums their
+    #: demand for KEDA); None: this replica answers with its own demand.
+    peers_service: str | None = None
     max_queue: int = _DEFAULTS["max_queue"]
     activation_timeout: durations.Duration = _DEFAULTS["activation_timeout"]
     cold_start_mode: ColdStartMode = _DEFAULTS["cold_start_mode"]

@@ -53,6 +53,10 @@ SUBJECT_ACCESS_REVIEW = ResourceType(
 ENDPOINT_SLICE = ResourceType("discovery.k8s.io/v1", "EndpointSlice", "endpointslices", True)
 CRD = ResourceType("apiextensions.k8s.io/v1", "CustomResourceDefinition", "customresourcedefinitions", False)
 SCALED_OBJECT = ResourceType("keda.sh/v1alpha1", "ScaledObject", "scaledobjects", True)
+#: Read by KEDA, written only by the e2e (spec.scaling.externalScaler.tls names one; Hearth never reads it).
+TRIGGER_AUTHENTICATION = ResourceType(
+    "keda.sh/v1alpha1", "TriggerAuthentication", "triggerauthentications", True
+)
 LLMSERVICE = ResourceType("serving.hearth.dev/v1alpha1", "LLMService", "llmservices", True)
 LLMGATEWAY = ResourceType("serving.hearth.dev/v1alpha1", "LLMGateway", "llmgateways", True)
 INFERENCE_RUNTIME = ResourceType(
@@ -83,6 +87,7 @@ _BY_KIND = {
         ENDPOINT_SLICE,
         CRD,
         SCALED_OBJECT,
+        TRIGGER_AUTHENTICATION,
         LLMSERVICE,
         LLMGATEWAY,
         INFERENCE_RUNTIME,

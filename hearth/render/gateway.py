@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hearth.api import gatewayenv, quantity
+from hearth.api import gatewayenv, quantity, scalermodes
 from hearth.api import rbac as rbac_api
 from hearth.api import runtime as runtime_api
 from hearth.api.llmservice import LLMService
@@ -25,6 +25,10 @@ API_KEYS_DIR = "/etc/hearth/api-keys"
 API_KEY_VOLUME = "api-key"
 API_KEY_DIR = "/etc/hearth/api-key"
 API_KEY_FILE = "api-key"
+#: spec.scaling.externalScaler.tls: the gRPC scaler's server pair and client CA (the whole Secret, so the
+#: kubelet's updates reach the files the gateway re-reads).
+SCALER_TLS_VOLUME = "scaler-tls"
+SCALER_TLS_DIR = "/etc/hearth/scaler-tls"
 SERVICE_PORT = 80
 MIB = 1024 * 1024
 #: Request bodies the gateway may buffer at once (HEARTH_MAX_BUFFERED_BYTES): its one large, client-driven
@@ -90,6 +94,9 @@ def _discovery_env(service: LLMService, config: OperatorConfig) -> list[dict[str
     elif service.spec.pool is not None:
         # No Deployment to wake: a pool member is woken by the operator once its pool has room.
         env = [entry for entry in env if entry["name"] != gatewayenv.BACKEND_DEPLOYMENT.env]
+    if config.gateway_service_account and scalermodes.traits(config.scaler_mode).gateway_sums_peers:
+        # Its replicas find each other through their own Service's EndpointSlices (which the Role reads).
+        env.append(common.env_entry(gatewayenv.PEERS_SERVICE.env, names.gateway_service(name)))
     return env
 
 
@@ -245,6 +252,15 @@ def deployment(
         mount = {"name": API_KEY_VOLUME, "mountPath": API_KEY_DIR, "readOnly": True}
         gateway_container["volumeMounts"].append(mount)
         env.append(common.env_entry(gatewayenv.API_KEY_FILE.env, f"{API_KEY_DIR}/{API_KEY_FILE}"))
+    tls = scalers.scaler_tls(service, config.scaler_mode)
+    if tls is not None:
+        # Not optional: without its certificate the scaler must not serve (plaintext would silently undo
+        # the mTLS asked for), so the pod waits for the Secret (kubectl describe says which).
+        volume = {"secretName": tls.server_secret_name, "optional": False}
+        pod_spec["volumes"].append({"name": SCALER_TLS_VOLUME, "secret": volume})
+        mount = {"name": SCALER_TLS_VOLUME, "mountPath": SCALER_TLS_DIR, "readOnly": True}
+        gateway_container["volumeMounts"].append(mount)
+        env.append(common.env_entry(gatewayenv.SCALER_TLS_DIR.env, SCALER_TLS_DIR))
     env.extend(fallback_env(service))
     if service.spec.image_pull_secrets:
         pod_spec["imagePullSecrets"] = common.pull_secrets(service)

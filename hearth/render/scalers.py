@@ -14,11 +14,12 @@ from typing import Any
 
 from hearth.api import gatewayenv, rbac, scalermodes
 from hearth.api.llmgateway import LLMGateway
-from hearth.api.llmservice import LLMService
+from hearth.api.llmservice import ExternalScalerTLS, LLMService
 from hearth.render import common, names
 from hearth.render.errors import Reason, ReconcileError
 
-#: The gateway's plaintext gRPC ExternalScaler port (external-push).
+#: The gateway's gRPC ExternalScaler port (external-push): plaintext, or mutual TLS with
+#: ``spec.scaling.externalScaler.tls``.
 GRPC_PORT = 9090
 
 Manifest = dict[str, Any]
@@ -98,11 +99,34 @@ def _external_push(service: LLMService, *, scaler_service: str) -> Manifest:
 
 
 def _external_push_trigger(service: LLMService) -> Manifest:
-    return _external_push(service, scaler_service=names.scaler_service(service.metadata.name))
+    """With ``externalScaler.tls``, KEDA dials with the TriggerAuthentication's caCert, tlsClientCert and
+    tlsClientKey: any of them makes it use TLS (KEDA 2.21 pkg/scalers/external_scaler.go:413-427, whose
+    tls.Config checks the server's name against scalerAddress's host)."""
+    trigger = _external_push(service, scaler_service=names.scaler_service(service.metadata.name))
+    tls = scaler_tls(service, scalermodes.ScalerMode.EXTERNAL_PUSH)
+    if tls is not None:
+        reference = tls.authentication_ref
+        trigger["authenticationRef"] = {"name": reference.name, "kind": reference.kind}
+    return trigger
+
+
+def scaler_tls(service: LLMService, mode: scalermodes.ScalerMode) -> ExternalScalerTLS | None:
+    """``spec.scaling.externalScaler.tls`` when the mode serves the gRPC scaler (other modes ignore it)."""
+    if not scalermodes.traits(mode).gateway_serves_grpc:
+        return None
+    external = service.spec.scaling.external_scaler
+    return external.tls if external is not None else None
 
 
 def _shared_external_push_trigger(service: LLMService, gateway_name: str) -> Manifest:
     """The shared gateway's scaler, asked about one model (scalerMetadata ``model``)."""
+    if scaler_tls(service, scalermodes.ScalerMode.EXTERNAL_PUSH) is not None:
+        # The server certificate would be the LLMGateway's, shared by every model it routes: not yet.
+        raise ReconcileError(
+            Reason.RENDER,
+            f"spec.scaling.externalScaler.tls: this model is served by LLMGateway {gateway_name}, whose "
+            "external scaler is plaintext (mutual TLS is for dedicated gateways); remove the field",
+        )
     trigger = _external_push(service, scaler_service=names.shared_scaler_service(gateway_name))
     trigger["metadata"]["model"] = service.metadata.name
     return trigger
@@ -111,7 +135,7 @@ def _shared_external_push_trigger(service: LLMService, gateway_name: str) -> Man
 def _grpc_service(
     owner: common.Owner, *, name: str, labels: dict[str, str], selector: dict[str, str]
 ) -> Manifest:
-    """KEDA's plaintext gRPC ExternalScaler endpoint in front of gateway pods."""
+    """KEDA's gRPC ExternalScaler endpoint in front of gateway pods."""
     return {
         "apiVersion": "v1",
         "kind": "Service",

@@ -105,6 +105,10 @@ def _env(gateway_obj: LLMGateway, config: OperatorConfig, *, buffered_bytes: int
             common.env_entry(gatewayenv.MAX_BUFFERED_BYTES.env, str(buffered_bytes)),
         ]
     )
+    if scalermodes.traits(config.scaler_mode).gateway_sums_peers:
+        # Its replicas find each other through their own Service's EndpointSlices (which the Role reads).
+        name = names.shared_gateway_service(gateway_obj.metadata.name)
+        env.append(common.env_entry(gatewayenv.PEERS_SERVICE.env, name))
     return env
 
 

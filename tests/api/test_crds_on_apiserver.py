@@ -361,3 +361,35 @@ def test_kubectl_applies_the_checkout_folders_as_the_readme_says(cluster: Contro
     result = cluster.kubectl("apply", "--dry-run=server", "-f", folder, check=False)
     assert result.returncode == 0, result.stderr
     assert len(result.stdout.splitlines()) == len(bundle.names(kind))
+
+
+#: spec.scaling.externalScaler.tls as Noctaya's docs write it (issue 27), with our group.
+V04_SCALER_TLS = {
+    "serverSecretName": "qwen-scaler-tls",
+    "authenticationRef": {"name": "keda-scaler-client", "kind": "ClusterTriggerAuthentication"},
+}
+
+
+def test_a_manifest_of_the_v04_scaler_tls_is_accepted_preserved_and_checked(cluster: ControlPlane) -> None:
+    document = with_changes(V04_LLMSERVICE, "spec.scaling", {"externalScaler": {"tls": V04_SCALER_TLS}})
+    code, output = _apply(cluster, document)
+    assert code == 0, output
+    assert json.loads(output)["spec"]["scaling"]["externalScaler"] == {"tls": V04_SCALER_TLS}
+    # The kind defaults to the namespaced TriggerAuthentication, as KEDA's own authenticationRef does.
+    namespaced = {"serverSecretName": "s", "authenticationRef": {"name": "a"}}
+    code, output = _apply(cluster, with_changes(document, "spec.scaling.externalScaler.tls", namespaced))
+    assert code == 0, output
+    stored = json.loads(output)["spec"]["scaling"]["externalScaler"]["tls"]["authenticationRef"]
+    assert stored == {"name": "a", "kind": "TriggerAuthentication"}
+    # Nothing is defaulted into objects that do not set it.
+    assert "externalScaler" not in json.loads(_apply(cluster, MINIMAL_LLMSERVICE)[1])["spec"]["scaling"]
+    wrong_kind = {"serverSecretName": "s", "authenticationRef": {"name": "a", "kind": "Secret"}}
+    code, output = _apply(cluster, with_changes(document, "spec.scaling.externalScaler.tls", wrong_kind))
+    assert code != 0
+    assert "spec.scaling.externalScaler.tls.authenticationRef.kind" in output
+    code, output = _apply(
+        cluster,
+        with_changes(document, "spec.scaling.externalScaler.tls", {"authenticationRef": {"name": "a"}}),
+    )
+    assert code != 0
+    assert "serverSecretName" in output

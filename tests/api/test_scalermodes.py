@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from hearth.api import scalermodes
@@ -35,26 +37,42 @@ def test_traits_agree_with_who_does_what() -> None:
         assert (traits.scales is scalermodes.Driver.KEDA) is traits.needs_keda
         assert traits.gateway_patches_scale is (traits.wakes is scalermodes.Driver.GATEWAY)
         assert bool(traits.max_gateway_replicas_why) is (traits.max_gateway_replicas is not None)
+        # Summing the peers is what the gRPC scaler answers with; a mode that reads every gateway pod itself
+        # (metrics-api, the builtin autoscaler) must not sum them again.
+        assert traits.gateway_sums_peers is traits.gateway_serves_grpc
 
 
 @pytest.mark.parametrize(
     ("mode", "replicas", "message"),
     [
         (
-            ScalerMode.EXTERNAL_PUSH,
+            ScalerMode.METRICS_API,
             2,
-            "--scaler-mode=external-push requires --gateway-replicas=1: KEDA's external-push scaler reads "
-            "demand from a single gateway (use metrics-api or builtin for more replicas)",
+            "--scaler-mode=metrics-api requires --gateway-replicas=1: one reason (use external-push or "
+            "builtin for more replicas)",
         ),
-        (ScalerMode.EXTERNAL_PUSH, 1, None),
-        (ScalerMode.METRICS_API, 5, None),
+        (ScalerMode.METRICS_API, 1, None),
+        (ScalerMode.EXTERNAL_PUSH, 5, None),
         (ScalerMode.BUILTIN, 5, None),
-        (ScalerMode.AUTO, 5, None),
+        (
+            ScalerMode.AUTO,
+            2,
+            "--scaler-mode=auto requires --gateway-replicas=1: one reason (use external-push or builtin for "
+            "more replicas)",
+        ),
     ],
 )
 def test_gateway_replicas_guard_comes_from_the_traits(
-    mode: ScalerMode, replicas: int, message: str | None
+    mode: ScalerMode, replicas: int, message: str | None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # No mode limits its gateways since external-push sums its peers (issue 27); the guard stays for a
+    # mode that would, so one is limited here.
+    limited = dataclasses.replace(
+        scalermodes.traits(ScalerMode.METRICS_API),
+        max_gateway_replicas=1,
+        max_gateway_replicas_why="one reason",
+    )
+    monkeypatch.setitem(scalermodes._TABLE, ScalerMode.METRICS_API, limited)
     if message is None:
         scalermodes.check_gateway_replicas(mode, replicas=replicas)
         return

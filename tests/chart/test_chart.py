@@ -213,7 +213,6 @@ def test_bad_values_are_refused_naming_the_key(major: str, value: str, named: st
 @pytest.mark.parametrize(
     ("values", "message"),
     [
-        (["gateway.scalerMode=external-push", "gateway.replicas=2"], "requires gateway.replicas=1"),
         (["operator.replicas=2", "operator.leaderElect=false"], "requires operator.leaderElect=true"),
     ],
 )
@@ -391,3 +390,11 @@ def test_chart_offers_the_choices_of_hearth_install() -> None:
     helpers = (helm.CHART / "templates" / "_helpers.tpl").read_text()
     listed = " ".join(f'"{mode}"' for mode in _choices(install.install_command, "scaler_mode"))
     assert f"$modes := list {listed}" in helpers
+
+
+def test_external_push_renders_with_several_gateway_replicas(home: Path) -> None:
+    """Its replicas sum their peers' demand for KEDA (issue 27): the chart no longer refuses them."""
+    args = ["template", "hearth", str(helm.CHART), "--set=gateway.scalerMode=external-push"]
+    result = helm.run(helm.binary("4"), *args, "--set=gateway.replicas=2", home=home, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "--gateway-replicas=2" in result.stdout

@@ -263,10 +263,6 @@ def test_render_missing_file_is_a_usage_error() -> None:
     ("args", "message"),
     [
         (
-            ["--scaler-mode=external-push", "--gateway-replicas=2"],
-            "external-push requires --gateway-replicas=1",
-        ),
-        (
             ["--metrics-bind-address=:8081"],
             "--metrics-bind-address must differ from --health-probe-bind-address",
         ),

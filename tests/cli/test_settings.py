@@ -99,13 +99,6 @@ _OPERATOR = [
     _env("operator", "--log-format", "HEARTH_LOG_FORMAT", "xml", "is not one of"),
     Case(
         "operator",
-        "--scaler-mode",
-        args=("--scaler-mode=external-push", "--gateway-replicas=2"),
-        says="external-push requires --gateway-replicas=1",
-        also=("--gateway-replicas",),
-    ),
-    Case(
-        "operator",
         "--metrics-bind-address",
         args=("--metrics-bind-address=:8081",),
         says="must differ from --health-probe-bind-address",
@@ -128,13 +121,6 @@ _INSTALL = [
     _bad("install", "--image-pull-policy", "Sometimes", "is not one of"),
     _bad("install", "--scaler-mode", "keda", "is not one of"),
     _bad("install", "--gateway-replicas", "0", "x>=1"),
-    Case(
-        "install",
-        "--scaler-mode",
-        args=("--scaler-mode=external-push", "--gateway-replicas=3", "--dry-run"),
-        says="external-push requires --gateway-replicas=1",
-        also=("--gateway-replicas",),
-    ),
     _bad("install", "--replicas", "0", "x>=1"),
     _bad("install", "--metrics-port", "70000", "0<=x<=65535"),
     _bad("install", "--wait", "-1", "x>=0"),
@@ -147,13 +133,6 @@ _RENDER = [
     Case("render", "--scaler-mode", args=("-f", "{manifest}", "--scaler-mode=keda"), says="is not one of"),
     Case("render", "--gateway-image", args=("-f", "{manifest}", "--gateway-image="), says="non-empty"),
     Case("render", "--gateway-replicas", args=("-f", "{manifest}", "--gateway-replicas=0"), says="x>=1"),
-    Case(
-        "render",
-        "--scaler-mode",
-        args=("-f", "{manifest}", "--scaler-mode=external-push", "--gateway-replicas=2"),
-        says="external-push requires --gateway-replicas=1",
-        also=("--gateway-replicas",),
-    ),
     Case("render", "--output", args=("-f", "{manifest}", "-o", "xml"), says="is not one of"),
 ]
 _E2E = [

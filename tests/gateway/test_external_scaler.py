@@ -118,6 +118,7 @@ class Scaler:
         self, channel: grpc.aio.Channel, demand: Demand, readiness: ManualReadiness, metrics: GatewayMetrics
     ) -> None:
         self.demand, self.readiness, self.metrics = demand, readiness, metrics
+        self.served: external_scaler.ExternalScaler | None = None
 
         def call(method: str, request: str, response: str, stream: bool = False) -> Any:
             factory = channel.unary_stream if stream else channel.unary_unary
@@ -167,12 +168,12 @@ async def scaler() -> AsyncIterator[Scaler]:
     readiness = ManualReadiness()
     metrics = GatewayMetrics()
     demand = Demand(readiness=readiness, metrics=metrics.route(""), activation_timeout=30, ready_grace=0)
-    server, port = await external_scaler.start(
-        external_scaler.ExternalScaler(routes=OneRoute(demand), metrics=metrics),  # type: ignore[arg-type]
-        netaddr.ListenAddress("127.0.0.1", 0),
-    )
+    served = external_scaler.ExternalScaler(routes=OneRoute(demand), metrics=metrics)  # type: ignore[arg-type]
+    server, port = await external_scaler.start(served, netaddr.ListenAddress("127.0.0.1", 0))
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-        yield Scaler(channel, demand, readiness, metrics)
+        connected = Scaler(channel, demand, readiness, metrics)
+        connected.served = served
+        yield connected
     await server.stop(grace=None)
     await demand.close()
 
@@ -256,3 +257,18 @@ async def test_stream_metric_spec_is_unimplemented_so_keda_keeps_the_rendered_ta
     assert caught.value.code() is grpc.StatusCode.UNIMPLEMENTED
     spec = await scaler.get_metric_spec(ref())
     assert [(s.metricName, s.targetSizeFloat) for s in spec.metricSpecs] == [("pending", 4.0)]
+
+
+async def test_a_draining_gateway_ends_keda_streams_cleanly(scaler: Scaler) -> None:
+    """KEDA reconnects 2 s after a stream that ended with OK (and resets its backoff), but backs off up to a
+    minute after errors: a draining replica ends its streams, so KEDA's next one reaches a live replica."""
+    call = scaler.stream_is_active(ref())
+    assert (await call.read()).result is False
+    assert scaler.served is not None
+    scaler.served.end_streams()
+    assert await asyncio.wait_for(call.read(), 2) is grpc.aio.EOF
+    assert await call.code() is grpc.StatusCode.OK
+    late = scaler.stream_is_active(ref())
+    assert (await late.read()).result is False, "a stream opened while draining gets the state, then ends"
+    assert await asyncio.wait_for(late.read(), 2) is grpc.aio.EOF
+    await _delivered(lambda: scaler.metrics.registry.get_sample_value("hearth_gateway_scaler_streams") == 0)

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from hearth.common.clock import ManualClock
+from hearth.gateway import peers
 from hearth.gateway import waker as waker_module
 from hearth.gateway.metrics import GatewayMetrics
 from hearth.gateway.readiness import EndpointSliceReadiness
@@ -138,3 +139,45 @@ async def test_waker_scales_zero_to_one_once_for_many_cold_requests(
     scale = await client.get(resources.DEPLOYMENT, "qwen", namespace, subresource="scale")
     assert scale is not None
     assert scale["spec"]["replicas"] == 3
+
+
+class _Members(peers.Peers):
+    """Records the members the watch reports instead of following them."""
+
+    def __init__(self) -> None:
+        super().__init__(identity="me")
+        self.reported: asyncio.Queue[list[str]] = asyncio.Queue()
+
+    def set_members(self, urls: list[str]) -> None:
+        self.reported.put_nowait(urls)
+
+
+async def test_peer_replicas_are_every_endpoint_of_the_gateway_service(
+    control_plane: ControlPlane, client: KubeClient, namespace: str
+) -> None:
+    """external-push's peers (issue 27): every endpoint of the gateway's own Service, ready or not (a
+    replica starting or draining still reports its demand), from a watch on a real API server."""
+    members = _Members()
+    watch = peers.SliceMembers(client, members, namespace=namespace, service="qwen")
+    task = asyncio.create_task(watch.run())
+    try:
+        await asyncio.wait_for(watch.informer.synced.wait(), 10)
+        slices = [
+            ("qwen-a", "qwen", [("10.88.0.5", True), ("10.88.0.6", False)]),
+            ("backend-a", "qwen-backend", [("10.88.0.7", True)]),  # another Service: not a peer
+        ]
+        for name, service, addresses in slices:
+            control_plane.kubectl(
+                "apply", "-n", namespace, "-f", "-", stdin=_slice(name, service, addresses, 8080)
+            )
+        while (urls := await asyncio.wait_for(members.reported.get(), 10)) != [
+            "http://10.88.0.5:8080",
+            "http://10.88.0.6:8080",
+        ]:
+            assert "http://10.88.0.7:8080" not in urls
+        control_plane.kubectl("delete", "endpointslice", "qwen-a", "-n", namespace)
+        while await asyncio.wait_for(members.reported.get(), 10):
+            pass  # until the deletion reports no member at all
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

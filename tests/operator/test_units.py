@@ -343,12 +343,12 @@ def test_drift_compares_quantities_semantically(wanted: Any, live: Any, equal: b
     assert drift.contains(live, wanted) is equal
 
 
-def test_scaler_choice_resolution_and_external_push_guard() -> None:
+def test_scaler_choice_resolution_and_external_push_with_several_gateways() -> None:
     assert ScalerMode.AUTO.resolve(keda_installed=False) is ScalerMode.BUILTIN
     assert ScalerMode.AUTO.resolve(keda_installed=True) is ScalerMode.METRICS_API
     assert ScalerMode.EXTERNAL_PUSH.resolve(keda_installed=False) is ScalerMode.EXTERNAL_PUSH
-    with pytest.raises(ValueError, match="external-push requires --gateway-replicas=1"):
-        OperatorSettings(scaler=ScalerMode.EXTERNAL_PUSH, gateway_replicas=2)
+    # Its replicas sum their peers' demand for KEDA (issue 27): no longer limited to one.
+    assert OperatorSettings(scaler=ScalerMode.EXTERNAL_PUSH, gateway_replicas=2).gateway_replicas == 2
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from hearth.api import scalermodes
+from hearth.api import gatewayenv, scalermodes
 from hearth.api.llmgateway import LLMGateway
 from hearth.api.llmservice import LLMService
 from hearth.api.scalermodes import ScalerMode
@@ -134,11 +134,20 @@ def test_a_gateway_named_like_a_service_is_refused_and_serves_nothing() -> None:
     assert sharedgateway.serving(SERVICES[1], [clash], ["chat", "embed"]) == []
 
 
-def test_external_push_refuses_more_than_one_shared_gateway_replica() -> None:
-    with pytest.raises(ReconcileError, match=r"spec\.replicas: 2 replicas cannot run"):
-        sharedgateway.build(
-            _gateway({"selector": {}, "replicas": 2}), SERVICES, _config(ScalerMode.EXTERNAL_PUSH)
-        )
+def test_external_push_runs_several_shared_gateway_replicas_that_sum_their_peers() -> None:
+    built = sharedgateway.build(
+        _gateway({"selector": {}, "replicas": 2}), SERVICES, _config(ScalerMode.EXTERNAL_PUSH)
+    )
+    (deployment,) = (step.manifest for step in built.steps if step.manifest["kind"] == "Deployment")
+    assert deployment["spec"]["replicas"] == 2
+    env = {
+        entry["name"]: entry.get("value")
+        for entry in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    # The replicas find each other through the EndpointSlices of the LLMGateway's own Service.
+    assert env[gatewayenv.PEERS_SERVICE.env] == names.shared_gateway_service(
+        deployment["metadata"]["labels"][names.LABEL_LLMGATEWAY]
+    )
 
 
 def test_without_gateway_rbac_a_shared_gateway_is_refused() -> None:

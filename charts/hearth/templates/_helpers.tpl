@@ -103,9 +103,6 @@ The scaler modes, as the registry hearth/api/scalermodes.py declares them: the b
 {{- if not (has .Values.gateway.scalerMode $modes) }}
 {{- fail (printf "gateway.scalerMode must be one of %s, got %q" (join ", " $modes) (toString .Values.gateway.scalerMode)) }}
 {{- end }}
-{{- if and (eq .Values.gateway.scalerMode "external-push") (gt (int .Values.gateway.replicas) 1) }}
-{{- fail "gateway.scalerMode=external-push requires gateway.replicas=1: KEDA's external-push scaler reads demand from a single gateway" }}
-{{- end }}
 {{- end }}
 
 {{/* "true" when gateway.scalerMode always needs KEDA (auto only uses it when it is there). */}}

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import json
 import logging
@@ -100,20 +101,20 @@ async def fetch(
     layers = _files(model.uri, manifest)
     if model.file is not None and model.file not in {name for name, _, _ in layers}:
         raise OciError(f"{model.uri}: the artifact has no file {model.file!r} (it has {len(layers)} files)")
-    staging = store.Staging(target)
-    staging.open()
-    size = 0
-    for name, digest, length in layers:
-        hexdigest = digest.removeprefix("sha256:")
-        if staging.whole(name, size=length, check=lambda path, want=hexdigest: store.sha256_of(path) == want):
-            size += length
-            continue
-        try:
-            size += await staging.write(name, registry.blob(digest), size=length, sha256=hexdigest, md5=None)
-        except store.StoreError as error:
-            raise OciError(f"{model.uri}: layer {digest}: {error}") from None
-        log.info("downloaded", extra=logs.fields(file=name, digest=digest, bytes=length))
-    result = staging.promote(files=len(layers), size=size, source=model.uri)
+    files = [
+        store.File(
+            name=name,
+            size=length,
+            sha256=digest.removeprefix("sha256:"),
+            md5=None,
+            download=functools.partial(registry.blob, digest),
+        )
+        for name, digest, length in layers
+    ]
+    try:
+        result = await store.fill(target, files, source=model.uri)
+    except store.StoreError as error:
+        raise OciError(f"{model.uri}: {error}") from None
     log.info("fetched", extra=logs.fields(uri=model.uri, files=result.files, bytes=result.size))
     return result
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
 import logging
 import posixpath
 import re
@@ -40,6 +41,8 @@ _NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
 _MD5 = re.compile(r"[0-9a-f]{32}")
 _HINTS = {
     "InvalidAccessKeyId": "the access key in the source's Secret is not known to the store",
+    # versitygw's word for the same (with a 404).
+    "XAdminUserNotFound": "the access key in the source's Secret is not known to the store",
     "SignatureDoesNotMatch": "the secret key in the source's Secret is wrong",
     "AccessDenied": "the source's credentials may not read it",
     "NoSuchBucket": "the bucket does not exist",
@@ -96,23 +99,20 @@ async def fetch(
             f"{model.uri}: no object {location.key!r} and none under {location.key + '/'!r} in bucket "
             f"{location.bucket!r} (a missing object)"
         )
-    staging = store.Staging(target)
-    staging.open()
-    size = 0
-    for item in objects:
-        name = _relative(location.key, item.key)
-        md5 = item.etag if _MD5.fullmatch(item.etag) else None
-        if staging.whole(
-            name, size=item.size, check=lambda path, md5=md5: md5 is None or store.md5_of(path) == md5
-        ):
-            size += item.size
-            continue
-        try:
-            size += await staging.write(name, client.get(item.key), size=item.size, sha256=None, md5=md5)
-        except store.StoreError as error:
-            raise S3Error(f"s3://{location.bucket}/{item.key}: {error}") from None
-        log.info("downloaded", extra=logs.fields(object=item.key, bytes=item.size))
-    result = staging.promote(files=len(objects), size=size, source=model.uri)
+    files = [
+        store.File(
+            name=_relative(location.key, item.key),
+            size=item.size,
+            sha256=None,
+            md5=item.etag if _MD5.fullmatch(item.etag) else None,
+            download=functools.partial(client.get, item.key),
+        )
+        for item in objects
+    ]
+    try:
+        result = await store.fill(target, files, source=model.uri)
+    except store.StoreError as error:
+        raise S3Error(f"{model.uri}: {error}") from None
     log.info("fetched", extra=logs.fields(uri=model.uri, files=result.files, bytes=result.size))
     return result
 

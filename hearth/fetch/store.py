@@ -18,7 +18,7 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
 from hearth.api import modeluri
@@ -36,6 +36,49 @@ class Model:
     folder: Path
     files: int
     size: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class File:
+    """One file of a model: where it goes in the folder, how to check it, and how to download it."""
+
+    name: str
+    size: int
+    sha256: str | None
+    #: An S3 ETag of an object uploaded in one part.
+    md5: str | None
+    download: Callable[[], AsyncIterator[bytes]]
+
+    def check(self, path: Path) -> bool:
+        """Whether *path* (of the right size) holds this file's bytes, by the digest known."""
+        if self.sha256 is not None:
+            return sha256_of(path) == self.sha256
+        return self.md5 is None or md5_of(path) == self.md5
+
+
+async def fill(target: Path, files: Sequence[File], *, source: str) -> Model:
+    """Make *target* hold *files*, whole or not at all: the files an earlier run left whole in the staging
+    folder are kept (checked again), the others downloaded, then the folder is promoted. A writer that loses
+    to another (which may remove its half-written file when it promotes) finds the other's model."""
+    staging = Staging(target)
+    try:
+        staging.open()
+        size = 0
+        for item in files:
+            if staging.whole(item.name, size=item.size, check=item.check):
+                size += item.size
+                continue
+            size += await staging.write(
+                item.name, item.download(), size=item.size, sha256=item.sha256, md5=item.md5
+            )
+        return staging.promote(files=len(files), size=size, source=source, keep={item.name for item in files})
+    except StoreError:
+        won = ready(target)
+        if won is None:
+            raise
+        # What this writer left (its staging folder, made again after the other's promote) is nobody's.
+        shutil.rmtree(staging.path, ignore_errors=True)
+        return won
 
 
 def ready(target: Path) -> Model | None:
@@ -114,14 +157,26 @@ class Staging:
         if problem is not None:
             partial.unlink(missing_ok=True)
             raise StoreError(f"{name}: {problem}")
-        partial.replace(path)
+        try:
+            partial.replace(path)
+        except OSError as error:  # another writer promoted the folder meanwhile
+            partial.unlink(missing_ok=True)
+            raise StoreError(f"renaming {name} into {self.path}: {error.strerror}") from None
         return written
 
-    def promote(self, *, files: int, size: int, source: str) -> Model:
-        """Write the readiness marker and rename the staging folder to the model's; a writer that lost the
-        race to another finds the other's model in place."""
+    def promote(self, *, files: int, size: int, source: str, keep: set[str]) -> Model:
+        """Drop what is not the model's (a dead writer's half-written files), write the readiness marker and
+        rename the staging folder to the model's; a writer that lost the race to another finds the other's
+        model in place."""
         marker = {"source": source, "files": files, "size": size}
         try:
+            for path in sorted(self.path.rglob("*"), reverse=True):
+                name = path.relative_to(self.path).as_posix()
+                if path.is_dir():
+                    if not any(item.startswith(name + "/") for item in keep):
+                        shutil.rmtree(path, ignore_errors=True)
+                elif name not in keep:
+                    path.unlink(missing_ok=True)
             (self.path / modeluri.READY_MARKER).write_text(json.dumps(marker) + "\n")
             os.replace(self.path, self.target)
         except OSError as error:

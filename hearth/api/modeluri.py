@@ -117,6 +117,8 @@ class ResolvedModel:
     folder: str | None = None
     oci: OciReference | None = None
     s3: S3Location | None = None
+    #: The Secret ``model.source.secretRef`` names, in the shape :attr:`Scheme.credentials` says.
+    secret: str | None = None
 
     @property
     def scheme(self) -> Scheme:
@@ -166,6 +168,10 @@ def resolve(model: ModelSpec) -> ResolvedModel:
             f"model.source.secretRef: {resolved.scheme.schemes[0]}:// sources take no Secret "
             f"(only {takers} do)"
         )
+    if source.secret_ref is not None:
+        if not source.secret_ref.name:
+            raise ModelResolutionError("model.source.secretRef.name is empty: name the Secret")
+        return dataclasses.replace(resolved, secret=source.secret_ref.name)
     return resolved
 
 

@@ -20,6 +20,12 @@ CACHE_MOUNT_PATH = "/cache"
 HOST_CACHE_ROOT = "/var/lib/hearth/cache"
 HF_HOME = "/cache/hf"
 CACHE_ENV = (("HF_HOME", HF_HOME), ("MODELSCOPE_CACHE", "/cache/modelscope"))
+#: Where ``hearth fetch`` puts plain-file models (oci://, s3://): each in the folder its source names
+#: (:attr:`modeluri.ResolvedModel.folder`).
+MODEL_CACHE = "/cache/models"
+#: A dockerconfigjson Secret's ``.dockerconfigjson``, mounted as ``config.json`` where DOCKER_CONFIG points.
+REGISTRY_AUTH_VOLUME = "hearth-registry-auth"
+REGISTRY_AUTH_PATH = "/var/run/hearth/registry-auth"
 PREWARM_BACKOFF_LIMIT = 4
 
 
@@ -69,8 +75,8 @@ def plan(service: LLMService) -> CachePlan:
 #: Env of the runtime the prewarm Job's ``hearth fetch`` takes too: the hub's address and credentials
 #: (HF_ENDPOINT, HF_TOKEN, ...), which the engine would use to download the same files. The cache's own
 #: locations are the cache's.
-FETCH_ENV_PREFIXES = ("HF_", "HUGGING_FACE_")
-_CACHE_LOCATIONS = frozenset({"HF_HOME", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"})
+FETCH_ENV_PREFIXES = ("HF_", "HUGGING_FACE_", "MODELSCOPE_")
+_CACHE_LOCATIONS = frozenset({"HF_HOME", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "MODELSCOPE_CACHE"})
 
 
 def fetch_container(
@@ -94,6 +100,19 @@ def fetch_container(
         for entry in runtime_env
         if str(entry["name"]).startswith(FETCH_ENV_PREFIXES) and entry["name"] not in _CACHE_LOCATIONS
     ]
+    mounts: list[dict[str, Any]] = [{"name": CACHE_VOLUME, "mountPath": CACHE_MOUNT_PATH}]
+    if model.scheme.local_only:
+        fetch_env.insert(0, common.env_entry(modeluri.MODEL_CACHE_ENV, MODEL_CACHE))
+    credentials = model.scheme.credentials if model.secret is not None else None
+    if credentials is modeluri.Credentials.DOCKER_CONFIG:
+        fetch_env.append(common.env_entry("DOCKER_CONFIG", REGISTRY_AUTH_PATH))
+        mounts.append({"name": REGISTRY_AUTH_VOLUME, "mountPath": REGISTRY_AUTH_PATH, "readOnly": True})
+    elif credentials is modeluri.Credentials.ACCESS_KEYS:
+        for key, required in modeluri.ACCESS_KEY_ENV:
+            reference: dict[str, Any] = {"name": model.secret, "key": key}
+            if not required:
+                reference["optional"] = True
+            fetch_env.append({"name": key, "valueFrom": {"secretKeyRef": reference}})
     return {
         "name": name,
         "image": hearth_image,
@@ -102,7 +121,16 @@ def fetch_container(
         "securityContext": podsecurity.container_context()
         if run_as_user is not None
         else {"runAsUser": 0, **podsecurity.container_context()},
+        "volumeMounts": mounts,
     }
+
+
+def fetch_volumes(model: ResolvedModel) -> list[dict[str, Any]]:
+    """The volumes :func:`fetch_container` mounts beside the cache: a registry's credentials."""
+    if model.secret is None or model.scheme.credentials is not modeluri.Credentials.DOCKER_CONFIG:
+        return []
+    items = [{"key": ".dockerconfigjson", "path": "config.json"}]
+    return [{"name": REGISTRY_AUTH_VOLUME, "secret": {"secretName": model.secret, "items": items}}]
 
 
 def prewarm_job(
@@ -116,16 +144,17 @@ def prewarm_job(
 ) -> dict[str, Any] | None:
     """The one-shot download Job; None when prewarm is off, the source is a claim, or nothing is cached.
 
-    A hub ``hearth fetch`` knows (:data:`modeluri.FETCHED_HUBS`) is fetched by it, from the hearth image
-    (*hearth_image*), so the engine image needs no Python; its env is the cache's and the hub settings of
-    *runtime_env* (the runtime's rendered env). Any other hub, or no hearth image (the reference's
-    gateway image), runs the reference's ``python3 -c "...snapshot_download(...)"`` in the engine image
-    (SPEC §5.4)."""
+    Every source ``hearth fetch`` knows (:data:`modeluri.FETCHED_HUBS`: all but claims) is fetched by it,
+    from the hearth image (*hearth_image*), so the engine image needs no Python; its env is the cache's, the
+    hub settings of *runtime_env* (the runtime's rendered env) and the source's credentials. Only without
+    a hearth image (the reference's gateway image) does a hub source run the reference's
+    ``python3 -c "...snapshot_download(...)"`` in the engine image (SPEC §5.4)."""
     if not service.spec.cache.prewarm or not model.prewarmable or cache.volume is None:
         return None
     name = service.metadata.name
     container: dict[str, Any]
-    if hearth_image is not None and model.hub in modeluri.FETCHED_HUBS:
+    volumes = [cache.volume]
+    if hearth_image is not None and model.scheme.fetched:
         container = fetch_container(
             "prewarm",
             model,
@@ -133,7 +162,14 @@ def prewarm_job(
             runtime_env=runtime_env,
             run_as_user=runtime.spec.container.run_as_user,
         )
+        volumes.extend(fetch_volumes(model))
     else:
+        if model.scheme.local_only:
+            raise ReconcileError(
+                Reason.RENDER,
+                f"{model.scheme.schemes[0]}:// models are fetched by `hearth fetch` only: run the operator "
+                "with the hearth image as --gateway-image",
+            )
         if engines.of(runtime).model_format is api_engines.ModelFormat.FILE:
             raise ReconcileError(
                 Reason.RENDER,
@@ -152,14 +188,14 @@ def prewarm_job(
                 common.env_entry("TORCH_DEVICE_BACKEND_AUTOLOAD", "0"),
                 *(common.env_entry(key, value) for key, value in engines.source_env(runtime, model)),
             ],
+            "volumeMounts": [{"name": CACHE_VOLUME, "mountPath": CACHE_MOUNT_PATH}],
         }
-    container["volumeMounts"] = [{"name": CACHE_VOLUME, "mountPath": CACHE_MOUNT_PATH}]
     pod: dict[str, Any] = {
         # A download needs no Kubernetes API: no token in the pod.
         "automountServiceAccountToken": False,
         "restartPolicy": "OnFailure",
         "containers": [container],
-        "volumes": [cache.volume],
+        "volumes": volumes,
     }
     pod.update(common.placement(service, runtime))
     podsecurity.restrict(pod, runtime.spec.container.run_as_user)

@@ -258,7 +258,12 @@ def test_volcano_queue_is_annotated_on_backend_and_prewarm() -> None:
             Reason.MODEL_RESOLUTION,
             "secretRef",
         ),
-        ({"model": {"source": {"uri": "s3://bucket/m"}}}, Reason.MODEL_RESOLUTION, "not supported yet"),
+        ({"model": {"source": {"uri": "gs://bucket/m"}}}, Reason.MODEL_RESOLUTION, "is not supported"),
+        (
+            {"model": {"source": {"uri": "s3://bucket/m"}}, "cache": {"strategy": "HostPath"}},
+            Reason.RENDER,
+            "which the prewarm Job fills: set spec.cache.prewarm: true",
+        ),
         (
             {"model": {"source": {"uri": "pvc://Bad/x"}}},
             Reason.MODEL_RESOLUTION,

@@ -49,10 +49,15 @@ class ModelSource(ApiModel):
     """Where the weights come from."""
 
     uri: str = pydantic.Field(min_length=1)
-    """hf://<repo> (alias huggingface://), modelscope://<repo>, or pvc://<claim>[/<subpath>]. Other schemes
-    are refused when the service is reconciled (reason ModelResolution)."""
+    """hf://<repo> (alias huggingface://), modelscope://<repo>, pvc://<claim>[/<subpath>],
+    oci://<registry>/<repository>@sha256:<hex>[/<file>] (digest-pinned; ?plainHTTP=true without TLS) or
+    s3://<bucket>/<prefix>[?endpoint=<url>&region=<region>&use_path_style=true]. oci and s3 models are
+    fetched into the cache by the prewarm Job (cache.prewarm and a cache strategy are required). Other
+    schemes are refused when the service is reconciled (reason ModelResolution)."""
     secret_ref: LocalObjectReference | None = None
-    """Reserved for private sources: setting it fails reconcile (reason ModelResolution)."""
+    """Credentials of a private source: for oci:// a kubernetes.io/dockerconfigjson Secret, for s3:// a
+    Secret with keys AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (optionally AWS_SESSION_TOKEN). Only the
+    fetch containers see it. Refused for other schemes (reason ModelResolution)."""
 
 
 class ModelSpec(ApiModel):
@@ -187,7 +192,8 @@ class Cache(ApiModel):
     storage_class_name: str | None = None
     """StorageClass of the NodeLocalPVC; the cluster default when empty."""
     prewarm: bool | None = None
-    """Download the weights ahead of the first request with a one-shot Job (hf and modelscope sources)."""
+    """Download the weights ahead of the first request with a one-shot Job running hearth fetch (every
+    source but pvc; required for oci and s3)."""
 
 
 class ColdStart(ApiModel):

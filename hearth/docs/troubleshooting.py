@@ -25,6 +25,10 @@ WAKE_ADVICE: dict[wakereasons.Reason, str] = {
     "runtime `args`, a model the engine cannot load, or a missing token for a gated model.",
     wakereasons.Reason.CONTAINER_CONFIG_ERROR: "A Secret or ConfigMap the container references is missing, "
     "or the command cannot run: `kubectl describe pod` names it.",
+    wakereasons.Reason.MODEL_FETCH_FAILED: "The pod's `hearth fetch` could not get the model; the message "
+    "is its error: a wrong digest (`oras resolve` gives the right one), credentials the registry or store "
+    "refuses (the Secret in `model.source.secretRef`), a missing object, or a full cache volume. Fix the "
+    "source or the Secret; the next pod fetches again.",
     wakereasons.Reason.SCHEDULING_DELAYED: "No node can take the pod: free accelerators, a node with the "
     "runtime's `accelerator.resourceName`, tolerations and nodeSelector, or quota "
     "(`kubectl describe pod` shows the scheduler's message).",
@@ -120,6 +124,7 @@ def _wake_failures() -> str:
     kubelet = _from_kubelet()
     extra = {
         wakereasons.Reason.OOM_KILLED: "a container (last) terminated `OOMKilled`",
+        wakereasons.Reason.MODEL_FETCH_FAILED: "the `hearth-fetch` init container exited non-zero",
         wakereasons.Reason.SCHEDULING_DELAYED: (
             f"a pod unschedulable for {wakefailures.SCHEDULING_PATIENCE_S:g} s"
         ),

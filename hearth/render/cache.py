@@ -122,6 +122,9 @@ def fetch_container(
         if run_as_user is not None
         else {"runAsUser": 0, **podsecurity.container_context()},
         "volumeMounts": mounts,
+        # The kubelet keeps the log's last lines as the termination message: the pod's status then says why
+        # the fetch failed (hearth fetch's last line), which the operator reports as ModelFetchFailed.
+        "terminationMessagePolicy": "FallbackToLogsOnError",
     }
 
 

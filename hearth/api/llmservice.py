@@ -179,10 +179,11 @@ class Cache(ApiModel):
     """Where downloaded weights are kept between cold starts."""
 
     strategy: CacheStrategy = "NodeLocalPVC"
-    """NodeLocalPVC (a PVC <name>-cache), HostPath (/var/lib/hearth/cache/<ns>-<name>) or None. SharedPVC
-    and BakedImage are reserved and fail reconcile (Render)."""
+    """NodeLocalPVC (a PVC <name>-cache), HostPath (/var/lib/hearth/cache/<ns>-<name>), SharedPVC (one
+    ReadWriteMany claim: the prewarm Job writes it, every replica mounts it read-only and starts once the
+    model is whole; needs prewarm) or None. BakedImage is reserved and fails reconcile (Render)."""
     size: Quantity | None = None
-    """Size of the NodeLocalPVC (default 50Gi)."""
+    """Size of the claim the operator creates (NodeLocalPVC, SharedPVC; default 50Gi)."""
 
     @property
     def claim_size(self) -> int | str:
@@ -190,10 +191,20 @@ class Cache(ApiModel):
         return self.size or DEFAULT_CACHE_SIZE
 
     storage_class_name: str | None = None
-    """StorageClass of the NodeLocalPVC; the cluster default when empty."""
+    """StorageClass of the claim the operator creates; the cluster default when empty. For SharedPVC it must
+    provision ReadWriteMany volumes (NFS, CephFS, a cloud file store)."""
+    claim_name: Annotated[str, pydantic.Field(max_length=253, pattern=SECRET_NAME_PATTERN)] | None = None
+    """SharedPVC only: an existing ReadWriteMany claim to use (size and storageClassName are then the
+    claim's); when empty the operator creates <name>-cache."""
     prewarm: bool | None = None
     """Download the weights ahead of the first request with a one-shot Job running hearth fetch (every
-    source but pvc; required for oci and s3)."""
+    source but pvc; required for oci and s3, and for SharedPVC)."""
+
+    @pydantic.model_validator(mode="after")
+    def _claim_name_is_shared(self) -> Cache:
+        if self.claim_name is not None and self.strategy != "SharedPVC":
+            raise ValueError(f"claimName is for strategy SharedPVC only (strategy is {self.strategy})")
+        return self
 
 
 class ColdStart(ApiModel):

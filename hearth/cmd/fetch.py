@@ -13,11 +13,13 @@ import click
 from hearth.api import modeluri
 from hearth.cmd import params
 from hearth.common import logs
-from hearth.fetch import sources
+from hearth.fetch import notes, sources
 
 #: A download may take hours; only a silent connection is given up on.
 READ_TIMEOUT_SECONDS = 120.0
 CONNECT_TIMEOUT_SECONDS = 30.0
+#: How often ``--wait`` looks for the readiness marker (a cheap stat on the shared volume).
+WAIT_POLL_SECONDS = 2.0
 
 
 @click.command("fetch", short_help="Download a model source into the Hugging Face cache (prewarm).")
@@ -33,8 +35,14 @@ CONNECT_TIMEOUT_SECONDS = 30.0
     help="Do nothing, without asking the hub, when the cache already has URI whole (a single-file "
     "engine's init step: its pods start even when the hub is unreachable).",
 )
+@click.option(
+    "--wait",
+    is_flag=True,
+    help="Download nothing: wait until the cache has URI whole (a SharedPVC reader's init step, its cache "
+    "mounted read-only), or exit 1 with the error a failed fetch of URI left in the cache.",
+)
 @params.logging_options
-def command(*, uri: str, revision: str | None, if_missing: bool, **options: Any) -> None:
+def command(*, uri: str, revision: str | None, if_missing: bool, wait: bool, **options: Any) -> None:
     """Download URI into the cache the engines read, as the prewarm Job does from the hearth image (no
     Python in the engine image).
 
@@ -60,19 +68,47 @@ def command(*, uri: str, revision: str | None, if_missing: bool, **options: Any)
     not at all (staged, verified, then renamed), and a re-run after a crash keeps the files already verified.
     The last line printed is the folder the engine is given."""
     logs.configure(level=options["log_level"], fmt=options["log_format"])
+    env = dict(os.environ)
     try:
         source, model = sources.parse(uri)
-        found = source.cached(model, dict(os.environ), revision) if if_missing else None
-        if found is not None:
-            click.echo(f"hearth fetch: {uri} is in the cache already", err=True)
-        fetched = found if found is not None else asyncio.run(_fetch(source, model, revision))
+        if wait:
+            fetched = asyncio.run(_wait(source, model, revision, env))
+        else:
+            found = source.cached(model, env, revision) if if_missing else None
+            if found is not None:
+                click.echo(f"hearth fetch: {uri} is in the cache already", err=True)
+            fetched = found if found is not None else asyncio.run(_fetch(source, model, revision))
     except sources.FetchError as error:
+        if not wait:
+            notes.write(env, uri, str(error))
+        # The last line, and the one the operator reads from the pod's status (ModelFetchFailed).
         click.echo(f"hearth fetch: {error}", err=True)
         sys.exit(1)
+    if not wait:
+        notes.clear(env, uri)
     if fetched.file is not None:
         click.echo(f"file {fetched.file}")
     # Last, alone on its line: what the prewarm Job's log ends with (the e2e reads the commit off it).
     click.echo(str(fetched.folder))
+
+
+async def _wait(
+    source: sources.Source, model: modeluri.ResolvedModel, revision: str | None, env: dict[str, str]
+) -> sources.Fetched:
+    said = False
+    while True:
+        found = source.cached(model, env, revision)
+        if found is not None:
+            return found
+        failed = notes.read(env, model.uri)
+        if failed is not None:
+            raise sources.FetchError(f"the prewarm's fetch failed: {failed}")
+        if not said:
+            click.echo(
+                f"hearth fetch: waiting for {model.uri} in the cache (the prewarm Job writes it)", err=True
+            )
+            said = True
+        await asyncio.sleep(WAIT_POLL_SECONDS)
 
 
 async def _fetch(

@@ -206,6 +206,9 @@ def _pod_spec(
     args, env = render_templates(service, runtime, model, cache)
     env.extend(common.env_entry(key, value) for key, value in engines.source_env(runtime, model))
     env.extend(common.env_entry(key, value) for key, value in cache.env)
+    if cache.shared:
+        # A read-only cache the prewarm filled: the engine loads from it without asking the hub.
+        env.append(common.env_entry("HF_HUB_OFFLINE", "1"))
     port_name = container_spec.port.name
     health = runtime.spec.health
     # The family's paths (SGLang's /health_generate; llama-server's /health answers 503 while it loads).
@@ -253,7 +256,14 @@ def _pod_spec(
     mounts.extend(vendor.volume_mounts())
     if cache.volume is not None:
         volumes.append(cache.volume)
-        mounts.append({"name": CACHE_VOLUME, "mountPath": CACHE_MOUNT_PATH})
+        # A shared cache has one writer, the prewarm Job: the replicas only read it.
+        mounts.append(
+            {
+                "name": CACHE_VOLUME,
+                "mountPath": CACHE_MOUNT_PATH,
+                **({"readOnly": True} if cache.shared else {}),
+            }
+        )
     container["volumeMounts"] = mounts
 
     pod: dict[str, Any] = {
@@ -284,12 +294,13 @@ def _with_model_fetch(
     pods first run ``hearth fetch --if-missing`` (an init container), which returns at once, without asking
     the hub, when the cache has the file, and else fetches it, beside a Job doing the same (each file is
     written under a temporary name and renamed). The engine then never starts without its model."""
-    if (
-        (engines.of(runtime).model_format is not engines_api.ModelFormat.FILE and not model.scheme.local_only)
-        or not model.scheme.fetched
-        or hearth_image is None
-        or cache.volume is None
-    ):
+    if not model.scheme.fetched or hearth_image is None or cache.volume is None:
+        return pod
+    if cache.shared:
+        step = cache_render.FetchStep.WAIT
+    elif engines.of(runtime).model_format is engines_api.ModelFormat.FILE or model.scheme.local_only:
+        step = cache_render.FetchStep.IF_MISSING
+    else:
         return pod
     (container,) = pod["containers"]
     fetch = cache_render.fetch_container(
@@ -298,9 +309,9 @@ def _with_model_fetch(
         hearth_image=hearth_image,
         runtime_env=container.get("env") or [],
         run_as_user=runtime.spec.container.run_as_user,
-        if_missing=True,
+        step=step,
     )
-    volumes = [*pod["volumes"], *cache_render.fetch_volumes(model)]
+    volumes = [*pod["volumes"], *cache_render.fetch_volumes(model, step)]
     return {**pod, "initContainers": [*pod.get("initContainers", []), fetch], "volumes": volumes}
 
 

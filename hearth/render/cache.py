@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import enum
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -35,6 +36,9 @@ class CachePlan:
 
     volume: dict[str, Any] | None
     claim: dict[str, Any] | None
+    #: One ReadWriteMany claim for every replica (SharedPVC): only the prewarm Job writes it; the backend's
+    #: pods mount it read-only and wait for the model's readiness marker.
+    shared: bool = False
 
     @property
     def env(self) -> tuple[tuple[str, str], ...]:
@@ -42,7 +46,7 @@ class CachePlan:
 
 
 def plan(service: LLMService) -> CachePlan:
-    """The cache volume and PVC of *service*; SharedPVC and BakedImage fail with reason Render."""
+    """The cache volume and PVC of *service*; BakedImage fails with reason Render."""
     strategy = service.spec.cache.strategy
     name, namespace = service.metadata.name, service.namespace
     if strategy == "NodeLocalPVC":
@@ -68,15 +72,57 @@ def plan(service: LLMService) -> CachePlan:
     if strategy == "None":
         return CachePlan(volume=None, claim=None)
     if strategy == "SharedPVC":
-        raise ReconcileError(Reason.RENDER, "cache.strategy SharedPVC is not supported in v1alpha1")
+        return _shared(service)
     raise ReconcileError(Reason.RENDER, f"cache.strategy {strategy} is not supported yet")
+
+
+def _shared(service: LLMService) -> CachePlan:
+    cache = service.spec.cache
+    if not cache.prewarm:
+        raise ReconcileError(
+            Reason.RENDER,
+            "cache.strategy SharedPVC: the prewarm Job is the claim's one writer and every replica reads it "
+            "read-only: set spec.cache.prewarm: true",
+        )
+    claim_name = cache.claim_name or names.cache_claim(service.metadata.name)
+    volume = {"name": CACHE_VOLUME, "persistentVolumeClaim": {"claimName": claim_name}}
+    if cache.claim_name is not None:
+        return CachePlan(volume=volume, claim=None, shared=True)
+    claim_spec: dict[str, Any] = {
+        "accessModes": ["ReadWriteMany"],
+        "resources": {"requests": {"storage": str(cache.claim_size)}},
+    }
+    if cache.storage_class_name:
+        claim_spec["storageClassName"] = cache.storage_class_name
+    claim = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": common.metadata(service, claim_name, names.backend_selector(service.metadata.name)),
+        "spec": claim_spec,
+    }
+    return CachePlan(volume=volume, claim=claim, shared=True)
 
 
 #: Env of the runtime the prewarm Job's ``hearth fetch`` takes too: the hub's address and credentials
 #: (HF_ENDPOINT, HF_TOKEN, ...), which the engine would use to download the same files. The cache's own
 #: locations are the cache's.
 FETCH_ENV_PREFIXES = ("HF_", "HUGGING_FACE_", "MODELSCOPE_")
-_CACHE_LOCATIONS = frozenset({"HF_HOME", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "MODELSCOPE_CACHE"})
+#: (HF_HUB_OFFLINE: a fetch is the one step that goes online.)
+_CACHE_LOCATIONS = frozenset(
+    {"HF_HOME", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "MODELSCOPE_CACHE", "HF_HUB_OFFLINE"}
+)
+
+
+class FetchStep(enum.Enum):
+    """What a ``hearth fetch`` container does."""
+
+    #: The prewarm Job: download (the one writer of a SharedPVC).
+    PREWARM = ()
+    #: A backend pod's init step: nothing when the cache has the model, else download it.
+    IF_MISSING = ("--if-missing",)
+    #: A backend pod's init step on a SharedPVC, mounted read-only: wait for the prewarm's readiness
+    #: marker (or its failure note, then exit with its error).
+    WAIT = ("--wait",)
 
 
 def fetch_container(
@@ -86,11 +132,11 @@ def fetch_container(
     hearth_image: str,
     runtime_env: Sequence[dict[str, Any]],
     run_as_user: int | None,
-    if_missing: bool = False,
+    step: FetchStep = FetchStep.PREWARM,
 ) -> dict[str, Any]:
-    """A container running ``hearth fetch`` of the model into the cache (mounted by the caller): the
-    prewarm Job's, and (*if_missing*: no hub call when the cache has it) a single-file engine's init step.
-    Its env is the cache's and the hub settings of *runtime_env* (the runtime's rendered env).
+    """A container running ``hearth fetch`` of the model into the cache (*step* says how), with the cache
+    mounted, the hub settings of *runtime_env* (the runtime's rendered env) and the source's credentials
+    (which a waiting reader needs not).
 
     It writes as the engine reads: as the runtime's user *run_as_user* (the pod's securityContext, see
     :func:`podsecurity.restrict`), else as root, the user of most engine images, which the reference's
@@ -100,10 +146,12 @@ def fetch_container(
         for entry in runtime_env
         if str(entry["name"]).startswith(FETCH_ENV_PREFIXES) and entry["name"] not in _CACHE_LOCATIONS
     ]
-    mounts: list[dict[str, Any]] = [{"name": CACHE_VOLUME, "mountPath": CACHE_MOUNT_PATH}]
-    if model.scheme.local_only:
-        fetch_env.insert(0, common.env_entry(modeluri.MODEL_CACHE_ENV, MODEL_CACHE))
-    credentials = model.scheme.credentials if model.secret is not None else None
+    fetch_env.insert(0, common.env_entry(modeluri.MODEL_CACHE_ENV, MODEL_CACHE))
+    reading = step is FetchStep.WAIT
+    mounts: list[dict[str, Any]] = [
+        {"name": CACHE_VOLUME, "mountPath": CACHE_MOUNT_PATH, **({"readOnly": True} if reading else {})}
+    ]
+    credentials = model.scheme.credentials if model.secret is not None and not reading else None
     if credentials is modeluri.Credentials.DOCKER_CONFIG:
         fetch_env.append(common.env_entry("DOCKER_CONFIG", REGISTRY_AUTH_PATH))
         mounts.append({"name": REGISTRY_AUTH_VOLUME, "mountPath": REGISTRY_AUTH_PATH, "readOnly": True})
@@ -116,7 +164,7 @@ def fetch_container(
     return {
         "name": name,
         "image": hearth_image,
-        "args": ["fetch", *(["--if-missing"] if if_missing else []), model.uri],
+        "args": ["fetch", *step.value, model.uri],
         "env": [*(common.env_entry(key, value) for key, value in CACHE_ENV), *fetch_env],
         "securityContext": podsecurity.container_context()
         if run_as_user is not None
@@ -128,9 +176,13 @@ def fetch_container(
     }
 
 
-def fetch_volumes(model: ResolvedModel) -> list[dict[str, Any]]:
+def fetch_volumes(model: ResolvedModel, step: FetchStep = FetchStep.PREWARM) -> list[dict[str, Any]]:
     """The volumes :func:`fetch_container` mounts beside the cache: a registry's credentials."""
-    if model.secret is None or model.scheme.credentials is not modeluri.Credentials.DOCKER_CONFIG:
+    if (
+        step is FetchStep.WAIT
+        or model.secret is None
+        or model.scheme.credentials is not modeluri.Credentials.DOCKER_CONFIG
+    ):
         return []
     items = [{"key": ".dockerconfigjson", "path": "config.json"}]
     return [{"name": REGISTRY_AUTH_VOLUME, "secret": {"secretName": model.secret, "items": items}}]

@@ -228,3 +228,27 @@ async def _hearth_fetch(args: list[str], env: dict[str, str]) -> subprocess.Comp
     return await asyncio.to_thread(
         subprocess.run, command, env=env, capture_output=True, text=True, check=False
     )
+
+
+async def test_a_shared_cache_reader_waits_for_the_writer_and_ends_with_its_error(
+    object_store: str, tmp_path: Path
+) -> None:
+    """SharedPVC: the replicas' init step (``--wait``) downloads nothing; it ends when the prewarm's model is
+    whole, or with the error a failed prewarm left in the cache."""
+    uri = f"s3://models/tiny/v1?endpoint={object_store}"
+    env = {**os.environ, **_s3_env(tmp_path / "cache")}
+    bad = {**env, "AWS_SECRET_ACCESS_KEY": "not-the-secret"}
+    waiting = asyncio.create_task(_hearth_fetch(["--wait", uri], env))
+    await asyncio.sleep(1.0)
+    assert not waiting.done(), "nothing in the cache yet: it waits"
+    failed = await _hearth_fetch([uri], bad)
+    assert failed.returncode == 1
+    ended = await asyncio.wait_for(waiting, 30)
+    assert ended.returncode == 1
+    assert ended.stderr.strip().splitlines()[-1].startswith("hearth fetch: the prewarm's fetch failed: ")
+    assert "SignatureDoesNotMatch" in ended.stderr
+    # The writer succeeds (the note goes), and the next reader starts at once.
+    assert (await _hearth_fetch([uri], env)).returncode == 0
+    ready = await asyncio.wait_for(_hearth_fetch(["--wait", uri], env), 30)
+    assert ready.returncode == 0, ready.stderr
+    assert (Path(ready.stdout.strip().splitlines()[-1]) / modeluri.READY_MARKER).is_file()

@@ -121,3 +121,40 @@ def test_a_secret_on_a_source_that_takes_none_is_refused() -> None:
         plan.build(_service("hf://Qwen/Qwen3-8B", secret="x"), [_runtime("vllm")], CONFIG)
     assert raised.value.reason is Reason.MODEL_RESOLUTION
     assert "hf:// sources take no Secret" in str(raised.value)
+
+
+def test_a_shared_claim_has_one_writer_and_read_only_replicas_that_wait_for_the_marker() -> None:
+    cache = {"strategy": "SharedPVC", "prewarm": True, "size": "20Gi", "storageClassName": "nfs"}
+    manifests = _build(_service(S3, secret="s3-keys", cache=cache), "vllm")
+    claim = manifests["PersistentVolumeClaim/qwen-cache"]["spec"]
+    assert claim == {
+        "accessModes": ["ReadWriteMany"],
+        "resources": {"requests": {"storage": "20Gi"}},
+        "storageClassName": "nfs",
+    }
+    job = manifests["Job/qwen-prewarm"]["spec"]["template"]["spec"]
+    (writer,) = job["containers"]
+    assert writer["volumeMounts"][0] == {"name": "model-cache", "mountPath": "/cache"}, "the one writer"
+    pod = manifests["Deployment/qwen"]["spec"]["template"]["spec"]
+    (wait,) = pod["initContainers"]
+    assert wait["args"] == ["fetch", "--wait", S3]
+    assert wait["volumeMounts"] == [{"name": "model-cache", "mountPath": "/cache", "readOnly": True}]
+    assert "AWS_ACCESS_KEY_ID" not in _env(wait), "a reader needs no credentials"
+    serving = pod["containers"][0]
+    assert {"name": "model-cache", "mountPath": "/cache", "readOnly": True} in serving["volumeMounts"]
+    assert _env(serving)["HF_HUB_OFFLINE"] == "1"
+    assert "HF_HUB_OFFLINE" not in _env(writer)
+
+
+def test_a_named_shared_claim_is_used_not_created() -> None:
+    cache = {"strategy": "SharedPVC", "prewarm": True, "claimName": "team-models"}
+    manifests = _build(_service("hf://Qwen/Qwen3-8B", cache=cache), "vllm")
+    assert not [key for key in manifests if key.startswith("PersistentVolumeClaim/")]
+    pod = manifests["Deployment/qwen"]["spec"]["template"]["spec"]
+    assert {"name": "model-cache", "persistentVolumeClaim": {"claimName": "team-models"}} in pod["volumes"]
+    assert pod["initContainers"][0]["args"] == ["fetch", "--wait", "hf://Qwen/Qwen3-8B"]
+
+
+def test_claim_name_is_for_shared_claims_only() -> None:
+    with pytest.raises(ValueError, match="claimName is for strategy SharedPVC only"):
+        _service("hf://Qwen/Qwen3-8B", cache={"strategy": "NodeLocalPVC", "claimName": "x"})

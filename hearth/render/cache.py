@@ -103,6 +103,52 @@ def _shared(service: LLMService) -> CachePlan:
     return CachePlan(volume=volume, claim=claim, shared=True)
 
 
+def check_shared_claim(
+    service: LLMService, claim: dict[str, Any] | None, *, provisioning_failures: Sequence[str] = ()
+) -> None:
+    """Refuse (reason Cache) a SharedPVC whose claim cannot be mounted by replicas on several nodes: a
+    named claim that is missing or not ReadWriteMany, a pending claim its provisioner refused
+    (*provisioning_failures*: the messages of its ProvisioningFailed Warning Events, e.g. "invalid
+    AccessModes [ReadWriteMany]: only AccessModes [ReadWriteOnce] are supported"), or a claim bound to a
+    volume without ReadWriteMany. *claim* is the live claim (None: not there)."""
+    cache = service.spec.cache
+    name = cache.claim_name or names.cache_claim(service.metadata.name)
+    where = f"cache.claimName {name}" if cache.claim_name else f"the SharedPVC claim {name}"
+    if claim is None:
+        if cache.claim_name:
+            raise ReconcileError(
+                Reason.CACHE, f"{where}: no PersistentVolumeClaim {service.namespace}/{name}"
+            )
+        return
+    spec, status = claim.get("spec") or {}, claim.get("status") or {}
+    asked = list(spec.get("accessModes") or [])
+    if _RWX not in asked:
+        raise ReconcileError(
+            Reason.CACHE,
+            f"{where} asks for {', '.join(asked) or 'no access mode'}, not {_RWX}: every replica mounts the "
+            "shared cache, on any node",
+        )
+    storage_class = spec.get("storageClassName") or "the default"
+    if status.get("phase") == "Pending" and provisioning_failures:
+        raise ReconcileError(
+            Reason.CACHE,
+            f"{where} cannot be provisioned by StorageClass {storage_class}: {provisioning_failures[-1]} "
+            f"(SharedPVC needs {_RWX}: name a StorageClass that provides it, e.g. NFS or CephFS, in "
+            "spec.cache.storageClassName)",
+        )
+    bound = list(status.get("accessModes") or [])
+    if status.get("phase") == "Bound" and _RWX not in bound:
+        raise ReconcileError(
+            Reason.CACHE,
+            f"{where} is bound to a volume with {', '.join(bound) or 'no access mode'}, not {_RWX}: "
+            f"StorageClass {storage_class} cannot share a volume between nodes; name one that can (NFS, "
+            "CephFS, a cloud file store) in spec.cache.storageClassName",
+        )
+
+
+_RWX = "ReadWriteMany"
+
+
 #: Env of the runtime the prewarm Job's ``hearth fetch`` takes too: the hub's address and credentials
 #: (HF_ENDPOINT, HF_TOKEN, ...), which the engine would use to download the same files. The cache's own
 #: locations are the cache's.

@@ -11,6 +11,7 @@ import pytest
 from hearth.api import loading
 from hearth.api.llmservice import LLMService
 from hearth.render import plan
+from hearth.render.cache import check_shared_claim
 from hearth.render.config import OperatorConfig
 from hearth.render.errors import Reason, ReconcileError
 from tests.render.test_engines import _runtime
@@ -158,3 +159,62 @@ def test_a_named_shared_claim_is_used_not_created() -> None:
 def test_claim_name_is_for_shared_claims_only() -> None:
     with pytest.raises(ValueError, match="claimName is for strategy SharedPVC only"):
         _service("hf://Qwen/Qwen3-8B", cache={"strategy": "NodeLocalPVC", "claimName": "x"})
+
+
+def _claim(asked: list[str], *, phase: str, bound: list[str] | None = None) -> dict[str, Any]:
+    status: dict[str, Any] = {"phase": phase}
+    if bound is not None:
+        status["accessModes"] = bound
+    return {
+        "metadata": {"name": "qwen-cache"},
+        "spec": {"accessModes": asked, "storageClassName": "local"},
+        "status": status,
+    }
+
+
+SHARED = {"strategy": "SharedPVC", "prewarm": True}
+
+
+@pytest.mark.parametrize(
+    ("cache", "claim", "failures", "message"),
+    [
+        (
+            {**SHARED, "claimName": "team"},
+            None,
+            (),
+            "cache.claimName team: no PersistentVolumeClaim ml/team",
+        ),
+        (
+            {**SHARED, "claimName": "team"},
+            _claim(["ReadWriteOnce"], phase="Bound", bound=["ReadWriteOnce"]),
+            (),
+            "cache.claimName team asks for ReadWriteOnce, not ReadWriteMany",
+        ),
+        (
+            SHARED,
+            _claim(["ReadWriteMany"], phase="Pending"),
+            ("invalid AccessModes [ReadWriteMany]: only AccessModes [ReadWriteOnce] are supported",),
+            "the SharedPVC claim qwen-cache cannot be provisioned by StorageClass local: invalid AccessModes",
+        ),
+        (
+            SHARED,
+            _claim(["ReadWriteMany"], phase="Bound", bound=["ReadWriteOnce"]),
+            (),
+            "is bound to a volume with ReadWriteOnce, not ReadWriteMany",
+        ),
+    ],
+)
+def test_a_shared_claim_that_cannot_be_shared_is_refused_naming_why(
+    cache: dict[str, Any], claim: dict[str, Any] | None, failures: tuple[str, ...], message: str
+) -> None:
+    with pytest.raises(ReconcileError) as raised:
+        check_shared_claim(_service(S3, cache=cache), claim, provisioning_failures=failures)
+    assert raised.value.reason is Reason.CACHE
+    assert message in str(raised.value)
+
+
+def test_a_shared_claim_that_is_pending_or_bound_read_write_many_is_fine() -> None:
+    service = _service(S3, cache=SHARED)
+    check_shared_claim(service, None)  # not created yet: this reconcile creates it
+    check_shared_claim(service, _claim(["ReadWriteMany"], phase="Pending"))
+    check_shared_claim(service, _claim(["ReadWriteMany"], phase="Bound", bound=["ReadWriteMany"]))

@@ -31,8 +31,8 @@ from yarl import URL
 
 from hearth.api import modeluri
 from hearth.api.modeluri import S3Location
-from hearth.common import logs
-from hearth.fetch import sigv4, store
+from hearth.common import logs, sigv4
+from hearth.fetch import store
 
 log = logging.getLogger(__name__)
 

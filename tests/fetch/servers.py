@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from hearth.fetch import sigv4
+from hearth.common import sigv4
 from tests.helpers import REPO
 
 BUILD = REPO / "testing" / "delivery" / "build.sh"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 
-from hearth.fetch import sigv4
+from hearth.common import sigv4
 
 # The example credentials and time of AWS's S3 signing examples.
 CREDENTIALS = sigv4.Credentials("AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")

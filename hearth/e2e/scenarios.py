@@ -10,14 +10,25 @@ import contextlib
 import dataclasses
 import ssl
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import aiohttp
 
 from hearth.api import scalermodes
 from hearth.common import timestamps
-from hearth.e2e import caches, drain, engines, failfast, fixtures, pools, promtext, shared, wakeprogress
+from hearth.e2e import (
+    caches,
+    delivery,
+    drain,
+    engines,
+    failfast,
+    fixtures,
+    pools,
+    promtext,
+    shared,
+    wakeprogress,
+)
 from hearth.e2e.runner import GatewayPod, Run, ScenarioFailedError
 from hearth.kube import endpointslices, resources
 from hearth.kube.errors import ApiError
@@ -701,3 +712,13 @@ SCENARIOS = [
     *engines.SCENARIOS,
     ("14 deleting LLMServices removes everything", deletion_removes_everything),
 ]
+
+#: Scenario modules not yet in the default list (``hearth e2e --module <name>`` adds them, before the last
+#: scenario, which deletes everything).
+MODULES = {"delivery": delivery.SCENARIOS}
+
+
+def selected(modules: Sequence[str] = ()) -> list[tuple[str, Callable[[Run], Awaitable[str]]]]:
+    """The default scenarios, with those of *modules* before the final clean-up one."""
+    extra = [scenario for module in modules for scenario in MODULES[module]]
+    return [*SCENARIOS[:-1], *extra, SCENARIOS[-1]]

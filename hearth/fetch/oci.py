@@ -252,17 +252,18 @@ class _Registry:
 
 
 async def _refusal(url: URL, response: aiohttp.ClientResponse, *, login: bool) -> str:
+    """The cause first (an error is clipped where it is shown: a pod's status, a condition), then the URL."""
     code = ""
     try:
         errors = (await response.json(content_type=None)).get("errors") or []
         code = "; ".join(f"{error.get('code')}: {error.get('message')}" for error in errors)
     except (ValueError, AttributeError, aiohttp.ClientError):
         pass
-    words = f"GET {url}: {response.status} {code}".rstrip()
+    words = f"{response.status} {code}".rstrip()
     if response.status == 401:
         words += (
             " (wrong credentials in the source's Secret)" if login else " (the registry wants credentials)"
         )
     elif response.status == 404:
         words += " (no such repository or digest in the registry)"
-    return words
+    return f"{words}: GET {url}"

@@ -223,12 +223,13 @@ def _refusal(action: str, url: URL, status: int, body: bytes) -> str:
     except ElementTree.ParseError:
         pass
     hint = _HINTS.get(code, "")
+    # The cause first (an error is clipped where it is shown: a pod's status, a condition), then the URL.
     words = f"{status} {code}".rstrip()
-    if message:
-        words += f": {message}"
     if hint:
         words += f" ({hint})"
-    return f"{action} GET {url.with_query(None)}: {words}"
+    if message:
+        words += f": {message}"
+    return f"{words}; {action} GET {url.with_query(None)}"
 
 
 def _clean(path: str) -> bool:

@@ -44,8 +44,9 @@ RECONCILE_ADVICE: dict[ReconcileReason, str] = {
     ReconcileReason.UNSUPPORTED_VENDOR: "The selected runtime's `vendor` has no backend adapter; use "
     "`nvidia`, `ascend` or `generic`.",
     ReconcileReason.MODEL_RESOLUTION: "`spec.model.source.uri` cannot be served: use `hf://`, "
-    "`huggingface://`, `modelscope://` or `pvc://<claim>[/path]` (`catalogRef` and `source.secretRef` "
-    "are not implemented yet); the message names the problem.",
+    "`huggingface://`, `modelscope://`, `pvc://<claim>[/path]`, `oci://<registry>/<repo>@sha256:<hex>` (a "
+    "digest, not a tag) or `s3://<bucket>/<prefix>`; `source.secretRef` only for oci and s3 (`catalogRef` "
+    "is not implemented); the message names the problem.",
     ReconcileReason.RENDER: "The objects cannot be built from this LLMService and runtime: an unknown "
     "template field in runtime `args`/`env`, an unsupported cache strategy, `spec.pool` under a KEDA "
     "scaler mode, a `metrics.port` that is neither the serving port's name nor a number. The message "
@@ -62,7 +63,9 @@ RECONCILE_ADVICE: dict[ReconcileReason, str] = {
     "(external-push mode).",
     ReconcileReason.APPLY_GATEWAY_DISRUPTION_BUDGET: "The API server refused the gateway's "
     "PodDisruptionBudget (`--gateway-replicas` > 1).",
-    ReconcileReason.CACHE: "The cache settings cannot be served (`spec.cache`).",
+    ReconcileReason.CACHE: "The cache settings cannot be served (`spec.cache`): for SharedPVC, a "
+    "`claimName` that is missing or not ReadWriteMany, or a StorageClass that cannot provision "
+    "ReadWriteMany (the message quotes its ProvisioningFailed Event).",
     ReconcileReason.APPLY_CACHE_PVC: "The API server refused the cache PersistentVolumeClaim: storage "
     "class, quota, or a claim of that name that differs.",
     ReconcileReason.PREWARM: "The prewarm Job cannot be built (`spec.cache.prewarm`).",

@@ -74,9 +74,17 @@ def _wait_http(url: str, process: subprocess.Popen[bytes], log: Path, within_s: 
 
 
 @contextlib.contextmanager
-def _process(command: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+def _process(
+    command: list[str], log: Path, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     with log.open("wb") as out:
-        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+        )
     try:
         yield process
     finally:
@@ -122,10 +130,6 @@ def object_store(binary: Path, folder: Path) -> Iterator[str]:
     (folder / "meta").mkdir(parents=True, exist_ok=True)
     command = [
         str(binary),
-        "--access",
-        S3_ACCESS,
-        "--secret",
-        S3_SECRET,
         "--port",
         f"127.0.0.1:{port}",
         "--quiet",
@@ -134,7 +138,9 @@ def object_store(binary: Path, folder: Path) -> Iterator[str]:
         str(folder / "meta"),
         str(folder / "data"),
     ]
-    with _process(command, folder / "versitygw.log") as process:
+    # The keys by environment, as testing/delivery/serve.sh passes them (not in argv, which ps shows).
+    keys = {"ROOT_ACCESS_KEY_ID": S3_ACCESS, "ROOT_SECRET_ACCESS_KEY": S3_SECRET}
+    with _process(command, folder / "versitygw.log", env=keys) as process:
         took = _wait_http(f"http://127.0.0.1:{port}/", process, folder / "versitygw.log")
         (folder / "started-in").write_text(f"{took:.2f}\n")
         yield f"http://127.0.0.1:{port}"

@@ -3,9 +3,9 @@ distribution registry (htpasswd credentials) and versitygw (SigV4 access keys), 
 ``testing/delivery/serve.sh`` on the cluster bridge address so pods reach them. Each scenario generates its
 own small model (a few files, random per run), pushes it (``oras push``; signed S3 PUTs), and serves it:
 
-D1 from ``oci://…@sha256:…`` with a dockerconfigjson Secret; D2 from ``s3://…`` with an access-key Secret;
-D3 a SharedPVC model with two replicas from one download (the prewarm Job writes, the replicas wait for the
-readiness marker and read it read-only); D4 a wrong digest and D5 wrong S3 credentials each end as the
+M1 from ``oci://…@sha256:…`` with a dockerconfigjson Secret; M2 from ``s3://…`` with an access-key Secret;
+M3 a SharedPVC model with two replicas from one download (the prewarm Job writes, the replicas wait for the
+readiness marker and read it read-only); M4 a wrong digest and M5 wrong S3 credentials each end as the
 ``ModelFetchFailed`` condition and Event naming the problem.
 
 Not in the default scenario list: ``hearth e2e --module delivery --delivery FILE`` runs them (see
@@ -163,7 +163,7 @@ def _s3_uri(servers: DeliveryServers, prefix: str) -> str:
 
 
 async def oci_model_served(run: Run) -> str:
-    """D1: pushed with oras, served from its digest with registry credentials."""
+    """M1: pushed with oras, served from its digest with registry credentials."""
     servers = _servers(run)
     files = _model_files()
     repository = f"e2e/{run.namespace}"
@@ -175,7 +175,7 @@ async def oci_model_served(run: Run) -> str:
 
 
 async def s3_model_served(run: Run) -> str:
-    """D2: PUT object by object, served from its prefix with access keys."""
+    """M2: PUT object by object, served from its prefix with access keys."""
     servers = _servers(run)
     files = _model_files()
     prefix = f"{run.namespace}/tiny"
@@ -187,7 +187,7 @@ async def s3_model_served(run: Run) -> str:
 
 
 async def shared_claim_serves_two_replicas(run: Run) -> str:
-    """D3: one RWX claim, one download (the prewarm Job), two replicas reading it read-only."""
+    """M3: one RWX claim, one download (the prewarm Job), two replicas reading it read-only."""
     servers = _servers(run)
     files = _model_files()
     prefix = f"{run.namespace}/shared"
@@ -221,7 +221,7 @@ async def shared_claim_serves_two_replicas(run: Run) -> str:
 
 
 async def wrong_digest_is_named(run: Run) -> str:
-    """D4: a digest the registry does not have."""
+    """M4: a digest the registry does not have."""
     servers = _servers(run)
     await run.client.apply(_docker_secret(run, "registry-pull", servers, password=servers.registry_password))
     digest = "sha256:" + hashlib.sha256(f"not pushed {run.namespace}".encode()).hexdigest()
@@ -230,7 +230,7 @@ async def wrong_digest_is_named(run: Run) -> str:
 
 
 async def wrong_s3_credentials_are_named(run: Run) -> str:
-    """D5: a secret key the store does not accept."""
+    """M5: a secret key the store does not accept."""
     servers = _servers(run)
     files = _model_files()
     prefix = f"{run.namespace}/denied"
@@ -334,9 +334,9 @@ async def _fails_naming(run: Run, name: str, uri: str, secret: str, words: tuple
 
 
 SCENARIOS = [
-    ("D1 delivery: oci:// by digest with registry credentials: prewarm, served", oci_model_served),
-    ("D2 delivery: s3:// with access keys: prewarm, served", s3_model_served),
-    ("D3 delivery: SharedPVC: two replicas from one download", shared_claim_serves_two_replicas),
-    ("D4 delivery: a wrong digest: ModelFetchFailed naming it", wrong_digest_is_named),
-    ("D5 delivery: wrong S3 credentials: ModelFetchFailed naming them", wrong_s3_credentials_are_named),
+    ("M1 delivery: oci:// by digest with registry credentials: prewarm, served", oci_model_served),
+    ("M2 delivery: s3:// with access keys: prewarm, served", s3_model_served),
+    ("M3 delivery: SharedPVC: two replicas from one download", shared_claim_serves_two_replicas),
+    ("M4 delivery: a wrong digest: ModelFetchFailed naming it", wrong_digest_is_named),
+    ("M5 delivery: wrong S3 credentials: ModelFetchFailed naming them", wrong_s3_credentials_are_named),
 ]

@@ -384,7 +384,7 @@ def test_a_degraded_service_names_its_runtime_and_does_not_claim_scaling(
     hearth_cluster: ControlPlane, start_operator: StartOperator, namespace: str, runtime: str
 ) -> None:
     start_operator()
-    manifest = service_yaml("broken", namespace, runtime).replace("hf://Qwen/Qwen3-0.6B", "s3://bucket/model")
+    manifest = service_yaml("broken", namespace, runtime).replace("hf://Qwen/Qwen3-0.6B", "gs://bucket/model")
     hearth_cluster.kubectl("apply", "-f", "-", stdin=manifest)
     status = wait_for(
         lambda: (s := status_of(hearth_cluster, namespace, "broken")).get("phase") == "Degraded" and s,

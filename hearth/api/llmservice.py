@@ -49,10 +49,15 @@ class ModelSource(ApiModel):
     """Where the weights come from."""
 
     uri: str = pydantic.Field(min_length=1)
-    """hf://<repo> (alias huggingface://), modelscope://<repo>, or pvc://<claim>[/<subpath>]. Other schemes
-    are refused when the service is reconciled (reason ModelResolution)."""
+    """hf://<repo> (alias huggingface://), modelscope://<repo>, pvc://<claim>[/<subpath>],
+    oci://<registry>/<repository>@sha256:<hex>[/<file>] (digest-pinned; ?plainHTTP=true without TLS) or
+    s3://<bucket>/<prefix>[?endpoint=<url>&region=<region>&use_path_style=true]. oci and s3 models are
+    fetched into the cache by the prewarm Job (cache.prewarm and a cache strategy are required). Other
+    schemes are refused when the service is reconciled (reason ModelResolution)."""
     secret_ref: LocalObjectReference | None = None
-    """Reserved for private sources: setting it fails reconcile (reason ModelResolution)."""
+    """Credentials of a private source: for oci:// a kubernetes.io/dockerconfigjson Secret, for s3:// a
+    Secret with keys AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (optionally AWS_SESSION_TOKEN). Only the
+    fetch containers see it. Refused for other schemes (reason ModelResolution)."""
 
 
 class ModelSpec(ApiModel):
@@ -205,10 +210,11 @@ class Cache(ApiModel):
     """Where downloaded weights are kept between cold starts."""
 
     strategy: CacheStrategy = "NodeLocalPVC"
-    """NodeLocalPVC (a PVC <name>-cache), HostPath (/var/lib/hearth/cache/<ns>-<name>) or None. SharedPVC
-    and BakedImage are reserved and fail reconcile (Render)."""
+    """NodeLocalPVC (a PVC <name>-cache), HostPath (/var/lib/hearth/cache/<ns>-<name>), SharedPVC (one
+    ReadWriteMany claim: the prewarm Job writes it, every replica mounts it read-only and starts once the
+    model is whole; needs prewarm) or None. BakedImage is reserved and fails reconcile (Render)."""
     size: Quantity | None = None
-    """Size of the NodeLocalPVC (default 50Gi)."""
+    """Size of the claim the operator creates (NodeLocalPVC, SharedPVC; default 50Gi)."""
 
     @property
     def claim_size(self) -> int | str:
@@ -216,9 +222,20 @@ class Cache(ApiModel):
         return self.size or DEFAULT_CACHE_SIZE
 
     storage_class_name: str | None = None
-    """StorageClass of the NodeLocalPVC; the cluster default when empty."""
+    """StorageClass of the claim the operator creates; the cluster default when empty. For SharedPVC it must
+    provision ReadWriteMany volumes (NFS, CephFS, a cloud file store)."""
+    claim_name: Annotated[str, pydantic.Field(max_length=253, pattern=SECRET_NAME_PATTERN)] | None = None
+    """SharedPVC only: an existing ReadWriteMany claim to use (size and storageClassName are then the
+    claim's); when empty the operator creates <name>-cache."""
     prewarm: bool | None = None
-    """Download the weights ahead of the first request with a one-shot Job (hf and modelscope sources)."""
+    """Download the weights ahead of the first request with a one-shot Job running hearth fetch (every
+    source but pvc; required for oci and s3, and for SharedPVC)."""
+
+    @pydantic.model_validator(mode="after")
+    def _claim_name_is_shared(self) -> Cache:
+        if self.claim_name is not None and self.strategy != "SharedPVC":
+            raise ValueError(f"claimName is for strategy SharedPVC only (strategy is {self.strategy})")
+        return self
 
 
 class ColdStart(ApiModel):

@@ -39,6 +39,9 @@ class Reason(enum.StrEnum):
     SCHEDULING_DELAYED = "SchedulingDelayed"
     #: The Deployment reports no progress within its progressDeadlineSeconds.
     PROGRESS_DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"
+    #: The pod's ``hearth fetch`` of its model failed (a wrong digest, wrong credentials, a missing object,
+    #: a full volume): the message is the fetch's own error line.
+    MODEL_FETCH_FAILED = "ModelFetchFailed"
 
     @property
     def code(self) -> str:

@@ -69,10 +69,28 @@ from hearth.kube.client import KubeClient
     multiple=True,
     help="Run only the scenarios whose name contains this text (repeatable; e.g. --scenario pool).",
 )
+@click.option(
+    "--module",
+    "modules",
+    type=click.Choice(sorted(scenarios.MODULES)),
+    multiple=True,
+    help="Also run the scenarios of a module not yet in the default list (repeatable).",
+)
+@click.option(
+    "--delivery",
+    "delivery_file",
+    type=click.Path(exists=True, dir_okay=False),
+    envvar="HEARTH_E2E_DELIVERY",
+    show_envvar=True,
+    help="The JSON file testing/delivery/serve.sh writes: the registry and S3 store the delivery scenarios "
+    "push to (at an address pods reach), their credentials and the ORAS CLI.",
+)
 @params.kube_options
 def command(
     *,
     only: tuple[str, ...],
+    modules: tuple[str, ...],
+    delivery_file: str | None,
     stub_image: str,
     engine_image: str | None,
     gguf: str | None,
@@ -106,7 +124,12 @@ def command(
     Needs Hearth installed (hearth install; --gateway-replicas 2 for the two-gateway scenario), a node
     advertising hearth.dev/fake-accelerator, the stub image, and a default StorageClass (for the
     NodeLocalPVC scenario). Exits 1 if any scenario fails."""
+    try:
+        delivery = runner.DeliveryServers.load(delivery_file) if delivery_file else None
+    except (OSError, ValueError) as error:
+        raise click.BadParameter(str(error), param_hint="--delivery") from None
     options = runner.Options(
+        delivery=delivery,
         stub_image=stub_image,
         engine_image=engine_image,
         gguf=gguf,
@@ -123,7 +146,7 @@ def command(
         client = await KubeClient.connect(kubeconfig=kubeconfig, context=context)
         try:
             async with runner.run(client, options, click.echo) as run:
-                for name, body in scenarios.SCENARIOS:
+                for name, body in scenarios.selected(modules):
                     if only and not any(text in name for text in only):
                         continue
                     await run.scenario(name, functools.partial(body, run))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pathlib
 from typing import Any
 
 import click
@@ -158,7 +159,11 @@ def build_settings(
 
 def report_cache(model: str) -> None:
     """Say whether the model is in the Hugging Face cache (a prewarmed one, say), reading it as a model load
-    would: vLLM would start from those files instead of downloading them."""
+    would: vLLM would start from those files instead of downloading them. A local path (a claim's, or the
+    folder hearth fetch wrote an oci:// or s3:// model to) is read as the engine would read it."""
+    if model.startswith("/"):
+        _report_local(pathlib.Path(model))
+        return
     if not hfcache.is_repo_id(model):
         return
     cache = hfcache.cache_dir(os.environ)
@@ -178,3 +183,21 @@ def report_cache(model: str) -> None:
             model=model, snapshot=found.commit, files=found.files, bytes=found.size, path=str(found.path)
         ),
     )
+
+
+#: What the stub logs when its model path is a local folder or file it read (the e2e checks it).
+LOADED_LOCAL = "model loaded from a local path"
+
+
+def _report_local(path: pathlib.Path) -> None:
+    """Read every file of *path* (a folder, or one file), as an engine loading the model would."""
+    try:
+        files = [path] if path.is_file() else sorted(item for item in path.rglob("*") if item.is_file())
+        size = sum(len(item.read_bytes()) for item in files)
+    except OSError as error:
+        log.warning("model path unreadable", extra=logs.fields(path=str(path), error=str(error)))
+        return
+    if not files:
+        log.warning("model path has no files", extra=logs.fields(path=str(path)))
+        return
+    log.info(LOADED_LOCAL, extra=logs.fields(path=str(path), files=len(files), bytes=size))

@@ -25,6 +25,10 @@ WAKE_ADVICE: dict[wakereasons.Reason, str] = {
     "runtime `args`, a model the engine cannot load, or a missing token for a gated model.",
     wakereasons.Reason.CONTAINER_CONFIG_ERROR: "A Secret or ConfigMap the container references is missing, "
     "or the command cannot run: `kubectl describe pod` names it.",
+    wakereasons.Reason.MODEL_FETCH_FAILED: "The pod's `hearth fetch` could not get the model; the message "
+    "is its error: a wrong digest (`oras resolve` gives the right one), credentials the registry or store "
+    "refuses (the Secret in `model.source.secretRef`), a missing object, or a full cache volume. Fix the "
+    "source or the Secret; the next pod fetches again.",
     wakereasons.Reason.SCHEDULING_DELAYED: "No node can take the pod: free accelerators, a node with the "
     "runtime's `accelerator.resourceName`, tolerations and nodeSelector, or quota "
     "(`kubectl describe pod` shows the scheduler's message).",
@@ -40,8 +44,9 @@ RECONCILE_ADVICE: dict[ReconcileReason, str] = {
     ReconcileReason.UNSUPPORTED_VENDOR: "The selected runtime's `vendor` has no backend adapter; use "
     "`nvidia`, `ascend` or `generic`.",
     ReconcileReason.MODEL_RESOLUTION: "`spec.model.source.uri` cannot be served: use `hf://`, "
-    "`huggingface://`, `modelscope://` or `pvc://<claim>[/path]` (`catalogRef` and `source.secretRef` "
-    "are not implemented yet); the message names the problem.",
+    "`huggingface://`, `modelscope://`, `pvc://<claim>[/path]`, `oci://<registry>/<repo>@sha256:<hex>` (a "
+    "digest, not a tag) or `s3://<bucket>/<prefix>`; `source.secretRef` only for oci and s3 (`catalogRef` "
+    "is not implemented); the message names the problem.",
     ReconcileReason.RENDER: "The objects cannot be built from this LLMService and runtime: an unknown "
     "template field in runtime `args`/`env`, an unsupported cache strategy, `spec.pool` under a KEDA "
     "scaler mode, a `metrics.port` that is neither the serving port's name nor a number. The message "
@@ -58,7 +63,9 @@ RECONCILE_ADVICE: dict[ReconcileReason, str] = {
     "(external-push mode).",
     ReconcileReason.APPLY_GATEWAY_DISRUPTION_BUDGET: "The API server refused the gateway's "
     "PodDisruptionBudget (`--gateway-replicas` > 1).",
-    ReconcileReason.CACHE: "The cache settings cannot be served (`spec.cache`).",
+    ReconcileReason.CACHE: "The cache settings cannot be served (`spec.cache`): for SharedPVC, a "
+    "`claimName` that is missing or not ReadWriteMany, or a StorageClass that cannot provision "
+    "ReadWriteMany (the message quotes its ProvisioningFailed Event).",
     ReconcileReason.APPLY_CACHE_PVC: "The API server refused the cache PersistentVolumeClaim: storage "
     "class, quota, or a claim of that name that differs.",
     ReconcileReason.PREWARM: "The prewarm Job cannot be built (`spec.cache.prewarm`).",
@@ -118,6 +125,7 @@ def _wake_failures() -> str:
     kubelet = _from_kubelet()
     extra = {
         wakereasons.Reason.OOM_KILLED: "a container (last) terminated `OOMKilled`",
+        wakereasons.Reason.MODEL_FETCH_FAILED: "the `hearth-fetch` init container exited non-zero",
         wakereasons.Reason.SCHEDULING_DELAYED: (
             f"a pod unschedulable for {wakefailures.SCHEDULING_PATIENCE_S:g} s"
         ),

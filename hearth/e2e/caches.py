@@ -81,19 +81,19 @@ async def _prewarmed_start(run: Run, name: str, strategy: str) -> str:
         job = names.prewarm_job(name)
         await run.wait(f"Job {job} to succeed", lambda: job_succeeded(run, job))
         warmed = time.monotonic() - started
-        downloaded = (await _job_log(run, job)).strip().splitlines()
+        downloaded = (await job_log(run, job)).strip().splitlines()
         snapshot = downloaded[-1] if downloaded else ""
         commit = snapshot.rsplit("/", 1)[-1]
         if f"/hub/models--{fixtures.MODEL_REPO.replace('/', '--')}/snapshots/" not in snapshot:
             raise ScenarioFailedError(f"the prewarm Job printed no snapshot folder: {downloaded[-3:]}")
         # The backend Deployment starts at 1 replica and does not wait for the Job (SPEC §5.4), so a pod
         # may have started before the cache was warm: replace it, since a backend starting now is the subject.
-        early = await _backend_pods(run, name)
+        early = await backend_pods(run, name)
         cold = 0
         for pod in early:
             with contextlib.suppress(ApiError):  # not started yet: no log
                 log = await run.client.pod_log(
-                    pod["metadata"]["name"], run.namespace, container=_serving(pod)
+                    pod["metadata"]["name"], run.namespace, container=serving_container(pod)
                 )
                 cold += "model not in the Hugging Face cache" in log
             await run.client.delete(resources.POD, pod["metadata"]["name"], run.namespace)
@@ -124,7 +124,7 @@ async def _prewarmed_start(run: Run, name: str, strategy: str) -> str:
 
 async def _backend_ready(run: Run, name: str) -> bool:
     """Some backend pod is Ready, and every one not going away is."""
-    pods = await _backend_pods(run, name)
+    pods = await backend_pods(run, name)
     return bool(pods) and all(
         any(
             c.get("type") == "Ready" and c.get("status") == "True"
@@ -144,12 +144,12 @@ async def job_succeeded(run: Run, job: str) -> bool:
     for condition in status.get("conditions") or []:
         if condition.get("type") == "Failed" and condition.get("status") == "True":
             raise ScenarioFailedError(
-                f"Job {job} failed: {condition.get('message')}: {await _job_log(run, job)}"
+                f"Job {job} failed: {condition.get('message')}: {await job_log(run, job)}"
             )
     return int(status.get("succeeded") or 0) >= 1
 
 
-async def _job_log(run: Run, job: str) -> str:
+async def job_log(run: Run, job: str) -> str:
     pods, _ = await run.client.list(
         resources.POD, namespace=run.namespace, label_selector=f"{JOB_POD_LABEL}={job}"
     )
@@ -157,7 +157,7 @@ async def _job_log(run: Run, job: str) -> str:
     return "\n".join(logs)
 
 
-async def _backend_pods(run: Run, name: str) -> list[dict[str, Any]]:
+async def backend_pods(run: Run, name: str) -> list[dict[str, Any]]:
     """The backend pods of *name* that are not going away (the prewarm pod carries the same labels)."""
     pods, _ = await run.client.list(
         resources.POD,
@@ -171,9 +171,11 @@ async def _cache_line(run: Run, name: str) -> str:
     """The serving backend pods' log line about the model cache (the stub writes it before it serves);
     every one must have started from the cache."""
     lines: list[str] = []
-    pods = await _backend_pods(run, name)
+    pods = await backend_pods(run, name)
     for pod in pods:
-        log = await run.client.pod_log(pod["metadata"]["name"], run.namespace, container=_serving(pod))
+        log = await run.client.pod_log(
+            pod["metadata"]["name"], run.namespace, container=serving_container(pod)
+        )
         lines += [line for line in log.splitlines() if "Hugging Face cache" in line or "model cache" in line]
     loaded = [line for line in lines if LOADED_FROM_CACHE in line]
     if not pods or len(loaded) != len(pods):
@@ -184,5 +186,5 @@ async def _cache_line(run: Run, name: str) -> str:
     return loaded[0]
 
 
-def _serving(pod: dict[str, Any]) -> str:
+def serving_container(pod: dict[str, Any]) -> str:
     return str(pod["spec"]["containers"][0]["name"])

@@ -63,6 +63,37 @@ class GatewayPod:
     url: str
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class DeliveryServers:
+    """The test bed's model-delivery servers (:mod:`hearth.e2e.delivery`), at an address pods reach, as
+    ``testing/delivery/serve.sh`` writes them (JSON with these keys)."""
+
+    #: ``host:port`` of the registry (plain HTTP, htpasswd credentials).
+    registry: str
+    registry_user: str
+    registry_password: str
+    #: The ORAS CLI that pushes to it.
+    oras: str
+    #: ``http://host:port`` of the S3 store (SigV4 access keys).
+    s3_endpoint: str
+    s3_access_key: str
+    s3_secret_key: str
+
+    def __repr__(self) -> str:  # never the passwords in a report
+        return f"DeliveryServers(registry={self.registry!r}, s3_endpoint={self.s3_endpoint!r})"
+
+    @classmethod
+    def load(cls, path: str) -> DeliveryServers:
+        """Read the JSON file ``testing/delivery/serve.sh`` writes; ValueError names what is wrong."""
+        with open(path, encoding="utf-8") as source:
+            data = json.load(source)
+        fields = [field.name for field in dataclasses.fields(cls)]
+        missing = [name for name in fields if not isinstance(data.get(name), str) or not data[name]]
+        if missing:
+            raise ValueError(f"{path}: missing {', '.join(missing)}")
+        return cls(**{name: data[name] for name in fields})
+
+
 @dataclasses.dataclass
 class Options:
     stub_image: str
@@ -76,6 +107,8 @@ class Options:
     #: The real engine's scenarios (hearth.e2e.engines): llama-server's image, and the GGUF it serves.
     engine_image: str | None = None
     gguf: str | None = None
+    #: The delivery scenarios' registry and object store (None: they skip).
+    delivery: DeliveryServers | None = None
     #: The cluster the run was given, for the kubectl it starts (port-forwards) to reach the same one.
     kubeconfig: str | None = None
     context: str | None = None

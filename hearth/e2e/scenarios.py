@@ -10,7 +10,7 @@ import contextlib
 import dataclasses
 import ssl
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import aiohttp
@@ -19,6 +19,7 @@ from hearth.api import scalermodes
 from hearth.common import timestamps
 from hearth.e2e import (
     caches,
+    delivery,
     drain,
     engines,
     failfast,
@@ -715,3 +716,13 @@ SCENARIOS = [
     *scalertls.SCENARIOS,
     ("14 deleting LLMServices removes everything", deletion_removes_everything),
 ]
+
+#: Scenario modules not yet in the default list (``hearth e2e --module <name>`` adds them, before the last
+#: scenario, which deletes everything).
+MODULES = {"delivery": delivery.SCENARIOS}
+
+
+def selected(modules: Sequence[str] = ()) -> list[tuple[str, Callable[[Run], Awaitable[str]]]]:
+    """The default scenarios, with those of *modules* before the final clean-up one."""
+    extra = [scenario for module in modules for scenario in MODULES[module]]
+    return [*SCENARIOS[:-1], *extra, SCENARIOS[-1]]

@@ -29,6 +29,7 @@ from hearth.operator import drift, fallbacks, permissions, status, telemetry, wi
 from hearth.operator.metrics import OperatorMetrics
 from hearth.operator.settings import OperatorSettings
 from hearth.operator.workqueue import WorkQueue
+from hearth.render import cache as cache_render
 from hearth.render import engines as render_engines
 from hearth.render import plan, selection, sharedgateway
 from hearth.render.config import OperatorConfig
@@ -351,6 +352,8 @@ class Controller:
                     raise result
                 if step.reason is Reason.APPLY_DEPLOYMENT:
                     deployment = result
+            if service.spec.cache.strategy == "SharedPVC":
+                await self._check_shared_claim(service, steps, results)
         except ReconcileError as failure:
             error = failure
         await self._write_status(
@@ -368,6 +371,48 @@ class Controller:
         )
         if error is not None:
             raise error
+
+    async def _check_shared_claim(
+        self,
+        service: LLMService,
+        steps: list[plan.Step],
+        results: list[dict[str, Any] | BaseException | None],
+    ) -> None:
+        """A SharedPVC that cannot be shared between nodes is refused naming why (reason Cache), rather
+        than left to replicas stuck Pending on another node."""
+        claim = next(
+            (
+                result
+                for step, result in zip(steps, results, strict=True)
+                if step.reason is Reason.APPLY_CACHE_PVC and isinstance(result, dict)
+            ),
+            None,
+        )
+        named = service.spec.cache.claim_name
+        if named is not None and self.permissions.allows(resources.CLAIM):
+            try:
+                claim = await self._client.get(resources.CLAIM, named, service.namespace)
+            except ApiError as failure:
+                raise ReconcileError(Reason.CACHE, f"get claim {named}: {failure.message}") from None
+        failures: list[str] = []
+        pending = claim is not None and (claim.get("status") or {}).get("phase") == "Pending"
+        if pending and claim is not None and self.permissions.allows(resources.EVENT):
+            selector = (
+                "involvedObject.kind=PersistentVolumeClaim,type=Warning,"
+                f"involvedObject.name={claim['metadata']['name']}"
+            )
+            try:
+                events, _ = await self._client.list(
+                    resources.EVENT, namespace=service.namespace, field_selector=selector
+                )
+            except ApiError:
+                events = []  # the claim's own state is still checked
+            failures = [
+                str(event.get("message") or "")
+                for event in sorted(events, key=lambda event: str(event.get("lastTimestamp") or ""))
+                if event.get("reason") == "ProvisioningFailed"
+            ]
+        cache_render.check_shared_claim(service, claim, provisioning_failures=failures)
 
     def _fallback_lookup(self, namespace: str) -> fallbacks.Lookup:
         def parsed(name: str) -> LLMService | None:

@@ -30,6 +30,11 @@ from hearth.api.wakefailure import WakeFailure
 from hearth.api.wakereasons import Reason
 from hearth.common import timestamps
 from hearth.operator import wakes
+from hearth.render.backend import FETCH_CONTAINER_NAME
+
+#: How ``hearth fetch`` starts the line saying why it failed (the last line the kubelet keeps as the
+#: container's termination message: its terminationMessagePolicy is FallbackToLogsOnError).
+FETCH_ERROR_PREFIX = "hearth fetch: "
 
 #: The kubelet's waiting reasons (containerStatuses[].state.waiting.reason) that no wait will cure.
 WAITING_REASONS: dict[str, Reason] = {
@@ -125,9 +130,35 @@ def _older(pod: dict[str, Any], moment: datetime.datetime) -> bool:
     return created is not None and created < moment.replace(microsecond=0)
 
 
+def _fetch_failure(name: str | None, status: dict[str, Any]) -> Detected | None:
+    """The model fetch init step exited non-zero: its own words (a wrong digest, refused credentials, a
+    missing object, a full volume) rather than the CrashLoopBackOff its restarts turn into."""
+    for container in status.get("initContainerStatuses") or []:
+        if container.get("name") != FETCH_CONTAINER_NAME:
+            continue
+        for state in (container.get("state") or {}, container.get("lastState") or {}):
+            terminated = state.get("terminated") or {}
+            if not terminated or not terminated.get("exitCode"):
+                continue
+            lines = [
+                line.strip() for line in str(terminated.get("message") or "").splitlines() if line.strip()
+            ]
+            said = next((line for line in reversed(lines) if line.startswith(FETCH_ERROR_PREFIX)), None)
+            cause = (
+                said.removeprefix(FETCH_ERROR_PREFIX) if said else f"exit code {terminated.get('exitCode')}"
+            )
+            return Detected(
+                Reason.MODEL_FETCH_FAILED, _clip(f"pod {name}: model fetch failed: {cause}"), name
+            )
+    return None
+
+
 def _pod_failure(pod: dict[str, Any], *, at: datetime.datetime) -> Detected | None:
     name = pod.get("metadata", {}).get("name")
     status = pod.get("status", {})
+    fetch = _fetch_failure(name, status)
+    if fetch is not None:
+        return fetch
     statuses = [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]
     for container in statuses:
         state, last = container.get("state") or {}, container.get("lastState") or {}

@@ -7,7 +7,7 @@ from typing import Any
 
 from hearth.api import drain as drain_api
 from hearth.api import engines as engines_api
-from hearth.api import modeluri, quantity
+from hearth.api import quantity
 from hearth.api import runtime as runtime_api
 from hearth.api.core import Probe
 from hearth.api.llmservice import LLMService
@@ -141,7 +141,11 @@ def render_templates(
     env, Go templates rendered."""
     context = gotemplate.service_context(
         model_path=engines.model_path(
-            service, runtime, model, hf_home=HF_HOME if cache.volume is not None else None
+            service,
+            runtime,
+            model,
+            hf_home=HF_HOME if cache.volume is not None else None,
+            model_cache=cache_render.MODEL_CACHE,
         ),
         service_name=service.metadata.name,
         service_namespace=service.namespace,
@@ -204,6 +208,9 @@ def _pod_spec(
     args, env = render_templates(service, runtime, model, cache)
     env.extend(common.env_entry(key, value) for key, value in engines.source_env(runtime, model))
     env.extend(common.env_entry(key, value) for key, value in cache.env)
+    if cache.shared:
+        # A read-only cache the prewarm filled: the engine loads from it without asking the hub.
+        env.append(common.env_entry("HF_HUB_OFFLINE", "1"))
     port_name = container_spec.port.name
     health = runtime.spec.health
     # The family's paths (SGLang's /health_generate; llama-server's /health answers 503 while it loads).
@@ -251,7 +258,14 @@ def _pod_spec(
     mounts.extend(vendor.volume_mounts())
     if cache.volume is not None:
         volumes.append(cache.volume)
-        mounts.append({"name": CACHE_VOLUME, "mountPath": CACHE_MOUNT_PATH})
+        # A shared cache has one writer, the prewarm Job: the replicas only read it.
+        mounts.append(
+            {
+                "name": CACHE_VOLUME,
+                "mountPath": CACHE_MOUNT_PATH,
+                **({"readOnly": True} if cache.shared else {}),
+            }
+        )
     container["volumeMounts"] = mounts
 
     pod: dict[str, Any] = {
@@ -276,18 +290,19 @@ def _with_model_fetch(
     *,
     hearth_image: str | None,
 ) -> dict[str, Any]:
-    """A single-file engine (llama-server) is given the path of its model file and exits when it is not
-    there, and the Deployment starts at one replica without waiting for the prewarm Job (SPEC §5.4): so its
+    """A single-file engine (llama-server), and any engine given a plain-file model (oci://, s3://), is
+    given a path in the cache and exits when it is not there, and the Deployment starts at one replica
+    without waiting for the prewarm Job (SPEC §5.4): so its
     pods first run ``hearth fetch --if-missing`` (an init container), which returns at once, without asking
     the hub, when the cache has the file, and else fetches it, beside a Job doing the same (each file is
     written under a temporary name and renamed). The engine then never starts without its model."""
-    if (
-        engines.of(runtime).model_format is not engines_api.ModelFormat.FILE
-        or model.claim is not None
-        or model.hub not in modeluri.FETCHED_HUBS
-        or hearth_image is None
-        or cache.volume is None
-    ):
+    if not model.scheme.fetched or hearth_image is None or cache.volume is None:
+        return pod
+    if cache.shared:
+        step = cache_render.FetchStep.WAIT
+    elif engines.of(runtime).model_format is engines_api.ModelFormat.FILE or model.scheme.local_only:
+        step = cache_render.FetchStep.IF_MISSING
+    else:
         return pod
     (container,) = pod["containers"]
     fetch = cache_render.fetch_container(
@@ -296,10 +311,10 @@ def _with_model_fetch(
         hearth_image=hearth_image,
         runtime_env=container.get("env") or [],
         run_as_user=runtime.spec.container.run_as_user,
-        if_missing=True,
+        step=step,
     )
-    fetch["volumeMounts"] = [{"name": CACHE_VOLUME, "mountPath": CACHE_MOUNT_PATH}]
-    return {**pod, "initContainers": [*pod.get("initContainers", []), fetch]}
+    volumes = [*pod["volumes"], *cache_render.fetch_volumes(model, step)]
+    return {**pod, "initContainers": [*pod.get("initContainers", []), fetch], "volumes": volumes}
 
 
 def _with_drain(

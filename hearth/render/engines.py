@@ -7,6 +7,8 @@ own ``container.args``, ``health`` probes and ``metrics`` winning over the famil
 
 from __future__ import annotations
 
+import posixpath
+
 from hearth.api import engines, modeluri
 from hearth.api import runtime as runtime_api
 from hearth.api.llmservice import LLMService
@@ -68,12 +70,20 @@ def source_env(runtime: InferenceRuntime, model: ResolvedModel) -> tuple[tuple[s
 
 
 def model_path(
-    service: LLMService, runtime: InferenceRuntime, model: ResolvedModel, *, hf_home: str | None
+    service: LLMService,
+    runtime: InferenceRuntime,
+    model: ResolvedModel,
+    *,
+    hf_home: str | None,
+    model_cache: str | None = None,
 ) -> str:
     """What ``{{ .Model.Path }}`` renders to. An engine that loads repositories gets the source's reference;
     one that loads a single file gets the local file: in the claim, or where ``hearth fetch`` links it in the
-    cache (*hf_home*: the cache's HF_HOME, None without a cache), which needs the prewarm Job."""
+    cache (*hf_home*: the cache's HF_HOME, None without a cache), which needs the prewarm Job. A plain-file
+    model (oci://, s3://) is read only from ``hearth fetch``'s folder under *model_cache*."""
     entry = of(runtime)
+    if model.folder is not None:
+        return _fetched_folder(service, entry, model, model_cache=model_cache if hf_home else None)
     if entry.model_format is engines.ModelFormat.REPO or model.claim is not None:
         return model.path
     family = f"family {entry.family} ({entry.title}) loads one model file"
@@ -117,3 +127,27 @@ def shutdown_args(runtime: InferenceRuntime, args: list[str], *, seconds: int) -
     if any(argument == flag or argument.startswith(flag + "=") for argument in args):
         return []
     return [f"{flag}={seconds}"]
+
+
+def _fetched_folder(
+    service: LLMService, entry: engines.Engine, model: ResolvedModel, *, model_cache: str | None
+) -> str:
+    scheme = f"{model.scheme.schemes[0]}://"
+    if model_cache is None or not service.spec.cache.prewarm:
+        raise ReconcileError(
+            Reason.RENDER,
+            f"{scheme} models are served from the model cache, which the prewarm Job fills: set "
+            f"spec.cache.prewarm: true and a spec.cache.strategy other than None (strategy "
+            f"{service.spec.cache.strategy}, prewarm {'true' if service.spec.cache.prewarm else 'false'})",
+        )
+    assert model.folder is not None
+    folder = posixpath.join(model_cache, model.folder)
+    if entry.model_format is engines.ModelFormat.REPO:
+        return folder
+    if model.file is None:
+        raise ReconcileError(
+            Reason.MODEL_RESOLUTION,
+            f'model.source.uri "{model.uri}": family {entry.family} ({entry.title}) loads one model '
+            f"file: name it in the URI, {model.scheme.form}",
+        )
+    return posixpath.join(folder, model.file)

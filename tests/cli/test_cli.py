@@ -233,7 +233,7 @@ def test_render_resolves_the_scaler_mode_as_the_operator_would(
     ("text", "message"),
     [
         (
-            RENDER_INPUT.replace("hf://Qwen/Qwen3-0.6B", "s3://bucket/m"),
+            RENDER_INPUT.replace("hf://Qwen/Qwen3-0.6B", "gs://bucket/m"),
             "LLMService default/qwen: ModelResolution:",
         ),
         (

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from hearth.api import drain, gatewayenv
+from hearth.api import drain, gatewayenv, modeluri
 from hearth.api.scalermodes import ScalerMode
 from hearth.cmd import main
 from hearth.cmd import stub as stub_command
@@ -359,7 +359,9 @@ def test_the_operator_renders_only_declared_gateway_variables() -> None:
     # checks that `hearth drainer` reads them).
     sidecar = {name for name in rendered if name.startswith("HEARTH_DRAINER_")}
     assert sidecar <= {value for key, value in vars(drain).items() if key.endswith("_ENV")}
-    assert rendered - sidecar <= DECLARED
+    # The model fetch containers' (`hearth fetch`): the plain-file model cache (hearth.api.modeluri).
+    fetch = {modeluri.MODEL_CACHE_ENV} & rendered
+    assert rendered - sidecar - fetch <= DECLARED
     render_source = (REPO / "hearth" / "render" / "gateway.py").read_text()
     assert re.findall(r"[\"']HEARTH_[A-Z_]+[\"']", render_source) == [], "names come from the declaration"
 

@@ -47,10 +47,10 @@ def _env(endpoint: str, home: Path, **extra: str) -> dict[str, str]:
     return {"HF_ENDPOINT": endpoint, "HF_HOME": str(home), **extra}
 
 
-async def _fetch(uri: str, env: Mapping[str, str], revision: str = "main") -> sources.Fetched:
-    source, reference = sources.parse(uri)
+async def _fetch(uri: str, env: Mapping[str, str], revision: str | None = None) -> sources.Fetched:
+    source, model = sources.parse(uri)
     async with aiohttp.ClientSession() as session:
-        return await source.fetch(reference, env, session, revision)
+        return await source.fetch(model, env, session, revision)
 
 
 async def test_a_repository_lands_in_the_cache_layout_the_engines_read(
@@ -151,10 +151,11 @@ class _Tampered(tinymodel.RepoFile):
 @pytest.mark.parametrize(
     ("uri", "message"),
     [
-        ("s3://bucket/model", "knows the schemes hf://, huggingface://"),
+        ("gs://bucket/model", 'scheme "gs://" is not supported'),
+        ("pvc://claim/model", "knows the schemes hf://, huggingface://, modelscope://, oci://, s3://"),
         ("hf://", 'nothing after "hf://"'),
         ("hf://just-a-name", "does not start with a repository id"),
-        ("hf://org/repo/../escape.gguf", "not a clean path"),
+        ("hf://org/repo/../escape.gguf", "must be a clean path"),
     ],
 )
 async def test_bad_sources_are_refused_naming_what_is_accepted(uri: str, message: str) -> None:
@@ -173,7 +174,7 @@ async def test_a_missing_file_or_repository_names_it(
 
 
 def test_every_fetched_hub_has_a_scheme() -> None:
-    assert {source.hub for source in sources.SCHEMES.values()} == modeluri.FETCHED_HUBS
+    assert set(sources.SOURCES) == modeluri.FETCHED_HUBS
 
 
 def test_the_hf_home_default_follows_huggingface_hub() -> None:
@@ -196,7 +197,7 @@ async def test_the_command_prints_the_snapshot_folder_last(
     assert lines[-2] == f"file {modeluri.fetched_file(str(tmp_path), GGUF_REPO, GGUF.path)}"
     refused = await _run([*command[:-1], "oci://registry/model"], env)
     assert refused.returncode == 1
-    assert "knows the schemes hf://, huggingface://" in refused.stderr
+    assert "names no digest" in refused.stderr
 
 
 async def _run(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:

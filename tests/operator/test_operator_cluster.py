@@ -386,7 +386,7 @@ def test_a_degraded_service_names_its_runtime_and_does_not_claim_scaling(
     hearth_cluster: ControlPlane, start_operator: StartOperator, namespace: str, runtime: str
 ) -> None:
     start_operator()
-    manifest = service_yaml("broken", namespace, runtime).replace("hf://Qwen/Qwen3-0.6B", "s3://bucket/model")
+    manifest = service_yaml("broken", namespace, runtime).replace("hf://Qwen/Qwen3-0.6B", "gs://bucket/model")
     hearth_cluster.kubectl("apply", "-f", "-", stdin=manifest)
     status = wait_for(
         lambda: (s := status_of(hearth_cluster, namespace, "broken")).get("phase") == "Degraded" and s,
@@ -402,3 +402,81 @@ def test_a_degraded_service_names_its_runtime_and_does_not_claim_scaling(
     assert (degraded["status"], degraded["reason"]) == ("True", "ModelResolution")
     assert degraded["message"] == conditions["Ready"]["message"]
     assert conditions["AutoscalingReady"]["status"] == conditions["Scaling"]["status"]
+
+
+SHARED_CACHE = """  cache: {strategy: SharedPVC, prewarm: true, size: 1Gi%s}
+"""
+
+
+def _ready_condition(plane: ControlPlane, namespace: str, name: str) -> dict[str, Any]:
+    conditions = status_of(plane, namespace, name).get("conditions") or []
+    return next((dict(c) for c in conditions if c["type"] == "Ready"), {})
+
+
+def test_a_shared_cache_that_cannot_be_shared_is_refused_naming_why(
+    hearth_cluster: ControlPlane, start_operator: StartOperator, namespace: str, runtime: str
+) -> None:
+    """SharedPVC (issue 26): a named claim missing or ReadWriteOnce, or a claim its provisioner refused,
+    degrades the service with reason Cache and a Warning Event, instead of replicas stuck Pending."""
+    start_operator()
+    named = SHARED_CACHE % ", claimName: team-models"
+    hearth_cluster.kubectl("apply", "-f", "-", stdin=service_yaml("shared", namespace, runtime, named))
+
+    def reason_says(text: str) -> dict[str, Any] | None:
+        ready = _ready_condition(hearth_cluster, namespace, "shared")
+        return ready if ready.get("reason") == "Cache" and text in ready.get("message", "") else None
+
+    wait_for(lambda: reason_says(f"no PersistentVolumeClaim {namespace}/team-models"), what="missing claim")
+    hearth_cluster.kubectl(
+        "apply",
+        "-f",
+        "-",
+        stdin=f"""
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {{name: team-models, namespace: {namespace}}}
+spec: {{accessModes: [ReadWriteOnce], resources: {{requests: {{storage: 1Gi}}}}}}
+""",
+    )
+    # A touch of the service reconciles it again (the named claim is not one of its children).
+    hearth_cluster.kubectl("annotate", "llmservice", "shared", "-n", namespace, "touch=1")
+    wait_for(lambda: reason_says("asks for ReadWriteOnce, not ReadWriteMany"), what="an RWO claim refused")
+    warnings = [e for e in events_of(hearth_cluster, namespace, "shared") if e["reason"] == "Cache"]
+    assert warnings, "a Warning Event names it"
+
+    # A claim the operator creates, which the StorageClass's provisioner refuses.
+    hearth_cluster.kubectl(
+        "apply", "-f", "-", stdin=service_yaml("refused", namespace, runtime, SHARED_CACHE % "")
+    )
+    claim = wait_for(
+        lambda: get_json(hearth_cluster, "persistentvolumeclaim", "refused-cache", "-n", namespace),
+        what="the shared claim",
+    )
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
+    said = (
+        "failed to provision volume: invalid AccessModes [ReadWriteMany]: only [ReadWriteOnce] are supported"
+    )
+    hearth_cluster.kubectl(
+        "create",
+        "-f",
+        "-",
+        stdin=f"""
+apiVersion: v1
+kind: Event
+metadata: {{name: refused-cache.provisioning, namespace: {namespace}}}
+involvedObject: {{kind: PersistentVolumeClaim, name: refused-cache, namespace: {namespace},
+  uid: {claim["metadata"]["uid"]}, apiVersion: v1}}
+reason: ProvisioningFailed
+type: Warning
+message: "{said}"
+source: {{component: example.com/local-provisioner}}
+""",
+    )
+    hearth_cluster.kubectl("annotate", "llmservice", "refused", "-n", namespace, "touch=1")
+    wait_for(
+        lambda: (
+            (ready := _ready_condition(hearth_cluster, namespace, "refused")).get("reason") == "Cache"
+            and said in ready.get("message", "")
+        ),
+        what="the provisioner's refusal",
+    )

@@ -51,6 +51,29 @@ def test_the_kubelets_waiting_reasons_name_the_failure(waiting: str, reason: Rea
     assert 'image "x" not present' in found.message
 
 
+def test_a_failed_model_fetch_is_named_by_its_own_error_not_the_crash_loop() -> None:
+    """The init step's log tail (FallbackToLogsOnError) says why: the condition and Event carry it."""
+    said = (
+        'level=info msg="fetching"\nhearth fetch: oci://reg/m@sha256:ab: GET http://reg/v2/m/manifests/sha256:ab:'
+        " 401 UNAUTHORIZED: authentication required (wrong credentials in the source's Secret)\n"
+    )
+    fetch = {
+        "name": "hearth-fetch",
+        "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 10s"}},
+        "lastState": {"terminated": {"reason": "Error", "exitCode": 1, "message": said}},
+    }
+    found = wakefailures.diagnose(None, [_pod(initContainerStatuses=[fetch])], at=AT)
+    assert found is not None
+    assert found.reason is Reason.MODEL_FETCH_FAILED
+    assert found.message.startswith("pod qwen-abc: model fetch failed: oci://reg/m@sha256:ab: GET")
+    assert "wrong credentials in the source's Secret" in found.message
+    assert wakereasons.client_code(found.reason) == "model_fetch_failed"
+    # Running again, or done: no failure of its own.
+    fetch["lastState"] = {"terminated": {"reason": "Completed", "exitCode": 0}}
+    fetch["state"] = {"running": {}}
+    assert wakefailures.diagnose(None, [_pod(initContainerStatuses=[fetch])], at=AT) is None
+
+
 def test_waits_that_pass_are_no_failure() -> None:
     assert wakefailures.diagnose(None, [_pod(waiting="ContainerCreating")], at=AT) is None
     assert wakefailures.diagnose(None, [_pod()], at=AT) is None
@@ -229,6 +252,7 @@ def test_client_codes_are_snake_case_even_for_reasons_this_version_does_not_know
         "container_config_error",
         "scheduling_delayed",
         "progress_deadline_exceeded",
+        "model_fetch_failed",
     ]
     assert wakereasons.client_code("GPUFellOff") == "gpu_fell_off"
 

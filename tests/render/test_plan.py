@@ -258,7 +258,12 @@ def test_volcano_queue_is_annotated_on_backend_and_prewarm() -> None:
             Reason.MODEL_RESOLUTION,
             "secretRef",
         ),
-        ({"model": {"source": {"uri": "s3://bucket/m"}}}, Reason.MODEL_RESOLUTION, "not supported yet"),
+        ({"model": {"source": {"uri": "gs://bucket/m"}}}, Reason.MODEL_RESOLUTION, "is not supported"),
+        (
+            {"model": {"source": {"uri": "s3://bucket/m"}}, "cache": {"strategy": "HostPath"}},
+            Reason.RENDER,
+            "which the prewarm Job fills: set spec.cache.prewarm: true",
+        ),
         (
             {"model": {"source": {"uri": "pvc://Bad/x"}}},
             Reason.MODEL_RESOLUTION,
@@ -270,7 +275,11 @@ def test_volcano_queue_is_annotated_on_backend_and_prewarm() -> None:
             'unknown field ".Nope"',
         ),
         ({"resources": {"fraction": {"cores": 10}}}, Reason.RENDER, "resources.fraction is not supported"),
-        ({"cache": {"strategy": "SharedPVC"}}, Reason.RENDER, "SharedPVC is not supported"),
+        (
+            {"cache": {"strategy": "SharedPVC", "prewarm": False}},
+            Reason.RENDER,
+            "SharedPVC: the prewarm Job is the claim's one writer",
+        ),
         ({"cache": {"strategy": "BakedImage"}}, Reason.RENDER, "BakedImage is not supported yet"),
         ({"scaling": {"metric": "kvCacheUtil"}}, Reason.SCALED_OBJECT, "kvCacheUtil is not supported yet"),
         ({"scaling": {"scaleDownStabilization": "1.5s"}}, Reason.SCALED_OBJECT, "whole number of seconds"),

@@ -192,3 +192,21 @@ async def test_the_stub_reports_whether_it_starts_from_the_cache(
 
 def _stub_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
     return [record for record in caplog.records if record.name == stub_command.log.name]
+
+
+def test_the_stub_reads_a_local_model_path_as_an_engine_would(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """oci:// and s3:// models are served from the folder hearth fetch wrote (the e2e reads this line)."""
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "config.json").write_bytes(b"{}")
+    (tmp_path / "sub" / "model.gguf").write_bytes(b"GGUF" * 4)
+    with caplog.at_level(logging.INFO, logger=stub_command.log.name):
+        stub_command.report_cache(str(tmp_path))
+        stub_command.report_cache(str(tmp_path / "sub" / "model.gguf"))
+        stub_command.report_cache(str(tmp_path / "absent"))
+    folder, file, absent = _stub_records(caplog)
+    assert folder.getMessage() == stub_command.LOADED_LOCAL
+    assert (folder.fields["files"], folder.fields["bytes"]) == (2, 18)  # type: ignore[attr-defined]
+    assert file.fields["files"] == 1  # type: ignore[attr-defined]
+    assert absent.getMessage() == "model path has no files"

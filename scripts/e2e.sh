@@ -45,6 +45,7 @@ on_exit() {
         done
     fi
     bash testing/prometheus/prometheus.sh down >/dev/null 2>&1 || true
+    bash testing/delivery/serve.sh down >/dev/null 2>&1 || true
     bash "$cluster" down >/dev/null 2>&1 || true
     printf 'e2e: %s\n' "${timings[@]}"
     echo "e2e: finished in $(( $(date +%s) - started ))s (exit $status)"
@@ -66,7 +67,11 @@ for stage in "${stages[@]}"; do
 done
 # The real engine's build too (cached: a second; from scratch ~12 min, which .ci/run overlaps with the tests).
 timed "llama-server build" bash testing/llamacpp/build.sh >/dev/null
+timed "delivery servers build" bash testing/delivery/build.sh >/dev/null
 timed "cluster up" bash "$cluster" up
+# The registry and S3 store the delivery scenarios (M1-M5) push to, on the cluster bridge address.
+HEARTH_E2E_DELIVERY=$(bash testing/delivery/serve.sh up)
+export HEARTH_E2E_DELIVERY
 python3 testing/image/build_oci_image.py --binary dist/hearth --ref "hearth.dev/hearth:$version" \
     --out dist/images/hearth.tar
 bash testing/stub/build-image.sh

@@ -70,13 +70,6 @@ from hearth.kube.client import KubeClient
     help="Run only the scenarios whose name contains this text (repeatable; e.g. --scenario pool).",
 )
 @click.option(
-    "--module",
-    "modules",
-    type=click.Choice(sorted(scenarios.MODULES)),
-    multiple=True,
-    help="Also run the scenarios of a module not yet in the default list (repeatable).",
-)
-@click.option(
     "--delivery",
     "delivery_file",
     type=click.Path(exists=True, dir_okay=False),
@@ -89,7 +82,6 @@ from hearth.kube.client import KubeClient
 def command(
     *,
     only: tuple[str, ...],
-    modules: tuple[str, ...],
     delivery_file: str | None,
     stub_image: str,
     engine_image: str | None,
@@ -146,7 +138,7 @@ def command(
         client = await KubeClient.connect(kubeconfig=kubeconfig, context=context)
         try:
             async with runner.run(client, options, click.echo) as run:
-                for name, body in scenarios.selected(modules):
+                for name, body in scenarios.SCENARIOS:
                     if only and not any(text in name for text in only):
                         continue
                     await run.scenario(name, functools.partial(body, run))

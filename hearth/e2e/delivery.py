@@ -8,8 +8,8 @@ M3 a SharedPVC model with two replicas from one download (the prewarm Job writes
 readiness marker and read it read-only); M4 a wrong digest and M5 wrong S3 credentials each end as the
 ``ModelFetchFailed`` condition and Event naming the problem.
 
-Not in the default scenario list: ``hearth e2e --module delivery --delivery FILE`` runs them (see
-testing/delivery/README.md).
+They need ``hearth e2e --delivery FILE`` (``HEARTH_E2E_DELIVERY``; ``scripts/e2e.sh`` starts the servers and
+sets it, see testing/delivery/README.md); without it they are skipped, and fail under ``--no-skip``.
 """
 
 from __future__ import annotations

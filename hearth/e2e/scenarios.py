@@ -10,7 +10,7 @@ import contextlib
 import dataclasses
 import ssl
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -714,15 +714,6 @@ SCENARIOS = [
     *engines.SCENARIOS,
     *warm.SCENARIOS,
     *scalertls.SCENARIOS,
+    *delivery.SCENARIOS,
     ("14 deleting LLMServices removes everything", deletion_removes_everything),
 ]
-
-#: Scenario modules not yet in the default list (``hearth e2e --module <name>`` adds them, before the last
-#: scenario, which deletes everything).
-MODULES = {"delivery": delivery.SCENARIOS}
-
-
-def selected(modules: Sequence[str] = ()) -> list[tuple[str, Callable[[Run], Awaitable[str]]]]:
-    """The default scenarios, with those of *modules* before the final clean-up one."""
-    extra = [scenario for module in modules for scenario in MODULES[module]]
-    return [*SCENARIOS[:-1], *extra, SCENARIOS[-1]]

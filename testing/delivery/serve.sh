@@ -8,7 +8,7 @@
 #   testing/delivery/serve.sh down      stop what `up` started, remove their data
 #   testing/delivery/serve.sh status    PIDs and addresses
 #
-# `hearth e2e --module delivery --delivery <dir>/delivery.json` runs the delivery scenarios against them.
+# `hearth e2e --delivery <dir>/delivery.json` runs the delivery scenarios against them (scripts/e2e.sh does).
 # Everything lives under HEARTH_DELIVERY_DIR (default /var/tmp/hearth-delivery). Addresses: only
 # 127.0.0.0/8 and the cluster bridge 10.88.0.0/16 are accepted (HEARTH_DELIVERY_ADDRESS, default 10.88.0.1).
 # Ports: HEARTH_REGISTRY_PORT (default 5000), HEARTH_S3_PORT (default 7070).

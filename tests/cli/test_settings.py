@@ -142,7 +142,6 @@ _E2E = [
     _env("e2e", "--gguf", "HEARTH_E2E_GGUF", "/nonexistent/model.gguf", "does not exist"),
     _bad("e2e", "--timeout", "5", "x>=10"),
     _bad("e2e", "--scenario", "", "must be non-empty"),
-    _bad("e2e", "--module", "nope", "is not 'delivery'"),
     _env("e2e", "--delivery", "HEARTH_E2E_DELIVERY", "/nonexistent/delivery.json", "does not exist"),
 ]
 _SELFTEST = [

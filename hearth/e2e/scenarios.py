@@ -197,6 +197,11 @@ async def gateways_wake_once_and_sum_demand(run: Run) -> str:
         # endpoint, and a gateway would forward to it (nothing held, nothing told).
         await run.wait("backend at 0 replicas", lambda: _at(run, "cold", 0))
         await run.wait("no ready backend endpoint", lambda: _no_ready_endpoint(run, "cold"))
+        # And this gateway pod has seen it: its watch may lag the API server's answer above (under load,
+        # by enough for the stream to reach the leaving pod, which still serves while it drains).
+        await run.wait(
+            f"gateway pod {pod.name} routes cold nowhere", lambda p=pod: _routes_nowhere(run, p, "cold")
+        )
         started = time.monotonic()
         events, _ = await run.stream(pod.url, tokens=1)
         if events[-1] != b"data: [DONE]":
@@ -673,6 +678,16 @@ async def _new_leader(run: Run, namespace: str, old_identity: str, generation: i
 
 async def _at(run: Run, name: str, replicas: int) -> bool:
     return (await run.replicas(name))[0] == replicas
+
+
+async def _routes_nowhere(run: Run, pod: GatewayPod, model: str) -> bool:
+    """Whether *pod* routes *model* to no endpoint now (its own view: ``/hearth/queues?routing=1``)."""
+    async with run.http.get(f"{pod.url}/hearth/queues", params={"routing": "1"}) as response:
+        document = await response.json(content_type=None)
+    routing = (document.get("routing") or {}).get(model)
+    if routing is None:
+        raise ScenarioFailedError(f"gateway pod {pod.name} does not say where it routes {model}: {document}")
+    return int(routing.get("endpoints", 1)) == 0
 
 
 async def _no_ready_endpoint(run: Run, name: str) -> bool:

@@ -5,6 +5,7 @@ the parts only builtin mode promises (the gateway's own wake) are checked only t
 from __future__ import annotations
 
 import asyncio
+import functools
 import collections
 import contextlib
 import dataclasses
@@ -200,7 +201,8 @@ async def gateways_wake_once_and_sum_demand(run: Run) -> str:
         # And this gateway pod has seen it: its watch may lag the API server's answer above (under load,
         # by enough for the stream to reach the leaving pod, which still serves while it drains).
         await run.wait(
-            f"gateway pod {pod.name} routes cold nowhere", lambda p=pod: _routes_nowhere(run, p, "cold")
+            f"gateway pod {pod.name} routes cold nowhere",
+            functools.partial(_routes_nowhere, run, pod, "cold"),
         )
         started = time.monotonic()
         events, _ = await run.stream(pod.url, tokens=1)

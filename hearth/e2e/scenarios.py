@@ -5,10 +5,10 @@ the parts only builtin mode promises (the gateway's own wake) are checked only t
 from __future__ import annotations
 
 import asyncio
-import functools
 import collections
 import contextlib
 import dataclasses
+import functools
 import ssl
 import time
 from collections.abc import AsyncIterator

@@ -445,8 +445,10 @@ async def auth_then_reject_mode(run: Run) -> str:
 
 
 async def deletion_removes_everything(run: Run) -> str:
-    for name in ("cold", "rejecting"):
-        await run.client.delete(resources.LLMSERVICE, name, run.namespace)
+    # Every LLMService the run made (the other scenario modules' too), since their children are all counted.
+    services, _ = await run.client.list(resources.LLMSERVICE, namespace=run.namespace)
+    for service in services:
+        await run.client.delete(resources.LLMSERVICE, service["metadata"]["name"], run.namespace)
 
     async def gone() -> bool:
         kinds = (
@@ -466,7 +468,10 @@ async def deletion_removes_everything(run: Run) -> str:
         return True
 
     await run.wait("every child garbage-collected", gone, within=120)
-    return "every Deployment, Service, ServiceAccount, Role, PodDisruptionBudget and NetworkPolicy is gone"
+    return (
+        f"{len(services)} LLMService(s) deleted: every Deployment, Service, ServiceAccount, Role, "
+        "PodDisruptionBudget and NetworkPolicy is gone"
+    )
 
 
 @contextlib.asynccontextmanager

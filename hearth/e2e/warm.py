@@ -1,7 +1,8 @@
 """The scenarios of issue 31 for ``hearth e2e``: a scheduled warm window and a fallback while cold.
 
-In :data:`hearth.e2e.scenarios.SCENARIOS` before scenario 14, in every scaler mode (passed on the test bed
-in builtin, metrics-api and external-push, session 10).
+In :data:`hearth.e2e.scenarios.SCENARIOS` before scenario 14. Both passed on the test bed in builtin,
+metrics-api and external-push (session 10); W1 is promised in every mode (KEDA's cron trigger differs from
+the operator's early wake), W2 in builtin mode only (the fallback is the route's decision, whoever scales).
 
 - W1: a window that opens in the near future makes the model Ready by the window's start (within one wake
   estimate) without any request, shows in ``status.warmWindow``, and after the window and the idle period
@@ -137,6 +138,10 @@ async def _chat(run: Run, url: str, model: str) -> tuple[float, int, dict[str, s
 
 
 async def cold_model_answered_by_its_fallback_then_itself(run: Run) -> str:
+    # Passed in every mode on the test bed (session 10); CI runs it in builtin mode only, to keep its time:
+    # the fallback is the route's decision, whoever scales the backend.
+    if (await run.traits("cold")).mode is not scalermodes.ScalerMode.BUILTIN:
+        run.not_promised("the fallback is proven in builtin mode; who scales the backend does not change it")
     small = fixtures.service(FALLBACK_SMALL, run.namespace, run.runtime)
     small["spec"]["scaling"]["min"] = 1
     big = fixtures.service(FALLBACK_BIG, run.namespace, run.runtime)

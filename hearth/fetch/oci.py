@@ -54,8 +54,7 @@ class OciError(Exception):
 
 
 def cached(model: modeluri.ResolvedModel, env: Mapping[str, str]) -> store.Model | None:
-    assert model.folder is not None
-    return store.ready(Path(modeluri.model_cache(env)) / model.folder)
+    return store.ready(store.folder_of(model, env))
 
 
 def docker_credentials(env: Mapping[str, str], registry: str) -> tuple[str, str] | None:
@@ -91,8 +90,7 @@ async def fetch(
 ) -> store.Model:
     oci = model.oci
     assert oci is not None
-    assert model.folder is not None
-    target = Path(modeluri.model_cache(env)) / model.folder
+    target = store.folder_of(model, env)
     found = store.ready(target)
     if found is not None:
         return found

@@ -23,7 +23,6 @@ import logging
 import posixpath
 import re
 from collections.abc import AsyncIterator, Callable, Mapping
-from pathlib import Path
 from xml.etree import ElementTree
 
 import aiohttp
@@ -74,8 +73,7 @@ def credentials(env: Mapping[str, str]) -> sigv4.Credentials | None:
 
 
 def cached(model: modeluri.ResolvedModel, env: Mapping[str, str]) -> store.Model | None:
-    assert model.folder is not None
-    return store.ready(Path(modeluri.model_cache(env)) / model.folder)
+    return store.ready(store.folder_of(model, env))
 
 
 async def fetch(
@@ -87,8 +85,7 @@ async def fetch(
 ) -> store.Model:
     location = model.s3
     assert location is not None
-    assert model.folder is not None
-    target = Path(modeluri.model_cache(env)) / model.folder
+    target = store.folder_of(model, env)
     found = store.ready(target)
     if found is not None:
         return found

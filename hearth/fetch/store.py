@@ -18,7 +18,7 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 
 from hearth.api import modeluri
@@ -79,6 +79,12 @@ async def fill(target: Path, files: Sequence[File], *, source: str) -> Model:
         # What this writer left (its staging folder, made again after the other's promote) is nobody's.
         shutil.rmtree(staging.path, ignore_errors=True)
         return won
+
+
+def folder_of(model: modeluri.ResolvedModel, env: Mapping[str, str]) -> Path:
+    """Where a plain-file model (``oci://``, ``s3://``) lives in the model cache."""
+    assert model.folder is not None
+    return Path(modeluri.model_cache(env)) / model.folder
 
 
 def ready(target: Path) -> Model | None:

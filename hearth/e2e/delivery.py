@@ -27,7 +27,7 @@ import urllib.parse
 from pathlib import Path
 from typing import Any
 
-from hearth.api import scalermodes, wakefailure
+from hearth.api import wakefailure
 from hearth.common import sigv4
 from hearth.e2e import caches, fixtures
 from hearth.e2e.runner import DeliveryServers, Run, ScenarioFailedError
@@ -41,12 +41,8 @@ REGION = "us-east-1"
 
 
 async def _servers(run: Run) -> DeliveryServers:
-    # Passed in every mode on the test bed (session 10); CI runs them in builtin mode only, to keep its time:
-    # the fetch path is the same whoever scales the backend.
-    if (await run.traits("cold")).mode is not scalermodes.ScalerMode.BUILTIN:
-        run.not_promised(
-            "model delivery is proven in builtin mode; who scales the backend does not change it"
-        )
+    # Passed in every mode on the test bed (session 10): the fetch path is the same whoever scales.
+    await run.only_in_builtin("model delivery")
     servers = run.options.delivery
     if servers is None:
         run.skip(

@@ -20,7 +20,6 @@ import shlex
 import time
 from typing import Any
 
-from hearth.api import scalermodes
 from hearth.e2e import caches, fixtures, shared, wakeprogress
 from hearth.e2e.runner import Run, ScenarioFailedError
 from hearth.kube import resources
@@ -76,9 +75,7 @@ def _runtime_name(run: Run) -> str:
 
 
 async def _preconditions(run: Run) -> None:
-    mode = (await run.traits("cold")).mode
-    if mode is not scalermodes.ScalerMode.BUILTIN:
-        run.not_promised("the engine is proven in builtin mode; who scales it does not change it")
+    await run.only_in_builtin("the engine")
     if not run.options.engine_image or not run.options.gguf:
         run.skip("no llama-server image or GGUF given (--engine-image, --gguf; scripts/e2e.sh builds both)")
 

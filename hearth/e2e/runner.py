@@ -265,6 +265,12 @@ class Run:
         """Whether the scaler mode a scenario has read lets LLMServices join an AcceleratorPool."""
         return self.mode is not None and scalermodes.traits(self.mode).pools
 
+    async def only_in_builtin(self, what: str) -> None:
+        """End the scenario in the KEDA modes: *what* is proven in builtin mode, and who scales the backend
+        does not change it (CI runs it once, to keep its time)."""
+        if (await self.traits("cold")).mode is not scalermodes.ScalerMode.BUILTIN:
+            self.not_promised(f"{what} is proven in builtin mode; who scales the backend does not change it")
+
     def skip(self, reason: str) -> NoReturn:
         """End a scenario the cluster cannot run: skipped, or failed under --no-skip."""
         if self.options.no_skip:

@@ -33,12 +33,13 @@ CLIENT_SECRET = "mtls-keda-client"
 TRIGGER_AUTHENTICATION = "mtls-keda"
 
 
-class _Authority:
-    """A one-run CA signing the gateway's server certificate and KEDA's client certificate."""
+class Authority:
+    """A one-run CA signing the gateway's server certificate and KEDA's client certificate (also the
+    gateway's mTLS tests' CA)."""
 
-    def __init__(self) -> None:
+    def __init__(self, name: str = "hearth-e2e scaler CA") -> None:
         self.key = ec.generate_private_key(ec.SECP256R1())
-        self.name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "hearth-e2e scaler CA")])
+        self.name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
         self.cert = (
             self._builder(self.name, self.key.public_key())
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
@@ -89,7 +90,7 @@ def _secret(name: str, namespace: str, data: dict[str, bytes]) -> dict[str, Any]
 
 def manifests(namespace: str, runtime: str) -> list[dict[str, Any]]:
     """The Secrets, the TriggerAuthentication and the LLMService, in the order to apply them."""
-    authority = _Authority()
+    authority = Authority()
     host = names.scaler_service(SERVICE)
     server_cert, server_key = authority.issue(
         host, dns_names=[f"{host}.{namespace}.svc", f"{host}.{namespace}.svc.cluster.local"]

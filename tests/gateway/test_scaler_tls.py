@@ -5,20 +5,15 @@ the start with a message naming them. Certificates are made here."""
 
 from __future__ import annotations
 
-import datetime
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import grpc
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from hearth.common import netaddr
+from hearth.e2e.scalertls import Authority
 from hearth.gateway import external_scaler
 from hearth.gateway.demand import Demand
 from hearth.gateway.metrics import GatewayMetrics
@@ -30,53 +25,6 @@ from tests.gateway.test_external_scaler import PB, OneRoute
 SERVER_NAME = "qwen-scaler.ml.svc"
 
 
-class Authority:
-    """A CA that signs server and client certificates (PEM)."""
-
-    def __init__(self, name: str) -> None:
-        self.key = ec.generate_private_key(ec.SECP256R1())
-        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-        self.name = subject
-        self.cert = (
-            self._builder(subject, self.key.public_key())
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(self.key, hashes.SHA256())
-        )
-
-    def _builder(self, subject: x509.Name, public_key: Any) -> x509.CertificateBuilder:
-        now = datetime.datetime.now(datetime.UTC)
-        return (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(getattr(self, "name", subject))
-            .public_key(public_key)
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
-        )
-
-    @property
-    def pem(self) -> bytes:
-        return self.cert.public_bytes(serialization.Encoding.PEM)
-
-    def issue(self, common_name: str, *, server: bool) -> tuple[bytes, bytes]:
-        """(key, certificate) PEM for a server (named SERVER_NAME) or a client."""
-        key = ec.generate_private_key(ec.SECP256R1())
-        usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
-        builder = self._builder(
-            x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]), key.public_key()
-        ).add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-        if server:
-            builder = builder.add_extension(
-                x509.SubjectAlternativeName([x509.DNSName(SERVER_NAME)]), critical=False
-            )
-        cert = builder.sign(self.key, hashes.SHA256())
-        key_pem = key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-        return key_pem, cert.public_bytes(serialization.Encoding.PEM)
-
-
 @pytest.fixture(scope="module")
 def authorities() -> dict[str, Authority]:
     return {name: Authority(name) for name in ("server-ca", "keda-ca", "other-ca")}
@@ -84,7 +32,7 @@ def authorities() -> dict[str, Authority]:
 
 def write_secret(directory: Path, authorities: dict[str, Authority], *, client_ca: str) -> None:
     """The Secret's files as the kubelet projects them."""
-    key, cert = authorities["server-ca"].issue(SERVER_NAME, server=True)
+    cert, key = authorities["server-ca"].issue(SERVER_NAME, dns_names=[SERVER_NAME])
     (directory / "tls.key").write_bytes(key)
     (directory / "tls.crt").write_bytes(cert)
     (directory / "ca.crt").write_bytes(authorities[client_ca].pem)
@@ -123,7 +71,7 @@ def keda(authorities: dict[str, Authority], client_ca: str | None) -> grpc.Chann
     """KEDA's credentials from a TriggerAuthentication: caCert, and tlsClientCert/tlsClientKey when given."""
     if client_ca is None:
         return grpc.ssl_channel_credentials(root_certificates=authorities["server-ca"].pem)
-    key, cert = authorities[client_ca].issue("keda-operator", server=False)
+    cert, key = authorities[client_ca].issue("keda-operator")
     return grpc.ssl_channel_credentials(
         root_certificates=authorities["server-ca"].pem, private_key=key, certificate_chain=cert
     )

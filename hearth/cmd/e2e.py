@@ -59,8 +59,8 @@ from hearth.kube.client import KubeClient
     "--pod-security-restricted",
     is_flag=True,
     help="Label the run's namespace pod-security.kubernetes.io/enforce=restricted, so the API server "
-    "refuses any pod short of the restricted Pod Security Standard; the HostPath cache scenario is then "
-    "not promised (skipped even with --no-skip: host paths are the documented exception).",
+    "refuses any pod short of the restricted Pod Security Standard; the HostPath cache scenario (host paths: "
+    "the documented exception) relaxes it to privileged while it runs, and only then.",
 )
 @click.option(
     "--scenario",

@@ -24,7 +24,7 @@ from hearth.e2e import caches, fixtures, shared, wakeprogress
 from hearth.e2e.runner import Run, ScenarioFailedError
 from hearth.kube import resources
 from hearth.kube.errors import ApiError
-from hearth.render import names
+from hearth.render import names, podsecurity
 
 SERVICE = "llama"
 #: The llama-server error for a prompt longer than a slot's context (tools/server/server.cpp,
@@ -55,6 +55,9 @@ def runtime(name: str, *, image: str) -> dict[str, Any]:
                 # The hub the model comes from: a mirror, as an air-gapped user names theirs (the prewarm
                 # Job and the pods' hearth fetch read the runtime's HF_* env).
                 "env": [{"name": "HF_ENDPOINT", "value": f"http://{fixtures.HUB}"}],
+                # The image's own user (testing/llamacpp/build-image.sh packs it to run as 65532), so its
+                # backend and prewarm pods meet the restricted Pod Security Standard.
+                "runAsUser": podsecurity.NONROOT_UID,
             },
             # One fake device per replica, so 1 -> 2 is the accelerator accounting's too.
             "accelerator": {"resourceName": fixtures.FAKE_RESOURCE},

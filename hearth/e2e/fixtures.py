@@ -28,11 +28,16 @@ def restricted(pod_spec: dict[str, Any]) -> dict[str, Any]:
     return {**pod_spec, "securityContext": podsecurity.pod_context()}
 
 
-def namespace(name: str, *, enforce_restricted: bool = False) -> dict[str, Any]:
-    """The run's namespace; with *enforce_restricted*, one whose pods must meet ``restricted``."""
+#: The same namespace relaxed for one scenario: host paths (a HostPath cache) meet no other level.
+ENFORCE_PRIVILEGED = {**ENFORCE_RESTRICTED, "pod-security.kubernetes.io/enforce": "privileged"}
+
+
+def namespace(name: str, *, enforce_restricted: bool = False, relaxed: bool = False) -> dict[str, Any]:
+    """The run's namespace; with *enforce_restricted*, one whose pods must meet ``restricted``; *relaxed*
+    (with it): one that admits any pod, for the scenario that needs a host path."""
     metadata: dict[str, Any] = {"name": name}
     if enforce_restricted:
-        metadata["labels"] = dict(ENFORCE_RESTRICTED)
+        metadata["labels"] = dict(ENFORCE_PRIVILEGED if relaxed else ENFORCE_RESTRICTED)
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": metadata}
 
 

@@ -101,8 +101,8 @@ class Options:
     timeout: float = 180.0
     keep: bool = False
     no_skip: bool = False  # a scenario that would be skipped fails instead (CI: the test bed has it all)
-    #: Label the run's namespace to enforce the restricted Pod Security Standard (off until proven on the
-    #: test bed); the HostPath cache scenario, whose pods need a host path, is then not promised.
+    #: Label the run's namespace to enforce the restricted Pod Security Standard; the HostPath cache
+    #: scenario, whose pods need a host path, relaxes it to privileged while it runs.
     pod_security_restricted: bool = False
     #: The real engine's scenarios (hearth.e2e.engines): llama-server's image, and the GGUF it serves.
     engine_image: str | None = None
@@ -400,17 +400,21 @@ class Run:
         for manifest in fixtures.hub(self.namespace, image=self.options.stub_image, gguf=gguf):
             await self.client.apply(manifest)
         if not restricted:  # a root pod with a host path: what restricted refuses (the HostPath scenario)
-            await self.client.apply(
-                fixtures.host_cache_pod(
-                    HOST_CACHE_PREPARE,
-                    self.namespace,
-                    image=self.options.stub_image,
-                    script=f"mkdir -p /host/{self.host_cache} && chmod 0777 /host/{self.host_cache}",
-                )
-            )
+            await self.prepare_host_cache()
         enforced = " (enforcing the restricted Pod Security Standard)" if restricted else ""
         self.report(
             f"created namespace {self.namespace}{enforced}, runtimes, LLMServices and the stand-in hub"
+        )
+
+    async def prepare_host_cache(self) -> None:
+        """Start the root pod that makes the HostPath cache directory writable (fixtures.host_cache_pod)."""
+        await self.client.apply(
+            fixtures.host_cache_pod(
+                HOST_CACHE_PREPARE,
+                self.namespace,
+                image=self.options.stub_image,
+                script=f"mkdir -p /host/{self.host_cache} && chmod 0777 /host/{self.host_cache}",
+            )
         )
 
     async def cleanup(self) -> None:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `hearth e2e --no-skip` under real KEDA, once per KEDA scaler mode, each on its fitting install:
+# `hearth e2e --no-skip --pod-security-restricted` under real KEDA, once per KEDA scaler mode, each on its fitting install:
 #   metrics-api    --scaler-mode auto (KEDA is served, so auto must resolve to metrics-api), 2 gateways
 #   external-push  --scaler-mode external-push, 2 gateways (each answers KEDA for both: issue 27), which
 #                  also runs K1, KEDA <-> gateway mutual TLS (not promised in metrics-api)
@@ -69,7 +69,7 @@ for mode in "${MODES[@]}"; do
   wait_operators_see_keda
   log="$RUN/keda/logs/e2e-$mode.log"
   rc=0
-  "$HEARTH" e2e --kubeconfig "$KUBECONFIG_FILE" --timeout 180 --no-skip 2>&1 | tee "$log" || rc=$?
+  "$HEARTH" e2e --kubeconfig "$KUBECONFIG_FILE" --timeout 180 --no-skip --pod-security-restricted 2>&1 | tee "$log" || rc=$?
   if ! grep -qxF "scaler mode: $mode" "$log"; then
     echo "keda e2e: the verdict table does not name scaler mode $mode" >&2
     rc=1

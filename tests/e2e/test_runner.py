@@ -11,6 +11,7 @@ import pytest
 from hearth.api import scalermodes
 from hearth.e2e import caches, promtext, runner
 from hearth.kube.client import KubeClient
+from hearth.kube.errors import ApiError
 
 
 async def _run_one(no_skip: bool) -> runner.Result:
@@ -61,16 +62,35 @@ async def test_a_scenario_the_mode_does_not_promise_is_skipped_even_under_no_ski
     )
 
 
-async def test_the_host_path_cache_is_not_promised_in_a_restricted_namespace_even_under_no_skip() -> None:
+class _RefusingPods:
+    """A client that records what is applied and refuses every pod, as an API server might."""
+
+    def __init__(self) -> None:
+        self.applied: list[dict[str, Any]] = []
+
+    async def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        self.applied.append(manifest)
+        if manifest["kind"] == "Pod":
+            raise ApiError(status=403, reason="Forbidden", message="violates PodSecurity")
+        return manifest
+
+
+async def test_the_host_path_cache_relaxes_a_restricted_namespace_only_while_it_runs() -> None:
+    client = _RefusingPods()
     options = runner.Options(stub_image="stub", no_skip=True, pod_security_restricted=True)
-    session = runner.Run(cast(KubeClient, None), options, report=lambda _: None)
-    try:  # the scenario ends before it touches the cluster (no client here)
+    session = runner.Run(cast(KubeClient, client), options, report=lambda _: None)
+    try:
         await session.scenario("hostpath", functools.partial(caches.host_path_prewarmed, session))
     finally:
         await session.http.close()
     (result,) = session.results
-    assert (result.verdict, result.passed) == ("SKIP", True)
-    assert "not promised under --pod-security-restricted" in result.detail
+    assert (result.verdict, result.detail) == ("FAIL", "403 Forbidden: violates PodSecurity")
+    levels = [
+        (m["metadata"].get("labels") or {}).get("pod-security.kubernetes.io/enforce", m["kind"])
+        for m in client.applied
+    ]
+    # Relaxed before the host-path pod, and restricted again even though the scenario failed.
+    assert levels == ["privileged", "Pod", "restricted"]
 
 
 def test_the_verdict_table_names_the_scaler_mode() -> None:

@@ -3,9 +3,11 @@
 # (as scripts/e2e.sh does before `hearth install`), dist/hearth, and root. In order:
 #   1. helm install --wait (it completes with no model awake: nothing in the chart waits for one);
 #   2. helm test (hearth selftest: a throwaway LLMService's gateway must appear, be ready, and go);
-#   3. helm upgrade --reuse-values gateway.replicas 1 -> 2 --wait under steady traffic to a warm model,
-#      with a second model idle at zero: every request must succeed, and both gateways must run 2 pods;
-#   4. hearth e2e --no-skip (now two operators, two gateways, NetworkPolicies and secure metrics);
+#   3. under steady traffic to a warm model, with a second model idle at zero: helm upgrade --reuse-values
+#      gateway.replicas 1 -> 2, helm rollback to revision 1, helm rollback to revision 2 (each --wait): every
+#      request must succeed, the gateways must run the revision's pods, and no model may wake or restart;
+#   4. hearth e2e --no-skip --pod-security-restricted (now two operators, two gateways, NetworkPolicies and
+#      secure metrics, in a namespace enforcing the restricted Pod Security Standard);
 #   5. helm test again, then helm uninstall: only the CRDs remain (asserted object by object).
 # Prints one line per step with its time, and exits non-zero at the first failure.
 set -euo pipefail
@@ -104,27 +106,44 @@ client() {
         sleep 0.1
     done
 }
-(client 1 & client 2 & wait) &
-traffic_pid=$!
-wait_for "the first answers" 30 test -s "$work/codes.1"
-
-"$helm" upgrade "$release" charts/hearth -n "$namespace" --reuse-values --set gateway.replicas=2 --wait --timeout 180s
-step "helm upgrade --wait (gateway.replicas 1 -> 2): deployed, with the idle model at zero"
-replicas_are idle 0 || fail "the upgrade woke the idle model"
-wait_for "2 ready pods of the steady gateway" 180 ready_replicas steady-gateway 2
-wait_for "2 ready pods of the idle gateway" 180 ready_replicas idle-gateway 2
-sleep 5 # traffic on both gateway pods for a moment
-touch "$work/stop"
-wait "$traffic_pid" || true
-traffic_pid=""
-total=$(cat "$work"/codes.* | wc -l)
-failed=$(cat "$work"/codes.* | grep -cv '^200$' || true)
-step "upgrade under traffic: $total requests, $failed failed; both gateways at 2 ready pods"
-[ "$failed" -eq 0 ] || fail "requests failed during the upgrade: $(sort "$work"/codes.* | uniq -c | tr '\n' ' ')"
-[ "$total" -gt 0 ] || fail "no request was sent during the upgrade"
+backend_pod() { "$kubectl" -n "$apps" get pods -l app.kubernetes.io/name=steady -o jsonpath='{.items[*].metadata.uid}'; }
+steady_backend=$(backend_pod)
+[ -n "$steady_backend" ] || fail "found no backend pod of the steady model"
+# under_traffic WHAT GATEWAY_PODS COMMAND...: run a Helm command while the clients send, then require every
+# request answered, both gateways at GATEWAY_PODS ready pods, the idle model still at zero and the steady
+# model's backend pod the same one (a release change must not restart or wake models).
+under_traffic() {
+    local what=$1 pods=$2 total failed
+    shift 2
+    rm -f "$work"/codes.* "$work/stop"
+    (client 1 & client 2 & wait) &
+    traffic_pid=$!
+    wait_for "the first answers" 30 test -s "$work/codes.1"
+    "$@"
+    replicas_are idle 0 || fail "$what woke the idle model"
+    wait_for "$pods ready pods of the steady gateway" 180 ready_replicas steady-gateway "$pods"
+    wait_for "$pods ready pods of the idle gateway" 180 ready_replicas idle-gateway "$pods"
+    sleep 5 # traffic on every gateway pod for a moment
+    touch "$work/stop"
+    wait "$traffic_pid" || true
+    traffic_pid=""
+    total=$(cat "$work"/codes.* | wc -l)
+    failed=$(cat "$work"/codes.* | grep -cv '^200$' || true)
+    [ "$(backend_pod)" = "$steady_backend" ] || fail "$what replaced the steady model's backend pod"
+    step "$what under traffic: $total requests, $failed failed; both gateways at $pods ready pods, the idle model at 0, the steady backend pod kept"
+    [ "$failed" -eq 0 ] || fail "requests failed during $what: $(sort "$work"/codes.* | uniq -c | tr '\n' ' ')"
+    [ "$total" -gt 0 ] || fail "no request was sent during $what"
+}
+under_traffic "helm upgrade (gateway.replicas 1 -> 2)" 2 \
+    "$helm" upgrade "$release" charts/hearth -n "$namespace" --reuse-values --set gateway.replicas=2 --wait --timeout 180s
+# Back to revision 1 (one gateway replica), then forward again to the upgraded values the scenarios need.
+under_traffic "helm rollback to revision 1" 1 \
+    "$helm" rollback "$release" 1 -n "$namespace" --wait --timeout 180s
+under_traffic "helm rollback to revision 2" 2 \
+    "$helm" rollback "$release" 2 -n "$namespace" --wait --timeout 180s
 "$kubectl" delete namespace "$apps" --wait=true --timeout=180s >/dev/null
 
-dist/hearth e2e --kubeconfig "$KUBECONFIG" --timeout 180 --no-skip
+dist/hearth e2e --kubeconfig "$KUBECONFIG" --timeout 180 --no-skip --pod-security-restricted
 step "hearth e2e --no-skip: passed"
 
 "$helm" test "$release" -n "$namespace" --timeout 180s >/dev/null

@@ -5,7 +5,9 @@
 #   2. helm test (hearth selftest: a throwaway LLMService's gateway must appear, be ready, and go);
 #   3. under steady traffic to a warm model, with a second model idle at zero: helm upgrade --reuse-values
 #      gateway.replicas 1 -> 2, helm rollback to revision 1, helm rollback to revision 2 (each --wait): every
-#      request must succeed, the gateways must run the revision's pods, and no model may wake or restart;
+#      request must succeed, the gateways must run the revision's pods, and no model may wake (nor restart,
+#      within one version). Revision 1 is the previous Hearth (testing/helm/previous.sh) when the checkout
+#      holds its commit, so the upgrade and the first rollback cross versions;
 #   4. hearth e2e --no-skip --pod-security-restricted (now two operators, two gateways, NetworkPolicies and
 #      secure metrics, in a namespace enforcing the restricted Pod Security Standard);
 #   5. helm test again, then helm uninstall: only the CRDs remain (asserted object by object).
@@ -52,8 +54,23 @@ trap on_exit EXIT
 values=(--set "image.registry=hearth.dev" --set "image.tag=$version" --set "operator.replicas=2"
     --set "gateway.replicas=1" --set "networkPolicies.enabled=true" --set "metrics.enabled=true")
 
-"$helm" install "$release" charts/hearth -n "$namespace" --create-namespace "${values[@]}" --wait --timeout 180s
-step "helm install --wait: deployed"
+# Revision 1 is the previous Hearth (testing/helm/previous.sh: its chart and image, from this repository's
+# history) when the checkout holds it, else this one; revision 2 is always this one.
+first_chart=charts/hearth first_tag=$version first_name="this version ($version)"
+if previous=$(bash testing/helm/previous.sh); then
+    first_tag="previous-$(basename "$previous" | sed 's/^hearth-previous-//' | cut -c1-12)"
+    python3 testing/image/build_oci_image.py --binary "$previous/hearth" --ref "hearth.dev/hearth:$first_tag" \
+        --out "$work/previous.tar" >/dev/null
+    bash testing/cluster/cluster.sh load-image "$work/previous.tar" >/dev/null
+    first_chart=$previous/chart
+    first_name="the previous version (commit $(cut -c1-12 testing/helm/previous.ref), image tag $first_tag)"
+else
+    [ "$?" -eq 3 ] || fail "building the previous version failed"
+    step "the previous version is not in this checkout: revision 1 is this version"
+fi
+"$helm" install "$release" "$first_chart" -n "$namespace" --create-namespace "${values[@]}" \
+    --set "image.tag=$first_tag" --wait --timeout 180s
+step "helm install --wait: $first_name deployed"
 
 "$helm" test "$release" -n "$namespace" --logs --timeout 180s
 step "helm test: passed"
@@ -107,14 +124,15 @@ client() {
     done
 }
 backend_pod() { "$kubectl" -n "$apps" get pods -l app.kubernetes.io/name=steady -o jsonpath='{.items[*].metadata.uid}'; }
-steady_backend=$(backend_pod)
-[ -n "$steady_backend" ] || fail "found no backend pod of the steady model"
-# under_traffic WHAT GATEWAY_PODS COMMAND...: run a Helm command while the clients send, then require every
-# request answered, both gateways at GATEWAY_PODS ready pods, the idle model still at zero and the steady
-# model's backend pod the same one (a release change must not restart or wake models).
+# under_traffic WHAT GATEWAY_PODS SAME_BACKEND COMMAND...: run a Helm command while the clients send, then
+# require every request answered, both gateways at GATEWAY_PODS ready pods, the idle model still at zero and
+# the steady model serving; with SAME_BACKEND=same, from the same backend pod (between revisions of one
+# version, nothing may restart a model; between versions the backend's pod template may change, and its
+# rolling update must fail no request either).
 under_traffic() {
-    local what=$1 pods=$2 total failed
-    shift 2
+    local what=$1 pods=$2 same=$3 total failed steady_backend
+    shift 3
+    steady_backend=$(backend_pod)
     rm -f "$work"/codes.* "$work/stop"
     (client 1 & client 2 & wait) &
     traffic_pid=$!
@@ -129,17 +147,23 @@ under_traffic() {
     traffic_pid=""
     total=$(cat "$work"/codes.* | wc -l)
     failed=$(cat "$work"/codes.* | grep -cv '^200$' || true)
-    [ "$(backend_pod)" = "$steady_backend" ] || fail "$what replaced the steady model's backend pod"
-    step "$what under traffic: $total requests, $failed failed; both gateways at $pods ready pods, the idle model at 0, the steady backend pod kept"
+    wait_for "the steady model's backend after $what" 180 ready_replicas steady 1
+    if [ "$same" = same ]; then
+        [ "$(backend_pod)" = "$steady_backend" ] || fail "$what replaced the steady model's backend pod"
+    fi
+    step "$what under traffic: $total requests, $failed failed; both gateways at $pods ready pods, the idle model at 0, the steady model serving$([ "$same" = same ] && echo ' from the same pod')"
     [ "$failed" -eq 0 ] || fail "requests failed during $what: $(sort "$work"/codes.* | uniq -c | tr '\n' ' ')"
     [ "$total" -gt 0 ] || fail "no request was sent during $what"
 }
-under_traffic "helm upgrade (gateway.replicas 1 -> 2)" 2 \
-    "$helm" upgrade "$release" charts/hearth -n "$namespace" --reuse-values --set gateway.replicas=2 --wait --timeout 180s
+same=same
+[ "$first_tag" = "$version" ] || same=any
+under_traffic "helm upgrade from $first_name to this one (gateway.replicas 1 -> 2)" 2 "$same" \
+    "$helm" upgrade "$release" charts/hearth -n "$namespace" --reuse-values \
+    --set "image.tag=$version" --set gateway.replicas=2 --wait --timeout 180s
 # Back to revision 1 (one gateway replica), then forward again to the upgraded values the scenarios need.
-under_traffic "helm rollback to revision 1" 1 \
+under_traffic "helm rollback to revision 1, $first_name" 1 "$same" \
     "$helm" rollback "$release" 1 -n "$namespace" --wait --timeout 180s
-under_traffic "helm rollback to revision 2" 2 \
+under_traffic "helm rollback to revision 2, this version" 2 "$same" \
     "$helm" rollback "$release" 2 -n "$namespace" --wait --timeout 180s
 "$kubectl" delete namespace "$apps" --wait=true --timeout=180s >/dev/null
 

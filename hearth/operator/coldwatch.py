@@ -2,7 +2,7 @@
 gateways never wake them; the pool keeper arbitrates and may evict), and every backend when gateways may not
 call the API. The autoscaler's periodic pass would notice such a cold request only at its next pass (up to
 ``interval`` late, 2 s by default); instead the leader holds one long-poll per gateway pod that routes such a
-model (``GET /hearth/queues?since=<n>&wait=<s>``, :class:`hearth.gateway.demand.ColdCalls`), and a call
+model (``GET /hearth/queues?since=<n>&wait=<s>``, :class:`hearth.gateway.model.demand.ColdCalls`), and a call
 kicks a pass at once. So does a pool member's backend pod going away (its devices free: a waiting member may
 start now, not at the next pass).
 

@@ -1,8 +1,8 @@
 """A model's fallback (``spec.endpoint.fallback``, issue 31): another endpoint that answers a request while
 the model is cold or full. :class:`Fallback` forwards one request there and says who answered.
 
-The route (:mod:`hearth.gateway.route`) decides *when* (its cold, hold and queue concerns); this module only
-*how*: the request's ``model`` is replaced by the fallback's, the client's own ``Authorization`` is never
+The route (:mod:`hearth.gateway.model.route`) decides *when* (its cold, hold and queue concerns); this module
+only *how*: the request's ``model`` is replaced by the fallback's, the client's own ``Authorization`` is never
 sent on (an external endpoint gets its own key, a Hearth one its own auth), and the answer carries
 ``X-Hearth-Served-By`` (the fallback's model) and ``X-Hearth-Fallback`` (why). A streamed answer starts with
 a progress comment naming them; an error from the fallback reaches the client OpenAI-shaped, its own error
@@ -20,7 +20,8 @@ import aiohttp
 from aiohttp import web
 
 from hearth.common import durations, logs
-from hearth.gateway import errors, progress
+from hearth.gateway import errors
+from hearth.gateway.wake import progress
 
 if TYPE_CHECKING:  # only a shared gateway builds routes from LLMService objects (pydantic stays unloaded)
     from hearth.api.llmservice import LLMService

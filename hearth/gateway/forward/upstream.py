@@ -17,7 +17,7 @@ import aiohttp
 from aiohttp import web
 
 from hearth.common import logs, throttle
-from hearth.gateway import upstream_client
+from hearth.gateway.forward import upstream_client
 
 log = logging.getLogger(__name__)
 

@@ -15,10 +15,11 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from hearth.gateway import errors, httpparts, upstream, upstream_client
-from hearth.gateway.balancer import Balancer
+from hearth.gateway import errors
+from hearth.gateway.forward import httpparts, upstream, upstream_client
+from hearth.gateway.forward.balancer import Balancer
 from hearth.gateway.metrics import RouteMetrics
-from hearth.gateway.readiness import ReadinessSource
+from hearth.gateway.wake.readiness import ReadinessSource
 
 UPSTREAM_CONNECT_TIMEOUT = 5.0
 #: How long an idle upstream connection is kept for the next request: under every engine's own keep-alive

@@ -1,9 +1,10 @@
 """Which route serves a request: the gateway's table of routes, keyed by model.
 
 A dedicated gateway's table (:class:`SingleRoute`) has one route and sends every request to it, whatever its
-body says, exactly as SPEC §3 describes. A shared gateway's table (:class:`hearth.gateway.shared.SharedTable`)
-routes by the ``model`` of the JSON body (:func:`model_of`), lists its models on ``GET /v1/models`` without
-waking any, and answers a model it does not route, or one the caller's key may not use, with the same 404.
+body says, exactly as SPEC §3 describes. A shared gateway's table
+(:class:`hearth.gateway.front.shared.SharedTable`) routes by the ``model`` of the JSON body
+(:func:`model_of`), lists its models on ``GET /v1/models`` without waking any, and answers a model it does not
+route, or one the caller's key may not use, with the same 404.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from hearth.gateway import errors
-from hearth.gateway.demand import ColdCalls
-from hearth.gateway.route import Route
+from hearth.gateway.model.demand import ColdCalls
+from hearth.gateway.model.route import Route
 
 #: The longest model name a request may carry (LLMService names have at most 55 characters; a served name
 #: of an engine seldom more than a hundred).

@@ -41,7 +41,7 @@ from typing import Any, Protocol
 import aiohttp
 
 from hearth.common import logs
-from hearth.gateway import demand as demand_module
+from hearth.gateway.model import demand as demand_module
 from hearth.kube import endpointslices, resources
 from hearth.kube.client import KubeClient
 from hearth.kube.informer import Informer

@@ -5,9 +5,9 @@ Every path but the gateway's own (``/healthz``, ``/hearth/queue[/<model>]``, ``/
 ``/hearth/warm[/<model>]``, ``/metrics``) is proxied and counts as demand, with
 any method. The front authenticates a request (before it can count as demand), answers model listings
 without waking anything, refuses new requests while the gateway drains, reads the body within the gateway's
-memory budget, asks the table of routes (:mod:`hearth.gateway.routing`) which model's route serves it, and
-hands it over (:class:`hearth.gateway.route.Route`: bounded, held or forwarded). Every answer is counted
-here, once, in :meth:`Gateway.handle`, with the route's labels once it is known.
+memory budget, asks the table of routes (:mod:`hearth.gateway.front.routing`) which model's route serves it,
+and hands it over (:class:`hearth.gateway.model.route.Route`: bounded, held or forwarded). Every answer is
+counted here, once, in :meth:`Gateway.handle`, with the route's labels once it is known.
 """
 
 from __future__ import annotations
@@ -24,8 +24,12 @@ import aiohttp
 from aiohttp import web
 
 from hearth.common import logs, serve
-from hearth.gateway import auth, errors, httpparts, peers, proxy, request_body, route, routing
+from hearth.gateway import errors
+from hearth.gateway.forward import httpparts, proxy
+from hearth.gateway.front import auth, request_body, routing
 from hearth.gateway.metrics import GatewayMetrics, RouteMetrics
+from hearth.gateway.model import route
+from hearth.gateway.scaler import peers
 from hearth.gateway.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
@@ -71,7 +75,7 @@ class Gateway:
         identity: str | None = None,
     ) -> None:
         self.settings = settings
-        #: This process among its peers (:mod:`hearth.gateway.peers`).
+        #: This process among its peers (:mod:`hearth.gateway.scaler.peers`).
         self.identity = identity if identity is not None else peers.new_identity()
         self.table = table
         self.api_keys = api_keys
@@ -132,7 +136,7 @@ class Gateway:
 
         ``?since=<calls>&wait=<seconds>`` long-polls: the answer waits until a newer such request is
         admitted (or *wait* passes) and names its models in ``called``, so the operator's pool keeper
-        arbitrates at once (:class:`hearth.gateway.demand.ColdCalls`).
+        arbitrates at once (:class:`hearth.gateway.model.demand.ColdCalls`).
 
         ``?watch=true`` streams it to the peer replicas (:meth:`peer_stream`: external-push sums them).
 
@@ -162,7 +166,7 @@ class Gateway:
 
     async def peer_stream(self, request: web.BaseRequest) -> web.StreamResponse:
         """This replica's demand per model, streamed to its peer replicas (external-push sums them for KEDA;
-        :mod:`hearth.gateway.peers`): no more than ``/hearth/queues`` shows."""
+        :mod:`hearth.gateway.scaler.peers`): no more than ``/hearth/queues`` shows."""
         response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
         await response.prepare(request)
 

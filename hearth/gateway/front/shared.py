@@ -28,12 +28,15 @@ from hearth.api import labelselector, scalermodes
 from hearth.api.llmgateway import LLMGateway
 from hearth.api.llmservice import EngineStatus, LLMService
 from hearth.common import logs, timestamps
-from hearth.gateway import auth, background, readiness, routing, upstream_client, wakestatus
-from hearth.gateway.demand import ColdCalls
+from hearth.gateway import background
+from hearth.gateway.forward import upstream_client
+from hearth.gateway.front import auth, routing
 from hearth.gateway.metrics import GatewayMetrics
-from hearth.gateway.route import MODEL_REMOVED, Route, RouteSettings
+from hearth.gateway.model.demand import ColdCalls
+from hearth.gateway.model.route import MODEL_REMOVED, Route, RouteSettings
 from hearth.gateway.settings import GatewaySettings
-from hearth.gateway.waker import Waker
+from hearth.gateway.wake import readiness, wakestatus
+from hearth.gateway.wake.waker import Waker
 from hearth.kube import resources
 from hearth.kube.client import KubeClient
 from hearth.kube.informer import Informer

@@ -24,7 +24,7 @@ from typing import Protocol
 
 from hearth.api import wakephases
 from hearth.gateway import errors
-from hearth.gateway import eta as eta_module
+from hearth.gateway.wake import eta as eta_module
 
 VERSION = 1
 PREFIX = b": hearth "

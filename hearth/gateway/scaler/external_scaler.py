@@ -3,7 +3,7 @@ current state first, then every flip once), GetMetricSpec and GetMetrics, on the
 
 A dedicated gateway answers with its one route's demand. A shared gateway answers for the model its
 ScaledObject names in the trigger's metadata (``model: <LLMService name>``). With peers
-(:mod:`hearth.gateway.peers`), every answer is the demand summed over all replicas of the gateway: KEDA
+(:mod:`hearth.gateway.scaler.peers`), every answer is the demand summed over all replicas of the gateway: KEDA
 reaches one replica and must see them all. With TLS settings (``spec.scaling.externalScaler.tls``) the
 server requires a client certificate signed by the configured CA (mutual TLS), and re-reads its files when
 the kubelet updates the mounted Secret."""
@@ -17,9 +17,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hearth.common import logs, netaddr
-from hearth.gateway import peers as peers_module
-from hearth.gateway import protowire, route, routing
+from hearth.gateway.front import routing
 from hearth.gateway.metrics import GatewayMetrics
+from hearth.gateway.model import route
+from hearth.gateway.scaler import peers as peers_module
+from hearth.gateway.scaler import protowire
 
 if TYPE_CHECKING:
     # Imported where the scaler starts (HEARTH_SCALER_LISTEN_ADDR set): gRPC's runtime holds about 8 MiB

@@ -1,6 +1,6 @@
 """Holding a committed event stream while the backend wakes: ``: heartbeat`` comments at the heartbeat
 interval, byte for byte as SPEC §3.3 (reference clients may match them), and progress comments
-(:mod:`hearth.gateway.progress`) at commit, at every phase change, every progress interval and once more
+(:mod:`hearth.gateway.wake.progress`) at commit, at every phase change, every progress interval and once more
 when a backend is ready, until then or until the activation timeout passes or the gateway closes its
 holds. What happens next is the caller's."""
 
@@ -13,8 +13,8 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from hearth.gateway import eta as eta_module
-from hearth.gateway import progress
+from hearth.gateway.wake import eta as eta_module
+from hearth.gateway.wake import progress
 
 HEARTBEAT = b": heartbeat\n\n"
 

@@ -17,7 +17,7 @@ import contextlib
 from collections.abc import Callable
 
 from hearth.gateway.metrics import RouteMetrics
-from hearth.gateway.readiness import ReadinessSource
+from hearth.gateway.wake.readiness import ReadinessSource
 
 READY_GRACE_SECONDS = 15.0
 

@@ -8,7 +8,7 @@ This keeps what the proxy relies on: the request head written once with the body
 body bytes passed through undecoded (no decompression), chunked framing removed (the gateway's server
 frames the answer again), a bounded connect, no total timeout, no cookies, back-pressure on a slow client.
 
-Failures are raised as the exceptions below, which :func:`hearth.gateway.upstream.classify` maps onto
+Failures are raised as the exceptions below, which :func:`hearth.gateway.forward.upstream.classify` maps onto
 the client's error: a connect that failed or timed out (nothing reached the backend: another endpoint may
 be tried), a connection that closed or sent something that is not HTTP before the answer's head, and a
 body cut short (reported while reading it).

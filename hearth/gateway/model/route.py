@@ -1,14 +1,15 @@
 """One model's route: everything the gateway does for one backend once a request is known to be for it.
 
-A request reaches a route admitted by the front (:mod:`hearth.gateway.app`: authenticated, body read, counted
-once). The route bounds its own queue (429), then forwards it at once to a ready backend, or, while the
-backend is cold: rejects it (reject mode), holds it with SSE comments (streaming, :mod:`hearth.gateway.hold`)
-or holds it silently, until its turn in the route's release queue (:mod:`hearth.gateway.release`: FIFO,
-bounded waves once a backend is ready); then forwards it (:mod:`hearth.gateway.proxy`). A cold request raises
-the route's demand and wakes its backend (the waker, builtin mode).
+A request reaches a route admitted by the front (:mod:`hearth.gateway.front.app`: authenticated, body read,
+counted once). The route bounds its own queue (429), then forwards it at once to a ready backend, or, while
+the backend is cold: rejects it (reject mode), holds it with SSE comments (streaming,
+:mod:`hearth.gateway.model.hold`) or holds it silently, until its turn in the route's release queue
+(:mod:`hearth.gateway.model.release`: FIFO, bounded waves once a backend is ready); then forwards it
+(:mod:`hearth.gateway.forward.proxy`). A cold request raises the route's demand and wakes its backend (the
+waker, builtin mode).
 
 A dedicated gateway has one route, set from its environment; a shared gateway has one per LLMService it
-routes to (:mod:`hearth.gateway.shared`), set from the object. What differs per model lives in
+routes to (:mod:`hearth.gateway.front.shared`), set from the object. What differs per model lives in
 :class:`RouteSettings`: a setting the gateway reads per model is a field there, read from the LLMService in
 :meth:`RouteSettings.from_service`.
 """
@@ -25,14 +26,17 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from hearth.common import durations
-from hearth.gateway import errors, hold, httpparts, progress, proxy, release, upstream_client
-from hearth.gateway import eta as eta_module
-from hearth.gateway import fallback as fallback_module
-from hearth.gateway.demand import ColdCalls, Demand
+from hearth.gateway import errors
+from hearth.gateway.forward import httpparts, proxy, upstream_client
 from hearth.gateway.metrics import RouteMetrics
-from hearth.gateway.readiness import ReadinessSource
+from hearth.gateway.model import fallback as fallback_module
+from hearth.gateway.model import hold, release
+from hearth.gateway.model.demand import ColdCalls, Demand
 from hearth.gateway.settings import ColdStartMode, GatewaySettings
-from hearth.gateway.waker import Waker
+from hearth.gateway.wake import eta as eta_module
+from hearth.gateway.wake import progress
+from hearth.gateway.wake.readiness import ReadinessSource
+from hearth.gateway.wake.waker import Waker
 
 if TYPE_CHECKING:  # only a shared gateway builds routes from LLMService objects (pydantic stays unloaded)
     from hearth.api.llmservice import EngineStatus, LLMService

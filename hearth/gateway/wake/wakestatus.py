@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 from hearth.api import wakereasons
 from hearth.common import logs, timestamps
 from hearth.gateway import errors
-from hearth.gateway import eta as eta_module
-from hearth.gateway.progress import Phase
+from hearth.gateway.wake import eta as eta_module
+from hearth.gateway.wake.progress import Phase
 from hearth.kube import resources
 from hearth.kube.client import KubeClient
 from hearth.kube.informer import Informer

@@ -22,7 +22,7 @@ from hearth.common import logs, timestamps
 from hearth.kube import informer, resources
 from hearth.kube.client import KubeClient
 from hearth.kube.informer import Informer
-from hearth.operator import accounting, wakefailures, wakes
+from hearth.operator.telemetry import accounting, wakefailures, wakes
 from hearth.render import engines, names
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 #: Backend pods only: gateway pods carry the llmservice label too, and the gateway label besides.
 BACKEND_PODS = f"{names.LABEL_MANAGED_BY}={names.MANAGED_BY},{names.LABEL_LLMSERVICE},!{names.LABEL_GATEWAY}"
 #: Warning Events about pods: how a container that cannot be created (an image that cannot be pulled) shows
-#: at once; its pod's status says so only 10-15 s later (see :mod:`hearth.operator.wakefailures`).
+#: at once; its pod's status says so only 10-15 s later (see :mod:`hearth.operator.telemetry.wakefailures`).
 POD_WARNINGS = "involvedObject.kind=Pod,type=Warning"
 WAKE_BUCKETS = (0.5, 1, 2, 5, 10, 20, 30, 60, 90, 120, 180, 300, 600, 1200)
 #: Every LLMService phase, each a series of hearth_llmservice_phase.

@@ -20,7 +20,7 @@ The rules, in the order they apply:
 
 A victim is released by :class:`Release` (scale to zero today). A later "sleep instead of evict" tier
 (vLLM sleep mode, useful only when members share devices) would add a value there, its own eligibility
-beside :func:`why_not_evictable`, and its executor in :mod:`hearth.operator.pools`.
+beside :func:`why_not_evictable`, and its executor in :mod:`hearth.operator.pools.keeper`.
 """
 
 from __future__ import annotations

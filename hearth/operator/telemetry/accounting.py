@@ -25,7 +25,7 @@ from typing import Any
 
 from hearth.api import telemetry
 from hearth.common import timestamps
-from hearth.operator import wakes
+from hearth.operator.telemetry import wakes
 
 _NOT_ACCELERATORS = ("hugepages-",)
 

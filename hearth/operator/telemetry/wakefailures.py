@@ -29,7 +29,7 @@ from typing import Any
 from hearth.api.wakefailure import WakeFailure
 from hearth.api.wakereasons import Reason
 from hearth.common import timestamps
-from hearth.operator import wakes
+from hearth.operator.telemetry import wakes
 from hearth.render.backend import FETCH_CONTAINER_NAME
 
 #: How ``hearth fetch`` starts the line saying why it failed (the last line the kubelet keeps as the

@@ -1,5 +1,5 @@
 """AcceleratorPools in the operator (leader only, builtin mode): each autoscaler pass hands the members'
-observations here; :mod:`hearth.operator.pooling` decides, and this module remembers what the decision
+observations here; :mod:`hearth.operator.pools.policy` decides, and this module remembers what the decision
 needs across passes (when each member woke, was last used, started waiting; the recent evictions),
 re-checks a victim's demand right before evicting it, and writes the outcome: the replicas each member
 may have, ``status.pool`` of every member, the pool's status, Events and metrics (issue 16).
@@ -24,8 +24,9 @@ from hearth.kube.client import KubeClient
 from hearth.kube.errors import ApiError, ApiUnreachableError
 from hearth.kube.events import EventRecorder
 from hearth.kube.informer import Informer
-from hearth.operator import pooling, scaling, windows
+from hearth.operator.autoscaling import scaling, windows
 from hearth.operator.metrics import OperatorMetrics
+from hearth.operator.pools import policy
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +154,7 @@ class PoolKeeper:
             # The total lives in the pool's status: a new leader (or a restart) counts on from it.
             self._totals[name] = pool.status.evictions or 0
         rules = _rules(pool)
-        planned = pooling.plan(
+        planned = policy.plan(
             rules=rules,
             members=[self._member(observation, now=now) for observation in valid],
             now=now,
@@ -198,7 +199,7 @@ class PoolKeeper:
             )
         return None
 
-    def _member(self, observation: Observation, *, now: float) -> pooling.Member:
+    def _member(self, observation: Observation, *, now: float) -> policy.Member:
         membership = observation.service.spec.pool
         assert membership is not None
         # First sight (a new member, or a new leader): assume it just woke and was just used, so nothing
@@ -209,7 +210,7 @@ class PoolKeeper:
         )
         if (observation.demand or 0) > 0:
             memory.last_used = now
-        return pooling.Member(
+        return policy.Member(
             key=observation.key,
             accelerators=observation.service.spec.resources.accelerators,
             priority=membership.priority,
@@ -228,7 +229,7 @@ class PoolKeeper:
     async def _evict(
         self,
         name: str,
-        planned: pooling.Plan,
+        planned: policy.Plan,
         by_key: dict[str, Observation],
         *,
         now: float,
@@ -283,7 +284,7 @@ class PoolKeeper:
 
     # ---- outcome -------------------------------------------------------------------------------------
     def _target(
-        self, observation: Observation, replicas: int, eviction: pooling.Eviction | None, *, pool: str
+        self, observation: Observation, replicas: int, eviction: policy.Eviction | None, *, pool: str
     ) -> Target:
         if eviction is not None:
             return Target(
@@ -321,7 +322,7 @@ class PoolKeeper:
             memory.waiting_since = None
 
     def _status_of(
-        self, observation: Observation, replicas: int, wait: pooling.Wait | None, pool: str
+        self, observation: Observation, replicas: int, wait: policy.Wait | None, pool: str
     ) -> dict[str, Any]:
         accelerators = observation.service.spec.resources.accelerators
         memory = self._memory[observation.key]
@@ -366,7 +367,7 @@ class PoolKeeper:
         self,
         pool: pool_api.AcceleratorPool,
         members: list[Observation],
-        planned: pooling.Plan,
+        planned: policy.Plan,
         targets: dict[str, Target],
         *,
         now: float,
@@ -406,7 +407,7 @@ class PoolKeeper:
             waiting=waiting or None,
             waiting_count=len(waiting),
             evictions=self._totals[name],
-            recent_evictions=len(pooling.recent(self._evictions.get(name, ()), now=now, window=window)),
+            recent_evictions=len(policy.recent(self._evictions.get(name, ()), now=now, window=window)),
             last_eviction=self._last_eviction.get(name) or pool.status.last_eviction,
             observed_generation=pool.metadata.generation,
         ).to_wire()
@@ -426,13 +427,13 @@ def _without_since(status: dict[str, Any]) -> dict[str, Any]:
     return {**status, "holders": holders}
 
 
-def _rules(pool: pool_api.AcceleratorPool) -> pooling.Rules:
+def _rules(pool: pool_api.AcceleratorPool) -> policy.Rules:
     spec = pool.spec
 
     def seconds(text: str) -> float:
         return durations.parse_nanoseconds(text) / durations.SECOND
 
-    return pooling.Rules(
+    return policy.Rules(
         devices=spec.devices,
         min_warm=seconds(spec.min_warm),
         idle_grace=seconds(spec.idle_grace),

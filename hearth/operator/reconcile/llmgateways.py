@@ -20,8 +20,8 @@ from hearth.kube import resources
 from hearth.kube.client import KubeClient
 from hearth.kube.errors import ApiError, ApiUnreachableError
 from hearth.kube.events import EventRecorder
-from hearth.operator import status as status_module
-from hearth.operator.controller import Controller, Key
+from hearth.operator.reconcile import status as status_module
+from hearth.operator.reconcile.controller import Controller, Key
 from hearth.render import names, plan, sharedgateway
 from hearth.render.errors import Reason, ReconcileError
 

@@ -1,8 +1,8 @@
 """The built-in autoscaler (leader only): every interval, while the scaler mode in force is one the operator
 scales (builtin), sum for each LLMService the demand of all its ready gateway pods (``GET /hearth/queue``),
-decide with :mod:`hearth.operator.scaling`, and set the backend Deployment's scale. Gateways wake 0→1
-themselves; this does 1→N and N→0. AcceleratorPool members are the exception: their gateways do not wake
-them, and :mod:`hearth.operator.pools` caps every decision of theirs (including 0→1) to what the pool
+decide with :mod:`hearth.operator.autoscaling.scaling`, and set the backend Deployment's scale. Gateways wake
+0→1 themselves; this does 1→N and N→0. AcceleratorPool members are the exception: their gateways do not wake
+them, and :mod:`hearth.operator.pools.keeper` caps every decision of theirs (including 0→1) to what the pool
 allows, evicting idle members to make room."""
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ from hearth.kube.client import KubeClient
 from hearth.kube.errors import ApiError, ApiUnreachableError
 from hearth.kube.events import EventRecorder
 from hearth.kube.informer import Informer
-from hearth.operator import coldwatch, scaling, settle, windows
-from hearth.operator import pools as pools_module
-from hearth.operator import status as status_module
-from hearth.operator.controller import Controller
+from hearth.operator.autoscaling import coldwatch, scaling, settle, windows
+from hearth.operator.pools import keeper as pools_module
+from hearth.operator.reconcile import status as status_module
+from hearth.operator.reconcile.controller import Controller
 from hearth.render import gateway, names
 from hearth.render.errors import ReconcileError
 
@@ -114,8 +114,8 @@ class Autoscaler:
 
     def _settle(self, service: LLMService, http: aiohttp.ClientSession) -> None:
         """An evicted member's pods may skip their drain's endpoint delay once every gateway pod that may
-        route it confirms it no longer does (:mod:`hearth.operator.settle`); in the background, so the pass
-        goes on."""
+        route it confirms it no longer does (:mod:`hearth.operator.autoscaling.settle`); in the background, so
+        the pass goes on."""
         name, namespace = service.metadata.name, service.namespace
         gateways = _live_urls(
             self.gateway_pods.items(), label=names.LABEL_GATEWAY, value=name, namespace=namespace

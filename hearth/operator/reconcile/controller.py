@@ -25,10 +25,13 @@ from hearth.kube.errors import ApiError, ApiUnreachableError
 from hearth.kube.events import EventRecorder
 from hearth.kube.informer import Informer
 from hearth.kube.resources import ResourceType
-from hearth.operator import drift, fallbacks, permissions, status, telemetry, windows
+from hearth.operator.access import permissions
+from hearth.operator.autoscaling import windows
 from hearth.operator.metrics import OperatorMetrics
+from hearth.operator.reconcile import drift, fallbacks, status
+from hearth.operator.reconcile.workqueue import WorkQueue
 from hearth.operator.settings import OperatorSettings
-from hearth.operator.workqueue import WorkQueue
+from hearth.operator.telemetry import wiring
 from hearth.render import cache as cache_render
 from hearth.render import engines as render_engines
 from hearth.render import plan, selection, sharedgateway
@@ -78,7 +81,8 @@ class Controller:
         self.runtimes = Informer(
             client, resources.INFERENCE_RUNTIME, handler=self._on_runtime, resync_seconds=resync
         )
-        #: LLMGateways (issue 24), reconciled by :mod:`hearth.operator.llmgateways` from their own queue.
+        #: LLMGateways (issue 24), reconciled by :mod:`hearth.operator.reconcile.llmgateways` from their own
+        #: queue.
         self.gateways = Informer(
             client, resources.LLMGATEWAY, handler=self._on_gateway, resync_seconds=resync
         )
@@ -91,7 +95,7 @@ class Controller:
         }
         self.keda_installed = False
         self.leading = False  # set by the process once it holds the lease (or runs without election)
-        self.telemetry = telemetry.Telemetry(
+        self.telemetry = wiring.Telemetry(
             client,
             registry=metrics.registry,
             enqueue=self.queue.add,

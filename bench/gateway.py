@@ -40,9 +40,10 @@ from pathlib import Path
 import aiohttp
 
 from hearth.common import bundle, durations, eventloop, netaddr
-from hearth.gateway import routing, server
-from hearth.gateway.readiness import ManualReadiness
+from hearth.gateway import server
+from hearth.gateway.front import routing
 from hearth.gateway.settings import GatewaySettings
+from hearth.gateway.wake.readiness import ManualReadiness
 from tests import helpers
 from tests.cluster import controlplane
 

@@ -27,7 +27,7 @@ import yaml
 
 from hearth.common import bundle
 from hearth.kube import resources
-from hearth.operator import controller
+from hearth.operator.reconcile import controller
 from tests.cluster import controlplane
 
 BUDGET_SECONDS = 30.0

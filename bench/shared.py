@@ -421,7 +421,8 @@ def profile(options: argparse.Namespace, kubectl: Kubectl) -> list[str]:
 
 
 async def profile_run(config: dict[str, Any]) -> dict[str, Any]:
-    from hearth.gateway import server, shared
+    from hearth.gateway import server
+    from hearth.gateway.front import shared
     from hearth.gateway.settings import GatewaySettings
     from hearth.kube.client import KubeClient
 
@@ -816,7 +817,8 @@ def _inversions(times: list[float]) -> int:
 
 
 async def cold_run(config: dict[str, Any]) -> dict[str, Any]:
-    from hearth.gateway import server, shared
+    from hearth.gateway import server
+    from hearth.gateway.front import shared
     from hearth.gateway.settings import GatewaySettings
     from hearth.kube.client import KubeClient
 

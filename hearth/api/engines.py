@@ -112,8 +112,9 @@ class Engine:
     source_env: Mapping[str, tuple[tuple[str, str], ...]]
     stream_rule: StreamRule
     #: How long the engine's HTTP server keeps an idle connection open (None: it does not close idle ones).
-    #: The gateway reuses an idle upstream connection for less than every family's (hearth.gateway.proxy
-    #: UPSTREAM_IDLE_SECONDS; a test keeps it so), so a request never goes out on one being closed.
+    #: The gateway reuses an idle upstream connection for less than every family's
+    #: (hearth.gateway.forward.proxy UPSTREAM_IDLE_SECONDS; a test keeps it so), so a request never goes out
+    #: on one being closed.
     keep_alive_seconds: float | None
     #: The engine closes its connection after a streamed (chunked) answer without saying so
     #: (``Connection: close``): the gateway must not send the next request on it.

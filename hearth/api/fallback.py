@@ -2,9 +2,9 @@
 LLMService of the same namespace (typically a small, always-warm one) or an external OpenAI-compatible
 endpoint, and when the gateway sends a request there instead of waiting for its own backend.
 
-The decision is the gateway's, per model (:mod:`hearth.gateway.fallback`); the operator checks the reference
-(a missing LLMService, itself, a loop: condition ``Fallback``) and records an Event when prompts may leave
-the cluster (an external URL).
+The decision is the gateway's, per model (:mod:`hearth.gateway.model.fallback`); the operator checks the
+reference (a missing LLMService, itself, a loop: condition ``Fallback``) and records an Event when prompts may
+leave the cluster (an external URL).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 added; everything else is derived from it:
 
 - the operator checks each rule at startup and carries on without the optional features
-  (:mod:`hearth.operator.permissions`);
+  (:mod:`hearth.operator.access.permissions`);
 - ``hearth install`` grants exactly these rules (:mod:`hearth.install.manifests`): a ClusterRole, and a
   Role in the operator's namespace for the leader-election Lease;
 - the Helm chart grants the same, from a block of ``templates/rbac.yaml`` that

@@ -60,7 +60,7 @@ class Traits:
     #: The gateway patches its backend Deployment's scale subresource (Role rule, Kubernetes API access).
     gateway_patches_scale: bool
     #: Each gateway replica answers KEDA with the demand summed over its peer replicas, found through the
-    #: EndpointSlices of the gateway's own Service (HEARTH_PEERS_SERVICE; :mod:`hearth.gateway.peers`).
+    #: EndpointSlices of the gateway's own Service (HEARTH_PEERS_SERVICE; :mod:`hearth.gateway.scaler.peers`).
     gateway_sums_peers: bool
     #: The Scaling condition when the mode is in force: its reason and message.
     scaling_reason: str

@@ -18,19 +18,19 @@ import importlib.machinery
 from pathlib import Path
 
 MODULES = (
-    "hearth.gateway.app",
-    "hearth.gateway.balancer",
-    "hearth.gateway.demand",
     "hearth.gateway.errors",
-    "hearth.gateway.httpparts",
+    "hearth.gateway.forward.balancer",
+    "hearth.gateway.forward.httpparts",
+    "hearth.gateway.forward.proxy",
+    "hearth.gateway.forward.upstream",
+    "hearth.gateway.forward.upstream_client",
+    "hearth.gateway.front.app",
+    "hearth.gateway.front.request_body",
+    "hearth.gateway.front.routing",
     "hearth.gateway.metrics",
-    "hearth.gateway.proxy",
-    "hearth.gateway.release",
-    "hearth.gateway.request_body",
-    "hearth.gateway.route",
-    "hearth.gateway.routing",
-    "hearth.gateway.upstream",
-    "hearth.gateway.upstream_client",
+    "hearth.gateway.model.demand",
+    "hearth.gateway.model.release",
+    "hearth.gateway.model.route",
 )
 
 

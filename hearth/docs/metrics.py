@@ -12,8 +12,8 @@ from prometheus_client.metrics import MetricWrapperBase
 
 from hearth.docs import markdown as md
 from hearth.gateway.metrics import GatewayMetrics
-from hearth.operator import telemetry
 from hearth.operator.metrics import OperatorMetrics
+from hearth.operator.telemetry import wiring
 
 _SUFFIX = {"counter": "_total"}
 
@@ -52,7 +52,7 @@ def operator_metrics() -> list[Metric]:
     and the wake telemetry (whose status series are computed at scrape time, by the leader)."""
     metrics = OperatorMetrics()
     metrics.count_api_writes(lambda: 0.0)
-    telemetry.Telemetry(
+    wiring.Telemetry(
         None,  # type: ignore[arg-type]  # never started: only its series are read
         registry=metrics.registry,
         enqueue=lambda _key: None,

@@ -11,7 +11,7 @@ import typing
 
 from hearth.api import llmservice, wakephases, wakereasons
 from hearth.docs import markdown as md
-from hearth.operator import wakefailures
+from hearth.operator.telemetry import wakefailures
 from hearth.render.errors import Reason as ReconcileReason
 
 #: What to do when a wake fails with the reason (the kubelet's or the Deployment's own words are in

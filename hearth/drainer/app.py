@@ -3,10 +3,10 @@
 endpoint delay early (before or during the drain).
 
 ``/drain/settled`` is the operator's word, after a pool eviction, that every gateway pod has stopped routing
-to this pod and has nothing outstanding at it (:mod:`hearth.operator.settle` asks each one): the endpoint
-delay exists only to wait for that, so the drain reads the engine at once. A settled drain still ends only
-when the engine says it is idle (or its metrics port is gone, or the timeout), so a wrong or hostile word can
-shorten the wait for endpoint removal, never cut a request the engine has counted.
+to this pod and has nothing outstanding at it (:mod:`hearth.operator.autoscaling.settle` asks each one): the
+endpoint delay exists only to wait for that, so the drain reads the engine at once. A settled drain still ends
+only when the engine says it is idle (or its metrics port is gone, or the timeout), so a wrong or hostile word
+can shorten the wait for endpoint removal, never cut a request the engine has counted.
 
 The kubelet runs the engine container's preStop ``httpGet /drain`` and holds the engine's termination
 until the answer (or until the grace period ends), so the answer's timing *is* the drain. Every call joins

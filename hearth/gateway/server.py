@@ -17,26 +17,19 @@ import prometheus_client
 
 from hearth.api import gatewayenv, scalermodes
 from hearth.common import logs, serve
-from hearth.gateway import (
-    app,
-    auth,
-    external_scaler,
-    gcpacing,
-    peers,
-    progress,
-    proxy,
-    routing,
-    upstream_client,
-    wakestatus,
-)
 from hearth.gateway import background as background_module
-from hearth.gateway import eta as eta_module
-from hearth.gateway.app import Gateway
+from hearth.gateway import gcpacing
+from hearth.gateway.forward import proxy, upstream_client
+from hearth.gateway.front import app, auth, routing
+from hearth.gateway.front.app import Gateway
 from hearth.gateway.metrics import GatewayMetrics
-from hearth.gateway.readiness import EndpointSliceReadiness, ProbeReadiness, ReadinessSource
-from hearth.gateway.route import Route, RouteSettings
+from hearth.gateway.model.route import Route, RouteSettings
+from hearth.gateway.scaler import external_scaler, peers
 from hearth.gateway.settings import GatewaySettings, SettingsError
-from hearth.gateway.waker import Waker
+from hearth.gateway.wake import eta as eta_module
+from hearth.gateway.wake import progress, wakestatus
+from hearth.gateway.wake.readiness import EndpointSliceReadiness, ProbeReadiness, ReadinessSource
+from hearth.gateway.wake.waker import Waker
 from hearth.kube.client import KubeClient
 
 log = logging.getLogger(__name__)
@@ -192,7 +185,7 @@ async def build(
     A dedicated gateway (no HEARTH_LLMGATEWAY) has one route: *readiness* replaces the source the settings
     select (tests drive readiness by hand), *eta* the wake times and *phases* the wake's phase (in
     production both come from a watch on the gateway's own LLMService when it may read it, else none). A
-    shared gateway's routes come from watches (:mod:`hearth.gateway.shared`); *client* replaces the API
+    shared gateway's routes come from watches (:mod:`hearth.gateway.front.shared`); *client* replaces the API
     client it connects (tests and the bench pass theirs). Everything else, limits included, is what the
     process runs.
     """
@@ -212,7 +205,7 @@ async def build(
         if shared_mode:
             # Only a shared gateway reads LLMGateway and LLMService objects: pydantic and the API models
             # (about 10 MiB resident) are not imported by a dedicated one.
-            from hearth.gateway import shared
+            from hearth.gateway.front import shared
 
             if client is None:
                 raise SettingsError(

@@ -81,7 +81,7 @@ class GatewaySettings:
     readiness: str = _DEFAULTS["readiness"]
     #: The listen backlog asked for (the kernel caps it at net.core.somaxconn).
     listen_backlog: int = _DEFAULTS["listen_backlog"]
-    #: Held requests released at once per ready endpoint (:mod:`hearth.gateway.release`).
+    #: Held requests released at once per ready endpoint (:mod:`hearth.gateway.model.release`).
     release_wave: int = _DEFAULTS["release_wave"]
     #: A directory whose files are the accepted API keys (a mounted Secret); None: no authentication.
     api_keys_dir: str | None = None
@@ -91,7 +91,7 @@ class GatewaySettings:
     llmgateway: str | None = None
     #: A shared gateway's key sets: one directory per Secret its LLMGateway lists.
     api_key_sets_dir: str | None = None
-    #: spec.endpoint.fallback (issue 31; :mod:`hearth.gateway.fallback`): None: no fallback.
+    #: spec.endpoint.fallback (issue 31; :mod:`hearth.gateway.model.fallback`): None: no fallback.
     fallback_base_url: str | None = None
     fallback_model: str | None = None
     fallback_while_cold: str = _DEFAULTS["fallback_while_cold"]

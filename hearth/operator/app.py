@@ -20,12 +20,12 @@ from hearth.common import logs, netaddr, tls
 from hearth.kube.client import KubeClient
 from hearth.kube.events import EventRecorder
 from hearth.kube.leader import LeaderElector
-from hearth.operator import metricsauth, permissions
-from hearth.operator.autoscaler import Autoscaler
-from hearth.operator.controller import Controller
-from hearth.operator.llmgateways import GatewayReconciler
+from hearth.operator.access import metricsauth, permissions
+from hearth.operator.autoscaling.autoscaler import Autoscaler
 from hearth.operator.metrics import OperatorMetrics
-from hearth.operator.pools import PoolKeeper
+from hearth.operator.pools.keeper import PoolKeeper
+from hearth.operator.reconcile.controller import Controller
+from hearth.operator.reconcile.llmgateways import GatewayReconciler
 from hearth.operator.settings import OperatorSettings
 
 log = logging.getLogger(__name__)

@@ -337,7 +337,7 @@ ENV_READ = re.compile(r"\benviron\b|\bgetenv\b|[\"']HEARTH_[A-Z_]+[\"']")
 def test_the_gateway_reads_no_variable_outside_the_declaration() -> None:
     """A new ``os.environ``/``getenv`` read or a variable name written in the gateway's code (instead of
     declared in hearth.api.gatewayenv) fails here."""
-    sources = [*sorted((REPO / "hearth" / "gateway").glob("*.py")), REPO / "hearth" / "cmd" / "gateway.py"]
+    sources = [*sorted((REPO / "hearth" / "gateway").rglob("*.py")), REPO / "hearth" / "cmd" / "gateway.py"]
     offending = [
         f"{path.relative_to(REPO)}:{number}: {line.strip()}"
         for path in sources

@@ -108,7 +108,7 @@ def test_the_metrics_reference_lists_every_series_the_code_names() -> None:
     page = _page("docs/reference/metrics.md")
     named = set()
     for folder in ("operator", "gateway", "drainer", "stub"):
-        for source in (REPO / "hearth" / folder).glob("*.py"):
+        for source in (REPO / "hearth" / folder).rglob("*.py"):
             named |= set(re.findall(r'"(hearth_[a-z0-9_]+)"', source.read_text(encoding="utf-8")))
     assert "hearth_gateway_requests" in named
     missing = sorted(name for name in named if f"`{name}`" not in page and f"`{name}_total`" not in page)
@@ -194,7 +194,7 @@ def test_troubleshooting_has_advice_for_every_reason_and_event() -> None:
     assert set(troubleshooting.WAKE_ADVICE) == set(wakereasons.Reason)
     assert set(troubleshooting.RECONCILE_ADVICE) == set(ReconcileReason)
     recorded = set()
-    for source in (REPO / "hearth/operator").glob("*.py"):
+    for source in (REPO / "hearth/operator").rglob("*.py"):
         text = source.read_text(encoding="utf-8")
         recorded |= set(re.findall(r'reason="([A-Z][A-Za-z]+)"', text))
         recorded |= set(re.findall(r'"(Scaled(?:Up|Down))"', text))

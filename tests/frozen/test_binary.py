@@ -73,7 +73,7 @@ def test_frozen_binary_rejects_bad_settings_cleanly(binary: str) -> None:
 async def test_frozen_gateway_fronts_the_frozen_stub_and_serves_the_scaler(binary: str) -> None:
     import grpc
 
-    from hearth.gateway import protowire
+    from hearth.gateway.scaler import protowire
     from tests.cluster.controlplane import free_port
 
     stub_env = {"STUB_LISTEN_ADDR": "127.0.0.1:0", "STUB_TOKEN_COUNT": "2", "STUB_TOKEN_DELAY": "1ms"}

@@ -13,13 +13,14 @@ import pytest
 from aiohttp import test_utils, web
 
 from hearth.common import durations, netaddr
-from hearth.gateway import routing, server
-from hearth.gateway.app import Gateway
-from hearth.gateway.eta import EtaSource
-from hearth.gateway.progress import PhaseSource
-from hearth.gateway.readiness import ManualReadiness
-from hearth.gateway.route import Route
+from hearth.gateway import server
+from hearth.gateway.front import routing
+from hearth.gateway.front.app import Gateway
+from hearth.gateway.model.route import Route
 from hearth.gateway.settings import ColdStartMode, GatewaySettings
+from hearth.gateway.wake.eta import EtaSource
+from hearth.gateway.wake.progress import PhaseSource
+from hearth.gateway.wake.readiness import ManualReadiness
 from hearth.stub import app as stub_app
 from hearth.stub.settings import StubSettings
 

@@ -11,7 +11,7 @@ from typing import Any
 import openai
 import pytest
 
-from hearth.gateway import auth
+from hearth.gateway.front import auth
 from tests.gateway.conftest import GatewayFactory, echo_app, running_app, running_stub
 
 MESSAGES: list[Any] = [{"role": "user", "content": "hi"}]

@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from hearth.gateway import background, server
-from hearth.gateway.readiness import ManualReadiness
+from hearth.gateway.wake.readiness import ManualReadiness
 from tests.gateway.conftest import local_settings
 
 

@@ -8,7 +8,7 @@ import asyncio
 import pytest
 from aiohttp import web
 
-from hearth.gateway.demand import ColdCalls
+from hearth.gateway.model.demand import ColdCalls
 from tests.gateway.conftest import ColdStartMode, GatewayFactory, Running, running_app
 
 pytestmark = pytest.mark.looptime

@@ -6,10 +6,10 @@ import asyncio
 
 import pytest
 
-from hearth.gateway import demand as demand_module
-from hearth.gateway.demand import Demand
 from hearth.gateway.metrics import GatewayMetrics
-from hearth.gateway.readiness import ManualReadiness
+from hearth.gateway.model import demand as demand_module
+from hearth.gateway.model.demand import Demand
+from hearth.gateway.wake.readiness import ManualReadiness
 
 pytestmark = pytest.mark.looptime
 

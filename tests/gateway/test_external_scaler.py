@@ -13,10 +13,10 @@ import pytest
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 from hearth.common import netaddr
-from hearth.gateway import external_scaler, protowire
-from hearth.gateway.demand import Demand
 from hearth.gateway.metrics import GatewayMetrics
-from hearth.gateway.readiness import ManualReadiness
+from hearth.gateway.model.demand import Demand
+from hearth.gateway.scaler import external_scaler, protowire
+from hearth.gateway.wake.readiness import ManualReadiness
 
 F = descriptor_pb2.FieldDescriptorProto
 

@@ -12,7 +12,7 @@ import openai
 import pytest
 from aiohttp import web
 
-from hearth.gateway import progress
+from hearth.gateway.wake import progress
 from tests.gateway.conftest import GatewayFactory, running_app, running_stub, seconds
 from tests.helpers import split_sse
 

@@ -10,11 +10,11 @@ from collections.abc import AsyncIterator
 import pytest
 
 from hearth.common.clock import ManualClock
-from hearth.gateway import peers
-from hearth.gateway import waker as waker_module
 from hearth.gateway.metrics import GatewayMetrics
-from hearth.gateway.readiness import EndpointSliceReadiness
-from hearth.gateway.waker import Waker
+from hearth.gateway.scaler import peers
+from hearth.gateway.wake import waker as waker_module
+from hearth.gateway.wake.readiness import EndpointSliceReadiness
+from hearth.gateway.wake.waker import Waker
 from hearth.kube import resources
 from hearth.kube.client import KubeClient
 from tests.cluster.controlplane import ControlPlane

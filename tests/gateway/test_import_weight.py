@@ -25,7 +25,9 @@ def test_the_gateway_command_imports_none_of_the_heavy_libraries() -> None:
 
 
 def test_the_scaler_and_the_kube_client_import_theirs_only_once_used() -> None:
-    assert (
-        _loaded_after("from hearth.gateway import external_scaler, wakestatus\nimport hearth.kube.client")
-        == []
+    statements = (
+        "from hearth.gateway.scaler import external_scaler\n"
+        "from hearth.gateway.wake import wakestatus\n"
+        "import hearth.kube.client"
     )
+    assert _loaded_after(statements) == []

@@ -17,9 +17,10 @@ import pytest
 from aiohttp import web
 
 from hearth.common import durations, netaddr
-from hearth.gateway import external_scaler, peers, server
+from hearth.gateway import server
 from hearth.gateway.metrics import GatewayMetrics
-from hearth.gateway.readiness import ManualReadiness
+from hearth.gateway.scaler import external_scaler, peers
+from hearth.gateway.wake.readiness import ManualReadiness
 from tests.gateway.conftest import Running, local_settings, running_app, running_gateway
 from tests.gateway.test_external_scaler import PB
 

@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from hearth.gateway.readiness import ProbeReadiness
+from hearth.gateway.wake.readiness import ProbeReadiness
 from tests.gateway.conftest import running_app
 
 HANG_GUARD_S = 20
@@ -53,7 +53,9 @@ async def test_a_probe_path_answered_404_is_not_ready_and_is_logged_once_per_int
         finally:
             task.cancel()
     lines = [
-        r for r in caplog.records if r.name == "hearth.gateway.readiness" and r.levelno >= logging.WARNING
+        r
+        for r in caplog.records
+        if r.name == "hearth.gateway.wake.readiness" and r.levelno >= logging.WARNING
     ]
     assert len(lines) == 1, [r.getMessage() for r in lines]
     assert lines[0].fields["status"] == 404  # type: ignore[attr-defined]

@@ -13,8 +13,9 @@ from typing import Any
 import openai
 import pytest
 
-from hearth.gateway import errors, eta
-from hearth.gateway.progress import Phase
+from hearth.gateway import errors
+from hearth.gateway.wake import eta
+from hearth.gateway.wake.progress import Phase
 from tests.gateway.conftest import ColdStartMode, GatewayFactory, running_stub, seconds
 from tests.helpers import split_sse
 

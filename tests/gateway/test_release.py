@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 from aiohttp import web
 
-from hearth.gateway import release
+from hearth.gateway.model import release
 from tests.gateway.conftest import GatewayFactory, running_app
 
 pytestmark = pytest.mark.looptime

@@ -14,10 +14,10 @@ import pytest
 
 from hearth.common import netaddr
 from hearth.e2e.scalertls import Authority
-from hearth.gateway import external_scaler
-from hearth.gateway.demand import Demand
 from hearth.gateway.metrics import GatewayMetrics
-from hearth.gateway.readiness import ManualReadiness
+from hearth.gateway.model.demand import Demand
+from hearth.gateway.scaler import external_scaler
+from hearth.gateway.wake.readiness import ManualReadiness
 from tests.gateway.conftest import running_gateway
 from tests.gateway.test_external_scaler import PB, OneRoute
 

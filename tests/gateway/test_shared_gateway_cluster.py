@@ -22,8 +22,10 @@ from hearth.api import loading, scalermodes
 from hearth.api.llmgateway import LLMGateway
 from hearth.api.llmservice import LLMService
 from hearth.common import bundle, durations, netaddr
-from hearth.gateway import readiness, server, shared
+from hearth.gateway import server
+from hearth.gateway.front import shared
 from hearth.gateway.settings import GatewaySettings
+from hearth.gateway.wake import readiness
 from hearth.kube.client import KubeClient
 from hearth.render import sharedgateway
 from hearth.render.config import OperatorConfig

@@ -16,9 +16,11 @@ import pytest
 
 from hearth.api import scalermodes
 from hearth.common import durations, netaddr
-from hearth.gateway import auth, proxy, routing, server, shared
 from hearth.gateway import background as background_module
-from hearth.gateway.app import Gateway
+from hearth.gateway import server
+from hearth.gateway.forward import proxy
+from hearth.gateway.front import auth, routing, shared
+from hearth.gateway.front.app import Gateway
 from hearth.gateway.metrics import GatewayMetrics
 from hearth.gateway.settings import GatewaySettings
 from tests.gateway.conftest import running_stub

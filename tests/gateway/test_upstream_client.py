@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 from multidict import CIMultiDict
 
-from hearth.gateway import upstream, upstream_client
+from hearth.gateway.forward import upstream, upstream_client
 
 pytestmark = pytest.mark.looptime
 

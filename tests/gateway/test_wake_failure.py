@@ -14,8 +14,9 @@ import pytest
 
 from hearth.api import scalermodes
 from hearth.common import durations
-from hearth.gateway import errors, wakestatus
-from hearth.gateway.progress import Phase
+from hearth.gateway import errors
+from hearth.gateway.wake import wakestatus
+from hearth.gateway.wake.progress import Phase
 from tests.gateway.test_shared_routing import (
     GATEWAY,
     ScaleNeverAnswers,

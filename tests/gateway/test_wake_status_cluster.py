@@ -15,8 +15,8 @@ import yaml
 from hearth.api import loading
 from hearth.api.llmservice import LLMService
 from hearth.common import bundle
-from hearth.gateway import wakestatus
-from hearth.gateway.progress import Phase
+from hearth.gateway.wake import wakestatus
+from hearth.gateway.wake.progress import Phase
 from hearth.kube.client import KubeClient
 from hearth.render import gateway as gateway_render
 from hearth.render.config import OperatorConfig

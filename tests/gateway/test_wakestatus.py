@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from hearth.api.llmservice import LLMServiceStatus
-from hearth.gateway import wakestatus
-from hearth.gateway.progress import Phase
+from hearth.gateway.wake import wakestatus
+from hearth.gateway.wake.progress import Phase
 
 STARTED = {"startedAt": "2026-12-01T10:00:00.000Z"}
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from hearth.operator import telemetry as wiring
+from hearth.operator.telemetry import wiring
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "monitoring" / "hearth-alerts.yaml"

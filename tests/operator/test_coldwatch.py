@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from hearth.operator import coldwatch
+from hearth.operator.autoscaling import coldwatch
 from tests.gateway.conftest import ColdStartMode, running_app, running_gateway
 
 pytestmark = pytest.mark.looptime

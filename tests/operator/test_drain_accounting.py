@@ -9,8 +9,7 @@ from typing import Any
 import prometheus_client
 
 from hearth.common import timestamps
-from hearth.operator import accounting
-from hearth.operator import telemetry as wiring
+from hearth.operator.telemetry import accounting, wiring
 from tests.operator.test_wakes import GPU, at, deployment, pod
 
 LABELS = {"namespace": "ml", "llmservice": "qwen"}

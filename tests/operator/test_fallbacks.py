@@ -9,7 +9,7 @@ import pytest
 
 from hearth.api import loading
 from hearth.api.llmservice import LLMService
-from hearth.operator import fallbacks
+from hearth.operator.reconcile import fallbacks
 from hearth.render import gateway
 from hearth.render.config import OperatorConfig
 

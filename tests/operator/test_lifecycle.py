@@ -15,7 +15,8 @@ import aiohttp
 import pytest
 
 from hearth.common import netaddr
-from hearth.operator import app, controller
+from hearth.operator import app
+from hearth.operator.reconcile import controller
 from hearth.operator.settings import OperatorSettings
 from tests.cluster.controlplane import ControlPlane, free_port
 

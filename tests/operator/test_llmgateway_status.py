@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hearth.operator import llmgateways
+from hearth.operator.reconcile import llmgateways
 from hearth.render.errors import Reason, ReconcileError
 
 GATEWAY: dict[str, Any] = {"metadata": {"name": "shared", "namespace": "ml", "generation": 3}}

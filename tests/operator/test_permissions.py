@@ -9,7 +9,7 @@ from hearth.api import rbac
 from hearth.api.scalermodes import ScalerMode
 from hearth.install import manifests
 from hearth.kube import resources
-from hearth.operator import permissions
+from hearth.operator.access import permissions
 from hearth.render import gateway, plan
 from hearth.render.config import OperatorConfig
 from tests.render.test_plan import RUNTIMES, _base_spec, _service

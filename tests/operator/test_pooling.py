@@ -1,19 +1,20 @@
-"""Victim choice of an AcceleratorPool (pure, explicit time): every rule of :mod:`hearth.operator.pooling`."""
+"""Victim choice of an AcceleratorPool (pure, explicit time): every rule of
+:mod:`hearth.operator.pools.policy`."""
 
 from __future__ import annotations
 
 import dataclasses
 import itertools
 
-from hearth.operator import pooling
+from hearth.operator.pools import policy
 
 NOW = 10_000.0
-RULES = pooling.Rules(devices=2, min_warm=120, idle_grace=30, swap_evictions=4, swap_window=600)
+RULES = policy.Rules(devices=2, min_warm=120, idle_grace=30, swap_evictions=4, swap_window=600)
 
 
-def warm(key: str, **changes: object) -> pooling.Member:
+def warm(key: str, **changes: object) -> policy.Member:
     """A member holding one device, idle for 10 minutes and warm for an hour."""
-    member = pooling.Member(
+    member = policy.Member(
         key=key,
         accelerators=1,
         replicas=1,
@@ -26,23 +27,23 @@ def warm(key: str, **changes: object) -> pooling.Member:
     return dataclasses.replace(member, **changes)  # type: ignore[arg-type]
 
 
-def cold(key: str, **changes: object) -> pooling.Member:
+def cold(key: str, **changes: object) -> policy.Member:
     """A member at zero whose gateway holds one request."""
-    member = pooling.Member(key=key, accelerators=1, replicas=0, pods=0, wanted=1, demand=1)
+    member = policy.Member(key=key, accelerators=1, replicas=0, pods=0, wanted=1, demand=1)
     return dataclasses.replace(member, **changes)  # type: ignore[arg-type]
 
 
 def run(
-    *members: pooling.Member, rules: pooling.Rules = RULES, evictions_at: tuple[float, ...] = ()
-) -> pooling.Plan:
-    return pooling.plan(rules=rules, members=members, now=NOW, evictions_at=evictions_at)
+    *members: policy.Member, rules: policy.Rules = RULES, evictions_at: tuple[float, ...] = ()
+) -> policy.Plan:
+    return policy.plan(rules=rules, members=members, now=NOW, evictions_at=evictions_at)
 
 
-def victims(result: pooling.Plan) -> list[str]:
+def victims(result: policy.Plan) -> list[str]:
     return [eviction.victim for eviction in result.evictions]
 
 
-def reason(result: pooling.Plan, key: str) -> str:
+def reason(result: policy.Plan, key: str) -> str:
     return next(wait.reason for wait in result.waits if wait.key == key)
 
 
@@ -154,7 +155,7 @@ def test_the_swap_limit_stops_evictions_within_its_window() -> None:
 def test_alternating_traffic_does_not_evict_on_every_request() -> None:
     """Two models on one device, requests alternating every 10 s for ten minutes: the newly woken one is
     protected by the minimum warm time, so swaps happen at most once per min_warm (and within the limit)."""
-    rules = pooling.Rules(devices=1, min_warm=60, idle_grace=0, swap_evictions=4, swap_window=600)
+    rules = policy.Rules(devices=1, min_warm=60, idle_grace=0, swap_evictions=4, swap_window=600)
     state = {"a": warm("a", warm_since=0.0, last_used=0.0), "b": cold("b", demand=0, wanted=0)}
     evictions_at: list[float] = []
     requests = 0
@@ -167,7 +168,7 @@ def test_alternating_traffic_does_not_evict_on_every_request() -> None:
             demand = 1 if key == wanted else 0
             wants = max(member.replicas, 1 if demand else 0)
             members.append(dataclasses.replace(member, demand=demand, wanted=wants, pods=member.replicas))
-        result = pooling.plan(rules=rules, members=members, now=now, evictions_at=evictions_at)
+        result = policy.plan(rules=rules, members=members, now=now, evictions_at=evictions_at)
         evictions_at.extend(now for _ in result.evictions)
         for member in members:
             replicas = result.replicas[member.key]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hearth.operator.scaling import History, decide, recommend
+from hearth.operator.autoscaling.scaling import History, decide, recommend
 
 
 @pytest.mark.parametrize(

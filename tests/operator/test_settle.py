@@ -14,7 +14,7 @@ from aiohttp import web
 from hearth.api import drain as drain_api
 from hearth.drainer import app as drainer_app
 from hearth.drainer import policy
-from hearth.operator import settle
+from hearth.operator.autoscaling import settle
 from tests.gateway.conftest import running_app, running_gateway
 
 pytestmark = pytest.mark.looptime

@@ -11,9 +11,9 @@ import pytest
 from hearth.api import wakereasons
 from hearth.api.llmservice import Scaling
 from hearth.api.scalermodes import ScalerMode
-from hearth.operator import drift, status
+from hearth.operator.reconcile import drift, status
+from hearth.operator.reconcile.workqueue import WorkQueue
 from hearth.operator.settings import OperatorSettings
-from hearth.operator.workqueue import WorkQueue
 from hearth.render.errors import Reason, ReconcileError
 
 

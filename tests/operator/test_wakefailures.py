@@ -11,7 +11,8 @@ import pytest
 from hearth.api import wakereasons
 from hearth.api.wakefailure import Reason, WakeFailure
 from hearth.common import timestamps
-from hearth.operator import status, wakefailures
+from hearth.operator.reconcile import status
+from hearth.operator.telemetry import wakefailures
 
 AT = datetime.datetime(2026, 12, 6, 12, 0, 0, tzinfo=datetime.UTC)
 

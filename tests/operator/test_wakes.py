@@ -10,8 +10,7 @@ import prometheus_client
 from hearth.api import telemetry
 from hearth.api.runtime import InferenceRuntime
 from hearth.common import timestamps
-from hearth.operator import accounting, wakes
-from hearth.operator import telemetry as wiring
+from hearth.operator.telemetry import accounting, wakes, wiring
 
 T0 = datetime.datetime(2026, 1, 1, 12, 0, 0, tzinfo=datetime.UTC)
 GPU = "nvidia.com/gpu"

@@ -10,7 +10,7 @@ import pytest
 
 from hearth.api import schedule, telemetry
 from hearth.api.llmservice import LLMServiceStatus, Scaling
-from hearth.operator import autoscaler, scaling, windows
+from hearth.operator.autoscaling import autoscaler, scaling, windows
 
 UTC = datetime.UTC
 

@@ -10,7 +10,7 @@ import pytest
 from hearth.api import engines, loading
 from hearth.api.llmservice import LLMService
 from hearth.api.runtime import InferenceRuntime
-from hearth.gateway import proxy
+from hearth.gateway.forward import proxy
 from hearth.render import gateway, plan
 from hearth.render.config import OperatorConfig
 from hearth.render.errors import Reason, ReconcileError

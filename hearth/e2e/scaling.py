@@ -17,8 +17,8 @@ import aiohttp
 
 from hearth.api import scalermodes
 from hearth.e2e import fixtures, promtext, steps, wakeprogress
-from hearth.e2e.runner import GatewayPod, Run, ScenarioFailedError
-from hearth.kube import endpointslices, resources
+from hearth.e2e.runner import Run, ScenarioFailedError
+from hearth.kube import resources
 from hearth.kube.errors import ApiError
 from hearth.render import names
 
@@ -170,12 +170,12 @@ async def gateways_wake_once_and_sum_demand(run: Run) -> str:
         # At 0 by the Deployment's spec is not cold yet: for a moment the pod leaving is still a ready
         # endpoint, and a gateway would forward to it (nothing held, nothing told).
         await run.wait("backend at 0 replicas", lambda: steps.at(run, "cold", 0))
-        await run.wait("no ready backend endpoint", lambda: _no_ready_endpoint(run, "cold"))
+        await run.wait("no ready backend endpoint", lambda: steps.no_ready_endpoint(run, "cold"))
         # And this gateway pod has seen it: its watch may lag the API server's answer above (under load,
         # by enough for the stream to reach the leaving pod, which still serves while it drains).
         await run.wait(
             f"gateway pod {pod.name} routes cold nowhere",
-            functools.partial(_routes_nowhere, run, pod, "cold"),
+            functools.partial(steps.routes_nowhere, run, pod, "cold"),
         )
         started = time.monotonic()
         events, _ = await run.stream(pod.url, tokens=1)
@@ -284,30 +284,6 @@ async def _spread(run: Run, url: str, *, requests: int) -> str:
 def _mean(before: dict[str, promtext.Samples], after: dict[str, promtext.Samples], name: str) -> float | None:
     count = promtext.total_delta(before, after, f"{name}_count")
     return promtext.total_delta(before, after, f"{name}_sum") / count if count else None
-
-
-async def _routes_nowhere(run: Run, pod: GatewayPod, model: str) -> bool:
-    """Whether *pod* routes *model* to no endpoint now (its own view: ``/hearth/queues?routing=1``)."""
-    async with run.http.get(f"{pod.url}/hearth/queues", params={"routing": "1"}) as response:
-        document = await response.json(content_type=None)
-    routing = (document.get("routing") or {}).get(model)
-    if routing is None:
-        raise ScenarioFailedError(f"gateway pod {pod.name} does not say where it routes {model}: {document}")
-    return int(routing.get("endpoints", 1)) == 0
-
-
-async def _no_ready_endpoint(run: Run, name: str) -> bool:
-    """Whether the backend Service's EndpointSlices (what the gateways watch) list no ready endpoint."""
-    slices, _ = await run.client.list(
-        resources.ENDPOINT_SLICE,
-        namespace=run.namespace,
-        label_selector=endpointslices.selector(names.backend_service(name)),
-    )
-    return not any(
-        endpointslices.is_ready(endpoint)
-        for endpoint_slice in slices
-        for endpoint in endpoint_slice.get("endpoints") or []
-    )
 
 
 SCENARIOS = [

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections.abc import AsyncIterator
 
 from hearth.e2e.runner import GatewayPod, Run, ScenarioFailedError
-from hearth.kube import resources
+from hearth.kube import endpointslices, resources
 from hearth.render import names
 
 #: Long enough (50 ms a token) to outlast any scenario that holds load; streams are cancelled at the end.
@@ -56,3 +57,40 @@ async def two_gateways(run: Run) -> list[GatewayPod]:
     if len(pods) < 2:
         run.skip(f"needs 2 gateway replicas, found {len(pods)} (hearth install --gateway-replicas 2)")
     return pods
+
+
+async def routes_nowhere(run: Run, pod: GatewayPod, model: str) -> bool:
+    """Whether *pod* routes *model* to no endpoint now (its own view: ``/hearth/queues?routing=1``)."""
+    async with run.http.get(f"{pod.url}/hearth/queues", params={"routing": "1"}) as response:
+        document = await response.json(content_type=None)
+    routing = (document.get("routing") or {}).get(model)
+    if routing is None:
+        raise ScenarioFailedError(f"gateway pod {pod.name} does not say where it routes {model}: {document}")
+    return int(routing.get("endpoints", 1)) == 0
+
+
+async def no_ready_endpoint(run: Run, name: str) -> bool:
+    """Whether the backend Service's EndpointSlices (what the gateways watch) list no ready endpoint."""
+    slices, _ = await run.client.list(
+        resources.ENDPOINT_SLICE,
+        namespace=run.namespace,
+        label_selector=endpointslices.selector(names.backend_service(name)),
+    )
+    return not any(
+        endpointslices.is_ready(endpoint)
+        for endpoint_slice in slices
+        for endpoint in endpoint_slice.get("endpoints") or []
+    )
+
+
+async def cold_everywhere(run: Run, name: str) -> None:
+    """Wait until *name* is cold as every gateway pod sees it: at 0 replicas, no ready endpoint, and each
+    gateway pod routing it nowhere. At 0 by the Deployment's spec is not cold yet: for a moment the pod
+    leaving is still a ready endpoint, and a gateway's watch may lag the API server (under load, by enough
+    for a request to reach the leaving pod, which still serves while it drains)."""
+    await run.wait(f"{name} at 0 replicas", lambda: at(run, name, 0))
+    await run.wait(f"no ready endpoint of {name}", lambda: no_ready_endpoint(run, name))
+    for pod in await run.gateway_pods(name):
+        await run.wait(
+            f"gateway pod {pod.name} routes {name} nowhere", functools.partial(routes_nowhere, run, pod, name)
+        )

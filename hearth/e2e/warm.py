@@ -24,7 +24,7 @@ from typing import Any
 import aiohttp
 
 from hearth.api import scalermodes
-from hearth.e2e import fixtures, promtext
+from hearth.e2e import fixtures, promtext, steps
 from hearth.e2e.runner import Run, ScenarioFailedError
 from hearth.kube import resources
 from hearth.render import names
@@ -156,11 +156,9 @@ async def cold_model_answered_by_its_fallback_then_itself(run: Run) -> str:
     async def small_ready() -> bool:
         return (await run.replicas(small_backend))[1] >= 1
 
-    async def big_cold() -> bool:
-        return (await run.replicas(big_backend))[0] == 0
-
     await run.wait(f"{FALLBACK_SMALL} Ready (min 1)", small_ready)
-    await run.wait(f"{FALLBACK_BIG} at 0", big_cold)
+    # Created at 1 replica, it serves until its pod has left every gateway's view (and then wakes anew).
+    await steps.cold_everywhere(run, FALLBACK_BIG)
     url = await run.gateway_url(FALLBACK_BIG)
     before = await run.gateway_metrics(FALLBACK_BIG)
     seconds, status, headers, body = await _chat(run, url, FALLBACK_BIG)

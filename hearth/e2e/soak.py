@@ -167,7 +167,7 @@ class Traffic:
             elif first is None:
                 error = "no token before [DONE]"
             outcome = soakreport.Outcome(model, sent, self.now(), cold, first, error)
-        except (TimeoutError, ScenarioFailedError, aiohttp.ClientError, ValueError) as failure:
+        except (TimeoutError, ScenarioFailedError, aiohttp.ClientError, OSError, ValueError) as failure:
             outcome = soakreport.Outcome(model, sent, self.now(), False, None, reason(failure))
         finally:
             self.in_flight -= 1

@@ -15,7 +15,8 @@ What it measures, and where from:
 - time to first token, cold when the gateway held the request while its model woke (the stream carried wake
   progress comments) and warm otherwise;
 - wakes: a backend Deployment's replicas leaving 0 (the operator's scale write, seen on a watch); swaps:
-  the AcceleratorPool's ``status.swaps`` (the operator's own count) at the start and at the end;
+  the AcceleratorPool's ``status.evictions`` (the operator's own count of the devices it freed for a
+  waiting member, as ``hearth_pool_swaps``) at the start and at the end;
 - RSS of the LLMGateway's gateway pods and of the operator pods, from the kubelet's stats summary (the
   pods' cgroups, ``memory.rssBytes``), after the warm-up and at the end;
 - API writes while idle: each watch event of the objects Hearth owns or writes (the run's LLMServices,
@@ -143,6 +144,20 @@ def reason(error: BaseException) -> str:
     return f"connection: {type(error).__name__}: {error}"[:160]
 
 
+def cut_short(events: list[bytes]) -> str:
+    """Why a stream that ended without ``[DONE]`` was lost: the error event it ended with (its code), or
+    how far it got (no token, or cut after tokens)."""
+    tokens = sum(event.startswith(b"data: {") for event in events)
+    if events and events[-1].startswith(b"data: {"):
+        with contextlib.suppress(ValueError, AttributeError):
+            error = json.loads(events[-1][len(b"data: ") :]).get("error")
+            if error:
+                code = error.get("code") or error.get("type") if isinstance(error, dict) else error
+                return f"the stream ended with error {code}"
+    where = f"cut after {tokens} data events" if tokens else "cut before any token"
+    return f"the stream ended without [DONE] ({where})"
+
+
 class Traffic:
     """Sends the planned requests through the endpoint and keeps each one's outcome."""
 
@@ -163,7 +178,7 @@ class Traffic:
             cold = bool(wakeprogress.comments(events))
             error = None
             if not events or events[-1] != b"data: [DONE]":
-                error = "the stream ended without [DONE]"
+                error = cut_short(events)
             elif first is None:
                 error = "no token before [DONE]"
             outcome = soakreport.Outcome(model, sent, self.now(), cold, first, error)
@@ -274,7 +289,7 @@ async def rss(run: Run, pods: list[dict[str, Any]]) -> tuple[int, tuple[str, ...
 
 async def _swaps(run: Run) -> int:
     pool = await run.client.get(resources.ACCELERATOR_POOL, _pool_name(run))
-    return int(((pool or {}).get("status") or {}).get("swaps") or 0)
+    return int(((pool or {}).get("status") or {}).get("evictions") or 0)
 
 
 async def _set_up(run: Run) -> tuple[tuple[str, ...], str, str]:

@@ -185,6 +185,10 @@ class SoakReport:
         counted = collections.Counter(outcome.error for outcome in self.outcomes if outcome.error is not None)
         return dict(counted.most_common())
 
+    def lost_by_model(self) -> dict[str, int]:
+        counted = collections.Counter(outcome.model for outcome in self.outcomes if not outcome.answered)
+        return dict(sorted(counted.items()))
+
     def latency(self, *, cold: bool) -> Latency:
         return Latency.of(
             [
@@ -216,6 +220,10 @@ class SoakReport:
             + (f" ({self.unsent} not sent: the request bound)" if self.unsent else ""),
         ]
         lines += [f"    lost: {count} x {reason}" for reason, count in self.reasons().items()]
+        if self.lost:
+            lines.append(
+                "    lost by model: " + ", ".join(f"{m} {n}" for m, n in self.lost_by_model().items())
+            )
         lines += [
             f"  wakes from zero: {self.wakes}; pool swaps: {self.swaps}",
             f"  time to first token, warm: {self.latency(cold=False).describe()}",
@@ -241,6 +249,7 @@ class SoakReport:
                 "lost": self.lost,
                 "unsent": self.unsent,
                 "lost_by_reason": self.reasons(),
+                "lost_by_model": self.lost_by_model(),
             },
             "wakes": self.wakes,
             "swaps": self.swaps,

@@ -136,3 +136,25 @@ def test_traffic_is_seeded_bounded_and_has_gaps() -> None:
 def test_weights_steer_the_traffic() -> None:
     planned = soaktraffic.schedule(1, 3600, ("a", "b"), max_requests=10_000, weights=[1.0, 0.0])
     assert {request.model for request in planned} == {"a"}
+
+
+def test_lost_requests_are_counted_by_model() -> None:
+    report = _report(
+        [Outcome("b", 1, 2, False, None, "x"), Outcome("a", 1, 2, False, None, "y"), _answered(0, 1)]
+    )
+    assert report.lost_by_model() == {"a": 1, "b": 1}
+    assert "lost by model: a 1, b 1" in report.text()
+
+
+def test_a_cut_stream_says_how_it_ended() -> None:
+    from hearth.e2e import soak
+
+    assert soak.cut_short([]) == "the stream ended without [DONE] (cut before any token)"
+    assert (
+        soak.cut_short([b'data: {"choices": []}'])
+        == "the stream ended without [DONE] (cut after 1 data events)"
+    )
+    error = b'data: {"error": {"code": "backend_unavailable", "message": "m"}}'
+    assert (
+        soak.cut_short([b'data: {"choices": []}', error]) == "the stream ended with error backend_unavailable"
+    )

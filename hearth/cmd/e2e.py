@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 
 import click
 
 from hearth.cmd import params
-from hearth.e2e import runner, scenarios
+from hearth.common import durations
+from hearth.e2e import runner, scenarios, soak, soakreport
 from hearth.kube.client import KubeClient
 
 
@@ -78,10 +80,40 @@ from hearth.kube.client import KubeClient
     help="The JSON file testing/delivery/serve.sh writes: the registry and S3 store the delivery scenarios "
     "push to (at an address pods reach), their credentials and the ORAS CLI.",
 )
+@click.option(
+    "--soak",
+    "soak_for",
+    type=params.GoDurationType(minimum=durations.Duration.parse("1m")),
+    help="Run the soak instead of the scenarios: random bursty traffic for this long (e.g. 60m) over pooled "
+    "models behind one endpoint with API keys, then a report (lost requests, wakes, swaps, time to first "
+    "token, RSS, idle API writes). Exits 1 if a request was lost or RSS grew over 10 %. Builtin mode only.",
+)
+@click.option(
+    "--soak-seed",
+    type=click.IntRange(min=0),
+    help="The soak traffic's RNG seed (default: a random one, printed), to repeat a run's traffic.",
+)
+@click.option(
+    "--soak-max-requests",
+    type=click.IntRange(min=1),
+    default=20000,
+    show_default=True,
+    help="The most requests the soak sends, however long it runs.",
+)
+@click.option(
+    "--soak-report",
+    "soak_report",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Also write the soak's report as JSON to this file.",
+)
 @params.kube_options
 def command(
     *,
     only: tuple[str, ...],
+    soak_for: durations.Duration | None,
+    soak_seed: int | None,
+    soak_max_requests: int,
+    soak_report: str | None,
     delivery_file: str | None,
     stub_image: str,
     engine_image: str | None,
@@ -146,7 +178,44 @@ def command(
         finally:
             await client.close()
 
+    if soak_for is not None:
+        if only:
+            raise click.UsageError("--soak runs only the soak: leave out --scenario")
+        plan = soak.Plan.seeded(soak_for.seconds, soak_max_requests, soak_seed)
+        _soak(options, plan, soak_report)
+        return
     results, mode = asyncio.run(main())
     click.echo("\n" + runner.verdict_table(results, mode=mode))
     if not all(result.passed for result in results):
+        raise SystemExit(1)
+
+
+def _soak(options: runner.Options, plan: soak.Plan, report_path: str | None) -> None:
+    """Run the soak in its own e2e namespace; print its report (and write it as JSON); exit 1 if it failed."""
+
+    async def main() -> soakreport.SoakReport | None:
+        client = await KubeClient.connect(kubeconfig=options.kubeconfig, context=options.context)
+        found: list[soakreport.SoakReport] = []
+
+        async def body(run: runner.Run) -> str:
+            found.append(await soak.soak(run, plan, click.echo))
+            return "report follows"
+
+        try:
+            async with runner.run(client, options, click.echo) as run:
+                await run.scenario("soak", functools.partial(body, run))
+                return found[0] if found else None
+        finally:
+            await client.close()
+
+    report = asyncio.run(main())
+    if report is None:  # it could not run (the line above says why): no soak is no pass
+        raise SystemExit(1)
+    click.echo("\n" + report.text())
+    if report_path:
+        with open(report_path, "w", encoding="utf-8") as out:
+            json.dump(report.to_json(), out, indent=2)
+            out.write("\n")
+        click.echo(f"soak: report written to {report_path}")
+    if report.failures():
         raise SystemExit(1)

@@ -279,3 +279,12 @@ def test_operator_refuses_bad_flags_before_connecting(args: list[str], message: 
 def test_operator_version_flag() -> None:
     result = CliRunner().invoke(main.cli, ["operator", "--version"])
     assert result.output == f"hearth {hearth.__version__}\n"
+
+
+def test_e2e_soak_runs_only_the_soak_and_at_least_a_minute() -> None:
+    together = CliRunner().invoke(main.cli, ["e2e", "--soak", "5m", "--scenario", "N1"])
+    assert together.exit_code == 2
+    assert "--soak runs only the soak" in together.output
+    short = CliRunner().invoke(main.cli, ["e2e", "--soak", "30s"])
+    assert short.exit_code == 2
+    assert "shorter than the minimum" in short.output

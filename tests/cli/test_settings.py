@@ -143,6 +143,10 @@ _E2E = [
     _bad("e2e", "--timeout", "5", "x>=10"),
     _bad("e2e", "--scenario", "", "must be non-empty"),
     _env("e2e", "--delivery", "HEARTH_E2E_DELIVERY", "/nonexistent/delivery.json", "does not exist"),
+    _bad("e2e", "--soak", "30s", "shorter than the minimum 1m"),
+    _bad("e2e", "--soak-seed", "-1", "x>=0"),
+    _bad("e2e", "--soak-max-requests", "0", "x>=1"),
+    _bad("e2e", "--soak-report", "/", "is a directory"),
 ]
 _SELFTEST = [
     _bad("selftest", "--namespace", "Hearth_System", "not a valid DNS label"),

@@ -345,7 +345,14 @@ class Run:
         started = time.monotonic()
         first_token: float | None = None
         events: list[bytes] = []
-        body = {"model": model, "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+        # The stub answers ?tokens= tokens; a real engine stops at max_tokens (without it llama-server would
+        # generate until its context is full, and fail streams that share it).
+        body = {
+            "model": model,
+            "stream": True,
+            "max_tokens": tokens,
+            "messages": [{"role": "user", "content": "hi"}],
+        }
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         chat = f"{url}/v1/chat/completions?tokens={tokens}"
         async with self.http.post(chat, json=body, headers=headers) as response:

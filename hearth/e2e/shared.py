@@ -262,8 +262,9 @@ async def shared_endpoint_before_a_pool(run: Run) -> str:
                 "three members on two devices, yet no stream was told it waited for capacity"
             )
         status = await run.client.get(resources.ACCELERATOR_POOL, pool_name)
-        swaps = ((status or {}).get("status") or {}).get("swaps")
-        return f"3 pooled models on 2 devices through one URL: {', '.join(lines)}; swaps {swaps}"
+        # status.evictions counts since the operator leader started: the pool is new, so these are its own.
+        evictions = ((status or {}).get("status") or {}).get("evictions")
+        return f"3 pooled models on 2 devices through one URL: {', '.join(lines)}; evictions {evictions}"
     finally:
         with contextlib.suppress(ApiError):
             await run.client.delete(resources.LLMGATEWAY, POOL_GATEWAY, run.namespace)

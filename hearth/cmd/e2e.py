@@ -78,11 +78,22 @@ from hearth.kube.client import KubeClient
     help="The JSON file testing/delivery/serve.sh writes: the registry and S3 store the delivery scenarios "
     "push to (at an address pods reach), their credentials and the ORAS CLI.",
 )
+@click.option(
+    "--network-policies-enforced",
+    "network_policy_enforcer",
+    type=params.TEXT,
+    envvar="HEARTH_E2E_NETWORK_POLICIES",
+    show_envvar=True,
+    help="Name the NetworkPolicy implementation that enforces policies on the cluster (the test bed's "
+    "testing/netpol/netpol.sh up prints it): the NetworkPolicy scenario (N1) runs only then, since an API "
+    "server alone accepts a policy and enforces nothing.",
+)
 @params.kube_options
 def command(
     *,
     only: tuple[str, ...],
     delivery_file: str | None,
+    network_policy_enforcer: str | None,
     stub_image: str,
     engine_image: str | None,
     gguf: str | None,
@@ -111,7 +122,8 @@ def command(
     prewarmed, woken from zero, answers the openai client, passes its own errors through and scales 1->2->0;
     a warm window opening soon makes a model Ready by its start without a request, and it returns to 0
     after the window; a cold model with a fallback is answered by the fallback at once, then by itself;
-    deleting the LLMServices removes everything.
+    with an enforcing NetworkPolicy implementation named, the backend answers its gateway and a metrics
+    namespace's pod and refuses other pods; deleting the LLMServices removes everything.
 
     Needs Hearth installed (hearth install; --gateway-replicas 2 for the two-gateway scenario), a node
     advertising hearth.dev/fake-accelerator, the stub image, and a default StorageClass (for the
@@ -122,6 +134,7 @@ def command(
         raise click.BadParameter(str(error), param_hint="--delivery") from None
     options = runner.Options(
         delivery=delivery,
+        network_policy_enforcer=network_policy_enforcer,
         stub_image=stub_image,
         engine_image=engine_image,
         gguf=gguf,

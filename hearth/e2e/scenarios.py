@@ -25,6 +25,7 @@ from hearth.e2e import (
     engines,
     failfast,
     fixtures,
+    netpol,
     pools,
     promtext,
     scalertls,
@@ -737,5 +738,6 @@ SCENARIOS = [
     *warm.SCENARIOS,
     *scalertls.SCENARIOS,
     *delivery.SCENARIOS,
+    *netpol.SCENARIOS,
     ("14 deleting LLMServices removes everything", deletion_removes_everything),
 ]

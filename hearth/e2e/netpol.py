@@ -56,13 +56,16 @@ class Probe:
 
 
 def probe_script(ip: str, port: int, tries: int) -> str:
-    """The probe's shell (busybox ``sh``): up to *tries* GETs of ``/metrics``; exit 0 at the first HTTP 200,
-    1 if none came. An answer is a 200 status line, so a reset or an empty reply is not taken for one."""
+    """The probe's shell (busybox ``sh``; every tool called as a busybox applet, since the image sets no
+    PATH): up to *tries* GETs of ``/metrics``; exit 0 at the first HTTP 200, 1 if none came. An answer is
+    a 200 status line, so a reset or an empty reply is not taken for one."""
+    bb = "/bin/busybox"
     request = r"printf 'GET /metrics HTTP/1.0\r\nHost: backend\r\n\r\n'"
     return (
         f"i=0; while [ $i -lt {tries} ]; do i=$((i+1)); "
-        f"if ({request}; sleep 1) | nc -w {TRY_TIMEOUT_SECONDS} {ip} {port} | head -n 1 | grep -q ' 200 '; "
-        f'then echo "answered at try $i"; exit 0; fi; sleep 1; done; '
+        f"if ({request}; {bb} sleep 1) | {bb} nc -w {TRY_TIMEOUT_SECONDS} {ip} {port} "
+        f"| {bb} head -n 1 | {bb} grep -q ' 200 '; "
+        f'then echo "answered at try $i"; exit 0; fi; {bb} sleep 1; done; '
         f'echo "no answer in {tries} tries"; exit 1'
     )
 
@@ -91,6 +94,13 @@ def probe_pod(probe: Probe, *, image: str, ip: str, port: int) -> dict[str, Any]
         "metadata": {"name": probe.name, "namespace": probe.namespace, "labels": {"app": PROBE_LABEL}},
         "spec": spec,
     }
+
+
+def scraper_namespace(name: str) -> dict[str, Any]:
+    """A namespace labelled as the docs tell Prometheus's to be, so the backend policy admits its pods."""
+    manifest = fixtures.namespace(name)
+    manifest["metadata"]["labels"] = dict(names.METRICS_NAMESPACE_LABEL)
+    return manifest
 
 
 def outcome(pod: dict[str, Any] | None) -> Expect | None:
@@ -138,9 +148,7 @@ async def enforced_network_policy(run: Run) -> str:
             raise ScenarioFailedError(f"the request through the gateway was not answered: {events[-2:]}")
         ip, port = await _backend_address(run)
 
-        labelled = fixtures.namespace(metrics_namespace)
-        labelled["metadata"]["labels"] = dict(names.METRICS_NAMESPACE_LABEL)
-        await run.client.apply(labelled)
+        await run.client.apply(scraper_namespace(metrics_namespace))
         await run.client.apply(fixtures.namespace(other_namespace))
         probes = [
             Probe("netpol-same-ns", run.namespace, Expect.REFUSED, "a plain pod of the backend's namespace"),

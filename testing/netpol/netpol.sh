@@ -63,7 +63,10 @@ describe() {
   echo "kube-network-policies $(awk '$1 == "sigs.k8s.io/kube-network-policies" { print $2 }' "$UPSTREAM_VERSION_FILE")"
 }
 
-metrics() { curl -fsS --max-time 3 "http://127.0.0.1:$METRICS_PORT/metrics" 2>/dev/null; }
+metrics() {
+  python3 -c 'import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=3).read().decode())' \
+    "http://127.0.0.1:$METRICS_PORT/metrics" 2>/dev/null
+}
 
 # Its table is in place once the controller has synced its informers and written the rules (said in the
 # log past byte $1, where this start's lines begin).

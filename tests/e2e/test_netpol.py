@@ -4,6 +4,7 @@ probe that saw what the policy forbids fails the scenario."""
 
 from __future__ import annotations
 
+import asyncio
 import http.server
 import shutil
 import socket
@@ -17,7 +18,7 @@ import pytest
 from hearth.api import loading
 from hearth.api.llmservice import LLMService
 from hearth.api.runtime import InferenceRuntime
-from hearth.e2e import fixtures, netpol
+from hearth.e2e import fixtures, netpol, runner
 from hearth.render import backend
 
 BUSYBOX = shutil.which("busybox")
@@ -126,3 +127,13 @@ def test_the_probe_script_tells_an_answer_from_a_refusal(metrics_port: int) -> N
     assert (answered.returncode, answered.stdout.strip()) == (0, "answered at try 1")
     refused = _probe(_closed_port(), 1)
     assert (refused.returncode, refused.stdout.strip()) == (1, "no answer in 1 tries")
+
+
+def test_without_a_named_enforcer_the_scenario_is_not_promised() -> None:
+    """An API server alone accepts the policy and enforces nothing: N1 must not pass (or fail) there."""
+
+    class _Run:
+        options = runner.Options(stub_image="stub")
+
+    with pytest.raises(runner.ScenarioNotPromisedError, match="no NetworkPolicy enforcer"):
+        asyncio.run(netpol.enforced_network_policy(_Run()))  # type: ignore[arg-type]

@@ -60,7 +60,7 @@ running_pid() {
 
 # The line `up` prints: which enforcer, at which version.
 describe() {
-  echo "kube-network-policies $(awk '$1 == "sigs.k8s.io/kube-network-policies" { print $2 }' "$UPSTREAM_VERSION_FILE")"
+  echo "kube-network-policies@$(awk '$1 == "sigs.k8s.io/kube-network-policies" { print $2 }' "$UPSTREAM_VERSION_FILE")"
 }
 
 metrics() {

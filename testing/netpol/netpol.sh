@@ -3,18 +3,28 @@
 # beside an up cluster (testing/cluster/cluster.sh), so the NetworkPolicy `hearth install --network-policies`
 # renders is enforced for real, not only accepted by the API server.
 #
-#   testing/netpol/netpol.sh up       start it (builds it if missing; reuses a running one) and wait until
-#                                     its nftables table is programmed; prints one line naming the enforcer,
+#   testing/netpol/netpol.sh up       start it (builds it if missing; reuses a running one), wait until it
+#                                     listens, then hook it in; prints one word naming the enforcer,
 #                                     the value `hearth e2e --network-policies-enforced` (env
 #                                     HEARTH_E2E_NETWORK_POLICIES) takes, so N1 runs
 #   testing/netpol/netpol.sh status   whether it runs, and its verdict counters
-#   testing/netpol/netpol.sh down     stop it, remove its nftables table, restore what `up` changed
+#   testing/netpol/netpol.sh down     unhook it, stop it, remove any nftables table it left, restore what
+#                                     `up` changed
 #
-# How it enforces: an nftables table `inet kube-network-policies` whose postrouting chain sends the first
-# packet of every new connection from or to a local pod some NetworkPolicy selects to nfqueue 100; the
-# process judges it against the NetworkPolicies, pods and namespaces it watches and accepts or drops it
-# (later packets pass as established). Pods on this bed share one L2 bridge (cni0), so a pod-to-pod packet
-# is bridged, not routed: netfilter's inet hooks see it only with br_netfilter's
+# How it enforces: the process watches NetworkPolicies, pods and namespaces and judges the first packet of
+# each new connection that netfilter hands it on nfqueue $HEARTH_NETPOL_QUEUE, accepting or dropping it
+# (later packets pass as established). Upstream hands it those packets with an nftables table (`inet
+# kube-network-policies`, a `queue` rule per local pod a policy selects), but this bed's kernel has
+# nfnetlink_queue without nftables' `queue` expression (CONFIG_NFT_QUEUE: `nft add rule ... queue num 100`
+# fails with ENOENT, and so does the controller's whole nftables transaction, which it logs and retries).
+# So this script installs the hook itself, with iptables' NFQUEUE target (x_tables, which the kernel has):
+# chain HEARTH-NETPOL in mangle POSTROUTING (after DNAT, as upstream's chain) mirrors upstream's rules --
+# DNS, packets the host's root sends (upstream exempts them for the kubelet's probes) and established
+# flows pass, every other new connection from or to the pod range is queued. Upstream queues only pods
+# with a policy; queueing all is the same verdict (no policy: accepted), judged in userspace. With
+# --queue-bypass: if the process is gone, packets pass rather than being dropped (a shared bed must not
+# go dark; N1 then fails, as it should). Pods on this bed share one L2 bridge (cni0), so a pod-to-pod
+# packet is bridged, not routed: netfilter's IPv4 hooks see it only with br_netfilter's
 # net.bridge.bridge-nf-call-iptables=1 (cluster.sh sets it for kube-proxy's ClusterIPs; `up` checks it and
 # sets it if not, `down` restores it). The kernel needs nfnetlink_queue (`up` loads it if it is a module).
 # Caveats of the implementation (v0.8.0): packets that processes of the host send as root are never judged
@@ -26,7 +36,8 @@
 # 127.0.0.1:$HEARTH_NETPOL_METRICS_PORT; packets are judged, never sent. Log and PID under
 # $HEARTH_CLUSTER_DIR/netpol (default /var/tmp/hearth-cluster/netpol).
 #
-# Environment: HEARTH_CLUSTER_DIR, HEARTH_NETPOL_METRICS_PORT (19080), HEARTH_NETPOL_QUEUE (100),
+# Environment: HEARTH_CLUSTER_DIR, HEARTH_NETPOL_METRICS_PORT (19480; KEDA's adapter has 19080),
+# HEARTH_NETPOL_QUEUE (100), HEARTH_NETPOL_POD_CIDR (10.88.0.0/16, the bed's pods),
 # HEARTH_TESTBED_CACHE (where testing/netpol/build.sh caches the binary).
 set -Eeuo pipefail
 
@@ -35,7 +46,9 @@ ROOT="$(cd "$HERE/../.." && pwd)"
 CLUSTER="${HEARTH_CLUSTER_DIR:-/var/tmp/hearth-cluster}"
 RUN="$CLUSTER/netpol"
 KUBECONFIG_FILE="$CLUSTER/admin.kubeconfig"
-METRICS_PORT="${HEARTH_NETPOL_METRICS_PORT:-19080}"
+METRICS_PORT="${HEARTH_NETPOL_METRICS_PORT:-19480}"
+POD_CIDR="${HEARTH_NETPOL_POD_CIDR:-10.88.0.0/16}"
+CHAIN=HEARTH-NETPOL
 QUEUE="${HEARTH_NETPOL_QUEUE:-100}"
 PID_FILE="$RUN/enforcer.pid"
 LOG="$RUN/enforcer.log"
@@ -68,9 +81,29 @@ metrics() {
     "http://127.0.0.1:$METRICS_PORT/metrics" 2>/dev/null
 }
 
-# Its table is in place once the controller has synced its informers and written the rules (said in the
-# log past byte $1, where this start's lines begin).
-programmed() { tail -c +"$(($1 + 1))" "$LOG" 2>/dev/null | grep -q "Syncing nftables rules" && metrics >/dev/null; }
+# Ready once its informers have synced (said in the log past byte $1, where this start's lines begin) and it
+# listens on its nfqueue (the kernel lists a bound queue by number).
+listening() {
+  tail -c +"$(($1 + 1))" "$LOG" 2>/dev/null | grep -q "Caches are synced for kube-network-policies" &&
+    awk -v q="$QUEUE" '$1 == q { found = 1 } END { exit !found }' /proc/net/netfilter/nfnetlink_queue
+}
+
+# The hook (see the header): idempotent, the jump added once.
+hook_up() {
+  iptables -t mangle -N "$CHAIN" 2>/dev/null || iptables -t mangle -F "$CHAIN"
+  iptables -t mangle -A "$CHAIN" -p udp --dport 53 -j RETURN
+  iptables -t mangle -A "$CHAIN" -m owner --uid-owner 0 -j RETURN
+  iptables -t mangle -A "$CHAIN" -m conntrack ! --ctstate NEW -j RETURN
+  iptables -t mangle -A "$CHAIN" -s "$POD_CIDR" -j NFQUEUE --queue-num "$QUEUE" --queue-bypass
+  iptables -t mangle -A "$CHAIN" -d "$POD_CIDR" -j NFQUEUE --queue-num "$QUEUE" --queue-bypass
+  iptables -t mangle -C POSTROUTING -j "$CHAIN" 2>/dev/null || iptables -t mangle -A POSTROUTING -j "$CHAIN"
+}
+
+hook_down() {
+  while iptables -t mangle -D POSTROUTING -j "$CHAIN" 2>/dev/null; do :; done
+  iptables -t mangle -F "$CHAIN" 2>/dev/null || true
+  iptables -t mangle -X "$CHAIN" 2>/dev/null || true
+}
 
 kernel_ready() {
   if [[ ! -e /proc/net/netfilter/nfnetlink_queue ]]; then
@@ -96,6 +129,7 @@ cmd_up() {
   mkdir -p "$RUN"
   if pid=$(running_pid); then
     log "already running (pid $pid)"
+    hook_up
     describe
     return 0
   fi
@@ -114,17 +148,19 @@ cmd_up() {
   echo "$pid $(proc_starttime "$pid")" >"$PID_FILE"
   echo "$binary" >"$RUN/binary"
   local t0=$SECONDS
-  until programmed "$offset"; do
+  until listening "$offset"; do
     running_pid >/dev/null || { tail -n 20 "$LOG" >&2; die "the enforcer exited; log $LOG"; }
-    ((SECONDS - t0 < 60)) || { tail -n 20 "$LOG" >&2; die "the enforcer did not program its table within 60 s"; }
+    ((SECONDS - t0 < 60)) || { tail -n 20 "$LOG" >&2; die "the enforcer did not listen on nfqueue $QUEUE within 60 s"; }
     sleep 0.5
   done
-  log "up: pid $pid, node $node, nfqueue $QUEUE, metrics 127.0.0.1:$METRICS_PORT, log $LOG ($((SECONDS - t0))s)"
+  hook_up
+  log "up: pid $pid, node $node, nfqueue $QUEUE (iptables mangle $CHAIN, pods $POD_CIDR), metrics 127.0.0.1:$METRICS_PORT, log $LOG ($((SECONDS - t0))s)"
   describe
 }
 
 cmd_down() {
   local pid binary t0
+  hook_down
   if pid=$(running_pid); then
     kill -TERM "$pid" 2>/dev/null || true
     t0=$SECONDS

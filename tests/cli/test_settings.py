@@ -143,6 +143,13 @@ _E2E = [
     _bad("e2e", "--timeout", "5", "x>=10"),
     _bad("e2e", "--scenario", "", "must be non-empty"),
     _env("e2e", "--delivery", "HEARTH_E2E_DELIVERY", "/nonexistent/delivery.json", "does not exist"),
+    _env(
+        "e2e",
+        "--network-policies-enforced",
+        "HEARTH_E2E_NETWORK_POLICIES",
+        "kube network policies",
+        "whitespace",
+    ),
 ]
 _SELFTEST = [
     _bad("selftest", "--namespace", "Hearth_System", "not a valid DNS label"),

@@ -7,7 +7,9 @@
 #      only the CRDs);
 #   2. metrics-api (`--scaler-mode auto` with real KEDA served, 2 gateways) and external-push (2 gateways),
 #      installed with `hearth install` (testing/keda/e2e.sh);
-#   3. with the keda stage: a real Prometheus (testing/prometheus) that scraped everything above evaluates
+#   3. throughout, a real NetworkPolicy enforcer (testing/netpol: kube-network-policies), so the backend
+#      policy every install renders (--network-policies) is enforced, and N1 probes it;
+#   4. with the keda stage: a real Prometheus (testing/prometheus) that scraped everything above evaluates
 #      every dashboard panel query and every alert expression (all must parse and return data), and
 #      prints one wake broken into phases and the accelerator accounting.
 # On failure it prints the operator's and the components' logs.
@@ -40,12 +42,13 @@ on_exit() {
         echo "e2e: FAILED; diagnostics follow" >&2
         bash "$cluster" status >&2 || true
         bash "$cluster" kubectl -n hearth-system logs deploy/hearth-operator --tail=200 >&2 || true
-        for log in "$run_dir"/logs/*.log "$run_dir"/keda/logs/*.log; do
+        for log in "$run_dir"/logs/*.log "$run_dir"/keda/logs/*.log "$run_dir"/netpol/*.log; do
             [ -f "$log" ] && { echo "==> $log" >&2; tail -n 40 "$log" >&2; }
         done
     fi
     bash testing/prometheus/prometheus.sh down >/dev/null 2>&1 || true
     bash testing/delivery/serve.sh down >/dev/null 2>&1 || true
+    bash testing/netpol/netpol.sh down >/dev/null 2>&1 || true
     bash "$cluster" down >/dev/null 2>&1 || true
     printf 'e2e: %s\n' "${timings[@]}"
     echo "e2e: finished in $(( $(date +%s) - started ))s (exit $status)"
@@ -68,10 +71,15 @@ done
 # The real engine's build too (cached: a second; from scratch ~12 min, which .ci/run overlaps with the tests).
 timed "llama-server build" bash testing/llamacpp/build.sh >/dev/null
 timed "delivery servers build" bash testing/delivery/build.sh >/dev/null
+timed "NetworkPolicy enforcer build" bash testing/netpol/build.sh >/dev/null
 timed "cluster up" bash "$cluster" up
 # The registry and S3 store the delivery scenarios (M1-M5) push to, on the cluster bridge address.
 HEARTH_E2E_DELIVERY=$(bash testing/delivery/serve.sh up)
 export HEARTH_E2E_DELIVERY
+# The NetworkPolicy enforcer (issue 29), for every stage: the policies the installs render are enforced, and
+# naming it lets N1 run (`hearth e2e --network-policies-enforced`).
+HEARTH_E2E_NETWORK_POLICIES=$(bash testing/netpol/netpol.sh up)
+export HEARTH_E2E_NETWORK_POLICIES
 python3 testing/image/build_oci_image.py --binary dist/hearth --ref "hearth.dev/hearth:$version" \
     --out dist/images/hearth.tar
 bash testing/stub/build-image.sh

@@ -106,6 +106,16 @@ from hearth.kube.client import KubeClient
     type=click.Path(dir_okay=False, writable=True),
     help="Also write the soak's report as JSON to this file.",
 )
+@click.option(
+    "--network-policies-enforced",
+    "network_policy_enforcer",
+    type=params.TEXT,
+    envvar="HEARTH_E2E_NETWORK_POLICIES",
+    show_envvar=True,
+    help="Name the NetworkPolicy implementation that enforces policies on the cluster (the test bed's "
+    "testing/netpol/netpol.sh up prints it): the NetworkPolicy scenario (N1) runs only then, since an API "
+    "server alone accepts a policy and enforces nothing.",
+)
 @params.kube_options
 def command(
     *,
@@ -115,6 +125,7 @@ def command(
     soak_max_requests: int,
     soak_report: str | None,
     delivery_file: str | None,
+    network_policy_enforcer: str | None,
     stub_image: str,
     engine_image: str | None,
     gguf: str | None,
@@ -143,7 +154,8 @@ def command(
     prewarmed, woken from zero, answers the openai client, passes its own errors through and scales 1->2->0;
     a warm window opening soon makes a model Ready by its start without a request, and it returns to 0
     after the window; a cold model with a fallback is answered by the fallback at once, then by itself;
-    deleting the LLMServices removes everything.
+    with an enforcing NetworkPolicy implementation named, the backend answers its gateway and a metrics
+    namespace's pod and refuses other pods; deleting the LLMServices removes everything.
 
     Needs Hearth installed (hearth install; --gateway-replicas 2 for the two-gateway scenario), a node
     advertising hearth.dev/fake-accelerator, the stub image, and a default StorageClass (for the
@@ -154,6 +166,7 @@ def command(
         raise click.BadParameter(str(error), param_hint="--delivery") from None
     options = runner.Options(
         delivery=delivery,
+        network_policy_enforcer=network_policy_enforcer,
         stub_image=stub_image,
         engine_image=engine_image,
         gguf=gguf,

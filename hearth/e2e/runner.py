@@ -109,6 +109,9 @@ class Options:
     gguf: str | None = None
     #: The delivery scenarios' registry and object store (None: they skip).
     delivery: DeliveryServers | None = None
+    #: The NetworkPolicy implementation enforcing on the cluster, by name (None: the NetworkPolicy
+    #: scenario is not promised, since an API server alone accepts policies and enforces none).
+    network_policy_enforcer: str | None = None
     #: The cluster the run was given, for the kubectl it starts (port-forwards) to reach the same one.
     kubeconfig: str | None = None
     context: str | None = None

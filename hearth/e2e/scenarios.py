@@ -1,6 +1,6 @@
 """The end-to-end scenarios, in order (each starts from the state the previous one left): the one list
 ``hearth e2e`` runs. Each area's scenarios live in their own module (scaling, resilience, access, caches,
-drain, shared, pools, failfast, engines, warm, scalertls, delivery, deletion); a new area adds its
+drain, shared, pools, failfast, engines, warm, scalertls, delivery, netpol, deletion); a new area adds its
 ``*module.SCENARIOS`` here, where its place in the order is decided."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from hearth.e2e import (
     drain,
     engines,
     failfast,
+    netpol,
     pools,
     resilience,
     scalertls,
@@ -35,5 +36,6 @@ SCENARIOS = [
     *warm.SCENARIOS,
     *scalertls.SCENARIOS,
     *delivery.SCENARIOS,
+    *netpol.SCENARIOS,
     *deletion.SCENARIOS,  # 14
 ]

@@ -71,32 +71,18 @@ unset GOFLAGS
 mkdir -p "$STORE"
 go_build_lock "$CACHE_ROOT/.delivery-build.lock" testing/delivery/build.sh
 
-TMPBIN=""
-cleanup() { [[ -z "$TMPBIN" ]] || rm -rf "$TMPBIN"; }
-trap cleanup EXIT
-
-build() {
-  local tool="$1" version package out start
-  version="$(version_of "$tool")"
-  package="$(package_of "$tool")"
-  out="$STORE/$tool-$version"
-  if [[ -x "$out" ]]; then
-    log "$tool $version: cached"
-    return 0
-  fi
-  log "building $tool $version ..."
-  start=$SECONDS
-  TMPBIN="$(mktemp -d "$STORE/.$tool-$version.XXXXXX")"
-  GOBIN="$TMPBIN" nice -n 10 go install -trimpath -ldflags "-s -w" "$package@$version" ||
-    die "building $tool $version failed"
-  # Sanity check: the binary carries the pinned module.
-  go version -m "$TMPBIN/$tool" | grep -q "[[:space:]]${version}[[:space:]]" ||
-    die "$tool was built but does not carry $version"
-  mv -f "$TMPBIN/$tool" "$out"
-  rm -rf "$TMPBIN"
-  TMPBIN=""
-  log "building $tool $version ... done in $((SECONDS - start))s"
+# The module each tool belongs to, whose version the built binary must carry.
+module_of() {
+  case "$1" in
+    registry) echo "github.com/distribution/distribution/v3" ;;
+    versitygw) echo "github.com/versity/versitygw" ;;
+    oras) echo "oras.land/oras" ;;
+  esac
 }
 
-for tool in "${TOOLS[@]}"; do build "$tool"; done
+for tool in "${TOOLS[@]}"; do
+  version="$(version_of "$tool")"
+  go_install_cached "$tool $version" "$STORE/$tool-$version" "$(package_of "$tool")@$version" "-s -w" \
+    go_binary_has_module "$(module_of "$tool")" "$version"
+done
 for tool in "${TOOLS[@]}"; do printf '%s\n' "$STORE/$tool-$(version_of "$tool")"; done

@@ -57,15 +57,14 @@ mkdir -p "$STORE"
 # its own, so a Helm build does not queue behind a long Kubernetes build (the Go cache is safe to share).
 go_build_lock "$CACHE_ROOT/.helm-build.lock" testing/helm/build.sh
 
-TMPBIN=""
-cleanup() { [[ -z "$TMPBIN" ]] || rm -rf "$TMPBIN"; }
-trap cleanup EXIT
+# go_install_cached's CHECK: the binary reports the version it was built as.
+reports_version() { "$2" version --short | grep -q "^$1"; }
 
 build() {
-  local major="$1" version out module ldflags kmajor kminor gomod start
+  local major="$1" version module ldflags kmajor kminor gomod
   version="$(version_of "$major")"
-  out="$STORE/helm-$version"
-  if [[ -x "$out" ]]; then
+  # Checked here too: Helm 3's ldflags below fetch a go.mod, which a cached binary does not need.
+  if [[ -x "$STORE/helm-$version" ]]; then
     log "helm $version: cached"
     return 0
   fi
@@ -82,16 +81,8 @@ build() {
       ldflags+=" -X $module/$pkg.k8sVersionMajor=$kmajor -X $module/$pkg.k8sVersionMinor=$kminor"
     done
   fi
-  log "building helm $version ..."
-  start=$SECONDS
-  TMPBIN="$(mktemp -d "$STORE/.helm-$version.XXXXXX")"
-  GOBIN="$TMPBIN" nice -n 10 go install -trimpath -ldflags "$ldflags" "$module/cmd/helm@$version" ||
-    die "building helm $version failed"
-  "$TMPBIN/helm" version --short | grep -q "^$version" || die "helm $version was built but does not report its version"
-  mv -f "$TMPBIN/helm" "$out"
-  rm -rf "$TMPBIN"
-  TMPBIN=""
-  log "building helm $version ... done in $((SECONDS - start))s"
+  go_install_cached "helm $version" "$STORE/helm-$version" "$module/cmd/helm@$version" "$ldflags" \
+    reports_version "$version"
 }
 
 for major in "${MAJORS[@]}"; do build "$major"; done

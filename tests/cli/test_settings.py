@@ -147,6 +147,13 @@ _E2E = [
     _bad("e2e", "--soak-seed", "-1", "x>=0"),
     _bad("e2e", "--soak-max-requests", "0", "x>=1"),
     _bad("e2e", "--soak-report", "/", "is a directory"),
+    _env(
+        "e2e",
+        "--network-policies-enforced",
+        "HEARTH_E2E_NETWORK_POLICIES",
+        "kube network policies",
+        "whitespace",
+    ),
 ]
 _SELFTEST = [
     _bad("selftest", "--namespace", "Hearth_System", "not a valid DNS label"),

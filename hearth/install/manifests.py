@@ -10,13 +10,14 @@ import yaml
 import hearth
 from hearth.api import operatorsettings, rbac, scalermodes
 from hearth.common import bundle
+from hearth.render import names
 
 NAME = "hearth-operator"
 LABELS = {"app.kubernetes.io/part-of": "hearth", "app.kubernetes.io/managed-by": "hearth-install"}
 METRICS_READER = "hearth-metrics-reader"
 #: The reference's metrics port (its Kustomize config serves HTTPS metrics on :8443).
 DEFAULT_METRICS_PORT = 8443
-OPERATOR_LABELS = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/component": "operator"}
+OPERATOR_LABELS = {"app.kubernetes.io/name": NAME, **names.OPERATOR_COMPONENT_LABEL}
 DEFAULT_IMAGE = f"ghcr.io/hearth-project/hearth:{hearth.__version__}"
 
 

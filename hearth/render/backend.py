@@ -94,8 +94,10 @@ def network_policy(
 ) -> dict[str, Any]:
     """``<svc>-backend`` NetworkPolicy: the backend pods take connections on the runtime port only from
     this LLMService's gateway pods (or those of the LLMGateways routing it, *gateways*), and from
-    namespaces labelled ``metrics: enabled`` (scrapers of the runtime's /metrics). Everything else, other
-    tenants' pods included, is refused by an enforcing CNI."""
+    namespaces labelled ``metrics: enabled`` (scrapers of the runtime's /metrics); on the drain sidecar's
+    port only from Hearth's operator pods, in whatever namespace it was installed (they tell an idle
+    drain its endpoint removal has settled; a pod without the sidecar has no such port, and the rule
+    matches nothing). Everything else, other tenants' pods included, is refused by an enforcing CNI."""
     name = service.metadata.name
     selector = names.backend_selector(name)
     port = [{"port": runtime.spec.container.port.name, "protocol": "TCP"}]
@@ -115,6 +117,15 @@ def network_policy(
                 {
                     "from": [{"namespaceSelector": {"matchLabels": dict(names.METRICS_NAMESPACE_LABEL)}}],
                     "ports": port,
+                },
+                {
+                    "from": [
+                        {
+                            "namespaceSelector": {},
+                            "podSelector": {"matchLabels": dict(names.OPERATOR_POD_SELECTOR)},
+                        }
+                    ],
+                    "ports": [{"port": drain_api.PORT_NAME, "protocol": "TCP"}],
                 },
             ],
         },

@@ -21,6 +21,10 @@ LEADER_ELECTION_ID = operatorsettings.LEADER_ELECTION_ID.default
 #: Namespaces with this label may reach backends through their NetworkPolicy (Prometheus scraping vLLM's
 #: /metrics); the same convention as the reference's optional metrics NetworkPolicy.
 METRICS_NAMESPACE_LABEL = {"metrics": "enabled"}
+#: The operator's pods, as both installers label them (hearth install and the chart; their parity test
+#: compares the two): the backend's NetworkPolicy lets them reach the drain sidecar (POST /drain/settled).
+OPERATOR_COMPONENT_LABEL = {"app.kubernetes.io/component": "operator"}
+OPERATOR_POD_SELECTOR = {"app.kubernetes.io/part-of": "hearth", **OPERATOR_COMPONENT_LABEL}
 
 
 def backend(service: str) -> str:

@@ -37,15 +37,19 @@ def _matches(selector: dict[str, Any], labels: dict[str, str]) -> bool:
 
 
 def _admitted(policy: dict[str, Any], pod_labels: dict[str, str], namespace: dict[str, Any]) -> bool:
-    """Whether an ingress rule of *policy* names this pod as a peer (selectors by matchLabels only, all the
-    renderer writes; a podSelector alone means the policy's own namespace, "ns")."""
+    """Whether an ingress rule of *policy* for the runtime port (named "http": where the probes connect)
+    names this pod as a peer (selectors by matchLabels only, all the renderer writes; a podSelector alone
+    means the policy's own namespace, "ns"; with a namespaceSelector, both must match)."""
     namespace_labels = namespace["metadata"].get("labels", {})
     for rule in policy["spec"]["ingress"]:
+        if not any(port["port"] == "http" for port in rule["ports"]):
+            continue
         for peer in rule["from"]:
             if "namespaceSelector" in peer:
-                if _matches(peer["namespaceSelector"], namespace_labels):
-                    return True
-            elif namespace["metadata"]["name"] == "ns" and _matches(peer["podSelector"], pod_labels):
+                in_namespace = _matches(peer["namespaceSelector"], namespace_labels)
+            else:
+                in_namespace = namespace["metadata"]["name"] == "ns"
+            if in_namespace and _matches(peer.get("podSelector", {}), pod_labels):
                 return True
     return False
 

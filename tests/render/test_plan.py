@@ -13,6 +13,7 @@ from hearth.api.llmservice import LLMService
 from hearth.api.runtime import InferenceRuntime
 from hearth.api.scalermodes import ScalerMode
 from hearth.common import bundle
+from hearth.install import manifests
 from hearth.render import plan
 from hearth.render.config import OperatorConfig
 from hearth.render.errors import Reason, ReconcileError
@@ -153,12 +154,26 @@ def test_network_policies_let_only_the_gateway_and_scrapers_reach_the_backend() 
     spec = policy.manifest["spec"]
     assert spec["podSelector"] == {"matchLabels": backend_pods}
     assert spec["policyTypes"] == ["Ingress"]
-    sources = [rule["from"][0] for rule in spec["ingress"]]
+    sources = [(rule["from"][0], rule["ports"]) for rule in spec["ingress"]]
+    runtime_port = [{"port": "http", "protocol": "TCP"}]
     assert sources == [
-        {"podSelector": {"matchLabels": gateway_pods}},
-        {"namespaceSelector": {"matchLabels": {"metrics": "enabled"}}},
+        ({"podSelector": {"matchLabels": gateway_pods}}, runtime_port),
+        ({"namespaceSelector": {"matchLabels": {"metrics": "enabled"}}}, runtime_port),
+        # The operator, wherever installed, on the drain sidecar's port only (POST /drain/settled).
+        (
+            {
+                "namespaceSelector": {},
+                "podSelector": {"matchLabels": {"app.kubernetes.io/part-of": "hearth", **_OPERATOR}},
+            },
+            [{"port": "drain", "protocol": "TCP"}],
+        ),
     ]
-    assert all(rule["ports"] == [{"port": "http", "protocol": "TCP"}] for rule in spec["ingress"])
+    # Both installers label the operator's pods so that the rule admits them.
+    pod_labels = manifests.deployment(manifests.InstallConfig())["spec"]["template"]["metadata"]["labels"]
+    assert {"app.kubernetes.io/part-of": "hearth", **_OPERATOR}.items() <= pod_labels.items()
+
+
+_OPERATOR = {"app.kubernetes.io/component": "operator"}
 
 
 def test_api_keys_mount_the_secret_optionally_and_tell_the_gateway_where() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import shlex
 
 import click
 
@@ -78,11 +79,21 @@ from hearth.kube.client import KubeClient
     help="The JSON file testing/delivery/serve.sh writes: the registry and S3 store the delivery scenarios "
     "push to (at an address pods reach), their credentials and the ORAS CLI.",
 )
+@click.option(
+    "--fault-hook",
+    type=params.TEXT,
+    envvar="HEARTH_E2E_FAULT_HOOK",
+    show_envvar=True,
+    help="The test bed's fault command (testing/cluster/cluster.sh fault): given 'restart kube-apiserver', "
+    "'restart kubelet' or 'pause etcd SECONDS', it breaks that component and returns once the cluster is "
+    "healthy. Without it the scenarios that restart the control plane (X2-X4) are not promised.",
+)
 @params.kube_options
 def command(
     *,
     only: tuple[str, ...],
     delivery_file: str | None,
+    fault_hook: str | None,
     stub_image: str,
     engine_image: str | None,
     gguf: str | None,
@@ -111,7 +122,10 @@ def command(
     prewarmed, woken from zero, answers the openai client, passes its own errors through and scales 1->2->0;
     a warm window opening soon makes a model Ready by its start without a request, and it returns to 0
     after the window; a cold model with a fallback is answered by the fallback at once, then by itself;
-    deleting the LLMServices removes everything.
+    cold requests held on every gateway are answered although the operator leader, the kube-apiserver
+    (restarted), the kubelet (restarted), etcd (paused), the new backend pod or a gateway replica is
+    struck in the middle of the wake (builtin mode; the control-plane faults need --fault-hook); deleting
+    the LLMServices removes everything.
 
     Needs Hearth installed (hearth install; --gateway-replicas 2 for the two-gateway scenario), a node
     advertising hearth.dev/fake-accelerator, the stub image, and a default StorageClass (for the
@@ -122,6 +136,7 @@ def command(
         raise click.BadParameter(str(error), param_hint="--delivery") from None
     options = runner.Options(
         delivery=delivery,
+        fault_hook=tuple(shlex.split(fault_hook or "")),
         stub_image=stub_image,
         engine_image=engine_image,
         gguf=gguf,

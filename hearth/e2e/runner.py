@@ -109,6 +109,10 @@ class Options:
     gguf: str | None = None
     #: The delivery scenarios' registry and object store (None: they skip).
     delivery: DeliveryServers | None = None
+    #: The test bed's fault hook (hearth.e2e.faults): a command that takes ``restart kube-apiserver``,
+    #: ``restart kubelet`` or ``pause etcd SECONDS`` and returns once the cluster is healthy (empty: the
+    #: scenarios that need it are not promised).
+    fault_hook: tuple[str, ...] = ()
     #: The cluster the run was given, for the kubectl it starts (port-forwards) to reach the same one.
     kubeconfig: str | None = None
     context: str | None = None

@@ -24,6 +24,7 @@ from hearth.e2e import (
     drain,
     engines,
     failfast,
+    faults,
     fixtures,
     pools,
     promtext,
@@ -737,5 +738,6 @@ SCENARIOS = [
     *warm.SCENARIOS,
     *scalertls.SCENARIOS,
     *delivery.SCENARIOS,
+    *faults.SCENARIOS,
     ("14 deleting LLMServices removes everything", deletion_removes_everything),
 ]

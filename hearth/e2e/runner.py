@@ -19,7 +19,7 @@ from hearth.api import gatewayenv, scalermodes
 from hearth.e2e import fixtures, promtext
 from hearth.kube import resources
 from hearth.kube.client import KubeClient
-from hearth.kube.errors import ApiError
+from hearth.kube.errors import ApiError, ApiUnreachableError
 from hearth.render import gateway, names
 
 Report = Callable[[str], None]
@@ -47,6 +47,11 @@ class Result:
 
 class ScenarioFailedError(AssertionError):
     """A scenario's expectation did not hold."""
+
+
+#: What fails a scenario (and only it): an unreachable API server too, since a scenario that breaks the
+#: control plane on purpose (hearth.e2e.faults) must fail, not end the run.
+FAILURES = (ScenarioFailedError, ApiError, ApiUnreachableError, aiohttp.ClientError, TimeoutError)
 
 
 class ScenarioSkippedError(Exception):
@@ -374,7 +379,7 @@ class Run:
             passed = True
         except ScenarioSkippedError as reason:
             detail, passed, skipped = f"skipped: {reason}", True, True
-        except (ScenarioFailedError, ApiError, aiohttp.ClientError, TimeoutError) as error:
+        except FAILURES as error:
             detail, passed = str(error) or type(error).__name__, False
         result = Result(name, passed, time.monotonic() - started, detail, skipped)
         self.results.append(result)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import shlex
 
 import click
 
@@ -81,7 +80,7 @@ from hearth.kube.client import KubeClient
 )
 @click.option(
     "--fault-hook",
-    type=params.TEXT,
+    type=params.COMMAND,
     envvar="HEARTH_E2E_FAULT_HOOK",
     show_envvar=True,
     help="The test bed's fault command (testing/cluster/cluster.sh fault): given 'restart kube-apiserver', "
@@ -93,7 +92,7 @@ def command(
     *,
     only: tuple[str, ...],
     delivery_file: str | None,
-    fault_hook: str | None,
+    fault_hook: tuple[str, ...] | None,
     stub_image: str,
     engine_image: str | None,
     gguf: str | None,
@@ -136,7 +135,7 @@ def command(
         raise click.BadParameter(str(error), param_hint="--delivery") from None
     options = runner.Options(
         delivery=delivery,
-        fault_hook=tuple(shlex.split(fault_hook or "")),
+        fault_hook=fault_hook or (),
         stub_image=stub_image,
         engine_image=engine_image,
         gguf=gguf,

@@ -143,6 +143,8 @@ _E2E = [
     _bad("e2e", "--timeout", "5", "x>=10"),
     _bad("e2e", "--scenario", "", "must be non-empty"),
     _env("e2e", "--delivery", "HEARTH_E2E_DELIVERY", "/nonexistent/delivery.json", "does not exist"),
+    _bad("e2e", "--fault-hook", "bash 'cluster.sh fault", "No closing quotation"),
+    _env("e2e", "--fault-hook", "HEARTH_E2E_FAULT_HOOK", " ", "must name a command"),
 ]
 _SELFTEST = [
     _bad("selftest", "--namespace", "Hearth_System", "not a valid DNS label"),

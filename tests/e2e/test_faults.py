@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from hearth.cmd import params
 from hearth.e2e import faults, runner
 
 
@@ -59,3 +60,11 @@ async def test_a_hook_that_fails_fails_the_scenario_with_its_output() -> None:
     options = runner.Options(stub_image="stub", fault_hook=(sys.executable, "-c", script))
     with pytest.raises(runner.ScenarioFailedError, match=r"exited 3.*etcd did not come back"):
         await faults.hook_fault(options, "pause", "etcd", "10")()
+
+
+def test_the_hook_flag_is_split_as_a_shell_would() -> None:
+    assert params.COMMAND.convert("bash '/a b/cluster.sh' fault", None, None) == (
+        "bash",
+        "/a b/cluster.sh",
+        "fault",
+    )

@@ -965,6 +965,8 @@ cmd_fault() {
   need_root
   [[ "$(cluster_state)" == up ]] || die "fault: the cluster is not up (see '$0 status')"
   local action=${1:-} target=${2:-} pid
+  # A restarted component outlives the caller: never leave it in the caller's (maybe temporary) directory.
+  cd /
   case "$action $target" in
     "restart kube-apiserver")
       # SIGKILL, as a crash: SIGTERM would drain watches for 40-60 s, longer than any wake.

@@ -220,7 +220,8 @@ async def _fault_during_wake(
         healed = time.monotonic() - started
         done, _ = await asyncio.wait(clients, timeout=CLIENT_SECONDS)
         if len(done) < len(clients):
-            raise ScenarioFailedError(f"{len(clients) - len(done)} held clients had no end {CLIENT_SECONDS}s")
+            missing = len(clients) - len(done)
+            raise ScenarioFailedError(f"{missing} held clients had no end within {CLIENT_SECONDS:.0f}s")
         seen = [client.result() for client in clients]
     finally:
         for client in clients:

@@ -268,14 +268,16 @@ async def _cold_model(run: Run) -> list[GatewayPod]:
 
 
 async def _held_client(run: Run, pod: GatewayPod) -> Seen:
+    events: list[bytes] = []
     try:
-        events, first_token = await run.stream(pod.url, TOKENS, model=MODEL)
+        _, first_token = await run.stream(pod.url, TOKENS, model=MODEL, events=events)
+        result = classify(events)
     except ScenarioFailedError as refused:  # a status other than 200
-        return Seen(pod.name, str(refused)[:60], held=False, first_token_s=None)
+        first_token, result = None, str(refused)[:60]
     except (aiohttp.ClientError, TimeoutError) as error:
-        return Seen(pod.name, f"cut: {type(error).__name__}", held=False, first_token_s=None)
+        first_token, result = None, f"cut: {type(error).__name__}"
     held = any(event.startswith(b": hearth ") for event in events)
-    return Seen(pod.name, classify(events), held=held, first_token_s=first_token)
+    return Seen(pod.name, result, held=held, first_token_s=first_token)
 
 
 async def _hook(command: list[str], *, what: str) -> str:

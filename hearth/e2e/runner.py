@@ -347,13 +347,20 @@ class Run:
         )
 
     async def stream(
-        self, url: str, tokens: int, *, model: str = "e2e", key: str | None = None
+        self,
+        url: str,
+        tokens: int,
+        *,
+        model: str = "e2e",
+        key: str | None = None,
+        events: list[bytes] | None = None,
     ) -> tuple[list[bytes], float | None]:
         """Send a streaming chat completion (for *model*, with API *key* if given); return its SSE events
-        and when the first token arrived."""
+        and when the first token arrived. Events are appended to *events* (if given) as they arrive, so a
+        caller still knows what a stream said before it was cut."""
         started = time.monotonic()
         first_token: float | None = None
-        events: list[bytes] = []
+        events = [] if events is None else events
         body = {"model": model, "stream": True, "messages": [{"role": "user", "content": "hi"}]}
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         chat = f"{url}/v1/chat/completions?tokens={tokens}"

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import cast
 
 import pytest
+from aiohttp import test_utils, web
 
 from hearth.cmd import params
 from hearth.e2e import faults, runner
+from hearth.kube.client import KubeClient
 
 
 def test_a_stream_ending_with_done_was_answered() -> None:
@@ -68,3 +71,28 @@ def test_the_hook_flag_is_split_as_a_shell_would() -> None:
         "/a b/cluster.sh",
         "fault",
     )
+
+
+async def test_a_cut_stream_still_says_it_was_held() -> None:
+    async def held_then_cut(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        await response.write(b': hearth {"v": 1, "phase": "loading", "elapsed_s": 1.0}\n\n')
+        assert request.transport is not None
+        request.transport.abort()  # a killed gateway: no [DONE], no error event
+        return response
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", held_then_cut)
+    server = test_utils.TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    session = runner.Run(cast(KubeClient, None), runner.Options(stub_image="stub"), report=lambda _: None)
+    try:
+        pod = runner.GatewayPod("gateway-0", str(server.make_url("")).rstrip("/"))
+        seen = await faults._held_client(session, pod)
+    finally:
+        await session.http.close()
+        await server.close()
+    assert seen.result.startswith("cut: ")
+    assert seen.held
+    assert seen.first_token_s is None

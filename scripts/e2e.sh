@@ -100,7 +100,9 @@ export HEARTH_E2E_OPENAI_CLIENT
 for stage in "${stages[@]}"; do
     case "$stage" in
         # Builtin mode needs KEDA absent (auto would pick metrics-api), so it runs before KEDA comes up.
-        helm) timed "builtin via Helm" bash testing/helm/e2e.sh ;;
+        # The fault scenarios (X2-X4, builtin) restart or pause the cluster's own processes through this.
+        helm) HEARTH_E2E_FAULT_HOOK=$(printf 'bash %q fault' "$PWD/$cluster") \
+            timed "builtin via Helm" bash testing/helm/e2e.sh ;;
         keda) timed "metrics-api + external-push" bash testing/keda/e2e.sh --image "hearth.dev/hearth:$version" ;;
     esac
 done

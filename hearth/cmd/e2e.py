@@ -116,6 +116,15 @@ from hearth.kube.client import KubeClient
     "testing/netpol/netpol.sh up prints it): the NetworkPolicy scenario (N1) runs only then, since an API "
     "server alone accepts a policy and enforces nothing.",
 )
+@click.option(
+    "--fault-hook",
+    type=params.COMMAND,
+    envvar="HEARTH_E2E_FAULT_HOOK",
+    show_envvar=True,
+    help="The test bed's fault command (testing/cluster/cluster.sh fault): given 'restart kube-apiserver', "
+    "'restart kubelet' or 'pause etcd SECONDS', it breaks that component and returns once the cluster is "
+    "healthy. Without it the scenarios that restart the control plane (X2-X4) are not promised.",
+)
 @params.kube_options
 def command(
     *,
@@ -126,6 +135,7 @@ def command(
     soak_report: str | None,
     delivery_file: str | None,
     network_policy_enforcer: str | None,
+    fault_hook: tuple[str, ...] | None,
     stub_image: str,
     engine_image: str | None,
     gguf: str | None,
@@ -155,7 +165,10 @@ def command(
     a warm window opening soon makes a model Ready by its start without a request, and it returns to 0
     after the window; a cold model with a fallback is answered by the fallback at once, then by itself;
     with an enforcing NetworkPolicy implementation named, the backend answers its gateway and a metrics
-    namespace's pod and refuses other pods; deleting the LLMServices removes everything.
+    namespace's pod and refuses other pods; cold requests held on every gateway are answered although
+    the operator leader, the kube-apiserver (restarted), the kubelet (restarted), etcd (paused), the new
+    backend pod or a gateway replica is struck in the middle of the wake (builtin mode; the control-plane
+    faults need --fault-hook); deleting the LLMServices removes everything.
 
     Needs Hearth installed (hearth install; --gateway-replicas 2 for the two-gateway scenario), a node
     advertising hearth.dev/fake-accelerator, the stub image, and a default StorageClass (for the
@@ -167,6 +180,7 @@ def command(
     options = runner.Options(
         delivery=delivery,
         network_policy_enforcer=network_policy_enforcer,
+        fault_hook=fault_hook or (),
         stub_image=stub_image,
         engine_image=engine_image,
         gguf=gguf,

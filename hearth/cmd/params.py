@@ -7,6 +7,7 @@ flag and its environment variable (click adds both), never falling back to a def
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
 
@@ -90,6 +91,26 @@ class TextType(click.ParamType[str, Any]):
         return text
 
 
+class CommandType(click.ParamType[tuple[str, ...], Any]):
+    """A command line, split as a POSIX shell would (``bash testing/cluster/cluster.sh fault``): non-empty,
+    quotes balanced."""
+
+    name = "command"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> tuple[str, ...]:
+        if isinstance(value, tuple):
+            return value
+        try:
+            words = tuple(shlex.split(str(value)))
+        except ValueError as error:
+            self.fail(f'"{value}" is not a command line: {error}', param, ctx)
+        if not words:
+            self.fail(f'"{value}" must name a command', param, ctx)
+        return words
+
+
 class ZapLevelType(click.ParamType[str, Any]):
     """controller-runtime's ``--zap-log-level``: a zap level name, or an integer > 0 (debug verbosity),
     mapped onto Hearth's levels."""
@@ -115,6 +136,7 @@ class ZapLevelType(click.ParamType[str, Any]):
         return level
 
 
+COMMAND = CommandType()
 GO_DURATION = GoDurationType()
 LISTEN_ADDRESS = ListenAddressType()
 NAMESPACE = KubeNameType(subdomain=False)

@@ -19,7 +19,7 @@ from hearth.api import gatewayenv, scalermodes
 from hearth.e2e import fixtures, promtext
 from hearth.kube import resources
 from hearth.kube.client import KubeClient
-from hearth.kube.errors import ApiError
+from hearth.kube.errors import ApiError, ApiUnreachableError
 from hearth.render import gateway, names
 
 Report = Callable[[str], None]
@@ -47,6 +47,11 @@ class Result:
 
 class ScenarioFailedError(AssertionError):
     """A scenario's expectation did not hold."""
+
+
+#: What fails a scenario (and only it): an unreachable API server too, since a scenario that breaks the
+#: control plane on purpose (hearth.e2e.faults) must fail, not end the run.
+FAILURES = (ScenarioFailedError, ApiError, ApiUnreachableError, aiohttp.ClientError, TimeoutError)
 
 
 class ScenarioSkippedError(Exception):
@@ -112,6 +117,10 @@ class Options:
     #: The NetworkPolicy implementation enforcing on the cluster, by name (None: the NetworkPolicy
     #: scenario is not promised, since an API server alone accepts policies and enforces none).
     network_policy_enforcer: str | None = None
+    #: The test bed's fault hook (hearth.e2e.faults): a command that takes ``restart kube-apiserver``,
+    #: ``restart kubelet`` or ``pause etcd SECONDS`` and returns once the cluster is healthy (empty: the
+    #: scenarios that need it are not promised).
+    fault_hook: tuple[str, ...] = ()
     #: The cluster the run was given, for the kubectl it starts (port-forwards) to reach the same one.
     kubeconfig: str | None = None
     context: str | None = None
@@ -341,13 +350,20 @@ class Run:
         )
 
     async def stream(
-        self, url: str, tokens: int, *, model: str = "e2e", key: str | None = None
+        self,
+        url: str,
+        tokens: int,
+        *,
+        model: str = "e2e",
+        key: str | None = None,
+        events: list[bytes] | None = None,
     ) -> tuple[list[bytes], float | None]:
         """Send a streaming chat completion (for *model*, with API *key* if given); return its SSE events
-        and when the first token arrived."""
+        and when the first token arrived. Events are appended to *events* (if given) as they arrive, so a
+        caller still knows what a stream said before it was cut."""
         started = time.monotonic()
         first_token: float | None = None
-        events: list[bytes] = []
+        events = [] if events is None else events
         # The stub answers ?tokens= tokens; a real engine stops at max_tokens (without it llama-server would
         # generate until its context is full, and fail streams that share it).
         body = {
@@ -380,7 +396,7 @@ class Run:
             passed = True
         except ScenarioSkippedError as reason:
             detail, passed, skipped = f"skipped: {reason}", True, True
-        except (ScenarioFailedError, ApiError, aiohttp.ClientError, TimeoutError) as error:
+        except FAILURES as error:
             detail, passed = str(error) or type(error).__name__, False
         result = Result(name, passed, time.monotonic() - started, detail, skipped)
         self.results.append(result)

@@ -1,7 +1,7 @@
 """The end-to-end scenarios, in order (each starts from the state the previous one left): the one list
 ``hearth e2e`` runs. Each area's scenarios live in their own module (scaling, resilience, access, caches,
-drain, shared, pools, failfast, engines, warm, scalertls, delivery, netpol, deletion); a new area adds its
-``*module.SCENARIOS`` here, where its place in the order is decided."""
+drain, shared, pools, failfast, engines, warm, scalertls, delivery, netpol, faults, deletion); a new area
+adds its ``*module.SCENARIOS`` here, where its place in the order is decided."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from hearth.e2e import (
     drain,
     engines,
     failfast,
+    faults,
     netpol,
     pools,
     resilience,
@@ -37,5 +38,6 @@ SCENARIOS = [
     *scalertls.SCENARIOS,
     *delivery.SCENARIOS,
     *netpol.SCENARIOS,
+    *faults.SCENARIOS,
     *deletion.SCENARIOS,  # 14
 ]

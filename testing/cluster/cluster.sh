@@ -10,6 +10,8 @@
 #   testing/cluster/cluster.sh purge [--packages]  `down`, then remove everything `up` created
 #   testing/cluster/cluster.sh load-image TAR   import an OCI tarball into containerd (k8s.io)
 #   testing/cluster/cluster.sh kubectl ARGS...  run the matching kubectl with the admin kubeconfig
+#   testing/cluster/cluster.sh fault restart kube-apiserver|kubelet   a fault for `hearth e2e` (X2-X4);
+#   testing/cluster/cluster.sh fault pause etcd SECONDS               returns once the cluster is healthy
 #
 # Everything lives under HEARTH_CLUSTER_DIR (default /var/tmp/hearth-cluster); the admin
 # kubeconfig is <dir>/admin.kubeconfig.  Must run as root.  See testing/README.md (the whole test bed)
@@ -949,6 +951,60 @@ cmd_load_image() {
   ctrk images import "$tar"
 }
 
+# ---- fault: break one component of the running cluster, then wait until it is healthy again --------
+# For the e2e's fault scenarios (hearth/e2e/faults.py, HEARTH_E2E_FAULT_HOOK): the product never learns how
+# this bed runs its processes. A restarted component is started exactly as `up` starts it (same function,
+# same flags, same log). Every fault ends only when the apiserver is ready and the node Ready again, so the
+# next user of the bed finds it whole; a fault that cannot heal fails loudly (exit 1) instead.
+cluster_healthy() {
+  curl -fsS --cacert "$PKI/ca.crt" --cert "$PKI/admin.crt" --key "$PKI/admin.key" \
+    "https://$NODE_IP:6443/readyz" && node_ready
+}
+
+cmd_fault() {
+  need_root
+  [[ "$(cluster_state)" == up ]] || die "fault: the cluster is not up (see '$0 status')"
+  local action=${1:-} target=${2:-} pid
+  # A restarted component outlives the caller: never leave it in the caller's (maybe temporary) directory.
+  cd /
+  case "$action $target" in
+    "restart kube-apiserver")
+      # SIGKILL, as a crash: SIGTERM would drain watches for 40-60 s, longer than any wake.
+      pid=$(recorded_pid kube-apiserver)
+      log "fault: killing kube-apiserver (pid $pid) and starting it again"
+      stop_procs 0 kube-apiserver
+      start_apiserver
+      ;;
+    "restart kubelet")
+      # SIGTERM, as a service manager restarts it; its pods' containers keep running meanwhile.
+      log "fault: restarting the kubelet"
+      stop_procs "$GRACE" kubelet
+      start_kubelet
+      wait_for "kubelet /healthz" 60 curl -fsS http://127.0.0.1:10248/healthz
+      ;;
+    "pause etcd")
+      local seconds=${3:-}
+      if ! [[ "$seconds" =~ ^[0-9]+$ ]] || ((seconds < 1 || seconds > 60)); then
+        die "fault pause etcd SECONDS: SECONDS must be a whole number from 1 to 60, not '${seconds}'"
+      fi
+      pid=$(recorded_pid etcd)
+      log "fault: pausing etcd (pid $pid, SIGSTOP) for ${seconds}s"
+      # Resume etcd whatever happens to this script meanwhile: a stopped etcd stops the whole bed.
+      trap 'kill -CONT "$pid" 2>/dev/null || true' EXIT
+      kill -STOP "$pid"
+      sleep "$seconds"
+      kill -CONT "$pid"
+      trap - EXIT
+      log "fault: etcd resumed (SIGCONT)"
+      wait_for "etcd health" 30 curl -fsS http://127.0.0.1:2379/health
+      ;;
+    *) die "usage: $0 fault restart kube-apiserver|kubelet | fault pause etcd SECONDS" ;;
+  esac
+  wait_for "the apiserver ready and node $NODE_NAME Ready" 120 cluster_healthy
+  local c; for c in "${COMPONENTS[@]}"; do assert_alive "$c"; done
+  log "fault: $action $target done; cluster healthy again in $(elapsed "$T0") s"
+}
+
 main() {
   local cmd=${1:-}; shift || true
   case "$cmd" in
@@ -958,7 +1014,8 @@ main() {
     purge) cmd_purge "$@" ;;
     load-image) cmd_load_image "$@" ;;
     kubectl) kc "$@" ;;
-    -h | --help | help | "") sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' ;;
+    fault) cmd_fault "$@" ;;
+    -h | --help | help | "") sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' ;;
     *) die "unknown command '$cmd' (see --help)" ;;
   esac
 }

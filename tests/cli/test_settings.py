@@ -154,6 +154,8 @@ _E2E = [
         "kube network policies",
         "whitespace",
     ),
+    _bad("e2e", "--fault-hook", "bash 'cluster.sh fault", "No closing quotation"),
+    _env("e2e", "--fault-hook", "HEARTH_E2E_FAULT_HOOK", " ", "must name a command"),
 ]
 _SELFTEST = [
     _bad("selftest", "--namespace", "Hearth_System", "not a valid DNS label"),

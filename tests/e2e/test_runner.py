@@ -63,20 +63,41 @@ async def test_a_scenario_the_mode_does_not_promise_is_skipped_even_under_no_ski
 
 
 class _RefusingPods:
-    """A client that records what is applied and refuses every pod, as an API server might."""
+    """A client that records what is applied and refuses pods: the first *security_refusals* for Pod
+    Security (the namespace's new level not in force yet), then every one with *error*, if any."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, security_refusals: int = 0, error: ApiError | None = None) -> None:
         self.applied: list[dict[str, Any]] = []
+        self.security_refusals = security_refusals
+        self.error = error
 
     async def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
         self.applied.append(manifest)
         if manifest["kind"] == "Pod":
-            raise ApiError(status=403, reason="Forbidden", message="violates PodSecurity")
+            if self.security_refusals:
+                self.security_refusals -= 1
+                raise ApiError(
+                    status=403, reason="Forbidden", message='violates PodSecurity "restricted:latest"'
+                )
+            if self.error is not None:
+                raise self.error
         return manifest
 
 
+@pytest.mark.looptime
+async def test_the_host_cache_pod_is_created_once_the_relaxed_level_is_in_force() -> None:
+    client = _RefusingPods(security_refusals=2)
+    options = runner.Options(stub_image="stub", pod_security_restricted=True)
+    session = runner.Run(cast(KubeClient, client), options, report=lambda _: None)
+    try:
+        await session.wait("admitted", lambda: caches.admitted_host_cache_pod(session), within=10)
+    finally:
+        await session.http.close()
+    assert [m["kind"] for m in client.applied] == ["Pod", "Pod", "Pod"]
+
+
 async def test_the_host_path_cache_relaxes_a_restricted_namespace_only_while_it_runs() -> None:
-    client = _RefusingPods()
+    client = _RefusingPods(error=ApiError(status=403, reason="Forbidden", message="exceeded quota"))
     options = runner.Options(stub_image="stub", no_skip=True, pod_security_restricted=True)
     session = runner.Run(cast(KubeClient, client), options, report=lambda _: None)
     try:
@@ -84,7 +105,7 @@ async def test_the_host_path_cache_relaxes_a_restricted_namespace_only_while_it_
     finally:
         await session.http.close()
     (result,) = session.results
-    assert (result.verdict, result.detail) == ("FAIL", "403 Forbidden: violates PodSecurity")
+    assert (result.verdict, result.detail) == ("FAIL", "403 Forbidden: exceeded quota")
     levels = [
         (m["metadata"].get("labels") or {}).get("pod-security.kubernetes.io/enforce", m["kind"])
         for m in client.applied

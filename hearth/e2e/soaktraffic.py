@@ -1,7 +1,8 @@
-"""The soak's traffic (``hearth e2e --soak``): bursts of requests to one or two models at a time, with idle
-gaps between them, drawn from a seeded RNG so a run can be repeated. Short gaps keep models warm (warm
-requests), long ones let them go to zero (the next burst wakes them); a burst on a model whose pool is full
-swaps one out. Pure: the soak sends what this plans."""
+"""The soak's traffic (``hearth e2e --soak``): bursts of requests to one, two or three models at a time,
+with idle gaps between them, drawn from a seeded RNG so a run can be repeated. Short gaps keep models warm
+(warm requests), long ones let them go to zero (the next burst wakes them); a burst on a model whose pool is
+full swaps one out, and a burst on three models of a two-device pool always makes one wait for a swap
+(bursts on one or two alone swapped nothing in a 5-minute run). Pure: the soak sends what this plans."""
 
 from __future__ import annotations
 
@@ -32,13 +33,13 @@ def schedule(
     max_requests: int,
     weights: Sequence[float] | None = None,
 ) -> list[Planned]:
-    """The requests of *duration* seconds of bursty traffic over *models* (each burst to one or two of them,
-    drawn by *weights*), at most *max_requests*."""
+    """The requests of *duration* seconds of bursty traffic over *models* (each burst to one, two or three
+    of them, drawn by *weights*), at most *max_requests*."""
     rng = random.Random(seed)
     planned: list[Planned] = []
     now = 0.0
     while now < duration and len(planned) < max_requests:
-        targets = set(rng.choices(models, weights=weights, k=rng.choice((1, 2))))
+        targets = set(rng.choices(models, weights=weights, k=rng.choice((1, 2, 3))))
         ordered = sorted(targets)
         end = min(duration, now + rng.uniform(*BURST_SECONDS))
         rate = rng.uniform(*BURST_RATE)

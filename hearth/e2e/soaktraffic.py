@@ -1,7 +1,7 @@
 """The soak's traffic (``hearth e2e --soak``): bursts of requests to one, two or three models at a time,
 with idle gaps between them, drawn from a seeded RNG so a run can be repeated. Short gaps keep models warm
 (warm requests), long ones let them go to zero (the next burst wakes them); a burst on a model whose pool is
-full swaps one out, and a burst on three models of a two-device pool always makes one wait for a swap
+full swaps one out, and a burst on the three pooled models makes one wait for a swap
 (bursts on one or two alone swapped nothing in a 5-minute run). Pure: the soak sends what this plans."""
 
 from __future__ import annotations

@@ -79,6 +79,26 @@ def runtime(name: str, *, image: str, resource: str = FAKE_RESOURCE) -> dict[str
     }
 
 
+def accelerator_pool(
+    name: str, *, devices: int, min_warm: str, idle_grace: str, swap_evictions: int | None = None
+) -> dict[str, Any]:
+    """An AcceleratorPool of *devices* fake accelerators (with a swap limit of *swap_evictions* per 10m)."""
+    spec: dict[str, Any] = {
+        "resourceName": FAKE_RESOURCE,
+        "devices": devices,
+        "minWarm": min_warm,
+        "idleGrace": idle_grace,
+    }
+    if swap_evictions is not None:
+        spec["swapLimit"] = {"evictions": swap_evictions, "window": "10m"}
+    return {
+        "apiVersion": API,
+        "kind": "AcceleratorPool",
+        "metadata": {"name": name, "labels": {"app.kubernetes.io/part-of": "hearth-e2e"}},
+        "spec": spec,
+    }
+
+
 def api_keys(name: str, namespace: str, key: str) -> dict[str, Any]:
     """A Secret holding one API key, as a user would create it for ``endpoint.auth.secretName``."""
     return {

@@ -38,18 +38,13 @@ def pool_name(run: Run) -> str:
 
 
 def pool_manifest(run: Run) -> dict[str, Any]:
-    return {
-        "apiVersion": fixtures.API,
-        "kind": "AcceleratorPool",
-        "metadata": {"name": pool_name(run), "labels": {"app.kubernetes.io/part-of": "hearth-e2e"}},
-        "spec": {
-            "resourceName": fixtures.FAKE_RESOURCE,
-            "devices": POOL_DEVICES,
-            "minWarm": f"{MIN_WARM_SECONDS}s",
-            "idleGrace": f"{IDLE_GRACE_SECONDS}s",
-            "swapLimit": {"evictions": SWAP_EVICTIONS, "window": "10m"},
-        },
-    }
+    return fixtures.accelerator_pool(
+        pool_name(run),
+        devices=POOL_DEVICES,
+        min_warm=f"{MIN_WARM_SECONDS}s",
+        idle_grace=f"{IDLE_GRACE_SECONDS}s",
+        swap_evictions=SWAP_EVICTIONS,
+    )
 
 
 def member(run: Run, name: str, *, priority: int = 0, pinned: bool = False) -> dict[str, Any]:

@@ -39,7 +39,7 @@ ROUTE_REMOVAL_SECONDS = 10.0
 OPENAI_CLIENT_ENV = "HEARTH_E2E_OPENAI_CLIENT"
 
 
-def _gateway(run: Run, name: str, *, endpoint: str, keys: list[dict[str, Any]]) -> dict[str, Any]:
+def gateway(run: Run, name: str, *, endpoint: str, keys: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "apiVersion": fixtures.API,
         "kind": "LLMGateway",
@@ -139,7 +139,7 @@ async def _three_models_one_endpoint(run: Run) -> str:
     for name in MODELS:
         await run.client.apply(_model(run, name, endpoint=GATEWAY))
     keys: list[dict[str, Any]] = [{"secretName": ALL_KEYS}, {"secretName": ONE_KEYS, "models": [MODELS[0]]}]
-    await run.client.apply(_gateway(run, GATEWAY, endpoint=GATEWAY, keys=keys))
+    await run.client.apply(gateway(run, GATEWAY, endpoint=GATEWAY, keys=keys))
     url = await run.gateway_url(GATEWAY)
     await run.wait("the three models listed", lambda: _all_listed(run, url, every))
     # A new backend Deployment starts with the API server's default replica; idle, it goes to zero after
@@ -224,16 +224,7 @@ async def shared_endpoint_before_a_pool(run: Run) -> str:
         run.not_promised("AcceleratorPools run in builtin mode only (the KEDA modes refuse them)")
     every, _ = await _keys(run)
     pool_name = f"shared-{run.namespace}"
-    pool: dict[str, Any] = {
-        "apiVersion": fixtures.API,
-        "kind": "AcceleratorPool",
-        "metadata": {
-            "name": pool_name,
-            "labels": {"app.kubernetes.io/part-of": "hearth-e2e"},
-        },
-        "spec": {"resourceName": fixtures.FAKE_RESOURCE, "devices": 2, "minWarm": "10s", "idleGrace": "3s"},
-    }
-    await run.client.apply(pool)
+    await run.client.apply(fixtures.accelerator_pool(pool_name, devices=2, min_warm="10s", idle_grace="3s"))
     try:
         for name in POOL_MODELS:
             manifest = _model(run, name, endpoint=POOL_GATEWAY)
@@ -241,7 +232,7 @@ async def shared_endpoint_before_a_pool(run: Run) -> str:
             manifest["spec"]["pool"] = {"name": pool_name}
             await run.client.apply(manifest)
         await run.client.apply(
-            _gateway(run, POOL_GATEWAY, endpoint=POOL_GATEWAY, keys=[{"secretName": ALL_KEYS}])
+            gateway(run, POOL_GATEWAY, endpoint=POOL_GATEWAY, keys=[{"secretName": ALL_KEYS}])
         )
         url = await run.gateway_url(POOL_GATEWAY)
         await run.wait(

@@ -76,19 +76,10 @@ class Plan:
 
 
 def _pool(run: Run) -> dict[str, Any]:
-    return {
-        "apiVersion": fixtures.API,
-        "kind": "AcceleratorPool",
-        "metadata": {"name": _pool_name(run), "labels": {"app.kubernetes.io/part-of": "hearth-e2e"}},
-        "spec": {
-            "resourceName": fixtures.FAKE_RESOURCE,
-            "devices": POOL_DEVICES,
-            "minWarm": "10s",
-            "idleGrace": "3s",
-            # Bursty traffic over three members swaps often; the soak measures that, not the limit.
-            "swapLimit": {"evictions": 1000, "window": "10m"},
-        },
-    }
+    # Bursty traffic over three members swaps often; the soak measures that, not the limit.
+    return fixtures.accelerator_pool(
+        _pool_name(run), devices=POOL_DEVICES, min_warm="10s", idle_grace="3s", swap_evictions=1000
+    )
 
 
 def _pool_name(run: Run) -> str:
@@ -116,15 +107,7 @@ def _engine_runtime(run: Run) -> str:
 
 
 def _gateway(run: Run) -> dict[str, Any]:
-    return {
-        "apiVersion": fixtures.API,
-        "kind": "LLMGateway",
-        "metadata": {"name": GATEWAY, "namespace": run.namespace},
-        "spec": {
-            "selector": {"matchLabels": {shared.LABEL: GATEWAY}},
-            "auth": {"keys": [{"secretName": KEYS}]},
-        },
-    }
+    return shared.gateway(run, GATEWAY, endpoint=GATEWAY, keys=[{"secretName": KEYS}])
 
 
 def reason(error: BaseException) -> str:

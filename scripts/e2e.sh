@@ -80,18 +80,9 @@ export HEARTH_E2E_DELIVERY
 # naming it lets N1 run (`hearth e2e --network-policies-enforced`).
 HEARTH_E2E_NETWORK_POLICIES=$(bash testing/netpol/netpol.sh up)
 export HEARTH_E2E_NETWORK_POLICIES
-python3 testing/image/build_oci_image.py --binary dist/hearth --ref "hearth.dev/hearth:$version" \
-    --out dist/images/hearth.tar
-bash testing/stub/build-image.sh
-bash "$cluster" load-image dist/images/hearth.tar
-bash "$cluster" load-image dist/images/vllm-stub.tar
-# The real engine (issue 25): llama-server built from source (cached; .ci/run starts that build early) in a
-# shell-less image, and a tiny random-weight GGUF for it, written with the project's Python (gguf, numpy).
-HEARTH_E2E_ENGINE_IMAGE=$(bash testing/llamacpp/build-image.sh)
-bash "$cluster" load-image dist/images/llama-server.tar
-HEARTH_E2E_GGUF="$PWD/dist/models/e2e.gguf"
-.venv/bin/python testing/llamacpp/make_gguf.py "$HEARTH_E2E_GGUF"
-export HEARTH_E2E_ENGINE_IMAGE HEARTH_E2E_GGUF
+# shellcheck source=testing/lib/test-images.sh
+source testing/lib/test-images.sh
+load_test_images "$version"
 bash testing/prometheus/prometheus.sh up
 # The shared-endpoint scenarios also drive the real openai client, from the project's Python (the frozen
 # binary carries neither the SDK nor the script).

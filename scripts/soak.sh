@@ -42,16 +42,9 @@ trap on_exit EXIT
 
 bash testing/llamacpp/build.sh >/dev/null
 bash "$cluster" up
-python3 testing/image/build_oci_image.py --binary dist/hearth --ref "hearth.dev/hearth:$version" \
-    --out dist/images/hearth.tar
-bash testing/stub/build-image.sh
-bash "$cluster" load-image dist/images/hearth.tar
-bash "$cluster" load-image dist/images/vllm-stub.tar
-HEARTH_E2E_ENGINE_IMAGE=$(bash testing/llamacpp/build-image.sh)
-bash "$cluster" load-image dist/images/llama-server.tar
-HEARTH_E2E_GGUF="$PWD/dist/models/e2e.gguf"
-.venv/bin/python testing/llamacpp/make_gguf.py "$HEARTH_E2E_GGUF"
-export HEARTH_E2E_ENGINE_IMAGE HEARTH_E2E_GGUF
+# shellcheck source=testing/lib/test-images.sh
+source testing/lib/test-images.sh
+load_test_images "$version"
 dist/hearth install --kubeconfig "$kubeconfig" --image "hearth.dev/hearth:$version" --replicas 2 \
     --network-policies --metrics-port 8443 --scaler-mode builtin --gateway-replicas 2 --wait 180
 dist/hearth e2e --kubeconfig "$kubeconfig" --timeout 180 --soak "$duration" "${seed_flags[@]}" \

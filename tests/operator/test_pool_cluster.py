@@ -5,6 +5,7 @@ demand is never evicted, and both statuses, the Events and the metrics say so (i
 from __future__ import annotations
 
 import json
+import subprocess
 import threading
 import time
 import urllib.parse
@@ -69,6 +70,71 @@ def _assert_the_gateway_cannot_wake(plane: ControlPlane, namespace: str, name: s
     assert answer == "no", "a member's gateway may not scale its backend"
 
 
+class _ScaleWatch:
+    """Watches one Deployment and keeps the resourceVersion of the first write that set it to 0 replicas:
+    resourceVersions are the store's revisions, so they order it against other objects' writes."""
+
+    def __init__(self, plane: ControlPlane, namespace: str, name: str) -> None:
+        self.at_zero: int | None = None
+        self._process = subprocess.Popen(
+            [
+                str(plane.bin_dir / "kubectl"),
+                f"--kubeconfig={plane.kubeconfig}",
+                "get",
+                "deployment",
+                name,
+                "-n",
+                namespace,
+                "--watch",
+                '--output=jsonpath={.metadata.resourceVersion} {.spec.replicas}{"\\n"}',
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        assert self._process.stdout is not None
+        for line in self._process.stdout:
+            version, _, replicas = line.strip().partition(" ")
+            if replicas == "0" and self.at_zero is None:
+                self.at_zero = int(version)
+
+    def close(self) -> None:
+        self._process.kill()
+        self._process.wait()
+
+
+def _event_versions(plane: ControlPlane, namespace: str, involved: str, reason: str) -> list[int]:
+    events = get_json(plane, "events", "-n", namespace) or {"items": []}
+    return [
+        int(event["metadata"]["resourceVersion"])
+        for event in events["items"]
+        if event["reason"] == reason and event["involvedObject"]["name"] == involved
+    ]
+
+
+def _the_victims_scale_came_first(plane: ControlPlane, watch: _ScaleWatch, namespace: str, pool: str) -> None:
+    """The victim's scale is the first write of its eviction (its drain, and the requester's start, wait on
+    it); the Events and statuses that describe it come after it (issue 32)."""
+    scaled = wait_for(lambda: watch.at_zero, what="the watch seeing a at 0")
+    watch.close()
+    # (The pool is cluster-scoped: its Events are in the default namespace.)
+    expected = ((namespace, "a", "PoolEvicted"), (namespace, "b", "PoolSwap"), ("default", pool, "Swap"))
+    for where, involved, reason in expected:
+        versions = _event_versions(plane, where, involved, reason)
+        assert versions, f"no {reason} Event"
+        assert min(versions) > scaled, f"the {reason} Event was written before the victim's scale"
+
+
+def _the_swap_is_counted(operator: OperatorProcess, pool: str) -> None:
+    metrics = _metrics(operator)
+    assert f'hearth_pool_swaps_total{{pool="{pool}"}} 1.0' in metrics
+    assert f'hearth_pool_devices_in_use{{pool="{pool}"}} 1.0' in metrics
+    assert f'hearth_pool_wait_seconds_count{{pool="{pool}"}} 1.0' in metrics
+
+
 def _a_new_operator_counts_evictions_on(
     plane: ControlPlane, start_operator: StartOperator, operator: OperatorProcess, pool: str
 ) -> None:
@@ -123,9 +189,11 @@ def test_a_cold_member_evicts_the_idle_one_and_never_one_with_demand(
         assert listed["status"]["waiting"][0]["service"] == f"{namespace}/b"
 
         # a goes idle: after the idle grace it is evicted for b, and b gets the device.
+        watch = _ScaleWatch(hearth_cluster, namespace, "a")
         gateways["a"].pending = 0
         wait_for(lambda: replicas(hearth_cluster, namespace, "b") == 1, timeout=30, what="b woken")
         assert replicas(hearth_cluster, namespace, "a") == 0
+        _the_victims_scale_came_first(hearth_cluster, watch, namespace, pool)
         evicted = _status(hearth_cluster, namespace, "a")
         assert evicted["state"] == "Evicted"
         assert f"{namespace}/b" in evicted["reason"]
@@ -143,14 +211,7 @@ def test_a_cold_member_evicts_the_idle_one_and_never_one_with_demand(
         assert listed["status"]["devicesInUse"] == 1
         assert [holder["service"] for holder in listed["status"]["holders"]] == [f"{namespace}/b"]
         assert listed["status"]["evictions"] == 1
-        events = get_json(hearth_cluster, "events", "-n", namespace) or {"items": []}
-        reasons = {(event["involvedObject"]["name"], event["reason"]) for event in events["items"]}
-        assert ("a", "PoolEvicted") in reasons
-        assert ("b", "PoolSwap") in reasons
-        metrics = _metrics(operator)
-        assert f'hearth_pool_swaps_total{{pool="{pool}"}} 1.0' in metrics
-        assert f'hearth_pool_devices_in_use{{pool="{pool}"}} 1.0' in metrics
-        assert f'hearth_pool_wait_seconds_count{{pool="{pool}"}} 1.0' in metrics
+        _the_swap_is_counted(operator, pool)
         _a_new_operator_counts_evictions_on(hearth_cluster, start_operator, operator, pool)
     finally:
         for gateway in gateways.values():

@@ -180,9 +180,12 @@ class Autoscaler:
                 continue  # never scale on missing data (a warm window's floor is not data)
             work = self._guarded(limit, self._apply(observation, target), observation.obj)
             (evictions if target is not None and target.eviction else others).append(work)
-        # Evictions first, so a victim's drain starts as early as possible.
+        # Evictions first, so a victim's drain starts as early as possible; then the other scales (a
+        # requester whose devices are free); the pools' statuses and Events, which only describe these, last.
         await asyncio.gather(*evictions)
         await asyncio.gather(*others)
+        if self.pools is not None:
+            await self.pools.report()
 
     async def _guarded(
         self, limit: asyncio.Semaphore, work: Coroutine[Any, Any, T], obj: dict[str, Any]

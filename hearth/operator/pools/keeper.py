@@ -3,12 +3,18 @@ observations here; :mod:`hearth.operator.pools.policy` decides, and this module 
 needs across passes (when each member woke, was last used, started waiting; the recent evictions),
 re-checks a victim's demand right before evicting it, and writes the outcome: the replicas each member
 may have, ``status.pool`` of every member, the pool's status, Events and metrics (issue 16).
+
+The replicas are the answer of :meth:`PoolKeeper.arbitrate`; the statuses and Events that describe them are
+only queued there and written by :meth:`PoolKeeper.report`, which the autoscaler calls after it has applied
+the scales: a swap's clock runs from the cold request, and the victim's drain (and with it the requester's
+start) should not wait behind half a dozen bookkeeping writes (issue 32).
 """
 
 from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -81,6 +87,8 @@ class _Memory:
     evicted_for: str | None = None
 
 
+#: A status write or an Event, queued by an arbitration until :meth:`PoolKeeper.report`.
+Write = Callable[[], Awaitable[None]]
 #: Re-reads a victim's demand right before it is evicted.
 Recheck = Callable[[Observation], Awaitable[int | None]]
 #: Resolves a member's InferenceRuntime accelerator resource (None when it resolves to none).
@@ -112,10 +120,14 @@ class PoolKeeper:
         self._evictions: dict[str, collections.deque[float]] = {}
         self._totals: collections.Counter[str] = collections.Counter()
         self._last_eviction: dict[str, str] = {}
+        #: What the last arbitration has to write once its scales are applied.
+        self._writes: list[Write] = []
 
     async def arbitrate(self, observations: Iterable[Observation], *, recheck: Recheck) -> dict[str, Target]:
-        """The replicas of every pool member (keyed namespace/name); non-members are not in the answer."""
+        """The replicas of every pool member (keyed namespace/name); non-members are not in the answer.
+        The statuses and Events saying so are queued for :meth:`report`."""
         now = self._clock()
+        self._writes = []  # an arbitration that failed half-way must not leave its writes to the next
         if self.enabled and not self.informer.synced.is_set():
             # Before the pools are loaded every one would look missing: hold members as they are.
             return {
@@ -130,7 +142,7 @@ class PoolKeeper:
             if membership is not None:
                 groups[membership.name].append(observation)
             elif observation.service.status.pool is not None:
-                await self._write_member(observation, None)  # it left its pool
+                self._later(self._write_member, observation, None)  # it left its pool
         for name, members in groups.items():
             targets.update(await self._arbitrate_pool(name, members, now=now, recheck=recheck))
         return targets
@@ -147,7 +159,7 @@ class PoolKeeper:
                 valid.append(member)
                 continue
             targets[member.key] = _hold_back(member, why)
-            await self._write_member(member, _member_status(name, pool_api.REFUSED, why, None))
+            self._later(self._write_member, member, _member_status(name, pool_api.REFUSED, why, None))
         if pool is None:
             return targets
         if name not in self._totals:
@@ -170,11 +182,20 @@ class PoolKeeper:
             eviction = next((e for e in planned.evictions if e.victim == key and key not in cancelled), None)
             targets[key] = self._target(observation, replicas, eviction, pool=name)
             self._remember(observation, memory, replicas=replicas, waiting=key in waits, now=now, pool=name)
-            await self._write_member(
-                observation, self._status_of(observation, replicas, waits.get(key), name)
+            self._later(
+                self._write_member, observation, self._status_of(observation, replicas, waits.get(key), name)
             )
-        await self._write_pool(pool, valid, planned, targets, now=now)
+        self._later(functools.partial(self._write_pool, now=now), pool, valid, planned, targets)
         return targets
+
+    async def report(self) -> None:
+        """Write what the last arbitration queued (member and pool statuses, Events), in its order."""
+        writes, self._writes = self._writes, []
+        for write in writes:
+            await write()
+
+    def _later(self, write: Callable[..., Awaitable[None]], *args: Any) -> None:
+        self._writes.append(functools.partial(write, *args))
 
     # ---- inputs ------------------------------------------------------------------------------------
     def _pool(self, name: str) -> tuple[pool_api.AcceleratorPool | None, str | None]:
@@ -263,24 +284,26 @@ class PoolKeeper:
                     pool=name, victim=eviction.victim, requester=eviction.requester, devices=eviction.devices
                 ),
             )
-            await self._recorder.record(victim.obj, kind="Normal", reason="PoolEvicted", message=message)
+            self._later(self._record, victim.obj, "PoolEvicted", message)
             requester = by_key[eviction.requester]
-            await self._recorder.record(
+            self._later(
+                self._record,
                 requester.obj,
-                kind="Normal",
-                reason="PoolSwap",
-                message=f"AcceleratorPool {name}: evicting {eviction.victim} to make room; "
-                "starts once it is drained",
+                "PoolSwap",
+                f"AcceleratorPool {name}: evicting {eviction.victim} to make room; starts once it is drained",
             )
             pool_obj = self.informer.get(name)
             if pool_obj is not None:
-                await self._recorder.record(
+                self._later(
+                    self._record,
                     pool_obj,
-                    kind="Normal",
-                    reason="Swap",
-                    message=f"evicted {eviction.victim} for {eviction.requester} ({eviction.reason})",
+                    "Swap",
+                    f"evicted {eviction.victim} for {eviction.requester} ({eviction.reason})",
                 )
         return cancelled
+
+    async def _record(self, obj: dict[str, Any], reason: str, message: str) -> None:
+        await self._recorder.record(obj, kind="Normal", reason=reason, message=message)
 
     # ---- outcome -------------------------------------------------------------------------------------
     def _target(

@@ -130,6 +130,25 @@ async def test_an_engine_that_cannot_be_read_keeps_the_drain_until_the_timeout(k
 
 
 async def test_the_drainer_process_serves_drain_and_stops_on_sigterm(stub: StubFactory) -> None:
+    """Before any drain, SIGTERM stops it (a pod deleted before its engine ever started)."""
+    async with stub() as (engine, _):
+        args = [
+            "drainer",
+            "--listen=127.0.0.1:0",
+            f"--metrics-url={engine}/metrics",
+            f"--running-metric={RUNNING}",
+            f"--waiting-metric={WAITING}",
+        ]
+        async with running_hearth(args) as process, aiohttp.ClientSession() as http:
+            base = process.wait_listening()
+            async with http.get(f"{base}/healthz") as response:
+                assert response.status == 200
+            assert await process.stop_async() == 0
+
+
+async def test_the_drainer_process_ends_once_it_has_answered_the_drain(stub: StubFactory) -> None:
+    """Its one job is done: it exits by itself, so the kubelet need not stop it after the engine (issue 32),
+    and an engine restarted later is drained by a fresh drainer, never answered a finished drain's result."""
     async with stub() as (engine, client):
         async with client.post(f"{engine}/control", json={"running": 1}) as response:
             assert response.status == 200
@@ -152,7 +171,7 @@ async def test_the_drainer_process_serves_drain_and_stops_on_sigterm(stub: StubF
                 assert response.status == 200
             result = await drain
             assert result["outcome"] == "idle"
-            assert await process.stop_async() == 0
+            assert await process.wait_async(within_s=10) == 0, "the drainer did not end after answering"
         assert "drain over" in process.text()
 
 

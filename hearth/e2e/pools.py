@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -117,7 +118,10 @@ async def third_model_evicts_the_lru(run: Run) -> str:
     for name in MEMBERS:
         await run.gateway_url(name)
     started = time.monotonic()
+    plain: list[tuple[str, float]] = []
+    timeline = asyncio.create_task(_timeline(_start_steps(run, "pool-a"), plain))
     first_a = await _answered(run, "pool-a") - started
+    await _stop(timeline)
     await _answered(run, "pool-b")
     state = await _member_pool(run, "pool-a")
     if state.get("state") != "Holding":
@@ -129,7 +133,7 @@ async def third_model_evicts_the_lru(run: Run) -> str:
     told: list[wakeprogress.Told] = []
     request = asyncio.create_task(_answered(run, "pool-c", told=told))
     marks: list[tuple[str, float]] = []
-    timeline = asyncio.create_task(_swap_timeline(run, victim="pool-a", requester="pool-c", marks=marks))
+    timeline = asyncio.create_task(_timeline(_swap_steps(run, victim="pool-a", requester="pool-c"), marks))
     await run.wait("pool-a scaled to 0", lambda: _at_zero(run, "pool-a"))
     await run.wait("pool-a's pod gone", lambda: _no_pods(run, "pool-a"))
     first_token = await request
@@ -146,29 +150,78 @@ async def third_model_evicts_the_lru(run: Run) -> str:
         raise ScenarioFailedError(
             f"pool-c's held stream was not told it waited for a device: {progress.describe()}"
         )
-    swap = first_token - sent
-    over = swap - first_a - SWAP_BUDGET_SECONDS
-    budget = "met" if over <= 0 else f"NOT met, {over:.1f}s over"
-    path = " -> ".join(f"{what} {at - sent:.2f}s" for what, at in marks)
     return (
-        f"pool-a (LRU) evicted for pool-c; swap path: cold request -> {path} -> first token {swap:.2f}s "
-        f"(a plain cold start: {first_a:.2f}s; budget swap <= plain + {SWAP_BUDGET_SECONDS:g}s: {budget}; "
+        "pool-a (LRU) evicted for pool-c; "
+        f"{_swap_report(_Path(started, plain, started + first_a), _Path(sent, marks, first_token))}; "
         f"without the pool the request waits for the idle model's scaleDownStabilization, "
-        f"{MEMBER_STABILIZATION} here, 5m by default); pool-c's stream was told: {progress.describe()}"
+        f"{MEMBER_STABILIZATION} here, 5m by default; pool-c's stream was told: {progress.describe()}"
     )
 
 
-async def _swap_timeline(run: Run, *, victim: str, requester: str, marks: list[tuple[str, float]]) -> None:
-    """Append to *marks* when each step of a swap is seen (monotonic, polled every
-    :data:`TIMELINE_POLL_SECONDS`): the victim's scale at 0 (the pool's arbitration and eviction), its pods
-    gone (drained), the requester's scale at 1, its pod bound to a node, Ready."""
-    steps: list[tuple[str, Callable[[], Awaitable[bool]]]] = [
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Path:
+    """One cold request's way to its first token (monotonic seconds)."""
+
+    sent: float
+    marks: list[tuple[str, float]]
+    first_token: float
+
+    def steps(self) -> str:
+        return " -> ".join(f"{what} {at - self.sent:.2f}s" for what, at in self.marks)
+
+    def scheduled(self) -> float | None:
+        return next((at - self.sent for what, at in self.marks if what == "pod scheduled"), None)
+
+    @property
+    def total(self) -> float:
+        return self.first_token - self.sent
+
+
+def _swap_report(plain: _Path, swap: _Path) -> str:
+    """Both paths step by step, and the budget judged on what the swap adds: the time until the requester's
+    pod is bound to a node, against a plain cold start's. From there on both do the same work, and the
+    end-to-end difference also carries the kubelet's probe phases (startup, then readiness, at periodSeconds
+    1: up to 2 s either way in a single pair), so it is reported, not judged."""
+    own, plain_own = swap.scheduled(), plain.scheduled()
+    if own is None or plain_own is None:
+        verdict = "not judged: a pod's scheduling was not seen"
+    else:
+        over = own - plain_own - SWAP_BUDGET_SECONDS
+        verdict = (
+            f"the swap's own cost (cold request -> the requester's pod scheduled) {own:.2f}s against a plain "
+            f"cold start's {plain_own:.2f}s, budget +{SWAP_BUDGET_SECONDS:g}s: "
+            + ("met" if over <= 0 else f"NOT met, {over:.2f}s over")
+        )
+    return (
+        f"plain cold start: request -> {plain.steps()} -> first token {plain.total:.2f}s; "
+        f"swap: cold request -> {swap.steps()} -> first token {swap.total:.2f}s "
+        f"(+{swap.total - plain.total:.2f}s end to end); {verdict}"
+    )
+
+
+def _swap_steps(run: Run, *, victim: str, requester: str) -> list[tuple[str, Callable[[], Awaitable[bool]]]]:
+    """A swap's steps: the victim's scale at 0 (the pool's arbitration and eviction), its pods gone
+    (drained), then the requester's start."""
+    return [
         ("victim scaled to 0", lambda: _at_zero(run, victim)),
         ("victim gone", lambda: _no_pods(run, victim)),
-        ("requester scaled to 1", lambda: _scaled_to(run, requester, 1)),
-        ("pod scheduled", lambda: _pod_condition(run, requester, "PodScheduled")),
-        ("pod ready", lambda: _pod_condition(run, requester, "Ready")),
+        *_start_steps(run, requester),
     ]
+
+
+def _start_steps(run: Run, name: str) -> list[tuple[str, Callable[[], Awaitable[bool]]]]:
+    """A member's start: its scale at 1, its pod bound to a node, Ready."""
+    return [
+        ("scaled to 1", lambda: _scaled_to(run, name, 1)),
+        ("pod scheduled", lambda: _pod_condition(run, name, "PodScheduled")),
+        ("pod ready", lambda: _pod_condition(run, name, "Ready")),
+    ]
+
+
+async def _timeline(
+    steps: list[tuple[str, Callable[[], Awaitable[bool]]]], marks: list[tuple[str, float]]
+) -> None:
+    """Append to *marks* when each step is seen (monotonic, polled every :data:`TIMELINE_POLL_SECONDS`)."""
     for what, seen in steps:
         await _until(seen)
         marks.append((what, time.monotonic()))

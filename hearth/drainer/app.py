@@ -18,7 +18,9 @@ container has exited, so its own stop (0.3 s measured on the test bed: a signal,
 the single-file binary's cleanup) would otherwise add to every scale-down and pool swap; ended early, it
 overlaps the engine's stop instead (issue 32). It also means an engine container restarted in a running pod
 (a failed liveness probe also runs the preStop) gets a fresh drainer, restarted by the kubelet, rather than
-a finished drain's answer at its next termination.
+a finished drain's answer at its next termination. (A sidecar that exits while its pod terminates stays
+down in Kubernetes up to 1.36; the alpha gate of KEP-4438, ``SidecarsRestartableDuringPodTermination``,
+off by default, would restart it while the engine stops: the drain is unaffected, only this saving lost.)
 """
 
 from __future__ import annotations

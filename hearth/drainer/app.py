@@ -19,8 +19,8 @@ the single-file binary's cleanup) would otherwise add to every scale-down and po
 overlaps the engine's stop instead (issue 32). It also means an engine container restarted in a running pod
 (a failed liveness probe also runs the preStop) gets a fresh drainer, restarted by the kubelet, rather than
 a finished drain's answer at its next termination. (A sidecar that exits while its pod terminates stays
-down in Kubernetes up to 1.36; the alpha gate of KEP-4438, ``SidecarsRestartableDuringPodTermination``,
-off by default, would restart it while the engine stops: the drain is unaffected, only this saving lost.)
+down for the rest of it, unless the kubelet has KEP-4438's alpha gate on, off by default, which restarts it
+while the engine stops: the drain is unaffected, only this saving is lost.)
 """
 
 from __future__ import annotations

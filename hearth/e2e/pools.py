@@ -117,12 +117,9 @@ async def third_model_evicts_the_lru(run: Run) -> str:
         await run.client.apply(member(run, name))
     for name in MEMBERS:
         await run.gateway_url(name)
-    started = time.monotonic()
-    plain: list[tuple[str, float]] = []
-    timeline = asyncio.create_task(_timeline(_start_steps(run, "pool-a"), plain))
-    first_a = await _answered(run, "pool-a") - started
-    await _stop(timeline)
-    await _answered(run, "pool-b")
+    # Both wakes are plain cold starts (nobody to evict); the faster is the swap's reference (the first wake
+    # after an install may wait for the operator's long-poll to a new gateway pod, up to its 2 s pass).
+    plain = min([await _plain_start(run, "pool-a"), await _plain_start(run, "pool-b")], key=_Path.reference)
     state = await _member_pool(run, "pool-a")
     if state.get("state") != "Holding":
         raise ScenarioFailedError(f"pool-a after its answer: status.pool {state}")
@@ -153,7 +150,7 @@ async def third_model_evicts_the_lru(run: Run) -> str:
     # The victim's device is free only once the kubelet has stopped its pod: its own stop time for a bare
     # pod of the same image, measured now, is the part of the swap no drain can shorten.
     stop = await drain.kubelet_stop_seconds(run)
-    report = _swap_report(_Path(started, plain, started + first_a), _Path(sent, marks, first_token), stop)
+    report = _swap_report(plain, _Path(sent, marks, first_token), stop)
     return (
         f"pool-a (LRU) evicted for pool-c; {report}; "
         f"without the pool the request waits for the idle model's scaleDownStabilization, "
@@ -179,6 +176,21 @@ class _Path:
     def total(self) -> float:
         return self.first_token - self.sent
 
+    def reference(self) -> float:
+        """How soon its pod was scheduled (a path whose scheduling was not seen sorts last)."""
+        scheduled = self.scheduled()
+        return scheduled if scheduled is not None else float("inf")
+
+
+async def _plain_start(run: Run, name: str) -> _Path:
+    """A member woken from zero with its devices free, timed step by step."""
+    marks: list[tuple[str, float]] = []
+    sent = time.monotonic()
+    timeline = asyncio.create_task(_timeline(_start_steps(run, name), marks))
+    first_token = await _answered(run, name)
+    await _stop(timeline)
+    return _Path(sent, marks, first_token)
+
 
 def _swap_report(plain: _Path, swap: _Path, kubelet_stop: float) -> str:
     """Both paths step by step, and the budget judged on what the swap adds: the time until the requester's
@@ -203,7 +215,8 @@ def _swap_report(plain: _Path, swap: _Path, kubelet_stop: float) -> str:
             + ("met" if strict <= 0 else f"{strict:.2f}s over")
         )
     return (
-        f"plain cold start: request -> {plain.steps()} -> first token {plain.total:.2f}s; "
+        f"plain cold start (the faster of two): request -> {plain.steps()} -> "
+        f"first token {plain.total:.2f}s; "
         f"swap: cold request -> {swap.steps()} -> first token {swap.total:.2f}s "
         f"(+{swap.total - plain.total:.2f}s end to end); {verdict}"
     )

@@ -90,14 +90,18 @@ def service_manifest(service: LLMService, runtime: InferenceRuntime) -> dict[str
 
 
 def network_policy(
-    service: LLMService, runtime: InferenceRuntime, *, gateways: Sequence[str] = ()
+    service: LLMService,
+    runtime: InferenceRuntime,
+    *,
+    gateways: Sequence[str] = (),
+    drain_port: int | None = None,
 ) -> dict[str, Any]:
     """``<svc>-backend`` NetworkPolicy: the backend pods take connections on the runtime port only from
     this LLMService's gateway pods (or those of the LLMGateways routing it, *gateways*), and from
     namespaces labelled ``metrics: enabled`` (scrapers of the runtime's /metrics); on the drain sidecar's
-    port only from Hearth's operator pods, in whatever namespace it was installed (they tell an idle
-    drain its endpoint removal has settled; a pod without the sidecar has no such port, and the rule
-    matches nothing). Everything else, other tenants' pods included, is refused by an enforcing CNI."""
+    port (*drain_port*, when the pods have the sidecar: :func:`drain_port`) only from Hearth's operator
+    pods, in whatever namespace it was installed (they tell an idle drain its endpoint removal has
+    settled). Everything else, other tenants' pods included, is refused by an enforcing CNI."""
     name = service.metadata.name
     selector = names.backend_selector(name)
     port = [{"port": runtime.spec.container.port.name, "protocol": "TCP"}]
@@ -105,31 +109,46 @@ def network_policy(
         peers = [{"podSelector": {"matchLabels": names.shared_gateway_selector(each)}} for each in gateways]
     else:
         peers = [{"podSelector": {"matchLabels": names.gateway_selector(name)}}]
+    ingress: list[dict[str, Any]] = [
+        {"from": peers, "ports": port},
+        {
+            "from": [{"namespaceSelector": {"matchLabels": dict(names.METRICS_NAMESPACE_LABEL)}}],
+            "ports": port,
+        },
+    ]
+    if drain_port is not None:
+        ingress.append(
+            {
+                "from": [
+                    {
+                        "namespaceSelector": {},
+                        "podSelector": {"matchLabels": dict(names.OPERATOR_POD_SELECTOR)},
+                    }
+                ],
+                # By number: the port is the sidecar's, an init container's, and NetworkPolicy
+                # implementations may resolve a named port only among the pod's containers
+                # (kube-network-policies v0.8.0 does: with "drain" the operator's word was dropped).
+                "ports": [{"port": drain_port, "protocol": "TCP"}],
+            }
+        )
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
         "metadata": common.metadata(service, names.backend_network_policy(name), selector),
-        "spec": {
-            "podSelector": {"matchLabels": selector},
-            "policyTypes": ["Ingress"],
-            "ingress": [
-                {"from": peers, "ports": port},
-                {
-                    "from": [{"namespaceSelector": {"matchLabels": dict(names.METRICS_NAMESPACE_LABEL)}}],
-                    "ports": port,
-                },
-                {
-                    "from": [
-                        {
-                            "namespaceSelector": {},
-                            "podSelector": {"matchLabels": dict(names.OPERATOR_POD_SELECTOR)},
-                        }
-                    ],
-                    "ports": [{"port": drain_api.PORT_NAME, "protocol": "TCP"}],
-                },
-            ],
-        },
+        "spec": {"podSelector": {"matchLabels": selector}, "policyTypes": ["Ingress"], "ingress": ingress},
     }
+
+
+def drain_port(deployment: dict[str, Any]) -> int | None:
+    """The drain sidecar's port in a rendered backend Deployment (None: its pods have no sidecar)."""
+    pod = deployment["spec"]["template"]["spec"]
+    for container in pod.get("initContainers") or []:
+        if container["name"] != drain_api.CONTAINER_NAME:
+            continue
+        for port in container.get("ports") or []:
+            if port.get("name") == drain_api.PORT_NAME:
+                return int(port["containerPort"])
+    return None
 
 
 def _check_accelerator(service: LLMService, runtime: InferenceRuntime) -> None:

@@ -56,10 +56,16 @@ def _reference(service: LLMService, api_version: str, kind: str, name: str) -> d
 
 
 def _network_policy_step(
-    service: LLMService, runtime: InferenceRuntime, config: OperatorConfig, gateways: Sequence[str]
+    service: LLMService,
+    runtime: InferenceRuntime,
+    config: OperatorConfig,
+    gateways: Sequence[str],
+    deployment: dict[str, Any],
 ) -> Step:
     if config.network_policies:
-        policy = backend.network_policy(service, runtime, gateways=gateways)
+        policy = backend.network_policy(
+            service, runtime, gateways=gateways, drain_port=backend.drain_port(deployment)
+        )
         return Step(Reason.APPLY_NETWORK_POLICY, Mode.APPLY, policy)
     name = names.backend_network_policy(service.metadata.name)
     leftover = _reference(service, "networking.k8s.io/v1", "NetworkPolicy", name)
@@ -152,16 +158,13 @@ def build(
     cache_plan = cache.plan(service)
     name = service.metadata.name
     serving = gateways[0] if gateways else None
+    deployment = backend.deployment(
+        service, runtime, model, cache_plan, vendor, drainer_image=config.drainer_image
+    )
     steps = [
-        Step(
-            Reason.APPLY_DEPLOYMENT,
-            Mode.APPLY,
-            backend.deployment(
-                service, runtime, model, cache_plan, vendor, drainer_image=config.drainer_image
-            ),
-        ),
+        Step(Reason.APPLY_DEPLOYMENT, Mode.APPLY, deployment),
         Step(Reason.APPLY_BACKEND_SERVICE, Mode.APPLY, backend.service_manifest(service, runtime)),
-        _network_policy_step(service, runtime, config, gateways),
+        _network_policy_step(service, runtime, config, gateways, deployment),
         *(
             _dedicated_gateway_steps(service, runtime, config)
             if serving is None

@@ -145,8 +145,13 @@ def test_several_gateway_replicas_get_a_budget_a_spread_and_a_surge_first_rollou
 def test_network_policies_let_only_the_gateway_and_scrapers_reach_the_backend() -> None:
     service = _service(_base_spec("vllm-nvidia", "None"))
     assert _steps(service)[("NetworkPolicy", "qwen-backend")].mode is plan.Mode.DELETE, "off by default"
-    config = OperatorConfig(scaler_mode=ScalerMode.BUILTIN, network_policies=True)
+    config = OperatorConfig(
+        scaler_mode=ScalerMode.BUILTIN, network_policies=True, gateway_image="hearth.dev/hearth:1"
+    )
     steps = _steps(service, config)
+    (drainer,) = steps[("Deployment", "qwen")].manifest["spec"]["template"]["spec"]["initContainers"][:1]
+    assert drainer["name"] == "hearth-drainer"
+    (drain_port,) = [port["containerPort"] for port in drainer["ports"] if port["name"] == "drain"]
     policy = steps[("NetworkPolicy", "qwen-backend")]
     assert policy.mode is plan.Mode.APPLY
     backend_pods = steps[("Deployment", "qwen")].manifest["spec"]["selector"]["matchLabels"]
@@ -159,15 +164,20 @@ def test_network_policies_let_only_the_gateway_and_scrapers_reach_the_backend() 
     assert sources == [
         ({"podSelector": {"matchLabels": gateway_pods}}, runtime_port),
         ({"namespaceSelector": {"matchLabels": {"metrics": "enabled"}}}, runtime_port),
-        # The operator, wherever installed, on the drain sidecar's port only (POST /drain/settled).
+        # The operator, wherever installed, on the drain sidecar's port only (POST /drain/settled); by
+        # number: a named port of an init container is not resolved by every implementation (issue 32).
         (
             {
                 "namespaceSelector": {},
                 "podSelector": {"matchLabels": {"app.kubernetes.io/part-of": "hearth", **_OPERATOR}},
             },
-            [{"port": "drain", "protocol": "TCP"}],
+            [{"port": drain_port, "protocol": "TCP"}],
         ),
     ]
+    # Without the sidecar (the reference's gateway image: the drain sleeps) there is no drain port to open.
+    sleeping = _steps(service, OperatorConfig(scaler_mode=ScalerMode.BUILTIN, network_policies=True))
+    rules = sleeping[("NetworkPolicy", "qwen-backend")].manifest["spec"]["ingress"]
+    assert len(rules) == 2
     # Both installers label the operator's pods so that the rule admits them.
     pod_labels = manifests.deployment(manifests.InstallConfig())["spec"]["template"]["metadata"]["labels"]
     assert {"app.kubernetes.io/part-of": "hearth", **_OPERATOR}.items() <= pod_labels.items()

@@ -1,7 +1,10 @@
 """The backend NetworkPolicy enforced for real (issue 29): with Hearth installed with ``--network-policies``
 (chart: ``networkPolicies.enabled``) and an enforcing implementation on the cluster, a warm backend answers
 its own gateway, refuses a plain pod of the same namespace and one of an unlabelled namespace, and serves
-its metrics to a pod of a namespace labelled ``metrics: enabled`` (Prometheus's, as the docs say).
+its metrics to a pod of a namespace labelled ``metrics: enabled`` (Prometheus's, as the docs say). On the
+drain sidecar's port it answers a pod labelled as Hearth's operator pods are (in another namespace: the
+operator's, wherever installed) and refuses a plain pod of its namespace (issue 32: the operator's word
+that an evicted pod's endpoints have settled).
 
 Each probe is a one-shot pod of the stub image (``busybox``: no ``kubectl exec``) that GETs the backend
 pod's ``/metrics`` on the runtime port, straight at the pod IP, a few times: its exit code says whether it
@@ -45,22 +48,32 @@ class Expect(enum.Enum):
         return ACCEPT_TRIES if self is Expect.ANSWERED else REFUSE_TRIES
 
 
+class Target(enum.Enum):
+    """What a probe GETs: the engine's /metrics on the runtime port, or the drain sidecar's /healthz."""
+
+    METRICS = "/metrics"
+    DRAIN = "/healthz"
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Probe:
-    """One probe pod: from *namespace*, GET the backend's /metrics; *expect* is what the policy says."""
+    """One probe pod: from *namespace*, with *labels*, GET the backend's *target*; *expect* is what the
+    policy says."""
 
     name: str
     namespace: str
     expect: Expect
     why: str
+    target: Target = Target.METRICS
+    labels: tuple[tuple[str, str], ...] = ()
 
 
-def probe_script(ip: str, port: int, tries: int) -> str:
+def probe_script(ip: str, port: int, tries: int, path: str = Target.METRICS.value) -> str:
     """The probe's shell (busybox ``sh``; every tool called as a busybox applet, since the image sets no
-    PATH): up to *tries* GETs of ``/metrics``; exit 0 at the first HTTP 200, 1 if none came. An answer is
+    PATH): up to *tries* GETs of *path*; exit 0 at the first HTTP 200, 1 if none came. An answer is
     a 200 status line, so a reset or an empty reply is not taken for one."""
     bb = "/bin/busybox"
-    request = r"printf 'GET /metrics HTTP/1.0\r\nHost: backend\r\n\r\n'"
+    request = rf"printf 'GET {path} HTTP/1.0\r\nHost: backend\r\n\r\n'"
     return (
         f"i=0; while [ $i -lt {tries} ]; do i=$((i+1)); "
         f"if ({request}; {bb} sleep 1) | {bb} nc -w {TRY_TIMEOUT_SECONDS} {ip} {port} "
@@ -83,7 +96,12 @@ def probe_pod(probe: Probe, *, image: str, ip: str, port: int) -> dict[str, Any]
                     "name": "probe",
                     "image": image,
                     "imagePullPolicy": "IfNotPresent",
-                    "command": ["/bin/busybox", "sh", "-c", probe_script(ip, port, probe.expect.tries)],
+                    "command": [
+                        "/bin/busybox",
+                        "sh",
+                        "-c",
+                        probe_script(ip, port, probe.expect.tries, probe.target.value),
+                    ],
                 }
             ],
         }
@@ -91,7 +109,11 @@ def probe_pod(probe: Probe, *, image: str, ip: str, port: int) -> dict[str, Any]
     return {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": probe.name, "namespace": probe.namespace, "labels": {"app": PROBE_LABEL}},
+        "metadata": {
+            "name": probe.name,
+            "namespace": probe.namespace,
+            "labels": {"app": PROBE_LABEL, **dict(probe.labels)},
+        },
         "spec": spec,
     }
 
@@ -123,7 +145,8 @@ def verdict(results: dict[Probe, Expect]) -> list[str]:
 
 
 async def enforced_network_policy(run: Run) -> str:
-    """N1: the backend answers its gateway and a metrics namespace's pod, and refuses other pods."""
+    """N1: the backend answers its gateway and a metrics namespace's pod, and refuses other pods; its drain
+    sidecar answers the operator's pods and refuses others."""
     enforcer = run.options.network_policy_enforcer
     if not enforcer:
         raise ScenarioNotPromisedError(
@@ -146,7 +169,7 @@ async def enforced_network_policy(run: Run) -> str:
         events, first_token = await run.stream(url, 4, model=SERVICE)
         if first_token is None or events[-1] != b"data: [DONE]":
             raise ScenarioFailedError(f"the request through the gateway was not answered: {events[-2:]}")
-        ip, port = await _backend_address(run)
+        ip, port, drain_port = await _backend_address(run)
 
         await run.client.apply(scraper_namespace(metrics_namespace))
         await run.client.apply(fixtures.namespace(other_namespace))
@@ -159,9 +182,25 @@ async def enforced_network_policy(run: Run) -> str:
                 f"a pod of a namespace labelled {_label_text()}",
             ),
             Probe("netpol-other-ns", other_namespace, Expect.REFUSED, "a pod of an unlabelled namespace"),
+            Probe(
+                "netpol-operator-drain",
+                other_namespace,
+                Expect.ANSWERED,
+                "a pod labelled as Hearth's operator, at the drain sidecar's port",
+                Target.DRAIN,
+                tuple(names.OPERATOR_POD_SELECTOR.items()),
+            ),
+            Probe(
+                "netpol-same-ns-drain",
+                run.namespace,
+                Expect.REFUSED,
+                "a plain pod of the backend's namespace, at the drain sidecar's port",
+                Target.DRAIN,
+            ),
         ]
         for probe in probes:
-            await run.client.apply(probe_pod(probe, image=run.options.stub_image, ip=ip, port=port))
+            at = drain_port if probe.target is Target.DRAIN else port
+            await run.client.apply(probe_pod(probe, image=run.options.stub_image, ip=ip, port=at))
         seen = await run.wait(
             "the probe pods to finish", lambda: _outcomes(run, probes), within=(ACCEPT_TRIES + 5) * 5
         )
@@ -174,7 +213,8 @@ async def enforced_network_policy(run: Run) -> str:
             f"{enforcer} enforcing {policy}: the gateway's request answered; /metrics at the backend pod "
             f"{ip}:{port} answered a pod of a namespace labelled {_label_text()}, refused "
             f"{REFUSE_TRIES} times of {REFUSE_TRIES} a plain pod of the namespace and one of an unlabelled "
-            f"namespace"
+            f"namespace; the drain sidecar's /healthz at {ip}:{drain_port} answered a pod labelled as the "
+            f"operator and refused a plain pod of the namespace"
         )
     finally:
         for namespace in (metrics_namespace, other_namespace):
@@ -199,8 +239,8 @@ async def _warm(run: Run) -> bool:
     return (await run.replicas(names.backend(SERVICE)))[1] >= 1
 
 
-async def _backend_address(run: Run) -> tuple[str, int]:
-    """The ready backend pod's IP and its serving container's port."""
+async def _backend_address(run: Run) -> tuple[str, int, int]:
+    """The ready backend pod's IP, its serving container's port and its drain sidecar's."""
     pods, _ = await run.client.list(
         resources.POD,
         namespace=run.namespace,
@@ -210,10 +250,11 @@ async def _backend_address(run: Run) -> tuple[str, int]:
         ip = (pod.get("status") or {}).get("podIP")
         if not ip or pod["metadata"].get("deletionTimestamp"):
             continue
+        drain_port = backend.drain_port({"spec": {"template": {"spec": pod["spec"]}}})
         for container in pod["spec"]["containers"]:
-            if container["name"] == backend.CONTAINER_NAME and container.get("ports"):
-                return str(ip), int(container["ports"][0]["containerPort"])
-    raise ScenarioFailedError(f"no running backend pod of {SERVICE} with a port")
+            if container["name"] == backend.CONTAINER_NAME and container.get("ports") and drain_port:
+                return str(ip), int(container["ports"][0]["containerPort"]), drain_port
+    raise ScenarioFailedError(f"no running backend pod of {SERVICE} with a port and a drain sidecar")
 
 
 async def _outcomes(run: Run, probes: list[Probe]) -> dict[Probe, Expect] | None:

@@ -19,7 +19,7 @@ from hearth.api import loading
 from hearth.api.llmservice import LLMService
 from hearth.api.runtime import InferenceRuntime
 from hearth.e2e import fixtures, netpol, runner
-from hearth.render import backend
+from hearth.render import backend, names
 
 BUSYBOX = shutil.which("busybox")
 
@@ -29,20 +29,26 @@ def _policy() -> dict[str, Any]:
     runtime = loading.parse_object(fixtures.runtime("rt", image="stub"), source="e2e")
     assert isinstance(service, LLMService)
     assert isinstance(runtime, InferenceRuntime)
-    return backend.network_policy(service, runtime)
+    return backend.network_policy(service, runtime, drain_port=DRAIN_PORT)
+
+
+DRAIN_PORT = 8091
 
 
 def _matches(selector: dict[str, Any], labels: dict[str, str]) -> bool:
     return all(labels.get(key) == value for key, value in selector.get("matchLabels", {}).items())
 
 
-def _admitted(policy: dict[str, Any], pod_labels: dict[str, str], namespace: dict[str, Any]) -> bool:
-    """Whether an ingress rule of *policy* for the runtime port (named "http": where the probes connect)
-    names this pod as a peer (selectors by matchLabels only, all the renderer writes; a podSelector alone
-    means the policy's own namespace, "ns"; with a namespaceSelector, both must match)."""
+def _admitted(
+    policy: dict[str, Any], pod_labels: dict[str, str], namespace: dict[str, Any], port: str | int = "http"
+) -> bool:
+    """Whether an ingress rule of *policy* for *port* (the runtime port's name "http", where the metrics
+    probes connect, or the drain port's number) names this pod as a peer (selectors by matchLabels only,
+    all the renderer writes; a podSelector alone means the policy's own namespace, "ns"; with a
+    namespaceSelector, both must match)."""
     namespace_labels = namespace["metadata"].get("labels", {})
     for rule in policy["spec"]["ingress"]:
-        if not any(port["port"] == "http" for port in rule["ports"]):
+        if not any(each["port"] == port for each in rule["ports"]):
             continue
         for peer in rule["from"]:
             if "namespaceSelector" in peer:
@@ -71,6 +77,25 @@ def test_the_policy_admits_exactly_the_probe_expected_answered() -> None:
         pod = netpol.probe_pod(probe, image="stub", ip="10.88.0.9", port=8000)
         admitted = _admitted(policy, pod["metadata"]["labels"], namespace)
         assert admitted == (probe.expect is netpol.Expect.ANSWERED), name
+
+
+def test_only_a_pod_labelled_as_the_operator_reaches_the_drain_port() -> None:
+    policy = _policy()
+    operator = netpol.Probe(
+        "op",
+        "ns-other",
+        netpol.Expect.ANSWERED,
+        "why",
+        netpol.Target.DRAIN,
+        tuple(names.OPERATOR_POD_SELECTOR.items()),
+    )
+    plain = netpol.Probe("plain", "ns", netpol.Expect.REFUSED, "why", netpol.Target.DRAIN)
+    namespaces = {"ns": fixtures.namespace("ns"), "ns-other": fixtures.namespace("ns-other")}
+    for probe in (operator, plain):
+        pod = netpol.probe_pod(probe, image="stub", ip="10.88.0.9", port=DRAIN_PORT)
+        assert "GET /healthz " in pod["spec"]["containers"][0]["command"][-1]
+        admitted = _admitted(policy, pod["metadata"]["labels"], namespaces[probe.namespace], DRAIN_PORT)
+        assert admitted == (probe.expect is netpol.Expect.ANSWERED), probe.name
 
 
 def test_a_probe_that_saw_what_the_policy_forbids_is_named() -> None:
@@ -116,10 +141,10 @@ def _closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _probe(port: int, tries: int) -> subprocess.CompletedProcess[str]:
+def _probe(port: int, tries: int, path: str = "/metrics") -> subprocess.CompletedProcess[str]:
     assert BUSYBOX is not None
     # The script calls busybox at the image's path: point it at the host's.
-    script = netpol.probe_script("127.0.0.1", port, tries).replace("/bin/busybox", BUSYBOX)
+    script = netpol.probe_script("127.0.0.1", port, tries, path).replace("/bin/busybox", BUSYBOX)
     return subprocess.run(
         [BUSYBOX, "sh", "-c", script], capture_output=True, text=True, timeout=30, check=False
     )
@@ -131,6 +156,7 @@ def test_the_probe_script_tells_an_answer_from_a_refusal(metrics_port: int) -> N
     assert (answered.returncode, answered.stdout.strip()) == (0, "answered at try 1")
     refused = _probe(_closed_port(), 1)
     assert (refused.returncode, refused.stdout.strip()) == (1, "no answer in 1 tries")
+    assert _probe(metrics_port, 1, path="/healthz").returncode == 1, "another path: a 404 is no answer"
 
 
 def test_without_a_named_enforcer_the_scenario_is_not_promised() -> None:

@@ -149,7 +149,7 @@ async def third_model_evicts_the_lru(run: Run) -> str:
         )
     # The victim's device is free only once the kubelet has stopped its pod: its own stop time for a bare
     # pod of the same image, measured now, is the part of the swap no drain can shorten.
-    stop = await drain.kubelet_stop_seconds(run)
+    stop = await drain.kubelet_stop_seconds(run, settle=drain.BARE_POD_SETTLE_SECONDS)
     report = _swap_report(plain, _Path(sent, marks, first_token), stop)
     return (
         f"pool-a (LRU) evicted for pool-c; {report}; "

@@ -194,8 +194,8 @@ class PoolKeeper:
         for write in writes:
             await write()
 
-    def _later(self, write: Callable[..., Awaitable[None]], *args: Any) -> None:
-        self._writes.append(functools.partial(write, *args))
+    def _later(self, write: Callable[..., Awaitable[None]], *args: Any, **kwargs: Any) -> None:
+        self._writes.append(functools.partial(write, *args, **kwargs))
 
     # ---- inputs ------------------------------------------------------------------------------------
     def _pool(self, name: str) -> tuple[pool_api.AcceleratorPool | None, str | None]:
@@ -284,25 +284,26 @@ class PoolKeeper:
                     pool=name, victim=eviction.victim, requester=eviction.requester, devices=eviction.devices
                 ),
             )
-            self._later(self._record, victim.obj, "PoolEvicted", message)
+            self._later(self._record, victim.obj, reason="PoolEvicted", message=message)
             requester = by_key[eviction.requester]
             self._later(
                 self._record,
                 requester.obj,
-                "PoolSwap",
-                f"AcceleratorPool {name}: evicting {eviction.victim} to make room; starts once it is drained",
+                reason="PoolSwap",
+                message=f"AcceleratorPool {name}: evicting {eviction.victim} to make room; "
+                "starts once it is drained",
             )
             pool_obj = self.informer.get(name)
             if pool_obj is not None:
                 self._later(
                     self._record,
                     pool_obj,
-                    "Swap",
-                    f"evicted {eviction.victim} for {eviction.requester} ({eviction.reason})",
+                    reason="Swap",
+                    message=f"evicted {eviction.victim} for {eviction.requester} ({eviction.reason})",
                 )
         return cancelled
 
-    async def _record(self, obj: dict[str, Any], reason: str, message: str) -> None:
+    async def _record(self, obj: dict[str, Any], *, reason: str, message: str) -> None:
         await self._recorder.record(obj, kind="Normal", reason=reason, message=message)
 
     # ---- outcome -------------------------------------------------------------------------------------

@@ -250,7 +250,7 @@ async def _backend_address(run: Run) -> tuple[str, int, int]:
         ip = (pod.get("status") or {}).get("podIP")
         if not ip or pod["metadata"].get("deletionTimestamp"):
             continue
-        drain_port = backend.drain_port({"spec": {"template": {"spec": pod["spec"]}}})
+        drain_port = backend.drain_port(pod["spec"])
         for container in pod["spec"]["containers"]:
             if container["name"] == backend.CONTAINER_NAME and container.get("ports") and drain_port:
                 return str(ip), int(container["ports"][0]["containerPort"]), drain_port

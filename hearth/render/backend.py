@@ -139,9 +139,8 @@ def network_policy(
     }
 
 
-def drain_port(deployment: dict[str, Any]) -> int | None:
-    """The drain sidecar's port in a rendered backend Deployment (None: its pods have no sidecar)."""
-    pod = deployment["spec"]["template"]["spec"]
+def drain_port(pod: dict[str, Any]) -> int | None:
+    """The drain sidecar's port in a backend pod's spec, rendered or running (None: it has no sidecar)."""
     for container in pod.get("initContainers") or []:
         if container["name"] != drain_api.CONTAINER_NAME:
             continue

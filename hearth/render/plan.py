@@ -64,7 +64,10 @@ def _network_policy_step(
 ) -> Step:
     if config.network_policies:
         policy = backend.network_policy(
-            service, runtime, gateways=gateways, drain_port=backend.drain_port(deployment)
+            service,
+            runtime,
+            gateways=gateways,
+            drain_port=backend.drain_port(deployment["spec"]["template"]["spec"]),
         )
         return Step(Reason.APPLY_NETWORK_POLICY, Mode.APPLY, policy)
     name = names.backend_network_policy(service.metadata.name)

@@ -118,8 +118,10 @@ def _event_versions(plane: ControlPlane, namespace: str, involved: str, reason: 
 def _the_victims_scale_came_first(plane: ControlPlane, watch: _ScaleWatch, namespace: str, pool: str) -> None:
     """The victim's scale is the first write of its eviction (its drain, and the requester's start, wait on
     it); the Events and statuses that describe it come after it (issue 32)."""
-    scaled = wait_for(lambda: watch.at_zero, what="the watch seeing a at 0")
-    watch.close()
+    try:
+        scaled = wait_for(lambda: watch.at_zero, what="the watch seeing a at 0")
+    finally:
+        watch.close()
     # (The pool is cluster-scoped: its Events are in the default namespace.)
     expected = ((namespace, "a", "PoolEvicted"), (namespace, "b", "PoolSwap"), ("default", pool, "Swap"))
     for where, involved, reason in expected:

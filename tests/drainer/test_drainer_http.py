@@ -129,17 +129,22 @@ async def test_an_engine_that_cannot_be_read_keeps_the_drain_until_the_timeout(k
     assert result["outcome"] == "timeout"
 
 
-async def test_the_drainer_process_serves_drain_and_stops_on_sigterm(stub: StubFactory) -> None:
+def _drainer_args(engine: str, *extra: str) -> list[str]:
+    """``hearth drainer`` on a free loopback port, reading the stub at *engine*."""
+    return [
+        "drainer",
+        "--listen=127.0.0.1:0",
+        f"--metrics-url={engine}/metrics",
+        f"--running-metric={RUNNING}",
+        f"--waiting-metric={WAITING}",
+        *extra,
+    ]
+
+
+async def test_the_drainer_process_stops_on_sigterm_before_any_drain(stub: StubFactory) -> None:
     """Before any drain, SIGTERM stops it (a pod deleted before its engine ever started)."""
     async with stub() as (engine, _):
-        args = [
-            "drainer",
-            "--listen=127.0.0.1:0",
-            f"--metrics-url={engine}/metrics",
-            f"--running-metric={RUNNING}",
-            f"--waiting-metric={WAITING}",
-        ]
-        async with running_hearth(args) as process, aiohttp.ClientSession() as http:
+        async with running_hearth(_drainer_args(str(engine))) as process, aiohttp.ClientSession() as http:
             base = process.wait_listening()
             async with http.get(f"{base}/healthz") as response:
                 assert response.status == 200
@@ -152,15 +157,7 @@ async def test_the_drainer_process_ends_once_it_has_answered_the_drain(stub: Stu
     async with stub() as (engine, client):
         async with client.post(f"{engine}/control", json={"running": 1}) as response:
             assert response.status == 200
-        args = [
-            "drainer",
-            "--listen=127.0.0.1:0",
-            f"--metrics-url={engine}/metrics",
-            f"--running-metric={RUNNING}",
-            f"--waiting-metric={WAITING}",
-            "--endpoint-delay=10ms",
-            "--poll-interval=10ms",
-        ]
+        args = _drainer_args(str(engine), "--endpoint-delay=10ms", "--poll-interval=10ms")
         async with running_hearth(args) as process, aiohttp.ClientSession() as http:
             base = process.wait_listening()
             drain = asyncio.create_task(_drain(base, http))

@@ -141,7 +141,7 @@ def network_policy(
 
 def drain_port(pod: dict[str, Any]) -> int | None:
     """The drain sidecar's port in a backend pod's spec, rendered or running (None: it has no sidecar)."""
-    for container in pod.get("initContainers") or []:
+    for container in [*(pod.get("initContainers") or []), *(pod.get("containers") or [])]:
         if container["name"] != drain_api.CONTAINER_NAME:
             continue
         for port in container.get("ports") or []:

@@ -30,6 +30,7 @@ import aiohttp
 
 from hearth.api import drain as drain_api
 from hearth.common import logs
+from hearth.render import backend
 
 log = logging.getLogger(__name__)
 
@@ -121,13 +122,9 @@ def drainer_urls(pods: Sequence[dict[str, Any]]) -> list[str]:
     urls = []
     for pod in pods:
         ip = (pod.get("status") or {}).get("podIP")
-        spec = pod.get("spec") or {}
-        for container in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]:
-            if container.get("name") != drain_api.CONTAINER_NAME:
-                continue
-            for port in container.get("ports") or []:
-                if port.get("name") == drain_api.PORT_NAME and ip:
-                    urls.append(f"http://{_host(str(ip))}:{int(port['containerPort'])}")
+        port = backend.drain_port(pod.get("spec") or {})
+        if ip and port is not None:
+            urls.append(f"http://{_host(str(ip))}:{port}")
     return urls
 
 

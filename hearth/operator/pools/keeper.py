@@ -284,11 +284,14 @@ class PoolKeeper:
                     pool=name, victim=eviction.victim, requester=eviction.requester, devices=eviction.devices
                 ),
             )
-            self._later(self._record, victim.obj, reason="PoolEvicted", message=message)
+            self._later(
+                self._recorder.record, victim.obj, kind="Normal", reason="PoolEvicted", message=message
+            )
             requester = by_key[eviction.requester]
             self._later(
-                self._record,
+                self._recorder.record,
                 requester.obj,
+                kind="Normal",
                 reason="PoolSwap",
                 message=f"AcceleratorPool {name}: evicting {eviction.victim} to make room; "
                 "starts once it is drained",
@@ -296,15 +299,13 @@ class PoolKeeper:
             pool_obj = self.informer.get(name)
             if pool_obj is not None:
                 self._later(
-                    self._record,
+                    self._recorder.record,
                     pool_obj,
+                    kind="Normal",
                     reason="Swap",
                     message=f"evicted {eviction.victim} for {eviction.requester} ({eviction.reason})",
                 )
         return cancelled
-
-    async def _record(self, obj: dict[str, Any], *, reason: str, message: str) -> None:
-        await self._recorder.record(obj, kind="Normal", reason=reason, message=message)
 
     # ---- outcome -------------------------------------------------------------------------------------
     def _target(
